@@ -1,0 +1,327 @@
+"""Read recorded event files and write JSON Lines outputs, for replays.
+
+Input files are JSON Lines, plain or gzip (recognised by their magic bytes,
+whatever their name). Several files are merged by event time, so a user's
+events split across files (one file per hour, say) arrive in time order
+instead of one file's events turning the other's into late events
+(``shared/notes/bytewax-0.21.md``, trap 3). Each file's own order is kept:
+a merge never reorders lines within a file.
+
+Outputs are written by each worker to a part file and combined, in a stable
+order that does not depend on the number of workers, when the run is over.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from journeyflow.events import DeadLetter, Event, EventParser
+from journeyflow.records import EndOfInput
+
+__all__ = [
+    "ReplayProgress",
+    "ReplaySource",
+    "JsonLinesSink",
+    "TallySink",
+    "read_lines",
+    "combine_parts",
+]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """Open ``path`` for reading lines; yield (lines, underlying file for tell())."""
+    raw = path.open("rb")
+    try:
+        if raw.read(2) == _GZIP_MAGIC:
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+                yield fh, raw
+        else:
+            raw.seek(0)
+            yield raw, raw
+    finally:
+        raw.close()
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
+    """Yield ``(line number, line without its newline, bytes read so far)``.
+
+    A final line without a newline is still a line; an empty file has none.
+    """
+    with _open(path) as (lines, raw):
+        for number, line in enumerate(lines, 1):
+            if line.endswith(b"\n"):
+                line = line[:-1]
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+            yield number, line, raw.tell()
+
+
+@dataclass
+class ReplayProgress:
+    """Counts the replay source keeps; the replay command reads them at the end."""
+
+    bytes_total: int = 0
+    bytes_read: int = 0
+    read: int = 0
+    users: int = 0
+    last_ts_ms: int | None = None
+    started: float = field(default_factory=time.monotonic)
+    report: Callable[[ReplayProgress], None] | None = None
+    report_every_s: float = 5.0
+    _last_report: float = field(default_factory=time.monotonic)
+
+    def tick(self) -> None:
+        """Report progress if it is time to."""
+        now = time.monotonic()
+        if self.report is not None and now - self._last_report >= self.report_every_s:
+            self._last_report = now
+            self.report(self)
+
+
+def _file_items(
+    path: Path, label: str, parser: EventParser, progress: ReplayProgress, base: int
+) -> Iterator[tuple[int, int, Event | DeadLetter]]:
+    """Yield ``(merge key, line number, parsed line)`` for one file.
+
+    A dead letter takes the event time of the last valid line before it, so
+    it leaves the merge next to its neighbours.
+    """
+    last_ts = -1
+    for number, line, position in read_lines(path):
+        item = parser.parse(line, f"{label}:{number}")
+        progress.read += 1
+        progress.bytes_read = base + position
+        if isinstance(item, Event):
+            last_ts = item.ts_ms
+        yield last_ts, number, item
+
+
+def _merged(
+    paths: list[Path], parser: EventParser, progress: ReplayProgress
+) -> Iterator[Event | DeadLetter]:
+    labels = [str(p) for p in paths]
+    bases = []
+    total = 0
+    for path in paths:
+        bases.append(total)
+        total += path.stat().st_size
+    progress.bytes_total = total
+    if len(paths) == 1:
+        for _, _, item in _file_items(paths[0], labels[0], parser, progress, 0):
+            yield item
+        return
+    # (event time, file index, line) orders ties the same way on every run.
+    streams = [
+        ((key, index, number, item) for key, number, item in _file_items(p, lbl, parser, progress, b))
+        for index, (p, lbl, b) in enumerate(zip(paths, labels, bases, strict=True))
+    ]
+    for _, _, _, item in heapq.merge(*streams, key=lambda entry: entry[:3]):
+        yield item
+
+
+class _ReplayPartition(StatefulSourcePartition[Any, None]):
+    def __init__(
+        self, paths: list[Path], parser: EventParser, progress: ReplayProgress, batch_size: int
+    ) -> None:
+        self._items = self._generate(paths, parser, progress)
+        self._progress = progress
+        self._batch_size = batch_size
+
+    @staticmethod
+    def _generate(
+        paths: list[Path], parser: EventParser, progress: ReplayProgress
+    ) -> Iterator[Any]:
+        users: dict[str, None] = {}
+        last_ts: int | None = None
+        for item in _merged(paths, parser, progress):
+            if isinstance(item, Event):
+                users[item.user] = None
+                if last_ts is None or item.ts_ms > last_ts:
+                    last_ts = item.ts_ms
+            yield item
+        progress.last_ts_ms = last_ts
+        progress.users = len(users)
+        if last_ts is not None:
+            # Every user hears that the input is over, in first-seen order.
+            for user in users:
+                yield EndOfInput(last_ts, user)
+
+    def next_batch(self) -> list[Any]:
+        batch = []
+        for item in self._items:
+            batch.append(item)
+            if len(batch) >= self._batch_size:
+                break
+        self._progress.tick()
+        if not batch:
+            raise StopIteration()
+        return batch
+
+    def snapshot(self) -> None:
+        # Replays are not resumed: a replay that stops is simply run again.
+        return None
+
+
+class ReplaySource(FixedPartitionedSource[Any, None]):
+    """Read event files as one partition, merged by event time, then end the input.
+
+    Emits :class:`Event` and :class:`DeadLetter` in merged order, then one
+    :class:`EndOfInput` per user carrying the replay's last event time.
+    """
+
+    def __init__(
+        self,
+        paths: list[Path],
+        parser: EventParser,
+        progress: ReplayProgress,
+        batch_size: int = 1000,
+    ) -> None:
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            msg = f"input file not found: {', '.join(missing)}"
+            raise FileNotFoundError(msg)
+        self._paths = paths
+        self._parser = parser
+        self._progress = progress
+        self._batch_size = batch_size
+
+    def list_parts(self) -> list[str]:
+        return ["replay"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ReplayPartition:
+        return _ReplayPartition(self._paths, self._parser, self._progress, self._batch_size)
+
+
+class _PartFile(StatelessSinkPartition[Any]):
+    def __init__(self, path: Path, count_by: Callable[[Any], str] | None) -> None:
+        self._fh = path.open("wb")
+        self.counts: Counter[str] = Counter()
+        self._count_by = count_by
+
+    def write_batch(self, items: list[Any]) -> None:
+        self._fh.write(b"".join(item.to_json() + b"\n" for item in items))
+        self.counts["total"] += len(items)
+        if self._count_by is not None:
+            self.counts.update(self._count_by(item) for item in items)
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+class JsonLinesSink(DynamicSink[Any]):
+    """Write records (anything with ``to_json()``) as JSON Lines.
+
+    Each worker writes ``.<name>.part-<worker>`` in ``directory``;
+    :func:`combine_parts` turns the parts into ``<name>`` once the run is over.
+    ``counts`` holds the number written (``total``) and, with ``count_by``, a
+    count per category (dead letters by code, say).
+    """
+
+    def __init__(
+        self, directory: Path, name: str, count_by: Callable[[Any], str] | None = None
+    ) -> None:
+        self.directory = directory
+        self.name = name
+        self._count_by = count_by
+        self._parts: list[_PartFile] = []
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Return what all workers wrote, in total and per category."""
+        return sum((part.counts for part in self._parts), Counter())
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _PartFile:
+        # One partition per worker thread; each keeps its own counts (no shared writes).
+        part = _PartFile(self.directory / f".{self.name}.part-{worker_index}", self._count_by)
+        self._parts.append(part)
+        return part
+
+
+class _Tallies(StatelessSinkPartition[Any]):
+    def __init__(self) -> None:
+        self.totals: Counter[str] = Counter()
+        self.users: set[str] = set()
+
+    def write_batch(self, items: list[Any]) -> None:
+        for tally in items:
+            self.totals["processed"] += tally.processed
+            self.totals["duplicates"] += tally.duplicates
+            self.totals["skipped"] += tally.skipped
+            self.users.add(tally.user_id)
+
+
+class TallySink(DynamicSink[Any]):
+    """Add up the users' :class:`~journeyflow.records.Tally` records."""
+
+    def __init__(self) -> None:
+        self._parts: list[_Tallies] = []
+
+    @property
+    def totals(self) -> Counter[str]:
+        """Return processed, duplicates and skipped over all users."""
+        return sum((part.totals for part in self._parts), Counter())
+
+    @property
+    def users(self) -> set[str]:
+        """Return every user that reported a tally."""
+        return set().union(*(part.users for part in self._parts))
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Tallies:
+        part = _Tallies()
+        self._parts.append(part)
+        return part
+
+
+def combine_parts(directory: Path, name: str, sort_key: Callable[[Any], Any] | None) -> int:
+    """Combine the workers' part files into ``name``; return the line count.
+
+    With ``sort_key`` (applied to each decoded record), lines are sorted, and
+    the sort is stable, so one user's records keep their order. The result is
+    the same whatever the number of workers.
+    """
+    parts = sorted(directory.glob(f".{name}.part-*"))
+    target = directory / name
+    if sort_key is None and len(parts) == 1:
+        os.replace(parts[0], target)
+        return sum(1 for _ in target.open("rb"))
+    lines: list[bytes] = []
+    for part in parts:
+        with part.open("rb") as fh:
+            lines.extend(fh)
+    if sort_key is not None:
+        lines.sort(key=lambda line: sort_key(orjson.loads(line)))
+    with target.open("wb") as fh:
+        fh.writelines(lines)
+    for part in parts:
+        part.unlink()
+    return len(lines)
+
+
+def print_progress(progress: ReplayProgress) -> None:
+    """Print one progress line to stderr."""
+    elapsed = time.monotonic() - progress.started
+    share = progress.bytes_read / progress.bytes_total if progress.bytes_total else 0.0
+    rate = progress.read / elapsed if elapsed > 0 else 0.0
+    print(
+        f"replay: {share:6.1%} of input, {progress.read:,} lines, {rate:,.0f} lines/s",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -1,0 +1,179 @@
+"""Group one user's events into sessions separated by inactivity, in event time.
+
+Two events belong to the same session when no more than ``gap`` of event time
+separates them (a gap of exactly ``gap`` keeps the session going). Events may
+arrive out of order within the allowed lateness, so a session only closes once
+the user's watermark (latest event time minus the allowed lateness) is more
+than ``gap`` past its last event: from then on no event that is not late can
+join it. Until then a user can have more than one open session, and a late
+event that bridges two of them merges them. The outcome is the same as if
+every event had arrived in order.
+
+Memory: only open sessions are kept (at most ``lateness / gap + 2`` of them);
+a closed session leaves as a :class:`SessionSummary`. ``consent`` and
+``forget`` events are not part of sessions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from journeyflow.events import Event
+from journeyflow.records import SessionSummary
+
+__all__ = ["SessionConfig", "Session", "add_event", "pop_closed", "session_id", "summarise"]
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Inactivity gap and lateness that decide when a session is over."""
+
+    gap_ms: int
+    lateness_ms: int
+    max_carted: int = 50
+
+    def __post_init__(self) -> None:
+        if self.gap_ms <= 0:
+            msg = f"session gap must be > 0 ms; got {self.gap_ms} instead"
+            raise ValueError(msg)
+        if self.lateness_ms < 0:
+            msg = f"allowed lateness must be >= 0 ms; got {self.lateness_ms} instead"
+            raise ValueError(msg)
+
+
+@dataclass(slots=True)
+class Session:
+    """An open session's bounds and counters."""
+
+    start_ms: int
+    end_ms: int
+    events: int = 0
+    page_views: int = 0
+    product_views: int = 0
+    add_to_cart: int = 0
+    purchases: int = 0
+    revenue: float = 0.0
+    channel: str | None = None
+    carted: list[str] = field(default_factory=list)
+    """Products added to the cart during the session (cart abandonment)."""
+
+
+def _count(session: Session, event: Event, max_carted: int) -> None:
+    session.events += 1
+    kind = event.type
+    if kind == "page_view":
+        session.page_views += 1
+    elif kind == "product_view":
+        session.product_views += 1
+    elif kind == "add_to_cart":
+        session.add_to_cart += 1
+        if event.product_id not in session.carted and len(session.carted) < max_carted:
+            session.carted.append(event.product_id)  # type: ignore[arg-type]
+    elif kind == "purchase":
+        session.purchases += 1
+        session.revenue += event.revenue
+    if session.channel is None:
+        session.channel = event.channel
+
+
+def _merge(into: Session, other: Session, max_carted: int) -> None:
+    into.start_ms = min(into.start_ms, other.start_ms)
+    into.end_ms = max(into.end_ms, other.end_ms)
+    into.events += other.events
+    into.page_views += other.page_views
+    into.product_views += other.product_views
+    into.add_to_cart += other.add_to_cart
+    into.purchases += other.purchases
+    into.revenue += other.revenue
+    into.channel = into.channel or other.channel
+    for product in other.carted:
+        if product not in into.carted and len(into.carted) < max_carted:
+            into.carted.append(product)
+
+
+def add_event(sessions: list[Session], cfg: SessionConfig, event: Event) -> Session:
+    """Add ``event`` to the open session it belongs to; return that session.
+
+    ``sessions`` stays sorted by start. An event within ``gap`` of several
+    open sessions merges them.
+
+    >>> from journeyflow.events import Event
+    >>> cfg = SessionConfig(gap_ms=1000, lateness_ms=0)
+    >>> open_ = []
+    >>> _ = add_event(open_, cfg, Event("a", "page_view", "u", 0, "t"))
+    >>> _ = add_event(open_, cfg, Event("b", "page_view", "u", 3000, "t"))
+    >>> [(s.start_ms, s.end_ms) for s in open_]
+    [(0, 0), (3000, 3000)]
+    >>> _ = add_event(open_, cfg, Event("c", "page_view", "u", 1500, "t"))  # bridges both
+    >>> [(s.start_ms, s.end_ms, s.events) for s in open_]
+    [(0, 3000, 3)]
+    """
+    ts = event.ts_ms
+    gap = cfg.gap_ms
+    touching = [s for s in sessions if s.start_ms - gap <= ts <= s.end_ms + gap]
+    if not touching:
+        session = Session(start_ms=ts, end_ms=ts)
+        sessions.append(session)
+        sessions.sort(key=lambda s: s.start_ms)
+    else:
+        session = touching[0]
+        for other in touching[1:]:
+            _merge(session, other, cfg.max_carted)
+            sessions.remove(other)
+        session.start_ms = min(session.start_ms, ts)
+        session.end_ms = max(session.end_ms, ts)
+    _count(session, event, cfg.max_carted)
+    return session
+
+
+def pop_closed(sessions: list[Session], cfg: SessionConfig, watermark_ms: int | None) -> list[Session]:
+    """Remove and return the sessions no future on-time event can join.
+
+    ``watermark_ms`` is the user's latest event time minus the allowed
+    lateness; ``None`` closes every session (end of input, erasure).
+    """
+    if watermark_ms is None:
+        closed = list(sessions)
+        sessions.clear()
+        return closed
+    closed = [s for s in sessions if s.end_ms + cfg.gap_ms < watermark_ms]
+    if closed:
+        sessions[:] = [s for s in sessions if s.end_ms + cfg.gap_ms >= watermark_ms]
+    return closed
+
+
+def next_close_ms(sessions: list[Session], cfg: SessionConfig) -> int | None:
+    """Return the user event time at which the first open session can close."""
+    if not sessions:
+        return None
+    return min(s.end_ms for s in sessions) + cfg.gap_ms + cfg.lateness_ms + 1
+
+
+def session_id(user: str, start_ms: int) -> str:
+    """Return the deterministic id of the user's session starting at ``start_ms``.
+
+    A user's sessions never overlap, so (user, start) is unique.
+
+    >>> session_id("u42", 0) == session_id("u42", 0) != session_id("u42", 1)
+    True
+    """
+    digest = hashlib.blake2b(f"{user}\x00{start_ms}".encode(), digest_size=8).hexdigest()
+    return f"s-{digest}"
+
+
+def summarise(session: Session, user: str) -> SessionSummary:
+    """Return the output record of a closed session."""
+    return SessionSummary(
+        session_id=session_id(user, session.start_ms),
+        user_id=user,
+        start_ms=session.start_ms,
+        end_ms=session.end_ms,
+        events=session.events,
+        page_views=session.page_views,
+        product_views=session.product_views,
+        add_to_cart=session.add_to_cart,
+        purchases=session.purchases,
+        revenue=session.revenue,
+        channel=session.channel,
+    )
