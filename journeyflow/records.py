@@ -20,6 +20,11 @@ __all__ = [
     "EndOfInput",
     "SessionSummary",
     "Tally",
+    "SNAPSHOT_FIELDS",
+    "SegmentChange",
+    "Tombstone",
+    "Trigger",
+    "ProfileRow",
 ]
 
 
@@ -100,3 +105,134 @@ class Tally:
     duplicates: int
     skipped: int = 0
     """Events of users who refused personalization (counted in ``processed``)."""
+
+
+def _profile_snapshot(profile: dict[str, Any]) -> dict[str, Any]:
+    return {key: profile.get(key) for key in SNAPSHOT_FIELDS}
+
+
+SNAPSHOT_FIELDS = (
+    "recency_days",
+    "frequency_30d",
+    "monetary_30d",
+    "engagement",
+    "purchase_propensity",
+    "churn_risk",
+)
+"""Profile fields carried in every segment change (the contract's ``profile``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentChange:
+    """A user entered or left segments (``segment-changes``).
+
+    ``cause`` says what caused it: ``event`` (``cause_event_id`` is set),
+    ``session_close``, ``time`` (time passed: timers live, end of a replay),
+    ``consent`` (the user refused personalization: they leave every segment),
+    or ``scores`` (a model score or cluster changed).
+    """
+
+    user_id: str
+    ts_ms: int
+    entered: tuple[str, ...]
+    exited: tuple[str, ...]
+    segments: tuple[str, ...]
+    cause_event_id: str | None
+    profile: dict[str, Any]
+    cause: str = "event"
+
+    def to_json(self) -> bytes:
+        """Encode per the wire contract."""
+        return orjson.dumps(
+            {
+                "kind": "segment_change",
+                "user_id": self.user_id,
+                "ts": format_ts(self.ts_ms),
+                "entered": list(self.entered),
+                "exited": list(self.exited),
+                "segments": list(self.segments),
+                "cause_event_id": self.cause_event_id,
+                "cause": self.cause,
+                "profile": _profile_snapshot(self.profile),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A user's data was erased (``forget``); downstream stores delete theirs.
+
+    ``segments`` lists the segments the user was in, so a store can remove
+    the memberships; it is not part of the wire record.
+    """
+
+    user_id: str
+    ts_ms: int
+    cause_event_id: str | None
+    segments: tuple[str, ...] = ()
+
+    def to_json(self) -> bytes:
+        """Encode per the wire contract."""
+        return orjson.dumps(
+            {
+                "kind": "tombstone",
+                "user_id": self.user_id,
+                "ts": format_ts(self.ts_ms),
+                "cause_event_id": self.cause_event_id,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A trigger fired for a user (``triggers``), or, with ``variant ==
+    "holdout"``, the record that it would have fired (the holdouts output)."""
+
+    trigger_id: str
+    rule: str
+    user_id: str
+    ts_ms: int
+    cause_event_id: str | None
+    variant: str
+    payload: dict[str, Any]
+
+    def to_json(self) -> bytes:
+        """Encode per the wire contract."""
+        return orjson.dumps(
+            {
+                "kind": "trigger",
+                "trigger_id": self.trigger_id,
+                "rule": self.rule,
+                "user_id": self.user_id,
+                "ts": format_ts(self.ts_ms),
+                "cause_event_id": self.cause_event_id,
+                "variant": self.variant,
+                "payload": self.payload,
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileRow:
+    """A user's profile fields for the profile store and ``profiles.jsonl``.
+
+    ``fields`` holds JSON-ready values; ``segments`` is ``None`` when this row
+    does not change the segment list. Stores apply rows as partial updates
+    (field by field), so two writers of disjoint fields do not clash.
+    """
+
+    user_id: str
+    ts_ms: int
+    fields: dict[str, Any]
+    segments: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the row as one JSON object (``profiles.jsonl``)."""
+        doc = {"user_id": self.user_id, **self.fields, "updated_at": format_ts(self.ts_ms)}
+        if self.segments is not None:
+            doc["segments"] = list(self.segments)
+        return doc
+
+    def to_json(self) -> bytes:
+        """Encode as one JSON object."""
+        return orjson.dumps(self.to_dict())
