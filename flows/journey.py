@@ -1,9 +1,11 @@
 """The journeyflow dataflow: one definition for replays and the live worker.
 
 Only the inputs and the sinks differ between a replay and the live worker;
-every operator in between is the same. The shape of the pipeline::
+every operator in between is the same. The pipeline::
 
-    inputs ──► journey (per user) ──► sessions, dead letters, tallies ──► sinks
+    inputs ─► journey (per user) ─► audience (per user) ─► segment changes, triggers
+                 │                                          holdouts, profiles, store
+                 └─► sessions, dead letters, triggers, store rows, tallies
 
 Shape comments after each step say what flows: ``# (user, Event)``.
 """
@@ -21,12 +23,25 @@ from bytewax.outputs import Sink
 
 from config.settings import Settings
 from journeyflow.events import DeadLetter, EventParser
-from journeyflow.records import SessionSummary, Tally
+from journeyflow.records import (
+    ProfileRow,
+    SegmentChange,
+    SessionSummary,
+    Tally,
+    Tombstone,
+    Trigger,
+    UserUpdate,
+)
+from operators.audience import AudienceConfig
 from operators.dedup import DedupConfig
 from operators.journey import Inbound, JourneyConfig
+from operators.profiles import ProfileConfig
+from operators.rules import Rules, load_rules
+from operators.segments import SegmentConfig
 from operators.sessions import SessionConfig
+from operators.triggers import TriggerConfig
 
-__all__ = ["Inputs", "Outputs", "build_flow", "journey_config", "event_parser"]
+__all__ = ["Inputs", "Outputs", "build_flow", "journey_config", "audience_config", "event_parser"]
 
 Inputs = Callable[[Dataflow], tuple[KeyedStream[Inbound], Stream[DeadLetter]]]
 """Adds the input steps to a flow; returns events keyed by user, and dead letters."""
@@ -34,11 +49,20 @@ Inputs = Callable[[Dataflow], tuple[KeyedStream[Inbound], Stream[DeadLetter]]]
 
 @dataclass(frozen=True)
 class Outputs:
-    """Where each kind of record goes; ``None`` drops nothing silently, it means
-    the flow does not produce that output at all (only tallies may be ``None``)."""
+    """Where each kind of record goes.
+
+    ``profiles`` (a replay's final profiles), ``store`` (Redis) and
+    ``tallies`` (a replay's counts) are optional: ``None`` means the flow does
+    not produce that output at all.
+    """
 
     sessions: Sink[Any]
     dead_letters: Sink[Any]
+    segment_changes: Sink[Any]
+    triggers: Sink[Any]
+    holdouts: Sink[Any]
+    profiles: Sink[Any] | None = None
+    store: Sink[Any] | None = None
     tallies: Sink[Any] | None = None
 
 
@@ -51,8 +75,11 @@ def event_parser(settings: Settings) -> EventParser:
     )
 
 
-def journey_config(settings: Settings, *, timers: bool) -> JourneyConfig:
+def journey_config(
+    settings: Settings, rules: Rules, *, timers: bool, store_rows: bool = False
+) -> JourneyConfig:
     """Return the per-user step's configuration from ``settings``."""
+    p = settings.profiles
     return JourneyConfig(
         parser=event_parser(settings),
         dedup=DedupConfig(
@@ -62,15 +89,46 @@ def journey_config(settings: Settings, *, timers: bool) -> JourneyConfig:
         sessions=SessionConfig(
             gap_ms=settings.sessions.gap_s * 1000,
             lateness_ms=settings.lateness.allowed_s * 1000,
-            max_carted=settings.profiles.max_cart_items,
+            max_carted=p.max_cart_items,
         ),
+        profiles=ProfileConfig(
+            engagement_half_life_ms=p.engagement_half_life_s * 1000,
+            affinity_half_life_ms=p.affinity_half_life_s * 1000,
+            product_window_ms=p.product_window_s * 1000,
+            max_products=p.max_products,
+            max_categories=p.max_categories,
+            max_cart_items=p.max_cart_items,
+            max_purchases=p.max_purchases,
+            max_sessions=p.max_sessions,
+        ),
+        segments=SegmentConfig(rules.profile_segments),
+        triggers=TriggerConfig(rules.triggers_on("event") + rules.triggers_on("session_close")),
+        refresh_ms=settings.segments.refresh_s * 1000,
+        late_variables=rules.late_variables,
         timers=timers,
+        store_rows=store_rows,
     )
 
 
-def _only(step_id: str, up: KeyedStream[Any], kind: type) -> Stream[Any]:
-    """Keep the records of one class from a keyed stream, without their key."""
-    return op.filter_map(step_id, up, lambda kv: kv[1] if isinstance(kv[1], kind) else None)
+def audience_config(rules: Rules, *, store_rows: bool = False) -> AudienceConfig:
+    """Return the configuration of the step that merges and publishes segments."""
+    return AudienceConfig(
+        segments=SegmentConfig(rules.model_segments),
+        triggers=TriggerConfig(rules.triggers_on("segment_entry")),
+        store_rows=store_rows,
+    )
+
+
+def _only(step_id: str, up: Stream[Any], kind: type | tuple[type, ...], test: Callable[[Any], bool] | None = None) -> Stream[Any]:
+    """Keep the records of some classes (and passing ``test``) from a keyed stream, unkeyed."""
+
+    def pick(item: tuple[str, Any]) -> Any:
+        value = item[1]
+        if isinstance(value, kind) and (test is None or test(value)):
+            return value
+        return None
+
+    return op.filter_map(step_id, up, pick)
 
 
 def build_flow(
@@ -78,28 +136,56 @@ def build_flow(
     inputs: Inputs,
     outputs: Outputs,
     *,
-    timers: bool,
+    live: bool,
+    rules: Rules | None = None,
     flow_id: str = "journeyflow",
 ) -> Dataflow:
-    """Return the dataflow; ``timers`` is on for the live worker, off for replays.
+    """Return the dataflow for the live worker (``live``) or a replay.
+
+    Live, timers close sessions and re-evaluate segments as time passes, and
+    profile rows go to the store as they change. A replay judges time by
+    event time alone (deterministic) and writes each user's final profile.
 
     Renaming a step or ``flow_id`` makes bytewax recovery lose that step's
     state: keep them stable.
     """
+    rules = rules if rules is not None else load_rules(settings.rules_path)
+    store_rows = outputs.store is not None
     flow = Dataflow(flow_id)
     events, early_dead = inputs(flow)
     # (user, Event | RawRecord | EndOfInput), DeadLetter
-    cfg = journey_config(settings, timers=timers)
-    journey = op.stateful("journey", events, cfg.build)
-    # (user, SessionSummary | DeadLetter | Tally)
-    sessions = _only("sessions", journey, SessionSummary)
-    # SessionSummary
+    journey_cfg = journey_config(settings, rules, timers=live, store_rows=store_rows and live)
+    journey = op.stateful("journey", events, journey_cfg.build)
+    # (user, SessionSummary | DeadLetter | Trigger | UserUpdate | ProfileRow | Tally)
+    updates = op.filter_value("updates", journey, lambda v: isinstance(v, UserUpdate))
+    # (user, UserUpdate)
+    audience = op.stateful("audience", updates, audience_config(rules, store_rows=store_rows).build)
+    # (user, SegmentChange | Tombstone | Trigger | ProfileRow)
+
+    op.output("write_sessions", _only("sessions", journey, SessionSummary), outputs.sessions)
     late = _only("late", journey, DeadLetter)
-    # DeadLetter
-    dead = op.merge("dead_letters", early_dead, late)
-    # DeadLetter
-    op.output("write_sessions", sessions, outputs.sessions)
-    op.output("write_dead_letters", dead, outputs.dead_letters)
+    op.output("write_dead_letters", op.merge("dead_letters", early_dead, late), outputs.dead_letters)
+    fired = op.merge(
+        "fired", _only("event_triggers", journey, Trigger), _only("entry_triggers", audience, Trigger)
+    )
+    # Trigger
+    split = op.branch("split_holdouts", fired, lambda t: t.variant != "holdout")
+    op.output("write_triggers", split.trues, outputs.triggers)
+    op.output("write_holdouts", split.falses, outputs.holdouts)
+    published = _only(
+        "published", audience, (SegmentChange, Tombstone), lambda r: not isinstance(r, Tombstone) or r.reason == "forget"
+    )
+    op.output("write_segment_changes", published, outputs.segment_changes)
+    if outputs.profiles is not None:
+        final = _only("final_profiles", audience, ProfileRow, lambda r: r.final)
+        op.output("write_profiles", final, outputs.profiles)
+    if outputs.store is not None:
+        rows = op.merge(
+            "store_records",
+            _only("journey_rows", journey, ProfileRow),
+            _only("audience_rows", audience, (ProfileRow, SegmentChange, Tombstone)),
+        )
+        op.output("write_store", rows, outputs.store)
     if outputs.tallies is not None:
         op.output("write_tallies", _only("tallies", journey, Tally), outputs.tallies)
     return flow

@@ -36,6 +36,10 @@ __all__ = ["replay", "format_summary", "OUTPUT_FILES"]
 OUTPUT_FILES = {
     "sessions": "sessions.jsonl",
     "dead_letters": "dead_letters.jsonl",
+    "segment_changes": "segment_changes.jsonl",
+    "triggers": "triggers.jsonl",
+    "holdouts": "holdouts.jsonl",
+    "profiles": "profiles.jsonl",
 }
 
 
@@ -48,6 +52,25 @@ def _session_order(record: dict[str, Any]) -> tuple[int, str, str]:
     return parse_ts(record["start"]), record["user_id"], record["session_id"]
 
 
+def _time_order(record: dict[str, Any]) -> tuple[int, str]:
+    # Stable: one user's records at the same time keep the order they were made in.
+    return parse_ts(record["ts"]), record["user_id"]
+
+
+def _user_order(record: dict[str, Any]) -> str:
+    return record["user_id"]
+
+
+_ORDER = {
+    "sessions": _session_order,
+    "dead_letters": _dead_letter_order,
+    "segment_changes": _time_order,
+    "triggers": _time_order,
+    "holdouts": _time_order,
+    "profiles": _user_order,
+}
+
+
 def replay(
     inputs: list[Path],
     out_dir: Path,
@@ -55,6 +78,7 @@ def replay(
     *,
     workers: int = 1,
     show_progress: bool = True,
+    store: Any = None,
 ) -> dict[str, Any]:
     """Replay ``inputs`` into ``out_dir`` and return the summary (also in summary.json)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -62,8 +86,16 @@ def replay(
         stale.unlink()
     progress = ReplayProgress(report=print_progress if show_progress else None)
     source = ReplaySource(inputs, event_parser(settings), progress)
-    sessions = JsonLinesSink(out_dir, OUTPUT_FILES["sessions"])
-    dead_letters = JsonLinesSink(out_dir, OUTPUT_FILES["dead_letters"], count_by=lambda d: d.code)
+    counted_by = {
+        "dead_letters": lambda d: d.code,
+        "segment_changes": lambda c: "changes" if c.__class__.__name__ == "SegmentChange" else "tombstones",
+        "triggers": lambda t: t.rule,
+        "holdouts": lambda t: t.rule,
+    }
+    sinks = {
+        name: JsonLinesSink(out_dir, file, count_by=counted_by.get(name))
+        for name, file in OUTPUT_FILES.items()
+    }
     tallies = TallySink()
 
     def read_files(flow: Dataflow) -> Any:
@@ -74,8 +106,8 @@ def replay(
         # (user, Event | EndOfInput)
         return keyed, split.trues
 
-    outputs = Outputs(sessions=sessions, dead_letters=dead_letters, tallies=tallies)
-    flow = build_flow(settings, read_files, outputs, timers=False)
+    outputs = Outputs(**sinks, store=store, tallies=tallies)
+    flow = build_flow(settings, read_files, outputs, live=False)
     started = time.monotonic()
     cli_main(
         flow,
@@ -84,11 +116,13 @@ def replay(
     )
     elapsed = time.monotonic() - started
 
-    combine_parts(out_dir, OUTPUT_FILES["sessions"], _session_order)
-    combine_parts(out_dir, OUTPUT_FILES["dead_letters"], _dead_letter_order)
+    for name, file in OUTPUT_FILES.items():
+        combine_parts(out_dir, file, _ORDER[name])
     totals = tallies.totals
-    dead_by_code = dead_letters.counts
+    dead_by_code = sinks["dead_letters"].counts
     dead_total = dead_by_code.pop("total", 0)
+    triggers = sinks["triggers"].counts
+    holdouts = sinks["holdouts"].counts
     summary: dict[str, Any] = {
         "inputs": [str(p) for p in inputs],
         "read": progress.read,
@@ -97,8 +131,15 @@ def replay(
         "dead_letters": dead_total,
         "late": dead_by_code.get("late", 0),
         "skipped_no_consent": totals["skipped"],
-        "sessions": sessions.counts["total"],
+        "sessions": sessions_written(sinks),
         "users": len(tallies.users),
+        "profiles": sinks["profiles"].counts["total"],
+        "segment_changes": sinks["segment_changes"].counts["changes"],
+        "tombstones": sinks["segment_changes"].counts["tombstones"],
+        "triggers": triggers.pop("total", 0),
+        "triggers_by_rule": dict(sorted(triggers.items())),
+        "holdouts": holdouts.pop("total", 0),
+        "segments": segment_sizes(out_dir / OUTPUT_FILES["profiles"]),
         "dead_letters_by_reason": dict(sorted(dead_by_code.items())),
         "last_event_time": format_ts(progress.last_ts_ms) if progress.last_ts_ms else None,
         "elapsed_s": round(elapsed, 3),
@@ -119,6 +160,21 @@ def replay(
     return summary
 
 
+def sessions_written(sinks: dict[str, JsonLinesSink]) -> int:
+    """Return the number of sessions written."""
+    return sinks["sessions"].counts["total"]
+
+
+def segment_sizes(profiles: Path) -> dict[str, int]:
+    """Return how many users each segment holds at the end, from ``profiles.jsonl``."""
+    sizes: dict[str, int] = {}
+    with profiles.open("rb") as fh:
+        for line in fh:
+            for segment in orjson.loads(line).get("segments", ()):
+                sizes[segment] = sizes.get(segment, 0) + 1
+    return dict(sorted(sizes.items()))
+
+
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     """Return the end-of-replay summary for a person to read at a glance."""
     lines = [
@@ -129,6 +185,12 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         f"  dead letters  {summary['dead_letters']:>10,}   "
         + ", ".join(f"{k} {v:,}" for k, v in summary["dead_letters_by_reason"].items()),
         f"  sessions      {summary['sessions']:>10,}",
+        f"  segment changes {summary['segment_changes']:>8,}   tombstones {summary['tombstones']:,}",
+        f"  triggers      {summary['triggers']:>10,}   "
+        + ", ".join(f"{k} {v:,}" for k, v in summary["triggers_by_rule"].items())
+        + (f"   (+{summary['holdouts']:,} held out)" if summary["holdouts"] else ""),
+        f"  profiles      {summary['profiles']:>10,}   in segments: "
+        + ", ".join(f"{k} {v:,}" for k, v in summary["segments"].items()),
     ]
     if summary.get("skipped_no_consent"):
         lines.append(f"  no consent    {summary['skipped_no_consent']:>10,}   (not profiled)")

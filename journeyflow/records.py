@@ -25,6 +25,7 @@ __all__ = [
     "Tombstone",
     "Trigger",
     "ProfileRow",
+    "UserUpdate",
 ]
 
 
@@ -170,12 +171,15 @@ class Tombstone:
     ts_ms: int
     cause_event_id: str | None
     segments: tuple[str, ...] = ()
+    reason: str = "forget"
+    """``forget`` (erasure, published) or ``consent`` (store deletion only)."""
 
     def to_json(self) -> bytes:
         """Encode per the wire contract."""
         return orjson.dumps(
             {
                 "kind": "tombstone",
+                "reason": self.reason,
                 "user_id": self.user_id,
                 "ts": format_ts(self.ts_ms),
                 "cause_event_id": self.cause_event_id,
@@ -225,6 +229,8 @@ class ProfileRow:
     ts_ms: int
     fields: dict[str, Any]
     segments: tuple[str, ...] | None = None
+    final: bool = False
+    """The user's last row of a replay (``profiles.jsonl``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Return the row as one JSON object (``profiles.jsonl``)."""
@@ -236,3 +242,24 @@ class ProfileRow:
     def to_json(self) -> bytes:
         """Encode as one JSON object."""
         return orjson.dumps(self.to_dict())
+
+
+@dataclass(frozen=True, slots=True)
+class UserUpdate:
+    """What the per-user step tells the steps after it (internal, never output).
+
+    ``kind`` is ``update`` (the profile's segments changed or a score is due),
+    ``final`` (end of input: ``profile`` holds the whole profile), ``erase``
+    (a ``forget`` event) or ``opt_out`` (personalization refused).
+    ``values`` holds the contract's profile snapshot fields and the variables
+    that rules evaluated downstream read.
+    """
+
+    user_id: str
+    ts_ms: int
+    kind: str
+    cause: str
+    cause_event_id: str | None
+    segments: tuple[str, ...]
+    values: dict[str, Any]
+    profile: dict[str, Any] | None = None

@@ -1,26 +1,37 @@
 """The per-user step: everything journeyflow does for one user, in one keyed step.
 
 Every per-user concern lives in its own module as plain state and functions
-(:mod:`operators.dedup`, :mod:`operators.sessions`, ...); this module strings
+(:mod:`operators.dedup`, :mod:`operators.sessions`, :mod:`operators.profiles`,
+:mod:`operators.segments`, :mod:`operators.triggers`); this module strings
 them together behind one bytewax ``StatefulLogic``. They share one step on
 purpose: each keyed step is a hop that costs about 3 microseconds per item
 whatever its logic (``shared/notes/bytewax-0.21.md``), and all of them share
 the user as key.
 
-Per event, in order: parse (when the transport delivered raw bytes), consent
-and erasure, deduplication, lateness, then sessions. Guarantees:
+Per event, in order: parse (when the transport delivered raw bytes), erasure
+and consent, deduplication, lateness; then, if the event moves the user's
+clock forward, what time alone changes (sessions the gap closed, segments
+over time windows); then the event itself: session, profile, event triggers,
+segments.
 
-* Ordering: events up to ``lateness`` behind the user's latest event time are
-  applied as if they had arrived in order; older ones are dead letters with
-  code ``late`` (they keep their raw text and can be replayed).
-* End of input (a replay's :class:`EndOfInput`, or bytewax EOF): open sessions
-  close and time-driven state is judged at the replay's last event time.
-* Timers (live worker only): a session closes when, by the user's clock, its
-  gap and the lateness have passed; event time is mapped to system time with
-  the offset seen at the user's latest event, so replayed history sent through
-  Kafka does not close sessions early.
-* Memory: see each module; a user with nothing left (no open session, no
-  remembered ids) is discarded after emitting its :class:`Tally`.
+Guarantees:
+
+* Ordering: events up to the allowed lateness behind the user's latest event
+  time are applied as if they had arrived in order; older ones are dead
+  letters with code ``late`` (they keep their raw text and can be replayed).
+* Consent: a user whose latest consent refuses personalization has every
+  piece of state dropped and is neither profiled, sessionised, segmented nor
+  triggered on until they consent again; only the refusal is kept.
+* Erasure: a ``forget`` event drops all of the user's state and sends an
+  erasure downstream (a tombstone is published and stores delete theirs).
+* End of input (a replay's :class:`EndOfInput`, or bytewax EOF): open
+  sessions close, and segments are judged at the replay's last event time.
+* Timers (live worker only): sessions close and time-driven segments are
+  re-evaluated when, by the user's clock, their time comes. Event time is
+  mapped to system time with the offset seen at the user's latest event, so
+  replayed history sent through Kafka does not close sessions early.
+* Memory: bounded per user by each module's caps and windows; a user with no
+  profile and nothing pending is discarded after reporting its :class:`Tally`.
 """
 
 from __future__ import annotations
@@ -33,16 +44,22 @@ from typing import Any
 from bytewax.operators import StatefulLogic
 
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
-from journeyflow.records import EndOfInput, RawRecord, Tally
-from operators import dedup, sessions
+from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, UserUpdate
+from operators import dedup, profiles, segments, sessions, triggers
 from operators.dedup import DedupConfig, DedupState
+from operators.profiles import Profile, ProfileConfig, View
+from operators.segments import SegmentConfig
 from operators.sessions import Session, SessionConfig
+from operators.triggers import TriggerConfig
 from state.serde import decode_state, encode_state
 
 __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_now_ms"]
 
 Inbound = Event | RawRecord | EndOfInput
 """What the step accepts: parsed events (replay), raw messages (Kafka), end of input."""
+
+#: Event types that change what the profile's store row shows in a way worth a write.
+_ROW_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start", "identify", "login"})
 
 
 def system_now_ms() -> int:
@@ -57,9 +74,25 @@ class JourneyConfig:
     parser: EventParser
     dedup: DedupConfig
     sessions: SessionConfig
+    profiles: ProfileConfig
+    segments: SegmentConfig
+    triggers: TriggerConfig
+    refresh_ms: int
+    """Time-driven segments are re-evaluated at least this often (event time)."""
+    late_variables: tuple[str, ...] = ()
+    """Profile variables the steps after this one need (see :class:`UserUpdate`)."""
+    update_variables: tuple[str, ...] = field(init=False)
+    """The contract's snapshot fields plus ``late_variables``: what updates carry."""
     timers: bool = False
     """Schedule bytewax timers (live worker). Replays rely on event time only."""
+    store_rows: bool = False
+    """Emit :class:`ProfileRow` updates for a profile store (Redis)."""
     now_ms: Callable[[], int] = system_now_ms
+
+    def __post_init__(self) -> None:
+        snapshot = tuple(n for n in SNAPSHOT_FIELDS if n in profiles.VARIABLES)
+        extra = tuple(n for n in self.late_variables if n not in snapshot)
+        object.__setattr__(self, "update_variables", snapshot + extra)
 
     @property
     def lateness_ms(self) -> int:
@@ -83,6 +116,12 @@ class JourneyState:
     """System time minus event time when ``max_ts_ms`` last advanced (timers)."""
     dedup: DedupState = field(default_factory=DedupState)
     sessions: list[Session] = field(default_factory=list)
+    profile: Profile | None = None
+    segments: tuple[str, ...] = ()
+    """Segments decided here (over the profile alone), sorted."""
+    evaluated_ms: int = 0
+    """Event time of the last segment evaluation."""
+    cooldowns: dict[str, int] = field(default_factory=dict)
     opted_out: bool = False
     processed: int = 0
     duplicates: int = 0
@@ -95,6 +134,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def __init__(self, cfg: JourneyConfig, state: JourneyState) -> None:
         self.cfg = cfg
         self.state = state
+        # Inputs of the last segment evaluation. Not in the snapshot: after a
+        # restart every rule is evaluated once more, with the same result.
+        self._segment_inputs: tuple[Any, ...] | None = None
+        # Set once the input has ended for this user, so EOF does not repeat it.
+        self._finished = False
 
     # -- bytewax callbacks -------------------------------------------------
 
@@ -104,38 +148,46 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if isinstance(value, RawRecord):
             parsed = self.cfg.parser.parse(value.data, value.source, value.key)
             if isinstance(parsed, DeadLetter):
-                return [parsed], self._is_empty()
+                dead: list[Any] = [parsed]
+                return dead, self._retain(dead)
             value = parsed
         out: list[Any] = []
-        self._on_event(value, out)
-        return out, self._discard_if_idle(out)
+        if value.type == "forget":
+            self._forget(value, out)
+        else:
+            self._on_event(value, out)
+        return out, self._retain(out)
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
         state = self.state
-        if state.max_ts_ms is None:
-            return [], self._discard_if_idle([])
-        now_event_ms = self.cfg.now_ms() - state.offset_ms
         out: list[Any] = []
-        self._close_sessions(now_event_ms - self.cfg.lateness_ms, out)
-        dedup.expire(state.dedup, self.cfg.dedup, now_event_ms)
-        return out, self._discard_if_idle(out)
+        if state.max_ts_ms is not None:
+            now_event_ms = self.cfg.now_ms() - state.offset_ms
+            dedup.expire(state.dedup, self.cfg.dedup, now_event_ms)
+            self._catch_up(now_event_ms, now_event_ms - self.cfg.lateness_ms, out)
+        return out, self._retain(out)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
+        if self._finished:
+            return [], StatefulLogic.RETAIN
         if self.state.max_ts_ms is None:
-            return [], self._is_empty()
+            out: list[Any] = self._tallies()
+            return out, self._retain(out)
         return self._finish(self.state.max_ts_ms), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if not self.cfg.timers:
+        if not self.cfg.timers or self.state.max_ts_ms is None:
             return None
-        due = sessions.next_close_ms(self.state.sessions, self.cfg.sessions)
-        if self.state.dedup.seen:
-            oldest = next(iter(self.state.dedup.seen.values()))
-            expiry = oldest + self.cfg.dedup.window_ms + 1
-            due = expiry if due is None else min(due, expiry)
-        if due is None:
+        state = self.state
+        due = sessions.next_close_ms(state.sessions, self.cfg.sessions)
+        candidates = [] if due is None else [due]
+        if state.dedup.seen:
+            candidates.append(next(iter(state.dedup.seen.values())) + self.cfg.dedup.window_ms + 1)
+        if state.profile is not None:
+            candidates.append(state.evaluated_ms + self.cfg.refresh_ms)
+        if not candidates:
             return None
-        return datetime.fromtimestamp((due + self.state.offset_ms) / 1000, timezone.utc)
+        return datetime.fromtimestamp((min(candidates) + state.offset_ms) / 1000, timezone.utc)
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)
@@ -147,7 +199,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if not state.user:
             state.user = event.user
         if event.consent_personalization is not None:
-            self._on_consent(event.consent_personalization, out)
+            self._on_consent(event, out)
         if state.opted_out:
             state.processed += 1
             state.skipped += 1
@@ -163,25 +215,56 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         dedup.remember(state.dedup, self.cfg.dedup, event.event_id, ts)
         state.processed += 1
         if max_ts is None or ts > max_ts:
-            state.max_ts_ms = ts
-            state.offset_ms = self.cfg.now_ms() - ts if self.cfg.timers else 0
-            dedup.expire(state.dedup, self.cfg.dedup, ts)
-            # Close before applying this event: what the gap ended happened first.
-            self._close_sessions(ts - self.cfg.lateness_ms, out)
-        if event.type not in SESSION_EXCLUDED_TYPES:
-            sessions.add_event(state.sessions, self.cfg.sessions, event)
+            self._advance(ts, out)
+        if event.type in SESSION_EXCLUDED_TYPES:
+            if state.profile is not None and event.consent_marketing is not None:
+                state.profile.marketing_consent = event.consent_marketing
+            return
+        sessions.add_event(state.sessions, self.cfg.sessions, event)
+        if state.profile is None:
+            state.profile = profiles.new_profile(ts)
+            state.evaluated_ms = ts
+        profiles.apply_event(state.profile, self.cfg.profiles, event)
+        self._event_triggers(event, out)
+        self._evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
+        if self.cfg.store_rows and event.type in _ROW_EVENTS:
+            out.append(self._row(state.max_ts_ms))  # type: ignore[arg-type]
 
-    def _on_consent(self, personalization: bool, out: list[Any]) -> None:
+    def _advance(self, ts: int, out: list[Any]) -> None:
+        """Move the user's clock to ``ts`` and apply what time alone changes."""
         state = self.state
-        if personalization:
+        state.max_ts_ms = ts
+        if self.cfg.timers:
+            state.offset_ms = self.cfg.now_ms() - ts
+        dedup.expire(state.dedup, self.cfg.dedup, ts)
+        # Judged before this event is applied: what the gap ended, and what
+        # changed while the user was away, happened first.
+        self._catch_up(ts, ts - self.cfg.lateness_ms, out)
+
+    def _on_consent(self, event: Event, out: list[Any]) -> None:
+        state = self.state
+        if event.consent_personalization:
             state.opted_out = False
             return
-        if not state.opted_out:
-            # Their state is dropped: nothing of the user is kept but the refusal.
-            state.dedup = DedupState()
-            state.sessions = []
-            state.max_ts_ms = None
-            state.opted_out = True
+        if state.opted_out:
+            return
+        if state.profile is not None or state.segments:
+            out.append(self._update(event.ts_ms, "opt_out", "consent", event.event_id))
+        out.extend(self._tallies())
+        # Nothing of the user is kept but the refusal (and the counts).
+        self.state = JourneyState(user=state.user, opted_out=True)
+        self._segment_inputs = None
+
+    def _forget(self, event: Event, out: list[Any]) -> None:
+        state = self.state
+        state.user = state.user or event.user
+        state.processed += 1
+        out.append(self._update(event.ts_ms, "erase", "forget", event.event_id))
+        out.extend(self._tallies())
+        # Everything goes; a refusal of personalization is kept so that it is
+        # still honoured if the user comes back.
+        self.state = JourneyState(user=state.user, opted_out=state.opted_out)
+        self._segment_inputs = None
 
     def _late(self, event: Event, max_ts: int) -> DeadLetter:
         behind_s = (max_ts - event.ts_ms) / 1000
@@ -191,33 +274,196 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         )
         return self.cfg.parser.dead_letter(event.raw, event.source, "late", reason)
 
-    def _close_sessions(self, watermark_ms: int | None, out: list[Any]) -> None:
-        for closed in sessions.pop_closed(self.state.sessions, self.cfg.sessions, watermark_ms):
-            out.append(sessions.summarise(closed, self.state.user))
+    # -- sessions ----------------------------------------------------------
+
+    def _catch_up(self, now_ms: int, watermark_ms: int | None, out: list[Any]) -> None:
+        """Apply what the passing of time to ``now_ms`` changes.
+
+        Closes the sessions no on-time event can join (all of them when
+        ``watermark_ms`` is None) and, if sessions closed or the refresh
+        interval has passed, re-decides the segments once.
+        """
+        state = self.state
+        closed = sessions.pop_closed(state.sessions, self.cfg.sessions, watermark_ms)
+        for session in closed:
+            self._on_session_closed(session, out)
+        if state.profile is None:
+            return
+        if closed:
+            self._evaluate(now_ms, "session_close", closed[-1].last_event_id or None, out)
+        elif now_ms - state.evaluated_ms >= self.cfg.refresh_ms:
+            self._evaluate(now_ms, "time", None, out)
+        else:
+            return
+        if self.cfg.store_rows:
+            out.append(self._row(now_ms))
+
+    def _on_session_closed(self, session: Session, out: list[Any]) -> None:
+        state = self.state
+        summary = sessions.summarise(session, state.user)
+        out.append(summary)
+        profile = state.profile
+        if profile is None:
+            return
+        profiles.close_session(profile, self.cfg.profiles, session.start_ms, session.end_ms, summary.converted)
+        rules = self.cfg.triggers.on("session_close")
+        if not rules:
+            return
+        closed_at = session.end_ms + self.cfg.sessions.gap_ms
+        view = self._view(closed_at)
+        session_map = summary.to_dict()
+        session_map["abandoned"] = [p for p in session.carted if p in profile.cart]
+        for rule in rules:
+            values = profiles.variables(view, rule.profile_variables)
+            values["session"] = session_map
+            fired = triggers.fire(
+                self.cfg.triggers,
+                rule,
+                user=state.user,
+                ts_ms=closed_at,
+                cause=summary.session_id,
+                cause_event_id=session.last_event_id or None,
+                values=values,
+                cooldowns=state.cooldowns,
+            )
+            if fired is not None:
+                out.append(fired)
+
+    # -- triggers and segments ---------------------------------------------
+
+    def _event_triggers(self, event: Event, out: list[Any]) -> None:
+        rules = self.cfg.triggers.on("event")
+        if not rules:
+            return
+        state = self.state
+        profile = state.profile
+        assert profile is not None
+        view = self._view(self._now())
+        for rule in rules:
+            if rule.event_types is not None and event.type not in rule.event_types:
+                continue
+            values = profiles.variables(view, rule.profile_variables)
+            if "event" in rule.variables:
+                values["event"] = _event_map(event)
+            product = event.product_id
+            since = view.now_ms - self.cfg.profiles.product_window_ms
+            views = profile.product_views.get(product, ()) if product is not None else ()
+            values["product_views"] = sum(1 for t in views if t >= since)
+            values["product_bought"] = product is not None and product in profile.bought
+            fired = triggers.fire(
+                self.cfg.triggers,
+                rule,
+                user=state.user,
+                ts_ms=event.ts_ms,
+                cause=event.event_id,
+                cause_event_id=event.event_id,
+                values=values,
+                cooldowns=state.cooldowns,
+            )
+            if fired is not None:
+                out.append(fired)
+
+    def _evaluate(self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any]) -> None:
+        """Re-decide the profile segments as of ``now_ms``; send an update on change."""
+        state = self.state
+        profile = state.profile
+        if profile is None:
+            return
+        if now_ms - state.evaluated_ms >= self.cfg.refresh_ms:
+            profiles.prune(profile, self.cfg.profiles, now_ms)
+            triggers.prune_cooldowns(self.cfg.triggers, state.cooldowns, now_ms)
+        state.evaluated_ms = max(state.evaluated_ms, now_ms)
+        view = self._view(now_ms)
+        result = segments.evaluate(
+            self.cfg.segments,
+            lambda names: profiles.variables(view, names),
+            frozenset(state.segments),
+            self._segment_inputs,
+        )
+        self._segment_inputs = result.inputs
+        members = tuple(sorted(result.members))
+        if members != state.segments:
+            state.segments = members
+            out.append(self._update(now_ms, "update", cause, cause_event_id, view))
+
+    # -- outputs -----------------------------------------------------------
+
+    def _now(self) -> int:
+        return self.state.max_ts_ms or 0
+
+    def _view(self, now_ms: int) -> View:
+        return View(self.state.profile, self.cfg.profiles, now_ms, len(self.state.sessions))  # type: ignore[arg-type]
+
+    def _update(
+        self,
+        ts_ms: int,
+        kind: str,
+        cause: str,
+        cause_event_id: str | None,
+        view: View | None = None,
+        profile: dict[str, Any] | None = None,
+    ) -> UserUpdate:
+        values: dict[str, Any] = {}
+        if view is not None:
+            values = profiles.variables(view, self.cfg.update_variables)
+            if view.profile.last_purchase_ms is None:
+                values["recency_days"] = None
+        return UserUpdate(
+            user_id=self.state.user,
+            ts_ms=ts_ms,
+            kind=kind,
+            cause=cause,
+            cause_event_id=cause_event_id,
+            segments=self.state.segments,
+            values=values,
+            profile=profile,
+        )
+
+    def _row(self, now_ms: int) -> ProfileRow:
+        return ProfileRow(self.state.user, now_ms, profiles.to_fields(self._view(now_ms)))
 
     def _finish(self, as_of_ms: int) -> list[Any]:
-        """Close what the end of input closes and report the user's counts."""
+        """Close what the end of input closes, judge segments at ``as_of_ms``, report."""
+        self._finished = True
+        state = self.state
         out: list[Any] = []
-        self._close_sessions(None, out)
-        dedup.expire(self.state.dedup, self.cfg.dedup, as_of_ms)
-        out.append(self._tally())
+        as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)
+        self._catch_up(as_of_ms, None, out)
+        dedup.expire(state.dedup, self.cfg.dedup, as_of_ms)
+        if state.profile is not None:
+            self._evaluate(as_of_ms, "time", None, out)
+            view = self._view(as_of_ms)
+            out.append(self._update(as_of_ms, "final", "time", None, view, profiles.to_fields(view)))
+        out.extend(self._tallies())
         return out
 
-    def _tally(self) -> Tally:
+    def _tallies(self) -> list[Tally]:
         state = self.state
+        if not (state.processed or state.duplicates or state.skipped):
+            return []
         tally = Tally(state.user, state.processed, state.duplicates, state.skipped)
         state.processed = state.duplicates = state.skipped = 0
-        return tally
+        return [tally]
 
-    def _is_empty(self) -> bool:
-        state = self.state
-        return state.max_ts_ms is None and not state.opted_out and state.processed == 0
-
-    def _discard_if_idle(self, out: list[Any]) -> bool:
+    def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""
         state = self.state
-        if state.sessions or state.dedup.seen or state.opted_out:
+        if state.profile is not None or state.sessions or state.dedup.seen or state.opted_out:
             return StatefulLogic.RETAIN
-        if state.processed or state.duplicates or state.skipped:
-            out.append(self._tally())
+        out.extend(self._tallies())
         return StatefulLogic.DISCARD
+
+
+def _event_map(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "type": event.type,
+        "product_id": event.product_id,
+        "category": event.category,
+        "price": event.price,
+        "quantity": event.quantity,
+        "order_id": event.order_id,
+        "revenue": event.revenue,
+        "channel": event.channel,
+        "campaign": event.campaign,
+    }

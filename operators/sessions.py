@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from journeyflow.events import Event
 from journeyflow.records import SessionSummary
 
-__all__ = ["SessionConfig", "Session", "add_event", "pop_closed", "session_id", "summarise"]
+__all__ = [
+    "SessionConfig",
+    "Session",
+    "add_event",
+    "pop_closed",
+    "next_close_ms",
+    "session_id",
+    "summarise",
+]
 
 
 @dataclass(frozen=True)
@@ -55,12 +63,15 @@ class Session:
     purchases: int = 0
     revenue: float = 0.0
     channel: str | None = None
+    last_event_id: str = ""
     carted: list[str] = field(default_factory=list)
     """Products added to the cart during the session (cart abandonment)."""
 
 
 def _count(session: Session, event: Event, max_carted: int) -> None:
     session.events += 1
+    if event.ts_ms >= session.end_ms:
+        session.last_event_id = event.event_id
     kind = event.type
     if kind == "page_view":
         session.page_views += 1
@@ -78,6 +89,8 @@ def _count(session: Session, event: Event, max_carted: int) -> None:
 
 
 def _merge(into: Session, other: Session, max_carted: int) -> None:
+    if other.end_ms > into.end_ms:
+        into.last_event_id = other.last_event_id
     into.start_ms = min(into.start_ms, other.start_ms)
     into.end_ms = max(into.end_ms, other.end_ms)
     into.events += other.events

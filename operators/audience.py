@@ -1,0 +1,172 @@
+"""Combine a user's segments and publish their changes: the step after the models.
+
+The per-user journey step decides the segments that depend on the profile
+alone; segments over model scores, learned clusters and segment-entry
+triggers can only be decided once the scores are known, which is downstream
+of the models step (a dataflow cannot feed scores back). This step, keyed by
+user again, merges both into the user's one segment list and emits:
+
+* a :class:`SegmentChange` when the list changes (none when it does not),
+* the triggers of rules ``on = "segment_entry"``,
+* a :class:`Tombstone` on erasure, and the store rows that keep Redis in step.
+
+Updates of one user reach this step in the order the journey step emitted
+them, so changes are published in event order. State per user: the segment
+list, the latest scores and trigger cooldowns; a user with none of them is
+discarded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bytewax.operators import StatefulLogic
+
+from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger, UserUpdate
+from operators import segments as segment_rules
+from operators import triggers
+from operators.segments import SegmentConfig
+from operators.triggers import TriggerConfig
+from state.serde import decode_state, encode_state
+
+__all__ = ["AudienceConfig", "AudienceState", "AudienceLogic"]
+
+
+@dataclass(frozen=True)
+class AudienceConfig:
+    """Rules decided after the models, and whether to write store rows."""
+
+    segments: SegmentConfig
+    triggers: TriggerConfig
+    store_rows: bool = False
+    """Emit :class:`ProfileRow` updates of the segment list (for Redis)."""
+
+    def build(self, resume_state: bytes | None) -> AudienceLogic:
+        """Return the logic for one user, from its snapshot if there is one."""
+        if resume_state is None:
+            return AudienceLogic(self, AudienceState())
+        return AudienceLogic(self, decode_state(resume_state, AudienceState))
+
+
+@dataclass(slots=True)
+class AudienceState:
+    """A user's published segment list, latest scores and cooldowns."""
+
+    version: int = 1
+    segments: tuple[str, ...] = ()
+    model_segments: frozenset[str] = frozenset()
+    scores: dict[str, Any] = field(default_factory=dict)
+    cooldowns: dict[str, int] = field(default_factory=dict)
+
+
+class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
+    """Merge, publish and trigger on one user's segments; see the module docstring."""
+
+    def __init__(self, cfg: AudienceConfig, state: AudienceState) -> None:
+        self.cfg = cfg
+        self.state = state
+
+    def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
+        if value.kind == "erase":
+            return [self._tombstone(value, "forget")], StatefulLogic.DISCARD
+        if value.kind == "opt_out":
+            return self._opt_out(value), StatefulLogic.DISCARD
+        out: list[Any] = []
+        values = {**value.values, **self.state.scores}
+        model = self._model_segments(values)
+        segments = tuple(sorted(set(value.segments) | model))
+        self._publish(value, segments, values, out)
+        if value.kind == "final" and value.profile is not None:
+            fields = {**value.profile, **self.state.scores}
+            out.append(ProfileRow(value.user_id, value.ts_ms, fields, segments, final=True))
+        return out, self._retain()
+
+    def snapshot(self) -> bytes:
+        return encode_state(self.state)
+
+    def _model_segments(self, values: dict[str, Any]) -> frozenset[str]:
+        cfg = self.cfg.segments
+        if not cfg.rules or any(name not in values for name in cfg.variables):
+            # Until the models have scored this user, keep what was decided.
+            return self.state.model_segments
+        evaluation = segment_rules.evaluate(cfg, lambda names: values, self.state.model_segments, None)
+        self.state.model_segments = evaluation.members
+        return evaluation.members
+
+    def _publish(
+        self, update: UserUpdate, segments: tuple[str, ...], values: dict[str, Any], out: list[Any]
+    ) -> None:
+        before = self.state.segments
+        if segments == before:
+            return
+        entered = tuple(s for s in segments if s not in before)
+        exited = tuple(s for s in before if s not in segments)
+        self.state.segments = segments
+        out.append(
+            SegmentChange(
+                user_id=update.user_id,
+                ts_ms=update.ts_ms,
+                entered=entered,
+                exited=exited,
+                segments=segments,
+                cause_event_id=update.cause_event_id,
+                profile=values,
+                cause=update.cause,
+            )
+        )
+        if self.cfg.store_rows:
+            out.append(ProfileRow(update.user_id, update.ts_ms, {}, segments))
+        for segment in entered:
+            out.extend(self._entry_triggers(update, segment, values))
+
+    def _entry_triggers(self, update: UserUpdate, segment: str, values: dict[str, Any]) -> list[Trigger]:
+        fired = []
+        for rule in self.cfg.triggers.on("segment_entry"):
+            if rule.segment != segment:
+                continue
+            cause = f"{segment}|{update.cause_event_id or update.ts_ms}"
+            trigger = triggers.fire(
+                self.cfg.triggers,
+                rule,
+                user=update.user_id,
+                ts_ms=update.ts_ms,
+                cause=cause,
+                cause_event_id=update.cause_event_id,
+                values={**values, "segment": segment},
+                cooldowns=self.state.cooldowns,
+            )
+            if trigger is not None:
+                fired.append(trigger)
+        triggers.prune_cooldowns(self.cfg.triggers, self.state.cooldowns, update.ts_ms)
+        return fired
+
+    def _tombstone(self, update: UserUpdate, reason: str) -> Tombstone:
+        return Tombstone(update.user_id, update.ts_ms, update.cause_event_id, self.state.segments, reason)
+
+    def _opt_out(self, update: UserUpdate) -> list[Any]:
+        out: list[Any] = []
+        before = self.state.segments
+        if before:
+            out.append(
+                SegmentChange(
+                    user_id=update.user_id,
+                    ts_ms=update.ts_ms,
+                    entered=(),
+                    exited=before,
+                    segments=(),
+                    cause_event_id=update.cause_event_id,
+                    profile={},
+                    cause="consent",
+                )
+            )
+        # The store forgets the profile too; this tombstone is not published.
+        out.append(self._tombstone(update, "consent"))
+        return out
+
+    def _retain(self) -> bool:
+        state = self.state
+        if state.segments or state.scores or state.cooldowns:
+            return StatefulLogic.RETAIN
+        return StatefulLogic.DISCARD

@@ -1,0 +1,410 @@
+"""Keep one user's profile current, event by event, in event time.
+
+A profile holds totals, trailing windows (7, 30 and 90 days), a decayed
+engagement score, decayed category affinity, per-product views in the
+trailing product window, the open cart and what the user recently bought.
+
+Every aggregate is insensitive to arrival order within the allowed lateness:
+windows keep timestamps, decayed scores add an event's weight discounted
+from its own time. The only order-sensitive part is the cart (an add and a
+remove that arrive swapped), which follows arrival order.
+
+Memory is bounded: trailing windows drop what falls out of them (see
+:func:`prune`), and per-product, per-category, cart, purchase and session
+lists are capped (the least recent entry goes first).
+
+Values that rules and outputs read are computed on demand by
+:data:`VARIABLES`, as of a given time, so a rule over ``recency_days`` sees
+time pass even when the user sends nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, insort
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from journeyflow.events import Event, format_ts
+
+__all__ = [
+    "ProfileConfig",
+    "Profile",
+    "ENGAGEMENT_WEIGHTS",
+    "VARIABLES",
+    "new_profile",
+    "apply_event",
+    "close_session",
+    "prune",
+    "variables",
+    "to_fields",
+]
+
+DAY_MS = 86_400_000
+
+#: How much each event type adds to the engagement score before decay.
+ENGAGEMENT_WEIGHTS = {
+    "page_view": 1.0,
+    "product_view": 2.0,
+    "search": 1.5,
+    "add_to_cart": 3.0,
+    "remove_from_cart": 0.5,
+    "checkout_start": 4.0,
+    "purchase": 6.0,
+    "email_open": 0.5,
+    "email_click": 1.5,
+    "login": 1.0,
+    "identify": 0.5,
+}
+
+#: Engagement is reported as raw / (raw + this), a score in [0, 1): about
+#: 0.5 for a user with ten page views' worth of recent activity.
+ENGAGEMENT_SCALE = 10.0
+
+_MAX_VIEWS_PER_PRODUCT = 64
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    """Half-lives, windows and caps of a profile."""
+
+    engagement_half_life_ms: int
+    affinity_half_life_ms: int
+    product_window_ms: int
+    max_products: int = 50
+    max_categories: int = 20
+    max_cart_items: int = 50
+    max_purchases: int = 200
+    max_sessions: int = 200
+
+
+@dataclass(slots=True)
+class Profile:
+    """What journeyflow knows about one user's behaviour."""
+
+    first_seen_ms: int
+    last_seen_ms: int
+    events_total: int = 0
+    sessions_closed: int = 0
+    session_ms_total: int = 0
+    sessions_converted: int = 0
+    purchases_total: int = 0
+    revenue_total: float = 0.0
+    last_purchase_ms: int | None = None
+    purchases: list[tuple[int, float]] = field(default_factory=list)
+    """(event time, revenue) of purchases in the last 90 days, sorted."""
+    session_starts: list[int] = field(default_factory=list)
+    """Start times of closed sessions in the last 30 days, sorted."""
+    daily_events: dict[int, int] = field(default_factory=dict)
+    """Events per day number (epoch days) for the last 30 days."""
+    engagement_raw: float = 0.0
+    engagement_ms: int = 0
+    affinity: dict[str, float] = field(default_factory=dict)
+    affinity_ms: int = 0
+    product_views: dict[str, list[int]] = field(default_factory=dict)
+    """Product -> view times within the product window, sorted."""
+    bought: dict[str, int] = field(default_factory=dict)
+    """Product -> last purchase time, for the last 30 days."""
+    cart: dict[str, tuple[float, int]] = field(default_factory=dict)
+    """Product -> (unit price, quantity) of the open cart."""
+    cart_changed_ms: int | None = None
+    email_clicks: int = 0
+    marketing_consent: bool = True
+    personal: dict[str, str] = field(default_factory=dict)
+    """Personal field -> salted hash (never the clear value)."""
+
+
+def new_profile(ts_ms: int) -> Profile:
+    """Return an empty profile first seen at ``ts_ms``."""
+    return Profile(first_seen_ms=ts_ms, last_seen_ms=ts_ms, engagement_ms=ts_ms, affinity_ms=ts_ms)
+
+
+def _decay(value: float, from_ms: int, to_ms: int, half_life_ms: int) -> float:
+    return value * math.pow(0.5, (to_ms - from_ms) / half_life_ms)
+
+
+def _add_decayed(
+    value: float, as_of_ms: int, weight: float, at_ms: int, half_life_ms: int
+) -> tuple[float, int]:
+    """Add ``weight`` observed at ``at_ms`` to a score kept as of ``as_of_ms``.
+
+    The score moves forward to the later of the two times; an event older
+    than the score's time adds its weight already decayed, so the result
+    does not depend on arrival order.
+    """
+    if at_ms >= as_of_ms:
+        return _decay(value, as_of_ms, at_ms, half_life_ms) + weight, at_ms
+    return value + _decay(weight, at_ms, as_of_ms, half_life_ms), as_of_ms
+
+
+def _evict_least_recent(entries: dict[str, Any], cap: int, recency: Callable[[Any], float]) -> None:
+    while len(entries) > cap:
+        del entries[min(entries, key=lambda k: recency(entries[k]))]
+
+
+def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
+    """Update ``profile`` with one valid, deduplicated, on-time event."""
+    ts = event.ts_ms
+    kind = event.type
+    profile.events_total += 1
+    if ts > profile.last_seen_ms:
+        profile.last_seen_ms = ts
+    if ts < profile.first_seen_ms:
+        profile.first_seen_ms = ts
+    day = ts // DAY_MS
+    profile.daily_events[day] = profile.daily_events.get(day, 0) + 1
+    weight = ENGAGEMENT_WEIGHTS.get(kind, 0.0)
+    if weight:
+        profile.engagement_raw, profile.engagement_ms = _add_decayed(
+            profile.engagement_raw, profile.engagement_ms, weight, ts, cfg.engagement_half_life_ms
+        )
+    if event.category is not None and weight:
+        _add_affinity(profile, cfg, event.category, weight, ts)
+    if event.consent_marketing is not None:
+        profile.marketing_consent = event.consent_marketing
+    for name, hashed in event.personal:
+        profile.personal[name] = hashed
+
+    if kind == "product_view":
+        _add_view(profile, cfg, event.product_id, ts)  # type: ignore[arg-type]
+    elif kind == "add_to_cart":
+        price, quantity = profile.cart.get(event.product_id, (0.0, 0))  # type: ignore[arg-type]
+        profile.cart[event.product_id] = (  # type: ignore[index]
+            event.price if event.price is not None else price,
+            quantity + event.quantity,
+        )
+        _evict_least_recent(profile.cart, cfg.max_cart_items, lambda entry: 0)
+        profile.cart_changed_ms = ts
+    elif kind == "remove_from_cart":
+        if event.product_id in profile.cart:
+            price, quantity = profile.cart[event.product_id]
+            if quantity > event.quantity:
+                profile.cart[event.product_id] = (price, quantity - event.quantity)  # type: ignore[index]
+            else:
+                del profile.cart[event.product_id]
+            profile.cart_changed_ms = ts
+    elif kind == "purchase":
+        _add_purchase(profile, cfg, event)
+    elif kind == "email_click":
+        profile.email_clicks += 1
+
+
+def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: float, ts: int) -> None:
+    if ts > profile.affinity_ms:
+        factor = math.pow(0.5, (ts - profile.affinity_ms) / cfg.affinity_half_life_ms)
+        for name in profile.affinity:
+            profile.affinity[name] *= factor
+        profile.affinity_ms = ts
+        added = weight
+    else:
+        added = _decay(weight, ts, profile.affinity_ms, cfg.affinity_half_life_ms)
+    profile.affinity[category] = profile.affinity.get(category, 0.0) + added
+    _evict_least_recent(profile.affinity, cfg.max_categories, lambda score: score)
+
+
+def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> None:
+    views = profile.product_views.get(product)
+    if views is None:
+        profile.product_views[product] = [ts]
+        _evict_least_recent(profile.product_views, cfg.max_products, lambda times: times[-1])
+    else:
+        insort(views, ts)
+        # Counts above this cap do not matter to any sensible rule; keeping the
+        # latest views stops a bot from growing the list without bound.
+        if len(views) > _MAX_VIEWS_PER_PRODUCT:
+            del views[:-_MAX_VIEWS_PER_PRODUCT]
+
+
+def _add_purchase(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
+    ts = event.ts_ms
+    profile.purchases_total += 1
+    profile.revenue_total += event.revenue
+    if profile.last_purchase_ms is None or ts > profile.last_purchase_ms:
+        profile.last_purchase_ms = ts
+    insort(profile.purchases, (ts, event.revenue))
+    if len(profile.purchases) > cfg.max_purchases:
+        del profile.purchases[: -cfg.max_purchases]
+    bought = [item.product_id for item in event.items]
+    for product in bought:
+        profile.bought[product] = max(ts, profile.bought.get(product, ts))
+    _evict_least_recent(profile.bought, cfg.max_products, float)
+    if profile.cart:
+        # A purchase without line items is taken to be the whole cart.
+        for product in bought or list(profile.cart):
+            profile.cart.pop(product, None)
+        profile.cart_changed_ms = ts
+
+
+def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: int, converted: bool) -> None:
+    """Count a closed session."""
+    profile.sessions_closed += 1
+    profile.session_ms_total += end_ms - start_ms
+    profile.sessions_converted += int(converted)
+    insort(profile.session_starts, start_ms)
+    if len(profile.session_starts) > cfg.max_sessions:
+        del profile.session_starts[: -cfg.max_sessions]
+
+
+def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
+    """Free what the trailing windows no longer need, as of ``now_ms``."""
+    del profile.purchases[: bisect_left(profile.purchases, (now_ms - 90 * DAY_MS,))]
+    del profile.session_starts[: bisect_left(profile.session_starts, now_ms - 30 * DAY_MS)]
+    first_day = (now_ms - 30 * DAY_MS) // DAY_MS
+    if profile.daily_events and min(profile.daily_events) < first_day:
+        profile.daily_events = {d: n for d, n in profile.daily_events.items() if d >= first_day}
+    cutoff = now_ms - cfg.product_window_ms
+    stale = []
+    for product, views in profile.product_views.items():
+        del views[: bisect_left(views, cutoff)]
+        if not views:
+            stale.append(product)
+    for product in stale:
+        del profile.product_views[product]
+    bought_cutoff = now_ms - 30 * DAY_MS
+    if profile.bought and min(profile.bought.values()) < bought_cutoff:
+        profile.bought = {p: t for p, t in profile.bought.items() if t >= bought_cutoff}
+
+
+# -- variables: what rules and outputs read, as of a time -------------------
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """A profile as seen at ``now_ms``, with what the per-user step adds."""
+
+    profile: Profile
+    cfg: ProfileConfig
+    now_ms: int
+    open_sessions: int = 0
+
+
+def _window_count(times: list[int], since_ms: int) -> int:
+    """Count the times at or after ``since_ms`` in a sorted list."""
+    return len(times) - bisect_left(times, since_ms)
+
+
+def _purchases_since(view: View, days: int) -> int:
+    purchases = view.profile.purchases
+    return len(purchases) - bisect_left(purchases, (view.now_ms - days * DAY_MS,))
+
+
+def _revenue_since(view: View, days: int) -> float:
+    purchases = view.profile.purchases
+    first = bisect_left(purchases, (view.now_ms - days * DAY_MS,))
+    return round(sum(r for _, r in purchases[first:]), 2)
+
+
+def _events_since(view: View, days: int) -> int:
+    first_day = view.now_ms // DAY_MS - days + 1
+    return sum(n for d, n in view.profile.daily_events.items() if d >= first_day)
+
+
+def _days_between(from_ms: int | None, to_ms: int) -> float:
+    # Hundredths of a day (about 15 minutes): precise enough for any rule over
+    # days, and a value that does not change with every click, so rules over
+    # it are not re-evaluated on every event.
+    if from_ms is None:
+        return -1.0
+    return round(max(0, to_ms - from_ms) / DAY_MS, 2)
+
+
+def _engagement(view: View) -> float:
+    p = view.profile
+    raw = _decay(p.engagement_raw, p.engagement_ms, max(view.now_ms, p.engagement_ms), view.cfg.engagement_half_life_ms)
+    return round(raw / (raw + ENGAGEMENT_SCALE), 4)
+
+
+def _product_views_in_window(view: View) -> dict[str, int]:
+    since = view.now_ms - view.cfg.product_window_ms
+    counts = {}
+    for product, times in view.profile.product_views.items():
+        n = _window_count(times, since)
+        if n:
+            counts[product] = n
+    return counts
+
+
+def _max_product_views(view: View) -> int:
+    since = view.now_ms - view.cfg.product_window_ms
+    return max((_window_count(t, since) for t in view.profile.product_views.values()), default=0)
+
+
+def _top_category(view: View) -> str:
+    affinity = view.profile.affinity
+    return max(affinity, key=affinity.__getitem__) if affinity else ""
+
+
+def _cart_value(view: View) -> float:
+    return round(sum(price * qty for price, qty in view.profile.cart.values()), 2)
+
+
+def _sessions_total(view: View) -> int:
+    return view.profile.sessions_closed + view.open_sessions
+
+
+def _sessions_30d(view: View) -> int:
+    since = view.now_ms - 30 * DAY_MS
+    return _window_count(view.profile.session_starts, since) + view.open_sessions
+
+
+VARIABLES: dict[str, Callable[[View], Any]] = {
+    "events_total": lambda v: v.profile.events_total,
+    "events_7d": lambda v: _events_since(v, 7),
+    "events_30d": lambda v: _events_since(v, 30),
+    "sessions_total": _sessions_total,
+    "sessions_30d": _sessions_30d,
+    "purchases_total": lambda v: v.profile.purchases_total,
+    "purchases_30d": lambda v: _purchases_since(v, 30),
+    "purchases_90d": lambda v: _purchases_since(v, 90),
+    "frequency_30d": lambda v: _purchases_since(v, 30),
+    "frequency_90d": lambda v: _purchases_since(v, 90),
+    "revenue_total": lambda v: round(v.profile.revenue_total, 2),
+    "monetary_30d": lambda v: _revenue_since(v, 30),
+    "monetary_90d": lambda v: _revenue_since(v, 90),
+    "has_purchased": lambda v: v.profile.purchases_total > 0,
+    "recency_days": lambda v: _days_between(v.profile.last_purchase_ms, v.now_ms),
+    "days_since_last_seen": lambda v: _days_between(v.profile.last_seen_ms, v.now_ms),
+    "days_since_first_seen": lambda v: _days_between(v.profile.first_seen_ms, v.now_ms),
+    "engagement": _engagement,
+    "max_product_views_24h": _max_product_views,
+    "cart_items": lambda v: sum(qty for _, qty in v.profile.cart.values()),
+    "cart_value": _cart_value,
+    "avg_session_s": lambda v: round(
+        v.profile.session_ms_total / v.profile.sessions_closed / 1000, 1
+    )
+    if v.profile.sessions_closed
+    else 0.0,
+    "conversion_rate": lambda v: round(v.profile.sessions_converted / v.profile.sessions_closed, 4)
+    if v.profile.sessions_closed
+    else 0.0,
+    "top_category": _top_category,
+    "email_clicks": lambda v: v.profile.email_clicks,
+    "marketing_consent": lambda v: v.profile.marketing_consent,
+}
+"""Every profile variable a rule can use, by name. ``recency_days`` is -1 for a
+user who never bought (rules guard it with ``purchases_total > 0``)."""
+
+
+def variables(view: View, names: tuple[str, ...]) -> dict[str, Any]:
+    """Return the named variables as of ``view.now_ms``."""
+    return {name: VARIABLES[name](view) for name in names}
+
+
+def to_fields(view: View) -> dict[str, Any]:
+    """Return the whole profile as JSON-ready fields (``profiles.jsonl``, Redis)."""
+    p = view.profile
+    fields = {name: getter(view) for name, getter in VARIABLES.items()}
+    fields["recency_days"] = None if p.last_purchase_ms is None else fields["recency_days"]
+    fields["first_seen"] = format_ts(p.first_seen_ms)
+    fields["last_seen"] = format_ts(p.last_seen_ms)
+    fields["last_purchase"] = None if p.last_purchase_ms is None else format_ts(p.last_purchase_ms)
+    fields["category_affinity"] = {
+        name: round(_decay(score, p.affinity_ms, max(view.now_ms, p.affinity_ms), view.cfg.affinity_half_life_ms), 4)
+        for name, score in sorted(p.affinity.items(), key=lambda kv: -kv[1])
+    }
+    fields["product_views_24h"] = _product_views_in_window(view)
+    fields["cart"] = {"products": sorted(p.cart), "value": fields["cart_value"]}
+    for name, hashed in sorted(p.personal.items()):
+        fields[name.replace(".", "_") + "_hash"] = hashed
+    return fields
