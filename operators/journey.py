@@ -200,6 +200,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             state.user = event.user
         if event.consent_personalization is not None:
             self._on_consent(event, out)
+            state = self.state  # a refusal replaces the state
         if state.opted_out:
             state.processed += 1
             state.skipped += 1
@@ -284,18 +285,19 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         interval has passed, re-decides the segments once.
         """
         state = self.state
+        if state.profile is not None and now_ms - state.evaluated_ms >= self.cfg.refresh_ms:
+            # Time first: what changed while the user was away is not caused by
+            # the session that the same gap closes.
+            self._evaluate(now_ms, "time", None, out)
+            timed = True
+        else:
+            timed = False
         closed = sessions.pop_closed(state.sessions, self.cfg.sessions, watermark_ms)
         for session in closed:
             self._on_session_closed(session, out)
-        if state.profile is None:
-            return
-        if closed:
+        if closed and state.profile is not None:
             self._evaluate(now_ms, "session_close", closed[-1].last_event_id or None, out)
-        elif now_ms - state.evaluated_ms >= self.cfg.refresh_ms:
-            self._evaluate(now_ms, "time", None, out)
-        else:
-            return
-        if self.cfg.store_rows:
+        if self.cfg.store_rows and state.profile is not None and (timed or closed):
             out.append(self._row(now_ms))
 
     def _on_session_closed(self, session: Session, out: list[Any]) -> None:
