@@ -112,7 +112,7 @@ def add_event(sessions: list[Session], cfg: SessionConfig, event: Event) -> Sess
     open sessions merges them.
 
     >>> from journeyflow.events import Event
-    >>> cfg = SessionConfig(gap_ms=1000, lateness_ms=0)
+    >>> cfg = SessionConfig(gap_ms=2000, lateness_ms=0)
     >>> open_ = []
     >>> _ = add_event(open_, cfg, Event("a", "page_view", "u", 0, "t"))
     >>> _ = add_event(open_, cfg, Event("b", "page_view", "u", 3000, "t"))
