@@ -390,28 +390,33 @@ class EventParser:
             personalization = marketing = None
         else:
             personalization, marketing = _consent(consent)
-        personal = self._hashed_personal(doc) if self._roots.intersection(doc) else ()
+        personal = ()
+        for root in self._roots:
+            if root in doc:
+                personal = self._hashed_personal(doc)
+                break
         user = user_id if user_id is not None else anonymous_id
 
         if kind in _PRODUCT_TYPES:
+            product_id = props.get("product_id")
+            if type(product_id) is not str or not 0 < len(product_id) <= _MAX_ID_CHARS:
+                product_id = self._product_id(props)
+            category = props.get("category")
+            if category is not None and (type(category) is not str or len(category) > _MAX_ID_CHARS):
+                _text(props, "category", _MAX_ID_CHARS, "properties.")
+            price = props.get("price")
+            if price is not None:
+                if (type(price) is float or type(price) is int) and price >= 0:
+                    price = float(price)
+                else:
+                    _amount(props, "price", "properties.")
+            quantity = 1 if kind == "product_view" else _quantity(props, "properties.")
+            # Positional: about half the cost of keywords for a named tuple.
             return Event(
-                event_id,
-                kind,
-                user,
-                ts_ms,
-                source,
-                user_id,
-                anonymous_id,
-                channel,
-                product_id=self._product_id(props),
-                category=_text(props, "category", _MAX_ID_CHARS, "properties."),
-                price=_amount(props, "price", "properties."),
-                quantity=1 if kind == "product_view" else _quantity(props, "properties."),
-                consent_personalization=personalization,
-                consent_marketing=marketing,
-                personal=personal,
-                raw=raw,
-            )
+                event_id, kind, user, ts_ms, source, user_id, anonymous_id, channel,
+                product_id, category, price, quantity, None, 0.0, (), None, None,
+                personalization, marketing, personal, raw,
+            )  # fmt: skip
         extra: dict[str, Any] = {}
         if kind == "purchase":
             if props.get("order_id") is None:

@@ -91,9 +91,10 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if not cfg.rules or any(name not in values for name in cfg.variables):
             # Until the models have scored this user, keep what was decided.
             return self.state.model_segments
-        evaluation = segment_rules.evaluate(cfg, lambda names: values, self.state.model_segments, None)
-        self.state.model_segments = evaluation.members
-        return evaluation.members
+        inputs = tuple(values[name] for name in cfg.variables)
+        members = segment_rules.evaluate(cfg, inputs, self.state.model_segments, None)
+        self.state.model_segments = members
+        return members
 
     def _publish(
         self, update: UserUpdate, segments: tuple[str, ...], values: dict[str, Any], out: list[Any]

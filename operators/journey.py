@@ -36,6 +36,7 @@ Guarantees:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -50,6 +51,7 @@ from operators.dedup import DedupConfig, DedupState
 from operators.profiles import Profile, ProfileConfig, View
 from operators.segments import SegmentConfig
 from operators.sessions import Session, SessionConfig
+from operators.rules import TriggerRule
 from operators.triggers import TriggerConfig
 from state.serde import decode_state, encode_state
 
@@ -89,10 +91,17 @@ class JourneyConfig:
     """Emit :class:`ProfileRow` updates for a profile store (Redis)."""
     now_ms: Callable[[], int] = system_now_ms
 
+    event_triggers: tuple[TriggerRule, ...] = field(init=False)
+    session_triggers: tuple[TriggerRule, ...] = field(init=False)
+    segment_getters: tuple[Callable[[View], Any], ...] = field(init=False)
+
     def __post_init__(self) -> None:
         snapshot = tuple(n for n in SNAPSHOT_FIELDS if n in profiles.VARIABLES)
         extra = tuple(n for n in self.late_variables if n not in snapshot)
         object.__setattr__(self, "update_variables", snapshot + extra)
+        object.__setattr__(self, "event_triggers", self.triggers.on("event"))
+        object.__setattr__(self, "session_triggers", self.triggers.on("session_close"))
+        object.__setattr__(self, "segment_getters", profiles.getters(self.segments.variables))
 
     @property
     def lateness_ms(self) -> int:
@@ -117,8 +126,8 @@ class JourneyState:
     dedup: DedupState = field(default_factory=DedupState)
     sessions: list[Session] = field(default_factory=list)
     profile: Profile | None = None
-    segments: tuple[str, ...] = ()
-    """Segments decided here (over the profile alone), sorted."""
+    segments: frozenset[str] = frozenset()
+    """Segments decided here (over the profile alone)."""
     evaluated_ms: int = 0
     """Event time of the last segment evaluation."""
     cooldowns: dict[str, int] = field(default_factory=dict)
@@ -285,6 +294,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         interval has passed, re-decides the segments once.
         """
         state = self.state
+        if state.profile is not None and now_ms - state.profile.pruned_ms >= self.cfg.refresh_ms:
+            profiles.prune(state.profile, self.cfg.profiles, now_ms)
+            triggers.prune_cooldowns(self.cfg.triggers, state.cooldowns, now_ms)
         if state.profile is not None and now_ms - state.evaluated_ms >= self.cfg.refresh_ms:
             # Time first: what changed while the user was away is not caused by
             # the session that the same gap closes.
@@ -308,16 +320,27 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if profile is None:
             return
         profiles.close_session(profile, self.cfg.profiles, session.start_ms, session.end_ms, summary.converted)
-        rules = self.cfg.triggers.on("session_close")
+        rules = self.cfg.session_triggers
         if not rules:
             return
         closed_at = session.end_ms + self.cfg.sessions.gap_ms
         view = self._view(closed_at)
-        session_map = summary.to_dict()
-        session_map["abandoned"] = [p for p in session.carted if p in profile.cart]
+        session_map = {
+            "session_id": summary.session_id,
+            "events": session.events,
+            "page_views": session.page_views,
+            "product_views": session.product_views,
+            "add_to_cart": session.add_to_cart,
+            "purchases": session.purchases,
+            "revenue": session.revenue,
+            "converted": summary.converted,
+            "duration_s": (session.end_ms - session.start_ms) / 1000,
+            "channel": session.channel,
+            "abandoned": [p for p in session.carted if p in profile.cart],
+        }
         for rule in rules:
             values = profiles.variables(view, rule.profile_variables)
-            values["session"] = session_map
+            values["session"] = rule.narrow("session", session_map)
             fired = triggers.fire(
                 self.cfg.triggers,
                 rule,
@@ -334,23 +357,20 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     # -- triggers and segments ---------------------------------------------
 
     def _event_triggers(self, event: Event, out: list[Any]) -> None:
-        rules = self.cfg.triggers.on("event")
-        if not rules:
-            return
         state = self.state
         profile = state.profile
         assert profile is not None
-        view = self._view(self._now())
-        for rule in rules:
+        for rule in self.cfg.event_triggers:
             if rule.event_types is not None and event.type not in rule.event_types:
                 continue
-            values = profiles.variables(view, rule.profile_variables)
+            view = self._view(self._now())
+            values = profiles.variables(view, rule.profile_variables) if rule.profile_variables else {}
             if "event" in rule.variables:
-                values["event"] = _event_map(event)
+                values["event"] = rule.narrow("event", _event_map(event))
             product = event.product_id
+            views = profile.product_views.get(product) if product is not None else None
             since = view.now_ms - self.cfg.profiles.product_window_ms
-            views = profile.product_views.get(product, ()) if product is not None else ()
-            values["product_views"] = sum(1 for t in views if t >= since)
+            values["product_views"] = 0 if views is None else len(views) - bisect_left(views, since)
             values["product_bought"] = product is not None and product in profile.bought
             fired = triggers.fire(
                 self.cfg.triggers,
@@ -371,20 +391,15 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         profile = state.profile
         if profile is None:
             return
-        if now_ms - state.evaluated_ms >= self.cfg.refresh_ms:
-            profiles.prune(profile, self.cfg.profiles, now_ms)
-            triggers.prune_cooldowns(self.cfg.triggers, state.cooldowns, now_ms)
-        state.evaluated_ms = max(state.evaluated_ms, now_ms)
+        if now_ms > state.evaluated_ms:
+            state.evaluated_ms = now_ms
+        if not self.cfg.segments.rules:
+            return
         view = self._view(now_ms)
-        result = segments.evaluate(
-            self.cfg.segments,
-            lambda names: profiles.variables(view, names),
-            frozenset(state.segments),
-            self._segment_inputs,
-        )
-        self._segment_inputs = result.inputs
-        members = tuple(sorted(result.members))
-        if members != state.segments:
+        inputs = profiles.values(view, self.cfg.segment_getters)
+        members = segments.evaluate(self.cfg.segments, inputs, state.segments, self._segment_inputs)
+        self._segment_inputs = inputs
+        if members is not state.segments:
             state.segments = members
             out.append(self._update(now_ms, "update", cause, cause_event_id, view))
 
@@ -416,7 +431,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             kind=kind,
             cause=cause,
             cause_event_id=cause_event_id,
-            segments=self.state.segments,
+            segments=tuple(sorted(self.state.segments)),
             values=values,
             profile=profile,
         )
@@ -433,6 +448,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._catch_up(as_of_ms, None, out)
         dedup.expire(state.dedup, self.cfg.dedup, as_of_ms)
         if state.profile is not None:
+            profiles.prune(state.profile, self.cfg.profiles, as_of_ms)
             self._evaluate(as_of_ms, "time", None, out)
             view = self._view(as_of_ms)
             out.append(self._update(as_of_ms, "final", "time", None, view, profiles.to_fields(view)))

@@ -24,7 +24,7 @@ import math
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from journeyflow.events import Event, format_ts
 
@@ -38,6 +38,8 @@ __all__ = [
     "close_session",
     "prune",
     "variables",
+    "getters",
+    "values",
     "to_fields",
 ]
 
@@ -101,9 +103,15 @@ class Profile:
     engagement_raw: float = 0.0
     engagement_ms: int = 0
     affinity: dict[str, float] = field(default_factory=dict)
+    """Category -> decayed weight, expressed as of ``affinity_ms``."""
     affinity_ms: int = 0
     product_views: dict[str, list[int]] = field(default_factory=dict)
     """Product -> view times within the product window, sorted."""
+    peak_views: int = 0
+    """Most views of one product within the window: raised by each view, and
+    recomputed exactly by :func:`prune` (so a drop shows at the next prune)."""
+    pruned_ms: int = 0
+    """When :func:`prune` last ran."""
     bought: dict[str, int] = field(default_factory=dict)
     """Product -> last purchase time, for the last 30 days."""
     cart: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -117,7 +125,9 @@ class Profile:
 
 def new_profile(ts_ms: int) -> Profile:
     """Return an empty profile first seen at ``ts_ms``."""
-    return Profile(first_seen_ms=ts_ms, last_seen_ms=ts_ms, engagement_ms=ts_ms, affinity_ms=ts_ms)
+    return Profile(
+        first_seen_ms=ts_ms, last_seen_ms=ts_ms, engagement_ms=ts_ms, affinity_ms=ts_ms, pruned_ms=ts_ms
+    )
 
 
 def _decay(value: float, from_ms: int, to_ms: int, half_life_ms: int) -> float:
@@ -191,29 +201,30 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
 
 
 def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: float, ts: int) -> None:
-    if ts > profile.affinity_ms:
-        factor = math.pow(0.5, (ts - profile.affinity_ms) / cfg.affinity_half_life_ms)
-        for name in profile.affinity:
-            profile.affinity[name] *= factor
-        profile.affinity_ms = ts
-        added = weight
-    else:
-        added = _decay(weight, ts, profile.affinity_ms, cfg.affinity_half_life_ms)
+    # Scores are kept as of `affinity_ms` and only moved forward by prune():
+    # a later event adds its weight grown by the same factor the others will
+    # decay by, which leaves every ratio, and so the ranking, exact.
+    added = weight * math.pow(2.0, (ts - profile.affinity_ms) / cfg.affinity_half_life_ms)
     profile.affinity[category] = profile.affinity.get(category, 0.0) + added
-    _evict_least_recent(profile.affinity, cfg.max_categories, lambda score: score)
+    if len(profile.affinity) > cfg.max_categories:
+        _evict_least_recent(profile.affinity, cfg.max_categories, lambda score: score)
 
 
 def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> None:
     views = profile.product_views.get(product)
     if views is None:
-        profile.product_views[product] = [ts]
-        _evict_least_recent(profile.product_views, cfg.max_products, lambda times: times[-1])
+        views = profile.product_views[product] = [ts]
+        if len(profile.product_views) > cfg.max_products:
+            _evict_least_recent(profile.product_views, cfg.max_products, lambda times: times[-1])
     else:
         insort(views, ts)
         # Counts above this cap do not matter to any sensible rule; keeping the
         # latest views stops a bot from growing the list without bound.
         if len(views) > _MAX_VIEWS_PER_PRODUCT:
             del views[:-_MAX_VIEWS_PER_PRODUCT]
+    count = _window_count(views, max(ts, profile.last_seen_ms) - cfg.product_window_ms)
+    if count > profile.peak_views:
+        profile.peak_views = count
 
 
 def _add_purchase(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
@@ -255,12 +266,20 @@ def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
         profile.daily_events = {d: n for d, n in profile.daily_events.items() if d >= first_day}
     cutoff = now_ms - cfg.product_window_ms
     stale = []
+    peak = 0
     for product, views in profile.product_views.items():
         del views[: bisect_left(views, cutoff)]
         if not views:
             stale.append(product)
+        peak = max(peak, len(views))
     for product in stale:
         del profile.product_views[product]
+    profile.peak_views = peak
+    if now_ms > profile.affinity_ms:
+        factor = math.pow(0.5, (now_ms - profile.affinity_ms) / cfg.affinity_half_life_ms)
+        profile.affinity = {name: score * factor for name, score in profile.affinity.items()}
+        profile.affinity_ms = now_ms
+    profile.pruned_ms = max(profile.pruned_ms, now_ms)
     bought_cutoff = now_ms - 30 * DAY_MS
     if profile.bought and min(profile.bought.values()) < bought_cutoff:
         profile.bought = {p: t for p, t in profile.bought.items() if t >= bought_cutoff}
@@ -269,8 +288,7 @@ def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
 # -- variables: what rules and outputs read, as of a time -------------------
 
 
-@dataclass(frozen=True, slots=True)
-class View:
+class View(NamedTuple):
     """A profile as seen at ``now_ms``, with what the per-user step adds."""
 
     profile: Profile
@@ -325,9 +343,6 @@ def _product_views_in_window(view: View) -> dict[str, int]:
     return counts
 
 
-def _max_product_views(view: View) -> int:
-    since = view.now_ms - view.cfg.product_window_ms
-    return max((_window_count(t, since) for t in view.profile.product_views.values()), default=0)
 
 
 def _top_category(view: View) -> str:
@@ -367,7 +382,7 @@ VARIABLES: dict[str, Callable[[View], Any]] = {
     "days_since_last_seen": lambda v: _days_between(v.profile.last_seen_ms, v.now_ms),
     "days_since_first_seen": lambda v: _days_between(v.profile.first_seen_ms, v.now_ms),
     "engagement": _engagement,
-    "max_product_views_24h": _max_product_views,
+    "max_product_views_24h": lambda v: v.profile.peak_views,
     "cart_items": lambda v: sum(qty for _, qty in v.profile.cart.values()),
     "cart_value": _cart_value,
     "avg_session_s": lambda v: round(
@@ -389,6 +404,16 @@ user who never bought (rules guard it with ``purchases_total > 0``)."""
 def variables(view: View, names: tuple[str, ...]) -> dict[str, Any]:
     """Return the named variables as of ``view.now_ms``."""
     return {name: VARIABLES[name](view) for name in names}
+
+
+def getters(names: tuple[str, ...]) -> tuple[Callable[[View], Any], ...]:
+    """Return the functions computing the named variables (see :func:`values`)."""
+    return tuple(VARIABLES[name] for name in names)
+
+
+def values(view: View, functions: tuple[Callable[[View], Any], ...]) -> tuple[Any, ...]:
+    """Return the variables computed by ``functions`` (from :func:`getters`), in order."""
+    return tuple([get(view) for get in functions])
 
 
 def to_fields(view: View) -> dict[str, Any]:

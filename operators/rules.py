@@ -15,9 +15,11 @@ missing map key) counts as false, and the failure is logged once per rule.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -120,10 +122,17 @@ class Expression:
     source: str
     program: Any
     variables: tuple[str, ...]
+    _local: threading.local = field(default_factory=threading.local, compare=False, repr=False)
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
         """Return the expression's value; ``values`` must hold its variables."""
-        return self.program.execute({name: values[name] for name in self.variables})
+        # Updating a kept CEL context costs half of converting a new one. One
+        # context per thread: worker threads share this expression.
+        context = getattr(self._local, "context", None)
+        if context is None:
+            context = self._local.context = cel.Context()
+        context.update({name: values[name] for name in self.variables})
+        return self.program.execute(context)
 
 
 def _compile(owner: str, source: Any, known: Mapping[str, Any], *, boolean: bool) -> Expression:
@@ -197,6 +206,47 @@ class TriggerRule:
     def profile_variables(self) -> tuple[str, ...]:
         """Return the profile variables the trigger reads, in a fixed order."""
         return tuple(sorted(n for n in self.variables if n in PROFILE_VARIABLES))
+
+    @cached_property
+    def _fields(self) -> dict[str, frozenset[str] | None]:
+        expressions = [self.when, *(e for _, e in self.payload)]
+        if self.cooldown_key is not None:
+            expressions.append(self.cooldown_key)
+        found: dict[str, frozenset[str] | None] = {}
+        for name in ("event", "session"):
+            fields: set[str] | None = set()
+            for expression in expressions:
+                used = _fields_used(expression.source, name)
+                fields = None if used is None or fields is None else fields | used
+            found[name] = None if fields is None else frozenset(fields)
+        return found
+
+    def narrow(self, name: str, value: dict[str, Any]) -> dict[str, Any]:
+        """Return the map variable ``name`` with only the fields the rule reads.
+
+        Passing a map to CEL costs in proportion to its size; a rule that
+        only reads ``session.abandoned`` gets a one-entry map. A rule that
+        uses the map in any other way gets all of it.
+        """
+        fields = self._fields.get(name)
+        if fields is None:
+            return value
+        return {key: value[key] for key in fields if key in value}
+
+
+def _fields_used(source: str, name: str) -> set[str] | None:
+    """Return the fields of map ``name`` that ``source`` reads as ``name.field``.
+
+    ``None`` when ``name`` is used otherwise too (indexed, passed whole).
+
+    >>> sorted(_fields_used("size(session.abandoned) > 0 && session.events > 1", "session"))
+    ['abandoned', 'events']
+    >>> _fields_used("has(session.x) && session['y'] == 1", "session") is None
+    True
+    """
+    total = len(re.findall(rf"\b{name}\b", source))
+    dotted = re.findall(rf"\b{name}\.([A-Za-z_][A-Za-z0-9_]*)", source)
+    return set(dotted) if len(dotted) == total else None
 
 
 @dataclass(frozen=True)

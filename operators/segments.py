@@ -11,13 +11,12 @@ end of a replay.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from operators.rules import SegmentRule, evaluate_safely
 
-__all__ = ["SegmentConfig", "Evaluation", "evaluate"]
+__all__ = ["SegmentConfig", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -42,39 +41,29 @@ class SegmentConfig:
         object.__setattr__(self, "positions", positions)
 
 
-@dataclass(frozen=True, slots=True)
-class Evaluation:
-    """The outcome of evaluating a user's segments."""
-
-    members: frozenset[str]
-    inputs: tuple[Any, ...]
-    """Input values, in :attr:`SegmentConfig.variables` order, for the next call."""
-
-
 def evaluate(
     cfg: SegmentConfig,
-    values: Callable[[tuple[str, ...]], Mapping[str, Any]],
+    inputs: tuple[Any, ...],
     current: frozenset[str],
     previous_inputs: tuple[Any, ...] | None,
-) -> Evaluation:
+) -> frozenset[str]:
     """Return the segments the user is in now.
 
-    ``values(names)`` computes the variables (a dict in ``names`` order);
-    ``current`` is the membership
-    decided last time from ``previous_inputs`` (``None``: evaluate every rule).
+    ``inputs`` are the values of :attr:`SegmentConfig.variables`, in order;
+    ``current`` is the membership decided last time from ``previous_inputs``
+    (``None``: evaluate every rule).
 
     >>> from operators.rules import parse_rules
     >>> rules = parse_rules({"segments": {"big": {"when": "purchases_total > 2"}}})
     >>> cfg = SegmentConfig(rules.segments)
-    >>> first = evaluate(cfg, lambda names: {"purchases_total": 3}, frozenset(), None)
-    >>> sorted(first.members)
+    >>> sorted(evaluate(cfg, (3,), frozenset(), None))
     ['big']
+    >>> evaluate(cfg, (3,), frozenset({"big"}), (3,))  # unchanged inputs: no evaluation
+    frozenset({'big'})
     """
-    names = cfg.variables
-    given = values(names)
-    inputs = tuple(given.values())
     if inputs == previous_inputs:
-        return Evaluation(current, inputs)
+        return current
+    given = dict(zip(cfg.variables, inputs, strict=True))
     members = set()
     for rule, positions in zip(cfg.rules, cfg.positions, strict=True):
         if previous_inputs is not None:
@@ -87,4 +76,4 @@ def evaluate(
                 continue
         if evaluate_safely(rule.name, rule.when, given, cfg.failed) is True:
             members.add(rule.name)
-    return Evaluation(frozenset(members), inputs)
+    return frozenset(members) if members != current else current

@@ -124,6 +124,16 @@ def add_event(sessions: list[Session], cfg: SessionConfig, event: Event) -> Sess
     """
     ts = event.ts_ms
     gap = cfg.gap_ms
+    if len(sessions) == 1:
+        # The common case: one open session, and the event belongs to it.
+        only = sessions[0]
+        if only.start_ms - gap <= ts <= only.end_ms + gap:
+            if ts > only.end_ms:
+                only.end_ms = ts
+            elif ts < only.start_ms:
+                only.start_ms = ts
+            _count(only, event, cfg.max_carted)
+            return only
     touching = [s for s in sessions if s.start_ms - gap <= ts <= s.end_ms + gap]
     if not touching:
         session = Session(start_ms=ts, end_ms=ts)
@@ -150,6 +160,9 @@ def pop_closed(sessions: list[Session], cfg: SessionConfig, watermark_ms: int | 
         closed = list(sessions)
         sessions.clear()
         return closed
+    # Open sessions never overlap, so the first one also ends first.
+    if not sessions or sessions[0].end_ms + cfg.gap_ms >= watermark_ms:
+        return []
     closed = [s for s in sessions if s.end_ms + cfg.gap_ms < watermark_ms]
     if closed:
         sessions[:] = [s for s in sessions if s.end_ms + cfg.gap_ms >= watermark_ms]
