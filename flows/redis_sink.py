@@ -1,0 +1,55 @@
+"""A bytewax sink that applies profile records to a :class:`~state.store.StateStore`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from journeyflow.records import ProfileRow, SegmentChange, Tombstone
+from state.store import StateStore
+
+__all__ = ["StoreSink"]
+
+_ACCEPTED = (ProfileRow, SegmentChange, Tombstone)
+
+
+class _StorePartition(StatelessSinkPartition[Any]):
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def write_batch(self, items: list[Any]) -> None:
+        for item in items:
+            if not isinstance(item, _ACCEPTED):
+                msg = (
+                    "store sink items must be ProfileRow, SegmentChange or Tombstone; "
+                    f"got {type(item).__name__} instead"
+                )
+                raise TypeError(msg)
+        self._store.apply(items)
+
+    def close(self) -> None:
+        self._store.close()
+
+
+class StoreSink(DynamicSink[Any]):
+    """Apply :class:`~journeyflow.records.ProfileRow`, ``SegmentChange`` and
+    ``Tombstone`` records to a store, one store per worker.
+
+    Each batch bytewax delivers is applied in order with one ``store.apply``
+    call (one Redis round trip), and ``write_batch`` returns only once it is
+    stored, so the store is up to date before the epoch closes. On resume,
+    bytewax replays the unfinished epoch: the same records are applied again,
+    which leaves the same state. Any other item raises ``TypeError``.
+
+    :arg store_factory: called once per worker, in the worker, to make its
+        store (``lambda: RedisStore.connect(url)``); it may return one
+        thread-safe store shared by all workers.
+    """
+
+    def __init__(self, store_factory: Callable[[], StateStore]) -> None:
+        self._store_factory = store_factory
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _StorePartition:
+        return _StorePartition(self._store_factory())

@@ -1,0 +1,112 @@
+"""Prometheus metrics of journeyflow, in ``prometheus_client``'s default registry.
+
+bytewax serves the default registry at ``:3030/metrics`` when
+``BYTEWAX_DATAFLOW_API_ENABLED=true``; otherwise call
+:func:`start_metrics_server`. Every name starts with ``journeyflow_``;
+counters are exposed with the ``_total`` suffix that ``prometheus_client``
+adds (``journeyflow_events_read_total``).
+
+Label values must come from small, fixed sets (a topic, a dead-letter code,
+a rule name), never from user ids or event ids: each label value is a time
+series held in memory for the life of the process.
+
+>>> EVENTS_READ.labels(source="doctest").inc(2)
+>>> EVENTS_READ.labels(source="doctest")._value.get()
+2.0
+"""
+
+from __future__ import annotations
+
+import threading
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+__all__ = [
+    "EVENTS_READ",
+    "DEAD_LETTERS",
+    "DUPLICATES",
+    "LATE_EVENTS",
+    "SESSIONS_CLOSED",
+    "SEGMENT_ENTRIES",
+    "SEGMENT_EXITS",
+    "TRIGGERS",
+    "MODEL_SCORE",
+    "KAFKA_LAG",
+    "KAFKA_ERRORS",
+    "REDIS_WRITE_ERRORS",
+    "READY",
+    "start_metrics_server",
+]
+
+EVENTS_READ = Counter(
+    "journeyflow_events_read",
+    "Messages read from an input, before parsing.",
+    ["source"],
+)
+"""Label ``source``: ``kafka:<topic>`` for the live source, ``file`` for replays."""
+
+DEAD_LETTERS = Counter(
+    "journeyflow_dead_letters",
+    "Messages not processed, by dead-letter code.",
+    ["reason"],
+)
+"""Label ``reason``: the dead letter's ``code`` (``missing_field``, ``late``...),
+not its free-text reason, which would make one series per message."""
+
+DUPLICATES = Counter("journeyflow_duplicates", "Events dropped as duplicates of an event id.")
+
+LATE_EVENTS = Counter("journeyflow_late_events", "Events too late to apply.")
+
+SESSIONS_CLOSED = Counter("journeyflow_sessions_closed", "Sessions closed.")
+
+SEGMENT_ENTRIES = Counter(
+    "journeyflow_segment_entries", "Users entering a segment.", ["segment"]
+)
+
+SEGMENT_EXITS = Counter("journeyflow_segment_exits", "Users leaving a segment.", ["segment"])
+
+TRIGGERS = Counter(
+    "journeyflow_triggers",
+    "Triggers fired, by rule and variant (holdout included).",
+    ["rule", "variant"],
+)
+
+MODEL_SCORE = Histogram(
+    "journeyflow_model_score",
+    "Scores a model gave (probabilities, 0 to 1).",
+    ["model"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+)
+
+KAFKA_LAG = Gauge(
+    "journeyflow_kafka_lag",
+    "Messages on the broker not read yet, per input partition "
+    "(high watermark of the last fetch minus the next offset to read).",
+    ["topic", "partition"],
+)
+
+KAFKA_ERRORS = Counter(
+    "journeyflow_kafka_errors",
+    "Kafka failures seen while running (broker unreachable, delivery failed).",
+)
+
+REDIS_WRITE_ERRORS = Counter(
+    "journeyflow_redis_write_errors",
+    "Failed attempts to write a batch to Redis (each retry counts).",
+)
+
+READY = Gauge("journeyflow_ready", "1 once the worker has connected and runs; else 0.")
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> tuple[WSGIServer, threading.Thread]:
+    """Serve the default registry at ``http://addr:port/metrics`` from a daemon thread.
+
+    Use it when bytewax's own API server is off. Returns the server and its
+    thread; ``server.shutdown()`` stops it. ``port`` 0 picks a free port
+    (``server.server_port`` says which).
+    """
+    if not 0 <= port < 65536:
+        msg = f"metrics port must be 0..65535; got {port} instead"
+        raise ValueError(msg)
+    return start_http_server(port, addr=addr)
