@@ -137,6 +137,9 @@ class ModelSettings:
     rescore_s: int = _setting(_positive)
     learning_rate: float = _setting(_positive)
     seed: int = _setting()
+    warm_start: str = _setting()
+    """Model state exported by a replay (models.bin) to start from; empty for none.
+    Env: JOURNEYFLOW_MODELS_WARM_START."""
 
 
 @dataclass(frozen=True)

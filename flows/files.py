@@ -37,6 +37,7 @@ __all__ = [
     "ReplaySource",
     "JsonLinesSink",
     "TallySink",
+    "CollectSink",
     "read_lines",
     "combine_parts",
 ]
@@ -286,6 +287,31 @@ class TallySink(DynamicSink[Any]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Tallies:
         part = _Tallies()
+        self._parts.append(part)
+        return part
+
+
+class _Collect(StatelessSinkPartition[Any]):
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+
+    def write_batch(self, items: list[Any]) -> None:
+        self.items.extend(items)
+
+
+class CollectSink(DynamicSink[Any]):
+    """Keep the (few) records written, in memory: a replay's model report."""
+
+    def __init__(self) -> None:
+        self._parts: list[_Collect] = []
+
+    @property
+    def items(self) -> list[Any]:
+        """Return every record written, by all workers."""
+        return [item for part in self._parts for item in part.items]
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Collect:
+        part = _Collect()
         self._parts.append(part)
         return part
 

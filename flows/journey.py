@@ -3,8 +3,10 @@
 Only the inputs and the sinks differ between a replay and the live worker;
 every operator in between is the same. The pipeline::
 
-    inputs ─► journey (per user) ─► audience (per user) ─► segment changes, triggers
-                 │                                          holdouts, profiles, store
+    inputs ─► journey (per user) ─► models (one, global) ─► audience (per user)
+                 │                                              │
+                 │                          segment changes, triggers, holdouts,
+                 │                          profiles, store, model report
                  └─► sessions, dead letters, triggers, store rows, tallies
 
 Shape comments after each step say what flows: ``# (user, Event)``.
@@ -24,6 +26,7 @@ from bytewax.outputs import Sink
 from config.settings import Settings
 from journeyflow.events import DeadLetter, EventParser
 from journeyflow.records import (
+    ModelReport,
     ProfileRow,
     SegmentChange,
     SessionSummary,
@@ -35,13 +38,26 @@ from journeyflow.records import (
 from operators.audience import AudienceConfig
 from operators.dedup import DedupConfig
 from operators.journey import Inbound, JourneyConfig
+from operators.labels import LabelConfig
+from operators.models import ModelConfig
 from operators.profiles import ProfileConfig
 from operators.rules import Rules, load_rules
 from operators.segments import SegmentConfig
 from operators.sessions import SessionConfig
 from operators.triggers import TriggerConfig
 
-__all__ = ["Inputs", "Outputs", "build_flow", "journey_config", "audience_config", "event_parser"]
+__all__ = [
+    "MODELS_KEY",
+    "Inputs",
+    "Outputs",
+    "build_flow",
+    "journey_config",
+    "model_config",
+    "audience_config",
+    "event_parser",
+]
+
+MODELS_KEY = "models"
 
 Inputs = Callable[[Dataflow], tuple[KeyedStream[Inbound], Stream[DeadLetter]]]
 """Adds the input steps to a flow; returns events keyed by user, and dead letters."""
@@ -64,6 +80,8 @@ class Outputs:
     profiles: Sink[Any] | None = None
     store: Sink[Any] | None = None
     tallies: Sink[Any] | None = None
+    models: Sink[Any] | None = None
+    """Receives the :class:`ModelReport` at the end of the input."""
 
 
 def event_parser(settings: Settings) -> EventParser:
@@ -104,9 +122,28 @@ def journey_config(
         segments=SegmentConfig(rules.profile_segments),
         triggers=TriggerConfig(rules.triggers_on("event") + rules.triggers_on("session_close")),
         refresh_ms=settings.segments.refresh_s * 1000,
+        labels=LabelConfig(
+            churn_horizon_ms=settings.models.churn_horizon_s * 1000,
+            purchase_horizon_ms=settings.models.propensity_horizon_s * 1000,
+            interval_ms=settings.models.example_interval_s * 1000,
+            idle_after_ms=settings.sessions.gap_s * 1000,
+        ),
+        rescore_ms=settings.models.rescore_s * 1000,
         late_variables=rules.late_variables,
         timers=timers,
         store_rows=store_rows,
+    )
+
+
+def model_config(settings: Settings) -> ModelConfig:
+    """Return the models step's configuration from ``settings``."""
+    warm = settings.models.warm_start
+    return ModelConfig(
+        learning_rate=settings.models.learning_rate,
+        clusters=settings.clusters.k,
+        cluster_halflife=settings.clusters.halflife,
+        seed=settings.models.seed,
+        warm_start=(settings.config_dir / warm) if warm else None,
     )
 
 
@@ -157,10 +194,20 @@ def build_flow(
     journey_cfg = journey_config(settings, rules, timers=live, store_rows=store_rows and live)
     journey = op.stateful("journey", events, journey_cfg.build)
     # (user, SessionSummary | DeadLetter | Trigger | UserUpdate | ProfileRow | Tally)
-    updates = op.filter_value("updates", journey, lambda v: isinstance(v, UserUpdate))
+    to_models = op.filter_map(
+        "to_models", journey, lambda kv: (MODELS_KEY, kv[1]) if isinstance(kv[1], UserUpdate) else None
+    )
+    # ("models", UserUpdate): one global key, so the models learn from everyone
+    learned = op.stateful("models", to_models, model_config(settings).build)
+    # ("models", UserUpdate with scores | ModelReport)
+    scored = op.filter_map(
+        "scored", learned, lambda kv: (kv[1].user_id, kv[1]) if isinstance(kv[1], UserUpdate) else None
+    )
     # (user, UserUpdate)
-    audience = op.stateful("audience", updates, audience_config(rules, store_rows=store_rows).build)
+    audience = op.stateful("audience", scored, audience_config(rules, store_rows=store_rows).build)
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow)
+    if outputs.models is not None:
+        op.output("write_model_report", _only("model_report", learned, ModelReport), outputs.models)
 
     op.output("write_sessions", _only("sessions", journey, SessionSummary), outputs.sessions)
     late = _only("late", journey, DeadLetter)

@@ -21,6 +21,7 @@ from bytewax.dataflow import Dataflow
 
 from config.settings import Settings
 from flows.files import (
+    CollectSink,
     JsonLinesSink,
     ReplayProgress,
     ReplaySource,
@@ -30,8 +31,11 @@ from flows.files import (
 )
 from flows.journey import Outputs, build_flow, event_parser
 from journeyflow.events import DeadLetter, format_ts, parse_ts
+from journeyflow.records import ModelReport
 
 __all__ = ["replay", "format_summary", "OUTPUT_FILES"]
+
+MODELS_FILE = "models.bin"
 
 OUTPUT_FILES = {
     "sessions": "sessions.jsonl",
@@ -97,6 +101,7 @@ def replay(
         for name, file in OUTPUT_FILES.items()
     }
     tallies = TallySink()
+    reports = CollectSink()
 
     def read_files(flow: Dataflow) -> Any:
         read = op.input("read", flow, source)
@@ -106,7 +111,7 @@ def replay(
         # (user, Event | EndOfInput)
         return keyed, split.trues
 
-    outputs = Outputs(**sinks, store=store, tallies=tallies)
+    outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports)
     flow = build_flow(settings, read_files, outputs, live=False)
     started = time.monotonic()
     cli_main(
@@ -146,6 +151,7 @@ def replay(
         "events_per_second": round(progress.read / elapsed) if elapsed > 0 else None,
         "workers": workers,
     }
+    summary["models"] = _model_summary(reports.items, out_dir)
     summary["accounted"] = summary["read"] == (
         summary["processed"] + summary["duplicates"] + summary["dead_letters"]
     )
@@ -158,6 +164,23 @@ def replay(
             file=sys.stderr,
         )
     return summary
+
+
+def _model_summary(reports: list[ModelReport], out_dir: Path) -> dict[str, Any]:
+    """Return the models' figures for the summary; export their state to models.bin."""
+    if not reports:
+        return {}
+    (report,) = reports
+    if report.state is not None:
+        (out_dir / MODELS_FILE).write_bytes(report.state)
+    return {
+        "model_version": report.model_version,
+        "scored": report.scored,
+        "tasks": report.tasks,
+        "clusters": report.clusters,
+        "silhouette": report.silhouette,
+        "exported": MODELS_FILE if report.state is not None else None,
+    }
 
 
 def sessions_written(sinks: dict[str, JsonLinesSink]) -> int:

@@ -26,6 +26,7 @@ __all__ = [
     "Trigger",
     "ProfileRow",
     "UserUpdate",
+    "ModelReport",
 ]
 
 
@@ -263,3 +264,26 @@ class UserUpdate:
     segments: tuple[str, ...]
     values: dict[str, Any]
     profile: dict[str, Any] | None = None
+    features: dict[str, float] | None = None
+    """Classifier features as of ``ts_ms``: the models score the user."""
+    cluster_features: dict[str, float] | None = None
+    """Behaviour vector as of ``ts_ms``: the user is placed in a cluster."""
+    learn_cluster: bool = False
+    """The clusters learn from ``cluster_features`` (at a session's close)."""
+    examples: tuple[Any, ...] = ()
+    """Labelled past states (:class:`operators.labels.Example`) to learn from."""
+    scores: dict[str, Any] | None = None
+    """Set by the models step: propensity, churn risk, cluster, model version."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReport:
+    """The models' online quality figures and clusters, at the end of a replay."""
+
+    model_version: str
+    tasks: dict[str, dict[str, Any]]
+    clusters: list[dict[str, Any]]
+    silhouette: float | None
+    scored: int
+    state: bytes | None = None
+    """The pickled model state, to export (``models.bin``)."""

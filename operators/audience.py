@@ -74,9 +74,13 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.kind == "opt_out":
             return self._opt_out(value), StatefulLogic.DISCARD
         out: list[Any] = []
+        if value.scores is not None:
+            self.state.scores = value.scores
         values = {**value.values, **self.state.scores}
         model = self._model_segments(values)
-        segments = tuple(sorted(set(value.segments) | model))
+        cluster = self.state.scores.get("cluster")
+        learned = {f"cluster:{cluster}"} if cluster is not None else set()
+        segments = tuple(sorted(set(value.segments) | model | learned))
         self._publish(value, segments, values, out)
         if value.kind == "final" and value.profile is not None:
             fields = {**value.profile, **self.state.scores}

@@ -36,6 +36,7 @@ Guarantees:
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,8 +47,9 @@ from bytewax.operators import StatefulLogic
 
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
 from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, UserUpdate
-from operators import dedup, profiles, segments, sessions, triggers
+from operators import dedup, features, labels, profiles, segments, sessions, triggers
 from operators.dedup import DedupConfig, DedupState
+from operators.labels import Example, LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
 from operators.segments import SegmentConfig
 from operators.sessions import Session, SessionConfig
@@ -59,6 +61,9 @@ __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_n
 
 Inbound = Event | RawRecord | EndOfInput
 """What the step accepts: parsed events (replay), raw messages (Kafka), end of input."""
+
+#: Event types after which the models score the user again.
+_SCORE_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start"})
 
 #: Event types that change what the profile's store row shows in a way worth a write.
 _ROW_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start", "identify", "login"})
@@ -81,6 +86,9 @@ class JourneyConfig:
     triggers: TriggerConfig
     refresh_ms: int
     """Time-driven segments are re-evaluated at least this often (event time)."""
+    labels: LabelConfig
+    rescore_ms: int
+    """An idle user's scores are refreshed at least this often (event time)."""
     late_variables: tuple[str, ...] = ()
     """Profile variables the steps after this one need (see :class:`UserUpdate`)."""
     update_variables: tuple[str, ...] = field(init=False)
@@ -131,6 +139,12 @@ class JourneyState:
     evaluated_ms: int = 0
     """Event time of the last segment evaluation."""
     cooldowns: dict[str, int] = field(default_factory=dict)
+    pending: list[Pending] = field(default_factory=list)
+    """Past states waiting for their churn and propensity labels."""
+    snapshot_ms: int = 0
+    """Event time of the last labelled snapshot."""
+    scored_ms: int = 0
+    """Event time of the last score refresh."""
     opted_out: bool = False
     processed: int = 0
     duplicates: int = 0
@@ -148,6 +162,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._segment_inputs: tuple[Any, ...] | None = None
         # Set once the input has ended for this user, so EOF does not repeat it.
         self._finished = False
+        # What the item being handled asks of the models (see _flush).
+        self._examples: list[Example] = []
+        self._score: tuple[int, str, str | None, bool] | None = None
 
     # -- bytewax callbacks -------------------------------------------------
 
@@ -165,6 +182,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             self._forget(value, out)
         else:
             self._on_event(value, out)
+            self._flush(out)
         return out, self._retain(out)
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
@@ -174,6 +192,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             now_event_ms = self.cfg.now_ms() - state.offset_ms
             dedup.expire(state.dedup, self.cfg.dedup, now_event_ms)
             self._catch_up(now_event_ms, now_event_ms - self.cfg.lateness_ms, out)
+            self._flush(out)
         return out, self._retain(out)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
@@ -194,6 +213,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             candidates.append(next(iter(state.dedup.seen.values())) + self.cfg.dedup.window_ms + 1)
         if state.profile is not None:
             candidates.append(state.evaluated_ms + self.cfg.refresh_ms)
+            candidates.append(state.scored_ms + self.cfg.rescore_ms)
         if not candidates:
             return None
         return datetime.fromtimestamp((min(candidates) + state.offset_ms) / 1000, timezone.utc)
@@ -233,8 +253,13 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         sessions.add_event(state.sessions, self.cfg.sessions, event)
         if state.profile is None:
             state.profile = profiles.new_profile(ts)
-            state.evaluated_ms = ts
+            state.evaluated_ms = state.snapshot_ms = ts
         profiles.apply_event(state.profile, self.cfg.profiles, event)
+        if state.pending:
+            done = labels.on_activity(state.pending, self.cfg.labels, ts, event.type == "purchase")
+            self._examples.extend(done)
+        if event.type in _SCORE_EVENTS:
+            self._score = (state.max_ts_ms, "event", event.event_id, False)  # type: ignore[assignment]
         self._event_triggers(event, out)
         self._evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
         if self.cfg.store_rows and event.type in _ROW_EVENTS:
@@ -264,6 +289,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # Nothing of the user is kept but the refusal (and the counts).
         self.state = JourneyState(user=state.user, opted_out=True)
         self._segment_inputs = None
+        self._examples, self._score = [], None
 
     def _forget(self, event: Event, out: list[Any]) -> None:
         state = self.state
@@ -275,6 +301,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # still honoured if the user comes back.
         self.state = JourneyState(user=state.user, opted_out=state.opted_out)
         self._segment_inputs = None
+        self._examples, self._score = [], None
 
     def _late(self, event: Event, max_ts: int) -> DeadLetter:
         behind_s = (max_ts - event.ts_ms) / 1000
@@ -294,9 +321,15 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         interval has passed, re-decides the segments once.
         """
         state = self.state
-        if state.profile is not None and now_ms - state.profile.pruned_ms >= self.cfg.refresh_ms:
-            profiles.prune(state.profile, self.cfg.profiles, now_ms)
+        profile = state.profile
+        if profile is not None and now_ms - profile.pruned_ms >= self.cfg.refresh_ms:
+            profiles.prune(profile, self.cfg.profiles, now_ms)
             triggers.prune_cooldowns(self.cfg.triggers, state.cooldowns, now_ms)
+        if profile is not None:
+            if state.pending:
+                self._examples.extend(labels.on_time(state.pending, self.cfg.labels, now_ms))
+            for t in labels.idle_snapshot_times(self.cfg.labels, state.snapshot_ms, profile.last_seen_ms, now_ms):
+                self._take_snapshot(t)
         if state.profile is not None and now_ms - state.evaluated_ms >= self.cfg.refresh_ms:
             # Time first: what changed while the user was away is not caused by
             # the session that the same gap closes.
@@ -308,7 +341,14 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         for session in closed:
             self._on_session_closed(session, out)
         if closed and state.profile is not None:
-            self._evaluate(now_ms, "session_close", closed[-1].last_event_id or None, out)
+            cause_event_id = closed[-1].last_event_id or None
+            self._evaluate(now_ms, "session_close", cause_event_id, out)
+            if now_ms - state.snapshot_ms >= self.cfg.labels.interval_ms:
+                self._take_snapshot(now_ms)
+            self._score = (now_ms, "session_close", cause_event_id, True)
+        elif state.profile is not None and now_ms - state.scored_ms >= self.cfg.rescore_ms:
+            # Clusters learn from idle states too, so lapsed users form their own.
+            self._score = (now_ms, "time", None, True)
         if self.cfg.store_rows and state.profile is not None and (timed or closed):
             out.append(self._row(now_ms))
 
@@ -436,6 +476,43 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             profile=profile,
         )
 
+    def _take_snapshot(self, at_ms: int) -> None:
+        """Keep the user's features at ``at_ms`` until their labels are known."""
+        state = self.state
+        packed = features.pack(features.classifier_features(self._view(at_ms)))
+        state.pending.append(Pending(at_ms, packed))
+        state.snapshot_ms = at_ms
+
+    def _flush(self, out: list[Any]) -> None:
+        """Send the models what this item asked of them: labelled examples, a score.
+
+        Attached to the item's last update when there is one, so the audience
+        step sees new segments and new scores together.
+        """
+        if not self._examples and self._score is None:
+            return
+        state = self.state
+        extra: dict[str, Any] = {"examples": tuple(self._examples)}
+        score = self._score
+        self._examples = []
+        self._score = None
+        if state.profile is None:
+            return
+        view = None
+        if score is not None:
+            at_ms, _, _, learn = score
+            view = self._view(at_ms)
+            extra["features"] = features.classifier_features(view)
+            extra["cluster_features"] = features.cluster_features(view)
+            extra["learn_cluster"] = learn
+            state.scored_ms = max(state.scored_ms, at_ms)
+        for index in range(len(out) - 1, -1, -1):
+            if isinstance(out[index], UserUpdate):
+                out[index] = dataclasses.replace(out[index], **extra)
+                return
+        at_ms, cause, cause_event_id, _ = score if score is not None else (self._now(), "labels", None, False)
+        out.append(dataclasses.replace(self._update(at_ms, "update", cause, cause_event_id, view), **extra))
+
     def _row(self, now_ms: int) -> ProfileRow:
         return ProfileRow(self.state.user, now_ms, profiles.to_fields(self._view(now_ms)))
 
@@ -452,6 +529,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             self._evaluate(as_of_ms, "time", None, out)
             view = self._view(as_of_ms)
             out.append(self._update(as_of_ms, "final", "time", None, view, profiles.to_fields(view)))
+            self._score = (as_of_ms, "time", None, True)
+        self._flush(out)
         out.extend(self._tallies())
         return out
 

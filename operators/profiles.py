@@ -117,6 +117,8 @@ class Profile:
     cart: dict[str, tuple[float, int]] = field(default_factory=dict)
     """Product -> (unit price, quantity) of the open cart."""
     cart_changed_ms: int | None = None
+    cart_adds_total: int = 0
+    searches_total: int = 0
     email_clicks: int = 0
     marketing_consent: bool = True
     personal: dict[str, str] = field(default_factory=dict)
@@ -179,6 +181,7 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
     if kind == "product_view":
         _add_view(profile, cfg, event.product_id, ts)  # type: ignore[arg-type]
     elif kind == "add_to_cart":
+        profile.cart_adds_total += 1
         price, quantity = profile.cart.get(event.product_id, (0.0, 0))  # type: ignore[arg-type]
         profile.cart[event.product_id] = (  # type: ignore[index]
             event.price if event.price is not None else price,
@@ -198,6 +201,8 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
         _add_purchase(profile, cfg, event)
     elif kind == "email_click":
         profile.email_clicks += 1
+    elif kind == "search":
+        profile.searches_total += 1
 
 
 def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: float, ts: int) -> None:

@@ -1,0 +1,149 @@
+"""Learned segments: River's incremental k-means over scaled behaviour vectors.
+
+River's :class:`~river.cluster.KMeans` moves the closest centre a fixed share
+(``halflife``) towards each point. Its centres start at random positions, and
+a centre that starts far from every user never wins a point: a dead cluster.
+So the first ``warmup`` points are kept and the centres are seeded from them
+with k-means++ (seeded, deterministic); from then on River learns online.
+
+Cluster ids never change meaning: a centre keeps its index for life, so
+``cluster:3`` today is the drifted ``cluster:3`` of yesterday, not a new
+labelling. Points are scaled by River's online :class:`StandardScaler`, and
+:meth:`Clusters.describe` reports each centre back in the features' own
+units (see :mod:`operators.features`).
+
+A reservoir of recent points (bounded) gives the silhouette in reports.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from river import cluster, preprocessing
+
+from operators.features import CLUSTER_FEATURES, describe
+
+__all__ = ["Clusters", "silhouette"]
+
+
+def _distance(a: dict[str, float], b: dict[str, float]) -> float:
+    return math.sqrt(sum((a.get(k, 0.0) - b.get(k, 0.0)) ** 2 for k in CLUSTER_FEATURES))
+
+
+def _kmeans_plus_plus(points: list[dict[str, float]], k: int, rng: random.Random) -> list[dict[str, float]]:
+    centres = [dict(rng.choice(points))]
+    while len(centres) < k:
+        weights = [min(_distance(p, c) for c in centres) ** 2 for p in points]
+        if sum(weights) == 0:
+            centres.append(dict(rng.choice(points)))
+            continue
+        centres.append(dict(rng.choices(points, weights=weights)[0]))
+    return centres
+
+
+@dataclass
+class Clusters:
+    """Online clusters with stable ids; see the module docstring."""
+
+    k: int
+    halflife: float
+    seed: int
+    warmup: int = 200
+    sample_size: int = 400
+    scaler: preprocessing.StandardScaler = field(default_factory=preprocessing.StandardScaler)
+    model: cluster.KMeans | None = None
+    pending: list[dict[str, float]] = field(default_factory=list)
+    sample: list[tuple[dict[str, float], int]] = field(default_factory=list)
+    learned: int = 0
+    assigned: Counter[int] = field(default_factory=Counter)
+    _rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def learn_predict(self, x: dict[str, float], *, learn: bool) -> int | None:
+        """Return the cluster of ``x`` (``None`` during warm-up); learn from it if ``learn``."""
+        if learn:
+            self.scaler.learn_one(x)
+        scaled = self.scaler.transform_one(x)
+        if self.model is None:
+            if learn:
+                self.pending.append(scaled)
+                if len(self.pending) >= self.warmup:
+                    self._start()
+            return None
+        if learn:
+            found = self.model.learn_predict_one(scaled)
+            self.learned += 1
+            self._keep(scaled, found)
+        else:
+            found = self.model.predict_one(scaled)
+        self.assigned[found] += 1
+        return found
+
+    def _start(self) -> None:
+        model = cluster.KMeans(n_clusters=self.k, halflife=self.halflife, seed=self.seed)
+        for index, centre in enumerate(_kmeans_plus_plus(self.pending, self.k, self._rng)):
+            model.centers[index].update(centre)
+        self.model = model
+        for point in self.pending:
+            self._keep(point, model.learn_predict_one(point))
+        self.learned += len(self.pending)
+        self.pending = []
+
+    def _keep(self, point: dict[str, float], found: int) -> None:
+        # Reservoir sampling: every point learned so far is equally likely to be kept.
+        if len(self.sample) < self.sample_size:
+            self.sample.append((point, found))
+            return
+        slot = self._rng.randrange(self.learned + 1)
+        if slot < self.sample_size:
+            self.sample[slot] = (point, found)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Return each cluster's centre in the features' own units, and its assignments."""
+        if self.model is None:
+            return []
+        means = self.scaler.means
+        stds = {name: math.sqrt(v) if v > 0 else 1.0 for name, v in self.scaler.vars.items()}
+        out = []
+        for index, centre in sorted(self.model.centers.items()):
+            raw = {name: centre.get(name, 0.0) * stds.get(name, 1.0) + means.get(name, 0.0) for name in CLUSTER_FEATURES}
+            out.append({"cluster": index, "centre": describe(raw), "assignments": self.assigned.get(index, 0)})
+        return out
+
+    def silhouette(self) -> float | None:
+        """Return the mean silhouette of the reservoir sample, re-assigned to today's centres."""
+        if self.model is None or len(self.sample) < 3:
+            return None
+        points = [p for p, _ in self.sample]
+        labels = [self.model.predict_one(p) for p in points]
+        return silhouette(points, labels)
+
+
+def silhouette(points: list[dict[str, float]], labels: list[int]) -> float | None:
+    """Return the mean silhouette coefficient of labelled points (Euclidean).
+
+    >>> pts = [{"purchases_90d": x} for x in (0.0, 0.1, 5.0, 5.1)]
+    >>> round(silhouette(pts, [0, 0, 1, 1]), 2)
+    0.98
+    """
+    if len(set(labels)) < 2:
+        return None
+    scores = []
+    for i, (p, own) in enumerate(zip(points, labels, strict=True)):
+        by_label: dict[int, list[float]] = {}
+        for j, (q, other) in enumerate(zip(points, labels, strict=True)):
+            if i != j:
+                by_label.setdefault(other, []).append(_distance(p, q))
+        if not by_label.get(own):
+            scores.append(0.0)
+            continue
+        a = sum(by_label[own]) / len(by_label[own])
+        b = min(sum(d) / len(d) for label, d in by_label.items() if label != own)
+        scores.append((b - a) / max(a, b) if max(a, b) > 0 else 0.0)
+    return sum(scores) / len(scores)
