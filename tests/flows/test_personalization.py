@@ -174,8 +174,13 @@ def test_time_alone_enters_re_engagement_by_the_end_of_the_replay(tmp_path: Path
 def test_a_returning_user_first_enters_by_time_then_leaves_by_buying(tmp_path: Path) -> None:
     events = [event("purchase", ts=at(0)), event("purchase", ts=at(days=65))]
     result = run_replay(tmp_path, events)
-    moves = [(c["entered"], c["exited"], c["cause"]) for c in result.segment_changes if "re_engagement_target" in c["entered"] + c["exited"]]
-    assert moves == [(["re_engagement_target"], [], "time"), ([], ["re_engagement_target"], "event")]
+    target = "re_engagement_target"
+    moves = [
+        ("entered" if target in c["entered"] else "exited", c["cause"], c["ts"])
+        for c in result.segment_changes
+        if target in c["entered"] + c["exited"]
+    ]
+    assert moves == [("entered", "time", at(days=65)), ("exited", "event", at(days=65))]
 
 
 def test_holdout_users_get_no_trigger_but_a_holdout_record(tmp_path: Path) -> None:
