@@ -61,6 +61,7 @@ from typing import BinaryIO
 
 import orjson
 
+from journeyflow.errors import ConfigError
 from journeyflow.events import SESSION_EXCLUDED_TYPES
 
 __all__ = ["GeneratorConfig", "GeneratorStats", "add_arguments", "generate", "run"]
@@ -177,10 +178,10 @@ class GeneratorConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 msg = f"{name} must be an integer >= 1; got {value!r} instead"
-                raise ValueError(msg)
+                raise ConfigError(msg)
         if self.start.tzinfo is None:
             msg = f"start must be timezone-aware; got {self.start.isoformat()} instead"
-            raise ValueError(msg)
+            raise ConfigError(msg)
         shares = (
             "duplicate_share",
             "malformed_share",
@@ -194,11 +195,11 @@ class GeneratorConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 msg = f"{name} must be between 0 and 1; got {value!r} instead"
-                raise ValueError(msg)
+                raise ConfigError(msg)
         noise = self.duplicate_share + self.malformed_share + self.out_of_order_share + self.late_share
         if noise > 1.0:
             msg = f"duplicate, malformed, out-of-order and late shares must add up to <= 1; got {noise:g} instead"
-            raise ValueError(msg)
+            raise ConfigError(msg)
 
 
 @dataclass(frozen=True)
@@ -954,8 +955,8 @@ def generate(config: GeneratorConfig, out: Path, truth: Path | None = None) -> G
         # Users finish in the order of their last session; the truth file goes by user.
         truth_rows.sort()
         truth.parent.mkdir(parents=True, exist_ok=True)
-        with truth.open("wb") as sink:
-            sink.write(b"".join(row + b"\n" for _, row in truth_rows))
+        with truth.open("wb") as truth_file:
+            truth_file.write(b"".join(row + b"\n" for _, row in truth_rows))
     return GeneratorStats(
         events=totals.events,
         lines=lines,
@@ -984,7 +985,7 @@ def _parse_start(text: str) -> datetime:
         day = datetime.strptime(text, "%Y-%m-%d")
     except ValueError as ex:
         msg = f"start must be a date like 2026-08-01; got {text!r} instead"
-        raise ValueError(msg) from ex
+        raise ConfigError(msg) from ex
     return day.replace(tzinfo=timezone.utc)
 
 
@@ -1057,7 +1058,7 @@ def run(args: argparse.Namespace) -> int:
             out_of_order_share=args.out_of_order,
             late_share=args.late,
         )
-    except ValueError as ex:
+    except ConfigError as ex:
         print(f"journeyflow generate: {ex}", file=sys.stderr)
         return 2
     truth = args.truth if args.truth is not None else _default_truth_path(args.out)

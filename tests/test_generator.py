@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from journeyflow.errors import ConfigError
 from journeyflow.events import EVENT_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, EventParser, parse_ts
 from journeyflow.generator import GeneratorConfig, GeneratorStats, add_arguments, generate, run
 
@@ -409,13 +410,13 @@ def test_opt_outs_and_erasures_are_in_the_events(noisy: _Dataset) -> None:
 
 
 def test_config_rejects_bad_values() -> None:
-    with pytest.raises(ValueError, match="users must be an integer >= 1; got 0 instead"):
+    with pytest.raises(ConfigError, match="users must be an integer >= 1; got 0 instead"):
         GeneratorConfig(users=0)
-    with pytest.raises(ValueError, match="duplicate_share must be between 0 and 1; got 1.5 instead"):
+    with pytest.raises(ConfigError, match="duplicate_share must be between 0 and 1; got 1.5 instead"):
         GeneratorConfig(duplicate_share=1.5)
-    with pytest.raises(ValueError, match="must add up to <= 1"):
+    with pytest.raises(ConfigError, match="must add up to <= 1"):
         GeneratorConfig(out_of_order_share=0.6, late_share=0.6)
-    with pytest.raises(ValueError, match="start must be timezone-aware"):
+    with pytest.raises(ConfigError, match="start must be timezone-aware"):
         GeneratorConfig(start=datetime(2026, 8, 1))
 
 
