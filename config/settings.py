@@ -36,6 +36,7 @@ __all__ = [
     "KafkaSettings",
     "RedisSettings",
     "RecoverySettings",
+    "ReplaySettings",
     "RunSettings",
     "load_settings",
 ]
@@ -182,6 +183,14 @@ class RecoverySettings:
 
 
 @dataclass(frozen=True)
+class ReplaySettings:
+    tick_s: int = _setting(_positive)
+    """Event time between a replay's ticks (its stand-in for timers). Env: JOURNEYFLOW_REPLAY_TICK_S."""
+    tick_window_s: int = _setting(_positive)
+    """Users seen within this long get ticks. Env: JOURNEYFLOW_REPLAY_TICK_WINDOW_S."""
+
+
+@dataclass(frozen=True)
 class RunSettings:
     workers: int = _setting(_positive)
     epoch_s: float = _setting(_positive)
@@ -204,6 +213,7 @@ class Settings:
     kafka: KafkaSettings
     redis: RedisSettings
     recovery: RecoverySettings
+    replay: ReplaySettings
     run: RunSettings
     config_dir: Path = DEFAULT_CONFIG.parent
     """Folder of the last config file read; relative paths resolve against it."""

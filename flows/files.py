@@ -19,7 +19,8 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,11 +31,13 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from journeyflow.events import DeadLetter, Event, EventParser
-from journeyflow.records import EndOfInput
+from journeyflow.records import EndOfInput, Tick
 
 __all__ = [
     "ReplayProgress",
+    "ReplayClock",
     "ReplaySource",
+    "replay_items",
     "JsonLinesSink",
     "TallySink",
     "CollectSink",
@@ -138,39 +141,74 @@ def _merged(
         yield item
 
 
+@dataclass(frozen=True)
+class ReplayClock:
+    """How a replay tells users that event time passed (see :class:`Tick`).
+
+    Every ``tick_ms`` of event time (the merged input's latest time), each
+    user seen within the last ``window_ms`` gets a tick; at the end, every
+    user gets a last tick and then :class:`EndOfInput`.
+    """
+
+    tick_ms: int
+    window_ms: int
+
+
+def replay_items(
+    items: Iterable[Event | DeadLetter], clock: ReplayClock, progress: ReplayProgress
+) -> Iterator[Any]:
+    """Yield ``items`` with the replay's ticks woven in, then the end of input.
+
+    Deterministic: ticks depend only on the input, never on the wall clock.
+    """
+    recent: dict[str, int] = {}  # user -> latest event time, least recently seen first
+    next_tick: int | None = None
+    last_ts: int | None = None
+    for item in items:
+        if isinstance(item, Event):
+            ts = item.ts_ms
+            if next_tick is None:
+                next_tick = (ts // clock.tick_ms + 1) * clock.tick_ms
+            while ts >= next_tick:
+                yield from _ticks(recent, next_tick, next_tick - clock.window_ms)
+                next_tick += clock.tick_ms
+            # Re-inserting moves the user to the end: the dict stays in recency order.
+            recent.pop(item.user, None)
+            recent[item.user] = ts
+            if last_ts is None or ts > last_ts:
+                last_ts = ts
+        yield item
+    progress.last_ts_ms = last_ts
+    progress.users = len(recent)
+    if last_ts is not None:
+        # Everyone learns what time it is first, so that every label that can
+        # be known is learned before anyone's final scores are taken.
+        yield from (Tick(last_ts, user) for user in recent)
+        yield from (EndOfInput(last_ts, user) for user in recent)
+
+
+def _ticks(recent: dict[str, int], at_ms: int, since_ms: int) -> Iterator[Tick]:
+    for user in reversed(recent):
+        if recent[user] < since_ms:
+            break
+        yield Tick(at_ms, user)
+
+
 class _ReplayPartition(StatefulSourcePartition[Any, None]):
     def __init__(
-        self, paths: list[Path], parser: EventParser, progress: ReplayProgress, batch_size: int
+        self,
+        paths: list[Path],
+        parser: EventParser,
+        progress: ReplayProgress,
+        clock: ReplayClock,
+        batch_size: int,
     ) -> None:
-        self._items = self._generate(paths, parser, progress)
+        self._items = replay_items(_merged(paths, parser, progress), clock, progress)
         self._progress = progress
         self._batch_size = batch_size
 
-    @staticmethod
-    def _generate(
-        paths: list[Path], parser: EventParser, progress: ReplayProgress
-    ) -> Iterator[Any]:
-        users: dict[str, None] = {}
-        last_ts: int | None = None
-        for item in _merged(paths, parser, progress):
-            if isinstance(item, Event):
-                users[item.user] = None
-                if last_ts is None or item.ts_ms > last_ts:
-                    last_ts = item.ts_ms
-            yield item
-        progress.last_ts_ms = last_ts
-        progress.users = len(users)
-        if last_ts is not None:
-            # Every user hears that the input is over, in first-seen order.
-            for user in users:
-                yield EndOfInput(last_ts, user)
-
     def next_batch(self) -> list[Any]:
-        batch = []
-        for item in self._items:
-            batch.append(item)
-            if len(batch) >= self._batch_size:
-                break
+        batch = list(islice(self._items, self._batch_size))
         self._progress.tick()
         if not batch:
             raise StopIteration()
@@ -184,8 +222,10 @@ class _ReplayPartition(StatefulSourcePartition[Any, None]):
 class ReplaySource(FixedPartitionedSource[Any, None]):
     """Read event files as one partition, merged by event time, then end the input.
 
-    Emits :class:`Event` and :class:`DeadLetter` in merged order, then one
-    :class:`EndOfInput` per user carrying the replay's last event time.
+    Emits :class:`Event` and :class:`DeadLetter` in merged order with
+    :class:`Tick` records woven in as event time passes (see
+    :func:`replay_items`), then one :class:`EndOfInput` per user carrying the
+    replay's last event time.
     """
 
     def __init__(
@@ -193,6 +233,7 @@ class ReplaySource(FixedPartitionedSource[Any, None]):
         paths: list[Path],
         parser: EventParser,
         progress: ReplayProgress,
+        clock: ReplayClock,
         batch_size: int = 1000,
     ) -> None:
         missing = [str(p) for p in paths if not p.is_file()]
@@ -202,13 +243,14 @@ class ReplaySource(FixedPartitionedSource[Any, None]):
         self._paths = paths
         self._parser = parser
         self._progress = progress
+        self._clock = clock
         self._batch_size = batch_size
 
     def list_parts(self) -> list[str]:
         return ["replay"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ReplayPartition:
-        return _ReplayPartition(self._paths, self._parser, self._progress, self._batch_size)
+        return _ReplayPartition(self._paths, self._parser, self._progress, self._clock, self._batch_size)
 
 
 class _PartFile(StatelessSinkPartition[Any]):

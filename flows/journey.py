@@ -24,6 +24,7 @@ from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
 from config.settings import Settings
+from journeyflow import metrics
 from journeyflow.events import DeadLetter, EventParser
 from journeyflow.records import (
     ModelReport,
@@ -59,8 +60,9 @@ __all__ = [
 
 MODELS_KEY = "models"
 
-Inputs = Callable[[Dataflow], tuple[KeyedStream[Inbound], Stream[DeadLetter]]]
-"""Adds the input steps to a flow; returns events keyed by user, and dead letters."""
+Inputs = Callable[[Dataflow], tuple[KeyedStream[Inbound], Stream[DeadLetter] | None]]
+"""Adds the input steps to a flow; returns events keyed by user, and the dead
+letters found before keying (``None`` when parsing happens in the per-user step)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,28 @@ def _only(step_id: str, up: Stream[Any], kind: type | tuple[type, ...], test: Ca
     return op.filter_map(step_id, up, pick)
 
 
+def _count_dead_letter(step_id: str, item: DeadLetter) -> None:
+    metrics.DEAD_LETTERS.labels(reason=item.code).inc()
+    if item.code == "late":
+        metrics.LATE_EVENTS.inc()
+
+
+def _count_trigger(step_id: str, item: Trigger) -> None:
+    metrics.TRIGGERS.labels(rule=item.rule, variant=item.variant).inc()
+
+
+def _count_session(step_id: str, item: SessionSummary) -> None:
+    metrics.SESSIONS_CLOSED.inc()
+
+
+def _count_change(step_id: str, item: SegmentChange | Tombstone) -> None:
+    if isinstance(item, SegmentChange):
+        for segment in item.entered:
+            metrics.SEGMENT_ENTRIES.labels(segment=segment).inc()
+        for segment in item.exited:
+            metrics.SEGMENT_EXITS.labels(segment=segment).inc()
+
+
 def build_flow(
     settings: Settings,
     inputs: Inputs,
@@ -209,20 +233,26 @@ def build_flow(
     if outputs.models is not None:
         op.output("write_model_report", _only("model_report", learned, ModelReport), outputs.models)
 
-    op.output("write_sessions", _only("sessions", journey, SessionSummary), outputs.sessions)
-    late = _only("late", journey, DeadLetter)
-    op.output("write_dead_letters", op.merge("dead_letters", early_dead, late), outputs.dead_letters)
+    closed = op.inspect("count_sessions", _only("sessions", journey, SessionSummary), _count_session)
+    op.output("write_sessions", closed, outputs.sessions)
+    dead = _only("late", journey, DeadLetter)
+    if early_dead is not None:
+        dead = op.merge("dead_letters", early_dead, dead)
+    op.output("write_dead_letters", op.inspect("count_dead_letters", dead, _count_dead_letter), outputs.dead_letters)
     fired = op.merge(
         "fired", _only("event_triggers", journey, Trigger), _only("entry_triggers", audience, Trigger)
     )
     # Trigger
+    fired = op.inspect("count_triggers", fired, _count_trigger)
     split = op.branch("split_holdouts", fired, lambda t: t.variant != "holdout")
     op.output("write_triggers", split.trues, outputs.triggers)
     op.output("write_holdouts", split.falses, outputs.holdouts)
     published = _only(
         "published", audience, (SegmentChange, Tombstone), lambda r: not isinstance(r, Tombstone) or r.reason == "forget"
     )
-    op.output("write_segment_changes", published, outputs.segment_changes)
+    op.output(
+        "write_segment_changes", op.inspect("count_segment_changes", published, _count_change), outputs.segment_changes
+    )
     if outputs.profiles is not None:
         final = _only("final_profiles", audience, ProfileRow, lambda r: r.final)
         op.output("write_profiles", final, outputs.profiles)

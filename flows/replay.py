@@ -23,6 +23,7 @@ from config.settings import Settings
 from flows.files import (
     CollectSink,
     JsonLinesSink,
+    ReplayClock,
     ReplayProgress,
     ReplaySource,
     TallySink,
@@ -31,6 +32,7 @@ from flows.files import (
 )
 from flows.journey import Outputs, build_flow, event_parser
 from journeyflow.events import DeadLetter, format_ts, parse_ts
+from journeyflow.evaluation import model_quality, read_truth
 from journeyflow.records import ModelReport
 
 __all__ = ["replay", "format_summary", "OUTPUT_FILES"]
@@ -83,13 +85,19 @@ def replay(
     workers: int = 1,
     show_progress: bool = True,
     store: Any = None,
+    truth: Path | None = None,
 ) -> dict[str, Any]:
-    """Replay ``inputs`` into ``out_dir`` and return the summary (also in summary.json)."""
+    """Replay ``inputs`` into ``out_dir`` and return the summary (also in summary.json).
+
+    With ``truth`` (the generator's ground truth), the summary also judges the
+    models' final scores and clusters against it (``models.quality``).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".*.part-*"):
         stale.unlink()
     progress = ReplayProgress(report=print_progress if show_progress else None)
-    source = ReplaySource(inputs, event_parser(settings), progress)
+    clock = ReplayClock(tick_ms=settings.replay.tick_s * 1000, window_ms=settings.replay.tick_window_s * 1000)
+    source = ReplaySource(inputs, event_parser(settings), progress, clock)
     counted_by = {
         "dead_letters": lambda d: d.code,
         "segment_changes": lambda c: "changes" if c.__class__.__name__ == "SegmentChange" else "tombstones",
@@ -105,10 +113,10 @@ def replay(
 
     def read_files(flow: Dataflow) -> Any:
         read = op.input("read", flow, source)
-        # Event | DeadLetter | EndOfInput
+        # Event | DeadLetter | Tick | EndOfInput
         split = op.branch("split_dead_letters", read, lambda item: isinstance(item, DeadLetter))
         keyed = op.key_on("key_by_user", split.falses, lambda item: item.user)
-        # (user, Event | EndOfInput)
+        # (user, Event | Tick | EndOfInput)
         return keyed, split.trues
 
     outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports)
@@ -152,6 +160,8 @@ def replay(
         "workers": workers,
     }
     summary["models"] = _model_summary(reports.items, out_dir)
+    if truth is not None and summary["models"]:
+        summary["models"]["quality"] = model_quality(out_dir / OUTPUT_FILES["profiles"], read_truth(truth))
     summary["accounted"] = summary["read"] == (
         summary["processed"] + summary["duplicates"] + summary["dead_letters"]
     )

@@ -29,16 +29,55 @@ def _replay(args: argparse.Namespace) -> int:
     from flows.replay import format_summary, replay
 
     run = {"workers": args.workers} if args.workers else {}
-    settings = _settings(args, run=run)
+    redis = {"url": args.redis} if args.redis else {}
+    settings = _settings(args, run=run, redis=redis)
+    store = None
+    if args.redis:
+        from flows.redis_sink import StoreSink
+        from state.store import RedisStore
+
+        RedisStore.from_settings(settings.redis).close()  # fail fast, in one line
+        store = StoreSink(lambda: RedisStore.from_settings(settings.redis))
     summary = replay(
         [Path(p) for p in args.inputs],
         Path(args.out),
         settings,
         workers=settings.run.workers,
         show_progress=not args.quiet,
+        store=store,
+        truth=Path(args.truth) if args.truth else None,
     )
     print(format_summary(summary, Path(args.out)))
     return 0 if summary["accounted"] else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from flows.live import run
+
+    settings = _settings(args, run={"workers": args.workers} if args.workers else {})
+    addresses = args.addresses.split(";") if args.addresses else None
+    if (args.process_id is None) != (addresses is None):
+        print("journeyflow: error: --process-id and --addresses go together", file=sys.stderr)
+        return 2
+    run(settings, workers=settings.run.workers, process_id=args.process_id, addresses=addresses)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from journeyflow.evaluate import evaluate, format_report
+
+    settings = _settings(args, run={"workers": args.workers} if args.workers else {})
+    report = evaluate(
+        Path(args.out),
+        settings,
+        users=args.users,
+        days=args.days,
+        seed=args.seed,
+        events=Path(args.events) if args.events else None,
+        truth=Path(args.truth) if args.truth else None,
+    )
+    print(format_report(report))
+    return 0
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -64,7 +103,29 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
     replay.add_argument("--workers", type=int, metavar="N", help="worker threads (default 1)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    replay.add_argument("--redis", metavar="URL", help="also write profiles to Redis (rebuild the store)")
+    replay.add_argument("--truth", metavar="FILE", help="generator ground truth: judge the models in summary.json")
     replay.set_defaults(func=_replay)
+
+    run = commands.add_parser("run", help="run the live worker (Kafka in and out, Redis profiles)")
+    run.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
+    run.add_argument("--workers", type=int, metavar="N", help="worker threads in this process")
+    run.add_argument("--process-id", type=int, metavar="I", help="this process's index in a cluster (with --addresses)")
+    run.add_argument(
+        "--addresses", metavar="H:P;H:P", help='every process\'s host:port, ";"-separated, in process-id order'
+    )
+    run.set_defaults(func=_run)
+
+    evaluate = commands.add_parser("evaluate", help="generate data with ground truth, replay it, report model quality")
+    evaluate.add_argument("--out", default="out/evaluate", metavar="DIR", help="working folder (default out/evaluate)")
+    evaluate.add_argument("--users", type=int, default=20000, help="users to generate (default 20000)")
+    evaluate.add_argument("--days", type=int, default=90, help="days to generate (default 90)")
+    evaluate.add_argument("--seed", type=int, default=11, help="generator seed (default 11)")
+    evaluate.add_argument("--events", metavar="FILE", help="use these events instead of generating")
+    evaluate.add_argument("--truth", metavar="FILE", help="ground truth of --events")
+    evaluate.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
+    evaluate.add_argument("--workers", type=int, metavar="N", help="worker threads (default 1)")
+    evaluate.set_defaults(func=_evaluate)
 
     generate = commands.add_parser("generate", help="write synthetic events and their ground truth")
     from journeyflow import generator

@@ -1,7 +1,8 @@
 """Records that flow between steps and out of the dataflow.
 
 Input side: :class:`RawRecord` (a message as the transport delivered it) and
-:class:`EndOfInput` (a replay's announcement to each user that the input is
+:class:`Tick` and :class:`EndOfInput` (a replay's announcements that time
+passed, and that the input is
 over). Output side: one small class per output, each with ``to_json()``
 producing exactly the wire format of ``shared/spec/events.md``.
 """
@@ -17,6 +18,7 @@ from journeyflow.events import format_ts
 
 __all__ = [
     "RawRecord",
+    "Tick",
     "EndOfInput",
     "SessionSummary",
     "Tally",
@@ -38,6 +40,19 @@ class RawRecord(NamedTuple):
     key: str | None = None
 
 
+class Tick(NamedTuple):
+    """Sent by a replay to recently active users as event time passes (daily).
+
+    It does for a replay what timers do for the live worker: sessions close,
+    labels resolve, segments over time windows and idle users' scores are
+    refreshed, as of ``ts_ms``, without waiting for the user's next event.
+    A tick does not move the user's lateness watermark.
+    """
+
+    ts_ms: int
+    user: str
+
+
 class EndOfInput(NamedTuple):
     """Sent by a replay to every user once the input is exhausted.
 
@@ -49,7 +64,7 @@ class EndOfInput(NamedTuple):
     user: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SessionSummary:
     """A closed session, as written to ``sessions.jsonl`` / the sessions topic."""
 
@@ -245,7 +260,7 @@ class ProfileRow:
         return orjson.dumps(self.to_dict())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UserUpdate:
     """What the per-user step tells the steps after it (internal, never output).
 
@@ -273,7 +288,10 @@ class UserUpdate:
     examples: tuple[Any, ...] = ()
     """Labelled past states (:class:`operators.labels.Example`) to learn from."""
     scores: dict[str, Any] | None = None
-    """Set by the models step: propensity, churn risk, cluster, model version."""
+    """Set by the models step: propensity, churn risk, cluster, model version.
+
+    The only field written after construction (the update is not frozen, to
+    spare a copy per update): each update belongs to the step holding it."""
 
 
 @dataclass(frozen=True, slots=True)

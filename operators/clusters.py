@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from river import cluster, preprocessing
 
 from operators.features import CLUSTER_FEATURES, describe
@@ -30,19 +31,23 @@ from operators.features import CLUSTER_FEATURES, describe
 __all__ = ["Clusters", "silhouette"]
 
 
-def _distance(a: dict[str, float], b: dict[str, float]) -> float:
-    return math.sqrt(sum((a.get(k, 0.0) - b.get(k, 0.0)) ** 2 for k in CLUSTER_FEATURES))
+def _matrix(points: list[dict[str, float]]) -> np.ndarray:
+    return np.array([[p.get(k, 0.0) for k in CLUSTER_FEATURES] for p in points], dtype=float)
 
 
 def _kmeans_plus_plus(points: list[dict[str, float]], k: int, rng: random.Random) -> list[dict[str, float]]:
-    centres = [dict(rng.choice(points))]
-    while len(centres) < k:
-        weights = [min(_distance(p, c) for c in centres) ** 2 for p in points]
-        if sum(weights) == 0:
-            centres.append(dict(rng.choice(points)))
-            continue
-        centres.append(dict(rng.choices(points, weights=weights)[0]))
-    return centres
+    """Pick ``k`` starting centres among ``points``, far apart (k-means++, seeded)."""
+    xs = _matrix(points)
+    chosen = [rng.randrange(len(points))]
+    nearest = ((xs - xs[chosen[0]]) ** 2).sum(axis=1)
+    while len(chosen) < k:
+        total = float(nearest.sum())
+        if total == 0:
+            chosen.append(rng.randrange(len(points)))
+        else:
+            chosen.append(rng.choices(range(len(points)), weights=nearest.tolist())[0])
+        nearest = np.minimum(nearest, ((xs - xs[chosen[-1]]) ** 2).sum(axis=1))
+    return [dict(points[i]) for i in chosen]
 
 
 @dataclass
@@ -134,16 +139,17 @@ def silhouette(points: list[dict[str, float]], labels: list[int]) -> float | Non
     """
     if len(set(labels)) < 2:
         return None
+    xs = _matrix(points)
+    distances = np.sqrt(((xs[:, None, :] - xs[None, :, :]) ** 2).sum(axis=2))
+    ys = np.array(labels)
     scores = []
-    for i, (p, own) in enumerate(zip(points, labels, strict=True)):
-        by_label: dict[int, list[float]] = {}
-        for j, (q, other) in enumerate(zip(points, labels, strict=True)):
-            if i != j:
-                by_label.setdefault(other, []).append(_distance(p, q))
-        if not by_label.get(own):
-            scores.append(0.0)
+    for i, own in enumerate(ys):
+        same = ys == own
+        same[i] = False
+        if not same.any():
+            scores.append(0.0)  # a point alone in its cluster scores 0 by convention
             continue
-        a = sum(by_label[own]) / len(by_label[own])
-        b = min(sum(d) / len(d) for label, d in by_label.items() if label != own)
+        a = distances[i, same].mean()
+        b = min(distances[i, ys == other].mean() for other in set(labels) if other != own)
         scores.append((b - a) / max(a, b) if max(a, b) > 0 else 0.0)
-    return sum(scores) / len(scores)
+    return float(np.mean(scores))

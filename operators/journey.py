@@ -46,7 +46,7 @@ from typing import Any
 from bytewax.operators import StatefulLogic
 
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
-from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, UserUpdate
+from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, Tick, UserUpdate
 from operators import dedup, features, labels, profiles, segments, sessions, triggers
 from operators.dedup import DedupConfig, DedupState
 from operators.labels import Example, LabelConfig, Pending
@@ -59,11 +59,15 @@ from state.serde import decode_state, encode_state
 
 __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_now_ms"]
 
-Inbound = Event | RawRecord | EndOfInput
-"""What the step accepts: parsed events (replay), raw messages (Kafka), end of input."""
+Inbound = Event | RawRecord | Tick | EndOfInput
+"""What the step accepts: parsed events (replay), raw messages (Kafka), and a
+replay's announcements that time passed and that the input ended."""
 
-#: Event types after which the models score the user again.
+#: Event types after which the models score the user again: a purchase always,
+#: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
+#: needs one fresh score, not one per item).
 _SCORE_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start"})
+_EVENT_RESCORE_MS = 10 * 60_000
 
 #: Event types that change what the profile's store row shows in a way worth a write.
 _ROW_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start", "identify", "login"})
@@ -169,6 +173,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     # -- bytewax callbacks -------------------------------------------------
 
     def on_item(self, value: Inbound) -> tuple[Iterable[Any], bool]:
+        if isinstance(value, Tick):
+            ticked: list[Any] = []
+            self._time_passes(value.ts_ms, ticked)
+            return ticked, self._retain(ticked)
         if isinstance(value, EndOfInput):
             return self._finish(value.ts_ms), StatefulLogic.RETAIN
         if isinstance(value, RawRecord):
@@ -186,13 +194,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return out, self._retain(out)
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
-        state = self.state
         out: list[Any] = []
-        if state.max_ts_ms is not None:
-            now_event_ms = self.cfg.now_ms() - state.offset_ms
-            dedup.expire(state.dedup, self.cfg.dedup, now_event_ms)
-            self._catch_up(now_event_ms, now_event_ms - self.cfg.lateness_ms, out)
-            self._flush(out)
+        if self.state.max_ts_ms is not None:
+            self._time_passes(self.cfg.now_ms() - self.state.offset_ms, out)
         return out, self._retain(out)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
@@ -250,7 +254,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             if state.profile is not None and event.consent_marketing is not None:
                 state.profile.marketing_consent = event.consent_marketing
             return
-        sessions.add_event(state.sessions, self.cfg.sessions, event)
+        started = sessions.add_event(state.sessions, self.cfg.sessions, event)
         if state.profile is None:
             state.profile = profiles.new_profile(ts)
             state.evaluated_ms = state.snapshot_ms = ts
@@ -258,12 +262,32 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if state.pending:
             done = labels.on_activity(state.pending, self.cfg.labels, ts, event.type == "purchase")
             self._examples.extend(done)
-        if event.type in _SCORE_EVENTS:
+        if event.type in _SCORE_EVENTS and (
+            event.type == "purchase" or ts - state.scored_ms >= _EVENT_RESCORE_MS
+        ):
             self._score = (state.max_ts_ms, "event", event.event_id, False)  # type: ignore[assignment]
         self._event_triggers(event, out)
-        self._evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
+        segments_cfg = self.cfg.segments
+        if (
+            segments_cfg.reacts_to(event.type)
+            or (started and segments_cfg.reacts_to(profiles.SESSION_START))
+            or self._segment_inputs is None
+        ):
+            self._evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
         if self.cfg.store_rows and event.type in _ROW_EVENTS:
             out.append(self._row(state.max_ts_ms))  # type: ignore[arg-type]
+
+    def _time_passes(self, now_ms: int, out: list[Any]) -> None:
+        """Apply what time alone changes up to ``now_ms`` (a timer, a replay's tick).
+
+        The lateness watermark stays where the user's own events put it.
+        """
+        state = self.state
+        if state.max_ts_ms is None or now_ms <= state.max_ts_ms:
+            return
+        dedup.expire(state.dedup, self.cfg.dedup, now_ms)
+        self._catch_up(now_ms, now_ms - self.cfg.lateness_ms, out)
+        self._flush(out)
 
     def _advance(self, ts: int, out: list[Any]) -> None:
         """Move the user's clock to ``ts`` and apply what time alone changes."""
@@ -322,15 +346,21 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         """
         state = self.state
         profile = state.profile
-        if profile is not None and now_ms - profile.pruned_ms >= self.cfg.refresh_ms:
-            profiles.prune(profile, self.cfg.profiles, now_ms)
-            triggers.prune_cooldowns(self.cfg.triggers, state.cooldowns, now_ms)
+        cfg = self.cfg
         if profile is not None:
-            if state.pending:
-                self._examples.extend(labels.on_time(state.pending, self.cfg.labels, now_ms))
-            for t in labels.idle_snapshot_times(self.cfg.labels, state.snapshot_ms, profile.last_seen_ms, now_ms):
-                self._take_snapshot(t)
-        if state.profile is not None and now_ms - state.evaluated_ms >= self.cfg.refresh_ms:
+            if now_ms - profile.pruned_ms >= cfg.refresh_ms:
+                profiles.prune(profile, cfg.profiles, now_ms)
+                triggers.prune_cooldowns(cfg.triggers, state.cooldowns, now_ms)
+            # Cheap tests first: most events find no label due and no snapshot due.
+            if state.pending and now_ms - state.pending[0].ts_ms > cfg.labels.shortest_horizon_ms:
+                self._examples.extend(labels.on_time(state.pending, cfg.labels, now_ms))
+            if (
+                now_ms - state.snapshot_ms >= cfg.labels.interval_ms
+                and now_ms - profile.last_seen_ms >= cfg.labels.idle_after_ms
+            ):
+                for t in labels.idle_snapshot_times(cfg.labels, state.snapshot_ms, profile.last_seen_ms, now_ms):
+                    self._take_snapshot(t)
+        if profile is not None and now_ms - state.evaluated_ms >= cfg.refresh_ms:
             # Time first: what changed while the user was away is not caused by
             # the session that the same gap closes.
             self._evaluate(now_ms, "time", None, out)
@@ -459,7 +489,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         cause_event_id: str | None,
         view: View | None = None,
         profile: dict[str, Any] | None = None,
+        **models: Any,
     ) -> UserUpdate:
+        """Return an update for the steps after this one; ``models`` adds features and examples."""
         values: dict[str, Any] = {}
         if view is not None:
             values = profiles.variables(view, self.cfg.update_variables)
@@ -474,6 +506,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             segments=tuple(sorted(self.state.segments)),
             values=values,
             profile=profile,
+            **models,
         )
 
     def _take_snapshot(self, at_ms: int) -> None:
@@ -500,18 +533,21 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             return
         view = None
         if score is not None:
-            at_ms, _, _, learn = score
+            at_ms, _, _, place = score
             view = self._view(at_ms)
             extra["features"] = features.classifier_features(view)
-            extra["cluster_features"] = features.cluster_features(view)
-            extra["learn_cluster"] = learn
+            if place:
+                # Clusters move slowly: placed (and learned from) at a session's
+                # close and as time passes, not on every cart change.
+                extra["cluster_features"] = features.cluster_features(view)
+                extra["learn_cluster"] = True
             state.scored_ms = max(state.scored_ms, at_ms)
         for index in range(len(out) - 1, -1, -1):
             if isinstance(out[index], UserUpdate):
                 out[index] = dataclasses.replace(out[index], **extra)
                 return
         at_ms, cause, cause_event_id, _ = score if score is not None else (self._now(), "labels", None, False)
-        out.append(dataclasses.replace(self._update(at_ms, "update", cause, cause_event_id, view), **extra))
+        out.append(self._update(at_ms, "update", cause, cause_event_id, view, **extra))
 
     def _row(self, now_ms: int) -> ProfileRow:
         return ProfileRow(self.state.user, now_ms, profiles.to_fields(self._view(now_ms)))

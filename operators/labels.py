@@ -44,6 +44,11 @@ class LabelConfig:
     idle_after_ms: int
     """A user counts as away once this long has passed since their last event."""
 
+    @property
+    def shortest_horizon_ms(self) -> int:
+        """Return the horizon after which the first label can be known by time."""
+        return min(self.churn_horizon_ms, self.purchase_horizon_ms)
+
 
 class Example(NamedTuple):
     """A labelled past state: ``task`` is ``churn`` or ``propensity``."""
@@ -114,15 +119,20 @@ def idle_snapshot_times(cfg: LabelConfig, last_snapshot_ms: int, last_seen_ms: i
     """Return the snapshot times due up to ``now_ms`` while the user was away.
 
     Slots fall every ``interval`` after the last snapshot; a slot counts
-    only if the user had been away for ``idle_after`` by then.
+    only if the user had been away for ``idle_after`` by then, and no longer
+    than the churn horizon (after that every state would be labelled churned,
+    which teaches nothing new).
 
     >>> cfg = LabelConfig(churn_horizon_ms=100, purchase_horizon_ms=100, interval_ms=10, idle_after_ms=5)
     >>> idle_snapshot_times(cfg, last_snapshot_ms=0, last_seen_ms=12, now_ms=45)
     [20, 30, 40]
+    >>> idle_snapshot_times(cfg, last_snapshot_ms=0, last_seen_ms=12, now_ms=500)[-1]
+    110
     """
     first = last_snapshot_ms + cfg.interval_ms
     away_from = last_seen_ms + cfg.idle_after_ms
     if first < away_from:
         # Skip the slots that fell while the user was active.
         first += -(-(away_from - first) // cfg.interval_ms) * cfg.interval_ms
-    return list(range(first, now_ms + 1, cfg.interval_ms))
+    last = min(now_ms, last_seen_ms + cfg.churn_horizon_ms)
+    return list(range(first, last + 1, cfg.interval_ms))

@@ -22,7 +22,6 @@ backfill warms up the models the live worker starts with.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -160,7 +159,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             if found is not None:
                 scores["cluster"] = found
         scores["model_version"] = self.state.model_version
-        return [dataclasses.replace(value, scores=scores)], StatefulLogic.RETAIN
+        value.scores = scores
+        return [value], StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         return [self.report(with_state=True)], StatefulLogic.RETAIN

@@ -38,6 +38,8 @@ __all__ = [
     "close_session",
     "prune",
     "variables",
+    "CHANGED_BY",
+    "changed_by",
     "getters",
     "values",
     "to_fields",
@@ -280,7 +282,9 @@ def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
     for product in stale:
         del profile.product_views[product]
     profile.peak_views = peak
-    if now_ms > profile.affinity_ms:
+    if now_ms - profile.affinity_ms > cfg.affinity_half_life_ms:
+        # Moved forward once a half-life: often enough to keep the scores far
+        # from overflow, rarely enough to cost nothing.
         factor = math.pow(0.5, (now_ms - profile.affinity_ms) / cfg.affinity_half_life_ms)
         profile.affinity = {name: score * factor for name, score in profile.affinity.items()}
         profile.affinity_ms = now_ms
@@ -404,6 +408,61 @@ VARIABLES: dict[str, Callable[[View], Any]] = {
 }
 """Every profile variable a rule can use, by name. ``recency_days`` is -1 for a
 user who never bought (rules guard it with ``purchases_total > 0``)."""
+
+
+ANY_EVENT = "*"
+SESSION_START = "session_start"
+SESSION_CLOSE = "session_close"
+
+_PRODUCT = frozenset({"product_view"})
+_PURCHASE = frozenset({"purchase"})
+_CART = frozenset({"add_to_cart", "remove_from_cart", "purchase"})
+_ANY = frozenset({ANY_EVENT})
+
+CHANGED_BY: dict[str, frozenset[str]] = {
+    "events_total": _ANY,
+    "events_7d": _ANY,
+    "events_30d": _ANY,
+    "sessions_total": frozenset({SESSION_START}),
+    "sessions_30d": frozenset({SESSION_START}),
+    "purchases_total": _PURCHASE,
+    "purchases_30d": _PURCHASE,
+    "purchases_90d": _PURCHASE,
+    "frequency_30d": _PURCHASE,
+    "frequency_90d": _PURCHASE,
+    "revenue_total": _PURCHASE,
+    "monetary_30d": _PURCHASE,
+    "monetary_90d": _PURCHASE,
+    "has_purchased": _PURCHASE,
+    "recency_days": _PURCHASE,
+    "days_since_last_seen": _ANY,
+    "days_since_first_seen": _ANY,
+    "engagement": _ANY,
+    "max_product_views_24h": _PRODUCT,
+    "cart_items": _CART,
+    "cart_value": _CART,
+    "avg_session_s": frozenset({SESSION_CLOSE}),
+    "conversion_rate": frozenset({SESSION_CLOSE}),
+    "top_category": _ANY,
+    "email_clicks": frozenset({"email_click"}),
+    "marketing_consent": _ANY,
+}
+"""What can change each variable apart from time: event types, a session's
+start or close, or any event (``*``). Time-driven changes (trailing windows,
+recency) are picked up by the periodic re-evaluation instead."""
+assert set(CHANGED_BY) == set(VARIABLES), "every variable must say what changes it"
+
+
+def changed_by(names: tuple[str, ...]) -> frozenset[str]:
+    """Return what can change any of the named variables (see :data:`CHANGED_BY`).
+
+    >>> sorted(changed_by(("purchases_30d", "max_product_views_24h")))
+    ['product_view', 'purchase']
+    """
+    found: set[str] = set()
+    for name in names:
+        found |= CHANGED_BY[name]
+    return frozenset(found)
 
 
 def variables(view: View, names: tuple[str, ...]) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 A segment rule is a pure function of the variables it reads, so a rule whose
 inputs are unchanged since the last evaluation cannot change its answer: its
-membership is carried over. Inputs include time-dependent values
+membership is carried over. And an event that cannot change any rule's
+inputs (a page view, when no rule reads page views) is not evaluated at all;
+see :data:`operators.profiles.CHANGED_BY`. Inputs include time-dependent values
 (``recency_days``, trailing windows), so time is seen to pass whenever the
 user's profile is looked at again: on the user's next event, at the latest
 every refresh interval of event time (timers in the live worker), and at the
@@ -14,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from operators.profiles import ANY_EVENT, CHANGED_BY, changed_by
 from operators.rules import SegmentRule, evaluate_safely
 
 __all__ = ["SegmentConfig", "evaluate"]
@@ -31,6 +34,9 @@ class SegmentConfig:
     positions: tuple[tuple[int, ...], ...] = field(init=False)
     """For each rule, where its variables sit in :attr:`variables`."""
 
+    changed_by: frozenset[str] = field(init=False)
+    """Event types (and session starts/closes) that can change an input of a rule."""
+
     def __post_init__(self) -> None:
         names: dict[str, None] = {}
         for rule in self.rules:
@@ -39,6 +45,12 @@ class SegmentConfig:
         positions = tuple(tuple(variables.index(n) for n in r.when.variables) for r in self.rules)
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "positions", positions)
+        profile_names = tuple(n for n in variables if n in CHANGED_BY)
+        object.__setattr__(self, "changed_by", changed_by(profile_names))
+
+    def reacts_to(self, kind: str) -> bool:
+        """Return whether an event (or ``session_start``/``session_close``) may change a rule's inputs."""
+        return kind in self.changed_by or ANY_EVENT in self.changed_by
 
 
 def evaluate(

@@ -105,8 +105,8 @@ def _merge(into: Session, other: Session, max_carted: int) -> None:
             into.carted.append(product)
 
 
-def add_event(sessions: list[Session], cfg: SessionConfig, event: Event) -> Session:
-    """Add ``event`` to the open session it belongs to; return that session.
+def add_event(sessions: list[Session], cfg: SessionConfig, event: Event) -> bool:
+    """Add ``event`` to the open session it belongs to; return whether it started one.
 
     ``sessions`` stays sorted by start. An event within ``gap`` of several
     open sessions merges them.
@@ -114,11 +114,14 @@ def add_event(sessions: list[Session], cfg: SessionConfig, event: Event) -> Sess
     >>> from journeyflow.events import Event
     >>> cfg = SessionConfig(gap_ms=2000, lateness_ms=0)
     >>> open_ = []
-    >>> _ = add_event(open_, cfg, Event("a", "page_view", "u", 0, "t"))
-    >>> _ = add_event(open_, cfg, Event("b", "page_view", "u", 3000, "t"))
+    >>> add_event(open_, cfg, Event("a", "page_view", "u", 0, "t"))
+    True
+    >>> add_event(open_, cfg, Event("b", "page_view", "u", 3000, "t"))
+    True
     >>> [(s.start_ms, s.end_ms) for s in open_]
     [(0, 0), (3000, 3000)]
-    >>> _ = add_event(open_, cfg, Event("c", "page_view", "u", 1500, "t"))  # bridges both
+    >>> add_event(open_, cfg, Event("c", "page_view", "u", 1500, "t"))  # bridges both
+    False
     >>> [(s.start_ms, s.end_ms, s.events) for s in open_]
     [(0, 3000, 3)]
     """
@@ -133,9 +136,10 @@ def add_event(sessions: list[Session], cfg: SessionConfig, event: Event) -> Sess
             elif ts < only.start_ms:
                 only.start_ms = ts
             _count(only, event, cfg.max_carted)
-            return only
+            return False
     touching = [s for s in sessions if s.start_ms - gap <= ts <= s.end_ms + gap]
-    if not touching:
+    started = not touching
+    if started:
         session = Session(start_ms=ts, end_ms=ts)
         sessions.append(session)
         sessions.sort(key=lambda s: s.start_ms)
@@ -147,7 +151,7 @@ def add_event(sessions: list[Session], cfg: SessionConfig, event: Event) -> Sess
         session.start_ms = min(session.start_ms, ts)
         session.end_ms = max(session.end_ms, ts)
     _count(session, event, cfg.max_carted)
-    return session
+    return started
 
 
 def pop_closed(sessions: list[Session], cfg: SessionConfig, watermark_ms: int | None) -> list[Session]:
