@@ -147,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live", action="store_true", help="benchmark the live worker (Kafka, Redis)")
     args, rest = parser.parse_known_args(argv)
     if args.live:
-        from scripts_live import main as live_main  # type: ignore[import-not-found]
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_live import main as live_main  # type: ignore[import-not-found]
 
-        return live_main(rest)
+        return int(live_main(rest))
     settings = load_settings(args.config)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="journeyflow-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
