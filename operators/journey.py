@@ -166,6 +166,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._segment_inputs: tuple[Any, ...] | None = None
         # Set once the input has ended for this user, so EOF does not repeat it.
         self._finished = False
+        # Wall clock of the last timer (live worker), see notify_at.
+        self._notified_ms = 0
         # What the item being handled asks of the models (see _flush).
         self._examples: list[Example] = []
         self._score: tuple[int, str, str | None, bool] | None = None
@@ -195,8 +197,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
         out: list[Any] = []
+        now_ms = self.cfg.now_ms()
+        self._notified_ms = now_ms
         if self.state.max_ts_ms is not None:
-            self._time_passes(self.cfg.now_ms() - self.state.offset_ms, out)
+            self._time_passes(now_ms - self.state.offset_ms, out)
         return out, self._retain(out)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
@@ -220,7 +224,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             candidates.append(state.scored_ms + self.cfg.rescore_ms)
         if not candidates:
             return None
-        return datetime.fromtimestamp((min(candidates) + state.offset_ms) / 1000, timezone.utc)
+        # Never sooner than a second after the last timer: whatever is due then
+        # has been handled, so a due time in the past cannot spin the worker.
+        due_ms = max(min(candidates) + state.offset_ms, self._notified_ms + 1000)
+        return datetime.fromtimestamp(due_ms / 1000, timezone.utc)
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)
@@ -257,7 +264,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         started = sessions.add_event(state.sessions, self.cfg.sessions, event)
         if state.profile is None:
             state.profile = profiles.new_profile(ts)
-            state.evaluated_ms = state.snapshot_ms = ts
+            state.evaluated_ms = state.snapshot_ms = state.scored_ms = ts
         profiles.apply_event(state.profile, self.cfg.profiles, event)
         if state.pending:
             done = labels.on_activity(state.pending, self.cfg.labels, ts, event.type == "purchase")
@@ -283,7 +290,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         The lateness watermark stays where the user's own events put it.
         """
         state = self.state
-        if state.max_ts_ms is None or now_ms <= state.max_ts_ms:
+        if state.max_ts_ms is None:
             return
         dedup.expire(state.dedup, self.cfg.dedup, now_ms)
         self._catch_up(now_ms, now_ms - self.cfg.lateness_ms, out)
