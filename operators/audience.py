@@ -57,6 +57,8 @@ class AudienceState:
     version: int = 1
     segments: tuple[str, ...] = ()
     model_segments: frozenset[str] = frozenset()
+    model_inputs: tuple[Any, ...] | None = None
+    """Inputs of the last model-segment decision: unchanged inputs, unchanged answer."""
     scores: dict[str, Any] = field(default_factory=dict)
     cooldowns: dict[str, int] = field(default_factory=dict)
 
@@ -96,8 +98,10 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
             # Until the models have scored this user, keep what was decided.
             return self.state.model_segments
         inputs = tuple(values[name] for name in cfg.variables)
-        members = segment_rules.evaluate(cfg, inputs, self.state.model_segments, None)
-        self.state.model_segments = members
+        state = self.state
+        members = segment_rules.evaluate(cfg, inputs, state.model_segments, state.model_inputs)
+        state.model_segments = members
+        state.model_inputs = inputs
         return members
 
     def _publish(

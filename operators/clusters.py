@@ -50,6 +50,27 @@ def _kmeans_plus_plus(points: list[dict[str, float]], k: int, rng: random.Random
     return [dict(points[i]) for i in chosen]
 
 
+class _KMeans(cluster.KMeans):
+    """River's KMeans, measuring distance over the known features only.
+
+    River's ``predict_one`` builds the union of a centre's and the point's
+    keys for every centre and every point, which dominates its cost here
+    where every point has the same ten features. Same squared Euclidean
+    distance, same argmin (first centre on ties); learning is River's.
+    """
+
+    def predict_one(self, x: dict[str, float]) -> int:  # type: ignore[override]
+        best, best_distance = 0, math.inf
+        for index, centre in self.centers.items():
+            distance = 0.0
+            for name in CLUSTER_FEATURES:
+                diff = centre[name] - x.get(name, 0.0)
+                distance += diff * diff
+            if distance < best_distance:
+                best, best_distance = index, distance
+        return best
+
+
 @dataclass
 class Clusters:
     """Online clusters with stable ids; see the module docstring."""
@@ -60,7 +81,7 @@ class Clusters:
     warmup: int = 200
     sample_size: int = 400
     scaler: preprocessing.StandardScaler = field(default_factory=preprocessing.StandardScaler)
-    model: cluster.KMeans | None = None
+    model: _KMeans | None = None
     pending: list[dict[str, float]] = field(default_factory=list)
     sample: list[tuple[dict[str, float], int]] = field(default_factory=list)
     learned: int = 0
@@ -91,7 +112,7 @@ class Clusters:
         return found
 
     def _start(self) -> None:
-        model = cluster.KMeans(n_clusters=self.k, halflife=self.halflife, seed=self.seed)
+        model = _KMeans(n_clusters=self.k, halflife=self.halflife, seed=self.seed)
         for index, centre in enumerate(_kmeans_plus_plus(self.pending, self.k, self._rng)):
             model.centers[index].update(centre)
         self.model = model

@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bytewax.operators import StatefulLogic
-from river import compose, drift, linear_model, metrics, optim, preprocessing
+from river import drift, linear_model, metrics, optim, preprocessing
 
+from journeyflow.metrics import MODEL_SCORE
 from journeyflow.records import ModelReport, UserUpdate
 from operators.clusters import Clusters
 from operators.features import unpack
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 
 #: Task name -> the score it produces in the profile.
 TASKS = {"propensity": "purchase_propensity", "churn": "churn_risk"}
+
+#: Thresholds of River's streaming ROC AUC: its cost per example grows with
+#: them (about 0.5 microseconds each here); 20 keeps it within 0.01 of exact.
+AUC_THRESHOLDS = 20
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class ModelConfig:
     def new_state(self) -> ModelState:
         """Return untrained models."""
         return ModelState(
+            scaler=preprocessing.StandardScaler(),
             tasks={name: Task.new(self.learning_rate) for name in TASKS},
             clusters=Clusters(k=self.clusters, halflife=self.cluster_halflife, seed=self.seed),
         )
@@ -72,10 +78,16 @@ class ModelConfig:
 
 @dataclass
 class Task:
-    """One online classifier and its honest, online quality figures."""
+    """One online classifier and its honest, online quality figures.
 
-    model: compose.Pipeline
-    auc: metrics.ROCAUC = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=50))
+    It sees features already scaled by the models' shared
+    :class:`~river.preprocessing.StandardScaler`: both tasks read the same
+    features, so one scaler serves both (``StandardScaler | LogisticRegression``
+    with the scaler factored out, one transform per score instead of two).
+    """
+
+    model: linear_model.LogisticRegression
+    auc: metrics.ROCAUC = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=AUC_THRESHOLDS))
     detector: drift.ADWIN = field(default_factory=drift.ADWIN)
     examples: int = 0
     positives: int = 0
@@ -84,12 +96,8 @@ class Task:
 
     @classmethod
     def new(cls, learning_rate: float) -> Task:
-        """Return a scaler + logistic regression, River's standard starting point."""
-        model = compose.Pipeline(
-            preprocessing.StandardScaler(),
-            linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate)),
-        )
-        return cls(model=model)
+        """Return a logistic regression trained by plain SGD, River's standard starting point."""
+        return cls(model=linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate)))
 
     def predict(self, x: dict[str, float]) -> float:
         """Return the probability of the positive label."""
@@ -125,9 +133,10 @@ class Task:
 class ModelState:
     """Everything the models step keeps (pickled into snapshots and exports)."""
 
+    scaler: preprocessing.StandardScaler
     tasks: dict[str, Task]
     clusters: Clusters
-    version: int = 1
+    version: int = 2
     scored: int = 0
 
     @property
@@ -144,16 +153,23 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         self.state = state
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
-        tasks = self.state.tasks
+        state = self.state
+        tasks = state.tasks
+        scaler = state.scaler
         for example in value.examples:
-            tasks[example.task].learn(unpack(example.features), example.label, example.ts_ms)
+            x = unpack(example.features)
+            scaler.learn_one(x)
+            tasks[example.task].learn(scaler.transform_one(x), example.label, example.ts_ms)
         if value.features is None and value.cluster_features is None:
             return [value], StatefulLogic.RETAIN
         scores: dict[str, Any] = {}
         if value.features is not None:
+            x = scaler.transform_one(value.features)
             for name, score in TASKS.items():
-                scores[score] = round(tasks[name].predict(value.features), 4)
-            self.state.scored += 1
+                probability = tasks[name].predict(x)
+                scores[score] = round(probability, 4)
+                MODEL_SCORE.labels(model=name).observe(probability)
+            state.scored += 1
         if value.cluster_features is not None:
             found = self.state.clusters.learn_predict(value.cluster_features, learn=value.learn_cluster)
             if found is not None:
