@@ -1,0 +1,64 @@
+"""The command line as a user runs it: one-line errors, generate then replay."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "journeyflow.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_a_missing_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = _run("replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"journeyflow: error: input file not found: {tmp_path / 'nope.jsonl'}"]
+
+
+def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    events = tmp_path / "e.jsonl"
+    events.write_text("")
+    result = _run("replay", str(events), "--out", str(tmp_path / "out"), env={"JOURNEYFLOW_SESSIONS_GAP_S": "-5"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "journeyflow: error: sessions.gap_s must be > 0; got -5 instead"
+
+
+def test_a_broken_rule_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[segments.big]\nwhen = "revenue_totl > 5"\n')
+    events = tmp_path / "e.jsonl"
+    events.write_text("")
+    result = _run("replay", str(events), "--out", str(tmp_path / "out"), env={"JOURNEYFLOW_SEGMENTS_RULES_FILE": str(rules)})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("journeyflow: error: segment 'big': unknown variable(s) revenue_totl")
+
+
+def test_generate_then_replay_with_truth(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl.gz"
+    generated = _run("generate", "--users", "60", "--days", "10", "--seed", "3", "--out", str(events))
+    assert generated.returncode == 0, generated.stderr
+    truth = tmp_path / "events.truth.jsonl"
+    assert truth.exists()
+    out = tmp_path / "out"
+    replayed = _run("replay", str(events), "--out", str(out), "--truth", str(truth), "-q")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "every line accounted for: yes" in replayed.stdout
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert summary["accounted"] and summary["read"] > 1000
+    assert summary["models"]["quality"]["users"] > 0
+    assert (out / "models.bin").stat().st_size > 0
