@@ -145,7 +145,12 @@ def run(
     process_id: int | None = None,
     addresses: list[str] | None = None,
 ) -> None:
-    """Run the live worker in the foreground until SIGTERM or SIGINT."""
+    """Run the live worker in the foreground until SIGTERM or SIGINT.
+
+    A signal is a requested stop: this returns normally (``journeyflow run``
+    exits 0). The epoch under way is not committed, so a restart with the
+    same recovery directory resumes after the last finished epoch.
+    """
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     flow = live_flow(settings)
     recovery = prepare_recovery(settings)
@@ -175,6 +180,26 @@ def run(
             epoch_interval=timedelta(seconds=epoch),
             recovery_config=recovery,
         )
+    except BaseException as ex:
+        # bytewax reports a signal as BytewaxRuntimeError("signal received")
+        # caused by the KeyboardInterrupt (one worker), or as the
+        # KeyboardInterrupt itself (a cluster): either way a requested stop.
+        if not _interrupted(ex):
+            raise
+        log.warning("journeyflow worker stopped by a signal")
+        return
     finally:
         READY.set(0)
-        log.warning("journeyflow worker stopped")
+    log.warning("journeyflow worker stopped")
+
+
+def _interrupted(ex: BaseException) -> bool:
+    """Return whether ``ex`` is, or was caused by, a KeyboardInterrupt."""
+    seen: BaseException | None = ex
+    for _ in range(20):  # cause chains are short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
