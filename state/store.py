@@ -15,7 +15,10 @@ Redis layout (``prefix`` defaults to ``jf:``):
 Records are applied in order:
 
 - :class:`~journeyflow.records.ProfileRow` sets its fields (a ``None`` value
-  deletes that field), ``updated_at``, and ``segments`` when the row has them.
+  deletes that field), ``segments`` when the row has them, and ``updated_at``
+  unless the hash already holds a later one: rows reach the store along two
+  paths of the flow (the per-user step, and the step after the models), so an
+  older row can arrive after a newer one, and ``updated_at`` must not go back.
 - :class:`~journeyflow.records.SegmentChange` adds the user to the segments
   entered, removes them from those exited, and sets the hash's ``segments``.
 - :class:`~journeyflow.records.Tombstone` deletes the hash and removes the
@@ -154,6 +157,39 @@ def _row_changes(row: ProfileRow) -> tuple[dict[str, str], list[str]]:
     return updates, deletes
 
 
+# Sets updated_at (ARGV[1]) unless the hash holds a later one. Times are
+# format_ts output: 20 characters without milliseconds, 24 with; padding the
+# former to ".000Z" makes them compare as text in time order.
+_KEEP_LATEST_UPDATED_AT = """
+local function norm(s)
+  if string.len(s) == 20 then return string.sub(s, 1, 19) .. '.000Z' end
+  return s
+end
+local current = redis.call('HGET', KEYS[1], 'updated_at')
+if (not current) or norm(current) < norm(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+end
+return 0
+"""
+
+
+def _later_ts(current: str | None, new: str) -> bool:
+    """Return whether ``new`` (``format_ts`` text) is after ``current`` (``None``: nothing yet).
+
+    >>> _later_ts("2026-11-22T10:31:00Z", "2026-11-22T10:31:00.250Z")
+    True
+    >>> _later_ts("2026-11-22T10:31:00.250Z", "2026-11-22T10:31:00Z")
+    False
+    """
+    if current is None:
+        return True
+
+    def norm(text: str) -> str:
+        return text[:19] + ".000Z" if len(text) == 20 else text
+
+    return norm(current) < norm(new)
+
+
 def _check_record(record: Any) -> None:
     if not isinstance(record, (ProfileRow, SegmentChange, Tombstone)):
         msg = (
@@ -211,6 +247,7 @@ class RedisStore:
             msg = f"redis max_attempts must be >= 1; got {max_attempts!r} instead"
             raise ConfigError(msg)
         self._client = client
+        self._keep_latest_updated_at = client.register_script(_KEEP_LATEST_UPDATED_AT)
         self.key_prefix = key_prefix
         self.ttl_s = ttl_s
         self.max_attempts = max_attempts
@@ -320,9 +357,12 @@ class RedisStore:
             key = profile_key(prefix, record.user_id)
             if isinstance(record, ProfileRow):
                 updates, deletes = _row_changes(record)
-                pipe.hset(key, mapping=updates)
+                updated_at = updates.pop("updated_at")
+                if updates:
+                    pipe.hset(key, mapping=updates)
                 if deletes:
                     pipe.hdel(key, *deletes)
+                self._keep_latest_updated_at(keys=[key], args=[updated_at], client=pipe)
             elif isinstance(record, SegmentChange):
                 for segment in record.entered:
                     pipe.sadd(segment_key(prefix, segment), record.user_id)
@@ -378,6 +418,8 @@ class InMemoryStore:
         if isinstance(record, ProfileRow):
             updates, deletes = _row_changes(record)
             fields = self._profiles.setdefault(user, {})
+            if not _later_ts(fields.get("updated_at"), updates["updated_at"]):
+                del updates["updated_at"]
             fields.update(updates)
             for name in deletes:
                 fields.pop(name, None)
