@@ -136,7 +136,8 @@ class ModelSettings:
     churn_horizon_s: int = _setting(_positive)
     example_interval_s: int = _setting(_positive)
     rescore_s: int = _setting(_positive)
-    learning_rate: float = _setting(_positive)
+    propensity_learning_rate: float = _setting(_positive)
+    churn_learning_rate: float = _setting(_positive)
     seed: int = _setting()
     warm_start: str = _setting()
     """Model state exported by a replay (models.bin) to start from; empty for none.

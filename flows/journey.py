@@ -141,7 +141,10 @@ def model_config(settings: Settings) -> ModelConfig:
     """Return the models step's configuration from ``settings``."""
     warm = settings.models.warm_start
     return ModelConfig(
-        learning_rate=settings.models.learning_rate,
+        learning_rates={
+            "propensity": settings.models.propensity_learning_rate,
+            "churn": settings.models.churn_learning_rate,
+        },
         clusters=settings.clusters.k,
         cluster_halflife=settings.clusters.halflife,
         seed=settings.models.seed,

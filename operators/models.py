@@ -53,7 +53,8 @@ AUC_THRESHOLDS = 20
 class ModelConfig:
     """Hyperparameters (passed to River unchanged) and where to warm-start from."""
 
-    learning_rate: float
+    learning_rates: dict[str, float]
+    """Task name -> SGD learning rate."""
     clusters: int
     cluster_halflife: float
     seed: int
@@ -63,7 +64,7 @@ class ModelConfig:
         """Return untrained models."""
         return ModelState(
             scaler=preprocessing.StandardScaler(),
-            tasks={name: Task.new(self.learning_rate) for name in TASKS},
+            tasks={name: Task.new(self.learning_rates[name]) for name in TASKS},
             clusters=Clusters(k=self.clusters, halflife=self.cluster_halflife, seed=self.seed),
         )
 

@@ -10,7 +10,7 @@ from operators.features import CLASSIFIER_FEATURES, CLUSTER_FEATURES, pack
 from operators.labels import Example
 from operators.models import ModelConfig, ModelLogic
 
-CFG = ModelConfig(learning_rate=0.05, clusters=3, cluster_halflife=0.05, seed=1)
+CFG = ModelConfig(learning_rates={"propensity": 0.05, "churn": 0.05}, clusters=3, cluster_halflife=0.05, seed=1)
 
 
 def _features(rng: random.Random, positive: bool) -> dict[str, float]:
