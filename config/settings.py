@@ -219,11 +219,17 @@ class Settings:
     config_dir: Path = DEFAULT_CONFIG.parent
     """Folder of the last config file read; relative paths resolve against it."""
 
+    def resolve(self, name: str) -> Path:
+        """Return a path setting: as given if it exists from here, else from the config folder."""
+        path = Path(name)
+        if path.is_absolute() or path.exists():
+            return path
+        return self.config_dir / path
+
     @property
     def rules_path(self) -> Path:
-        """Return the rules file, resolved against the config folder."""
-        path = Path(self.segments.rules_file)
-        return path if path.is_absolute() else self.config_dir / path
+        """Return the rules file (see :meth:`resolve`)."""
+        return self.resolve(self.segments.rules_file)
 
 
 _SECTIONS: dict[str, type] = {

@@ -40,7 +40,7 @@ from operators.audience import AudienceConfig
 from operators.dedup import DedupConfig
 from operators.journey import Inbound, JourneyConfig
 from operators.labels import LabelConfig
-from operators.models import ModelConfig
+from operators.models import ModelConfig, load_models
 from operators.profiles import ProfileConfig
 from operators.rules import Rules, load_rules
 from operators.segments import SegmentConfig
@@ -148,7 +148,8 @@ def model_config(settings: Settings) -> ModelConfig:
         clusters=settings.clusters.k,
         cluster_halflife=settings.clusters.halflife,
         seed=settings.models.seed,
-        warm_start=(settings.config_dir / warm) if warm else None,
+        # Read now, not when the flow runs: a bad file is one line at start-up.
+        warm_start=load_models(settings.resolve(warm)) if warm else None,
     )
 
 

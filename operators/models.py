@@ -31,6 +31,7 @@ from typing import Any
 from bytewax.operators import StatefulLogic
 from river import drift, linear_model, metrics, optim, preprocessing
 
+from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_SCORE
 from journeyflow.records import ModelReport, UserUpdate
 from operators.clusters import Clusters
@@ -58,7 +59,8 @@ class ModelConfig:
     clusters: int
     cluster_halflife: float
     seed: int
-    warm_start: Path | None = None
+    warm_start: ModelState | None = None
+    """Models to start from when there is no snapshot (see :func:`load_models`)."""
 
     def new_state(self) -> ModelState:
         """Return untrained models."""
@@ -73,7 +75,8 @@ class ModelConfig:
         if resume_state is not None:
             return ModelLogic(decode_state(resume_state, ModelState))
         if self.warm_start is not None:
-            return ModelLogic(load_models(self.warm_start))
+            # A copy: the configuration stays as loaded if the flow is built again.
+            return ModelLogic(decode_state(encode_state(self.warm_start), ModelState))
         return ModelLogic(self.new_state())
 
 
@@ -201,4 +204,9 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
 
 def load_models(path: Path) -> ModelState:
     """Return the model state exported to ``path`` (``models.bin``)."""
-    return decode_state(path.read_bytes(), ModelState)
+    try:
+        data = path.read_bytes()
+    except OSError as ex:
+        msg = f"models.warm_start {str(path)!r} cannot be read: {ex.strerror}"
+        raise ConfigError(msg) from ex
+    return decode_state(data, ModelState)

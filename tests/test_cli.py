@@ -62,3 +62,19 @@ def test_generate_then_replay_with_truth(tmp_path: Path) -> None:
     assert summary["accounted"] and summary["read"] > 1000
     assert summary["models"]["quality"]["users"] > 0
     assert (out / "models.bin").stat().st_size > 0
+
+
+def test_a_backfill_warms_up_the_models_of_the_next_run(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    assert _run("generate", "--users", "80", "--days", "20", "--seed", "4", "--out", str(events)).returncode == 0
+    first = tmp_path / "first"
+    assert _run("replay", str(events), "--out", str(first), "-q").returncode == 0
+    learned = orjson.loads((first / "summary.json").read_bytes())["models"]["tasks"]["churn"]["examples"]
+    assert learned > 0
+    second = tmp_path / "second"
+    warm = {"JOURNEYFLOW_MODELS_WARM_START": str(first / "models.bin")}
+    assert _run("replay", str(events), "--out", str(second), "-q", env=warm).returncode == 0
+    again = orjson.loads((second / "summary.json").read_bytes())["models"]["tasks"]["churn"]["examples"]
+    assert again == 2 * learned  # it went on from what the backfill had learned
+    broken = _run("replay", str(events), "--out", str(tmp_path / "third"), "-q", env={"JOURNEYFLOW_MODELS_WARM_START": str(events)})
+    assert broken.returncode == 2 and "cannot decode ModelState snapshot" in broken.stderr
