@@ -12,7 +12,7 @@ from bytewax.operators import StatefulLogic
 from flows.journey import journey_config
 from journeyflow.events import DeadLetter
 from journeyflow.records import RawRecord, SessionSummary, Tally, Tick, UserUpdate
-from operators.journey import JourneyConfig, JourneyLogic
+from operators.journey import JourneyConfig
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
 
