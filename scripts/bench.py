@@ -41,6 +41,7 @@ from journeyflow import generator  # noqa: E402
 from journeyflow.events import DeadLetter, Event  # noqa: E402
 from journeyflow.records import UserUpdate  # noqa: E402
 from operators.rules import load_rules  # noqa: E402
+from state.serde import encode_state  # noqa: E402
 
 EVENTS_PER_USER_MONTH = 54  # what the generator writes per user in 30 days (measured)
 
@@ -109,7 +110,12 @@ def stages(path: Path, settings: Settings) -> dict[str, Any]:
     audience_s = time.perf_counter() - started
 
     sizes = [len(logic.snapshot()) for logic in journeys.values()]
-    idle = [len(logic.snapshot()) for logic in journeys.values() if not logic.state.sessions]
+    idle_states = [logic.state for logic in journeys.values() if not logic.state.sessions]
+    idle = [len(encode_state(state)) for state in idle_states]
+    parts = {
+        name: round(sum(len(encode_state(getattr(state, name))) for state in idle_states) / max(1, len(idle_states)))
+        for name in ("dedup", "profile", "pending", "cooldowns")
+    }
     audience_sizes = [len(logic.snapshot()) for logic in audiences.values()]
     per_event = 1e6 / events
     return {
@@ -127,6 +133,7 @@ def stages(path: Path, settings: Settings) -> dict[str, Any]:
         "users": len(journeys),
         "state_bytes_per_user": round(sum(sizes) / max(1, len(sizes))),
         "state_bytes_per_idle_user": round(sum(idle) / max(1, len(idle))),
+        "idle_state_parts_bytes": parts,
         "audience_state_bytes_per_user": round(sum(audience_sizes) / max(1, len(audience_sizes))),
         "model_state_bytes": len(models.snapshot()),
     }
@@ -191,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         f"  state per user (snapshot)     {figures['state_bytes_per_user']:>10,} B"
         f"   idle users {figures['state_bytes_per_idle_user']:,} B, audience {figures['audience_state_bytes_per_user']:,} B,"
         f" models {figures['model_state_bytes']:,} B in all"
+    )
+    print(
+        "  idle user's state by part      "
+        + ", ".join(f"{name} {size:,} B" for name, size in figures["idle_state_parts_bytes"].items())
     )
     if args.json:
         print(orjson.dumps(figures, option=orjson.OPT_INDENT_2).decode())
