@@ -30,7 +30,7 @@ from config.settings import Settings, load_settings
 from flows.journey import Outputs, build_flow
 from flows.kafka import KafkaSink, KafkaSource, check_brokers
 from flows.redis_sink import StoreSink
-from journeyflow.errors import ConfigError
+from journeyflow.errors import ConfigError, JourneyflowError
 from journeyflow.metrics import READY, start_metrics_server
 from journeyflow.records import RawRecord
 from state.store import RedisStore
@@ -184,22 +184,29 @@ def run(
         # bytewax reports a signal as BytewaxRuntimeError("signal received")
         # caused by the KeyboardInterrupt (one worker), or as the
         # KeyboardInterrupt itself (a cluster): either way a requested stop.
-        if not _interrupted(ex):
+        if _cause(ex, KeyboardInterrupt) is not None:
+            log.warning("journeyflow worker stopped by a signal")
+            return
+        # What a step raised on purpose (Redis gone for good, say) arrives
+        # wrapped in BytewaxRuntimeError: log the whole chain, then end with
+        # the error itself, so the last line says what went wrong.
+        failure = _cause(ex, JourneyflowError)
+        if failure is None:
             raise
-        log.warning("journeyflow worker stopped by a signal")
-        return
+        log.error("journeyflow worker failed", exc_info=ex)
+        raise type(failure)(str(failure)) from None
     finally:
         READY.set(0)
     log.warning("journeyflow worker stopped")
 
 
-def _interrupted(ex: BaseException) -> bool:
-    """Return whether ``ex`` is, or was caused by, a KeyboardInterrupt."""
+def _cause(ex: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """Return the first exception of ``kind`` in ``ex`` and its causes, or ``None``."""
     seen: BaseException | None = ex
     for _ in range(20):  # cause chains are short; never loop on a cycle
         if seen is None:
-            return False
-        if isinstance(seen, KeyboardInterrupt):
-            return True
+            return None
+        if isinstance(seen, kind):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
