@@ -374,7 +374,7 @@ def test_two_processes_write_what_one_process_writes(
         for worker in workers:
             wait_committed(recovery, sent.ends(), worker, timeout_s=120)
         reads = [
-            wait_until(lambda: try_metrics(port), 10, "metrics", worker).get(read_total, 0)
+            wait_until(lambda port=port: try_metrics(port), 10, "metrics", worker).get(read_total, 0)
             for port, worker in zip(ports, workers)
         ]
         # Each process read one of the two partitions.
