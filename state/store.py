@@ -19,14 +19,22 @@ Records are applied in order:
   unless the hash already holds a later one: rows reach the store along two
   paths of the flow (the per-user step, and the step after the models), so an
   older row can arrive after a newer one, and ``updated_at`` must not go back.
-- :class:`~journeyflow.records.SegmentChange` adds the user to the segments
-  entered, removes them from those exited, and sets the hash's ``segments``.
-- :class:`~journeyflow.records.Tombstone` deletes the hash and removes the
-  user from each of its ``segments``.
+- :class:`~journeyflow.records.SegmentChange` sets the hash's ``segments``.
+- :class:`~journeyflow.records.Tombstone` deletes the hash.
 
-Every command is idempotent given the batch (set a field, add or remove a
-member, delete a key), so a batch that failed half-way is simply applied
-again from its start, in order, and ends in the same state.
+Memberships follow the segment lists: whenever a record sets a user's
+``segments`` (or deletes the hash), the user joins the sets of the new list
+and leaves those of the list the hash held before, plus the segments the
+record says were exited (a hash that expired holds no list). So the sets
+agree with the hashes even when a change is not the one expected after the
+previous: after a restart the flow replays its unfinished epoch, and what the
+models decide then may differ from the first time (another learning order),
+so a replayed change may enter other segments than the change it repeats.
+In Redis each such update is one Lua script, atomic per record.
+
+Every step is idempotent given the batch (set a field, sync a user's
+segments to a list, delete a key), so a batch that failed half-way is simply
+applied again from its start, in order, and ends in the same state.
 """
 
 from __future__ import annotations
@@ -173,6 +181,34 @@ return 0
 """
 
 
+# Sets a user's segment list and memberships. KEYS[1]: the profile hash;
+# ARGV: the user id, the segment keys' prefix ("jf:segment:"), the new list as
+# JSON ("" deletes the hash instead), and segments to leave besides the old
+# list (JSON). Touches segment keys it is not given in KEYS: standalone Redis.
+_SYNC_SEGMENTS = """
+local user, prefix = ARGV[1], ARGV[2]
+local keep = {}
+if ARGV[3] ~= '' then
+  for _, s in ipairs(cjson.decode(ARGV[3])) do keep[s] = true end
+end
+local leave = cjson.decode(ARGV[4])
+local old = redis.call('HGET', KEYS[1], 'segments')
+if old then
+  for _, s in ipairs(cjson.decode(old)) do leave[#leave + 1] = s end
+end
+for _, s in ipairs(leave) do
+  if not keep[s] then redis.call('SREM', prefix .. s, user) end
+end
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+for s, _ in pairs(keep) do redis.call('SADD', prefix .. s, user) end
+redis.call('HSET', KEYS[1], 'segments', ARGV[3])
+return 0
+"""
+
+
 def _later_ts(current: str | None, new: str) -> bool:
     """Return whether ``new`` (``format_ts`` text) is after ``current`` (``None``: nothing yet).
 
@@ -248,6 +284,7 @@ class RedisStore:
             raise ConfigError(msg)
         self._client = client
         self._keep_latest_updated_at = client.register_script(_KEEP_LATEST_UPDATED_AT)
+        self._sync_segments = client.register_script(_SYNC_SEGMENTS)
         self.key_prefix = key_prefix
         self.ttl_s = ttl_s
         self.max_attempts = max_attempts
@@ -351,28 +388,28 @@ class RedisStore:
 
     def _write(self, records: Sequence[StoreRecord]) -> None:
         prefix = self.key_prefix
+        sets = segment_key(prefix, "")
         ttl = self.ttl_s
         pipe = self._client.pipeline(transaction=False)
         for record in records:
-            key = profile_key(prefix, record.user_id)
+            user = record.user_id
+            key = profile_key(prefix, user)
             if isinstance(record, ProfileRow):
                 updates, deletes = _row_changes(record)
                 updated_at = updates.pop("updated_at")
+                segments = updates.pop("segments", None)
                 if updates:
                     pipe.hset(key, mapping=updates)
                 if deletes:
                     pipe.hdel(key, *deletes)
+                if segments is not None:
+                    self._sync_segments(keys=[key], args=[user, sets, segments, "[]"], client=pipe)
                 self._keep_latest_updated_at(keys=[key], args=[updated_at], client=pipe)
             elif isinstance(record, SegmentChange):
-                for segment in record.entered:
-                    pipe.sadd(segment_key(prefix, segment), record.user_id)
-                for segment in record.exited:
-                    pipe.srem(segment_key(prefix, segment), record.user_id)
-                pipe.hset(key, "segments", _segments_text(record.segments))
+                new = _segments_text(record.segments)
+                self._sync_segments(keys=[key], args=[user, sets, new, _segments_text(record.exited)], client=pipe)
             else:
-                pipe.delete(key)
-                for segment in record.segments:
-                    pipe.srem(segment_key(prefix, segment), record.user_id)
+                self._sync_segments(keys=[key], args=[user, sets, "", _segments_text(record.segments)], client=pipe)
                 continue
             if ttl:
                 pipe.expire(key, ttl)
@@ -420,19 +457,31 @@ class InMemoryStore:
             fields = self._profiles.setdefault(user, {})
             if not _later_ts(fields.get("updated_at"), updates["updated_at"]):
                 del updates["updated_at"]
+            segments = updates.pop("segments", None)
             fields.update(updates)
             for name in deletes:
                 fields.pop(name, None)
+            if segments is not None:
+                self._sync(user, record.segments, ())
         elif isinstance(record, SegmentChange):
-            for segment in record.entered:
-                self._segments.setdefault(segment, set()).add(user)
-            for segment in record.exited:
-                self._remove_member(segment, user)
-            self._profiles.setdefault(user, {})["segments"] = _segments_text(record.segments)
+            self._sync(user, record.segments, record.exited)
         else:
-            self._profiles.pop(user, None)
-            for segment in record.segments:
+            self._sync(user, None, record.segments)
+
+    def _sync(self, user: str, segments: Iterable[str] | None, leave: Iterable[str]) -> None:
+        # As _SYNC_SEGMENTS does in Redis: None deletes the profile.
+        fields = self._profiles.get(user)
+        old = orjson.loads(fields["segments"]) if fields and "segments" in fields else []
+        keep = set(segments) if segments is not None else set()
+        for segment in [*leave, *old]:
+            if segment not in keep:
                 self._remove_member(segment, user)
+        if segments is None:
+            self._profiles.pop(user, None)
+            return
+        for segment in keep:
+            self._segments.setdefault(segment, set()).add(user)
+        self._profiles.setdefault(user, {})["segments"] = _segments_text(segments)
 
     def _remove_member(self, segment: str, user: str) -> None:
         # Like Redis, a set that becomes empty no longer exists.
