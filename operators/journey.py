@@ -479,6 +479,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if members is not state.segments:
             state.segments = members
             out.append(self._update(now_ms, "update", cause, cause_event_id, view))
+            if self.cfg.store_rows and cause == "event":
+                # A user who only browses has no other reason for a row yet.
+                out.append(self._row(now_ms))
 
     # -- outputs -----------------------------------------------------------
 

@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from bench_live import main as live_main  # type: ignore[import-not-found]
 
-        return int(live_main(rest))
+        # The live benchmark has options of its own: hand it everything but --live.
+        return int(live_main([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--live"]))
     settings = load_settings(args.config)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="journeyflow-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

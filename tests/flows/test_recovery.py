@@ -388,7 +388,7 @@ def test_two_processes_write_what_one_process_writes(
         for worker in workers:
             wait_committed(recovery, sent.ends(), worker, timeout_s=120)
         reads = [
-            wait_until(lambda port=port: try_metrics(port), 10, "metrics", worker).get(read_total, 0)
+            wait_until(lambda port=port: try_metrics(port), 30, "metrics", worker).get(read_total, 0)
             for port, worker in zip(ports, workers)
         ]
         # Each process read one of the two partitions.
@@ -399,7 +399,7 @@ def test_two_processes_write_what_one_process_writes(
             assert worker.proc is not None
             worker.proc.send_signal(signal.SIGTERM)
         for worker in workers:
-            assert worker.wait(10) == 0, worker.stderr()
+            assert worker.wait(30) == 0, worker.stderr()
             no_traceback(worker.stderr())
     finally:
         for worker in workers:
