@@ -32,6 +32,8 @@ __all__ = [
     "SEGMENT_EXITS",
     "TRIGGERS",
     "MODEL_SCORE",
+    "MODEL_DRIFTS",
+    "MODEL_AUC",
     "KAFKA_LAG",
     "KAFKA_ERRORS",
     "REDIS_WRITE_ERRORS",
@@ -77,6 +79,18 @@ MODEL_SCORE = Histogram(
     "Scores a model gave (probabilities, 0 to 1).",
     ["model"],
     buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0),
+)
+
+MODEL_DRIFTS = Counter(
+    "journeyflow_model_drifts",
+    "Drifts ADWIN detected in a model's error stream.",
+    ["model"],
+)
+
+MODEL_AUC = Gauge(
+    "journeyflow_model_progressive_auc",
+    "A model's ROC AUC on examples scored before it learned them.",
+    ["model"],
 )
 
 KAFKA_LAG = Gauge(

@@ -32,7 +32,7 @@ from bytewax.operators import StatefulLogic
 from river import drift, linear_model, metrics, optim, preprocessing
 
 from journeyflow.errors import ConfigError
-from journeyflow.metrics import MODEL_SCORE
+from journeyflow.metrics import MODEL_AUC, MODEL_DRIFTS, MODEL_SCORE
 from journeyflow.records import ModelReport, UserUpdate
 from operators.clusters import Clusters
 from operators.features import unpack
@@ -107,7 +107,7 @@ class Task:
         """Return the probability of the positive label."""
         return float(self.model.predict_proba_one(x).get(True, 0.0))
 
-    def learn(self, x: dict[str, float], y: bool, ts_ms: int) -> None:
+    def learn(self, name: str, x: dict[str, float], y: bool, ts_ms: int) -> None:
         """Score ``x`` first (progressive validation), then learn from it."""
         p = self.predict(x)
         self.auc.update(y, p)
@@ -115,6 +115,7 @@ class Task:
         if self.detector.drift_detected:
             self.drifts += 1
             self.last_drift_ms = ts_ms
+            MODEL_DRIFTS.labels(model=name).inc()
         self.model.learn_one(x, y)
         self.examples += 1
         self.positives += int(y)
@@ -163,7 +164,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         for example in value.examples:
             x = unpack(example.features)
             scaler.learn_one(x)
-            tasks[example.task].learn(scaler.transform_one(x), example.label, example.ts_ms)
+            task = tasks[example.task]
+            task.learn(example.task, scaler.transform_one(x), example.label, example.ts_ms)
+            if 0 < task.positives < task.examples:
+                MODEL_AUC.labels(model=example.task).set(task.auc.get())
         if value.features is None and value.cluster_features is None:
             return [value], StatefulLogic.RETAIN
         scores: dict[str, Any] = {}
