@@ -464,6 +464,10 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
                 bootstrap_timeout_ms=_ms(self.connect_timeout_s),
                 max_poll_records=self.batch_size,
                 reconnect_backoff_max_ms=_RECONNECT_BACKOFF_MAX_MS,
+                # Apache Kafka answers a fetch as soon as records arrive; some
+                # Kafka-protocol brokers (Tansu) wait the whole fetch_max_wait,
+                # 500 ms by default, which would be the trigger latency.
+                fetch_max_wait_ms=50,
             )
         except (kafka_errors.KafkaError, OSError) as ex:
             raise _unreachable(self.brokers, self.connect_timeout_s) from ex
