@@ -138,6 +138,8 @@ class ModelSettings:
     rescore_s: int = _setting(_positive)
     propensity_learning_rate: float = _setting(_positive)
     churn_learning_rate: float = _setting(_positive)
+    min_examples: int = _setting(_non_negative)
+    """No score until a model has learned from this many examples. Env: JOURNEYFLOW_MODELS_MIN_EXAMPLES."""
     seed: int = _setting()
     warm_start: str = _setting()
     """Model state exported by a replay (models.bin) to start from; empty for none.

@@ -148,6 +148,7 @@ def model_config(settings: Settings) -> ModelConfig:
         clusters=settings.clusters.k,
         cluster_halflife=settings.clusters.halflife,
         seed=settings.models.seed,
+        min_examples=settings.models.min_examples,
         # Read now, not when the flow runs: a bad file is one line at start-up.
         warm_start=load_models(settings.resolve(warm)) if warm else None,
     )

@@ -59,6 +59,8 @@ class ModelConfig:
     clusters: int
     cluster_halflife: float
     seed: int
+    min_examples: int = 0
+    """A model publishes no score until it has learned from this many examples."""
     warm_start: ModelState | None = None
     """Models to start from when there is no snapshot (see :func:`load_models`)."""
 
@@ -73,11 +75,13 @@ class ModelConfig:
     def build(self, resume_state: bytes | None) -> ModelLogic:
         """Return the logic, resumed from a snapshot, warm-started, or new."""
         if resume_state is not None:
-            return ModelLogic(decode_state(resume_state, ModelState))
-        if self.warm_start is not None:
+            state = decode_state(resume_state, ModelState)
+        elif self.warm_start is not None:
             # A copy: the configuration stays as loaded if the flow is built again.
-            return ModelLogic(decode_state(encode_state(self.warm_start), ModelState))
-        return ModelLogic(self.new_state())
+            state = decode_state(encode_state(self.warm_start), ModelState)
+        else:
+            state = self.new_state()
+        return ModelLogic(state, self.min_examples)
 
 
 @dataclass
@@ -154,8 +158,9 @@ class ModelState:
 class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
     """Learn from labelled examples and score users; one instance for everyone."""
 
-    def __init__(self, state: ModelState) -> None:
+    def __init__(self, state: ModelState, min_examples: int = 0) -> None:
         self.state = state
+        self.min_examples = min_examples
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         state = self.state
@@ -174,7 +179,12 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.features is not None:
             x = scaler.transform_one(value.features)
             for name, score in TASKS.items():
-                probability = tasks[name].predict(x)
+                task = tasks[name]
+                if task.examples < self.min_examples:
+                    # An untrained model's scores are noise: publishing them
+                    # would move users in and out of at_risk for nothing.
+                    continue
+                probability = task.predict(x)
                 scores[score] = round(probability, 4)
                 MODEL_SCORE.labels(model=name).observe(probability)
             state.scored += 1

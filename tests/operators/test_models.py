@@ -109,3 +109,17 @@ def test_clusters_say_nothing_during_warm_up() -> None:
 
 def test_silhouette_of_a_single_cluster_is_undefined() -> None:
     assert silhouette([{"basket": 1.0}, {"basket": 2.0}], [0, 0]) is None
+
+
+def test_no_scores_until_the_models_have_learned_enough() -> None:
+    from dataclasses import replace
+
+    rng = random.Random(5)
+    logic = replace(CFG, min_examples=100).build(None)
+    probe = _features(rng, True)
+    assert logic.on_item(_update("a", dict(probe)))[0][0].scores == {"model_version": "m0"}
+    for example in _examples(rng, 100):
+        logic.on_item(_update("u", None, (example,)))
+    scores = logic.on_item(_update("a", dict(probe)))[0][0].scores
+    assert "churn_risk" in scores  # learned enough (100 churn examples)
+    assert "purchase_propensity" not in scores  # no propensity example yet
