@@ -219,7 +219,7 @@ def build_flow(
     store_rows = outputs.store is not None
     flow = Dataflow(flow_id)
     events, early_dead = inputs(flow)
-    # (user, Event | RawRecord | EndOfInput), DeadLetter
+    # (user, Event | RawRecord | Tick | EndOfInput), DeadLetter | None
     journey_cfg = journey_config(settings, rules, timers=live, store_rows=store_rows and live)
     journey = op.stateful("journey", events, journey_cfg.build)
     # (user, SessionSummary | DeadLetter | Trigger | UserUpdate | ProfileRow | Tally)

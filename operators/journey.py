@@ -275,13 +275,15 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             self._score = (state.max_ts_ms, "event", event.event_id, False)  # type: ignore[assignment]
         self._event_triggers(event, out)
         segments_cfg = self.cfg.segments
+        changed = False
         if (
             segments_cfg.reacts_to(event.type)
             or (started and segments_cfg.reacts_to(profiles.SESSION_START))
             or self._segment_inputs is None
         ):
-            self._evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
-        if self.cfg.store_rows and event.type in _ROW_EVENTS:
+            changed = self._evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
+        # A user who only browses has no other reason for a row than new segments.
+        if self.cfg.store_rows and (changed or event.type in _ROW_EVENTS):
             out.append(self._row(state.max_ts_ms))  # type: ignore[arg-type]
 
     def _time_passes(self, now_ms: int, out: list[Any]) -> None:
@@ -289,10 +291,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
 
         The lateness watermark stays where the user's own events put it.
         """
-        state = self.state
-        if state.max_ts_ms is None:
+        if self.state.max_ts_ms is None:
             return
-        dedup.expire(state.dedup, self.cfg.dedup, now_ms)
         self._catch_up(now_ms, now_ms - self.cfg.lateness_ms, out)
         self._flush(out)
 
@@ -302,7 +302,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state.max_ts_ms = ts
         if self.cfg.timers:
             state.offset_ms = self.cfg.now_ms() - ts
-        dedup.expire(state.dedup, self.cfg.dedup, ts)
         # Judged before this event is applied: what the gap ended, and what
         # changed while the user was away, happened first.
         self._catch_up(ts, ts - self.cfg.lateness_ms, out)
@@ -347,13 +346,16 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def _catch_up(self, now_ms: int, watermark_ms: int | None, out: list[Any]) -> None:
         """Apply what the passing of time to ``now_ms`` changes.
 
-        Closes the sessions no on-time event can join (all of them when
-        ``watermark_ms`` is None) and, if sessions closed or the refresh
-        interval has passed, re-decides the segments once.
+        Forgets event ids older than the dedup window, resolves labels and
+        takes idle snapshots that are due, closes the sessions no on-time
+        event can join (all of them when ``watermark_ms`` is None) and, if
+        sessions closed or the refresh interval has passed, re-decides the
+        segments once.
         """
         state = self.state
         profile = state.profile
         cfg = self.cfg
+        dedup.expire(state.dedup, cfg.dedup, now_ms)
         if profile is not None:
             if now_ms - profile.pruned_ms >= cfg.refresh_ms:
                 profiles.prune(profile, cfg.profiles, now_ms)
@@ -462,26 +464,25 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             if fired is not None:
                 out.append(fired)
 
-    def _evaluate(self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any]) -> None:
-        """Re-decide the profile segments as of ``now_ms``; send an update on change."""
+    def _evaluate(self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any]) -> bool:
+        """Re-decide the profile segments as of ``now_ms``; send an update and return True on change."""
         state = self.state
         profile = state.profile
         if profile is None:
-            return
+            return False
         if now_ms > state.evaluated_ms:
             state.evaluated_ms = now_ms
         if not self.cfg.segments.rules:
-            return
+            return False
         view = self._view(now_ms)
         inputs = profiles.values(view, self.cfg.segment_getters)
         members = segments.evaluate(self.cfg.segments, inputs, state.segments, self._segment_inputs)
         self._segment_inputs = inputs
-        if members is not state.segments:
-            state.segments = members
-            out.append(self._update(now_ms, "update", cause, cause_event_id, view))
-            if self.cfg.store_rows and cause == "event":
-                # A user who only browses has no other reason for a row yet.
-                out.append(self._row(now_ms))
+        if members is state.segments:
+            return False
+        state.segments = members
+        out.append(self._update(now_ms, "update", cause, cause_event_id, view))
+        return True
 
     # -- outputs -----------------------------------------------------------
 
@@ -568,10 +569,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state = self.state
         out: list[Any] = []
         as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)
-        self._catch_up(as_of_ms, None, out)
-        dedup.expire(state.dedup, self.cfg.dedup, as_of_ms)
         if state.profile is not None:
+            # Exact windows for the final profile, whenever the last prune was.
             profiles.prune(state.profile, self.cfg.profiles, as_of_ms)
+        self._catch_up(as_of_ms, None, out)
+        if state.profile is not None:
             self._evaluate(as_of_ms, "time", None, out)
             view = self._view(as_of_ms)
             out.append(self._update(as_of_ms, "final", "time", None, view, profiles.to_fields(view)))
