@@ -319,7 +319,9 @@ def _purchases_since(view: View, days: int) -> int:
 def _revenue_since(view: View, days: int) -> float:
     purchases = view.profile.purchases
     first = bisect_left(purchases, (view.now_ms - days * DAY_MS,))
-    return round(sum(r for _, r in purchases[first:]), 2)
+    # The float start keeps the type when there is nothing to add: CEL does
+    # not mix ints and doubles, so a rule like `monetary_30d * 2.0` needs a double.
+    return round(sum((r for _, r in purchases[first:]), 0.0), 2)
 
 
 def _events_since(view: View, days: int) -> int:
@@ -360,7 +362,7 @@ def _top_category(view: View) -> str:
 
 
 def _cart_value(view: View) -> float:
-    return round(sum(price * qty for price, qty in view.profile.cart.values()), 2)
+    return round(sum((price * qty for price, qty in view.profile.cart.values()), 0.0), 2)
 
 
 def _sessions_total(view: View) -> int:
