@@ -22,7 +22,6 @@ from typing import Any
 
 import bytewax.operators as op
 import orjson
-from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
@@ -30,7 +29,8 @@ from config.settings import Settings, load_settings
 from flows.journey import Outputs, build_flow
 from flows.kafka import KafkaSink, KafkaSource, check_brokers
 from flows.redis_sink import StoreSink
-from journeyflow.errors import ConfigError, JourneyflowError
+from flows.runtime import execute
+from journeyflow.errors import ConfigError
 from journeyflow.metrics import READY, start_metrics_server
 from journeyflow.records import RawRecord
 from state.store import RedisStore
@@ -172,7 +172,7 @@ def run(
     )
     READY.set(1)
     try:
-        cli_main(
+        execute(
             flow,
             workers_per_process=workers,
             process_id=process_id,
@@ -180,33 +180,9 @@ def run(
             epoch_interval=timedelta(seconds=epoch),
             recovery_config=recovery,
         )
-    except BaseException as ex:
-        # bytewax reports a signal as BytewaxRuntimeError("signal received")
-        # caused by the KeyboardInterrupt (one worker), or as the
-        # KeyboardInterrupt itself (a cluster): either way a requested stop.
-        if _cause(ex, KeyboardInterrupt) is not None:
-            log.warning("journeyflow worker stopped by a signal")
-            return
-        # What a step raised on purpose (Redis gone for good, say) arrives
-        # wrapped in BytewaxRuntimeError: log the whole chain, then end with
-        # the error itself, so the last line says what went wrong.
-        failure = _cause(ex, JourneyflowError)
-        if failure is None:
-            raise
-        log.error("journeyflow worker failed", exc_info=ex)
-        raise type(failure)(str(failure)) from None
+    except KeyboardInterrupt:
+        log.warning("journeyflow worker stopped by a signal")
+        return
     finally:
         READY.set(0)
     log.warning("journeyflow worker stopped")
-
-
-def _cause(ex: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """Return the first exception of ``kind`` in ``ex`` and its causes, or ``None``."""
-    seen: BaseException | None = ex
-    for _ in range(20):  # cause chains are short; never loop on a cycle
-        if seen is None:
-            return None
-        if isinstance(seen, kind):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None

@@ -16,7 +16,6 @@ from typing import Any
 
 import bytewax.operators as op
 import orjson
-from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 
 from config.settings import Settings
@@ -31,9 +30,10 @@ from flows.files import (
     print_progress,
 )
 from flows.journey import Outputs, build_flow, event_parser
+from flows.runtime import execute
 from journeyflow.events import DeadLetter, format_ts, parse_ts
 from journeyflow.evaluation import model_quality, read_truth
-from journeyflow.records import ModelReport
+from journeyflow.records import ModelReport, SegmentChange
 
 __all__ = ["replay", "format_summary", "OUTPUT_FILES"]
 
@@ -100,7 +100,7 @@ def replay(
     source = ReplaySource(inputs, event_parser(settings), progress, clock)
     counted_by = {
         "dead_letters": lambda d: d.code,
-        "segment_changes": lambda c: "changes" if c.__class__.__name__ == "SegmentChange" else "tombstones",
+        "segment_changes": lambda c: "changes" if isinstance(c, SegmentChange) else "tombstones",
         "triggers": lambda t: t.rule,
         "holdouts": lambda t: t.rule,
     }
@@ -122,11 +122,7 @@ def replay(
     outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports)
     flow = build_flow(settings, read_files, outputs, live=False)
     started = time.monotonic()
-    cli_main(
-        flow,
-        workers_per_process=workers,
-        epoch_interval=timedelta(seconds=settings.run.epoch_s),
-    )
+    execute(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=settings.run.epoch_s))
     elapsed = time.monotonic() - started
 
     for name, file in OUTPUT_FILES.items():
@@ -144,7 +140,7 @@ def replay(
         "dead_letters": dead_total,
         "late": dead_by_code.get("late", 0),
         "skipped_no_consent": totals["skipped"],
-        "sessions": sessions_written(sinks),
+        "sessions": sinks["sessions"].counts["total"],
         "users": len(tallies.users),
         "profiles": sinks["profiles"].counts["total"],
         "segment_changes": sinks["segment_changes"].counts["changes"],
@@ -191,11 +187,6 @@ def _model_summary(reports: list[ModelReport], out_dir: Path) -> dict[str, Any]:
         "silhouette": report.silhouette,
         "exported": MODELS_FILE if report.state is not None else None,
     }
-
-
-def sessions_written(sinks: dict[str, JsonLinesSink]) -> int:
-    """Return the number of sessions written."""
-    return sinks["sessions"].counts["total"]
 
 
 def segment_sizes(profiles: Path) -> dict[str, int]:
