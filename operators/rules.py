@@ -379,6 +379,17 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
     )
 
 
+_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _check_name(kind: str, name: str) -> None:
+    # Names travel in outputs and metric labels, and `|` separates a trigger's
+    # name from its cooldown key in the user's state.
+    if not _NAME.fullmatch(name):
+        msg = f"{kind} name must be 1..64 letters, digits, '_', '.', ':' or '-'; got {name!r} instead"
+        raise RuleError(msg)
+
+
 def parse_rules(doc: Mapping[str, Any], origin: str = "rules") -> Rules:
     """Compile rules from a parsed TOML document; raise :class:`RuleError` if any is bad.
 
@@ -392,9 +403,13 @@ def parse_rules(doc: Mapping[str, Any], origin: str = "rules") -> Rules:
     """
     _check_keys(origin, doc, ("segments", "triggers"))
     segments_doc = _table(f"{origin} [segments]", doc.get("segments", {}))
+    for name in segments_doc:
+        _check_name("segment", name)
     segments = tuple(_segment(name, rule) for name, rule in segments_doc.items())
     names = {s.name for s in segments}
     triggers_doc = _table(f"{origin} [triggers]", doc.get("triggers", {}))
+    for name in triggers_doc:
+        _check_name("trigger", name)
     triggers = tuple(_trigger(name, rule, names) for name, rule in triggers_doc.items())
     for trigger in triggers:
         if trigger.on == "event" and trigger.variables & set(MODEL_VARIABLES):

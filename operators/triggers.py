@@ -34,6 +34,11 @@ class TriggerConfig:
 
     rules: tuple[TriggerRule, ...]
     failed: set[str] = field(default_factory=set, compare=False)
+    cooldowns_ms: dict[str, int] = field(init=False, compare=False)
+    """Rule name -> cooldown, for forgetting cooldowns that have passed."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cooldowns_ms", {rule.name: rule.cooldown_ms for rule in self.rules})
 
     def on(self, kind: str) -> tuple[TriggerRule, ...]:
         """Return the rules evaluated on ``kind`` (event, session_close, segment_entry)."""
@@ -104,6 +109,6 @@ def prune_cooldowns(cfg: TriggerConfig, cooldowns: dict[str, int], now_ms: int) 
     """Forget cooldowns that have passed as of ``now_ms``."""
     if not cooldowns:
         return
-    limits = {rule.name: rule.cooldown_ms for rule in cfg.rules}
+    limits = cfg.cooldowns_ms
     for scope in [s for s, ts in cooldowns.items() if now_ms - ts >= limits.get(s.split("|", 1)[0], 0)]:
         del cooldowns[scope]

@@ -205,6 +205,7 @@ def test_holdout_users_get_no_trigger_but_a_holdout_record(tmp_path: Path) -> No
         ('[triggers.t]\non = "segment_entry"\nsegment = "nope"', "trigger 't': segment must name a segment"),
         ('[triggers.t]\non = "event"\nwhen = "churn_risk > 0.5"', "unknown variable(s) churn_risk"),
         ('[triggers.t]\non = "event"\nholdout = 2', "trigger 't': holdout must be a number in [0.0, 1.0]"),
+        ('[triggers."a|b"]\non = "event"', "trigger name must be 1..64 letters, digits"),
     ],
 )
 def test_invalid_rules_fail_at_start_up_with_the_rule_and_the_problem(tmp_path: Path, rules: str, message: str) -> None:
