@@ -439,10 +439,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state = self.state
         profile = state.profile
         assert profile is not None
+        view = self._view(self._now())
         for rule in self.cfg.event_triggers:
             if rule.event_types is not None and event.type not in rule.event_types:
                 continue
-            view = self._view(self._now())
             values = profiles.variables(view, rule.profile_variables) if rule.profile_variables else {}
             if "event" in rule.variables:
                 values["event"] = rule.narrow("event", _event_map(event))
