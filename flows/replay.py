@@ -31,6 +31,7 @@ from flows.files import (
 )
 from flows.journey import Outputs, build_flow, event_parser
 from flows.runtime import execute
+from journeyflow import metrics
 from journeyflow.events import DeadLetter, format_ts, parse_ts
 from journeyflow.evaluation import model_quality, read_truth
 from journeyflow.records import ModelReport, SegmentChange
@@ -121,6 +122,7 @@ def replay(
 
     outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports)
     flow = build_flow(settings, read_files, outputs, live=False)
+    errors_before = metrics.rule_error_counts()
     started = time.monotonic()
     execute(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=settings.run.epoch_s))
     elapsed = time.monotonic() - started
@@ -150,6 +152,8 @@ def replay(
         "holdouts": holdouts.pop("total", 0),
         "segments": segment_sizes(out_dir / OUTPUT_FILES["profiles"]),
         "dead_letters_by_reason": dict(sorted(dead_by_code.items())),
+        # Rules that failed at run time (treated as false), evaluations per rule.
+        "rule_errors": _rule_errors_since(errors_before),
         "last_event_time": format_ts(progress.last_ts_ms) if progress.last_ts_ms else None,
         "elapsed_s": round(elapsed, 3),
         "events_per_second": round(progress.read / elapsed) if elapsed > 0 else None,
@@ -170,6 +174,11 @@ def replay(
             file=sys.stderr,
         )
     return summary
+
+
+def _rule_errors_since(before: dict[str, int]) -> dict[str, int]:
+    after = metrics.rule_error_counts()
+    return {rule: n - before.get(rule, 0) for rule, n in sorted(after.items()) if n > before.get(rule, 0)}
 
 
 def _model_summary(reports: list[ModelReport], out_dir: Path) -> dict[str, Any]:
@@ -218,6 +227,12 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     ]
     if summary.get("skipped_no_consent"):
         lines.append(f"  no consent    {summary['skipped_no_consent']:>10,}   (not profiled)")
+    if summary["rule_errors"]:
+        lines.append(
+            "  rule errors   "
+            + ", ".join(f"{k} {v:,}" for k, v in summary["rule_errors"].items())
+            + "   (evaluations that failed at run time, treated as false)"
+        )
     lines.append(f"  every line accounted for: {'yes' if summary['accounted'] else 'NO'}")
     lines.append(f"outputs in {out_dir}/ (summary.json, {', '.join(OUTPUT_FILES.values())})")
     return "\n".join(lines)

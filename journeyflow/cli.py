@@ -92,10 +92,15 @@ def _parser() -> argparse.ArgumentParser:
         description="Real-time personalization engine for customer journeys.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    # `-v` after the subcommand too (`journeyflow replay -v ...`); SUPPRESS keeps
+    # the top-level count when the subcommand is given none.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more log output")
     commands = parser.add_subparsers(dest="command", required=True)
 
     replay = commands.add_parser(
         "replay",
+        parents=[verbose],
         help="replay recorded event files (JSON Lines, optionally gzip) through the dataflow",
     )
     replay.add_argument("inputs", nargs="+", metavar="INPUT", help="event files (.jsonl, .jsonl.gz)")
@@ -107,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--truth", metavar="FILE", help="generator ground truth: judge the models in summary.json")
     replay.set_defaults(func=_replay)
 
-    run = commands.add_parser("run", help="run the live worker (Kafka in and out, Redis profiles)")
+    run = commands.add_parser("run", parents=[verbose], help="run the live worker (Kafka in and out, Redis profiles)")
     run.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
     run.add_argument("--workers", type=int, metavar="N", help="worker threads in this process")
     run.add_argument("--process-id", type=int, metavar="I", help="this process's index in a cluster (with --addresses)")
@@ -116,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
-    evaluate = commands.add_parser("evaluate", help="generate data with ground truth, replay it, report model quality")
+    evaluate = commands.add_parser("evaluate", parents=[verbose], help="generate data with ground truth, replay it, report model quality")
     evaluate.add_argument("--out", default="out/evaluate", metavar="DIR", help="working folder (default out/evaluate)")
     evaluate.add_argument("--users", type=int, default=20000, help="users to generate (default 20000)")
     evaluate.add_argument("--days", type=int, default=90, help="days to generate (default 90)")
@@ -127,7 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--workers", type=int, metavar="N", help="worker threads (default 1)")
     evaluate.set_defaults(func=_evaluate)
 
-    generate = commands.add_parser("generate", help="write synthetic events and their ground truth")
+    generate = commands.add_parser("generate", parents=[verbose], help="write synthetic events and their ground truth")
     from journeyflow import generator
 
     generator.add_arguments(generate)

@@ -31,6 +31,8 @@ __all__ = [
     "SEGMENT_ENTRIES",
     "SEGMENT_EXITS",
     "TRIGGERS",
+    "RULE_ERRORS",
+    "rule_error_counts",
     "MODEL_SCORE",
     "MODEL_DRIFTS",
     "MODEL_AUC",
@@ -73,6 +75,24 @@ TRIGGERS = Counter(
     "Triggers fired, by rule and variant (holdout included).",
     ["rule", "variant"],
 )
+
+RULE_ERRORS = Counter(
+    "journeyflow_rule_errors",
+    "Rule evaluations that failed at run time (treated as false), by rule.",
+    ["rule"],
+)
+"""Label ``rule``: the segment or trigger name (a small, fixed set)."""
+
+
+def rule_error_counts() -> dict[str, int]:
+    """Return the run-time rule failures counted so far in this process, by rule."""
+    counts: dict[str, int] = {}
+    for metric in RULE_ERRORS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                counts[sample.labels["rule"]] = int(sample.value)
+    return counts
+
 
 MODEL_SCORE = Histogram(
     "journeyflow_model_score",

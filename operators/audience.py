@@ -29,9 +29,14 @@ from operators import segments as segment_rules
 from operators import triggers
 from operators.segments import SegmentConfig
 from operators.triggers import TriggerConfig
+from operators.variables import MODEL
 from state.serde import decode_state, encode_state
 
 __all__ = ["AudienceConfig", "AudienceState", "AudienceLogic"]
+
+#: A score the models have not given this user yet reads as null (a cluster
+#: is unknown until the clusters' warm-up is over).
+_UNSCORED = dict.fromkeys(MODEL)
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,11 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
 
     def _model_segments(self, values: dict[str, Any]) -> frozenset[str]:
         cfg = self.cfg.segments
-        if not cfg.rules or any(name not in values for name in cfg.variables):
-            # Until the models have scored this user, keep what was decided.
+        if not cfg.rules:
             return self.state.model_segments
-        inputs = tuple(values[name] for name in cfg.variables)
+        # Until the models have scored this user, a rule over the scores keeps
+        # what was decided (segment_rules.MISSING).
+        inputs = tuple([values.get(name, segment_rules.MISSING) for name in cfg.variables])
         state = self.state
         members = segment_rules.evaluate(cfg, inputs, state.model_segments, state.model_inputs)
         state.model_segments = members
@@ -143,7 +149,7 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 ts_ms=update.ts_ms,
                 cause=cause,
                 cause_event_id=update.cause_event_id,
-                values={**values, "segment": segment},
+                values={**_UNSCORED, **values, "segment": segment},
                 cooldowns=self.state.cooldowns,
             )
             if trigger is not None:

@@ -47,10 +47,12 @@ from bytewax.operators import StatefulLogic
 
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
 from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, Tick, UserUpdate
-from operators import dedup, features, labels, profiles, segments, sessions, triggers
+from operators import dedup, features, labels, profiles, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
 from operators.labels import Example, LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
+from operators.variables import EVENT_LOCALS, PROFILE, EventScope, SessionScope
+from operators.views import to_fields
 from operators.segments import SegmentConfig
 from operators.sessions import Session, SessionConfig
 from operators.rules import TriggerRule
@@ -108,12 +110,12 @@ class JourneyConfig:
     segment_getters: tuple[Callable[[View], Any], ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        snapshot = tuple(n for n in SNAPSHOT_FIELDS if n in profiles.VARIABLES)
+        snapshot = tuple(n for n in SNAPSHOT_FIELDS if n in PROFILE)
         extra = tuple(n for n in self.late_variables if n not in snapshot)
         object.__setattr__(self, "update_variables", snapshot + extra)
         object.__setattr__(self, "event_triggers", self.triggers.on("event"))
         object.__setattr__(self, "session_triggers", self.triggers.on("session_close"))
-        object.__setattr__(self, "segment_getters", profiles.getters(self.segments.variables))
+        object.__setattr__(self, "segment_getters", tuple(PROFILE[n].get for n in self.segments.variables))
 
     @property
     def lateness_ms(self) -> int:
@@ -278,7 +280,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         changed = False
         if (
             segments_cfg.reacts_to(event.type)
-            or (started and segments_cfg.reacts_to(profiles.SESSION_START))
+            or (started and segments_cfg.reacts_to(variables.SESSION_START))
             or self._segment_inputs is None
         ):
             changed = self._evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
@@ -404,22 +406,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             return
         closed_at = session.end_ms + self.cfg.sessions.gap_ms
         view = self._view(closed_at)
-        session_map = {
-            "session_id": summary.session_id,
-            "events": session.events,
-            "page_views": session.page_views,
-            "product_views": session.product_views,
-            "add_to_cart": session.add_to_cart,
-            "purchases": session.purchases,
-            "revenue": session.revenue,
-            "converted": summary.converted,
-            "duration_s": (session.end_ms - session.start_ms) / 1000,
-            "channel": session.channel,
-            "abandoned": [p for p in session.carted if p in profile.cart],
-        }
+        scope = SessionScope(session, summary.session_id, profile)
         for rule in rules:
-            values = profiles.variables(view, rule.profile_variables)
-            values["session"] = rule.narrow("session", session_map)
+            values = variables.values(view, rule.profile_variables)
+            values["session"] = variables.fields_of(scope, rule.map_fields("session"))
             fired = triggers.fire(
                 self.cfg.triggers,
                 rule,
@@ -440,17 +430,15 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         profile = state.profile
         assert profile is not None
         view = self._view(self._now())
+        scope = EventScope(view, event)
         for rule in self.cfg.event_triggers:
             if rule.event_types is not None and event.type not in rule.event_types:
                 continue
-            values = profiles.variables(view, rule.profile_variables) if rule.profile_variables else {}
+            values = variables.values(view, rule.profile_variables)
             if "event" in rule.variables:
-                values["event"] = rule.narrow("event", _event_map(event))
-            product = event.product_id
-            views = profile.product_views.get(product) if product is not None else None
-            since = view.now_ms - self.cfg.profiles.product_window_ms
-            values["product_views"] = 0 if views is None else len(views) - bisect_left(views, since)
-            values["product_bought"] = product is not None and product in profile.bought
+                values["event"] = variables.fields_of(event, rule.map_fields("event"))
+            for name in EVENT_LOCALS:
+                values[name] = EVENT_LOCALS[name].get(scope)
             fired = triggers.fire(
                 self.cfg.triggers,
                 rule,
@@ -475,7 +463,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if not self.cfg.segments.rules:
             return False
         view = self._view(now_ms)
-        inputs = profiles.values(view, self.cfg.segment_getters)
+        inputs = tuple([get(view) for get in self.cfg.segment_getters])
         members = segments.evaluate(self.cfg.segments, inputs, state.segments, self._segment_inputs)
         self._segment_inputs = inputs
         if members is state.segments:
@@ -505,7 +493,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         """Return an update for the steps after this one; ``models`` adds features and examples."""
         values: dict[str, Any] = {}
         if view is not None:
-            values = profiles.variables(view, self.cfg.update_variables)
+            values = variables.values(view, self.cfg.update_variables)
             if view.profile.last_purchase_ms is None:
                 values["recency_days"] = None
         return UserUpdate(
@@ -561,7 +549,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         out.append(self._update(at_ms, "update", cause, cause_event_id, view, **extra))
 
     def _row(self, now_ms: int) -> ProfileRow:
-        return ProfileRow(self.state.user, now_ms, profiles.to_fields(self._view(now_ms)))
+        return ProfileRow(self.state.user, now_ms, to_fields(self._view(now_ms)))
 
     def _finish(self, as_of_ms: int) -> list[Any]:
         """Close what the end of input closes, judge segments at ``as_of_ms``, report."""
@@ -576,7 +564,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if state.profile is not None:
             self._evaluate(as_of_ms, "time", None, out)
             view = self._view(as_of_ms)
-            out.append(self._update(as_of_ms, "final", "time", None, view, profiles.to_fields(view)))
+            out.append(self._update(as_of_ms, "final", "time", None, view, to_fields(view)))
             self._score = (as_of_ms, "time", None, True)
         self._flush(out)
         out.extend(self._tallies())
@@ -597,18 +585,3 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             return StatefulLogic.RETAIN
         out.extend(self._tallies())
         return StatefulLogic.DISCARD
-
-
-def _event_map(event: Event) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "type": event.type,
-        "product_id": event.product_id,
-        "category": event.category,
-        "price": event.price,
-        "quantity": event.quantity,
-        "order_id": event.order_id,
-        "revenue": event.revenue,
-        "channel": event.channel,
-        "campaign": event.campaign,
-    }

@@ -13,9 +13,9 @@ Memory is bounded: trailing windows drop what falls out of them (see
 :func:`prune`), and per-product, per-category, cart, purchase and session
 lists are capped (the least recent entry goes first).
 
-Values that rules and outputs read are computed on demand by
-:data:`VARIABLES`, as of a given time, so a rule over ``recency_days`` sees
-time pass even when the user sends nothing.
+Values that rules and outputs read are computed on demand from a
+:class:`View` (the profile as of a time) by the getters of
+:mod:`operators.variables`, the one definition of every variable.
 """
 
 from __future__ import annotations
@@ -31,18 +31,14 @@ from journeyflow.events import Event, format_ts
 __all__ = [
     "ProfileConfig",
     "Profile",
+    "View",
     "ENGAGEMENT_WEIGHTS",
-    "VARIABLES",
     "new_profile",
     "apply_event",
     "close_session",
     "prune",
-    "variables",
-    "CHANGED_BY",
-    "changed_by",
-    "getters",
-    "values",
-    "to_fields",
+    "window_count",
+    "decay",
 ]
 
 DAY_MS = 86_400_000
@@ -134,7 +130,7 @@ def new_profile(ts_ms: int) -> Profile:
     )
 
 
-def _decay(value: float, from_ms: int, to_ms: int, half_life_ms: int) -> float:
+def decay(value: float, from_ms: int, to_ms: int, half_life_ms: int) -> float:
     return value * math.pow(0.5, (to_ms - from_ms) / half_life_ms)
 
 
@@ -148,8 +144,8 @@ def _add_decayed(
     does not depend on arrival order.
     """
     if at_ms >= as_of_ms:
-        return _decay(value, as_of_ms, at_ms, half_life_ms) + weight, at_ms
-    return value + _decay(weight, at_ms, as_of_ms, half_life_ms), as_of_ms
+        return decay(value, as_of_ms, at_ms, half_life_ms) + weight, at_ms
+    return value + decay(weight, at_ms, as_of_ms, half_life_ms), as_of_ms
 
 
 def _evict_least_recent(entries: dict[str, Any], cap: int, recency: Callable[[Any], float]) -> None:
@@ -229,7 +225,7 @@ def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> No
         # latest views stops a bot from growing the list without bound.
         if len(views) > _MAX_VIEWS_PER_PRODUCT:
             del views[:-_MAX_VIEWS_PER_PRODUCT]
-    count = _window_count(views, max(ts, profile.last_seen_ms) - cfg.product_window_ms)
+    count = window_count(views, max(ts, profile.last_seen_ms) - cfg.product_window_ms)
     if count > profile.peak_views:
         profile.peak_views = count
 
@@ -294,7 +290,7 @@ def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
         profile.bought = {p: t for p, t in profile.bought.items() if t >= bought_cutoff}
 
 
-# -- variables: what rules and outputs read, as of a time -------------------
+# -- views: a profile as of a time -------------------------------------------
 
 
 class View(NamedTuple):
@@ -306,196 +302,7 @@ class View(NamedTuple):
     open_sessions: int = 0
 
 
-def _window_count(times: list[int], since_ms: int) -> int:
+def window_count(times: list[int], since_ms: int) -> int:
     """Count the times at or after ``since_ms`` in a sorted list."""
     return len(times) - bisect_left(times, since_ms)
 
-
-def _purchases_since(view: View, days: int) -> int:
-    purchases = view.profile.purchases
-    return len(purchases) - bisect_left(purchases, (view.now_ms - days * DAY_MS,))
-
-
-def _revenue_since(view: View, days: int) -> float:
-    purchases = view.profile.purchases
-    first = bisect_left(purchases, (view.now_ms - days * DAY_MS,))
-    # The float start keeps the type when there is nothing to add: CEL does
-    # not mix ints and doubles, so a rule like `monetary_30d * 2.0` needs a double.
-    return round(sum((r for _, r in purchases[first:]), 0.0), 2)
-
-
-def _events_since(view: View, days: int) -> int:
-    first_day = view.now_ms // DAY_MS - days + 1
-    return sum(n for d, n in view.profile.daily_events.items() if d >= first_day)
-
-
-def _days_between(from_ms: int | None, to_ms: int) -> float:
-    # Hundredths of a day (about 15 minutes): precise enough for any rule over
-    # days, and a value that does not change with every click, so rules over
-    # it are not re-evaluated on every event.
-    if from_ms is None:
-        return -1.0
-    return round(max(0, to_ms - from_ms) / DAY_MS, 2)
-
-
-def _engagement(view: View) -> float:
-    p = view.profile
-    raw = _decay(p.engagement_raw, p.engagement_ms, max(view.now_ms, p.engagement_ms), view.cfg.engagement_half_life_ms)
-    return round(raw / (raw + ENGAGEMENT_SCALE), 4)
-
-
-def _product_views_in_window(view: View) -> dict[str, int]:
-    since = view.now_ms - view.cfg.product_window_ms
-    counts = {}
-    for product, times in view.profile.product_views.items():
-        n = _window_count(times, since)
-        if n:
-            counts[product] = n
-    return counts
-
-
-
-
-def _top_category(view: View) -> str:
-    affinity = view.profile.affinity
-    return max(affinity, key=affinity.__getitem__) if affinity else ""
-
-
-def _cart_value(view: View) -> float:
-    return round(sum((price * qty for price, qty in view.profile.cart.values()), 0.0), 2)
-
-
-def _sessions_total(view: View) -> int:
-    return view.profile.sessions_closed + view.open_sessions
-
-
-def _sessions_30d(view: View) -> int:
-    since = view.now_ms - 30 * DAY_MS
-    return _window_count(view.profile.session_starts, since) + view.open_sessions
-
-
-VARIABLES: dict[str, Callable[[View], Any]] = {
-    "events_total": lambda v: v.profile.events_total,
-    "events_7d": lambda v: _events_since(v, 7),
-    "events_30d": lambda v: _events_since(v, 30),
-    "sessions_total": _sessions_total,
-    "sessions_30d": _sessions_30d,
-    "purchases_total": lambda v: v.profile.purchases_total,
-    "purchases_30d": lambda v: _purchases_since(v, 30),
-    "purchases_90d": lambda v: _purchases_since(v, 90),
-    "frequency_30d": lambda v: _purchases_since(v, 30),
-    "frequency_90d": lambda v: _purchases_since(v, 90),
-    "revenue_total": lambda v: round(v.profile.revenue_total, 2),
-    "monetary_30d": lambda v: _revenue_since(v, 30),
-    "monetary_90d": lambda v: _revenue_since(v, 90),
-    "has_purchased": lambda v: v.profile.purchases_total > 0,
-    "recency_days": lambda v: _days_between(v.profile.last_purchase_ms, v.now_ms),
-    "days_since_last_seen": lambda v: _days_between(v.profile.last_seen_ms, v.now_ms),
-    "days_since_first_seen": lambda v: _days_between(v.profile.first_seen_ms, v.now_ms),
-    "engagement": _engagement,
-    "max_product_views_24h": lambda v: v.profile.peak_views,
-    "cart_items": lambda v: sum(qty for _, qty in v.profile.cart.values()),
-    "cart_value": _cart_value,
-    "avg_session_s": lambda v: round(
-        v.profile.session_ms_total / v.profile.sessions_closed / 1000, 1
-    )
-    if v.profile.sessions_closed
-    else 0.0,
-    "conversion_rate": lambda v: round(v.profile.sessions_converted / v.profile.sessions_closed, 4)
-    if v.profile.sessions_closed
-    else 0.0,
-    "top_category": _top_category,
-    "email_clicks": lambda v: v.profile.email_clicks,
-    "marketing_consent": lambda v: v.profile.marketing_consent,
-}
-"""Every profile variable a rule can use, by name. ``recency_days`` is -1 for a
-user who never bought (rules guard it with ``purchases_total > 0``)."""
-
-
-ANY_EVENT = "*"
-SESSION_START = "session_start"
-SESSION_CLOSE = "session_close"
-
-_PRODUCT = frozenset({"product_view"})
-_PURCHASE = frozenset({"purchase"})
-_CART = frozenset({"add_to_cart", "remove_from_cart", "purchase"})
-_ANY = frozenset({ANY_EVENT})
-
-CHANGED_BY: dict[str, frozenset[str]] = {
-    "events_total": _ANY,
-    "events_7d": _ANY,
-    "events_30d": _ANY,
-    "sessions_total": frozenset({SESSION_START}),
-    "sessions_30d": frozenset({SESSION_START}),
-    "purchases_total": _PURCHASE,
-    "purchases_30d": _PURCHASE,
-    "purchases_90d": _PURCHASE,
-    "frequency_30d": _PURCHASE,
-    "frequency_90d": _PURCHASE,
-    "revenue_total": _PURCHASE,
-    "monetary_30d": _PURCHASE,
-    "monetary_90d": _PURCHASE,
-    "has_purchased": _PURCHASE,
-    "recency_days": _PURCHASE,
-    "days_since_last_seen": _ANY,
-    "days_since_first_seen": _ANY,
-    "engagement": _ANY,
-    "max_product_views_24h": _PRODUCT,
-    "cart_items": _CART,
-    "cart_value": _CART,
-    "avg_session_s": frozenset({SESSION_CLOSE}),
-    "conversion_rate": frozenset({SESSION_CLOSE}),
-    "top_category": _ANY,
-    "email_clicks": frozenset({"email_click"}),
-    "marketing_consent": _ANY,
-}
-"""What can change each variable apart from time: event types, a session's
-start or close, or any event (``*``). Time-driven changes (trailing windows,
-recency) are picked up by the periodic re-evaluation instead."""
-assert set(CHANGED_BY) == set(VARIABLES), "every variable must say what changes it"
-
-
-def changed_by(names: tuple[str, ...]) -> frozenset[str]:
-    """Return what can change any of the named variables (see :data:`CHANGED_BY`).
-
-    >>> sorted(changed_by(("purchases_30d", "max_product_views_24h")))
-    ['product_view', 'purchase']
-    """
-    found: set[str] = set()
-    for name in names:
-        found |= CHANGED_BY[name]
-    return frozenset(found)
-
-
-def variables(view: View, names: tuple[str, ...]) -> dict[str, Any]:
-    """Return the named variables as of ``view.now_ms``."""
-    return {name: VARIABLES[name](view) for name in names}
-
-
-def getters(names: tuple[str, ...]) -> tuple[Callable[[View], Any], ...]:
-    """Return the functions computing the named variables (see :func:`values`)."""
-    return tuple(VARIABLES[name] for name in names)
-
-
-def values(view: View, functions: tuple[Callable[[View], Any], ...]) -> tuple[Any, ...]:
-    """Return the variables computed by ``functions`` (from :func:`getters`), in order."""
-    return tuple([get(view) for get in functions])
-
-
-def to_fields(view: View) -> dict[str, Any]:
-    """Return the whole profile as JSON-ready fields (``profiles.jsonl``, Redis)."""
-    p = view.profile
-    fields = {name: getter(view) for name, getter in VARIABLES.items()}
-    fields["recency_days"] = None if p.last_purchase_ms is None else fields["recency_days"]
-    fields["first_seen"] = format_ts(p.first_seen_ms)
-    fields["last_seen"] = format_ts(p.last_seen_ms)
-    fields["last_purchase"] = None if p.last_purchase_ms is None else format_ts(p.last_purchase_ms)
-    fields["category_affinity"] = {
-        name: round(_decay(score, p.affinity_ms, max(view.now_ms, p.affinity_ms), view.cfg.affinity_half_life_ms), 4)
-        for name, score in sorted(p.affinity.items(), key=lambda kv: -kv[1])
-    }
-    fields["product_views_24h"] = _product_views_in_window(view)
-    fields["cart"] = {"products": sorted(p.cart), "value": fields["cart_value"]}
-    for name, hashed in sorted(p.personal.items()):
-        fields[name.replace(".", "_") + "_hash"] = hashed
-    return fields

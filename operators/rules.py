@@ -26,13 +26,11 @@ from typing import Any
 
 import cel
 
+from journeyflow import metrics
 from journeyflow.errors import RuleError
-from operators.profiles import VARIABLES as PROFILE_VARIABLES
+from operators.variables import CONTEXTS, MAPS, MODEL, PROFILE, Variable, nearest, samples, type_of
 
 __all__ = [
-    "MODEL_VARIABLES",
-    "EVENT_VARIABLES",
-    "SESSION_VARIABLES",
     "TRIGGER_ON",
     "Expression",
     "SegmentRule",
@@ -40,79 +38,17 @@ __all__ = [
     "Rules",
     "load_rules",
     "parse_rules",
+    "evaluate_safely",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Variables that come from the models (known after the models step).
-MODEL_VARIABLES = {"purchase_propensity": 0.5, "churn_risk": 0.5, "cluster": 0}
-
-#: Extra variables of event triggers, with sample values for checking.
-EVENT_VARIABLES = {
-    "event": {
-        "event_id": "e",
-        "type": "product_view",
-        "product_id": "p",
-        "category": "c",
-        "price": 1.0,
-        "quantity": 1,
-        "order_id": "o",
-        "revenue": 1.0,
-        "channel": "web",
-        "campaign": "c",
-    },
-    "product_views": 1,
-    "product_bought": False,
-}
-
-#: Extra variables of session-close triggers.
-SESSION_VARIABLES = {
-    "session": {
-        "session_id": "s",
-        "events": 1,
-        "page_views": 1,
-        "product_views": 1,
-        "add_to_cart": 1,
-        "purchases": 0,
-        "revenue": 0.0,
-        "converted": False,
-        "duration_s": 1.0,
-        "channel": "web",
-        "abandoned": ["p"],
-    }
-}
-
 TRIGGER_ON = ("event", "session_close", "segment_entry")
 
-_SAMPLE_PROFILE: dict[str, Any] = {
-    "events_total": 1,
-    "events_7d": 1,
-    "events_30d": 1,
-    "sessions_total": 1,
-    "sessions_30d": 1,
-    "purchases_total": 1,
-    "purchases_30d": 1,
-    "purchases_90d": 1,
-    "frequency_30d": 1,
-    "frequency_90d": 1,
-    "revenue_total": 1.0,
-    "monetary_30d": 1.0,
-    "monetary_90d": 1.0,
-    "has_purchased": True,
-    "recency_days": 1.0,
-    "days_since_last_seen": 1.0,
-    "days_since_first_seen": 1.0,
-    "engagement": 0.5,
-    "max_product_views_24h": 1,
-    "cart_items": 1,
-    "cart_value": 1.0,
-    "avg_session_s": 1.0,
-    "conversion_rate": 0.5,
-    "top_category": "c",
-    "email_clicks": 0,
-    "marketing_consent": True,
-}
-assert set(_SAMPLE_PROFILE) == set(PROFILE_VARIABLES), "sample values must cover every variable"
+# `list.exists(p, ...)` binds `p`: a name CEL reports that is not a variable.
+_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+
+_CEL_TYPES = {bool: "bool", int: "int", float: "double", str: "string", list: "list", dict: "map", type(None): "null"}
 
 
 @dataclass(frozen=True)
@@ -135,32 +71,54 @@ class Expression:
         return self.program.execute(context)
 
 
-def _compile(owner: str, source: Any, known: Mapping[str, Any], *, boolean: bool) -> Expression:
+def _compile(owner: str, source: Any, context: str, *, boolean: bool) -> Expression:
+    """Compile ``source`` and check it against the names ``context`` offers (see :mod:`operators.variables`)."""
     if not isinstance(source, str) or not source.strip():
         msg = f"{owner}: expression must be a non-empty string; got {source!r} instead"
         raise RuleError(msg)
     try:
         program = cel.compile(source)
     except ValueError as ex:
-        msg = f"{owner}: does not compile: {ex}"
+        msg = f"{owner}: does not compile: {source!r}: {ex}"
         raise RuleError(msg) from None
-    names = tuple(name for name in program.variables() if name in known)
-    # Names CEL reports that are not variables are comprehension bindings
-    # (the `p` in `list.exists(p, ...)`) or typos; running the rule once on
-    # sample values tells them apart.
+    offered = CONTEXTS[context]
+    bound = set(_BINDING.findall(source))
+    # Checked by name, not by running the rule: a typo behind a guard
+    # (`false && purchasess > 1`) is never evaluated on sample values.
+    unknown = [n for n in program.variables() if n not in offered and n not in bound]
+    if unknown:
+        hints = ", ".join(f"{n}{nearest(n, offered)}" for n in sorted(unknown))
+        if any(n in MODEL for n in unknown):
+            hints += "; model scores are known in segments and on = 'segment_entry' triggers only"
+        msg = f"{owner}: unknown variable(s) {hints} in {source!r}"
+        raise RuleError(msg)
+    names = tuple(n for n in program.variables() if n in offered)
+    for name in names:
+        fields = MAPS.get(name)
+        used = _fields_used(source, name) if fields is not None else None
+        for field_name in sorted(used or ()):
+            if field_name not in fields:  # type: ignore[operator]
+                msg = (
+                    f"{owner}: unknown field {name}.{field_name} in {source!r}"
+                    f"{nearest(field_name, fields)}; {name} has {', '.join(fields)}"  # type: ignore[arg-type]
+                )
+                raise RuleError(msg)
+    known = samples(context)
+    types = ", ".join(f"{n} is {_article(type_of(context, n))}" for n in names) or "no variables"
     try:
         result = program.execute({name: known[name] for name in names})
-    except RuntimeError as ex:
-        unknown = sorted(set(program.variables()) - set(known))
-        msg = f"{owner}: unknown variable(s) {', '.join(unknown)}: {ex}"
-        raise RuleError(msg) from None
-    except Exception as ex:  # any other failure on sample values is a broken rule
-        msg = f"{owner}: fails on sample values: {type(ex).__name__}: {ex}"
+    except Exception as ex:  # a failure on values of the right types is a broken rule
+        msg = f"{owner}: {source!r} cannot be evaluated ({types}): {ex}"
         raise RuleError(msg) from None
     if boolean and not isinstance(result, bool):
-        msg = f"{owner}: must be a boolean condition; got {type(result).__name__} {result!r} instead"
+        kind = _CEL_TYPES.get(type(result), type(result).__name__)
+        msg = f"{owner}: must be a boolean condition; got {source!r}, {_article(kind)}, instead ({types})"
         raise RuleError(msg)
     return Expression(source=source, program=program, variables=names)
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 @dataclass(frozen=True)
@@ -174,7 +132,7 @@ class SegmentRule:
     @property
     def uses_models(self) -> bool:
         """Return whether the rule reads model scores (evaluated after the models)."""
-        return any(name in MODEL_VARIABLES for name in self.when.variables)
+        return any(name in MODEL for name in self.when.variables)
 
 
 @dataclass(frozen=True)
@@ -205,7 +163,7 @@ class TriggerRule:
     @cached_property
     def profile_variables(self) -> tuple[str, ...]:
         """Return the profile variables the trigger reads, in a fixed order."""
-        return tuple(sorted(n for n in self.variables if n in PROFILE_VARIABLES))
+        return tuple(sorted(n for n in self.variables if n in PROFILE))
 
     @cached_property
     def _fields(self) -> dict[str, frozenset[str] | None]:
@@ -221,17 +179,20 @@ class TriggerRule:
             found[name] = None if fields is None else frozenset(fields)
         return found
 
-    def narrow(self, name: str, value: dict[str, Any]) -> dict[str, Any]:
-        """Return the map variable ``name`` with only the fields the rule reads.
+    def map_fields(self, name: str) -> dict[str, Variable]:
+        """Return the fields of map variable ``name`` (``event``, ``session``) the rule reads.
 
         Passing a map to CEL costs in proportion to its size; a rule that
         only reads ``session.abandoned`` gets a one-entry map. A rule that
-        uses the map in any other way gets all of it.
+        uses the map in any other way (indexed, passed whole) gets all of it.
         """
-        fields = self._fields.get(name)
-        if fields is None:
-            return value
-        return {key: value[key] for key in fields if key in value}
+        fields = MAPS[name]
+        used = self._fields.get(name)
+        if name not in self.variables:
+            return {}
+        if used is None:
+            return fields
+        return {key: fields[key] for key in sorted(used)}
 
 
 def _fields_used(source: str, name: str) -> set[str] | None:
@@ -282,7 +243,7 @@ class Rules:
             names.update(rule.when.variables)
         for trigger in self.triggers_on("segment_entry"):
             names.update(trigger.variables)
-        return tuple(sorted(n for n in names if n in PROFILE_VARIABLES))
+        return tuple(sorted(n for n in names if n in PROFILE))
 
 
 def _table(owner: str, doc: Any) -> dict[str, Any]:
@@ -314,8 +275,7 @@ def _segment(name: str, doc: Any) -> SegmentRule:
     if "when" not in doc:
         msg = f"{owner}: missing key 'when'"
         raise RuleError(msg)
-    known = {**_SAMPLE_PROFILE, **MODEL_VARIABLES}
-    return SegmentRule(name, str(doc.get("description", "")), _compile(owner, doc["when"], known, boolean=True))
+    return SegmentRule(name, str(doc.get("description", "")), _compile(owner, doc["when"], "segment", boolean=True))
 
 
 def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
@@ -330,14 +290,7 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
     if on not in TRIGGER_ON:
         msg = f"{owner}: on must be one of {', '.join(TRIGGER_ON)}; got {on!r} instead"
         raise RuleError(msg)
-    known: dict[str, Any] = dict(_SAMPLE_PROFILE)
-    if on == "event":
-        known.update(EVENT_VARIABLES)
-    elif on == "session_close":
-        known.update(SESSION_VARIABLES)
-    else:
-        known.update(MODEL_VARIABLES)
-        known["segment"] = "s"
+    known = on
     segment = doc.get("segment")
     if on == "segment_entry" and segment not in segment_names and not str(segment).startswith("cluster:"):
         msg = (
@@ -399,7 +352,11 @@ def parse_rules(doc: Mapping[str, Any], origin: str = "rules") -> Rules:
     >>> parse_rules({"segments": {"bad": {"when": "purchases > 10"}}})
     Traceback (most recent call last):
     ...
-    journeyflow.errors.RuleError: segment 'bad': unknown variable(s) purchases: ...
+    journeyflow.errors.RuleError: segment 'bad': unknown variable(s) purchases (did you mean 'purchases_...'?) in 'purchases > 10'
+    >>> parse_rules({"triggers": {"t": {"on": "event", "when": "product_views > 1 && event.prise > 10.0"}}})
+    Traceback (most recent call last):
+    ...
+    journeyflow.errors.RuleError: trigger 't': unknown field event.prise in 'product_views > 1 && event.prise > 10.0' (did you mean 'price'?); event has ...
     """
     _check_keys(origin, doc, ("segments", "triggers"))
     segments_doc = _table(f"{origin} [segments]", doc.get("segments", {}))
@@ -411,13 +368,6 @@ def parse_rules(doc: Mapping[str, Any], origin: str = "rules") -> Rules:
     for name in triggers_doc:
         _check_name("trigger", name)
     triggers = tuple(_trigger(name, rule, names) for name, rule in triggers_doc.items())
-    for trigger in triggers:
-        if trigger.on == "event" and trigger.variables & set(MODEL_VARIABLES):
-            msg = (
-                f"trigger {trigger.name!r}: model scores are not known on events; "
-                "use on = 'segment_entry' with a segment over the scores"
-            )
-            raise RuleError(msg)
     return Rules(segments=segments, triggers=triggers)
 
 
@@ -436,10 +386,15 @@ def load_rules(path: Path) -> Rules:
 
 
 def evaluate_safely(rule_name: str, expression: Expression, values: Mapping[str, Any], failed: set[str]) -> Any:
-    """Evaluate ``expression``; on a run-time failure return ``None`` and log once per rule."""
+    """Evaluate ``expression``; on a run-time failure return ``None``, count it and log once per rule.
+
+    Counted in ``journeyflow_rule_errors_total{rule}`` (and a replay's
+    ``summary.json``, ``rule_errors``).
+    """
     try:
         return expression.evaluate(values)
     except Exception as ex:  # a rule's run-time failure must not stop the job
+        metrics.RULE_ERRORS.labels(rule=rule_name).inc()
         if rule_name not in failed:
             failed.add(rule_name)
             log.warning("rule failed at run time; treated as false", extra={"rule": rule_name, "error": str(ex)})

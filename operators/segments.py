@@ -4,7 +4,7 @@ A segment rule is a pure function of the variables it reads, so a rule whose
 inputs are unchanged since the last evaluation cannot change its answer: its
 membership is carried over. And an event that cannot change any rule's
 inputs (a page view, when no rule reads page views) is not evaluated at all;
-see :data:`operators.profiles.CHANGED_BY`. Inputs include time-dependent values
+see :mod:`operators.variables`. Inputs include time-dependent values
 (``recency_days``, trailing windows), so time is seen to pass whenever the
 user's profile is looked at again: on the user's next event, at the latest
 every refresh interval of event time (timers in the live worker), and at the
@@ -16,10 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.profiles import ANY_EVENT, CHANGED_BY, changed_by
 from operators.rules import SegmentRule, evaluate_safely
+from operators.variables import ANY_EVENT, changed_by
 
-__all__ = ["SegmentConfig", "evaluate"]
+__all__ = ["SegmentConfig", "MISSING", "evaluate"]
+
+MISSING: Any = object()
+"""An input not known yet (a score before the models gave one): a rule reading
+it keeps its last answer, and the other rules are decided as usual."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,7 @@ class SegmentConfig:
         positions = tuple(tuple(variables.index(n) for n in r.when.variables) for r in self.rules)
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "positions", positions)
-        profile_names = tuple(n for n in variables if n in CHANGED_BY)
-        object.__setattr__(self, "changed_by", changed_by(profile_names))
+        object.__setattr__(self, "changed_by", changed_by(variables))
 
     def reacts_to(self, kind: str) -> bool:
         """Return whether an event (or ``session_start``/``session_close``) may change a rule's inputs."""
@@ -78,6 +81,10 @@ def evaluate(
     given = dict(zip(cfg.variables, inputs, strict=True))
     members = set()
     for rule, positions in zip(cfg.rules, cfg.positions, strict=True):
+        if any(inputs[i] is MISSING for i in positions):
+            if rule.name in current:
+                members.add(rule.name)
+            continue
         if previous_inputs is not None:
             for i in positions:
                 if inputs[i] != previous_inputs[i]:

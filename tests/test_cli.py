@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -81,3 +82,15 @@ def test_a_backfill_warms_up_the_models_of_the_next_run(tmp_path: Path) -> None:
     assert again == 2 * learned  # it went on from what the backfill had learned
     broken = _run("replay", str(events), "--out", str(tmp_path / "third"), "-q", env={"JOURNEYFLOW_MODELS_WARM_START": str(events)})
     assert broken.returncode == 2 and "cannot decode ModelState snapshot" in broken.stderr
+
+
+def test_verbose_goes_before_or_after_the_subcommand() -> None:
+    from journeyflow.cli import _parser
+
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in commands.choices:
+        assert any("-v" in a.option_strings for a in commands.choices[name]._actions), name
+    assert parser.parse_args(["-v", "replay", "x", "--out", "o"]).verbose == 1
+    assert parser.parse_args(["replay", "-v", "x", "--out", "o"]).verbose == 1
+    assert parser.parse_args(["replay", "x", "--out", "o"]).verbose == 0

@@ -6,7 +6,8 @@ import math
 
 from journeyflow.events import Event
 from operators.features import CLASSIFIER_FEATURES, classifier_features, pack, unpack
-from operators.profiles import VARIABLES, ProfileConfig, View, apply_event, close_session, new_profile
+from operators.variables import PROFILE
+from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile
 
 DAY = 86_400_000
 CFG = ProfileConfig(engagement_half_life_ms=7 * DAY, affinity_half_life_ms=30 * DAY, product_window_ms=DAY)
@@ -43,9 +44,9 @@ def test_features_agree_with_the_profile_variables() -> None:
     features = classifier_features(view)
     assert set(features) == set(CLASSIFIER_FEATURES)
     for feature, variable in SAME_AS.items():
-        assert math.isclose(features[feature], math.log1p(VARIABLES[variable](view)), abs_tol=1e-9), feature
-    assert math.isclose(features["engagement"], VARIABLES["engagement"](view), abs_tol=1e-4)
-    assert math.isclose(features["conversion_rate"], VARIABLES["conversion_rate"](view), abs_tol=1e-4)
+        assert math.isclose(features[feature], math.log1p(PROFILE[variable].get(view)), abs_tol=1e-9), feature
+    assert math.isclose(features["engagement"], PROFILE["engagement"].get(view), abs_tol=1e-4)
+    assert math.isclose(features["conversion_rate"], PROFILE["conversion_rate"].get(view), abs_tol=1e-4)
 
 
 def test_features_survive_packing() -> None:

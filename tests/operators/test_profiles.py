@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from journeyflow.events import Event, Item
-from operators.profiles import VARIABLES, ProfileConfig, View, apply_event, close_session, new_profile
-from operators.rules import _SAMPLE_PROFILE
+from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile
+from operators.variables import PROFILE
 
 DAY = 86_400_000
 CFG = ProfileConfig(engagement_half_life_ms=7 * DAY, affinity_half_life_ms=30 * DAY, product_window_ms=DAY)
@@ -31,5 +31,5 @@ def test_every_variable_has_the_type_rules_are_checked_with(view: View) -> None:
     # Rules are checked at start-up on the sample values; CEL does not mix
     # ints and doubles, so a variable whose type changes with the data would
     # pass the check and fail at run time.
-    for name, get in VARIABLES.items():
-        assert type(get(view)) is type(_SAMPLE_PROFILE[name]), name
+    for name, variable in PROFILE.items():
+        assert type(variable.get(view)) is type(variable.sample), name

@@ -1,0 +1,134 @@
+"""What a profile shows as of a time: the computations behind the variables and the output row.
+
+The registry (:mod:`operators.variables`) names each variable and points to
+one of these functions; :func:`to_fields` writes the whole row that
+``profiles.jsonl`` and the Redis hash hold, from the same registry.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any
+
+from journeyflow.events import format_ts
+from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View, decay, window_count
+
+if TYPE_CHECKING:
+    from operators.variables import EventScope, SessionScope
+
+__all__ = ["to_fields"]
+
+
+def purchases_since(view: View, days: int) -> int:
+    purchases = view.profile.purchases
+    return len(purchases) - bisect_left(purchases, (view.now_ms - days * DAY_MS,))
+
+
+def revenue_since(view: View, days: int) -> float:
+    purchases = view.profile.purchases
+    first = bisect_left(purchases, (view.now_ms - days * DAY_MS,))
+    # The float start keeps the type when there is nothing to add: CEL does
+    # not mix ints and doubles, so a rule like `monetary_30d * 2.0` needs a double.
+    return round(sum((r for _, r in purchases[first:]), 0.0), 2)
+
+
+def events_since(view: View, days: int) -> int:
+    first_day = view.now_ms // DAY_MS - days + 1
+    return sum(n for d, n in view.profile.daily_events.items() if d >= first_day)
+
+
+def days_between(from_ms: int | None, to_ms: int) -> float:
+    # Hundredths of a day (about 15 minutes): precise enough for any rule over
+    # days, and a value that does not change with every click, so rules over
+    # it are not re-evaluated on every event.
+    if from_ms is None:
+        return -1.0
+    return round(max(0, to_ms - from_ms) / DAY_MS, 2)
+
+
+def engagement(view: View) -> float:
+    p = view.profile
+    raw = decay(p.engagement_raw, p.engagement_ms, max(view.now_ms, p.engagement_ms), view.cfg.engagement_half_life_ms)
+    return round(raw / (raw + ENGAGEMENT_SCALE), 4)
+
+
+def top_category(view: View) -> str:
+    affinity = view.profile.affinity
+    return max(affinity, key=affinity.__getitem__) if affinity else ""
+
+
+def cart_items(view: View) -> int:
+    return sum(qty for _, qty in view.profile.cart.values())
+
+
+def cart_value(view: View) -> float:
+    return round(sum((price * qty for price, qty in view.profile.cart.values()), 0.0), 2)
+
+
+def sessions_total(view: View) -> int:
+    return view.profile.sessions_closed + view.open_sessions
+
+
+def sessions_30d(view: View) -> int:
+    return window_count(view.profile.session_starts, view.now_ms - 30 * DAY_MS) + view.open_sessions
+
+
+def avg_session_s(view: View) -> float:
+    p = view.profile
+    return round(p.session_ms_total / p.sessions_closed / 1000, 1) if p.sessions_closed else 0.0
+
+
+def conversion_rate(view: View) -> float:
+    p = view.profile
+    return round(p.sessions_converted / p.sessions_closed, 4) if p.sessions_closed else 0.0
+
+
+def event_product_views(scope: EventScope) -> int:
+    """Views of the event's product in the trailing product window (this one included)."""
+    product = scope.event.product_id
+    views = scope.view.profile.product_views.get(product) if product is not None else None
+    if views is None:
+        return 0
+    return window_count(views, scope.view.now_ms - scope.view.cfg.product_window_ms)
+
+
+def event_product_bought(scope: EventScope) -> bool:
+    product = scope.event.product_id
+    return product is not None and product in scope.view.profile.bought
+
+
+def abandoned(scope: SessionScope) -> list[str]:
+    """Products added during the session and still in the cart when it closed."""
+    cart = scope.profile.cart
+    return [p for p in scope.session.carted if p in cart]
+
+
+def _product_views_in_window(view: View) -> dict[str, int]:
+    since = view.now_ms - view.cfg.product_window_ms
+    counts = {}
+    for product, times in view.profile.product_views.items():
+        n = window_count(times, since)
+        if n:
+            counts[product] = n
+    return counts
+
+
+def to_fields(view: View) -> dict[str, Any]:
+    """Return the whole profile as JSON-ready fields (``profiles.jsonl``, Redis)."""
+    from operators.variables import PROFILE
+
+    p = view.profile
+    fields = {name: entry.get(view) for name, entry in PROFILE.items()}
+    fields["recency_days"] = None if p.last_purchase_ms is None else fields["recency_days"]
+    fields["first_seen"] = format_ts(p.first_seen_ms)
+    fields["last_seen"] = format_ts(p.last_seen_ms)
+    fields["last_purchase"] = None if p.last_purchase_ms is None else format_ts(p.last_purchase_ms)
+    fields["category_affinity"] = {
+        name: round(decay(score, p.affinity_ms, max(view.now_ms, p.affinity_ms), view.cfg.affinity_half_life_ms), 4)
+        for name, score in sorted(p.affinity.items(), key=lambda kv: -kv[1])
+    }
+    fields["product_views_24h"] = _product_views_in_window(view)
+    fields["cart"] = {"products": sorted(p.cart), "value": fields["cart_value"]}
+    for name, hashed in sorted(p.personal.items()):
+        fields[name.replace(".", "_") + "_hash"] = hashed
+    return fields
