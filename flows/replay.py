@@ -35,6 +35,7 @@ from journeyflow import metrics
 from journeyflow.events import DeadLetter, format_ts, parse_ts
 from journeyflow.evaluation import model_quality, read_truth
 from journeyflow.records import ModelReport, SegmentChange
+from journeyflow.report import write_report
 
 __all__ = ["replay", "format_summary", "OUTPUT_FILES"]
 
@@ -165,6 +166,9 @@ def replay(
     summary["accounted"] = summary["read"] == (
         summary["processed"] + summary["duplicates"] + summary["dead_letters"]
     )
+    # The report is built from the outputs after the flow, so it costs the flow nothing.
+    report = write_report(out_dir, summary=summary, show_progress=show_progress)
+    summary["report"] = {"file": report.path.name, "elapsed_s": report.elapsed_s}
     (out_dir / "summary.json").write_bytes(
         orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
     )

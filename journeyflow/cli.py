@@ -1,4 +1,4 @@
-"""The ``journeyflow`` command: replay, generate, run, evaluate.
+"""The ``journeyflow`` command: replay, report, generate, run, evaluate.
 
 Errors an operator can fix (a bad setting, a missing file, an unreachable
 broker) end with one line on stderr and exit status 2, never a bare stack
@@ -48,7 +48,16 @@ def _replay(args: argparse.Namespace) -> int:
         truth=Path(args.truth) if args.truth else None,
     )
     print(format_summary(summary, Path(args.out)))
+    print(f"report: {Path(args.out) / summary['report']['file']} (built in {summary['report']['elapsed_s']:.2f} s)")
     return 0 if summary["accounted"] else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from journeyflow.report import write_report
+
+    result = write_report(Path(args.out_dir), show_progress=not args.quiet)
+    print(f"report: {result.path} (built in {result.elapsed_s:.2f} s)")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -111,6 +120,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--redis", metavar="URL", help="also write profiles to Redis (rebuild the store)")
     replay.add_argument("--truth", metavar="FILE", help="generator ground truth: judge the models in summary.json")
     replay.set_defaults(func=_replay)
+
+    report = commands.add_parser(
+        "report", parents=[verbose], help="rebuild report.html (plots of a replay) from a replay's output folder"
+    )
+    report.add_argument("out_dir", metavar="OUT_DIR", help="a replay's --out folder (with summary.json)")
+    report.add_argument("-q", "--quiet", action="store_true", help="no progress line")
+    report.set_defaults(func=_report)
 
     run = commands.add_parser("run", parents=[verbose], help="run the live worker (Kafka in and out, Redis profiles)")
     run.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")

@@ -79,6 +79,8 @@ class SessionSummary:
     purchases: int
     revenue: float
     channel: str | None = None
+    checkouts: int = 0
+    """``checkout_start`` events (the report's view -> cart -> checkout -> purchase funnel)."""
 
     @property
     def converted(self) -> bool:
@@ -98,6 +100,7 @@ class SessionSummary:
             "page_views": self.page_views,
             "product_views": self.product_views,
             "add_to_cart": self.add_to_cart,
+            "checkouts": self.checkouts,
             "purchases": self.purchases,
             "revenue": round(self.revenue, 2),
             "converted": self.converted,

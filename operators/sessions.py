@@ -60,6 +60,7 @@ class Session:
     page_views: int = 0
     product_views: int = 0
     add_to_cart: int = 0
+    checkouts: int = 0
     purchases: int = 0
     revenue: float = 0.0
     channel: str | None = None
@@ -81,6 +82,8 @@ def _count(session: Session, event: Event, max_carted: int) -> None:
         session.add_to_cart += 1
         if event.product_id not in session.carted and len(session.carted) < max_carted:
             session.carted.append(event.product_id)  # type: ignore[arg-type]
+    elif kind == "checkout_start":
+        session.checkouts += 1
     elif kind == "purchase":
         session.purchases += 1
         session.revenue += event.revenue
@@ -97,6 +100,7 @@ def _merge(into: Session, other: Session, max_carted: int) -> None:
     into.page_views += other.page_views
     into.product_views += other.product_views
     into.add_to_cart += other.add_to_cart
+    into.checkouts += other.checkouts
     into.purchases += other.purchases
     into.revenue += other.revenue
     into.channel = into.channel or other.channel
@@ -203,6 +207,7 @@ def summarise(session: Session, user: str) -> SessionSummary:
         page_views=session.page_views,
         product_views=session.product_views,
         add_to_cart=session.add_to_cart,
+        checkouts=session.checkouts,
         purchases=session.purchases,
         revenue=session.revenue,
         channel=session.channel,
