@@ -19,6 +19,9 @@ __all__ = ["Chart", "activity_charts", "dead_letter_chart", "segment_charts", "t
 
 Figure = dict[str, Any]
 
+SIDE_LEGEND = {"orientation": "v", "x": 1.02, "y": 1, "yanchor": "top", "font": {"size": 10}, "tracegroupgap": 0}
+"""For charts with many series: a legend beside the plot, not under its axis title."""
+
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
 """Series colours; a segment keeps its colour across the segment charts."""
@@ -46,7 +49,7 @@ def layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
         "yaxis": {"title": {"text": y}, "automargin": True, "rangemode": "tozero"},
         "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
         "height": 360,
-        "legend": {"orientation": "h", "y": -0.25},
+        "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
         "font": {"family": "system-ui, sans-serif", "size": 12},
         "paper_bgcolor": "white",
         "plot_bgcolor": "#fafafa",
@@ -152,13 +155,14 @@ def segment_charts(data: ReportData) -> list[Chart]:
         Chart(
             "segment_sizes",
             "Segment sizes over time",
-            _daily("Segment sizes at the end of each day", "members [users]", sizes),
+            _daily("Segment sizes at the end of each day", "members [users]", sizes, legend=SIDE_LEGEND),
             note="Click a legend entry to hide a segment; double-click to show it alone.",
         ),
         Chart(
             "segment_flows",
             "Segment entries and exits per day",
-            _daily("Entries (up) and exits (down) per day", "users per day", flows, barmode="relative", height=420),
+            _daily("Entries (up) and exits (down) per day", "users per day", flows, barmode="relative",
+                   legend=SIDE_LEGEND),
         ),
         Chart(
             "segment_membership",
@@ -202,7 +206,7 @@ def trigger_charts(data: ReportData) -> list[Chart]:
         Chart(
             "triggers_per_day",
             "Triggers per rule and variant per day",
-            _daily("Triggers per day, by rule · variant", "triggers per day", per_day, barmode="stack", height=420),
+            _daily("Triggers per day, by rule · variant", "triggers per day", per_day, barmode="stack"),
             note="Variant holdout: the would-be triggers of held-out users (holdouts.jsonl), never sent.",
         ),
         Chart(
