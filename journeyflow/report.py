@@ -36,13 +36,8 @@ from journeyflow.report_plots import (
     segment_charts,
     trigger_charts,
 )
-from journeyflow.report_quality import (
-    cluster_charts,
-    model_charts,
-    recommendation_charts,
-    uplift_charts,
-    uplift_rows,
-)
+from journeyflow.report_loop import recommendation_charts, uplift_charts, uplift_rows
+from journeyflow.report_quality import cluster_charts, model_charts
 
 __all__ = ["REPORT_FILE", "ReportResult", "write_report", "sections"]
 

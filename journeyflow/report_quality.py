@@ -1,20 +1,16 @@
-"""Report figures for what the summary judges: models, clusters, uplift, recommendations.
+"""Report figures for what the summary judges about the models: AUC, calibration, clusters.
 
 They read ``summary.json`` sections that other parts of journeyflow write and
-that may be absent (a replay without truth has no ``models.quality``; a build
-without the closed loop has no ``uplift``): an absent section gives a chart
+that may be absent (a replay without truth has no ``models.quality``): an absent section gives a chart
 that says "not available" and why, never an error. Shapes read:
 
-- ``models.tasks[task]``: ``progressive_auc``, ``examples``, ``positive_share``,
-  ``drifts``; optionally ``auc_over_time`` (``[{"ts", "auc"}]``) and
-  ``reliability`` (``[{"mean_score", "positive_rate", "n"}]``), also looked up
-  under ``models.quality[task]``.
+- ``models.tasks[task]``: ``progressive_auc``, ``prior_progressive_auc``,
+  ``examples``, ``positive_share``, ``drifts``; optionally ``auc_over_time``
+  (``[{"ts", "auc"}]``).
+- ``models.quality[task]`` (replays with ``--truth``): ``auc``, ``baselines``
+  (name -> AUC; older flat ``baseline_*_auc`` keys too), ``brier`` and
+  ``reliability`` (``[{"mean_score", "observed", "users"}]``).
 - ``models.clusters``: ``[{"cluster", "centre": {feature: value}, "assignments"}]``.
-- ``uplift[rule]``: ``window_s``, ``arms`` (variant or ``holdout`` -> ``n``,
-  ``conversions``, ``rate``, ``revenue_per_user``), ``uplift_abs``,
-  ``uplift_abs_ci95``, ``uplift_rel``, ``expired``, ``pending``.
-- ``recommendations[method]``: ``hit_rate_10``, ``mrr_10``, ``hit_rate_20``,
-  ``mrr_20``, ``evaluated``.
 """
 
 from __future__ import annotations
@@ -24,13 +20,14 @@ from typing import Any
 from journeyflow.report_data import ReportData
 from journeyflow.report_plots import Chart, layout
 
-__all__ = ["model_charts", "cluster_charts", "uplift_charts", "uplift_rows", "recommendation_charts"]
+__all__ = ["model_charts", "cluster_charts", "number"]
 
 _TASK_NAMES = {"propensity": "purchase propensity", "churn": "churn risk"}
 _SCORE_NAMES = {"purchase_propensity": "purchase propensity", "churn_risk": "churn risk"}
 
 
-def _number(value: Any) -> bool:
+def number(value: Any) -> bool:
+    """Return whether ``value`` is an int or float (not a bool)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -41,25 +38,40 @@ def _task_part(models: dict[str, Any], task: str, key: str) -> Any:
     return found
 
 
+# Judged AUCs: the model's final scores and each naive baseline's, by the key that holds them.
+_JUDGED = (("auc", "final scores vs truth"), ("recency", "recency alone"), ("frequency", "frequency alone"),
+           ("bgnbd", "BG/NBD alone"), ("baseline_recency_auc", "recency alone"),
+           ("baseline_past_purchases_auc", "past purchases alone"))
+
+
+def _judged(figures: dict[str, Any]) -> dict[str, Any]:
+    """Return a task's judged AUCs (``models.quality[task]``: ``auc`` and ``baselines``, or older flat keys)."""
+    return {"auc": figures.get("auc"), **(figures.get("baselines") or {}),
+            **{k: v for k, v in figures.items() if k.startswith("baseline_") and k.endswith("_auc")}}
+
+
 def _auc_chart(models: dict[str, Any]) -> Chart:
     tasks = models.get("tasks") or {}
     quality = models.get("quality") or {}
     names = list(tasks)
-    online = [tasks[t].get("progressive_auc") for t in names]
+    labels = [_TASK_NAMES.get(t, t) for t in names]
     traces: list[dict[str, Any]] = []
-    if any(_number(v) for v in online):
-        text = [
-            f"{tasks[t].get('examples', 0):,} examples, {100 * (tasks[t].get('positive_share') or 0):.0f}% positive, "
-            f"{tasks[t].get('drifts', 0)} drift(s)"
-            for t in names
-        ]
-        traces.append({"type": "bar", "name": "progressive (online)", "x": [_TASK_NAMES.get(t, t) for t in names],
-                       "y": online, "hovertext": text})
+    text = [
+        f"{tasks[t].get('examples', 0):,} examples, {100 * (tasks[t].get('positive_share') or 0):.0f}% positive, "
+        f"{tasks[t].get('drifts', 0)} drift(s)"
+        for t in names
+    ]
+    online = False
+    for key, label in (("progressive_auc", "learned model, progressive"), ("prior_progressive_auc", "prior, progressive")):
+        values = [tasks[t].get(key) for t in names]
+        if any(number(v) for v in values):
+            online = True
+            traces.append({"type": "bar", "name": label, "x": labels, "y": values, "hovertext": text})
     judged = [t for t in names if isinstance(quality.get(t), dict)]
-    for key, label in (("auc", "final scores vs truth"), ("baseline_recency_auc", "recency alone"),
-                       ("baseline_past_purchases_auc", "past purchases alone")):
-        values = [quality[t].get(key) for t in judged]
-        if any(_number(v) for v in values):
+    figures = {t: _judged(quality[t]) for t in judged}
+    for key, label in _JUDGED:
+        values = [figures[t].get(key) for t in judged]
+        if any(number(v) for v in values):
             traces.append({"type": "bar", "name": label, "x": [_TASK_NAMES.get(t, t) for t in judged], "y": values})
     if not traces:
         return Chart("model_auc", "Model quality (ROC AUC)", missing=(
@@ -68,10 +80,10 @@ def _auc_chart(models: dict[str, Any]) -> Chart:
     figure = {"data": traces, "layout": layout("ROC AUC per model (0.5 = guessing)", "model", "ROC AUC",
                                                barmode="group", yaxis={"range": [0, 1]})}
     notes = []
-    if any(_number(v) for v in online):
+    if online:
         notes.append("Progressive: each example scored before it was learned (hover for examples and drifts).")
     if judged:
-        notes.append(f"Final scores judged against the generator's truth for {quality.get('users', 0):,} users, "
+        notes.append(f"Final scores judged against the ground truth for {quality.get('users', 0):,} users, "
                      "next to naive baselines.")
     return Chart("model_auc", "Model quality (ROC AUC)", figure, note=" ".join(notes))
 
@@ -94,7 +106,7 @@ def _auc_over_time_chart(models: dict[str, Any]) -> Chart:
     traces = []
     for task in models.get("tasks") or {}:
         points = _task_part(models, task, "auc_over_time") or []
-        points = [p for p in points if isinstance(p, dict) and _number(p.get("auc"))]
+        points = [p for p in points if isinstance(p, dict) and number(p.get("auc"))]
         if points:
             traces.append({"type": "scatter", "mode": "lines+markers", "name": _TASK_NAMES.get(task, task),
                            "x": [p.get("ts") for p in points], "y": [p["auc"] for p in points]})
@@ -106,23 +118,33 @@ def _auc_over_time_chart(models: dict[str, Any]) -> Chart:
     return Chart("model_auc_over_time", "AUC over time", figure)
 
 
+def _bin_value(row: dict[str, Any], *keys: str) -> Any:
+    return next((row[k] for k in keys if number(row.get(k))), None)
+
+
 def _calibration_chart(models: dict[str, Any]) -> Chart:
     traces: list[dict[str, Any]] = []
     for task in models.get("tasks") or {}:
-        bins = _task_part(models, task, "reliability") or []
-        bins = [b for b in bins if isinstance(b, dict) and _number(b.get("mean_score")) and _number(b.get("positive_rate"))]
+        rows = [r for r in _task_part(models, task, "reliability") or [] if isinstance(r, dict)]
+        bins = [(_bin_value(r, "mean_score"), _bin_value(r, "observed", "positive_rate"), _bin_value(r, "users", "n"))
+                for r in rows]
+        bins = [b for b in bins if b[0] is not None and b[1] is not None]
         if bins:
-            traces.append({"type": "scatter", "mode": "lines+markers", "name": _TASK_NAMES.get(task, task),
-                           "x": [b["mean_score"] for b in bins], "y": [b["positive_rate"] for b in bins],
-                           "hovertext": [f"{b.get('n', '?')} users" for b in bins]})
+            brier = _task_part(models, task, "brier")
+            name = _TASK_NAMES.get(task, task) + (f" (Brier {brier:.3f})" if number(brier) else "")
+            traces.append({"type": "scatter", "mode": "lines+markers", "name": name,
+                           "x": [b[0] for b in bins], "y": [b[1] for b in bins],
+                           "hovertext": [f"{b[2]:,} users" if b[2] is not None else "" for b in bins]})
     if not traces:
         return Chart("model_calibration", "Calibration",
-                     missing="not available: summary.json has no reliability bins (models.tasks.*.reliability)")
+                     missing="not available: summary.json has no reliability bins (models.quality.*.reliability; "
+                     "replay with --truth)")
     traces.append({"type": "scatter", "mode": "lines", "name": "perfectly calibrated", "x": [0, 1], "y": [0, 1],
                    "line": {"dash": "dot", "color": "#999"}})
     figure = {"data": traces, "layout": layout("Calibration: observed rate per score bin", "mean predicted probability",
                                                "observed positive rate", xaxis={"range": [0, 1]}, yaxis={"range": [0, 1]})}
-    return Chart("model_calibration", "Calibration", figure)
+    return Chart("model_calibration", "Calibration", figure,
+                 note="Final scores grouped in tenths; a point on the diagonal means the probability is what happens.")
 
 
 def _score_chart(data: ReportData) -> Chart:
@@ -160,10 +182,10 @@ def cluster_charts(data: ReportData) -> list[Chart]:
     used = [i for i, c in enumerate(clusters) if c.get("assignments")]
     colour: list[list[float | None]] = [[None] * len(features) for _ in clusters]
     for j in range(len(features)):
-        column = [values[i][j] for i in used if _number(values[i][j])]
+        column = [values[i][j] for i in used if number(values[i][j])]
         low, high = (min(column), max(column)) if column else (0.0, 0.0)
         for i in used:
-            if _number(values[i][j]):
+            if number(values[i][j]):
                 colour[i][j] = 0.5 if high == low else (values[i][j] - low) / (high - low)
     text = [[("" if v is None else f"{v:,.3g}") for v in row] for row in values]
     heatmap = {
@@ -200,87 +222,3 @@ def cluster_charts(data: ReportData) -> list[Chart]:
         charts.append(Chart("cluster_personas", "Clusters vs personas", crosstab,
                             note=f"Adjusted Rand index {ari} (1 = the same grouping, 0 = chance)." if ari is not None else ""))
     return charts
-
-
-def _arms(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: arm for name, arm in (result.get("arms") or {}).items() if isinstance(arm, dict)}
-
-
-def uplift_charts(data: ReportData) -> list[Chart]:
-    """Return uplift per rule with its 95% interval, conversion rate per arm, conversions per day."""
-    uplift = {rule: r for rule, r in (data.summary.get("uplift") or {}).items() if isinstance(r, dict)}
-    if not uplift:
-        return [Chart("uplift", "Uplift", missing="not available: summary.json has no uplift "
-                      "(no rule with a holdout, or a journeyflow without conversion tracking)")]
-    rules = [rule for rule in sorted(uplift) if _number(uplift[rule].get("uplift_abs"))]
-    charts = []
-    if rules:
-        ys = [100 * uplift[r]["uplift_abs"] for r in rules]
-        cis = [uplift[r].get("uplift_abs_ci95") or [uplift[r]["uplift_abs"]] * 2 for r in rules]
-        figure = {"data": [{"type": "scatter", "mode": "markers", "name": "uplift", "x": rules, "y": ys,
-                            "marker": {"size": 11},
-                            "error_y": {"type": "data", "symmetric": False,
-                                        "array": [100 * hi - y for (_, hi), y in zip(cis, ys)],
-                                        "arrayminus": [y - 100 * lo for (lo, _), y in zip(cis, ys)]}}],
-                  "layout": layout("Uplift per trigger (treated − holdout), 95% interval", "rule",
-                                   "uplift [percentage points]", yaxis={"rangemode": "normal", "zeroline": True,
-                                                                        "zerolinewidth": 2})}
-        charts.append(Chart("uplift", "Uplift per trigger", figure,
-                            note="An interval that crosses 0 means the data cannot tell the trigger helps."))
-    else:
-        charts.append(Chart("uplift", "Uplift per trigger", missing="not available: no rule has an uplift estimate yet "
-                            "(too few conversions in the treated or held-out group)"))
-    arm_names = sorted({arm for r in uplift.values() for arm in _arms(r)})
-    rate_traces = [{"type": "bar", "name": arm, "x": sorted(uplift),
-                    "y": [100 * (_arms(uplift[r]).get(arm) or {}).get("rate", 0) for r in sorted(uplift)],
-                    "hovertext": [f"n={(_arms(uplift[r]).get(arm) or {}).get('n', 0):,}" for r in sorted(uplift)]}
-                   for arm in arm_names]
-    charts.append(Chart("uplift_arms", "Conversion rate per arm", {"data": rate_traces, "layout": layout(
-        "Conversion rate per rule and arm", "rule", "conversion rate [%]", barmode="group")}))
-    if data.conversions:
-        days = data.days()
-        traces = [{"type": "bar", "name": f"{rule} · {variant}", "x": days,
-                   "y": [data.conversions[(rule, variant)].get(d, 0) for d in days]}
-                  for rule, variant in sorted(data.conversions)]
-        charts.append(Chart("conversions_per_day", "Conversions per day", {"data": traces, "layout": layout(
-            "Conversions per day, by rule · variant", "day (UTC)", "conversions per day", barmode="stack")}))
-    else:
-        charts.append(Chart("conversions_per_day", "Conversions per day", missing="not available: no conversions.jsonl"))
-    return charts
-
-
-def uplift_rows(summary: dict[str, Any]) -> list[list[str]]:
-    """Return the uplift table: one row per rule and arm, figures formatted."""
-    def pct(value: Any) -> str:
-        return f"{100 * value:.2f}%" if _number(value) else "–"
-
-    rows = []
-    for rule, result in sorted((summary.get("uplift") or {}).items()):
-        if not isinstance(result, dict):
-            continue
-        ci = result.get("uplift_abs_ci95")
-        interval = f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}] pp" if ci else "–"
-        uplift = f"{100 * result['uplift_abs']:+.2f} pp" if _number(result.get("uplift_abs")) else "–"
-        for arm, figures in sorted(_arms(result).items()):
-            revenue = figures.get("revenue_per_user")
-            rows.append([rule, arm, f"{figures.get('n', 0):,}", f"{figures.get('conversions', 0):,}",
-                         pct(figures.get("rate")), f"{revenue:,.2f}" if _number(revenue) else "–",
-                         uplift, interval, pct(result.get("uplift_rel")),
-                         f"{result.get('pending', 0):,} / {result.get('expired', 0):,}",
-                         f"{result.get('window_s', 0) / 86400:g} d" if _number(result.get("window_s")) else "–"])
-    return rows
-
-
-def recommendation_charts(data: ReportData) -> list[Chart]:
-    """Return hit rate and MRR at 10 and 20 for each recommender next to its baselines."""
-    recs = {m: v for m, v in (data.summary.get("recommendations") or {}).items() if isinstance(v, dict)}
-    metrics = [("hit_rate_10", "hit rate@10"), ("mrr_10", "MRR@10"), ("hit_rate_20", "hit rate@20"), ("mrr_20", "MRR@20")]
-    methods = [m for m in recs if any(_number(recs[m].get(k)) for k, _ in metrics)]
-    if not methods:
-        return [Chart("recommendations", "Recommendation quality", missing="not available: summary.json has no "
-                      "recommendation quality (a journeyflow without the recommender)")]
-    traces = [{"type": "bar", "name": f"{m} ({recs[m].get('evaluated', 0):,} evaluated)", "x": [label for _, label in metrics],
-               "y": [recs[m].get(k) for k, _ in metrics]} for m in methods]
-    figure = {"data": traces, "layout": layout("Recommendation quality per method", "metric",
-                                               "score (0 to 1)", barmode="group")}
-    return [Chart("recommendations", "Recommendation quality", figure)]

@@ -13,7 +13,7 @@ from journeyflow.cli import main
 from journeyflow.errors import JourneyflowError
 from journeyflow.report import REPORT_FILE, render, sections, write_report
 from journeyflow.report_data import read_report_data
-from journeyflow.report_quality import uplift_rows
+from journeyflow.report_loop import uplift_rows
 from tests.helpers import at, event, read_jsonl, run_replay
 from tests.report_inputs import SUMMARY, add_loop_outputs, write_folder
 
@@ -171,3 +171,20 @@ def test_replay_writes_the_report_and_report_rebuilds_it(tmp_path: Path, capsys:
     assert main(["report", str(replayed.out), "-q"]) == 0
     assert capsys.readouterr().out.strip().startswith(f"report: {report} (built in ")
     assert report.read_bytes() == first  # no clock in the page: same outputs, same report
+
+
+def test_model_quality_with_baselines_and_calibration_when_judged(tmp_path: Path) -> None:
+    judged = {"positive_share": 0.3, "auc": 0.82, "brier": 0.151,
+              "baselines": {"recency": 0.78, "frequency": 0.7, "bgnbd": 0.8},
+              "reliability": [{"bin": "0.0-0.1", "users": 40, "mean_score": 0.05, "observed": 0.1},
+                              {"bin": "0.9-1.0", "users": 25, "mean_score": 0.93, "observed": 0.88}]}
+    summary = {**SUMMARY, "models": {**SUMMARY["models"], "quality": {"users": 65, "churn": judged}}}
+    charts = _charts(write_folder(tmp_path / "out", summary))
+
+    auc = {trace["name"]: (trace["x"], trace["y"]) for trace in charts["model_auc"].figure["data"]}
+    assert auc["learned model, progressive"] == (["purchase propensity", "churn risk"], [0.71, None])
+    assert auc["final scores vs truth"] == (["churn risk"], [0.82])
+    assert auc["recency alone"] == (["churn risk"], [0.78]) and auc["BG/NBD alone"] == (["churn risk"], [0.8])
+    curve, diagonal = charts["model_calibration"].figure["data"]
+    assert curve["name"] == "churn risk (Brier 0.151)" and (curve["x"], curve["y"]) == ([0.05, 0.93], [0.1, 0.88])
+    assert curve["hovertext"] == ["40 users", "25 users"] and diagonal["x"] == [0, 1]
