@@ -15,7 +15,6 @@ import tomllib
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +69,6 @@ def _share(value: Any) -> str | None:
 
 def _setting(check: Check | None = None) -> Any:
     return field(metadata={"check": check})
-
-
-def seconds(value: int | float) -> timedelta:
-    """Return a ``_s`` setting as a timedelta."""
-    return timedelta(seconds=value)
 
 
 @dataclass(frozen=True)
@@ -150,7 +144,6 @@ class ModelSettings:
 class ClusterSettings:
     k: int = _setting(_positive)
     halflife: float = _setting(_share)
-    seed: int = _setting()
 
 
 @dataclass(frozen=True)

@@ -160,6 +160,7 @@ def audience_config(rules: Rules, *, store_rows: bool = False) -> AudienceConfig
         segments=SegmentConfig(rules.model_segments),
         triggers=TriggerConfig(rules.triggers_on("segment_entry")),
         store_rows=store_rows,
+        reads={rule.name: rule.variables for rule in rules.segments},
     )
 
 

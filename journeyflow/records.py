@@ -127,10 +127,6 @@ class Tally:
     """Events of users who refused personalization (counted in ``processed``)."""
 
 
-def _profile_snapshot(profile: dict[str, Any]) -> dict[str, Any]:
-    return {key: profile.get(key) for key in SNAPSHOT_FIELDS}
-
-
 SNAPSHOT_FIELDS = (
     "recency_days",
     "frequency_30d",
@@ -160,6 +156,9 @@ class SegmentChange:
     cause_event_id: str | None
     profile: dict[str, Any]
     cause: str = "event"
+    fields: tuple[str, ...] = SNAPSHOT_FIELDS
+    """The ``profile`` fields published: the contract's snapshot and every
+    variable the entered and exited segments' rules read (why they changed)."""
 
     def to_json(self) -> bytes:
         """Encode per the wire contract."""
@@ -173,7 +172,7 @@ class SegmentChange:
                 "segments": list(self.segments),
                 "cause_event_id": self.cause_event_id,
                 "cause": self.cause,
-                "profile": _profile_snapshot(self.profile),
+                "profile": {key: self.profile.get(key) for key in self.fields},
             }
         )
 

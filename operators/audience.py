@@ -24,7 +24,7 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger, UserUpdate
+from journeyflow.records import SNAPSHOT_FIELDS, ProfileRow, SegmentChange, Tombstone, Trigger, UserUpdate
 from operators import segments as segment_rules
 from operators import triggers
 from operators.segments import SegmentConfig
@@ -46,7 +46,9 @@ class AudienceConfig:
     segments: SegmentConfig
     triggers: TriggerConfig
     store_rows: bool = False
-    """Emit :class:`ProfileRow` updates of the segment list (for Redis)."""
+    """Emit :class:`ProfileRow` updates of the segment list and the scores (for Redis)."""
+    reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Segment name -> the variables its rule reads (all segments, decided here or not)."""
 
     def build(self, resume_state: bytes | None) -> AudienceLogic:
         """Return the logic for one user, from its snapshot if there is one."""
@@ -82,7 +84,7 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
             return self._opt_out(value), StatefulLogic.DISCARD
         out: list[Any] = []
         if value.scores is not None:
-            self.state.scores = value.scores
+            self._scores(value, out)
         values = {**value.values, **self.state.scores}
         model = self._model_segments(values)
         cluster = self.state.scores.get("cluster")
@@ -96,6 +98,20 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)
+
+    def _scores(self, update: UserUpdate, out: list[Any]) -> None:
+        """Keep the latest of each score; write the scores that changed to the store.
+
+        Merged, not replaced: an update scored without a cluster placement
+        keeps the user's cluster (and ``cluster:N`` segment).
+        """
+        before = self.state.scores
+        scores = {**before, **update.scores}  # type: ignore[dict-item]
+        self.state.scores = scores
+        if self.cfg.store_rows:
+            changed = {n: scores[n] for n in MODEL if n in scores and before.get(n) != scores[n]}
+            if changed:
+                out.append(ProfileRow(update.user_id, update.ts_ms, changed))
 
     def _model_segments(self, values: dict[str, Any]) -> frozenset[str]:
         cfg = self.cfg.segments
@@ -129,12 +145,19 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 cause_event_id=update.cause_event_id,
                 profile=values,
                 cause=update.cause,
+                fields=self._fields(entered + exited),
             )
         )
         if self.cfg.store_rows:
             out.append(ProfileRow(update.user_id, update.ts_ms, {}, segments))
         for segment in entered:
             out.extend(self._entry_triggers(update, segment, values))
+
+    def _fields(self, changed: tuple[str, ...]) -> tuple[str, ...]:
+        names = dict.fromkeys(SNAPSHOT_FIELDS)
+        for segment in changed:
+            names.update(dict.fromkeys(self.cfg.reads.get(segment, ("cluster",) if segment.startswith("cluster:") else ())))
+        return tuple(names)
 
     def _entry_triggers(self, update: UserUpdate, segment: str, values: dict[str, Any]) -> list[Trigger]:
         fired = []

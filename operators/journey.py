@@ -45,6 +45,7 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
+from journeyflow import metrics
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
 from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, Tick, UserUpdate
 from operators import dedup, features, labels, profiles, segments, sessions, triggers, variables
@@ -98,7 +99,8 @@ class JourneyConfig:
     late_variables: tuple[str, ...] = ()
     """Profile variables the steps after this one need (see :class:`UserUpdate`)."""
     update_variables: tuple[str, ...] = field(init=False)
-    """The contract's snapshot fields plus ``late_variables``: what updates carry."""
+    """What updates carry: the contract's snapshot fields, ``late_variables`` and
+    the variables of the segments decided here (a segment change shows why)."""
     timers: bool = False
     """Schedule bytewax timers (live worker). Replays rely on event time only."""
     store_rows: bool = False
@@ -111,7 +113,7 @@ class JourneyConfig:
 
     def __post_init__(self) -> None:
         snapshot = tuple(n for n in SNAPSHOT_FIELDS if n in PROFILE)
-        extra = tuple(n for n in self.late_variables if n not in snapshot)
+        extra = tuple(dict.fromkeys(n for n in (*self.late_variables, *self.segments.variables) if n not in snapshot))
         object.__setattr__(self, "update_variables", snapshot + extra)
         object.__setattr__(self, "event_triggers", self.triggers.on("event"))
         object.__setattr__(self, "session_triggers", self.triggers.on("session_close"))
@@ -249,6 +251,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             return
         if dedup.is_duplicate(state.dedup, event.event_id):
             state.duplicates += 1
+            metrics.DUPLICATES.inc()
             return
         ts = event.ts_ms
         max_ts = state.max_ts_ms

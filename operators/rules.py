@@ -123,16 +123,31 @@ def _article(kind: str) -> str:
 
 @dataclass(frozen=True)
 class SegmentRule:
-    """A named condition over the profile (and model scores)."""
+    """A named condition over the profile (and model scores).
+
+    Without ``exit_when`` a user is a member while ``when`` holds. With it
+    (hysteresis) a user enters when ``when`` holds and leaves only when
+    ``exit_when`` does, so a score hovering at the threshold does not move
+    them in and out.
+    """
 
     name: str
     description: str
     when: Expression
+    exit_when: Expression | None = None
+
+    @cached_property
+    def variables(self) -> tuple[str, ...]:
+        """Return the variables of ``when`` and ``exit_when``, in a fixed order."""
+        names = dict.fromkeys(self.when.variables)
+        if self.exit_when is not None:
+            names.update(dict.fromkeys(self.exit_when.variables))
+        return tuple(names)
 
     @property
     def uses_models(self) -> bool:
         """Return whether the rule reads model scores (evaluated after the models)."""
-        return any(name in MODEL for name in self.when.variables)
+        return any(name in MODEL for name in self.variables)
 
 
 @dataclass(frozen=True)
@@ -240,7 +255,7 @@ class Rules:
         """
         names: set[str] = set()
         for rule in self.model_segments:
-            names.update(rule.when.variables)
+            names.update(rule.variables)
         for trigger in self.triggers_on("segment_entry"):
             names.update(trigger.variables)
         return tuple(sorted(n for n in names if n in PROFILE))
@@ -271,11 +286,17 @@ def _number(owner: str, doc: Mapping[str, Any], key: str, default: float, low: f
 def _segment(name: str, doc: Any) -> SegmentRule:
     owner = f"segment {name!r}"
     doc = _table(owner, doc)
-    _check_keys(owner, doc, ("when", "description"))
+    _check_keys(owner, doc, ("when", "exit_when", "description"))
     if "when" not in doc:
         msg = f"{owner}: missing key 'when'"
         raise RuleError(msg)
-    return SegmentRule(name, str(doc.get("description", "")), _compile(owner, doc["when"], "segment", boolean=True))
+    exit_when = doc.get("exit_when")
+    return SegmentRule(
+        name,
+        str(doc.get("description", "")),
+        _compile(owner, doc["when"], "segment", boolean=True),
+        None if exit_when is None else _compile(f"{owner} exit_when", exit_when, "segment", boolean=True),
+    )
 
 
 def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:

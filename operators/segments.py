@@ -44,9 +44,9 @@ class SegmentConfig:
     def __post_init__(self) -> None:
         names: dict[str, None] = {}
         for rule in self.rules:
-            names.update(dict.fromkeys(rule.when.variables))
+            names.update(dict.fromkeys(rule.variables))
         variables = tuple(names)
-        positions = tuple(tuple(variables.index(n) for n in r.when.variables) for r in self.rules)
+        positions = tuple(tuple(variables.index(n) for n in r.variables) for r in self.rules)
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "positions", positions)
         object.__setattr__(self, "changed_by", changed_by(variables))
@@ -75,6 +75,13 @@ def evaluate(
     ['big']
     >>> evaluate(cfg, (3,), frozenset({"big"}), (3,))  # unchanged inputs: no evaluation
     frozenset({'big'})
+    >>> risky = SegmentConfig(parse_rules({"segments": {"risk": {"when": "churn_risk > 0.7", "exit_when": "churn_risk < 0.5"}}}).segments)
+    >>> sorted(evaluate(risky, (0.6,), frozenset({"risk"}), (0.8,)))  # hovering: stays
+    ['risk']
+    >>> sorted(evaluate(risky, (0.4,), frozenset({"risk"}), (0.6,)))
+    []
+    >>> sorted(evaluate(risky, (0.6,), frozenset(), (0.4,)))  # not back in until above 0.7
+    []
     """
     if inputs == previous_inputs:
         return current
@@ -93,6 +100,10 @@ def evaluate(
                 if rule.name in current:
                     members.add(rule.name)
                 continue
-        if evaluate_safely(rule.name, rule.when, given, cfg.failed) is True:
+        if rule.exit_when is not None and rule.name in current:
+            # Hysteresis: a member stays until the exit condition holds.
+            if evaluate_safely(rule.name, rule.exit_when, given, cfg.failed) is not True:
+                members.add(rule.name)
+        elif evaluate_safely(rule.name, rule.when, given, cfg.failed) is True:
             members.add(rule.name)
     return frozenset(members) if members != current else current

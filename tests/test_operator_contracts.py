@@ -1,8 +1,10 @@
 """Checks every stateful operator passes, written once (like River's estimator checks).
 
 Each Logic class is built from an example configuration, then: its snapshot
-round-trips through serde unchanged, it discards a key left with nothing to
-remember (per-user steps), and it asks for no timer when nothing is pending.
+round-trips through serde unchanged (and the items fed changed it, so a
+restore that forgot everything would fail), it discards a key left with
+nothing to remember (per-user steps), and it asks for a timer while something
+is pending and for none when nothing is.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from bytewax.operators import StatefulLogic
 
 from flows.journey import audience_config, journey_config, model_config
 from journeyflow.records import RawRecord, UserUpdate
+from operators.labels import Example
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
 
@@ -34,11 +37,25 @@ class Case:
     """An item that leaves a new key with nothing to keep (None: a global step)."""
     same: Callable[[StatefulLogic, StatefulLogic], bool] | None = None
     """How to tell two logics hold the same state (default: equal snapshot bytes)."""
+    timers: bool = False
+    """The logic schedules timers: ``notify_at`` is set after ``feed``, and not after ``nothing``."""
 
 
 def _raw(doc: dict[str, Any]) -> RawRecord:
     return RawRecord(orjson.dumps(doc), "events/0@1", doc["user_id"])
 
+
+def _examples() -> tuple[Example, ...]:
+    from operators.features import CLASSIFIER_FEATURES, pack
+
+    found = []
+    for n in range(600):
+        x = pack({name: (n % 7) / 7 + i / 100 for i, name in enumerate(CLASSIFIER_FEATURES)})
+        found += [Example("churn", n, x, n % 3 == 0), Example("propensity", n, x, n % 2 == 0)]
+    return tuple(found)
+
+
+EXAMPLES = _examples()
 
 CASES = [
     Case(
@@ -46,6 +63,7 @@ CASES = [
         journey_config(SETTINGS, RULES, timers=True, store_rows=True).build,
         [_raw(event("product_view", ts=at(0))), _raw(event("purchase", ts=at(1)))],
         RawRecord(b"not json", "events/0@2", "u1"),
+        timers=True,
     ),
     Case(
         "audience",
@@ -56,7 +74,8 @@ CASES = [
     Case(
         "models",
         model_config(SETTINGS).build,
-        [UserUpdate("u1", 0, "update", "event", "e1", (), {}, features=None)],
+        # Labelled examples, so the model learns and its state differs from a new one's.
+        [UserUpdate("u1", 0, "update", "event", "e1", (), {}, examples=EXAMPLES)],
         None,
         # River objects re-pickle to different bytes; equal state means equal
         # reports and equal scores.
@@ -79,6 +98,11 @@ def test_snapshot_round_trips_unchanged(case: Case) -> None:
         logic.on_item(item)
     first = logic.snapshot()
     assert isinstance(first, bytes)
+    fresh = case.build(None)
+    if case.same is None:
+        assert fresh.snapshot() != first, "the items fed must change the state"
+    else:
+        assert not case.same(logic, fresh), "the items fed must change the state"
     restored = case.build(first)
     if case.same is None:
         assert restored.snapshot() == first
@@ -95,5 +119,16 @@ def test_a_key_with_nothing_to_keep_is_discarded(case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_no_timer_when_nothing_is_pending(case: Case) -> None:
-    assert case.build(None).notify_at() is None
+def test_a_timer_while_something_is_pending_and_none_after(case: Case) -> None:
+    logic = case.build(None)
+    assert logic.notify_at() is None
+    for item in case.feed:
+        logic.on_item(item)
+    if not case.timers:
+        assert logic.notify_at() is None
+        return
+    assert logic.notify_at() is not None
+    if case.nothing is not None:
+        idle = case.build(None)
+        idle.on_item(case.nothing)
+        assert idle.notify_at() is None

@@ -648,6 +648,31 @@ def test_timers_close_sessions_by_the_wall_clock(
     assert waited >= 1.5  # not before the gap had passed on the wall clock
 
 
+@pytest.mark.slow
+def test_scores_reach_the_redis_profile_as_soon_as_they_exist(
+    live: Callable[..., tuple[Topics, Worker]], kafka_broker: KafkaBroker
+) -> None:
+    # Scores from the first example on (no warm-up), so a purchase is scored at once.
+    topics, worker = live(partitions=2, models_min_examples=0)
+    events = [event("purchase", f"u-s{n}", at(n), order_id=f"o-s{n}", revenue=20.0) for n in range(3)]
+    with worker:
+        send(kafka_broker.bootstrap, topics.events, events)
+        url = worker.env["JOURNEYFLOW_REDIS_URL"]
+
+        def scored() -> bool:
+            dump = redis_dump(url)
+            rows = [dump.get(f"jf:profile:u-s{n}", {}) for n in range(3)]
+            return all("churn_risk" in row and "purchase_propensity" in row for row in rows)
+
+        wait_until(scored, 60, "churn_risk and purchase_propensity in every profile hash", worker)
+        dump = redis_dump(url)
+    for n in range(3):
+        row = dump[f"jf:profile:u-s{n}"]
+        assert 0.0 <= float(row["churn_risk"]) <= 1.0 and 0.0 <= float(row["purchase_propensity"]) <= 1.0
+        assert row["frequency_30d"] == "1"  # the profile's own fields are there too
+    check_store_in_step(dump)
+
+
 # --- 2. start-up faults ---------------------------------------------------------------
 
 

@@ -42,6 +42,7 @@ import pytest
 
 from journeyflow import generator
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
+from operators.variables import MODEL
 from state.store import InMemoryStore, RedisStore, StateStore
 from tests.conftest import KafkaBroker, RedisServer, free_port
 from tests.flows.test_live import (
@@ -132,7 +133,7 @@ def model_free(run: RunOutput) -> dict[str, Any]:
     score; the transitions (user, time, cause, segment list without the model
     segments) where that list changes, as a set (repeats after a restart are
     the same transitions); Redis profiles without
-    ``segments`` and ``updated_at`` (both move with model-driven changes), the
+    ``segments``, ``updated_at`` and the scores (all move with the models), the
     profile's model-free segments, and the members of model-free segments.
     """
     changes: set[tuple[Any, ...]] = set()
@@ -157,7 +158,8 @@ def model_free(run: RunOutput) -> dict[str, Any]:
     members = {}
     for key, value in run.redis.items():
         if key.startswith("jf:profile:"):
-            fields = {f: v for f, v in value.items() if f not in ("segments", "updated_at")}
+            # Scores (and whether a cluster is known yet) depend on the learning order.
+            fields = {f: v for f, v in value.items() if f not in ("segments", "updated_at", *MODEL)}
             fields["segments"] = [s for s in orjson.loads(value.get("segments", "[]")) if not is_model_segment(s)]
             profiles[key] = fields
         elif not is_model_segment(key.removeprefix("jf:segment:")):
