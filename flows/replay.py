@@ -166,7 +166,11 @@ def replay(
     summary["accounted"] = summary["read"] == (
         summary["processed"] + summary["duplicates"] + summary["dead_letters"]
     )
-    # The report is built from the outputs after the flow, so it costs the flow nothing.
+    (out_dir / "summary.json").write_bytes(
+        orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
+    )
+    # The report is built from the outputs after the flow (so it costs the flow nothing),
+    # once summary.json is there: should it fail, the outputs are complete all the same.
     report = write_report(out_dir, summary=summary, show_progress=show_progress)
     summary["report"] = {"file": report.path.name, "elapsed_s": report.elapsed_s}
     (out_dir / "summary.json").write_bytes(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -98,18 +99,28 @@ class ReportData:
         return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with path.open("rb") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                yield orjson.loads(line)
-            except orjson.JSONDecodeError as ex:
-                msg = f"{path}:{number} must be a JSON object; got invalid JSON instead ({ex})"
-                raise JourneyflowError(msg) from ex
+@contextmanager
+def _reading(path: Path) -> Iterator[Iterator[dict[str, Any]]]:
+    """Yield ``path``'s records (none if the file is absent); a malformed one is a one-line error with its line."""
+    line_number = 0
+
+    def records() -> Iterator[dict[str, Any]]:
+        nonlocal line_number
+        if not path.exists():
+            return
+        with path.open("rb") as fh:
+            for line_number, line in enumerate(fh, 1):  # noqa: B007 (read by the handler below)
+                if line.strip():
+                    yield orjson.loads(line)
+
+    try:
+        yield records()
+    except orjson.JSONDecodeError as ex:
+        msg = f"{path}:{line_number} must be a JSON object; got invalid JSON instead ({ex})"
+        raise JourneyflowError(msg) from ex
+    except (KeyError, TypeError, ValueError, AttributeError) as ex:
+        msg = f"{path}:{line_number} must be a record as journeyflow writes it; got {type(ex).__name__}: {ex} instead"
+        raise JourneyflowError(msg) from ex
 
 
 def _reached(counts: list[int]) -> int:
@@ -124,21 +135,22 @@ def _reached(counts: list[int]) -> int:
 
 def _read_sessions(data: ReportData, path: Path) -> None:
     reached_by_user: dict[str, int] = {}
-    for session in _records(path):
-        day = day_of(session["start"])
-        data.see_day(day)
-        user = session["user_id"]
-        data.events[day] += session["events"]
-        data.sessions[day] += 1
-        data.customers[day].add(user)
-        data.revenue[day] += session.get("revenue") or 0.0
-        if "checkouts" not in session:
-            data.checkouts_recorded = False
-        reached = _reached([session.get(f, 0) for f in _STEP_FIELDS])
-        for step in range(reached + 1):
-            data.funnel_sessions[step] += 1
-        # A customer reaches a step when one of their sessions did.
-        reached_by_user[user] = max(reached, reached_by_user.get(user, 0))
+    with _reading(path) as records:
+        for session in records:
+            day = day_of(session["start"])
+            data.see_day(day)
+            user = session["user_id"]
+            data.events[day] += session["events"]
+            data.sessions[day] += 1
+            data.customers[day].add(user)
+            data.revenue[day] += session.get("revenue") or 0.0
+            if "checkouts" not in session:
+                data.checkouts_recorded = False
+            reached = _reached([session.get(f, 0) for f in _STEP_FIELDS])
+            for step in range(reached + 1):
+                data.funnel_sessions[step] += 1
+            # A customer reaches a step when one of their sessions did.
+            reached_by_user[user] = max(reached, reached_by_user.get(user, 0))
     for reached in reached_by_user.values():
         for step in range(reached + 1):
             data.funnel_customers[step] += 1
@@ -154,45 +166,48 @@ def _read_segment_changes(data: ReportData, path: Path) -> None:
             for segment in set(size) | set(data.sizes):
                 data.sizes[segment][day_of_sizes] = size[segment]
 
-    for change in _records(path):
-        kind = change.get("kind")
-        day = day_of(change["ts"])
-        if day != day_of_sizes:
-            close_day()
-            day_of_sizes = day
-            data.see_day(day)
-        # Each change carries the user's full list; tombstones, consent refusals and
-        # merges (the anonymous id has no profile of its own after it) leave every segment.
-        user = change["anonymous_id"] if kind == "merge" else change["user_id"]
-        before = members.get(user, frozenset())
-        after = frozenset(change.get("segments", ())) if kind == "segment_change" else frozenset()
-        for segment in after - before:
-            data.entries[segment][day] += 1
-            size[segment] += 1
-        for segment in before - after:
-            data.exits[segment][day] += 1
-            size[segment] -= 1
-        if after:
-            members[user] = after
-        else:
-            members.pop(user, None)
+    with _reading(path) as records:
+        for change in records:
+            kind = change.get("kind")
+            day = day_of(change["ts"])
+            if day != day_of_sizes:
+                close_day()
+                day_of_sizes = day
+                data.see_day(day)
+            # Each change carries the user's full list; tombstones, consent refusals and
+            # merges (the anonymous id has no profile of its own after it) leave every segment.
+            user = change["anonymous_id"] if kind == "merge" else change["user_id"]
+            before = members.get(user, frozenset())
+            after = frozenset(change.get("segments", ())) if kind == "segment_change" else frozenset()
+            for segment in after - before:
+                data.entries[segment][day] += 1
+                size[segment] += 1
+            for segment in before - after:
+                data.exits[segment][day] += 1
+                size[segment] -= 1
+            if after:
+                members[user] = after
+            else:
+                members.pop(user, None)
     close_day()
     data.final_sizes = Counter({segment: count for segment, count in size.items() if count})
 
 
 def _read_triggers(data: ReportData, path: Path, into: dict[tuple[str, str], Counter[str]]) -> None:
-    for record in _records(path):
-        day = day_of(record["ts"])
-        data.see_day(day)
-        into[(record["rule"], record.get("variant") or "none")][day] += 1
+    with _reading(path) as records:
+        for record in records:
+            day = day_of(record["ts"])
+            data.see_day(day)
+            into[(record["rule"], record.get("variant") or "none")][day] += 1
 
 
 def _read_profiles(data: ReportData, path: Path) -> None:
-    for profile in _records(path):
-        for model in ("purchase_propensity", "churn_risk"):
-            score = profile.get(model)
-            if isinstance(score, int | float):
-                data.scores[model].append(float(score))
+    with _reading(path) as records:
+        for profile in records:
+            for model in ("purchase_propensity", "churn_risk"):
+                score = profile.get(model)
+                if isinstance(score, int | float):
+                    data.scores[model].append(float(score))
 
 
 def _read_summary(out_dir: Path) -> dict[str, Any]:

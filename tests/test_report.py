@@ -136,8 +136,11 @@ def test_missing_or_broken_folder_is_a_one_line_error(tmp_path: Path, capsys: py
     assert err.startswith("journeyflow: error: ") and "summary.json" in err and "\n" not in err
 
     out = write_folder(tmp_path / "out")
-    (out / "sessions.jsonl").write_bytes(b'{"kind": "session"\n')
-    with pytest.raises(JourneyflowError, match=r"sessions.jsonl:1 must be a JSON object"):
+    (out / "sessions.jsonl").write_bytes(b'\n{"kind": "session"\n')
+    with pytest.raises(JourneyflowError, match=r"sessions.jsonl:2 must be a JSON object; got invalid JSON"):
+        read_report_data(out)
+    (out / "sessions.jsonl").write_bytes(b'{"kind": "session", "start": "2026-08-01T00:00:00Z"}\n')
+    with pytest.raises(JourneyflowError, match=r"sessions.jsonl:1 must be a record as journeyflow writes it; got KeyError"):
         read_report_data(out)
 
 
