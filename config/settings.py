@@ -37,6 +37,7 @@ __all__ = [
     "RecoverySettings",
     "ReplaySettings",
     "RunSettings",
+    "ConversionSettings",
     "load_settings",
 ]
 
@@ -156,6 +157,7 @@ class KafkaSettings:
     dead_letters_topic: str = _setting()
     sessions_topic: str = _setting()
     holdouts_topic: str = _setting()
+    conversions_topic: str = _setting()
     connect_timeout_s: float = _setting(_positive)
     start_from: str = _setting(_one_of("earliest", "latest"))
 
@@ -194,6 +196,21 @@ class RunSettings:
 
 
 @dataclass(frozen=True)
+class ConversionSettings:
+    """The closed loop (``operators/loop.py``): following triggers to their conversions."""
+
+    reorder_s: int = _setting(_non_negative)
+    """Goal events are kept this long in event time, and a trigger is judged this long
+    after its window: triggers that come through the models arrive behind the events
+    that followed them. Default 86400; ``JOURNEYFLOW_CONVERSIONS_REORDER_S``."""
+    max_goal_events_per_user: int = _setting(_positive)
+    """At most this many recent goal events kept per user (default 4;
+    ``JOURNEYFLOW_CONVERSIONS_MAX_GOAL_EVENTS_PER_USER``)."""
+    seed: int = _setting()
+    """Seed of the variant bandits (default 42; ``JOURNEYFLOW_CONVERSIONS_SEED``)."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of journeyflow, one frozen section per concern."""
 
@@ -211,6 +228,7 @@ class Settings:
     recovery: RecoverySettings
     replay: ReplaySettings
     run: RunSettings
+    conversions: ConversionSettings
     config_dir: Path = DEFAULT_CONFIG.parent
     """Folder of the last config file read; relative paths resolve against it."""
 

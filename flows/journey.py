@@ -36,6 +36,7 @@ from journeyflow.records import (
     Trigger,
     UserUpdate,
 )
+from flows.loop import close_loop, goal_types
 from operators.audience import AudienceConfig
 from operators.dedup import DedupConfig
 from operators.journey import Inbound, JourneyConfig
@@ -84,6 +85,10 @@ class Outputs:
     tallies: Sink[Any] | None = None
     models: Sink[Any] | None = None
     """Receives the :class:`ModelReport` at the end of the input."""
+    conversions: Sink[Any] | None = None
+    """Receives each :class:`~operators.loop.Conversion` (``None``: not written)."""
+    loop_report: Sink[Any] | None = None
+    """Receives the :class:`~operators.loop.LoopReport` (uplift) at the end of the input."""
 
 
 def event_parser(settings: Settings) -> EventParser:
@@ -134,6 +139,7 @@ def journey_config(
         late_variables=rules.late_variables,
         timers=timers,
         store_rows=store_rows,
+        goal_types=goal_types(rules),
     )
 
 
@@ -245,10 +251,8 @@ def build_flow(
     if early_dead is not None:
         dead = op.merge("dead_letters", early_dead, dead)
     op.output("write_dead_letters", op.inspect("count_dead_letters", dead, _count_dead_letter), outputs.dead_letters)
-    fired = op.merge(
-        "fired", _only("event_triggers", journey, Trigger), _only("entry_triggers", audience, Trigger)
-    )
-    # Trigger
+    fired = close_loop(settings, rules, journey, audience, outputs.conversions, outputs.loop_report)
+    # Trigger, variant chosen (flows/loop.py)
     fired = op.inspect("count_triggers", fired, _count_trigger)
     split = op.branch("split_holdouts", fired, lambda t: t.variant != "holdout")
     op.output("write_triggers", split.trues, outputs.triggers)

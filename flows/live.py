@@ -80,6 +80,7 @@ def live_flow(settings: Settings, *, check: bool = True) -> Dataflow:
         "segment_changes": kafka.segment_changes_topic,
         "triggers": kafka.triggers_topic,
         "holdouts": kafka.holdouts_topic,
+        "conversions": kafka.conversions_topic,
     }
     outputs: dict[str, Any] = {name: KafkaSink.from_settings(kafka, topic) for name, topic in sinks.items()}
     if check:

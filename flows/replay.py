@@ -30,6 +30,7 @@ from flows.files import (
     print_progress,
 )
 from flows.journey import Outputs, build_flow, event_parser
+from flows.uplift_report import format_uplift, loop_summary
 from flows.runtime import execute
 from journeyflow import metrics
 from journeyflow.events import DeadLetter, format_ts, parse_ts
@@ -47,6 +48,7 @@ OUTPUT_FILES = {
     "segment_changes": "segment_changes.jsonl",
     "triggers": "triggers.jsonl",
     "holdouts": "holdouts.jsonl",
+    "conversions": "conversions.jsonl",
     "profiles": "profiles.jsonl",
 }
 
@@ -75,6 +77,7 @@ _ORDER = {
     "segment_changes": _time_order,
     "triggers": _time_order,
     "holdouts": _time_order,
+    "conversions": _time_order,
     "profiles": _user_order,
 }
 
@@ -112,6 +115,7 @@ def replay(
     }
     tallies = TallySink()
     reports = CollectSink()
+    loop_reports = CollectSink()
 
     def read_files(flow: Dataflow) -> Any:
         read = op.input("read", flow, source)
@@ -121,7 +125,7 @@ def replay(
         # (user, Event | Tick | EndOfInput)
         return keyed, split.trues
 
-    outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports)
+    outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports, loop_report=loop_reports)
     flow = build_flow(settings, read_files, outputs, live=False)
     errors_before = metrics.rule_error_counts()
     started = time.monotonic()
@@ -163,6 +167,7 @@ def replay(
     summary["models"] = _model_summary(reports.items, out_dir)
     if truth is not None and summary["models"]:
         summary["models"]["quality"] = model_quality(out_dir / OUTPUT_FILES["profiles"], read_truth(truth))
+    summary.update(loop_summary(loop_reports.items))
     summary["accounted"] = summary["read"] == (
         summary["processed"] + summary["duplicates"] + summary["dead_letters"]
     )
@@ -241,6 +246,7 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
             + ", ".join(f"{k} {v:,}" for k, v in summary["rule_errors"].items())
             + "   (evaluations that failed at run time, treated as false)"
         )
+    lines.extend(format_uplift(summary))
     lines.append(f"  every line accounted for: {'yes' if summary['accounted'] else 'NO'}")
     lines.append(f"outputs in {out_dir}/ (summary.json, {', '.join(OUTPUT_FILES.values())})")
     return "\n".join(lines)

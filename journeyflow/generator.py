@@ -61,8 +61,12 @@ from typing import BinaryIO
 
 import orjson
 
+from config.settings import DEFAULT_CONFIG
+from journeyflow import response
 from journeyflow.errors import ConfigError
 from journeyflow.events import SESSION_EXCLUDED_TYPES
+from journeyflow.response import RuleResponse
+from operators.goals import holdout_draw
 
 __all__ = ["GeneratorConfig", "GeneratorStats", "add_arguments", "generate", "run"]
 
@@ -172,6 +176,8 @@ class GeneratorConfig:
     """Users who refuse personalization (consent) at some session of the period."""
     forget_share: float = 0.002
     """Users whose last event of the period is an erasure request."""
+    responses: tuple[RuleResponse, ...] = ()
+    """Simulated responses to cart-abandonment triggers (:mod:`journeyflow.response`); none by default."""
 
     def __post_init__(self) -> None:
         for name in ("users", "days", "horizon_days"):
@@ -247,6 +253,8 @@ _PERSONAS = (
 )
 _PERSONA_CUM = tuple(itertools.accumulate(p.share for p in _PERSONAS))
 _CHURNER = "churner"
+#: The rules file ``--respond`` reads by default: the shipped one.
+DEFAULT_RULES = DEFAULT_CONFIG.with_name("rules.toml")
 _NEW_VISITOR = "new_visitor"
 
 # Malformed line kinds; each is one reason the contract gives for a dead letter.
@@ -473,6 +481,8 @@ class _User:
         self.serial = 0
         # (start_ms, end_ms, converted, events) per written session, for the ground truth.
         self.sessions: list[tuple[int, int, bool, int]] = []
+        # Cart-abandonment occasions and their simulated responses, for the ground truth.
+        self.occasions: list[dict] = []
         self.last_ts = 0
         self.events = self.duplicates = self.malformed = self.out_of_order = self.late = 0
 
@@ -520,6 +530,58 @@ class _User:
             self.sessions.append((counted[0], counted[-1], revenue_cents > 0, len(counted)))
             self.last_ts = stamps[-1]
             self._write(stamps, steps, out)
+            if self.shared.config.responses:
+                self._respond(number, steps, counted[-1], out)
+
+    def _respond(self, number: int, steps: list[_Step], end_ms: int, out: list[tuple[int, bytes]]) -> None:
+        """Write treated customers' responses to the cart-abandonment trigger this session fires.
+
+        See :mod:`journeyflow.response`. Only sessions the engine sees whole
+        (identified user, no login, consent or erasure in or before it) count.
+        """
+        if not self.identified or number in (self.identify_session, self.forget_session):
+            return
+        if self.opt_out_session != -1 and self.opt_out_session <= number:
+            return
+        catalogue = self.shared.catalogue
+        carted = {props["product_id"] for kind, props, _, _ in steps if kind == "add_to_cart"}
+        abandoned = [p for p in self.cart if catalogue.view_props[p]["product_id"] in carted]
+        if not abandoned:
+            return
+        config = self.shared.config
+        fmt = self.shared.formatter.format
+        trigger_ms = end_ms + response.GAP_MS
+        starts = self.period_starts
+        next_start = starts[number + 1] if number + 1 < len(starts) else None
+        for rule in config.responses:
+            draw = lambda what: response.response_draw(config.seed, self.user_id, number, f"{rule.rule}:{what}")  # noqa: E731
+            at = response.response_delay_ms(trigger_ms, next_start, self.shared.period_end_ms, draw("when"))
+            occasion = {
+                "rule": rule.rule,
+                "trigger_ts": fmt(trigger_ms),
+                "held_out": holdout_draw(rule.rule, self.user_id) < rule.holdout,
+                "purchase": at is not None and draw("purchase") < rule.purchase,
+                "clicks": [v.name for v in rule.variants if at is not None and draw(v.name) < v.chance],
+                "written": False,
+            }
+            self.occasions.append(occasion)
+            if at is None or occasion["held_out"] or not (occasion["purchase"] or occasion["clicks"]):
+                continue
+            occasion["written"] = True
+            lines: list[tuple[str, dict]] = [
+                ("email_click", {"campaign": v.campaign}) for v in rule.variants if v.name in occasion["clicks"]
+            ]
+            if occasion["purchase"] and all(p in self.cart for p in abandoned):
+                basket = {p: self.cart.pop(p) for p in abandoned}
+                lines.append(("purchase", self._order(basket, sum(catalogue.price_cents[p] * q for p, q in basket.items()))))
+            for offset, (kind, props) in enumerate(lines):
+                ts = at + offset * 10 * _SECOND_MS
+                self.serial += 1
+                context = self.web_context if kind == "purchase" else self.email_context
+                event = self._event(self.id_prefix + str(self.serial), kind, fmt(ts), props, context, None)
+                out.append((ts, orjson.dumps(event)))
+                self.events += 1
+                self.last_ts = ts
 
     def _write(self, stamps: list[int], steps: list[_Step], out: list[tuple[int, bytes]]) -> None:
         """Serialise one session and append its lines, noise included, keyed by write time."""
@@ -616,6 +678,8 @@ class _User:
                 for start, end, converted, count in self.sessions
             ],
         }
+        if self.shared.config.responses:
+            row["occasions"] = self.occasions
         return orjson.dumps(row)
 
     def _session(self, start: int, number: int | None) -> tuple[list[_Step], int]:
@@ -1042,11 +1106,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.late_share,
         help="share of events written 1-3 hours late (default: %(default)s)",
     )
+    parser.add_argument(
+        "--respond",
+        action="append",
+        default=[],
+        metavar="RULE[:VARIANT]=CHANCE",
+        help="simulate treated customers' response to a cart-abandonment rule: a purchase (RULE=CHANCE) "
+        "or a click on a variant's e-mail (RULE:VARIANT=CHANCE); repeatable (default: none)",
+    )
+    parser.add_argument(
+        "--rules",
+        type=Path,
+        default=None,
+        help="rules file giving the holdout shares and variants for --respond (default: the shipped rules)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate the data set described by ``args``; return the exit status (2 on bad options)."""
     try:
+        rules = args.rules if args.rules is not None else DEFAULT_RULES
+        responses = response.parse_responses(args.respond, rules)
         config = GeneratorConfig(
             users=args.users,
             days=args.days,
@@ -1057,6 +1137,7 @@ def run(args: argparse.Namespace) -> int:
             malformed_share=args.malformed,
             out_of_order_share=args.out_of_order,
             late_share=args.late,
+            responses=responses,
         )
     except ConfigError as ex:
         print(f"journeyflow generate: {ex}", file=sys.stderr)

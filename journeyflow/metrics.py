@@ -39,6 +39,10 @@ __all__ = [
     "KAFKA_LAG",
     "KAFKA_ERRORS",
     "REDIS_WRITE_ERRORS",
+    "CONVERSIONS",
+    "ATTRIBUTIONS_EXPIRED",
+    "CONVERSION_RATE",
+    "UPLIFT",
     "READY",
     "start_metrics_server",
 ]
@@ -128,6 +132,31 @@ KAFKA_ERRORS = Counter(
 REDIS_WRITE_ERRORS = Counter(
     "journeyflow_redis_write_errors",
     "Failed attempts to write a batch to Redis (each retry counts).",
+)
+
+# -- closed loop (operators/loop.py) --
+CONVERSIONS = Counter(
+    "journeyflow_conversions",
+    "Triggers (and held-out would-be triggers) that reached their conversion goal, by rule and variant.",
+    ["rule", "variant"],
+)
+
+ATTRIBUTIONS_EXPIRED = Counter(
+    "journeyflow_attributions_expired",
+    "Triggers whose attribution window passed without a conversion, by rule and variant.",
+    ["rule", "variant"],
+)
+
+CONVERSION_RATE = Gauge(
+    "journeyflow_conversion_rate",
+    "Conversion rate of the triggers whose window has passed, by rule and variant (holdout included).",
+    ["rule", "variant"],
+)
+
+UPLIFT = Gauge(
+    "journeyflow_uplift",
+    "Treated minus holdout conversion rate of a rule (stat abs) and its 95% Newcombe interval (ci95_low, ci95_high).",
+    ["rule", "stat"],
 )
 
 READY = Gauge("journeyflow_ready", "1 once the worker has connected and runs; else 0.")

@@ -217,6 +217,9 @@ class Trigger:
     cause_event_id: str | None
     variant: str
     payload: dict[str, Any]
+    options: tuple[tuple[str, dict[str, Any]], ...] = ()
+    """Every variant's payload, when the rule has variants: the loop step
+    (:mod:`operators.loop`) picks one. Not part of the wire record."""
 
     def to_json(self) -> bytes:
         """Encode per the wire contract."""

@@ -48,7 +48,7 @@ from bytewax.operators import StatefulLogic
 from journeyflow import metrics
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
 from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, Tick, UserUpdate
-from operators import dedup, features, labels, profiles, segments, sessions, triggers, variables
+from operators import dedup, features, goals, labels, profiles, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
 from operators.labels import Example, LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
@@ -106,6 +106,8 @@ class JourneyConfig:
     store_rows: bool = False
     """Emit :class:`ProfileRow` updates for a profile store (Redis)."""
     now_ms: Callable[[], int] = system_now_ms
+    goal_types: frozenset[str] = frozenset()
+    """Event types some trigger's conversion goal counts: sent on to the loop step."""
 
     event_triggers: tuple[TriggerRule, ...] = field(init=False)
     session_triggers: tuple[TriggerRule, ...] = field(init=False)
@@ -262,6 +264,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state.processed += 1
         if max_ts is None or ts > max_ts:
             self._advance(ts, out)
+        if event.type in self.cfg.goal_types:
+            # After the triggers the gap closed: the loop step sees them first.
+            out.append(goals.goal_event(event))
         if event.type in SESSION_EXCLUDED_TYPES:
             if state.profile is not None and event.consent_marketing is not None:
                 state.profile.marketing_consent = event.consent_marketing

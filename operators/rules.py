@@ -29,6 +29,7 @@ import cel
 from journeyflow import metrics
 from journeyflow.errors import RuleError
 from operators.variables import CONTEXTS, MAPS, MODEL, PROFILE, Variable, nearest, samples, type_of
+from operators import goals
 
 __all__ = [
     "TRIGGER_ON",
@@ -164,12 +165,23 @@ class TriggerRule:
     event_types: frozenset[str] | None = None
     segment: str | None = None
     holdout: float = 0.0
+    # -- closed loop (operators/goals.py, operators/loop.py) --
+    goal: goals.Goal = goals.Goal()
+    variants: tuple[goals.Variant, ...] = ()
+
+    @property
+    def _payload_expressions(self) -> list[Expression]:
+        """Return the payload's expressions and every variant's."""
+        found = [e for _, e in self.payload]
+        for variant in self.variants:
+            found.extend(e for _, e in variant.payload)
+        return found
 
     @cached_property
     def variables(self) -> frozenset[str]:
         """Return every variable the trigger reads."""
         names = set(self.when.variables)
-        for _, expr in self.payload:
+        for expr in self._payload_expressions:
             names.update(expr.variables)
         if self.cooldown_key is not None:
             names.update(self.cooldown_key.variables)
@@ -182,7 +194,7 @@ class TriggerRule:
 
     @cached_property
     def _fields(self) -> dict[str, frozenset[str] | None]:
-        expressions = [self.when, *(e for _, e in self.payload)]
+        expressions = [self.when, *self._payload_expressions]
         if self.cooldown_key is not None:
             expressions.append(self.cooldown_key)
         found: dict[str, frozenset[str] | None] = {}
@@ -305,7 +317,10 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
     _check_keys(
         owner,
         doc,
-        ("description", "on", "when", "payload", "cooldown_s", "cooldown_key", "event_types", "segment", "holdout"),
+        (
+            "description", "on", "when", "payload", "cooldown_s", "cooldown_key", "event_types", "segment",
+            "holdout", "goal", "variants",
+        ),
     )
     on = doc.get("on")
     if on not in TRIGGER_ON:
@@ -339,6 +354,13 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
         for key, source in payload_doc.items()
     )
     cooldown_key = doc.get("cooldown_key")
+    # -- closed loop: the goal's condition is checked on a sample trigger of this rule.
+    variants = goals.parse_variants(owner, doc.get("variants"), compile_=_compile, context=known)
+    sample = samples(known)
+    sample_payload = {key: expr.evaluate(sample) for key, expr in payload}
+    for variant in variants:
+        sample_payload.update((key, expr.evaluate(sample)) for key, expr in variant.payload)
+    goal = goals.parse_goal(owner, doc.get("goal"), payload_sample=sample_payload)
     return TriggerRule(
         name=name,
         description=str(doc.get("description", "")),
@@ -350,6 +372,8 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
         event_types=event_types,
         segment=segment,
         holdout=float(_number(owner, doc, "holdout", 0.0, 0.0, 1.0)),
+        goal=goal,
+        variants=variants,
     )
 
 

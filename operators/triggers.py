@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from journeyflow.records import Trigger
+from operators import goals
 from operators.rules import TriggerRule, evaluate_safely
 
 __all__ = ["TriggerConfig", "trigger_id", "in_holdout", "fire", "prune_cooldowns"]
@@ -58,10 +59,7 @@ def trigger_id(rule: str, user: str, cause: str) -> str:
 
 def in_holdout(rule: TriggerRule, user: str) -> bool:
     """Return whether ``user`` is in ``rule``'s holdout group."""
-    if rule.holdout <= 0:
-        return False
-    digest = hashlib.blake2b(f"holdout\x00{rule.name}\x00{user}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64 < rule.holdout
+    return goals.holdout_draw(rule.name, user) < rule.holdout if rule.holdout > 0 else False
 
 
 def fire(
@@ -94,14 +92,19 @@ def fire(
         key: evaluate_safely(rule.name, expression, values, cfg.failed)
         for key, expression in rule.payload
     }
+    held_out = in_holdout(rule, user)
     return Trigger(
         trigger_id=trigger_id(rule.name, user, cause),
         rule=rule.name,
         user_id=user,
         ts_ms=ts_ms,
         cause_event_id=cause_event_id,
-        variant="holdout" if in_holdout(rule, user) else "treatment",
+        variant="holdout" if held_out else "treatment",
         payload=payload,
+        # The loop step picks a variant for a treated trigger (operators/loop.py).
+        options=() if held_out else goals.variant_payloads(
+            rule.variants, payload, lambda expression: evaluate_safely(rule.name, expression, values, cfg.failed)
+        ),
     )
 
 

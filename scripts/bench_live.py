@@ -63,7 +63,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 from flows.kafka import ensure_topics  # noqa: E402
 from tests.conftest import KafkaBroker, RedisServer, free_port  # noqa: E402
 
-OUTPUTS = ("segment_changes", "triggers", "dead_letters", "sessions", "holdouts")
+OUTPUTS = ("segment_changes", "triggers", "dead_letters", "sessions", "holdouts", "conversions")
 SENTINEL = "jf-bench-sentinel"
 
 

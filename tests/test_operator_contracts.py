@@ -84,6 +84,19 @@ CASES = [
 ]
 
 
+def _loop_case() -> Case:
+    from flows.loop import loop_config
+    from journeyflow.records import Trigger
+    from operators.goals import GoalEvent
+
+    trigger = Trigger("t1", "cart_abandonment", "u1", 0, "e1", "treatment", {})
+    purchase = GoalEvent("u1", 1, "e2", "purchase", 5.0, {"type": "purchase"})
+    return Case("loop", loop_config(SETTINGS, RULES).build, [trigger, purchase], None)
+
+
+CASES.append(_loop_case())
+
+
 def _probe(logic: StatefulLogic) -> dict[str, Any]:
     from operators.features import CLASSIFIER_FEATURES
 

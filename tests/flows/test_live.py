@@ -52,7 +52,7 @@ from tests.helpers import at, event
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
 REPO = Path(__file__).resolve().parents[2]
-OUTPUTS = ("segment_changes", "triggers", "dead_letters", "sessions", "holdouts")
+OUTPUTS = ("segment_changes", "triggers", "dead_letters", "sessions", "holdouts", "conversions")
 CONTRACT_PROFILE = {
     "recency_days", "frequency_30d", "monetary_30d", "engagement", "purchase_propensity", "churn_risk"
 }
@@ -69,7 +69,7 @@ MODEL_RULES = ("reengagement",)
 
 @dataclass(frozen=True)
 class Topics:
-    """The worker's input topic and its five output topics."""
+    """The worker's input topic and its output topics."""
 
     events: str
     segment_changes: str
@@ -77,6 +77,7 @@ class Topics:
     dead_letters: str
     sessions: str
     holdouts: str
+    conversions: str
 
     def outputs(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in OUTPUTS}
@@ -610,7 +611,7 @@ def test_happy_path_outputs_follow_the_contract(
     assert "u-view" in dump["jf:segment:highly_engaged"]
     assert "highly_engaged" in orjson.loads(dump["jf:profile:u-view"]["segments"])
     check_store_in_step(dump)
-    # No rule has a holdout group in the default rules.
+    # None of these users fires a rule with a holdout group (cart_abandonment, reengagement).
     assert readers["holdouts"].records == []
 
 
@@ -831,3 +832,53 @@ def test_metrics_report_readiness_reads_and_dead_letters(
     assert len(lags) == 2 and all(v == 0 for v in lags.values()), lags
     assert values.get("journeyflow_kafka_errors_total") == 0
     assert values.get("journeyflow_redis_write_errors_total") == 0
+
+
+@pytest.mark.slow
+def test_the_worker_publishes_conversions_and_uplift_metrics(
+    live: Callable[..., tuple[Topics, Worker]], kafka_broker: KafkaBroker
+) -> None:
+    # u-conv leaves a cart and buys two hours later: the cart_abandonment
+    # trigger (u-conv is not in its holdout) converts. u-clock's purchase five
+    # days on moves event time past the window plus the reorder margin, so the
+    # trigger is judged and the rate gauges are set.
+    port = free_port()
+    topics, worker = live(partitions=2, metrics_port=port)
+    cart = event("add_to_cart", "u-conv", at(0), product_id="sku-3", price=25.0)
+    purchase = event("purchase", "u-conv", at(hours=2), order_id="o-conv", revenue=25.0)
+    later = event("purchase", "u-clock", at(days=5), order_id="o-clock", revenue=1.0)
+    conversions = TopicReader(kafka_broker.bootstrap, topics.conversions)
+    triggers = TopicReader(kafka_broker.bootstrap, topics.triggers)
+    try:
+        with worker:
+            send(kafka_broker.bootstrap, topics.events, [cart, purchase])
+            wait_until(lambda: conversions.poll(100) or conversions.records, 60, "a conversion", worker)
+            send(kafka_broker.bootstrap, topics.events, [later])
+
+            def judged() -> dict[str, float] | None:
+                values = try_metrics(port) or {}
+                rate = 'journeyflow_conversion_rate{rule="cart_abandonment",variant="treatment"}'
+                return values if rate in values else None
+
+            values = wait_until(judged, 60, "the conversion rate gauge", worker)
+            triggers.poll(100)
+            code, _ = worker.stop(signal.SIGTERM)
+            assert code == 0, worker.stderr()
+    finally:
+        conversions.close()
+        triggers.close()
+    (record,) = conversions.docs()
+    (trigger,) = [t for t in triggers.docs() if t["rule"] == "cart_abandonment"]
+    assert record == {
+        "kind": "conversion",
+        "trigger_id": trigger["trigger_id"],
+        "rule": "cart_abandonment",
+        "variant": "treatment",
+        "user_id": "u-conv",
+        "ts": purchase["ts"],
+        "cause_event_id": purchase["event_id"],
+        "value": 25.0,
+    }
+    assert conversions.records[0].key == b"u-conv"
+    assert values['journeyflow_conversions_total{rule="cart_abandonment",variant="treatment"}'] == 1
+    assert values['journeyflow_conversion_rate{rule="cart_abandonment",variant="treatment"}'] == 1.0

@@ -1,0 +1,88 @@
+"""Wire the closed loop (:mod:`operators.loop`) into the journeyflow dataflow.
+
+The loop step sits after every step that fires triggers: it receives their
+triggers and the per-user step's goal events, and sends on the triggers with
+their variant chosen, the conversions and, at the end of a replay, the uplift
+report. ``build_flow`` calls :func:`close_loop` once; nothing else of the
+flow needs to know about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+from bytewax.operators import KeyedStream
+from bytewax.outputs import Sink
+
+from config.settings import Settings
+from journeyflow import metrics
+from journeyflow.records import EndOfInput, Trigger, UserUpdate
+from operators.goals import GoalEvent
+from operators.loop import LOOP_KEY, Conversion, LoopConfig, LoopReport
+from operators.rules import Rules
+
+__all__ = ["loop_config", "goal_types", "close_loop"]
+
+
+def loop_config(settings: Settings, rules: Rules) -> LoopConfig:
+    """Return the loop step's configuration."""
+    c = settings.conversions
+    return LoopConfig(
+        rules={rule.name: rule for rule in rules.triggers},
+        reorder_ms=c.reorder_s * 1000,
+        max_goal_events=c.max_goal_events_per_user,
+        seed=c.seed,
+    )
+
+
+def goal_types(rules: Rules) -> frozenset[str]:
+    """Return the event types any trigger's goal counts (what the per-user step sends on)."""
+    types: set[str] = set()
+    for rule in rules.triggers:
+        types |= rule.goal.event_types
+    return frozenset(types)
+
+
+def _to_loop(item: tuple[str, Any]) -> tuple[str, Any] | None:
+    value = item[1]
+    if isinstance(value, (Trigger, GoalEvent)):
+        return (LOOP_KEY, value)
+    if isinstance(value, UserUpdate) and value.kind == "final":
+        # A replay's end, as of its last event time: windows that passed by then are judged.
+        return (LOOP_KEY, EndOfInput(value.ts_ms, value.user_id))
+    return None
+
+
+def _count_conversion(step_id: str, item: Conversion) -> None:
+    metrics.CONVERSIONS.labels(rule=item.rule, variant=item.variant).inc()
+
+
+def close_loop(
+    settings: Settings,
+    rules: Rules,
+    journey: KeyedStream[Any],
+    audience: KeyedStream[Any],
+    conversions: Sink[Any] | None,
+    report: Sink[Any] | None,
+) -> Stream[Trigger]:
+    """Add the loop step; return every trigger, variant chosen (held-out ones included).
+
+    The per-user step's triggers and goal events travel in one stream, so a
+    user's goal events keep their order relative to the user's triggers.
+    """
+    from_journey = op.filter_map("loop_from_journey", journey, _to_loop)
+    # ("loop", Trigger | GoalEvent | EndOfInput)
+    from_audience = op.filter_map("loop_from_audience", audience, _to_loop)
+    # ("loop", Trigger): segment-entry triggers, behind the goal events that followed them
+    looped = op.stateful("loop", op.merge("loop_inputs", from_journey, from_audience), loop_config(settings, rules).build)
+    # ("loop", Trigger | Conversion | LoopReport)
+    converted = op.filter_map("conversions", looped, lambda kv: kv[1] if isinstance(kv[1], Conversion) else None)
+    converted = op.inspect("count_conversions", converted, _count_conversion)
+    if conversions is not None:
+        op.output("write_conversions", converted, conversions)
+    if report is not None:
+        reports = op.filter_map("loop_report", looped, lambda kv: kv[1] if isinstance(kv[1], LoopReport) else None)
+        op.output("write_loop_report", reports, report)
+    return op.filter_map("looped_triggers", looped, lambda kv: kv[1] if isinstance(kv[1], Trigger) else None)

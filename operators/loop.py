@@ -1,0 +1,363 @@
+"""Close the loop: pick each trigger's variant, follow it to its conversion, measure uplift.
+
+One global keyed step (key ``"loop"``) after the steps that fire triggers. It
+receives every trigger (held-out would-be triggers included, each treated one
+carrying all its variants' payloads) and the customers' goal candidates
+(:class:`~operators.goals.GoalEvent`: purchases, or whatever event types the
+goals name; a small share of events); in a replay also
+:class:`~journeyflow.records.EndOfInput`, which only tells the last event time. A dataflow has no feedback edges, so the
+bandit has to live where both the choices and the outcomes pass: here.
+
+Guarantees:
+
+* Variants: a treated trigger of a rule with variants gets the variant a
+  Thompson-sampling bandit (River's ``bandit.ThompsonSampling`` over Beta
+  posteriors, one per rule, seeded) picks; held-out users never reach the
+  bandit, so the holdout stays a fixed, unbiased share. The bandit learns a
+  reward of 1 at a conversion and 0 when the window passes without one.
+* Attribution, in event time: a trigger converts at the first goal event of
+  its user at or after its time and within its window (not the event that
+  caused it), and only once. Each conversion is one :class:`Conversion`.
+* Order: triggers that took the longer path (through the models) can arrive
+  after goal events that followed them. Goal events are therefore kept for
+  ``reorder_ms`` of event time (at most ``max_goal_events`` per user), and a
+  trigger is judged ``reorder_ms`` after its window ends (at the end of a
+  replay, as soon as the window has passed). The longest a goal event had to
+  wait for its trigger is reported (``loop_max_delay_s``).
+* Determinism: one key, one worker, a seeded bandit: a replay with the same
+  input gives the same choices. The state, bandits included, is snapshotted.
+* Memory: open attributions (one per trigger in its window, plus
+  ``reorder_ms``) and recent goal events; both are dropped as event time passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import orjson
+from bytewax.operators import StatefulLogic
+from river import bandit, proba
+
+from journeyflow import metrics
+from journeyflow.events import format_ts
+from journeyflow.records import EndOfInput, Trigger
+from operators.goals import HOLDOUT, TREATMENT, GoalEvent
+from operators.rules import TriggerRule, evaluate_safely
+from operators.uplift import ArmTally, rule_uplift
+from state.serde import decode_state, encode_state
+
+__all__ = ["LOOP_KEY", "Conversion", "LoopReport", "LoopConfig", "LoopState", "LoopLogic"]
+
+LOOP_KEY = "loop"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """A trigger (or held-out would-be trigger) reached its goal (``conversions``)."""
+
+    trigger_id: str
+    rule: str
+    variant: str
+    user_id: str
+    ts_ms: int
+    cause_event_id: str
+    value: float
+
+    def to_json(self) -> bytes:
+        """Encode per the wire contract."""
+        return orjson.dumps(
+            {
+                "kind": "conversion",
+                "trigger_id": self.trigger_id,
+                "rule": self.rule,
+                "variant": self.variant,
+                "user_id": self.user_id,
+                "ts": format_ts(self.ts_ms),
+                "cause_event_id": self.cause_event_id,
+                "value": round(self.value, 2),
+            }
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoopReport:
+    """Uplift per rule and the bandits' state, at the end of a replay."""
+
+    uplift: dict[str, Any]
+    bandits: dict[str, dict[str, Any]]
+    conversions: int
+    max_delay_s: float
+    """Longest a goal event was kept before a trigger that came after it (event
+    time behind the step's latest): near ``reorder_s``, conversions may be missed."""
+
+
+@dataclass(slots=True)
+class _Open:
+    """A trigger being followed until its window (plus the reorder margin) passes."""
+
+    trigger_id: str
+    rule: str
+    arm: str
+    user: str
+    ts_ms: int
+    cause_event_id: str | None
+    payload: dict[str, Any]
+    converted: bool = False
+    value: float = 0.0
+
+
+@dataclass(slots=True)
+class LoopState:
+    """Everything the loop step keeps (one key)."""
+
+    version: int = 1
+    watermark_ms: int | None = None
+    end_ms: int | None = None
+    """A replay's last event time (from :class:`EndOfInput`), applied at the end."""
+    open: dict[str, list[_Open]] = field(default_factory=dict)
+    """User -> triggers being followed."""
+    due: list[tuple[int, int, str, str]] = field(default_factory=list)
+    """Heap of (window end, sequence, user, trigger id)."""
+    seq: int = 0
+    recent: dict[str, list[GoalEvent]] = field(default_factory=dict)
+    """User -> goal events within the reorder margin, oldest first."""
+    recent_order: deque[tuple[int, str]] = field(default_factory=deque)
+    tallies: dict[str, dict[str, ArmTally]] = field(default_factory=dict)
+    bandits: dict[str, bandit.ThompsonSampling] = field(default_factory=dict)
+    conversions: int = 0
+    max_delay_ms: int = 0
+
+
+def _seed(seed: int, rule: str) -> int:
+    digest = hashlib.blake2b(f"{seed}\x00{rule}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Settings of the loop step: the rules, the reorder margin, the bandits' seed."""
+
+    rules: Mapping[str, TriggerRule]
+    reorder_ms: int = 86_400_000
+    max_goal_events: int = 4
+    seed: int = 42
+    failed: set[str] = field(default_factory=set, compare=False)
+    goal_types: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        types: set[str] = set()
+        for rule in self.rules.values():
+            types |= rule.goal.event_types
+        object.__setattr__(self, "goal_types", frozenset(types))
+
+    def build(self, resume_state: bytes | None) -> LoopLogic:
+        """Return the logic, from its snapshot if there is one."""
+        state = LoopState() if resume_state is None else decode_state(resume_state, LoopState)
+        return LoopLogic(self, state)
+
+    def new_bandit(self, rule: str) -> bandit.ThompsonSampling:
+        """Return a fresh bandit for ``rule`` (uniform Beta(1, 1) priors)."""
+        return bandit.ThompsonSampling(reward_obj=proba.Beta(), seed=_seed(self.seed, rule))
+
+
+class LoopLogic(StatefulLogic[Any, Any, bytes]):
+    """See the module docstring."""
+
+    def __init__(self, cfg: LoopConfig, state: LoopState) -> None:
+        self.cfg = cfg
+        self.state = state
+
+    def on_item(self, value: Trigger | GoalEvent | EndOfInput) -> tuple[Iterable[Any], bool]:
+        out: list[Any] = []
+        if isinstance(value, GoalEvent):
+            self._on_goal_event(value, out)
+        elif isinstance(value, EndOfInput):
+            # The replay's last event time, used at the end only: it can arrive
+            # before other users' triggers and goal events of the same batch.
+            self.state.end_ms = max(self.state.end_ms or value.ts_ms, value.ts_ms)
+        else:
+            self._on_trigger(value, out)
+        self._mature(final=False)
+        return out, StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        state = self.state
+        if state.end_ms is not None and (state.watermark_ms is None or state.end_ms > state.watermark_ms):
+            state.watermark_ms = state.end_ms
+        self._mature(final=True)
+        return [self.report()], StatefulLogic.RETAIN
+
+    def notify_at(self) -> None:
+        return None
+
+    def snapshot(self) -> bytes:
+        return encode_state(self.state)
+
+    # -- triggers ------------------------------------------------------------
+
+    def _on_trigger(self, trigger: Trigger, out: list[Any]) -> None:
+        state = self.state
+        rule = self.cfg.rules[trigger.rule]
+        if state.watermark_ms is None or trigger.ts_ms > state.watermark_ms:
+            state.watermark_ms = trigger.ts_ms
+        if trigger.variant == HOLDOUT:
+            arm = HOLDOUT
+        elif trigger.options:
+            policy = state.bandits.get(rule.name)
+            if policy is None:
+                policy = state.bandits[rule.name] = self.cfg.new_bandit(rule.name)
+            names = [name for name, _ in trigger.options]
+            arm = str(policy.pull(names))
+            trigger = replace(trigger, variant=arm, payload=dict(trigger.options)[arm], options=())
+        else:
+            arm = TREATMENT
+        out.append(trigger)
+        followed = _Open(
+            trigger.trigger_id, rule.name, arm, trigger.user_id, trigger.ts_ms, trigger.cause_event_id, trigger.payload
+        )
+        # Goal events that arrived first but happened after the trigger.
+        found = [e for e in state.recent.get(trigger.user_id, ()) if self._converts(rule, followed, e)]
+        if found:
+            first = min(found, key=lambda e: e.ts_ms)
+            state.max_delay_ms = max(state.max_delay_ms, state.watermark_ms - first.ts_ms)
+            self._convert(followed, first, out)
+        state.open.setdefault(trigger.user_id, []).append(followed)
+        state.seq += 1
+        heapq.heappush(state.due, (trigger.ts_ms + rule.goal.window_ms, state.seq, trigger.user_id, trigger.trigger_id))
+
+    # -- goal events ---------------------------------------------------------
+
+    def _on_goal_event(self, event: GoalEvent, out: list[Any]) -> None:
+        state = self.state
+        if state.watermark_ms is None or event.ts_ms > state.watermark_ms:
+            state.watermark_ms = event.ts_ms
+        for followed in state.open.get(event.user, ()):
+            if not followed.converted and self._converts(self.cfg.rules[followed.rule], followed, event):
+                self._convert(followed, event, out)
+        kept = state.recent.setdefault(event.user, [])
+        kept.append(event)
+        if len(kept) > self.cfg.max_goal_events:
+            del kept[0]
+        state.recent_order.append((event.ts_ms, event.user))
+
+    def _converts(self, rule: TriggerRule, followed: _Open, event: GoalEvent) -> bool:
+        goal = rule.goal
+        if event.type not in goal.event_types or event.event_id == followed.cause_event_id:
+            return False
+        if not 0 <= event.ts_ms - followed.ts_ms <= goal.window_ms:
+            return False
+        if goal.when is None:
+            return True
+        values = {
+            "event": event.fields,
+            "trigger": {"rule": followed.rule, "variant": followed.arm, "payload": followed.payload},
+        }
+        return evaluate_safely(f"{rule.name} goal", goal.when, values, self.cfg.failed) is True
+
+    def _convert(self, followed: _Open, event: GoalEvent, out: list[Any]) -> None:
+        followed.converted = True
+        followed.value = event.value
+        self.state.conversions += 1
+        out.append(
+            Conversion(
+                followed.trigger_id, followed.rule, followed.arm, followed.user, event.ts_ms, event.event_id, event.value
+            )
+        )
+        self._learn(followed, 1.0)
+
+    def _learn(self, followed: _Open, reward: float) -> None:
+        policy = self.state.bandits.get(followed.rule)
+        if policy is not None and followed.arm not in (HOLDOUT, TREATMENT):
+            policy.update(followed.arm, reward)
+
+    # -- time ----------------------------------------------------------------
+
+    def _mature(self, *, final: bool) -> None:
+        """Count the triggers whose window (plus the reorder margin) has passed; forget old goal events.
+
+        At the end of the input no goal event can still arrive, so a window
+        that has passed is judged without the margin.
+        """
+        state = self.state
+        if state.watermark_ms is None:
+            return
+        margin = 0 if final else self.cfg.reorder_ms
+        changed: set[str] = set()
+        while state.due and state.due[0][0] + margin <= state.watermark_ms:
+            _, _, user, trigger_id = heapq.heappop(state.due)
+            followed_list = state.open[user]
+            index = next(i for i, f in enumerate(followed_list) if f.trigger_id == trigger_id)
+            followed = followed_list.pop(index)
+            if not followed_list:
+                del state.open[user]
+            tally = state.tallies.setdefault(followed.rule, {}).setdefault(followed.arm, ArmTally())
+            tally.n += 1
+            if followed.converted:
+                tally.conversions += 1
+                tally.revenue += followed.value
+            else:
+                tally.expired += 1
+                self._learn(followed, 0.0)
+                metrics.ATTRIBUTIONS_EXPIRED.labels(rule=followed.rule, variant=followed.arm).inc()
+            changed.add(followed.rule)
+        cutoff = state.watermark_ms - self.cfg.reorder_ms
+        order = state.recent_order
+        while order and order[0][0] < cutoff:
+            _, user = order.popleft()
+            kept = state.recent.get(user)
+            if kept is not None:
+                kept[:] = [e for e in kept if e.ts_ms >= cutoff]
+                if not kept:
+                    del state.recent[user]
+        for name in changed:
+            _publish(name, self.uplift(name))
+
+    # -- reports -------------------------------------------------------------
+
+    def uplift(self, name: str) -> dict[str, Any]:
+        """Return ``name``'s uplift record, pending triggers included."""
+        arms = {arm: replace(tally) for arm, tally in self.state.tallies.get(name, {}).items()}
+        rule = self.cfg.rules[name]
+        if rule.holdout > 0:
+            arms.setdefault(HOLDOUT, ArmTally())
+        for variant in rule.variants:
+            arms.setdefault(variant.name, ArmTally())
+        if not rule.variants and rule.holdout < 1:
+            arms.setdefault(TREATMENT, ArmTally())
+        for followed_list in self.state.open.values():
+            for followed in followed_list:
+                if followed.rule == name:
+                    arms.setdefault(followed.arm, ArmTally()).pending += 1
+        return rule_uplift(rule.goal.window_ms, arms)
+
+    def report(self) -> LoopReport:
+        """Return the uplift of every rule and the bandits' posteriors."""
+        bandits = {}
+        for name, policy in sorted(self.state.bandits.items()):
+            arms = {}
+            for arm, beta in sorted(policy._rewards.items()):  # River keeps no public accessor
+                arms[str(arm)] = {"alpha": beta.alpha, "beta": beta.beta, "mean": round(beta.alpha / (beta.alpha + beta.beta), 6)}
+            bandits[name] = arms
+        return LoopReport(
+            uplift={name: self.uplift(name) for name in sorted(self.cfg.rules)},
+            bandits=bandits,
+            conversions=self.state.conversions,
+            max_delay_s=self.state.max_delay_ms / 1000,
+        )
+
+
+def _publish(rule: str, doc: dict[str, Any]) -> None:
+    """Set the uplift gauges of ``rule`` (Prometheus)."""
+    for arm, figures in doc["arms"].items():
+        if figures["rate"] is not None:
+            metrics.CONVERSION_RATE.labels(rule=rule, variant=arm).set(figures["rate"])
+    if doc["uplift_abs"] is not None:
+        low, high = doc["uplift_abs_ci95"]
+        metrics.UPLIFT.labels(rule=rule, stat="abs").set(doc["uplift_abs"])
+        metrics.UPLIFT.labels(rule=rule, stat="ci95_low").set(low)
+        metrics.UPLIFT.labels(rule=rule, stat="ci95_high").set(high)
