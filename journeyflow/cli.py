@@ -84,6 +84,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         seed=args.seed,
         events=Path(args.events) if args.events else None,
         truth=Path(args.truth) if args.truth else None,
+        respond=tuple(args.respond),
     )
     print(format_report(report))
     return 0
@@ -146,6 +147,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--truth", metavar="FILE", help="ground truth of --events")
     evaluate.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
     evaluate.add_argument("--workers", type=int, metavar="N", help="worker threads (default 1)")
+    evaluate.add_argument(
+        "--respond",
+        action="append",
+        default=[],
+        metavar="RULE[:VARIANT]=CHANCE",
+        help="simulate responses to a cart-abandonment rule (see generate) and judge the measured uplift",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     generate = commands.add_parser("generate", parents=[verbose], help="write synthetic events and their ground truth")

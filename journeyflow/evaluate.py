@@ -15,7 +15,8 @@ import orjson
 
 from config.settings import Settings
 from flows.replay import replay
-from journeyflow import generator
+from journeyflow import generator, response
+from journeyflow.loop_evaluation import format_loop, loop_quality
 
 __all__ = ["evaluate", "format_report"]
 
@@ -29,15 +30,24 @@ def evaluate(
     seed: int,
     events: Path | None = None,
     truth: Path | None = None,
+    respond: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """Return the quality report (also written to ``out/evaluation.json``)."""
+    """Return the quality report (also written to ``out/evaluation.json``).
+
+    ``respond`` (``RULE[:VARIANT]=CHANCE``, see :mod:`journeyflow.response`)
+    simulates responses to triggers; the report's ``loop`` then judges the
+    measured uplift and the bandit against them.
+    """
     out.mkdir(parents=True, exist_ok=True)
     generated = None
     if events is None:
-        events = out / f"events-{users}u-{days}d-{seed}.jsonl.gz"
-        truth = out / f"events-{users}u-{days}d-{seed}.truth.jsonl"
+        # Responses change the data: they get their own cached file.
+        tag = "" if not respond else "-" + response.response_tag(respond)
+        events = out / f"events-{users}u-{days}d-{seed}{tag}.jsonl.gz"
+        truth = out / f"events-{users}u-{days}d-{seed}{tag}.truth.jsonl"
         if not (events.exists() and truth.exists()):
-            config = generator.GeneratorConfig(users=users, days=days, seed=seed)
+            responses = response.parse_responses(list(respond), settings.rules_path)
+            config = generator.GeneratorConfig(users=users, days=days, seed=seed, responses=responses)
             generated = generator.generate(config, events, truth)
     if truth is None:
         msg = f"--truth is required with --events; got events {str(events)!r} and no truth"
@@ -53,6 +63,7 @@ def evaluate(
         "silhouette": models.get("silhouette"),
         "clusters": models.get("clusters", []),
         "model_version": models.get("model_version"),
+        "loop": loop_quality(summary, truth, out / "replay"),
     }
     (out / "evaluation.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
     return report
@@ -84,6 +95,7 @@ def format_report(report: dict[str, Any]) -> str:
     for name, personas in clusters.get("personas_by_cluster", {}).items():
         top = ", ".join(f"{p} {n}" for p, n in list(personas.items())[:3])
         lines.append(f"  {name:10} {top}")
+    lines.extend(format_loop(report.get("loop", {})))
     replayed = report["replay"]
     lines.append(
         f"replay: {replayed['read']:,} lines, {replayed['users']:,} users, "

@@ -20,7 +20,7 @@ import orjson
 
 from journeyflow.events import parse_ts
 
-__all__ = ["true_effects", "loop_quality"]
+__all__ = ["true_effects", "loop_quality", "format_loop"]
 
 
 def true_effects(truth: Path, windows_ms: dict[str, int]) -> dict[str, dict[str, Any]]:
@@ -105,3 +105,28 @@ def loop_quality(summary: dict[str, Any], truth: Path, replay_dir: Path) -> dict
             doc["best_share_last_half"] = late.get(best, 0.0)
         report[rule] = doc
     return report
+
+
+def _ci(ci: list[float] | None) -> str:
+    return "n/a" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
+def format_loop(report: dict[str, Any]) -> list[str]:
+    """Return the printed lines of :func:`loop_quality`'s report."""
+    lines = []
+    for rule, doc in report.items():
+        if "variants" not in doc:
+            lines.append(
+                f"{rule}: true effect {doc['true_effect']:+.3f}, measured uplift "
+                f"{'n/a' if doc['uplift_abs'] is None else format(doc['uplift_abs'], '+.3f')} "
+                f"{_ci(doc['uplift_abs_ci95'])}, contains it: {doc['contains_true_effect']}"
+            )
+            continue
+        for name, arm in doc["variants"].items():
+            lines.append(
+                f"{rule} {name}: true {arm['true_uplift']:.3f}, measured "
+                f"{'n/a' if arm['uplift_abs'] is None else format(arm['uplift_abs'], '+.3f')} {_ci(arm['uplift_abs_ci95'])}, "
+                f"contains it: {arm['contains_true_uplift']}, share {arm['share'] or 0:.2f}"
+            )
+        lines.append(f"{rule}: best variant {doc['best_variant']} gets {doc['best_share_last_half']:.0%} of the last half")
+    return lines

@@ -40,6 +40,7 @@ __all__ = [
     "parse_responses",
     "response_draw",
     "response_delay_ms",
+    "response_tag",
 ]
 
 #: The engine's default session gap: the trigger fires this long after the session's last event.
@@ -161,3 +162,12 @@ def response_delay_ms(trigger_ms: int, next_start_ms: int | None, end_ms: int, d
     if latest <= earliest:
         return None
     return earliest + int((latest - earliest) * draw)
+
+
+def response_tag(specs: tuple[str, ...] | list[str]) -> str:
+    """Return a short name for a set of response specs (for cached file names).
+
+    >>> response_tag(["cart_abandonment=0.3"]) == response_tag(("cart_abandonment=0.3",))
+    True
+    """
+    return hashlib.blake2b("\x00".join(sorted(specs)).encode(), digest_size=4).hexdigest()
