@@ -52,7 +52,7 @@ def uplift_charts(data: ReportData) -> list[Chart]:
                             "(too few conversions in the treated or held-out group)"))
     arm_names = sorted({arm for r in uplift.values() for arm in _arms(r)})
     rate_traces = [{"type": "bar", "name": arm, "x": sorted(uplift),
-                    "y": [100 * (_arms(uplift[r]).get(arm) or {}).get("rate", 0) for r in sorted(uplift)],
+                    "y": [100 * ((_arms(uplift[r]).get(arm) or {}).get("rate") or 0) for r in sorted(uplift)],
                     "hovertext": [f"n={(_arms(uplift[r]).get(arm) or {}).get('n', 0):,}" for r in sorted(uplift)]}
                    for arm in arm_names]
     charts.append(Chart("uplift_arms", "Conversion rate per arm", {"data": rate_traces, "layout": layout(
