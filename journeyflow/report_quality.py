@@ -204,7 +204,8 @@ def cluster_charts(data: ReportData) -> list[Chart]:
     ], "layout": layout("Cluster sizes", "cluster", "count [points / users]", barmode="group")}
     charts = [
         Chart("cluster_centres", "Cluster centres", heatmap,
-              note="Units: purchases and sessions are counts, basket is money per order, rates are shares, days are days."),
+              note=("Own units: purchases_90d and sessions_30d are counts, basket is revenue per order (currency units), "
+                    "*_per_session are events per session, conversion_rate is a share of sessions, days_* are days.")),
         Chart("cluster_sizes", "Cluster sizes", sizes),
     ]
     judged = ((data.summary.get("models") or {}).get("quality") or {}).get("clusters") or {}
