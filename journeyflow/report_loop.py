@@ -26,37 +26,63 @@ def _arms(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: arm for name, arm in (result.get("arms") or {}).items() if isinstance(arm, dict)}
 
 
+def _estimates(uplift: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Return (label, figures) per rule with an uplift estimate, and per variant when a rule has several."""
+    found = []
+    for rule in sorted(uplift):
+        result = uplift[rule]
+        if number(result.get("uplift_abs")):
+            found.append((rule, result))
+        variants = [(arm, f) for arm, f in sorted(_arms(result).items())
+                    if arm != "holdout" and number(f.get("uplift_abs"))]
+        if len(variants) > 1:
+            found += [(f"{rule} · {arm}", f) for arm, f in variants]
+    return found
+
+
+def _error_bars(ys: list[float], cis: list[list[float]]) -> dict[str, Any]:
+    """Return plotly's asymmetric error bars for values ``ys`` (percent) and intervals ``cis`` (shares)."""
+    return {"type": "data", "symmetric": False,
+            "array": [max(0.0, 100 * hi - y) for (_, hi), y in zip(cis, ys)],
+            "arrayminus": [max(0.0, y - 100 * lo) for (lo, _), y in zip(cis, ys)]}
+
+
 def uplift_charts(data: ReportData) -> list[Chart]:
     """Return uplift per rule with its 95% interval, conversion rate per arm, conversions per day."""
     uplift = {rule: r for rule, r in (data.summary.get("uplift") or {}).items() if isinstance(r, dict)}
     if not uplift:
         return [Chart("uplift", "Uplift", missing="not available: summary.json has no uplift "
                       "(no rule with a holdout, or a journeyflow without conversion tracking)")]
-    rules = [rule for rule in sorted(uplift) if number(uplift[rule].get("uplift_abs"))]
+    estimates = _estimates(uplift)
     charts = []
-    if rules:
-        ys = [100 * uplift[r]["uplift_abs"] for r in rules]
-        cis = [uplift[r].get("uplift_abs_ci95") or [uplift[r]["uplift_abs"]] * 2 for r in rules]
-        figure = {"data": [{"type": "scatter", "mode": "markers", "name": "uplift", "x": rules, "y": ys,
-                            "marker": {"size": 11},
-                            "error_y": {"type": "data", "symmetric": False,
-                                        "array": [100 * hi - y for (_, hi), y in zip(cis, ys)],
-                                        "arrayminus": [y - 100 * lo for (lo, _), y in zip(cis, ys)]}}],
+    if estimates:
+        labels = [label for label, _ in estimates]
+        ys = [100 * figures["uplift_abs"] for _, figures in estimates]
+        cis = [figures.get("uplift_abs_ci95") or [figures["uplift_abs"]] * 2 for _, figures in estimates]
+        figure = {"data": [{"type": "scatter", "mode": "markers", "name": "uplift", "x": labels, "y": ys,
+                            "marker": {"size": 11}, "error_y": _error_bars(ys, cis)}],
                   "layout": layout("Uplift per trigger (treated − holdout), 95% interval", "rule",
                                    "uplift [percentage points]", yaxis={"rangemode": "normal", "zeroline": True,
                                                                         "zerolinewidth": 2})}
         charts.append(Chart("uplift", "Uplift per trigger", figure,
-                            note="An interval that crosses 0 means the data cannot tell the trigger helps."))
+                            note="An interval that crosses 0 means the data cannot tell the trigger helps. "
+                                 "A rule with several variants also shows each variant against the holdout."))
     else:
         charts.append(Chart("uplift", "Uplift per trigger", missing="not available: no rule has an uplift estimate yet "
                             "(too few conversions in the treated or held-out group)"))
-    arm_names = sorted({arm for r in uplift.values() for arm in _arms(r)})
-    rate_traces = [{"type": "bar", "name": arm, "x": sorted(uplift),
-                    "y": [100 * ((_arms(uplift[r]).get(arm) or {}).get("rate") or 0) for r in sorted(uplift)],
-                    "hovertext": [f"n={(_arms(uplift[r]).get(arm) or {}).get('n', 0):,}" for r in sorted(uplift)]}
-                   for arm in arm_names]
+    rules = sorted(uplift)
+    rate_traces = []
+    for arm in sorted({arm for r in uplift.values() for arm in _arms(r)}):
+        figures = [_arms(uplift[r]).get(arm) or {} for r in rules]
+        # An arm with no judged trigger yet has no rate: a gap in the bars, not a 0.
+        ys = [100 * f["rate"] if number(f.get("rate")) else None for f in figures]
+        cis = [f.get("rate_ci95") if number(f.get("rate")) and f.get("rate_ci95") else [f.get("rate") or 0] * 2
+               for f in figures]
+        rate_traces.append({"type": "bar", "name": arm, "x": rules, "y": ys,
+                            "error_y": _error_bars([y or 0.0 for y in ys], cis),
+                            "hovertext": [f"n={f.get('n') or 0:,}" for f in figures]})
     charts.append(Chart("uplift_arms", "Conversion rate per arm", {"data": rate_traces, "layout": layout(
-        "Conversion rate per rule and arm", "rule", "conversion rate [%]", barmode="group")}))
+        "Conversion rate per rule and arm, 95% interval", "rule", "conversion rate [%]", barmode="group")}))
     if data.conversions:
         days = data.days()
         traces = [{"type": "bar", "name": f"{rule} · {variant}", "x": days,

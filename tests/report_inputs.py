@@ -97,7 +97,9 @@ UPLIFT: dict[str, Any] = {
     # Too few held-out users for an estimate: listed in the table, not in the uplift plot.
     "vip_welcome": {
         "window_s": 604800,
-        "arms": {"treatment": {"n": 8, "conversions": 2, "rate": 0.25, "revenue_per_user": 10.0}},
+        "arms": {"treatment": {"n": 8, "conversions": 2, "rate": 0.25, "revenue_per_user": 10.0},
+                 # no held-out trigger judged yet: no rate
+                 "holdout": {"n": 0, "conversions": 0, "rate": None, "revenue_per_user": None}},
         "treated": {"n": 8, "conversions": 2, "rate": 0.25, "revenue_per_user": 10.0},
         "holdout": {"n": 0, "conversions": 0, "rate": 0.0, "revenue_per_user": 0.0},
         "uplift_abs": None, "uplift_abs_ci95": None, "uplift_rel": None, "expired": 0, "pending": 8,

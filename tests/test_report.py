@@ -94,7 +94,7 @@ def test_uplift_with_its_interval_and_recommendations_when_there(tmp_path: Path)
     assert point["x"] == ["cart_abandonment"] and point["y"] == [pytest.approx(4.0)]
     assert point["error_y"]["array"] == [pytest.approx(5.0)] and point["error_y"]["arrayminus"] == [pytest.approx(5.0)]
     arms = {trace["name"]: trace["y"] for trace in charts["uplift_arms"].figure["data"]}
-    assert arms["holdout"] == [pytest.approx(6.0), 0] and arms["treatment"] == [pytest.approx(10.0), pytest.approx(25.0)]
+    assert arms["holdout"] == [pytest.approx(6.0), None] and arms["treatment"] == [pytest.approx(10.0), pytest.approx(25.0)]
     conversions = {trace["name"]: trace["y"] for trace in charts["conversions_per_day"].figure["data"]}
     assert conversions == {"cart_abandonment · holdout": [0, 0, 1], "cart_abandonment · treatment": [0, 1, 0]}
     recs = {trace["name"]: trace["y"] for trace in charts["recommendations"].figure["data"]}
@@ -104,7 +104,8 @@ def test_uplift_with_its_interval_and_recommendations_when_there(tmp_path: Path)
     rows = uplift_rows(orjson.loads((out / "summary.json").read_bytes()))
     assert rows[0] == ["cart_abandonment", "holdout", "100", "6", "6.00%", "3.00", "+4.00 pp", "[-1.00, +9.00] pp",
                        "66.67%", "3 / 12", "3 d"]
-    assert rows[2][0:2] == ["vip_welcome", "treatment"] and rows[2][6:8] == ["–", "–"]
+    assert rows[2][:6] == ["vip_welcome", "holdout", "0", "0", "–", "–"]
+    assert rows[3][0:2] == ["vip_welcome", "treatment"] and rows[3][6:8] == ["–", "–"]
 
 
 def test_cluster_heatmap_keeps_own_units_and_leaves_unused_centres_out_of_the_colours(tmp_path: Path) -> None:
@@ -191,3 +192,23 @@ def test_model_quality_with_baselines_and_calibration_when_judged(tmp_path: Path
     curve, diagonal = charts["model_calibration"].figure["data"]
     assert curve["name"] == "churn risk (Brier 0.151)" and (curve["x"], curve["y"]) == ([0.05, 0.93], [0.1, 0.88])
     assert curve["hovertext"] == ["40 users", "25 users"] and diagonal["x"] == [0, 1]
+
+
+def test_uplift_per_variant_and_rate_intervals(tmp_path: Path) -> None:
+    arm = {"n": 100, "conversions": 10, "revenue_per_user": 1.0}
+    rule = {"window_s": 86400, "uplift_abs": 0.03, "uplift_abs_ci95": [0.0, 0.06], "uplift_rel": 0.5,
+            "expired": 0, "pending": 0,
+            "arms": {"a": {**arm, "rate": 0.1, "rate_ci95": [0.05, 0.18], "uplift_abs": 0.04,
+                           "uplift_abs_ci95": [0.01, 0.07]},
+                     "b": {**arm, "rate": 0.08, "rate_ci95": [0.04, 0.15], "uplift_abs": 0.02,
+                           "uplift_abs_ci95": [-0.01, 0.05]},
+                     "holdout": {**arm, "rate": 0.06, "rate_ci95": [0.03, 0.12]}}}
+    charts = _charts(write_folder(tmp_path / "out", {**SUMMARY, "uplift": {"welcome": rule}}))
+
+    (points,) = charts["uplift"].figure["data"]
+    assert points["x"] == ["welcome", "welcome · a", "welcome · b"]
+    assert points["y"] == [pytest.approx(3.0), pytest.approx(4.0), pytest.approx(2.0)]
+    bars = {trace["name"]: trace for trace in charts["uplift_arms"].figure["data"]}
+    assert bars["a"]["y"] == [pytest.approx(10.0)]
+    assert bars["a"]["error_y"]["array"] == [pytest.approx(8.0)]
+    assert bars["a"]["error_y"]["arrayminus"] == [pytest.approx(5.0)]
