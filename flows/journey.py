@@ -152,7 +152,7 @@ def model_config(settings: Settings) -> ModelConfig:
             "churn": settings.models.churn_learning_rate,
         },
         clusters=settings.clusters.k,
-        cluster_halflife=settings.clusters.halflife,
+        cluster_halflife=settings.clusters.learning_rate,
         seed=settings.models.seed,
         min_examples=settings.models.min_examples,
         # Read now, not when the flow runs: a bad file is one line at start-up.

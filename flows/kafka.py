@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -36,6 +36,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from config.settings import KafkaSettings
+from journeyflow.clients import check_kafka_tls, explain_kafka_failure, kafka_options, producer_options
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.metrics import EVENTS_READ, KAFKA_ERRORS, KAFKA_LAG
 from journeyflow.records import RawRecord
@@ -102,7 +103,12 @@ def _unreachable(brokers: Sequence[str], timeout_s: float) -> ConnectionFailure:
     return ConnectionFailure(f"kafka broker(s) {_hosts(brokers)} unreachable after {timeout_s:g} s")
 
 
-def _admin(brokers: Sequence[str], timeout_s: float, client_id: str) -> KafkaAdminClient:
+def _admin(
+    brokers: Sequence[str], timeout_s: float, client_id: str, options: Mapping[str, Any] | None = None
+) -> KafkaAdminClient:
+    # options: security settings from journeyflow/clients.py (TLS, SASL).
+    options = options or {}
+    check_kafka_tls(brokers, timeout_s, options)
     try:
         return KafkaAdminClient(
             bootstrap_servers=list(brokers),
@@ -110,19 +116,24 @@ def _admin(brokers: Sequence[str], timeout_s: float, client_id: str) -> KafkaAdm
             bootstrap_timeout_ms=_ms(timeout_s),
             request_timeout_ms=_ms(timeout_s),
             reconnect_backoff_max_ms=_RECONNECT_BACKOFF_MAX_MS,
+            **options,
         )
     except (kafka_errors.KafkaError, OSError) as ex:
-        raise _unreachable(brokers, timeout_s) from ex
+        raise ConnectionFailure(explain_kafka_failure(brokers, timeout_s, options, ex)) from ex
 
 
-def check_brokers(brokers: Sequence[str], timeout_s: float, client_id: str = "journeyflow") -> None:
+def check_brokers(
+    brokers: Sequence[str], timeout_s: float, client_id: str = "journeyflow",
+    options: Mapping[str, Any] | None = None,
+) -> None:
     """Return once a broker of ``brokers`` answers; raise ``ConnectionFailure``
     after ``timeout_s`` seconds otherwise."""
-    _admin(parse_brokers(brokers), timeout_s, client_id).close()
+    _admin(parse_brokers(brokers), timeout_s, client_id, options).close()
 
 
 def topic_partitions(
-    brokers: Sequence[str], topic: str, timeout_s: float, client_id: str = "journeyflow"
+    brokers: Sequence[str], topic: str, timeout_s: float, client_id: str = "journeyflow",
+    options: Mapping[str, Any] | None = None,
 ) -> list[int]:
     """Return the partition ids of ``topic``, sorted.
 
@@ -131,7 +142,7 @@ def topic_partitions(
     request asks brokers not to auto-create it).
     """
     brokers = parse_brokers(brokers)
-    admin = _admin(brokers, timeout_s, client_id)
+    admin = _admin(brokers, timeout_s, client_id, options)
     try:
         described = admin.describe_topics([topic])
     except (kafka_errors.KafkaError, OSError) as ex:
@@ -158,6 +169,7 @@ def ensure_topics(
     topics: dict[str, int],
     timeout_s: float,
     client_id: str = "journeyflow",
+    options: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """Create the topics of ``topics`` (name -> partition count) that do not exist.
 
@@ -170,7 +182,7 @@ def ensure_topics(
             msg = f"partitions of topic {name!r} must be an integer >= 1; got {count!r} instead"
             raise ConfigError(msg)
     brokers = parse_brokers(brokers)
-    admin = _admin(brokers, timeout_s, client_id)
+    admin = _admin(brokers, timeout_s, client_id, options)
     try:
         existing = set(admin.list_topics())
         missing = {name: count for name, count in topics.items() if name not in existing}
@@ -361,6 +373,7 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
     :arg connect_timeout_s: start-up deadline, per step.
     :arg batch_size: most records returned per ``next_batch``.
     :arg client_id: the Kafka client id (broker logs and quotas).
+    :arg options: security options of the clients (:func:`journeyflow.clients.kafka_options`).
     """
 
     def __init__(
@@ -372,6 +385,7 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
         connect_timeout_s: float = 10,
         batch_size: int = 1000,
         client_id: str = "journeyflow",
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         if not topic:
             msg = f"kafka source topic must be a non-empty string; got {topic!r} instead"
@@ -392,6 +406,7 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
         self.connect_timeout_s = connect_timeout_s
         self.batch_size = batch_size
         self.client_id = client_id
+        self.options = dict(options or {})
 
     @classmethod
     def from_settings(
@@ -410,7 +425,7 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
             topic or kafka.events_topic,
             start_from=kafka.start_from,
             connect_timeout_s=kafka.connect_timeout_s,
-            **options,
+            **{"client_id": kafka.client_id, "options": kafka_options(kafka), **options},
         )
 
     def check(self) -> list[int]:
@@ -420,7 +435,7 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
         Call it before running the flow for a one-line error: bytewax wraps
         what ``list_parts`` raises in ``BytewaxRuntimeError`` chains.
         """
-        return topic_partitions(self.brokers, self.topic, self.connect_timeout_s, self.client_id)
+        return topic_partitions(self.brokers, self.topic, self.connect_timeout_s, self.client_id, self.options)
 
     def list_parts(self) -> list[str]:
         return [str(p) for p in self.check()]
@@ -468,6 +483,7 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
                 # Kafka-protocol brokers (Tansu) wait the whole fetch_max_wait,
                 # 500 ms by default, which would be the trigger latency.
                 fetch_max_wait_ms=50,
+                **self.options,
             )
         except (kafka_errors.KafkaError, OSError) as ex:
             raise _unreachable(self.brokers, self.connect_timeout_s) from ex
@@ -586,6 +602,8 @@ class KafkaSink(DynamicSink[Any]):
         client_id: str = "journeyflow",
         linger_ms: int = 5,
         delivery_timeout_s: float = 120,
+        options: Mapping[str, Any] | None = None,
+        producer: Mapping[str, Any] | None = None,
     ) -> None:
         if not topic:
             msg = f"kafka sink topic must be a non-empty string; got {topic!r} instead"
@@ -602,6 +620,10 @@ class KafkaSink(DynamicSink[Any]):
         self.client_id = client_id
         self.linger_ms = linger_ms
         self.delivery_timeout_s = delivery_timeout_s
+        # Security options of every client, and the producer's own (acks "all" unless
+        # they say otherwise): journeyflow/clients.py.
+        self.options = dict(options or {})
+        self.producer = {"acks": "all", **(producer or {})}
 
     @classmethod
     def from_settings(cls, kafka: KafkaSettings, topic: str, **options: Any) -> KafkaSink:
@@ -613,12 +635,13 @@ class KafkaSink(DynamicSink[Any]):
         >>> sink.brokers, sink.topic, sink.connect_timeout_s
         (['localhost:9092'], 'triggers', 10.0)
         """
-        return cls(kafka.brokers, topic, connect_timeout_s=kafka.connect_timeout_s, **options)
+        client = {"client_id": kafka.client_id, "options": kafka_options(kafka), "producer": producer_options(kafka)}
+        return cls(kafka.brokers, topic, connect_timeout_s=kafka.connect_timeout_s, **{**client, **options})
 
     def check(self) -> list[int]:
         """Return the topic's partitions, or raise ``ConnectionFailure`` within
         ``connect_timeout_s`` (see :meth:`KafkaSource.check`)."""
-        return topic_partitions(self.brokers, self.topic, self.connect_timeout_s, self.client_id)
+        return topic_partitions(self.brokers, self.topic, self.connect_timeout_s, self.client_id, self.options)
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _KafkaSinkPartition:
         self.check()
@@ -627,7 +650,6 @@ class KafkaSink(DynamicSink[Any]):
             producer = KafkaProducer(
                 bootstrap_servers=self.brokers,
                 client_id=self.client_id,
-                acks="all",
                 linger_ms=self.linger_ms,
                 delivery_timeout_ms=delivery_ms,
                 # Kafka requires delivery timeout >= linger + request timeout.
@@ -635,6 +657,8 @@ class KafkaSink(DynamicSink[Any]):
                 allow_auto_create_topics=False,
                 bootstrap_timeout_ms=_ms(self.connect_timeout_s),
                 reconnect_backoff_max_ms=_RECONNECT_BACKOFF_MAX_MS,
+                **self.options,
+                **self.producer,
             )
         except (kafka_errors.KafkaError, OSError) as ex:
             raise _unreachable(self.brokers, self.connect_timeout_s) from ex

@@ -25,7 +25,7 @@ import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from config.settings import Settings, load_settings
+from config.settings import Settings, check_salt, load_settings, mask_url
 from flows.journey import Outputs, build_flow
 from flows.kafka import KafkaSink, KafkaSource, check_brokers
 from flows.redis_sink import StoreSink
@@ -84,7 +84,7 @@ def live_flow(settings: Settings, *, check: bool = True) -> Dataflow:
     }
     outputs: dict[str, Any] = {name: KafkaSink.from_settings(kafka, topic) for name, topic in sinks.items()}
     if check:
-        check_brokers(source.brokers, kafka.connect_timeout_s)
+        check_brokers(source.brokers, kafka.connect_timeout_s, kafka.client_id, source.options)
         source.check()
         for sink in outputs.values():
             sink.check()
@@ -153,13 +153,14 @@ def run(
     same recovery directory resumes after the last finished epoch.
     """
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    check_salt(settings.privacy, live=True)
     flow = live_flow(settings)
     recovery = prepare_recovery(settings)
     if settings.run.metrics_port:
         start_metrics_server(settings.run.metrics_port)
     _stop_on_sigterm()
     epoch = settings.recovery.snapshot_s if recovery is not None else settings.run.epoch_s
-    log.warning(
+    log.info(
         "journeyflow worker starting",
         extra={
             "brokers": settings.kafka.brokers,
@@ -172,6 +173,7 @@ def run(
         },
     )
     READY.set(1)
+    log.info("journeyflow worker ready", extra=_ready_fields(settings))
     try:
         execute(
             flow,
@@ -182,8 +184,25 @@ def run(
             recovery_config=recovery,
         )
     except KeyboardInterrupt:
-        log.warning("journeyflow worker stopped by a signal")
+        log.info("journeyflow worker stopped by a signal")
         return
     finally:
         READY.set(0)
-    log.warning("journeyflow worker stopped")
+    log.info("journeyflow worker stopped")
+
+
+def _ready_fields(settings: Settings) -> dict[str, Any]:
+    """Return what the "ready" line says: what the worker consumes and where it writes."""
+    kafka, redis = settings.kafka, settings.redis
+    return {
+        "consumes": f"{kafka.events_topic} on {kafka.brokers} ({kafka.security_protocol})",
+        "writes": {
+            "sessions": kafka.sessions_topic,
+            "segment_changes": kafka.segment_changes_topic,
+            "triggers": kafka.triggers_topic,
+            "holdouts": kafka.holdouts_topic,
+            "dead_letters": kafka.dead_letters_topic,
+            "profiles": f"{mask_url(redis.url)} ({redis.key_prefix}profile:<user_id>)" if redis.url else None,
+        },
+        "metrics_port": settings.run.metrics_port or None,
+    }

@@ -22,7 +22,9 @@ __all__ = ["main"]
 def _settings(args: argparse.Namespace, **overrides: dict[str, Any]) -> Any:
     from config.settings import load_settings
 
-    return load_settings(args.config, overrides={k: v for k, v in overrides.items() if v})
+    settings = load_settings(args.config, overrides={k: v for k, v in overrides.items() if v})
+    setup_logging(getattr(args, "verbose", 0), settings.logging.level)
+    return settings
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -49,6 +51,10 @@ def _replay(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary, Path(args.out)))
     print(f"report: {Path(args.out) / summary['report']['file']} (built in {summary['report']['elapsed_s']:.2f} s)")
+    from config.settings import check_salt
+
+    # Once, after the run: an error before it stays the one line on stderr.
+    check_salt(settings.privacy, live=False)
     return 0 if summary["accounted"] else 1
 
 
@@ -87,6 +93,20 @@ def _evaluate(args: argparse.Namespace) -> int:
         respond=tuple(args.respond),
     )
     print(format_report(report))
+    return 0
+
+
+def _show_settings(args: argparse.Namespace) -> int:
+    """Print the effective settings as TOML, secrets masked (``***``)."""
+    import orjson
+
+    from config.settings import masked
+
+    for section, values in masked(_settings(args)).items():
+        print(f"[{section}]")
+        for key, value in values.items():
+            print(f"{key} = {orjson.dumps(value).decode()}")
+        print()
     return 0
 
 
@@ -155,6 +175,10 @@ def _parser() -> argparse.ArgumentParser:
         help="simulate responses to a cart-abandonment rule (see generate) and judge the measured uplift",
     )
     evaluate.set_defaults(func=_evaluate)
+
+    show = commands.add_parser("settings", parents=[verbose], help="print the effective settings (defaults, file, environment), secrets masked")
+    show.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
+    show.set_defaults(func=_show_settings)
 
     generate = commands.add_parser("generate", parents=[verbose], help="write synthetic events and their ground truth")
     from journeyflow import generator

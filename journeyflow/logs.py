@@ -33,9 +33,15 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(doc, default=str).decode()
 
 
-def setup_logging(verbosity: int = 0) -> None:
-    """Log warnings only by default; ``-v`` adds info, ``-vv`` debug."""
-    level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+def setup_logging(verbosity: int = 0, level_name: str = "warning") -> None:
+    """Log from ``level_name`` up (the ``[logging] level`` setting); ``-v`` lowers it to info, ``-vv`` to debug.
+
+    The command line calls it twice: before the settings are read (warnings
+    only, so a settings error is not buried) and once they are.
+    """
+    level = logging.getLevelName(level_name.upper())
+    if verbosity:
+        level = min(level, logging.INFO if verbosity == 1 else logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()

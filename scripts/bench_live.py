@@ -60,7 +60,9 @@ for entry in (ROOT, ROOT / "scripts"):
 import redis  # noqa: E402
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
 
+from config.settings import load_settings  # noqa: E402
 from flows.kafka import ensure_topics  # noqa: E402
+from journeyflow.clients import kafka_options  # noqa: E402
 from tests.conftest import KafkaBroker, RedisServer, free_port  # noqa: E402
 
 OUTPUTS = ("segment_changes", "triggers", "dead_letters", "sessions", "holdouts", "conversions")
@@ -88,9 +90,16 @@ def start_servers(workdir: Path) -> tuple[KafkaBroker, RedisServer]:
     return broker, server
 
 
-def make_topics(bootstrap: str, prefix: str, partitions: int) -> dict[str, str]:
+def client_options(config: str | None) -> dict[str, Any]:
+    """Return the security options of this script's own Kafka clients: those of the
+    worker it starts (the same settings file, through journeyflow/clients.py)."""
+    return kafka_options(load_settings(config, env={}).kafka)
+
+
+def make_topics(bootstrap: str, prefix: str, partitions: int, options: dict[str, Any]) -> dict[str, str]:
     topics = {"events": f"{prefix}-events", **{name: f"{prefix}-{name.replace('_', '-')}" for name in OUTPUTS}}
-    ensure_topics([bootstrap], {t: (partitions if n == "events" else 2) for n, t in topics.items()}, 10)
+    wanted = {t: (partitions if n == "events" else 2) for n, t in topics.items()}
+    ensure_topics([bootstrap], wanted, 10, options=options)
     return topics
 
 
@@ -103,6 +112,8 @@ def worker_env(
     env["JOURNEYFLOW_KAFKA_BROKERS"] = bootstrap
     env["JOURNEYFLOW_REDIS_URL"] = redis_url
     env["JOURNEYFLOW_RUN_METRICS_PORT"] = str(metrics_port)
+    # `journeyflow run` refuses the shipped salt; a benchmark's is as good as any.
+    env["JOURNEYFLOW_PRIVACY_SALT"] = f"bench-{uuid.uuid4().hex}"
     if recovery is not None:
         env["JOURNEYFLOW_RECOVERY_DIR"] = str(recovery)
     if config:
@@ -164,9 +175,9 @@ def user_key(line: bytes) -> bytes | None:
     return None
 
 
-def consumer(bootstrap: str, topic: str) -> KafkaConsumer:
+def consumer(bootstrap: str, topic: str, options: dict[str, Any]) -> KafkaConsumer:
     """A consumer of every partition of an output topic (two), from the beginning."""
-    c = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False, fetch_max_wait_ms=20)
+    c = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False, fetch_max_wait_ms=20, **options)
     parts = [TopicPartition(topic, p) for p in range(2)]
     c.assign(parts)
     c.seek_to_beginning(*parts)
@@ -196,8 +207,11 @@ def throughput(
     path = generate(args.events, workdir, args.seed)
     lines = path.read_bytes().splitlines()
     bootstrap = broker.bootstrap
-    topics = make_topics(bootstrap, f"tp-{uuid.uuid4().hex[:6]}", args.partitions)
-    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks="all", linger_ms=10, batch_size=256 * 1024)
+    options = client_options(args.config)
+    topics = make_topics(bootstrap, f"tp-{uuid.uuid4().hex[:6]}", args.partitions, options)
+    producer = KafkaProducer(
+        bootstrap_servers=[bootstrap], acks="all", linger_ms=10, batch_size=256 * 1024, **options
+    )
     started = time.perf_counter()
     for line in lines:
         producer.send(topics["events"], key=user_key(line), value=line)
@@ -215,8 +229,8 @@ def throughput(
     port = free_port()
     recovery = None if args.no_recovery else workdir / f"recovery-{uuid.uuid4().hex[:6]}"
     env = worker_env(bootstrap, f"redis://127.0.0.1:{server.port}/{db}", topics, recovery, port, args.config)
-    changes = consumer(bootstrap, topics["segment_changes"])
-    outputs = {name: consumer(bootstrap, topics[name]) for name in ("sessions", "triggers", "dead_letters")}
+    changes = consumer(bootstrap, topics["segment_changes"], options)
+    outputs = {name: consumer(bootstrap, topics[name], options) for name in ("sessions", "triggers", "dead_letters")}
     worker = Worker(env, workdir / "throughput-worker.log")
     try:
         first_ms: list[int] = []
@@ -289,14 +303,15 @@ def _views(rate: float, duration_s: float) -> list[tuple[str, str, str]]:
 def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Send views at a fixed rate to a running worker; return trigger latency figures."""
     bootstrap = broker.bootstrap
-    topics = make_topics(bootstrap, f"lat-{uuid.uuid4().hex[:6]}", args.partitions)
+    options = client_options(args.config)
+    topics = make_topics(bootstrap, f"lat-{uuid.uuid4().hex[:6]}", args.partitions, options)
     db = 2
     redis.Redis(port=server.port, db=db).flushdb()
     port = free_port()
     recovery = None if args.no_recovery else workdir / f"recovery-{uuid.uuid4().hex[:6]}"
     env = worker_env(bootstrap, f"redis://127.0.0.1:{server.port}/{db}", topics, recovery, port, args.config)
-    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks=1, linger_ms=2)
-    triggers = consumer(bootstrap, topics["triggers"])
+    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks=1, linger_ms=2, **options)
+    triggers = consumer(bootstrap, topics["triggers"], options)
     arrivals: dict[str, tuple[float, int]] = {}  # cause event id -> (received at, record timestamp ms)
     stop = threading.Event()
 

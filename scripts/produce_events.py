@@ -11,8 +11,10 @@ events' own timestamps X times faster (``--speedup 1`` is real time; lines
 without a usable ``ts`` go out at once); neither sends as fast as possible.
 
 Defaults come from the settings (``JOURNEYFLOW_KAFKA_BROKERS``,
-``JOURNEYFLOW_KAFKA_EVENTS_TOPIC``...). An unreachable broker or a missing
-topic ends with one line on stderr and exit status 2.
+``JOURNEYFLOW_KAFKA_EVENTS_TOPIC``...), and so do TLS, SASL, ``acks`` and
+compression (``[kafka]``, through ``journeyflow/clients.py``, as for the
+worker). An unreachable broker, a missing topic or a TLS or login problem
+ends with one line on stderr and exit status 2.
 
     python scripts/produce_events.py data/events.jsonl.gz --rate 500
 """
@@ -33,6 +35,7 @@ from kafka.errors import KafkaError
 from config.settings import load_settings
 from flows.files import read_lines
 from flows.kafka import ensure_topics, parse_brokers, topic_partitions
+from journeyflow.clients import kafka_options, producer_options
 from journeyflow.errors import JourneyflowError
 from journeyflow.events import parse_ts
 
@@ -82,8 +85,8 @@ def _fail(message: str) -> int:
     return 2
 
 
-def produce(args: argparse.Namespace) -> int:
-    """Send the files; return the exit status."""
+def produce(args: argparse.Namespace, settings: Any) -> int:
+    """Send the files with the ``[kafka]`` client settings; return the exit status."""
     for value, name in ((args.rate, "--rate"), (args.speedup, "--speedup")):
         if value is not None and value <= 0:
             return _fail(f"{name} must be > 0; got {value:g} instead")
@@ -91,23 +94,26 @@ def produce(args: argparse.Namespace) -> int:
     if missing:
         return _fail(f"input file not found: {', '.join(missing)}")
     brokers = parse_brokers(args.brokers)
+    options = kafka_options(settings.kafka)
+    client_id = f"{settings.kafka.client_id}-produce-events"
     if args.create_topic:
-        ensure_topics(brokers, {args.topic: args.partitions}, args.connect_timeout)
+        ensure_topics(brokers, {args.topic: args.partitions}, args.connect_timeout, client_id, options)
     else:
         try:
-            topic_partitions(brokers, args.topic, args.connect_timeout)
+            topic_partitions(brokers, args.topic, args.connect_timeout, client_id, options)
         except JourneyflowError as ex:
             if "does not exist" in str(ex):
                 return _fail(f"{ex}; use --create-topic to create it")
             raise
     producer = KafkaProducer(
         bootstrap_servers=brokers,
-        client_id="journeyflow-produce-events",
-        acks="all",
+        client_id=client_id,
         linger_ms=10,
         batch_size=256 * 1024,
         allow_auto_create_topics=False,
         bootstrap_timeout_ms=round(args.connect_timeout * 1000),
+        **options,
+        **producer_options(settings.kafka),
     )
     failures: list[BaseException] = []
     sent = 0
@@ -151,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         args = _parser(settings).parse_args(argv)
-        return produce(args)
+        return produce(args, settings)
     except (JourneyflowError, KafkaError) as ex:
         return _fail(str(ex))
 

@@ -16,8 +16,10 @@ restart continues where it stopped; ``--from-beginning`` then only matters
 the first time the group runs.
 
 Defaults come from the settings (``JOURNEYFLOW_KAFKA_BROKERS``,
-``JOURNEYFLOW_KAFKA_TRIGGERS_TOPIC``). An unreachable broker or a missing
-topic ends with one line on stderr and exit status 2.
+``JOURNEYFLOW_KAFKA_TRIGGERS_TOPIC``), and so do TLS and SASL (``[kafka]``,
+through ``journeyflow/clients.py``, as for the worker). An unreachable
+broker, a missing topic or a TLS or login problem ends with one line on
+stderr and exit status 2.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from kafka.errors import KafkaError
 
 from config.settings import load_settings
 from flows.kafka import parse_brokers, topic_partitions
+from journeyflow.clients import kafka_options
 from journeyflow.errors import JourneyflowError
 
 PROG = "tail_triggers.py"
@@ -66,12 +69,14 @@ def _parser(settings: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _consumer(args: argparse.Namespace, brokers: list[str], partitions: list[int]) -> KafkaConsumer:
+def _consumer(
+    args: argparse.Namespace, brokers: list[str], partitions: list[int], client: dict[str, Any]
+) -> KafkaConsumer:
     common = {
         "bootstrap_servers": brokers,
-        "client_id": "journeyflow-tail-triggers",
         "bootstrap_timeout_ms": round(args.connect_timeout * 1000),
         "allow_auto_create_topics": False,
+        **client,
     }
     if args.group:
         return KafkaConsumer(
@@ -91,11 +96,13 @@ def _consumer(args: argparse.Namespace, brokers: list[str], partitions: list[int
     return consumer
 
 
-def tail(args: argparse.Namespace) -> int:
-    """Print triggers until interrupted; return the exit status."""
+def tail(args: argparse.Namespace, settings: Any) -> int:
+    """Print triggers until interrupted, with the ``[kafka]`` client settings; return the exit status."""
     brokers = parse_brokers(args.brokers)
-    partitions = topic_partitions(brokers, args.topic, args.connect_timeout)
-    consumer = _consumer(args, brokers, partitions)
+    options = kafka_options(settings.kafka)
+    client_id = f"{settings.kafka.client_id}-tail-triggers"
+    partitions = topic_partitions(brokers, args.topic, args.connect_timeout, client_id, options)
+    consumer = _consumer(args, brokers, partitions, {"client_id": client_id, **options})
     printed = 0
     try:
         while True:
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         args = _parser(settings).parse_args(argv)
-        return tail(args)
+        return tail(args, settings)
     except (JourneyflowError, KafkaError) as ex:
         print(f"{PROG}: {ex}", file=sys.stderr)
         return 2

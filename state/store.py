@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -53,6 +53,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from config.settings import RedisSettings
+from journeyflow.clients import explain_redis_failure, redis_options
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.events import format_ts
 from journeyflow.metrics import REDIS_WRITE_ERRORS
@@ -299,6 +300,7 @@ class RedisStore:
         key_prefix: str = "jf:",
         ttl_s: int = 0,
         connect_timeout_s: float = 5.0,
+        client_options: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> RedisStore:
         """Return a store on ``url`` (``redis://host:port/db``) once Redis answers PING.
@@ -319,6 +321,8 @@ class RedisStore:
                 # Retries are the store's job (whole batches, counted, logged):
                 # the client's own would multiply the start-up wait.
                 retry=Retry(NoBackoff(), 0),
+                # ACL user, TLS files (journeyflow/clients.py: redis_options).
+                **(client_options or {}),
             )
         except ValueError as ex:
             msg = f"redis url must be redis://host:port/db; got {_redacted(url)!r} instead ({ex})"
@@ -329,7 +333,7 @@ class RedisStore:
         except redis.exceptions.RedisError as ex:
             client.close()
             waited = time.monotonic() - started
-            msg = f"redis {_redacted(url)} unreachable after {waited:.1f} s: {ex}"
+            msg = explain_redis_failure(url, ex, waited, client_options or {})
             raise ConnectionFailure(msg) from ex
         return cls(client, key_prefix=key_prefix, ttl_s=ttl_s, **options)
 
@@ -347,6 +351,7 @@ class RedisStore:
             key_prefix=settings.key_prefix,
             ttl_s=settings.profile_ttl_s,
             connect_timeout_s=settings.connect_timeout_s,
+            client_options=redis_options(settings),
             **options,
         )
 

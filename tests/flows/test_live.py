@@ -239,6 +239,8 @@ def worker_env(
     env["JOURNEYFLOW_KAFKA_BROKERS"] = bootstrap
     env["JOURNEYFLOW_REDIS_URL"] = redis_url
     env["JOURNEYFLOW_KAFKA_CONNECT_TIMEOUT_S"] = "5"
+    # `journeyflow run` refuses the shipped salt (issue 15).
+    env["JOURNEYFLOW_PRIVACY_SALT"] = "test-salt-not-the-shipped-one"
     if recovery_dir is not None:
         env["JOURNEYFLOW_RECOVERY_DIR"] = str(recovery_dir)
         env["JOURNEYFLOW_RECOVERY_SNAPSHOT_S"] = "1"
