@@ -1,5 +1,6 @@
 # journeyflow: two commands on a fresh machine with Python 3.11 and make.
 #   make run    set up, generate ~50k sample events, replay them, print the summary and the report's path
+#   make live   a local broker, Redis and the live worker; the sample produced into it (Ctrl-C stops)
 #   make test   set up (with Kafka-protocol broker, redis-server and chromium for the tests), run the tests
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -7,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SAMPLE := data/sample.jsonl.gz
 
-.PHONY: run test bench evaluate install install-test services clean
+.PHONY: run test bench evaluate install install-test services clean live
 
 run: $(VENV)/.installed $(SAMPLE)
 	$(BIN)/journeyflow replay $(SAMPLE) --out out/sample --truth data/sample.truth.jsonl
@@ -15,6 +16,11 @@ run: $(VENV)/.installed $(SAMPLE)
 $(SAMPLE): $(VENV)/.installed
 	@mkdir -p data
 	$(BIN)/journeyflow generate --users 1000 --days 30 --seed 7 --out $(SAMPLE)
+
+# A local live stack: broker, Redis and the worker on free loopback ports; the
+# sample produced into `events`; prints how to watch; Ctrl-C stops everything.
+live: $(VENV)/.installed-test services $(SAMPLE)
+	$(BIN)/python scripts/live_local.py $(SAMPLE)
 
 test: $(VENV)/.installed-test services
 	$(BIN)/python -m pytest

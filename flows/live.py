@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -197,11 +198,11 @@ def _ready_fields(settings: Settings) -> dict[str, Any]:
     return {
         "consumes": f"{kafka.events_topic} on {kafka.brokers} ({kafka.security_protocol})",
         "writes": {
-            "sessions": kafka.sessions_topic,
-            "segment_changes": kafka.segment_changes_topic,
-            "triggers": kafka.triggers_topic,
-            "holdouts": kafka.holdouts_topic,
-            "dead_letters": kafka.dead_letters_topic,
+            **{
+                f.name.removesuffix("_topic"): getattr(kafka, f.name)
+                for f in fields(kafka)
+                if f.name.endswith("_topic") and f.name != "events_topic"
+            },
             "profiles": f"{mask_url(redis.url)} ({redis.key_prefix}profile:<user_id>)" if redis.url else None,
         },
         "metrics_port": settings.run.metrics_port or None,

@@ -226,11 +226,14 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     lines = [
         f"replayed {summary['read']:,} lines in {summary['elapsed_s']:.1f} s "
         f"({summary['events_per_second'] or 0:,} lines/s, {summary['workers']} worker(s))",
-        f"  processed     {summary['processed']:>10,}   users {summary['users']:,}",
-        f"  duplicates    {summary['duplicates']:>10,}",
-        f"  dead letters  {summary['dead_letters']:>10,}   "
+        # Units named in each line (issue 16); "users" are keys: user ids plus the anonymous
+        # ids of visitors never linked to one (docs/operations.md, "Reading a replay summary").
+        f"  processed     {summary['processed']:>10,}   events; users {summary['users']:,} "
+        "(user ids + anonymous ids)",
+        f"  duplicates    {summary['duplicates']:>10,}   events dropped (event_id seen before)",
+        f"  dead letters  {summary['dead_letters']:>10,}   lines: "
         + ", ".join(f"{k} {v:,}" for k, v in summary["dead_letters_by_reason"].items()),
-        f"  sessions      {summary['sessions']:>10,}",
+        f"  sessions      {summary['sessions']:>10,}   closed",
         f"  segment changes {summary['segment_changes']:>8,}   tombstones {summary['tombstones']:,}",
         f"  triggers      {summary['triggers']:>10,}   "
         + ", ".join(f"{k} {v:,}" for k, v in summary["triggers_by_rule"].items())
@@ -239,7 +242,10 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         + ", ".join(f"{k} {v:,}" for k, v in summary["segments"].items()),
     ]
     if summary.get("skipped_no_consent"):
-        lines.append(f"  no consent    {summary['skipped_no_consent']:>10,}   (not profiled)")
+        lines.append(
+            f"  no consent    {summary['skipped_no_consent']:>10,}   events of users who refused personalisation "
+            "(not profiled)"
+        )
     if summary["rule_errors"]:
         lines.append(
             "  rule errors   "

@@ -60,3 +60,55 @@ def test_a_broken_file_says_it_is_not_toml(tmp_path: Path) -> None:
     path.write_text("[sessions\n")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load_settings(path, env={})
+
+
+def test_an_unknown_environment_variable_is_an_error_like_an_unknown_key() -> None:
+    with pytest.raises(ConfigError, match="unknown environment variable JOURNEYFLOW_SESSIONS_GAP: it is no setting; "
+                                          "did you mean JOURNEYFLOW_SESSIONS_GAP_S"):
+        load_settings(env={"JOURNEYFLOW_SESSIONS_GAP": "60"})
+    # The variables that are not settings stay allowed, and they are listed in one place.
+    from config.settings import NON_SETTING_VARIABLES
+
+    assert "JOURNEYFLOW_CONFIG" in NON_SETTING_VARIABLES
+    assert load_settings(env={"OTHER_TOOL_X": "1"}).sessions.gap_s == 1800
+
+
+def test_the_old_clusters_halflife_still_works_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text("[clusters]\nhalflife = 0.01\n")
+    with caplog.at_level("WARNING"):
+        assert load_settings(path, env={}).clusters.learning_rate == 0.01
+        assert load_settings(env={"JOURNEYFLOW_CLUSTERS_HALFLIFE": "0.02"}).clusters.learning_rate == 0.02
+    assert sum("clusters.halflife" in r.getMessage() and "deprecated" in r.getMessage() for r in caplog.records) == 2
+    path.write_text("[clusters]\nhalflife = 0.01\nlearning_rate = 0.02\n")
+    with pytest.raises(ConfigError, match="clusters.halflife .deprecated. and clusters.learning_rate are both set"):
+        load_settings(path, env={})
+
+
+def test_every_default_setting_has_a_comment_above_it() -> None:
+    """Each key in default.toml is preceded by a comment line, or belongs to a run of keys
+    that one comment describes (no blank line between them)."""
+    from config.settings import DEFAULT_CONFIG
+
+    lines = DEFAULT_CONFIG.read_text().splitlines()
+    uncommented = []
+    for i, line in enumerate(lines):
+        if "=" not in line or line.startswith(("#", "[")) or not line.strip():
+            continue
+        j = i - 1
+        while j >= 0 and "=" in lines[j] and not lines[j].startswith("#"):
+            j -= 1  # a run of keys under one comment
+        if j < 0 or not lines[j].startswith("#"):
+            uncommented.append(line.split("=")[0].strip())
+    assert uncommented == []
+
+
+def test_settings_print_with_secrets_masked() -> None:
+    from config.settings import masked
+
+    s = load_settings(env={"JOURNEYFLOW_PRIVACY_SALT": "pepper-1", "JOURNEYFLOW_REDIS_URL": "rediss://u:pw-2@h:1/0",
+                           "JOURNEYFLOW_REDIS_PASSWORD": "", "JOURNEYFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                           "JOURNEYFLOW_KAFKA_SASL_USERNAME": "jf", "JOURNEYFLOW_KAFKA_SASL_PASSWORD": "pw-3"})
+    text = f"{s!r} {masked(s)}"
+    assert not any(secret in text for secret in ("pepper-1", "pw-2", "pw-3"))
+    assert "rediss://u:***@h:1/0" in text and masked(s)["kafka"]["sasl_password"] == "***"
