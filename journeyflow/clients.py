@@ -193,8 +193,11 @@ def _tls_problem(ex: BaseException) -> str:
     text = str(ex)
     if "CERTIFICATE_REQUIRED" in text:
         return "it requires a client certificate (ssl_cert_file and ssl_key_file)"
-    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "EOF occurred" in text:
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
         return "it does not speak TLS"
+    if "EOF occurred" in text or "UNEXPECTED_EOF" in text:
+        # A server that wants a client certificate may just hang up (the alert can be lost).
+        return "it closed the TLS handshake: it requires a client certificate (ssl_cert_file and ssl_key_file) or does not speak TLS"
     return f"the TLS handshake failed ({text})"
 
 
@@ -274,7 +277,7 @@ def check_kafka_tls(brokers: Sequence[str], timeout_s: float, options: Mapping[s
         except ssl.SSLError as ex:
             problem = _tls_problem(ex)
             hint = "; check kafka.ssl_ca_file" if isinstance(ex, ssl.SSLCertVerificationError) else ""
-            if "does not speak TLS" in problem:
+            if problem == "it does not speak TLS":
                 hint = "; is kafka.security_protocol right for this listener?"
             msg = f"kafka broker {broker}: {problem}{hint}"
             raise ConnectionFailure(msg) from None
@@ -383,7 +386,7 @@ def explain_redis_failure(url: str, ex: BaseException, waited_s: float, options:
             if "certificate verify failed" in text and "does not verify" not in problem:
                 problem = "its TLS certificate does not verify"
             hint = "; check redis.ssl_ca_file" if "verify" in problem else ""
-            if "does not speak TLS" in problem:
+            if problem == "it does not speak TLS":
                 hint = "; use a redis:// url"
             return f"redis {shown}: {problem}{hint}"
     elif parts.hostname and parts.port and _speaks_tls(f"{parts.hostname}:{parts.port}", _PROBE_S):

@@ -100,7 +100,7 @@ def test_redis_failures_are_one_line_within_the_timeout(
         expected = "its TLS certificate does not verify"
     else:
         del env["JOURNEYFLOW_REDIS_SSL_CERT_FILE"], env["JOURNEYFLOW_REDIS_SSL_KEY_FILE"]
-        expected = "it requires a client certificate"
+        expected = "requires a client certificate"  # an alert, or under load just a hang-up
     message, took = _connect_fails(env)
     assert expected in message
     assert took < 5 + 1.5
