@@ -41,6 +41,7 @@ __all__ = [
     "ConversionSettings",
     "LoggingSettings",
     "NON_SETTING_VARIABLES",
+    "OutageSettings",
     "load_settings",
     "masked",
     "mask_url",
@@ -126,6 +127,9 @@ def _masked_repr(self: Any) -> str:
 class InputSettings:
     max_event_bytes: int = _setting(_positive)
     """Larger messages are dead letters. Env: JOURNEYFLOW_INPUT_MAX_EVENT_BYTES."""
+    max_dead_letter_bytes: int = _setting(lambda v: None if v >= 1024 else "must be >= 1024")
+    """Bound of a dead letter's JSON record (a longer message keeps a prefix, its
+    length and its digest). Env: JOURNEYFLOW_INPUT_MAX_DEAD_LETTER_BYTES."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +252,10 @@ class KafkaSettings:
     """Whether a broker's certificate must name the host dialled. Env: JOURNEYFLOW_KAFKA_SSL_CHECK_HOSTNAME."""
 
     __repr__ = _masked_repr
+    max_request_size: int = _setting(lambda v: None if v >= 4096 else "must be >= 4096")
+    """Producers' largest request in bytes. Env: JOURNEYFLOW_KAFKA_MAX_REQUEST_SIZE."""
+    partitions: int = _setting(_positive)
+    """Partitions of the topics ``journeyflow topics create`` makes. Env: JOURNEYFLOW_KAFKA_PARTITIONS."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -272,6 +280,9 @@ class RedisSettings:
     """PEM key of ``ssl_cert_file``. Env: JOURNEYFLOW_REDIS_SSL_KEY_FILE."""
 
     __repr__ = _masked_repr
+    repair_check_s: float = _setting(_non_negative)
+    """How often each profile is checked for a Redis data loss and rewritten from state
+    (live worker); 0: no repair. Env: JOURNEYFLOW_REDIS_REPAIR_CHECK_S."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +307,20 @@ class RunSettings:
     workers: int = _setting(_positive)
     epoch_s: float = _setting(_positive)
     metrics_port: int = _setting(lambda v: None if 0 <= v < 65536 else "must be a port number")
+    metrics_address: str = _setting(lambda v: None if v.strip() else "must be an address to bind")
+    """Address the metrics server binds to. Env: JOURNEYFLOW_RUN_METRICS_ADDRESS."""
+
+
+@dataclass(frozen=True)
+class OutageSettings:
+    """How the live worker waits out a lost Redis or Kafka broker."""
+
+    backoff_s: float = _setting(_positive)
+    """First wait before retrying. Env: JOURNEYFLOW_OUTAGES_BACKOFF_S."""
+    max_backoff_s: float = _setting(_positive)
+    """Longest wait between retries. Env: JOURNEYFLOW_OUTAGES_MAX_BACKOFF_S."""
+    give_up_after_s: float = _setting(_non_negative)
+    """Exit (code 2) once an outage lasted this long; 0: never. Env: JOURNEYFLOW_OUTAGES_GIVE_UP_AFTER_S."""
 
 
 @dataclass(frozen=True)
@@ -339,6 +364,7 @@ class Settings:
     run: RunSettings
     conversions: ConversionSettings
     logging: LoggingSettings
+    outages: OutageSettings
     config_dir: Path = DEFAULT_CONFIG.parent
     """Folder of the last config file read; relative paths resolve against it."""
 
@@ -514,6 +540,12 @@ def _is_instance(value: Any, kind: Any) -> bool:
 
 
 def _cross_check(settings: Settings) -> None:
+    if settings.outages.max_backoff_s < settings.outages.backoff_s:
+        msg = (
+            f"outages.max_backoff_s must be >= outages.backoff_s ({settings.outages.backoff_s}); "
+            f"got {settings.outages.max_backoff_s} instead"
+        )
+        raise ConfigError(msg)
     if settings.dedup.window_s < settings.lateness.allowed_s:
         msg = (
             f"dedup.window_s must be >= lateness.allowed_s ({settings.lateness.allowed_s}), "

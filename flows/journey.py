@@ -24,6 +24,7 @@ from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
 from config.settings import Settings
+from flows.store_state import StoreStateConfig, store_state
 from journeyflow import metrics
 from journeyflow.events import DeadLetter, EventParser
 from journeyflow.records import (
@@ -97,6 +98,7 @@ def event_parser(settings: Settings) -> EventParser:
         max_event_bytes=settings.input.max_event_bytes,
         personal_fields=tuple(settings.privacy.personal_fields),
         salt=settings.privacy.salt,
+        max_dead_letter_bytes=settings.input.max_dead_letter_bytes,
     )
 
 
@@ -272,6 +274,10 @@ def build_flow(
             _only("journey_rows", journey, ProfileRow),
             _only("audience_rows", audience, (ProfileRow, SegmentChange, Tombstone)),
         )
+        if live and settings.redis.repair_check_s > 0:
+            # Keeps each user's hash as state, to rewrite it if Redis loses data.
+            repair = StoreStateConfig(settings.redis.repair_check_s, settings.redis.profile_ttl_s)
+            rows = store_state("store_state", rows, repair)
         op.output("write_store", rows, outputs.store)
     if outputs.tallies is not None:
         op.output("write_tallies", _only("tallies", journey, Tally), outputs.tallies)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -38,7 +39,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from config.settings import KafkaSettings
 from journeyflow.clients import check_kafka_tls, explain_kafka_failure, kafka_options, producer_options
 from journeyflow.errors import ConfigError, ConnectionFailure
-from journeyflow.metrics import EVENTS_READ, KAFKA_ERRORS, KAFKA_LAG
+from journeyflow.events import DeadLetter
+from journeyflow.metrics import EVENTS_READ, KAFKA_ERRORS, KAFKA_LAG, UNDELIVERABLE, service_down, service_up
+from journeyflow.outages import Outage, RetryPolicy
 from journeyflow.records import RawRecord
 
 __all__ = [
@@ -48,7 +51,10 @@ __all__ = [
     "parse_brokers",
     "check_brokers",
     "ensure_topics",
+    "missing_topics",
     "topic_partitions",
+    "check_dead_letter_room",
+    "DEAD_LETTER_HEADROOM",
 ]
 
 log = logging.getLogger("journeyflow.kafka")
@@ -162,6 +168,29 @@ def topic_partitions(
         msg = f"topic {topic!r} on {_hosts(brokers)} has no partitions"
         raise ConnectionFailure(msg)
     return partitions
+
+
+def missing_topics(
+    brokers: Sequence[str],
+    topics: Sequence[str],
+    timeout_s: float,
+    client_id: str = "journeyflow",
+    options: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Return the names of ``topics`` that do not exist, in the given order (one request).
+
+    Raises ``ConnectionFailure`` when no broker answers within ``timeout_s``.
+    Never creates a topic.
+    """
+    brokers = parse_brokers(brokers)
+    admin = _admin(brokers, timeout_s, client_id, options)
+    try:
+        existing = set(admin.list_topics())
+    except (kafka_errors.KafkaError, OSError) as ex:
+        raise _unreachable(brokers, timeout_s) from ex
+    finally:
+        admin.close()
+    return [name for name in dict.fromkeys(topics) if name not in existing]
 
 
 def ensure_topics(
@@ -294,6 +323,9 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
         return self._next_offset
 
     def close(self) -> None:
+        if self._outage:
+            service_up("kafka")
+            self._outage = False
         self._consumer.close(autocommit=False)
 
     def _back_off(self, limit_s: float) -> None:
@@ -326,6 +358,7 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
             self._down_since = now
         elif not self._outage and now - self._down_since >= _OUTAGE_GRACE_S:
             self._outage = True
+            service_down("kafka")
             KAFKA_ERRORS.inc()
             log.warning(
                 "kafka broker unreachable; retrying",
@@ -334,6 +367,7 @@ class _KafkaPartition(StatefulSourcePartition[RawRecord, int]):
 
     def _recovered(self) -> None:
         if self._outage:
+            service_up("kafka")
             down_s = time.monotonic() - (self._down_since or time.monotonic())
             log.warning(
                 "kafka broker reachable again",
@@ -542,39 +576,210 @@ def record_key(record: Any) -> bytes | None:
     return user.encode("utf-8")
 
 
+# The broker lost the producer's state (restarted empty, or the producer was
+# fenced): a new producer (new producer id) can send the same records again.
+_PRODUCER_STATE_ERRORS = (
+    kafka_errors.UnknownProducerIdError,
+    kafka_errors.OutOfOrderSequenceNumberError,
+    kafka_errors.InvalidProducerEpochError,
+    kafka_errors.ProducerFencedError,
+    kafka_errors.InvalidProducerIdMappingError,
+)
+# The record itself is refused: sending it again can never succeed.
+_RECORD_ERRORS = (
+    kafka_errors.MessageSizeTooLargeError,
+    kafka_errors.RecordListTooLargeError,
+    kafka_errors.InvalidRecordError,
+    kafka_errors.CorruptRecordError,
+)
+# Room a dead letter's record needs besides its JSON value (key, headers,
+# record and batch framing) below max_request_size.
+DEAD_LETTER_HEADROOM = 2048
+# Unacknowledged for this long (while flushing) is an outage worth reporting.
+_SLOW_ACK_S = 5.0
+# How long one flush waits before the sink checks on the outage again.
+_FLUSH_SLICE_S = 1.0
+# No acknowledgement at all for this long: the producer is replaced and the
+# records re-sent. A broker restarted empty (Tansu, here) never answers an old
+# producer's requests, and kafka-python would retry them until its delivery
+# timeout, then fail them; a new producer gets through at once.
+_STUCK_S = 15.0
+# Closing a producer waits at most this long.
+_CLOSE_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Out:
+    """One message to send: where, its key and value, and the record it came from."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    record: Any
+
+
+def _close_producer(producer: KafkaProducer | None, timeout_s: float) -> None:
+    """Close a producer within about ``timeout_s``, failing what it still holds."""
+    if producer is None:
+        return
+    try:
+        producer.close(timeout=timeout_s)
+    except (kafka_errors.KafkaError, OSError) as ex:
+        # kafka-python 3.0.12's close() flushes first and raises when that
+        # times out, before it force-closes its sender thread: the producer
+        # would stay half open (and complain again when collected). Finish
+        # its close here (private attributes; guarded).
+        log.debug("kafka producer closed with an error", extra={"error": repr(ex)})
+        sender = getattr(producer, "_sender", None)
+        if sender is not None and sender.is_alive():
+            sender.force_close()
+        producer._closed = True
+
+
 class _KafkaSinkPartition(StatelessSinkPartition[Any]):
-    def __init__(self, producer: KafkaProducer, topic: str, delivery_timeout_s: float) -> None:
-        self._producer = producer
-        self._topic = topic
-        self._delivery_timeout_s = delivery_timeout_s
+    """One worker's producer for one sink; see :class:`KafkaSink` for the guarantees."""
+
+    def __init__(self, sink: KafkaSink, step_id: str) -> None:
+        self._sink = sink
+        self._producer: KafkaProducer | None = sink.new_producer()
+        self._outage = Outage("kafka", f"sink {step_id} ({sink.topic})", sink.policy, logger=log)
 
     def write_batch(self, items: list[Any]) -> None:
-        topic = self._topic
-        try:
-            futures = [
-                self._producer.send(topic, value=item.to_json(), key=record_key(item))
-                for item in items
-            ]
-            # Block until every record is acknowledged (or failed for good):
-            # the epoch must not close on output that is still in a buffer.
-            self._producer.flush(timeout=self._delivery_timeout_s)
-        except kafka_errors.KafkaError as ex:
-            KAFKA_ERRORS.inc()
-            msg = f"kafka sink could not write {len(items)} records to topic {topic!r}: {ex}"
-            raise ConnectionFailure(msg) from ex
-        failed = [f.exception for f in futures if not f.succeeded()]
-        if failed:
-            KAFKA_ERRORS.inc(len(failed))
-            msg = (
-                f"kafka sink could not deliver {len(failed)} of {len(items)} records "
-                f"to topic {topic!r}: {failed[0]}"
+        topic = self._sink.topic
+        todo = [_Out(topic, record_key(item), item.to_json(), item) for item in items]
+        while todo:
+            todo = self._attempt(todo)
+        self._outage.succeeded()
+
+    def _attempt(self, todo: list[_Out]) -> list[_Out]:
+        """Send ``todo``, wait for every acknowledgement; return what must be sent
+        again, in the original order (after waiting the back-off)."""
+        if self._producer is None:
+            try:
+                self._producer = self._sink.new_producer()
+            except ConnectionFailure as ex:
+                KAFKA_ERRORS.inc()
+                self._outage.failed(ex, topic=self._sink.topic, records=len(todo))
+                return todo
+        sent: list[tuple[_Out, Any]] = []
+        unsent: list[_Out] = []
+        error: BaseException | None = None
+        for index, out in enumerate(todo):
+            try:
+                sent.append((out, self._producer.send(out.topic, value=out.value, key=out.key)))
+            except _RECORD_ERRORS as ex:
+                unsent.extend(self._refused(out, ex))
+            except kafka_errors.KafkaTimeoutError as ex:
+                # No metadata in time (broker away, topic gone): this and the
+                # rest wait; sending the rest now could reorder a user's records.
+                unsent.extend(todo[index:])
+                error = ex
+                break
+        stuck = self._flush(sent)
+        recreate = stuck is not None
+        if stuck is not None:
+            error = stuck
+            _close_producer(self._producer, 0)  # fails what it still holds: all of it is sent again
+        again: list[_Out] = []
+        for out, future in sent:
+            if future.succeeded():
+                continue
+            if stuck is not None:
+                again.append(out)
+                continue
+            ex = future.exception
+            if isinstance(ex, _RECORD_ERRORS):
+                again.extend(self._refused(out, ex))
+                continue
+            if isinstance(ex, _PRODUCER_STATE_ERRORS):
+                recreate = True
+            elif not (getattr(ex, "retriable", False) or isinstance(ex, kafka_errors.KafkaConnectionError)):
+                KAFKA_ERRORS.inc()
+                msg = f"kafka sink cannot write to topic {out.topic!r}: {ex}"
+                raise ConnectionFailure(msg) from ex
+            error = error or ex
+            again.append(out)
+        again.extend(unsent)
+        if error is None:
+            return again  # only refused records, replaced by dead letters: no waiting
+        KAFKA_ERRORS.inc()
+        if recreate:
+            log.warning(
+                "kafka producer stuck or its state lost by the broker; re-creating it and re-sending",
+                extra={"topic": self._sink.topic, "records": len(again), "error": repr(error)},
             )
-            # Crashing makes bytewax resume from the last finished epoch, which
-            # re-sends this batch: nothing is dropped.
-            raise ConnectionFailure(msg) from failed[0]
+            if stuck is None:
+                _close_producer(self._producer, 0)
+            self._producer = None  # made again before the next attempt
+        self._outage.failed(error, topic=self._sink.topic, records=len(again))
+        return again
+
+    def _flush(self, sent: list[tuple[_Out, Any]]) -> BaseException | None:
+        """Wait until every record is acknowledged or failed; return an error
+        instead if nothing moved for ``_STUCK_S``.
+
+        The epoch must not close on output still in a buffer. Flushed in
+        slices, so that a broker that does not answer is reported (and the
+        give-up deadline checked) while the producer keeps retrying on its own.
+        """
+        assert self._producer is not None
+        started = progress_at = time.monotonic()
+        done = 0
+        while True:
+            now_done = sum(1 for _, future in sent if future.is_done)
+            if now_done == len(sent):
+                return None
+            now = time.monotonic()
+            if now_done > done:
+                done, progress_at = now_done, now
+            elif now - progress_at >= _STUCK_S:
+                return kafka_errors.KafkaTimeoutError(f"no acknowledgement for {now - progress_at:.0f} s")
+            try:
+                self._producer.flush(timeout=_FLUSH_SLICE_S)
+            except kafka_errors.KafkaTimeoutError as ex:
+                waited = time.monotonic() - started
+                if waited >= _SLOW_ACK_S:
+                    KAFKA_ERRORS.inc()
+                    self._outage.failed(ex, topic=self._sink.topic, unacknowledged_s=round(waited, 1), wait=False)
+
+    def _refused(self, out: _Out, error: BaseException) -> list[_Out]:
+        """Return what replaces a record the topic refused for good."""
+        sink = self._sink
+        UNDELIVERABLE.labels(topic=out.topic).inc()
+        KAFKA_ERRORS.inc()
+        letter = out.record if isinstance(out.record, DeadLetter) else None
+        if letter is None:
+            letter = DeadLetter(
+                "undeliverable",
+                f"{type(out.record).__name__} of {len(out.value)} bytes refused by topic {out.topic!r}: {error}",
+                out.value,
+                out.topic,
+                out.key.decode("utf-8", "replace") if out.key else None,
+            )
+            bound = sink.max_dead_letter_bytes
+        else:
+            # A dead letter refused: the broker's own limit is lower than ours.
+            bound = len(out.value) // 4
+        smaller = letter.shrunk(bound)
+        if smaller is None:
+            log.error(
+                "kafka refused a record even without its raw text; dropped",
+                extra={"topic": out.topic, "bytes": len(out.value), "error": repr(error)},
+            )
+            return []
+        log.warning(
+            "kafka refused a record for good; sent to the dead letters instead",
+            extra={"topic": out.topic, "bytes": len(out.value), "dead_letters": sink.dead_letters_topic,
+                   "error": repr(error)},
+        )
+        return [_Out(sink.dead_letters_topic, out.key, smaller.to_json(), smaller)]
 
     def close(self) -> None:
-        self._producer.close(timeout=self._delivery_timeout_s)
+        self._outage.close()
+        if self._producer is not None:
+            # Whatever is still unacknowledged belongs to an epoch that will
+            # not close: it is sent again on resume, so there is no waiting.
+            _close_producer(self._producer, _CLOSE_S)
 
 
 class KafkaSink(DynamicSink[Any]):
@@ -585,12 +790,28 @@ class KafkaSink(DynamicSink[Any]):
     replicas (``acks="all"``) before ``write_batch`` returns, so output is
     durable before bytewax closes the epoch: at-least-once, and one user's
     records stay in order (they share a key, hence a partition; the producer
-    is idempotent, so retries do not reorder). A batch that cannot be
-    delivered within ``delivery_timeout_s`` raises ``ConnectionFailure``.
+    is idempotent, so its own retries do not reorder).
+
+    Faults, none of which stops the worker:
+
+    - The broker unreachable, or a topic without a leader: the batch waits,
+      with the worker's input paused, for as long as it takes (``policy``:
+      capped exponential back-off, an optional give-up deadline that raises
+      ``ConnectionFailure``); ``journeyflow_ready`` is 0 and a warning says so
+      meanwhile. Records that expired in the producer are sent again.
+    - The broker lost the producer's state (restarted empty, fenced): the
+      producer is re-created and the unacknowledged records re-sent.
+    - A record refused for good (larger than ``max_request_size`` or the
+      broker's limit): it becomes a dead letter (code ``undeliverable``,
+      bounded by ``max_dead_letter_bytes``) on ``dead_letters_topic``; a dead
+      letter refused is cut shorter. Counted in
+      ``journeyflow_undeliverable_records_total{topic}``.
 
     Start-up raises ``ConnectionFailure`` within about ``connect_timeout_s``
     when the brokers do not answer or the topic does not exist (topics are
-    never auto-created: see :func:`ensure_topics`).
+    never auto-created: see :func:`ensure_topics`), unless not ``required``:
+    an output no configured rule can produce (no rule has a holdout) does not
+    need its topic; should a record come, the sink waits for the topic.
     """
 
     def __init__(
@@ -604,6 +825,11 @@ class KafkaSink(DynamicSink[Any]):
         delivery_timeout_s: float = 120,
         options: Mapping[str, Any] | None = None,
         producer: Mapping[str, Any] | None = None,
+        max_request_size: int = 1048576,
+        dead_letters_topic: str | None = None,
+        max_dead_letter_bytes: int = 262144,
+        policy: RetryPolicy | None = None,
+        required: bool = True,
     ) -> None:
         if not topic:
             msg = f"kafka sink topic must be a non-empty string; got {topic!r} instead"
@@ -614,6 +840,7 @@ class KafkaSink(DynamicSink[Any]):
         if delivery_timeout_s < 1:
             msg = f"kafka delivery_timeout_s must be >= 1; got {delivery_timeout_s!r} instead"
             raise ConfigError(msg)
+        check_dead_letter_room(max_dead_letter_bytes, max_request_size)
         self.brokers = parse_brokers(brokers)
         self.topic = topic
         self.connect_timeout_s = connect_timeout_s
@@ -624,6 +851,11 @@ class KafkaSink(DynamicSink[Any]):
         # they say otherwise): journeyflow/clients.py.
         self.options = dict(options or {})
         self.producer = {"acks": "all", **(producer or {})}
+        self.max_request_size = max_request_size
+        self.dead_letters_topic = dead_letters_topic or topic
+        self.max_dead_letter_bytes = max_dead_letter_bytes
+        self.policy = policy or RetryPolicy()
+        self.required = required
 
     @classmethod
     def from_settings(cls, kafka: KafkaSettings, topic: str, **options: Any) -> KafkaSink:
@@ -632,11 +864,18 @@ class KafkaSink(DynamicSink[Any]):
         >>> from config.settings import load_settings
         >>> kafka = load_settings(env={}).kafka
         >>> sink = KafkaSink.from_settings(kafka, kafka.triggers_topic)
-        >>> sink.brokers, sink.topic, sink.connect_timeout_s
-        (['localhost:9092'], 'triggers', 10.0)
+        >>> sink.brokers, sink.topic, sink.connect_timeout_s, sink.dead_letters_topic
+        (['localhost:9092'], 'triggers', 10.0, 'events-dlq')
         """
         client = {"client_id": kafka.client_id, "options": kafka_options(kafka), "producer": producer_options(kafka)}
-        return cls(kafka.brokers, topic, connect_timeout_s=kafka.connect_timeout_s, **{**client, **options})
+        options.setdefault("dead_letters_topic", kafka.dead_letters_topic)
+        return cls(
+            kafka.brokers,
+            topic,
+            connect_timeout_s=kafka.connect_timeout_s,
+            max_request_size=kafka.max_request_size,
+            **{**client, **options},
+        )
 
     def check(self) -> list[int]:
         """Return the topic's partitions, or raise ``ConnectionFailure`` within
@@ -644,16 +883,25 @@ class KafkaSink(DynamicSink[Any]):
         return topic_partitions(self.brokers, self.topic, self.connect_timeout_s, self.client_id, self.options)
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _KafkaSinkPartition:
-        self.check()
+        if self.required:
+            self.check()
+        return _KafkaSinkPartition(self, step_id)
+
+    def new_producer(self) -> KafkaProducer:
+        """Return a new producer for this sink (also after the broker lost its state)."""
         delivery_ms = _ms(self.delivery_timeout_s)
         try:
-            producer = KafkaProducer(
+            return KafkaProducer(
                 bootstrap_servers=self.brokers,
                 client_id=self.client_id,
                 linger_ms=self.linger_ms,
                 delivery_timeout_ms=delivery_ms,
                 # Kafka requires delivery timeout >= linger + request timeout.
                 request_timeout_ms=min(30_000, delivery_ms - self.linger_ms),
+                max_request_size=self.max_request_size,
+                # send() waits this long for a topic's metadata; the sink's own
+                # back-off takes over after that (and logs why it waits).
+                max_block_ms=_ms(min(self.connect_timeout_s, 10)),
                 allow_auto_create_topics=False,
                 bootstrap_timeout_ms=_ms(self.connect_timeout_s),
                 reconnect_backoff_max_ms=_RECONNECT_BACKOFF_MAX_MS,
@@ -662,5 +910,21 @@ class KafkaSink(DynamicSink[Any]):
             )
         except (kafka_errors.KafkaError, OSError) as ex:
             raise _unreachable(self.brokers, self.connect_timeout_s) from ex
-        return _KafkaSinkPartition(producer, self.topic, self.delivery_timeout_s)
 
+
+def check_dead_letter_room(max_dead_letter_bytes: int, max_request_size: int) -> None:
+    """Raise ``ConfigError`` unless a bounded dead letter fits in a producer request.
+
+    >>> check_dead_letter_room(262144, 1048576)
+    >>> check_dead_letter_room(1048576, 1048576)
+    Traceback (most recent call last):
+    ...
+    journeyflow.errors.ConfigError: input.max_dead_letter_bytes must be <= kafka.max_request_size - 2048 (1046528), so that every dead letter can be sent; got 1048576 instead
+    """
+    room = max_request_size - DEAD_LETTER_HEADROOM
+    if max_dead_letter_bytes > room:
+        msg = (
+            f"input.max_dead_letter_bytes must be <= kafka.max_request_size - {DEAD_LETTER_HEADROOM} "
+            f"({room}), so that every dead letter can be sent; got {max_dead_letter_bytes} instead"
+        )
+        raise ConfigError(msg)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
+import sqlite3
+import time
 from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
@@ -28,15 +29,29 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from config.settings import Settings, check_salt, load_settings, mask_url
 from flows.journey import Outputs, build_flow
-from flows.kafka import KafkaSink, KafkaSource, check_brokers
+from flows.kafka import KafkaSink, KafkaSource, check_brokers, check_dead_letter_room, missing_topics
 from flows.redis_sink import StoreSink
 from flows.runtime import execute
-from journeyflow.errors import ConfigError
-from journeyflow.metrics import READY, start_metrics_server
+from journeyflow.errors import ConfigError, ConnectionFailure
+from journeyflow.metrics import set_running, start_metrics_server
+from journeyflow.outages import RetryPolicy
 from journeyflow.records import RawRecord
+from operators.rules import Rules, load_rules
 from state.store import RedisStore
 
-__all__ = ["live_flow", "flow", "run", "prepare_recovery", "route_key"]
+__all__ = [
+    "live_flow",
+    "flow",
+    "run",
+    "prepare_recovery",
+    "route_key",
+    "output_topics",
+    "required_topics",
+    "check_topics",
+    "read_rules",
+]
+
+FLOW_ID = "journeyflow"
 
 log = logging.getLogger("journeyflow.live")
 
@@ -67,14 +82,77 @@ def route_key(record: RawRecord) -> str:
     return ""
 
 
-def live_flow(settings: Settings, *, check: bool = True) -> Dataflow:
+def read_rules(settings: Settings) -> Rules:
+    """Return the compiled rules; a file that cannot be read is a ``ConfigError``."""
+    path = settings.rules_path
+    try:
+        return load_rules(path)
+    except IsADirectoryError as ex:
+        msg = f"segments.rules_file {str(path)!r} cannot be read: it is a directory"
+        raise ConfigError(msg) from ex
+    except PermissionError as ex:
+        msg = f"segments.rules_file {str(path)!r} cannot be read: {ex.strerror}"
+        raise ConfigError(msg) from ex
+    except UnicodeDecodeError as ex:
+        msg = f"segments.rules_file {str(path)!r} must be UTF-8 TOML; got invalid UTF-8 at byte {ex.start}"
+        raise ConfigError(msg) from ex
+
+
+def output_topics(settings: Settings, rules: Rules) -> dict[str, str]:
+    """Return the topic of every output the worker will write, by output name.
+
+    The one place that says which topics the configured rules need: the
+    worker checks these (and the events topic) at start-up, and
+    ``journeyflow topics create`` creates them. Holdouts only exist when a
+    trigger rule has a holdout share; conversions when there is a trigger
+    rule (every trigger rule has a goal, purchases by default).
+    """
+    kafka = settings.kafka
+    topics = {
+        "sessions": kafka.sessions_topic,
+        "dead_letters": kafka.dead_letters_topic,
+        "segment_changes": kafka.segment_changes_topic,
+        "triggers": kafka.triggers_topic,
+    }
+    if any(rule.holdout > 0 for rule in rules.triggers):
+        topics["holdouts"] = kafka.holdouts_topic
+    if rules.triggers:
+        topics["conversions"] = kafka.conversions_topic
+    return topics
+
+
+def required_topics(settings: Settings, rules: Rules) -> list[str]:
+    """Return every topic the worker reads or writes with these rules (events first)."""
+    return list(dict.fromkeys([settings.kafka.events_topic, *output_topics(settings, rules).values()]))
+
+
+def check_topics(settings: Settings, rules: Rules, options: Any = None) -> None:
+    """Raise ``ConnectionFailure`` naming every missing topic at once (``options``: the
+    Kafka clients' security options)."""
+    kafka = settings.kafka
+    missing = missing_topics(
+        kafka.brokers, required_topics(settings, rules), kafka.connect_timeout_s, kafka.client_id, options
+    )
+    if not missing:
+        return
+    names = ", ".join(repr(name) for name in missing)
+    subject = f"topic {names} does" if len(missing) == 1 else f"topics {names} do"
+    msg = f"{subject} not exist on {kafka.brokers} (create them with `journeyflow topics create`)"
+    raise ConnectionFailure(msg)
+
+
+def live_flow(settings: Settings, *, check: bool = True, rules: Rules | None = None) -> Dataflow:
     """Return the flow reading ``[kafka] events_topic`` and writing the output topics.
 
     With ``check``, brokers, topics and Redis are checked first (one clear
     error instead of a stack trace from inside bytewax).
     """
     kafka = settings.kafka
+    rules = rules if rules is not None else read_rules(settings)
+    check_dead_letter_room(settings.input.max_dead_letter_bytes, kafka.max_request_size)
+    policy = RetryPolicy.from_settings(settings.outages)
     source = KafkaSource.from_settings(kafka)
+    written = output_topics(settings, rules)
     sinks = {
         "sessions": kafka.sessions_topic,
         "dead_letters": kafka.dead_letters_topic,
@@ -83,17 +161,25 @@ def live_flow(settings: Settings, *, check: bool = True) -> Dataflow:
         "holdouts": kafka.holdouts_topic,
         "conversions": kafka.conversions_topic,
     }
-    outputs: dict[str, Any] = {name: KafkaSink.from_settings(kafka, topic) for name, topic in sinks.items()}
+    outputs: dict[str, Any] = {
+        name: KafkaSink.from_settings(
+            kafka,
+            topic,
+            max_dead_letter_bytes=settings.input.max_dead_letter_bytes,
+            policy=policy,
+            required=name in written,
+        )
+        for name, topic in sinks.items()
+    }
     if check:
         check_brokers(source.brokers, kafka.connect_timeout_s, kafka.client_id, source.options)
+        check_topics(settings, rules, source.options)
         source.check()
-        for sink in outputs.values():
-            sink.check()
     if settings.redis.url:
         if check:
             RedisStore.from_settings(settings.redis).close()
         redis_settings = settings.redis
-        outputs["store"] = StoreSink(lambda: RedisStore.from_settings(redis_settings))
+        outputs["store"] = StoreSink(lambda: RedisStore.from_settings(redis_settings, policy=policy))
 
     def read_kafka(flow: Dataflow) -> Any:
         read = op.input("read", flow, source)
@@ -102,7 +188,7 @@ def live_flow(settings: Settings, *, check: bool = True) -> Dataflow:
         # (user, RawRecord): parsed in the per-user step, after the exchange
         return keyed, None
 
-    return build_flow(settings, read_kafka, Outputs(**outputs), live=True)
+    return build_flow(settings, read_kafka, Outputs(**outputs), live=True, rules=rules, flow_id=FLOW_ID)
 
 
 def flow() -> Dataflow:
@@ -115,7 +201,12 @@ def flow() -> Dataflow:
 
 
 def prepare_recovery(settings: Settings) -> RecoveryConfig | None:
-    """Create and initialise the recovery directory on first start; return its config."""
+    """Create and initialise the recovery directory on first start; return its config.
+
+    Existing files are checked first, so that a corrupt file, or one of
+    another flow or another partition count, is one line at start-up
+    rather than a crash inside bytewax.
+    """
     directory = settings.recovery.dir
     if not directory:
         return None
@@ -128,16 +219,71 @@ def prepare_recovery(settings: Settings) -> RecoveryConfig | None:
             msg = f"recovery.dir {directory!r} cannot be created: {ex}"
             raise ConfigError(msg) from ex
         log.info("initialised recovery directory", extra={"dir": directory, "partitions": settings.recovery.partitions})
+    else:
+        # Processes of a cluster may share the directory: one may still be
+        # creating the files another checks, so an unfinished one is given time.
+        for attempt in range(20):
+            try:
+                check_recovery_dir(path)
+                break
+            except _Unfinished:
+                if attempt == 19:
+                    raise
+                time.sleep(0.5)
     return RecoveryConfig(str(path), timedelta(seconds=settings.recovery.backup_s))
 
 
-def _stop_on_sigterm() -> None:
-    """Make SIGTERM stop the worker the way Ctrl-C does (bytewax handles KeyboardInterrupt)."""
+_RECOVERY_TABLES = {"parts", "exs", "fronts", "commits", "snaps"}
 
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, interrupt)
+class _Unfinished(ConfigError):
+    """A recovery file without bytewax's tables (yet)."""
+
+
+def check_recovery_dir(path: Path) -> None:
+    """Raise ``ConfigError`` unless ``path`` holds a whole set of this flow's recovery files.
+
+    Each ``*.sqlite3`` file must be a bytewax recovery partition (its tables),
+    all of the same partition count with no index missing twice, and hold
+    snapshots of this flow's steps only (``journeyflow.*``).
+    """
+    counts: set[int] = set()
+    indexes: list[int] = []
+    for file in sorted(path.glob("*.sqlite3")):
+        label = str(file)
+        try:
+            db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5)
+        except sqlite3.Error as ex:
+            msg = f"recovery file {label!r} cannot be opened: {ex}"
+            raise ConfigError(msg) from ex
+        try:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not _RECOVERY_TABLES <= tables:
+                msg = (
+                    f"recovery file {label!r} must be a bytewax recovery partition; "
+                    f"got tables {sorted(tables)} instead"
+                )
+                raise _Unfinished(msg) if not tables else ConfigError(msg)
+            for index, count in db.execute("SELECT part_index, part_count FROM parts"):
+                indexes.append(index)
+                counts.add(count)
+            foreign = db.execute(
+                "SELECT step_id FROM snaps WHERE step_id NOT LIKE ? LIMIT 1", (f"{FLOW_ID}.%",)
+            ).fetchone()
+        except sqlite3.DatabaseError as ex:
+            msg = f"recovery file {label!r} is corrupt: {ex}"
+            raise ConfigError(msg) from ex
+        finally:
+            db.close()
+        if foreign is not None:
+            msg = (
+                f"recovery file {label!r} must hold the state of flow {FLOW_ID!r}; "
+                f"got a snapshot of step {foreign[0]!r} instead"
+            )
+            raise ConfigError(msg)
+    if len(counts) > 1 or len(indexes) != len(set(indexes)):
+        msg = f"recovery.dir {str(path)!r} must hold one set of partitions; got counts {sorted(counts)} and indexes {sorted(indexes)}"
+        raise ConfigError(msg)
 
 
 def run(
@@ -158,8 +304,7 @@ def run(
     flow = live_flow(settings)
     recovery = prepare_recovery(settings)
     if settings.run.metrics_port:
-        start_metrics_server(settings.run.metrics_port)
-    _stop_on_sigterm()
+        start_metrics_server(settings.run.metrics_port, settings.run.metrics_address)
     epoch = settings.recovery.snapshot_s if recovery is not None else settings.run.epoch_s
     log.info(
         "journeyflow worker starting",
@@ -173,7 +318,7 @@ def run(
             "pid": os.getpid(),
         },
     )
-    READY.set(1)
+    set_running(True)
     log.info("journeyflow worker ready", extra=_ready_fields(settings))
     try:
         execute(
@@ -188,7 +333,7 @@ def run(
         log.info("journeyflow worker stopped by a signal")
         return
     finally:
-        READY.set(0)
+        set_running(False)
     log.info("journeyflow worker stopped")
 
 

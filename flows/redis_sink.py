@@ -8,11 +8,11 @@ from typing import Any
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
-from state.store import StateStore
+from state.store import Restore, StateStore
 
 __all__ = ["StoreSink"]
 
-_ACCEPTED = (ProfileRow, SegmentChange, Tombstone)
+_ACCEPTED = (ProfileRow, SegmentChange, Tombstone, Restore)
 
 
 class _StorePartition(StatelessSinkPartition[Any]):
@@ -23,7 +23,7 @@ class _StorePartition(StatelessSinkPartition[Any]):
         for item in items:
             if not isinstance(item, _ACCEPTED):
                 msg = (
-                    "store sink items must be ProfileRow, SegmentChange or Tombstone; "
+                    "store sink items must be ProfileRow, SegmentChange, Tombstone or Restore; "
                     f"got {type(item).__name__} instead"
                 )
                 raise TypeError(msg)

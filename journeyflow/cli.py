@@ -1,4 +1,4 @@
-"""The ``journeyflow`` command: replay, report, generate, run, evaluate.
+"""The ``journeyflow`` command: replay, report, generate, run, topics, evaluate.
 
 Errors an operator can fix (a bad setting, a missing file, an unreachable
 broker) end with one line on stderr and exit status 2, never a bare stack
@@ -39,7 +39,11 @@ def _replay(args: argparse.Namespace) -> int:
         from state.store import RedisStore
 
         RedisStore.from_settings(settings.redis).close()  # fail fast, in one line
-        store = StoreSink(lambda: RedisStore.from_settings(settings.redis))
+        from journeyflow.outages import RetryPolicy
+
+        # Redis lost mid-replay is waited for as in the live worker ([outages]).
+        policy = RetryPolicy.from_settings(settings.outages)
+        store = StoreSink(lambda: RedisStore.from_settings(settings.redis, policy=policy))
     summary = replay(
         [Path(p) for p in args.inputs],
         Path(args.out),
@@ -75,6 +79,27 @@ def _run(args: argparse.Namespace) -> int:
         print("journeyflow: error: --process-id and --addresses go together", file=sys.stderr)
         return 2
     run(settings, workers=settings.run.workers, process_id=args.process_id, addresses=addresses)
+    return 0
+
+
+def _topics(args: argparse.Namespace) -> int:
+    from flows.kafka import ensure_topics
+    from flows.live import read_rules, required_topics
+
+    settings = _settings(args, kafka={"partitions": args.partitions} if args.partitions else {})
+    names = required_topics(settings, read_rules(settings))
+    kafka = settings.kafka
+    from journeyflow.clients import kafka_options
+
+    created = ensure_topics(
+        kafka.brokers, {name: kafka.partitions for name in names}, kafka.connect_timeout_s, kafka.client_id,
+        kafka_options(kafka),
+    )
+    existing = [name for name in names if name not in created]
+    if created:
+        print(f"created {len(created)} topic(s) with {kafka.partitions} partition(s) on {kafka.brokers}: {', '.join(created)}")
+    if existing:
+        print(f"already there (left as they are): {', '.join(existing)}")
     return 0
 
 
@@ -157,6 +182,15 @@ def _parser() -> argparse.ArgumentParser:
         "--addresses", metavar="H:P;H:P", help='every process\'s host:port, ";"-separated, in process-id order'
     )
     run.set_defaults(func=_run)
+
+    topics = commands.add_parser("topics", parents=[verbose], help="manage the Kafka topics the live worker needs")
+    topic_commands = topics.add_subparsers(dest="topics_command", required=True)
+    create = topic_commands.add_parser(
+        "create", parents=[verbose], help="create every topic the worker reads or writes with the configured rules, if missing"
+    )
+    create.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
+    create.add_argument("--partitions", type=int, metavar="N", help="partitions of each new topic (default [kafka] partitions)")
+    create.set_defaults(func=_topics)
 
     evaluate = commands.add_parser("evaluate", parents=[verbose], help="generate data with ground truth, replay it, report model quality")
     evaluate.add_argument("--out", default="out/evaluate", metavar="DIR", help="working folder (default out/evaluate)")

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 import orjson
+
+from journeyflow.redact import Redactor, cut_at_boundary, digest, fit
 
 __all__ = [
     "EVENT_TYPES",
@@ -123,6 +124,9 @@ class DeadLetter:
     user: str | None = None
     redacted: bool = False
     truncated_from: int | None = None
+    """Length in bytes of the original message when ``raw`` is only its prefix."""
+    raw_sha256: str | None = None
+    """SHA-256 of the original message when ``raw`` is only its prefix."""
 
     def to_json(self) -> bytes:
         """Encode as the ``dead_letter`` record of the wire contract."""
@@ -143,7 +147,32 @@ class DeadLetter:
             doc["redacted"] = True
         if self.truncated_from is not None:
             doc["truncated_from"] = self.truncated_from
+        if self.raw_sha256 is not None:
+            doc["raw_sha256"] = self.raw_sha256
         return orjson.dumps(doc)
+
+    def shrunk(self, max_bytes: int) -> DeadLetter | None:
+        """Return this dead letter with ``raw`` cut so that ``to_json()`` is at most
+        ``max_bytes`` (keeping the original length and digest), or ``None`` when
+        not even an empty ``raw`` fits.
+
+        >>> letter = DeadLetter("too_large", "too large", b"x" * 5000, "events/0@1")
+        >>> small = letter.shrunk(1000)
+        >>> len(small.to_json()) <= 1000, small.truncated_from, len(small.raw_sha256)
+        (True, 5000, 64)
+        """
+        if len(self.to_json()) <= max_bytes:
+            return self
+        length = self.truncated_from if self.truncated_from is not None else len(self.raw)
+        sha = self.raw_sha256 or digest(self.raw)
+        reason = self.reason[:_MAX_REASON_CHARS]
+
+        def letter(prefix: bytes) -> DeadLetter:
+            return DeadLetter(self.code, reason, prefix, self.source, self.user, self.redacted, length, sha)
+
+        if len(letter(b"").to_json()) > max_bytes:
+            return None
+        return letter(fit(self.raw, max_bytes, lambda prefix: len(letter(prefix).to_json())))
 
 
 class _Invalid(Exception):
@@ -269,16 +298,22 @@ def _salted_hash(salt: bytes, value: str) -> str:
     return hashlib.blake2b(value.encode("utf-8"), key=salt, digest_size=16).hexdigest()
 
 
-_EMAIL = re.compile(rb"[^\s\"'@<>(),;:]+@[^\s\"'@<>(),;:]+\.[A-Za-z]{2,}")
+# Longest reason and user id a dead letter keeps (a Kafka key or an id can be
+# as long as the message).
+_MAX_REASON_CHARS = 512
+_MIN_DEAD_LETTER_BYTES = 1024
 
 
 class EventParser:
     """Validate raw messages against the input contract.
 
-    :arg max_event_bytes: larger messages are dead letters (``too_large``);
-        their ``raw`` is cut to this size so a dead-letter topic can take it.
+    :arg max_event_bytes: larger messages are dead letters (``too_large``).
     :arg personal_fields: dotted paths (``traits.email``) of personal data.
     :arg salt: key of the hash that replaces personal data.
+    :arg max_dead_letter_bytes: bound of every dead letter's JSON encoding,
+        below the Kafka producer's ``max_request_size``: a longer message
+        keeps a prefix, its length and its SHA-256 (see
+        :mod:`journeyflow.redact`).
     """
 
     def __init__(
@@ -287,16 +322,17 @@ class EventParser:
         max_event_bytes: int,
         personal_fields: tuple[str, ...],
         salt: str,
+        max_dead_letter_bytes: int = 262144,
     ) -> None:
+        if max_dead_letter_bytes < _MIN_DEAD_LETTER_BYTES:
+            msg = f"max_dead_letter_bytes must be >= {_MIN_DEAD_LETTER_BYTES}; got {max_dead_letter_bytes} instead"
+            raise ValueError(msg)
         self._max_event_bytes = max_event_bytes
+        self._max_dead_letter_bytes = max_dead_letter_bytes
         self._personal = tuple(tuple(p.split(".")) for p in personal_fields)
         self._roots = frozenset(p[0] for p in self._personal)
         self._salt = hashlib.blake2b(salt.encode("utf-8"), digest_size=32).digest()
-        leaf_names = sorted({p[-1] for p in self._personal})
-        names = b"|".join(re.escape(n.encode("utf-8")) for n in leaf_names)
-        self._personal_text = (
-            re.compile(rb'"(' + names + rb')"\s*:\s*"(?:[^"\\]|\\.)*"') if names else None
-        )
+        self._redactor = Redactor(personal_fields, self.hash_personal)
 
     def parse(self, raw: bytes, source: str, user_hint: str | None = None) -> Event | DeadLetter:
         """Return the event ``raw`` encodes, or a dead letter saying why not.
@@ -305,13 +341,12 @@ class EventParser:
         key); when given, the event must belong to that user.
         """
         if len(raw) > self._max_event_bytes:
-            return DeadLetter(
-                code="too_large",
-                reason=f"event too large: {len(raw)} bytes (max {self._max_event_bytes})",
-                raw=raw[: self._max_event_bytes],
-                source=source,
-                truncated_from=len(raw),
-            )
+            reason = f"event too large: {len(raw)} bytes (max {self._max_event_bytes})"
+            # Only a window of the prefix is ever looked at: the work is bounded
+            # by the dead letter's size, not the message's.
+            window = cut_at_boundary(raw, self._max_dead_letter_bytes + 1024)
+            clean = self._redactor.text(window)
+            return self._bounded("too_large", reason, clean, False, source, None, clean != window, raw)
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as ex:
@@ -467,7 +502,8 @@ class EventParser:
     def dead_letter(
         self, raw: bytes, source: str, code: str, reason: str, doc: Any = None
     ) -> DeadLetter:
-        """Return a dead letter for ``raw`` with personal data replaced by hashes.
+        """Return a dead letter for ``raw`` with personal data replaced by hashes
+        and its encoding bounded by ``max_dead_letter_bytes``.
 
         ``doc`` is ``raw`` already decoded, if it could be.
         """
@@ -476,36 +512,51 @@ class EventParser:
                 doc = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 doc = None
-        clean, redacted = self._redact(raw, doc)
         user = None
         if isinstance(doc, dict):
             candidate = doc.get("user_id") or doc.get("anonymous_id")
-            user = candidate if isinstance(candidate, str) else None
-        return DeadLetter(
-            code=code, reason=reason, raw=clean, source=source, user=user, redacted=redacted
-        )
+            if isinstance(candidate, str) and len(candidate) <= _MAX_ID_CHARS:
+                user = candidate
+        if doc is not None:
+            doc, redacted = self._redactor.document(doc)
+            clean, complete = (orjson.dumps(doc) if redacted else raw), True
+        else:
+            window = cut_at_boundary(raw, self._max_dead_letter_bytes + 1024)
+            clean, complete = self._redactor.text(window), len(window) == len(raw)
+            redacted = clean != window
+        return self._bounded(code, reason, clean, complete, source, user, redacted, raw)
 
-    def _redact(self, raw: bytes, doc: Any) -> tuple[bytes, bool]:
-        """Replace personal values in a dead letter's raw text by their hashes.
+    def _bounded(
+        self,
+        code: str,
+        reason: str,
+        clean: bytes,
+        complete: bool,
+        source: str,
+        user: str | None,
+        redacted: bool,
+        raw: bytes,
+    ) -> DeadLetter:
+        """Return the dead letter, its ``raw`` cut to fit ``max_dead_letter_bytes``.
 
-        A parsed object is edited field by field and re-encoded; text that is
-        not JSON is scrubbed with patterns (personal field names, e-mails).
+        ``clean`` is the redacted text, ``complete`` unless it is only a window
+        of it; ``raw`` is the original, whose length and digest a cut dead
+        letter keeps.
         """
-        if isinstance(doc, dict):
-            changed = False
-            for path in self._personal:
-                parent: Any = doc
-                for part in path[:-1]:
-                    parent = parent.get(part) if isinstance(parent, dict) else None
-                if isinstance(parent, dict) and parent.get(path[-1]) is not None:
-                    parent[path[-1]] = "hash:" + self.hash_personal(str(parent[path[-1]]))
-                    changed = True
-            return (orjson.dumps(doc), True) if changed else (raw, False)
-        scrubbed = raw
-        if self._personal_text is not None:
-            scrubbed = self._personal_text.sub(rb'"\1": "[redacted]"', scrubbed)
-        scrubbed = _EMAIL.sub(b"[redacted-email]", scrubbed)
-        return scrubbed, scrubbed != raw
+        if len(reason) > _MAX_REASON_CHARS:
+            reason = reason[:_MAX_REASON_CHARS] + "..."
+        budget = self._max_dead_letter_bytes
+        if complete:
+            letter = DeadLetter(code, reason, clean, source, user, redacted)
+            # Escaping makes a byte at most 6 ("\u0001"): small ones need no encoding to know.
+            if (len(clean) + len(reason)) * 6 + 1024 <= budget or len(letter.to_json()) <= budget:
+                return letter
+        sha = digest(raw)
+
+        def encoded(prefix: bytes) -> int:
+            return len(DeadLetter(code, reason, prefix, source, user, redacted, len(raw), sha).to_json())
+
+        return DeadLetter(code, reason, fit(clean, budget, encoded), source, user, redacted, len(raw), sha)
 
 
 def _items(value: Any) -> tuple[Item, ...]:

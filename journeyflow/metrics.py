@@ -22,6 +22,8 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
+from journeyflow.errors import ConfigError
+
 __all__ = [
     "EVENTS_READ",
     "DEAD_LETTERS",
@@ -44,6 +46,11 @@ __all__ = [
     "CONVERSION_RATE",
     "UPLIFT",
     "READY",
+    "SERVICE_DOWN",
+    "UNDELIVERABLE",
+    "set_running",
+    "service_down",
+    "service_up",
     "start_metrics_server",
 ]
 
@@ -159,17 +166,84 @@ UPLIFT = Gauge(
     ["rule", "stat"],
 )
 
-READY = Gauge("journeyflow_ready", "1 once the worker has connected and runs; else 0.")
+READY = Gauge(
+    "journeyflow_ready",
+    "1 once the worker has connected and runs, and no service it writes to is down; else 0.",
+)
+
+SERVICE_DOWN = Gauge(
+    "journeyflow_service_down",
+    "1 while the worker waits for a lost service (its input is paused meanwhile); else 0.",
+    ["service"],
+)
+"""Label ``service``: ``redis`` or ``kafka``."""
+
+UNDELIVERABLE = Counter(
+    "journeyflow_undeliverable_records",
+    "Output records a topic refused for good (too large...), sent to the dead letters instead.",
+    ["topic"],
+)
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> tuple[WSGIServer, threading.Thread]:
+class _Readiness:
+    """What ``journeyflow_ready`` says: running, and no client waiting for its service.
+
+    Clients in several worker threads report their outages, so the counts
+    are kept under a lock; the gauges are only ever set from here.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = False
+        self._down: dict[str, int] = {}
+
+    def set_running(self, running: bool) -> None:
+        with self._lock:
+            self._running = running
+            self._publish()
+
+    def change(self, service: str, delta: int) -> None:
+        with self._lock:
+            count = max(0, self._down.get(service, 0) + delta)
+            self._down[service] = count
+            SERVICE_DOWN.labels(service=service).set(1 if count else 0)
+            self._publish()
+
+    def _publish(self) -> None:
+        READY.set(1 if self._running and not any(self._down.values()) else 0)
+
+
+_READINESS = _Readiness()
+
+
+def set_running(running: bool) -> None:
+    """Say the worker runs (after its start-up checks) or has stopped."""
+    _READINESS.set_running(running)
+
+
+def service_down(service: str) -> None:
+    """Say one client lost ``service``: not ready until every such client recovers."""
+    _READINESS.change(service, +1)
+
+
+def service_up(service: str) -> None:
+    """Say a client that had lost ``service`` reaches it again."""
+    _READINESS.change(service, -1)
+
+
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> tuple[WSGIServer, threading.Thread]:
     """Serve the default registry at ``http://addr:port/metrics`` from a daemon thread.
 
     Use it when bytewax's own API server is off. Returns the server and its
     thread; ``server.shutdown()`` stops it. ``port`` 0 picks a free port
-    (``server.server_port`` says which).
+    (``server.server_port`` says which). A port in use or an address that
+    cannot be bound raises ``ConfigError`` (one line at start-up).
     """
     if not 0 <= port < 65536:
         msg = f"metrics port must be 0..65535; got {port} instead"
         raise ValueError(msg)
-    return start_http_server(port, addr=addr)
+    try:
+        return start_http_server(port, addr=addr)
+    except OSError as ex:
+        msg = f"run.metrics_port {port} on {addr} cannot be served: {ex.strerror or ex}"
+        raise ConfigError(msg) from ex

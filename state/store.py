@@ -42,7 +42,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,9 +59,13 @@ from journeyflow.clients import explain_redis_failure, redis_options
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.events import format_ts
 from journeyflow.metrics import REDIS_WRITE_ERRORS
+from journeyflow.outages import Outage, RetryPolicy
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
 
 __all__ = [
+    "Restore",
+    "LOSSES",
+    "apply_record",
     "StoreRecord",
     "StateStore",
     "RedisStore",
@@ -71,8 +77,48 @@ __all__ = [
 
 log = logging.getLogger("journeyflow.redis")
 
-StoreRecord = ProfileRow | SegmentChange | Tombstone
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """Rewrite a user's whole profile hash (and memberships) as it should be.
+
+    Emitted by the store's repair (``flows/store_state.py``) after Redis lost
+    data: ``fields`` is the hash's content, ``segments`` included.
+    """
+
+    user_id: str
+    fields: dict[str, str]
+
+
+StoreRecord = ProfileRow | SegmentChange | Tombstone | Restore
 """What a store applies."""
+
+
+class _Losses:
+    """When (epoch seconds), in this process, a store last found that Redis had lost data.
+
+    Written by the stores (any worker thread), read by the repair step's keys
+    when their timers fire: the one piece of state they share, behind a lock.
+    ``0.0``: never.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._at = 0.0
+
+    def found(self) -> None:
+        with self._lock:
+            self._at = time.time()
+
+    def last(self) -> float:
+        with self._lock:
+            return self._at
+
+
+LOSSES = _Losses()
+"""Losses of Redis data found in this process (see :class:`_Losses`)."""
+
+# A store's own marker outlives a stopped worker by a day, then goes.
+_MARKER_TTL_S = 86400
 
 # Errors after which the same batch may succeed: the server restarted, is
 # still loading its data, or the network dropped. Anything else (WRONGTYPE,
@@ -228,9 +274,9 @@ def _later_ts(current: str | None, new: str) -> bool:
 
 
 def _check_record(record: Any) -> None:
-    if not isinstance(record, (ProfileRow, SegmentChange, Tombstone)):
+    if not isinstance(record, (ProfileRow, SegmentChange, Tombstone, Restore)):
         msg = (
-            "store records must be ProfileRow, SegmentChange or Tombstone; "
+            "store records must be ProfileRow, SegmentChange, Tombstone or Restore; "
             f"got {type(record).__name__} instead"
         )
         raise TypeError(msg)
@@ -255,11 +301,14 @@ class RedisStore:
     A batch is one pipeline (``transaction=False``): one round trip, commands
     in record order. Readers may see a batch half-applied, never reordered.
     A transient failure (Redis restarting, a dropped connection) retries the
-    whole batch after a back-off that doubles from ``backoff_s`` up to
-    ``max_backoff_s``; each failed attempt counts in
-    ``journeyflow_redis_write_errors_total`` and logs a warning. After
-    ``max_attempts`` attempts the batch raises ``ConnectionFailure``: it is
-    never dropped silently. Other Redis errors raise at once.
+    whole batch for as long as the outage lasts, after a back-off that
+    doubles up to a cap (``policy``, see :mod:`journeyflow.outages`): the
+    worker waits, its input paused, ``journeyflow_ready`` is 0 and a warning
+    says so; each failed attempt counts in
+    ``journeyflow_redis_write_errors_total``. Only past the policy's
+    give-up deadline (default: never) does the batch raise
+    ``ConnectionFailure``; it is never dropped silently. Other Redis errors
+    raise at once.
 
     With ``ttl_s`` > 0 every write to a profile hash resets its expiry, so
     idle profiles vanish. Segment sets do not expire: a user whose profile
@@ -272,26 +321,25 @@ class RedisStore:
         *,
         key_prefix: str = "jf:",
         ttl_s: int = 0,
-        max_attempts: int = 10,
-        backoff_s: float = 0.1,
-        max_backoff_s: float = 5.0,
+        policy: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if ttl_s < 0:
             msg = f"redis profile_ttl_s must be >= 0; got {ttl_s!r} instead"
-            raise ConfigError(msg)
-        if max_attempts < 1:
-            msg = f"redis max_attempts must be >= 1; got {max_attempts!r} instead"
             raise ConfigError(msg)
         self._client = client
         self._keep_latest_updated_at = client.register_script(_KEEP_LATEST_UPDATED_AT)
         self._sync_segments = client.register_script(_SYNC_SEGMENTS)
         self.key_prefix = key_prefix
         self.ttl_s = ttl_s
-        self.max_attempts = max_attempts
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self._sleep = sleep
+        self.policy = policy or RetryPolicy()
+        self._outage = Outage("redis", "profile store", self.policy, logger=log, sleep=sleep)
+        # Loss detection: every store keeps its own marker key (so that each
+        # process notices, not only the first to write after a loss), and all
+        # share one that says journeyflow wrote this database before.
+        self._marker = f"{key_prefix}marker:{uuid.uuid4().hex}"
+        self._shared_marker = f"{key_prefix}marker"
+        self._marked = False
 
     @classmethod
     def connect(
@@ -307,7 +355,7 @@ class RedisStore:
 
         Raises ``ConnectionFailure`` if it does not answer within
         ``connect_timeout_s``. ``options`` go to :class:`RedisStore`
-        (``max_attempts``, ``backoff_s``...).
+        (``policy``, ``sleep``).
         """
         if not url:
             msg = "redis url must be redis://host:port/db; got an empty string instead"
@@ -365,37 +413,24 @@ class RedisStore:
             return
         for record in records:
             _check_record(record)
-        delay = self.backoff_s
-        for attempt in range(1, self.max_attempts + 1):
+        while True:
             try:
                 self._write(records)
-                if attempt > 1:
-                    log.warning(
-                        "redis write succeeded after retrying",
-                        extra={"attempt": attempt, "records": len(records)},
-                    )
-                return
             except _TRANSIENT as ex:
                 REDIS_WRITE_ERRORS.inc()
-                if attempt == self.max_attempts:
-                    msg = (
-                        f"redis write of {len(records)} records failed after "
-                        f"{attempt} attempts: {ex}"
-                    )
-                    raise ConnectionFailure(msg) from ex
-                log.warning(
-                    "redis write failed; retrying the batch",
-                    extra={"attempt": attempt, "records": len(records), "retry_in_s": delay,
-                           "error": repr(ex)},
-                )
-                self._sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
+                # Sleeps, or raises ConnectionFailure past the give-up deadline.
+                self._outage.failed(ex, records=len(records))
+                continue
+            self._outage.succeeded()
+            return
 
     def _write(self, records: Sequence[StoreRecord]) -> None:
         prefix = self.key_prefix
         sets = segment_key(prefix, "")
         ttl = self.ttl_s
         pipe = self._client.pipeline(transaction=False)
+        # The marker is read before the batch's writes, in the same round trip.
+        pipe.exists(self._marker if self._marked else self._shared_marker)
         for record in records:
             user = record.user_id
             key = profile_key(prefix, user)
@@ -413,12 +448,35 @@ class RedisStore:
             elif isinstance(record, SegmentChange):
                 new = _segments_text(record.segments)
                 self._sync_segments(keys=[key], args=[user, sets, new, _segments_text(record.exited)], client=pipe)
+            elif isinstance(record, Restore):
+                fields = dict(record.fields)
+                segments_text = fields.pop("segments", "[]")
+                pipe.delete(key)
+                if fields:
+                    pipe.hset(key, mapping=fields)
+                self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
             else:
                 self._sync_segments(keys=[key], args=[user, sets, "", _segments_text(record.segments)], client=pipe)
                 continue
             if ttl:
                 pipe.expire(key, ttl)
-        pipe.execute()
+        pipe.set(self._marker, "1", ex=_MARKER_TTL_S)
+        pipe.set(self._shared_marker, "1")
+        results = pipe.execute()
+        if not results[0]:
+            self._lost()
+        self._marked = True
+
+    def _lost(self) -> None:
+        # Before this store's first batch only the shared marker is asked:
+        # missing, the database is new or was emptied while no worker ran.
+        # Afterwards its own: missing, Redis lost what it wrote (restarted
+        # empty, flushed). Either way the repair step rewrites what state holds.
+        LOSSES.found()
+        if self._marked:
+            log.warning("redis has lost journeyflow's data (restarted empty or flushed); repairing the store from state")
+        else:
+            log.info("redis holds no journeyflow data yet (new, or emptied); writing it from state")
 
     def profile(self, user_id: str) -> dict[str, str] | None:
         fields = self._client.hgetall(profile_key(self.key_prefix, user_id))
@@ -428,7 +486,37 @@ class RedisStore:
         return set(self._client.smembers(segment_key(self.key_prefix, segment)))
 
     def close(self) -> None:
+        self._outage.close()
         self._client.close()
+
+
+def apply_record(fields: dict[str, str] | None, record: StoreRecord) -> dict[str, str] | None:
+    """Return a user's profile hash after ``record`` (``None``: no hash), as Redis would hold it.
+
+    ``fields`` is changed in place. The segment sets follow the hash's
+    ``segments`` (see the module docstring), so the hash says it all.
+
+    >>> fields = apply_record(None, ProfileRow("u1", 1795343460000, {"visits": 3}, ("vip",)))
+    >>> fields
+    {'visits': '3', 'updated_at': '2026-11-22T10:31:00Z', 'segments': '["vip"]'}
+    >>> apply_record(fields, Tombstone("u1", 0, None)) is None
+    True
+    """
+    if isinstance(record, Tombstone):
+        return None
+    if isinstance(record, Restore):
+        return dict(record.fields)
+    fields = {} if fields is None else fields
+    if isinstance(record, SegmentChange):
+        fields["segments"] = _segments_text(record.segments)
+        return fields
+    updates, deletes = _row_changes(record)
+    if not _later_ts(fields.get("updated_at"), updates["updated_at"]):
+        del updates["updated_at"]
+    fields.update(updates)
+    for name in deletes:
+        fields.pop(name, None)
+    return fields
 
 
 class InMemoryStore:
@@ -470,6 +558,12 @@ class InMemoryStore:
                 self._sync(user, record.segments, ())
         elif isinstance(record, SegmentChange):
             self._sync(user, record.segments, record.exited)
+        elif isinstance(record, Restore):
+            fields = dict(record.fields)
+            segments = orjson.loads(fields.get("segments", "[]"))
+            self._sync(user, None, ())
+            self._profiles[user] = fields
+            self._sync(user, segments, ())
         else:
             self._sync(user, None, record.segments)
 

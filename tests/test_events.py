@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 
 import orjson
 import pytest
@@ -113,7 +114,11 @@ def test_a_ten_megabyte_line_is_a_dead_letter_not_a_crash() -> None:
     parser = EventParser(max_event_bytes=1 << 20, personal_fields=(), salt="s")
     result = parser.parse(b'{"a": "' + b"x" * (10 << 20) + b'"}', "f:1")
     assert isinstance(result, DeadLetter) and result.code == "too_large"
-    assert len(result.raw) == 1 << 20 and result.truncated_from == (10 << 20) + 9
+    line = b'{"a": "' + b"x" * (10 << 20) + b'"}'
+    # Bounded below the producer's limit: a prefix, the length and the digest.
+    assert 200_000 < len(result.to_json()) <= 262144
+    assert line.startswith(result.raw) and result.truncated_from == len(line)
+    assert result.raw_sha256 == hashlib.sha256(line).hexdigest()
 
 
 def test_valid_events_of_every_shape_parse() -> None:

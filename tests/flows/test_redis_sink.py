@@ -92,5 +92,5 @@ def test_store_sink_refuses_other_records() -> None:
         cause = cause.__cause__ or cause.__context__
     assert cause is not None, caught.value
     assert str(cause) == (
-        "store sink items must be ProfileRow, SegmentChange or Tombstone; got Trigger instead"
+        "store sink items must be ProfileRow, SegmentChange, Tombstone or Restore; got Trigger instead"
     )

@@ -15,9 +15,10 @@ import redis
 
 from config.settings import load_settings
 from journeyflow.errors import ConfigError, ConnectionFailure
-from journeyflow.metrics import REDIS_WRITE_ERRORS
+from journeyflow.metrics import REDIS_WRITE_ERRORS, SERVICE_DOWN
+from journeyflow.outages import RetryPolicy
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
-from state.store import InMemoryStore, RedisStore, StateStore
+from state.store import LOSSES, InMemoryStore, RedisStore, Restore, StateStore
 from tests.conftest import RedisServer, free_port
 
 TS = 1_795_343_460_000  # 2026-11-22T10:31:00Z
@@ -162,7 +163,7 @@ def test_applying_a_batch_twice_changes_nothing(make_store: Callable[..., StateS
 
 def test_other_records_are_refused_before_anything_is_written(make_store: Callable[..., StateStore]) -> None:
     store = make_store()
-    with pytest.raises(TypeError, match="must be ProfileRow, SegmentChange or Tombstone; got dict instead"):
+    with pytest.raises(TypeError, match="must be ProfileRow, SegmentChange, Tombstone or Restore; got dict instead"):
         store.apply([row("u1", visits=1), {"user_id": "u1"}])  # type: ignore[list-item]
     assert store.profile("u1") is None
 
@@ -175,9 +176,32 @@ def test_redis_layout_and_prefix(redis_url: str) -> None:
     store = RedisStore.connect(redis_url, key_prefix="test:")
     try:
         store.apply([row("u1", visits=1), change("u1", ("vip",), (), ("vip",))])
-        assert sorted(store.client.keys("*")) == ["test:profile:u1", "test:segment:vip"]
+        keys = sorted(store.client.keys("*"))
+        # Besides the data, the markers of loss detection: one shared, one per store (expiring).
+        assert [k for k in keys if not k.startswith("test:marker")] == ["test:profile:u1", "test:segment:vip"]
+        markers = [k for k in keys if k.startswith("test:marker")]
+        assert len(markers) == 2 and "test:marker" in markers
+        assert 0 < store.client.ttl(next(k for k in markers if k != "test:marker")) <= 86400
         assert store.client.type("test:profile:u1") == "hash"
         assert store.client.type("test:segment:vip") == "set"
+    finally:
+        store.close()
+
+
+@pytest.mark.redis
+def test_redis_that_lost_its_data_is_noticed_and_a_restore_rewrites_a_user(redis_url: str) -> None:
+    store = RedisStore.connect(redis_url)
+    try:
+        store.apply([row("u1", visits=1), change("u1", ("vip",), (), ("vip",))])
+        before = LOSSES.last()
+        store.apply([row("u1", visits=2)])
+        assert LOSSES.last() == before  # nothing lost
+        store.client.flushdb()
+        store.apply([row("u2", visits=1)])
+        assert LOSSES.last() > before
+        store.apply([Restore("u1", {"visits": "2", "segments": '["vip"]', "updated_at": "2026-11-22T10:31:00Z"})])
+        assert store.profile("u1") == {"visits": "2", "segments": '["vip"]', "updated_at": "2026-11-22T10:31:00Z"}
+        assert store.members("vip") == {"u1"}
     finally:
         store.close()
 
@@ -204,7 +228,7 @@ def test_redis_ttl_is_reset_on_every_profile_write(redis_url: str) -> None:
 
 @pytest.mark.redis
 def test_redis_errors_that_cannot_heal_are_not_retried(redis_url: str) -> None:
-    store = RedisStore.connect(redis_url, backoff_s=0.01)
+    store = RedisStore.connect(redis_url, policy=RetryPolicy(0.01, 0.01))
     errors_before = REDIS_WRITE_ERRORS._value.get()
     try:
         store.client.set("jf:segment:vip", "not a set")
@@ -229,7 +253,7 @@ def test_redis_restarted_mid_run_is_retried_until_it_is_back(
     spawn_redis: Callable[[], RedisServer], caplog: pytest.LogCaptureFixture
 ) -> None:
     server = spawn_redis()
-    store = RedisStore.connect(server.url, backoff_s=0.05, max_backoff_s=0.4, max_attempts=40)
+    store = RedisStore.connect(server.url, policy=RetryPolicy(0.05, 0.4))
     caplog.set_level(logging.WARNING, logger="journeyflow.redis")
     try:
         store.apply([row("u1", visits=1)])
@@ -245,8 +269,8 @@ def test_redis_restarted_mid_run_is_retried_until_it_is_back(
         assert time.monotonic() - started >= 0.9  # it did wait for the restart
         assert REDIS_WRITE_ERRORS._value.get() > errors_before
         messages = [r.getMessage() for r in caplog.records if r.name == "journeyflow.redis"]
-        assert "redis write failed; retrying the batch" in messages
-        assert messages[-1] == "redis write succeeded after retrying"
+        assert "redis unavailable; input paused, retrying with back-off" in messages
+        assert messages[-1] == "redis available again; input resumed"
         # The server came back empty (no persistence): the retried batch is all there.
         assert store.profile("u2") == {
             "visits": "2", "updated_at": "2026-11-22T10:31:00Z", "segments": '["vip"]'
@@ -257,15 +281,19 @@ def test_redis_restarted_mid_run_is_retried_until_it_is_back(
 
 
 @pytest.mark.redis
-def test_redis_gives_up_after_max_attempts_by_raising(spawn_redis: Callable[[], RedisServer]) -> None:
+def test_redis_gives_up_only_past_the_deadline(spawn_redis: Callable[[], RedisServer]) -> None:
     server = spawn_redis()
-    store = RedisStore.connect(server.url, backoff_s=0.01, max_attempts=3)
+    store = RedisStore.connect(server.url, policy=RetryPolicy(0.01, 0.05, give_up_after_s=0.5))
     errors_before = REDIS_WRITE_ERRORS._value.get()
     server.stop()
-    with pytest.raises(ConnectionFailure, match="redis write of 1 records failed after 3 attempts"):
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailure, match=r"redis \(profile store\) unavailable for \d+ s, beyond outages.give_up_after_s = 0.5"):
         store.apply([row("u1", visits=1)])
-    assert REDIS_WRITE_ERRORS._value.get() == errors_before + 3
+    assert time.monotonic() - started >= 0.5
+    assert REDIS_WRITE_ERRORS._value.get() >= errors_before + 5
+    assert SERVICE_DOWN.labels(service="redis")._value.get() == 1
     store.close()
+    assert SERVICE_DOWN.labels(service="redis")._value.get() == 0
 
 
 @pytest.mark.redis
