@@ -48,6 +48,7 @@ __all__ = [
     "nearest",
     "samples",
     "type_of",
+    "variable_entry",
 ]
 
 ANY_EVENT = "*"
@@ -221,6 +222,11 @@ def samples(context: str) -> dict[str, Any]:
         fields = MAPS.get(name)
         found[name] = _TOP[name].sample if fields is None else {f.name: f.sample for f in fields.values()}
     return found
+
+
+def variable_entry(name: str) -> Variable:
+    """Return the registry entry of top-level variable ``name`` (not a map)."""
+    return _TOP[name]
 
 
 def type_of(context: str, name: str) -> str:
