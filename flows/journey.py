@@ -37,6 +37,7 @@ from journeyflow.records import (
     UserUpdate,
 )
 from flows.loop import close_loop, goal_types
+from flows.recommend import add_recommendations, recommend_config
 from operators.audience import AudienceConfig
 from operators.dedup import DedupConfig
 from operators.journey import Inbound, JourneyConfig
@@ -89,6 +90,8 @@ class Outputs:
     """Receives each :class:`~operators.loop.Conversion` (``None``: not written)."""
     loop_report: Sink[Any] | None = None
     """Receives the :class:`~operators.loop.LoopReport` (uplift) at the end of the input."""
+    recommendations: Sink[Any] | None = None
+    """Receives the recommender's online quality figures at the end of the input."""
 
 
 def event_parser(settings: Settings) -> EventParser:
@@ -140,6 +143,7 @@ def journey_config(
         timers=timers,
         store_rows=store_rows,
         goal_types=goal_types(rules),
+        recommend=recommend_config(settings),
     )
 
 
@@ -242,6 +246,9 @@ def build_flow(
     # (user, UserUpdate)
     audience = op.stateful("audience", scored, audience_config(rules, store_rows=store_rows).build)
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow)
+    recommend_cfg = recommend_config(settings, store_rows=store_rows and live)
+    audience = add_recommendations(recommend_cfg, journey, audience, outputs.recommendations)
+    # the same, with each customer's recommendations in their profile records
     if outputs.models is not None:
         op.output("write_model_report", _only("model_report", learned, ModelReport), outputs.models)
 
