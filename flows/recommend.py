@@ -22,18 +22,32 @@ from bytewax.operators import KeyedStream
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
 from config.settings import Settings
+from journeyflow.errors import RuleError
+from journeyflow.records import Trigger
 from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality, ShardWork
 from operators.recommend_steps import build_lists, build_popularity, build_shard
+from operators.rules import Rules, recommendation_payloads
 
-__all__ = ["POPULARITY_KEY", "recommend_config", "add_recommendations", "QualitySink"]
+__all__ = ["POPULARITY_KEY", "recommend_config", "add_recommendations", "routed_here", "QualitySink"]
 
 POPULARITY_KEY = "popularity"
 
 
-def recommend_config(settings: Settings, *, store_rows: bool = False) -> RecommendConfig | None:
-    """Return the recommender's configuration, or ``None`` when it is off."""
+def recommend_config(
+    settings: Settings, *, store_rows: bool = False, rules: Rules | None = None
+) -> RecommendConfig | None:
+    """Return the recommender's configuration, or ``None`` when it is off.
+
+    ``rules`` gives the trigger payloads over ``recommendations``; with the
+    recommender off, a rule that reads it stops start-up.
+    """
     r = settings.recommendations
+    payloads = recommendation_payloads(rules) if rules is not None else {}
     if not r.enabled:
+        if payloads:
+            names = ", ".join(sorted(payloads))
+            msg = f"trigger(s) {names} read recommendations; recommendations.enabled must be true"
+            raise RuleError(msg)
         return None
     return RecommendConfig(
         size=r.size,
@@ -47,6 +61,7 @@ def recommend_config(settings: Settings, *, store_rows: bool = False) -> Recomme
         session_gap_ms=settings.sessions.gap_s * 1000,
         popularity_half_life_ms=r.popularity_half_life_s * 1000,
         store_rows=store_rows,
+        payloads=payloads,
     )
 
 
@@ -68,6 +83,12 @@ def _quality(item: tuple[str, Any]) -> RecQuality | None:
     return value if isinstance(value, RecQuality) else None
 
 
+def routed_here(cfg: RecommendConfig | None, item: Any) -> bool:
+    """Return whether a record of the journey step goes through the lists step: a
+    trigger whose payload reads ``recommendations``."""
+    return cfg is not None and isinstance(item, Trigger) and item.rule in cfg.payloads
+
+
 def add_recommendations(
     cfg: RecommendConfig | None,
     journey: KeyedStream[Any],
@@ -76,10 +97,15 @@ def add_recommendations(
 ) -> KeyedStream[Any]:
     """Return ``audience`` with the customers' lists added (unchanged when ``cfg`` is None).
 
-    ``quality`` receives each customer's :class:`RecQuality` at the end of a replay.
+    The journey step's triggers that read ``recommendations`` (see
+    :func:`routed_here`) come out here too, filled in. ``quality`` receives
+    each customer's :class:`RecQuality` at the end of a replay.
     """
     if cfg is None:
         return audience
+    if cfg.payloads:
+        triggers = op.filter("rec_triggers", journey, lambda kv: routed_here(cfg, kv[1]))
+        audience = op.merge("rec_with_triggers", audience, triggers)
     asks = op.filter_map("rec_asks", journey, _ask)
     # ("popularity", RecAsk): one key, a few dict operations per event
     work = op.stateful("rec_popularity", asks, build_popularity(cfg))

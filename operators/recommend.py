@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import heapq
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -93,6 +94,8 @@ class RecommendConfig:
     """Half-life of the popularity counts (event time)."""
     store_rows: bool = False
     """Write each new list to the profile store as it changes (live)."""
+    payloads: Mapping[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
+    """Trigger name -> its payload entries (name, CEL expression) over ``recommendations``."""
 
     @property
     def per_shard(self) -> int:

@@ -31,9 +31,11 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from journeyflow.records import ProfileRow, SegmentChange, Tombstone
+from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators import recommend as rec
 from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality, Ranking, ShardWork
+from operators.rules import evaluate_safely
+from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
 
 __all__ = [
@@ -217,11 +219,20 @@ class ListLogic(StatefulLogic[Any, Any, bytes]):
     def __init__(self, cfg: RecommendConfig, state: ListState) -> None:
         self.cfg = cfg
         self.state = state
+        # Rules whose payload failed at run time (logged once each).
+        self._failed: set[str] = set()
 
     def on_item(self, value: Any) -> tuple[Iterable[Any], bool]:
         state = self.state
         if isinstance(value, RecAnswer):
             return self.answer(value), self._retain()
+        if isinstance(value, Trigger) and value.rule in self.cfg.payloads:
+            values = {RECOMMENDATIONS: self.published}
+            filled = {
+                key: evaluate_safely(value.rule, expression, values, self._failed)
+                for key, expression in self.cfg.payloads[value.rule]
+            }
+            return [dataclasses.replace(value, payload={**value.payload, **filled})], self._retain()
         if isinstance(value, SegmentChange):
             profile = {**value.profile, "recommendations": self.published}
             fields = value.fields + ("recommendations",)

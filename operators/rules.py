@@ -29,7 +29,18 @@ import cel
 from journeyflow import metrics
 from journeyflow.errors import RuleError
 from operators.fastrules import compile_simple
-from operators.variables import CONTEXTS, MAPS, MODEL, PROFILE, Variable, nearest, samples, type_of, variable_entry
+from operators.variables import (
+    CONTEXTS,
+    MAPS,
+    MODEL,
+    PROFILE,
+    RECOMMENDATIONS,
+    Variable,
+    nearest,
+    samples,
+    type_of,
+    variable_entry,
+)
 from operators import goals
 
 __all__ = [
@@ -40,6 +51,7 @@ __all__ = [
     "Rules",
     "load_rules",
     "parse_rules",
+    "recommendation_payloads",
     "evaluate_safely",
 ]
 
@@ -421,7 +433,7 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
     for variant in variants:
         sample_payload.update((key, expr.evaluate(sample)) for key, expr in variant.payload)
     goal = goals.parse_goal(owner, doc.get("goal"), payload_sample=sample_payload)
-    return TriggerRule(
+    rule = TriggerRule(
         name=name,
         description=str(doc.get("description", "")),
         on=on,
@@ -435,6 +447,44 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
         goal=goal,
         variants=variants,
     )
+    _check_recommendations(owner, rule)
+    return rule
+
+
+def _check_recommendations(owner: str, rule: TriggerRule) -> None:
+    """Allow ``recommendations`` in payload expressions over nothing else.
+
+    The list is known after the recommender's list step, downstream of where
+    triggers fire; that step evaluates these payload entries (see
+    :func:`recommendation_payloads`), and can give them nothing but the list.
+    """
+    for part, expression in (("when", rule.when), ("cooldown_key", rule.cooldown_key)):
+        if expression is not None and RECOMMENDATIONS in expression.variables:
+            msg = f"{owner}: {part} cannot read recommendations (payloads only); got {expression.source!r}"
+            raise RuleError(msg)
+    for variant in rule.variants:
+        for key, expression in variant.payload:
+            if RECOMMENDATIONS in expression.variables:
+                msg = f"{owner} variant payload {key!r}: recommendations can be read in the rule's own payload only"
+                raise RuleError(msg)
+    for key, expression in rule.payload:
+        others = [n for n in expression.variables if n != RECOMMENDATIONS]
+        if RECOMMENDATIONS in expression.variables and others:
+            msg = (
+                f"{owner} payload {key!r}: an expression over recommendations must read nothing else; "
+                f"got {', '.join(others)} in {expression.source!r}"
+            )
+            raise RuleError(msg)
+
+
+def recommendation_payloads(rules: Rules) -> dict[str, tuple[tuple[str, Expression], ...]]:
+    """Return, per trigger, the payload entries that read ``recommendations``."""
+    found = {}
+    for rule in rules.triggers:
+        entries = tuple((k, e) for k, e in rule.payload if RECOMMENDATIONS in e.variables)
+        if entries:
+            found[rule.name] = entries
+    return found
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

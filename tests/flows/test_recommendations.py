@@ -97,3 +97,53 @@ def test_the_redis_profile_holds_the_list_as_a_json_array(tmp_path: Path, redis_
         assert orjson.loads(profile["recommendations"])[0] == "sku-c"
     finally:
         check.close()
+
+
+_RULES = """
+[triggers.cart_reminder]
+on = "session_close"
+when = "cart_items > 0"
+payload = { products = "recommendations", first = "size(recommendations) > 0 ? recommendations[0] : ''", cart = "cart_value" }
+"""
+
+
+def test_trigger_payloads_can_use_the_recommendations(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text(_RULES)
+    url = "https://shop.example.com/"
+    # Page views after the cart add: the session closes in a later batch than the add's answer.
+    later = [event("page_view", user=f"g{n % 50}", ts=at(hours=12, minutes=1 + n * 0.01), url=url) for n in range(1100)]
+    events = [*_history(), event("add_to_cart", user="u3", ts=at(hours=12), product_id="sku-a"), *later]
+    out = run_replay(tmp_path, events, cfg=settings(segments={"rules_file": str(rules)}))
+    (fired,) = [t for t in out.triggers if t["user_id"] == "u3"]
+    assert fired["payload"]["products"][0] == "sku-b"
+    assert fired["payload"]["first"] == "sku-b" and fired["payload"]["cart"] == 59.0
+    profile = {p["user_id"]: p for p in out.profiles}["u3"]
+    assert fired["payload"]["products"] == profile["recommendations"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "problem"),
+    [
+        ('when = "size(recommendations) > 0"', "when cannot read recommendations"),
+        ('payload = { x = "recommendations + [top_category]" }', "must read nothing else; got top_category"),
+    ],
+)
+def test_recommendations_are_for_payloads_over_nothing_else(rule: str, problem: str) -> None:
+    from journeyflow.errors import RuleError
+    from operators.rules import parse_rules
+    import tomllib
+
+    doc = tomllib.loads(f'[triggers.t]\non = "session_close"\n{rule}\n')
+    with pytest.raises(RuleError, match=problem):
+        parse_rules(doc)
+
+
+def test_a_rule_over_recommendations_needs_the_recommender(tmp_path: Path) -> None:
+    from journeyflow.errors import RuleError
+
+    rules = tmp_path / "rules.toml"
+    rules.write_text(_RULES)
+    off = settings(segments={"rules_file": str(rules)}, recommendations={"enabled": False})
+    with pytest.raises(RuleError, match="recommendations.enabled must be true"):
+        run_replay(tmp_path, _history(), cfg=off)
