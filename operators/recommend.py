@@ -30,6 +30,7 @@ never a customer id.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import zlib
 from collections.abc import Mapping
@@ -72,7 +73,7 @@ class RecommendConfig:
     """Products per list."""
     exclude_cart: bool = True
     """Never recommend what is in the cart."""
-    window: int = 5
+    window: int = 3
     """A product learns as successors the next ``window`` products of a session."""
     decay: float = 0.5
     """Weight the earlier products' successors keep at each new product (0: the latest only)."""
@@ -84,7 +85,7 @@ class RecommendConfig:
     """Categories whose popular products are kept."""
     popular: int = 40
     """Popular products kept overall and per category."""
-    candidates: int = 50
+    candidates: int = 30
     """Scored products a customer's list keeps between events."""
     shards: int = 64
     """Product-table keys: products spread over this many keys (and so over workers)."""
@@ -155,6 +156,7 @@ class RecQuality:
     """``{"online" | "popularity": {"hit_10", "rr_10", "hit_20", "rr_20"}}`` sums."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def shard_of(product: str, shards: int) -> str:
     """Return the key of the shard that holds ``product`` (stable across processes).
 
@@ -275,7 +277,8 @@ def successors(table: dict[str, list[Any]], cfg: RecommendConfig, product: str) 
     cached = node[2]
     if cached is None:
         total = node[1] or 1.0
-        best = heapq.nlargest(cfg.neighbours, node[0].items(), key=itemgetter(1))
+        # The answer is a list's depth long; more successors are kept to learn from.
+        best = heapq.nlargest(EVAL_DEPTH, node[0].items(), key=itemgetter(1))
         cached = node[2] = tuple((p, w / total) for p, w in best)
     return cached
 
@@ -292,11 +295,15 @@ def blend(
     new session starts over); at most ``candidates`` are kept.
 
     >>> cfg = RecommendConfig(decay=0.5, candidates=2)
+    >>> blend({"a": 1.0}, cfg, (("b", 0.5),), True)
+    {'b': 0.5}
     >>> blend({"a": 1.0, "b": 0.2}, cfg, (("b", 0.5), ("c", 0.3)), False)
     {'b': 0.6, 'a': 0.5}
     """
     decay = 0.0 if fresh else cfg.decay
-    merged = {p: s * decay for p, s in scores.items()} if decay else {}
+    if not decay or not scores:
+        return dict(found)
+    merged = {p: s * decay for p, s in scores.items()}
     for product, weight in found:
         merged[product] = merged.get(product, 0.0) + weight
     if len(merged) > cfg.candidates:

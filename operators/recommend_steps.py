@@ -291,11 +291,12 @@ class ListLogic(StatefulLogic[Any, Any, bytes]):
     def _score(self, product: str, popular_rank: int | None) -> None:
         state = self.state
         state.evaluated += 1
-        online = rec.hit_figures(rec.position_of(state.ranked, product))
-        popular = rec.hit_figures(None if popular_rank is None else popular_rank + 1)
-        for name, figures in (("online", online), ("popularity", popular)):
+        popular = None if popular_rank is None else popular_rank + 1
+        for name, position in (("online", rec.position_of(state.ranked, product)), ("popularity", popular)):
+            if position is None:
+                continue  # a miss adds nothing: most views, so skip the sums
             sums = state.hits.setdefault(name, dict(_NO_HITS))
-            for key, value in figures.items():
+            for key, value in rec.hit_figures(position).items():
                 sums[key] += value
 
     def _quality(self) -> list[RecQuality]:
