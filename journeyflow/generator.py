@@ -569,7 +569,9 @@ class _User:
         """
         if not self.identified or number in (self.identify_session, self.forget_session):
             return
-        if self.opt_out_session != -1 and self.opt_out_session <= number:
+        # The next session's refusal can reach the engine before this session closes
+        # (nothing else of the user's comes in between): it then drops the session unfired.
+        if self.opt_out_session != -1 and self.opt_out_session <= number + 1:
             return
         catalogue = self.shared.catalogue
         carted = {props["product_id"] for kind, props, _, _ in steps if kind == "add_to_cart"}
