@@ -42,6 +42,7 @@ __all__ = [
     "LoggingSettings",
     "NON_SETTING_VARIABLES",
     "OutageSettings",
+    "RecommendationSettings",
     "load_settings",
     "masked",
     "mask_url",
@@ -162,6 +163,25 @@ class ProfileSettings:
     max_cart_items: int = _setting(_positive)
     max_purchases: int = _setting(_positive)
     max_sessions: int = _setting(_positive)
+
+
+@dataclass(frozen=True)
+class RecommendationSettings:
+    """The online recommender (``operators/recommend.py``)."""
+
+    enabled: bool = _setting()
+    """Learn and publish recommendations. Env: JOURNEYFLOW_RECOMMENDATIONS_ENABLED."""
+    size: int = _setting(lambda v: None if 1 <= v <= 20 else "must be between 1 and 20")
+    """Products per list. Env: JOURNEYFLOW_RECOMMENDATIONS_SIZE."""
+    exclude_cart: bool = _setting()
+    """Leave out what is in the cart. Env: JOURNEYFLOW_RECOMMENDATIONS_EXCLUDE_CART."""
+    window: int = _setting(lambda v: None if 1 <= v <= 10 else "must be between 1 and 10")
+    decay: float = _setting(lambda v: None if 0 <= v < 1 else "must be >= 0 and < 1")
+    neighbours: int = _setting(_positive)
+    max_products: int = _setting(_positive)
+    max_categories: int = _setting(_positive)
+    shards: int = _setting(_positive)
+    popularity_half_life_s: int = _setting(_positive)
 
 
 @dataclass(frozen=True)
@@ -365,6 +385,7 @@ class Settings:
     conversions: ConversionSettings
     logging: LoggingSettings
     outages: OutageSettings
+    recommendations: RecommendationSettings
     config_dir: Path = DEFAULT_CONFIG.parent
     """Folder of the last config file read; relative paths resolve against it."""
 

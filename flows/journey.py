@@ -38,6 +38,7 @@ from journeyflow.records import (
     UserUpdate,
 )
 from flows.loop import close_loop, goal_types
+from flows.recommend import add_recommendations, recommend_config, routed_here
 from operators.audience import AudienceConfig
 from operators.dedup import DedupConfig
 from operators.journey import Inbound, JourneyConfig
@@ -90,6 +91,8 @@ class Outputs:
     """Receives each :class:`~operators.loop.Conversion` (``None``: not written)."""
     loop_report: Sink[Any] | None = None
     """Receives the :class:`~operators.loop.LoopReport` (uplift) at the end of the input."""
+    recommendations: Sink[Any] | None = None
+    """Receives the recommender's online quality figures at the end of the input."""
 
 
 def event_parser(settings: Settings) -> EventParser:
@@ -142,6 +145,7 @@ def journey_config(
         timers=timers,
         store_rows=store_rows,
         goal_types=goal_types(rules),
+        recommend=recommend_config(settings),
     )
 
 
@@ -244,6 +248,9 @@ def build_flow(
     # (user, UserUpdate)
     audience = op.stateful("audience", scored, audience_config(rules, store_rows=store_rows).build)
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow)
+    recommend_cfg = recommend_config(settings, store_rows=store_rows and live, rules=rules)
+    audience = add_recommendations(recommend_cfg, journey, audience, outputs.recommendations)
+    # the same, with each customer's recommendations in their profile records
     if outputs.models is not None:
         op.output("write_model_report", _only("model_report", learned, ModelReport), outputs.models)
 
@@ -253,7 +260,11 @@ def build_flow(
     if early_dead is not None:
         dead = op.merge("dead_letters", early_dead, dead)
     op.output("write_dead_letters", op.inspect("count_dead_letters", dead, _count_dead_letter), outputs.dead_letters)
-    fired = close_loop(settings, rules, journey, audience, outputs.conversions, outputs.loop_report)
+    # Triggers whose payload reads recommendations reach the loop from the recommender's step instead.
+    unrouted = journey
+    if recommend_cfg is not None and recommend_cfg.payloads:
+        unrouted = op.filter("unrouted", journey, lambda kv: not routed_here(recommend_cfg, kv[1]))
+    fired = close_loop(settings, rules, unrouted, audience, outputs.conversions, outputs.loop_report)
     # Trigger, variant chosen (flows/loop.py)
     fired = op.inspect("count_triggers", fired, _count_trigger)
     split = op.branch("split_holdouts", fired, lambda t: t.variant != "holdout")

@@ -31,6 +31,7 @@ from flows.files import (
 )
 from flows.journey import Outputs, build_flow, event_parser
 from flows.uplift_report import format_uplift, loop_summary
+from flows.recommend import QualitySink
 from flows.runtime import execute
 from journeyflow import metrics
 from journeyflow.events import DeadLetter, format_ts, parse_ts
@@ -116,6 +117,7 @@ def replay(
     tallies = TallySink()
     reports = CollectSink()
     loop_reports = CollectSink()
+    rec_quality = QualitySink()
 
     def read_files(flow: Dataflow) -> Any:
         read = op.input("read", flow, source)
@@ -125,7 +127,7 @@ def replay(
         # (user, Event | Tick | EndOfInput)
         return keyed, split.trues
 
-    outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports, loop_report=loop_reports)
+    outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports, loop_report=loop_reports, recommendations=rec_quality)
     flow = build_flow(settings, read_files, outputs, live=False)
     errors_before = metrics.rule_error_counts()
     started = time.monotonic()
@@ -168,6 +170,8 @@ def replay(
     if truth is not None and summary["models"]:
         summary["models"]["quality"] = model_quality(out_dir / OUTPUT_FILES["profiles"], read_truth(truth))
     summary.update(loop_summary(loop_reports.items))
+    if settings.recommendations.enabled:
+        summary["recommendations"] = rec_quality.summary()
     summary["accounted"] = summary["read"] == (
         summary["processed"] + summary["duplicates"] + summary["dead_letters"]
     )

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from journeyflow.errors import JourneyflowError
+from journeyflow.errors import ConfigError, JourneyflowError
 from journeyflow.logs import setup_logging
 
 __all__ = ["main"]
@@ -104,6 +104,8 @@ def _topics(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.recommendations:
+        return _evaluate_recommendations(args)
     from journeyflow.evaluate import evaluate, format_report
 
     settings = _settings(args, run={"workers": args.workers} if args.workers else {})
@@ -139,6 +141,21 @@ def _generate(args: argparse.Namespace) -> int:
     from journeyflow import generator
 
     return generator.run(args)
+
+
+def _evaluate_recommendations(args: argparse.Namespace) -> int:
+    from flows.recommend import recommend_config
+    from journeyflow.recs_eval import run
+
+    settings = _settings(args, recommendations={"enabled": True})
+    if not 0 < args.test_share < 1:
+        msg = f"--test-share must be between 0 and 1; got {args.test_share} instead"
+        raise ConfigError(msg)
+    cfg = recommend_config(settings)
+    assert cfg is not None
+    run(Path(args.out), cfg, clicks=[Path(p) for p in args.clicks], users=args.users, days=args.days,
+        seed=args.seed, test_share=args.test_share)
+    return 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -207,6 +224,16 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="RULE[:VARIANT]=CHANCE",
         help="simulate responses to a cart-abandonment rule (see generate) and judge the measured uplift",
+    )
+    evaluate.add_argument(
+        "--recommendations", action="store_true", help="judge the recommender on held-out next clicks instead"
+    )
+    evaluate.add_argument(
+        "--clicks", nargs="*", default=[], metavar="FILE",
+        help="with --recommendations: click logs (CSV: session, item, time) or events (.jsonl) to judge on too",
+    )
+    evaluate.add_argument(
+        "--test-share", type=float, default=0.1, help="with --recommendations: last share of time to test on (0.1)"
     )
     evaluate.set_defaults(func=_evaluate)
 

@@ -140,6 +140,11 @@ _CATEGORIES: tuple[tuple[str, float, tuple[str, ...]], ...] = (
     ("pets", 20.0, ("dog food", "cat litter", "pet bed", "chew toy", "leash")),
 )
 _PRICE_SIGMA = 0.55
+# Co-view structure (see _related_products): the chance that a product view in a session
+# follows a product related to the one viewed before it, and how many each product has.
+_FOLLOW_RELATED = 0.6
+_RELATED_SAME_CATEGORY = 6
+_RELATED_OTHER_CATEGORY = 2
 _OTHER_CATEGORY_SCALE = len(_CATEGORIES) / (1 - _FAVOURITE_SHARE)
 
 
@@ -327,6 +332,8 @@ class _Catalogue:
     queries: tuple[tuple[str, ...], ...]
     bargain_queries: tuple[tuple[str, ...], ...]
     category_urls: tuple[str, ...]
+    # Per product, the products looked at next to it, likeliest first (_related_products).
+    related: tuple[tuple[int, ...], ...] = ()
 
 
 def _build_catalogue(seed: int) -> _Catalogue:
@@ -363,7 +370,28 @@ def _build_catalogue(seed: int) -> _Catalogue:
             for _, _, terms in _CATEGORIES
         ),
         category_urls=tuple(f"{_SHOP}/c/{name}" for name, _, _ in _CATEGORIES),
+        related=_related_products(seed, members),
     )
+
+
+def _related_products(seed: int, members: list[list[int]]) -> tuple[tuple[int, ...], ...]:
+    """Draw, per product, the products viewed next to it: mostly of its own category, a
+    few of one companion category (phone and charger, tent and sleeping bag).
+
+    Its own random stream, so the rest of the catalogue is drawn as before.
+    """
+    rng = random.Random(f"{seed}:related")
+    category_of = {p: c for c, products in enumerate(members) for p in products}
+    companion = [rng.randrange(len(members)) for _ in members]
+    related: list[tuple[int, ...]] = []
+    for product in range(len(category_of)):
+        own = [p for p in members[category_of[product]] if p != product]
+        other = members[companion[category_of[product]]] or own
+        picks = rng.sample(own, min(_RELATED_SAME_CATEGORY, len(own)))
+        picks += rng.sample(other, min(_RELATED_OTHER_CATEGORY, len(other)))
+        rng.shuffle(picks)
+        related.append(tuple(picks))
+    return tuple(related)
 
 
 def _start_in_day(rng: random.Random, day: int) -> int:
@@ -541,7 +569,9 @@ class _User:
         """
         if not self.identified or number in (self.identify_session, self.forget_session):
             return
-        if self.opt_out_session != -1 and self.opt_out_session <= number:
+        # The next session's refusal can reach the engine before this session closes
+        # (nothing else of the user's comes in between): it then drops the session unfired.
+        if self.opt_out_session != -1 and self.opt_out_session <= number + 1:
             return
         catalogue = self.shared.catalogue
         carted = {props["product_id"] for kind, props, _, _ in steps if kind == "add_to_cart"}
@@ -749,6 +779,7 @@ class _User:
         queries = catalogue.bargain_queries if persona.price == "cheap" else catalogue.queries
         add(("page_view", landing, context, None))
         url = landing["url"]
+        last_viewed: int | None = None
         done = 1
         while done < clicks:
             if done == login_at:
@@ -762,7 +793,7 @@ class _User:
                 referrer, url = url, self._page()
                 add(("page_view", {"url": url, "referrer": referrer}, context, None))
             elif draw < product_cut:
-                product = self._product()
+                product = last_viewed = self._next_product(last_viewed)
                 add(("product_view", catalogue.view_props[product], context, None))
                 if random_() < add_chance and len(cart) < _MAX_CART_LINES and done + 1 < clicks:
                     quantity = _quantity(random_())
@@ -847,6 +878,15 @@ class _User:
         """Pick a product from this persona's price pool; the popular ones more often."""
         pool = self.pools[self._category()]
         return pool[int(len(pool) * self.rng.random() ** self.pool_skew)]
+
+    def _next_product(self, last_viewed: int | None) -> int:
+        """Pick the next product viewed in a session: often one related to the last one."""
+        related = self.shared.catalogue.related
+        if last_viewed is not None and related and self.rng.random() < _FOLLOW_RELATED:
+            options = related[last_viewed]
+            # Squared: the first related products are the likeliest, as on a real shelf.
+            return options[int(len(options) * self.rng.random() ** 2)]
+        return self._product()
 
     def _page(self) -> str:
         """Pick a content page: a category page or one of the shop's general pages."""

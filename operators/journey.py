@@ -48,10 +48,11 @@ from bytewax.operators import StatefulLogic
 from journeyflow import metrics
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
 from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, Tick, UserUpdate
-from operators import dedup, features, goals, labels, profiles, segments, sessions, triggers, variables
+from operators import dedup, features, goals, labels, profiles, recommend, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
 from operators.labels import Example, LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
+from operators.recommend import RecommendConfig
 from operators.variables import EVENT_LOCALS, PROFILE, EventScope, SessionScope
 from operators.views import to_fields
 from operators.segments import SegmentConfig
@@ -108,6 +109,8 @@ class JourneyConfig:
     now_ms: Callable[[], int] = system_now_ms
     goal_types: frozenset[str] = frozenset()
     """Event types some trigger's conversion goal counts: sent on to the loop step."""
+    recommend: RecommendConfig | None = None
+    """Ask the recommender about product events (``None``: it is off)."""
 
     event_triggers: tuple[TriggerRule, ...] = field(init=False)
     session_triggers: tuple[TriggerRule, ...] = field(init=False)
@@ -156,6 +159,8 @@ class JourneyState:
     scored_ms: int = 0
     """Event time of the last score refresh."""
     opted_out: bool = False
+    recent: tuple[tuple[str, int], ...] = ()
+    """The recommender's view of the session: last products and times, latest first."""
     processed: int = 0
     duplicates: int = 0
     skipped: int = 0
@@ -276,6 +281,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             state.profile = profiles.new_profile(ts)
             state.evaluated_ms = state.snapshot_ms = state.scored_ms = ts
         profiles.apply_event(state.profile, self.cfg.profiles, event)
+        if self.cfg.recommend is not None:
+            profile = state.profile
+            ask, state.recent = recommend.observe(self.cfg.recommend, state.recent, event, profile.cart, profile.bought)
+            if ask is not None:
+                out.append(ask)
         if state.pending:
             done = labels.on_activity(state.pending, self.cfg.labels, ts, event.type == "purchase")
             self._examples.extend(done)

@@ -18,7 +18,7 @@ import logging
 import re
 import threading
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,7 +28,19 @@ import cel
 
 from journeyflow import metrics
 from journeyflow.errors import RuleError
-from operators.variables import CONTEXTS, MAPS, MODEL, PROFILE, Variable, nearest, samples, type_of
+from operators.fastrules import compile_simple
+from operators.variables import (
+    CONTEXTS,
+    MAPS,
+    MODEL,
+    PROFILE,
+    RECOMMENDATIONS,
+    Variable,
+    nearest,
+    samples,
+    type_of,
+    variable_entry,
+)
 from operators import goals
 
 __all__ = [
@@ -39,6 +51,7 @@ __all__ = [
     "Rules",
     "load_rules",
     "parse_rules",
+    "recommendation_payloads",
     "evaluate_safely",
 ]
 
@@ -54,15 +67,26 @@ _CEL_TYPES = {bool: "bool", int: "int", float: "double", str: "string", list: "l
 
 @dataclass(frozen=True)
 class Expression:
-    """A compiled CEL expression and the known variables it reads."""
+    """A compiled CEL expression and the known variables it reads.
+
+    ``fast``: the same expression as a Python closure (:mod:`operators.fastrules`),
+    when it is simple and gave CEL's answers on every sample checked at start-up.
+    """
 
     source: str
     program: Any
     variables: tuple[str, ...]
+    fast: Callable[[Mapping[str, Any]], Any] | None = field(default=None, compare=False, repr=False)
     _local: threading.local = field(default_factory=threading.local, compare=False, repr=False)
 
     def evaluate(self, values: Mapping[str, Any]) -> Any:
         """Return the expression's value; ``values`` must hold its variables."""
+        if self.fast is not None:
+            return self.fast(values)
+        return self.cel(values)
+
+    def cel(self, values: Mapping[str, Any]) -> Any:
+        """Return the expression's value computed by CEL."""
         # Updating a kept CEL context costs half of converting a new one. One
         # context per thread: worker threads share this expression.
         context = getattr(self._local, "context", None)
@@ -115,7 +139,55 @@ def _compile(owner: str, source: Any, context: str, *, boolean: bool) -> Express
         kind = _CEL_TYPES.get(type(result), type(result).__name__)
         msg = f"{owner}: must be a boolean condition; got {source!r}, {_article(kind)}, instead ({types})"
         raise RuleError(msg)
-    return Expression(source=source, program=program, variables=names)
+    expression = Expression(source=source, program=program, variables=names)
+    fast = compile_simple(source)
+    if fast is not None and _agrees(expression, fast, known, context):
+        return Expression(source=source, program=program, variables=names, fast=fast)
+    return expression
+
+
+def _variants(cel_type: str, sample: Any, nullable: bool) -> list[Any]:
+    found: list[Any] = {
+        "int": [0, 1, 3, 4, 6, -1],
+        "double": [0.0, 0.5, 0.75, 1.0, 60.0, 100.0, -1.0],
+        "bool": [True, False],
+        "string": ["", "c", "product_view", "web"],
+        "list(string)": [[], ["p"], ["p", "q"]],
+    }.get(cel_type, [sample])
+    return [*found, None] if nullable else found
+
+
+def _agrees(expression: Expression, fast: Callable[[Mapping[str, Any]], Any], known: Mapping[str, Any], context: str) -> bool:
+    """Return whether ``fast`` gives CEL's answer (or fails where CEL fails) on varied samples.
+
+    Each variable the expression reads (each field, for the maps) takes
+    several values of its registered type in turn, null too where it may be.
+    """
+    cases: list[dict[str, Any]] = [dict(known)]
+    for name in expression.variables:
+        fields = MAPS.get(name)
+        if fields is None:
+            entry = variable_entry(name)
+            cases += [{**known, name: value} for value in _variants(entry.cel_type, entry.sample, entry.nullable)]
+            continue
+        for entry in fields.values():
+            for value in _variants(entry.cel_type, entry.sample, entry.nullable):
+                cases.append({**known, name: {**known[name], entry.name: value}})
+    for values in cases:
+        try:
+            want: Any = expression.cel(values)
+        except Exception:
+            want = _FAILED
+        try:
+            got: Any = fast(values)
+        except Exception:
+            got = _FAILED
+        if (want is _FAILED) != (got is _FAILED) or (want is not _FAILED and (type(want) is not type(got) or want != got)):
+            return False
+    return True
+
+
+_FAILED = object()
 
 
 def _article(kind: str) -> str:
@@ -361,7 +433,7 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
     for variant in variants:
         sample_payload.update((key, expr.evaluate(sample)) for key, expr in variant.payload)
     goal = goals.parse_goal(owner, doc.get("goal"), payload_sample=sample_payload)
-    return TriggerRule(
+    rule = TriggerRule(
         name=name,
         description=str(doc.get("description", "")),
         on=on,
@@ -375,6 +447,44 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
         goal=goal,
         variants=variants,
     )
+    _check_recommendations(owner, rule)
+    return rule
+
+
+def _check_recommendations(owner: str, rule: TriggerRule) -> None:
+    """Allow ``recommendations`` in payload expressions over nothing else.
+
+    The list is known after the recommender's list step, downstream of where
+    triggers fire; that step evaluates these payload entries (see
+    :func:`recommendation_payloads`), and can give them nothing but the list.
+    """
+    for part, expression in (("when", rule.when), ("cooldown_key", rule.cooldown_key)):
+        if expression is not None and RECOMMENDATIONS in expression.variables:
+            msg = f"{owner}: {part} cannot read recommendations (payloads only); got {expression.source!r}"
+            raise RuleError(msg)
+    for variant in rule.variants:
+        for key, expression in variant.payload:
+            if RECOMMENDATIONS in expression.variables:
+                msg = f"{owner} variant payload {key!r}: recommendations can be read in the rule's own payload only"
+                raise RuleError(msg)
+    for key, expression in rule.payload:
+        others = [n for n in expression.variables if n != RECOMMENDATIONS]
+        if RECOMMENDATIONS in expression.variables and others:
+            msg = (
+                f"{owner} payload {key!r}: an expression over recommendations must read nothing else; "
+                f"got {', '.join(others)} in {expression.source!r}"
+            )
+            raise RuleError(msg)
+
+
+def recommendation_payloads(rules: Rules) -> dict[str, tuple[tuple[str, Expression], ...]]:
+    """Return, per trigger, the payload entries that read ``recommendations``."""
+    found = {}
+    for rule in rules.triggers:
+        entries = tuple((k, e) for k, e in rule.payload if RECOMMENDATIONS in e.variables)
+        if entries:
+            found[rule.name] = entries
+    return found
 
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")

@@ -25,6 +25,7 @@ from typing import Any
 from journeyflow.records import Trigger
 from operators import goals
 from operators.rules import TriggerRule, evaluate_safely
+from operators.variables import RECOMMENDATIONS
 
 __all__ = ["TriggerConfig", "trigger_id", "in_holdout", "fire", "prune_cooldowns"]
 
@@ -89,7 +90,8 @@ def fire(
             return None
         cooldowns[scope] = ts_ms if last is None else max(ts_ms, last)
     payload = {
-        key: evaluate_safely(rule.name, expression, values, cfg.failed)
+        # The recommender's list step fills in what reads the recommendations.
+        key: None if RECOMMENDATIONS in expression.variables else evaluate_safely(rule.name, expression, values, cfg.failed)
         for key, expression in rule.payload
     }
     held_out = in_holdout(rule, user)

@@ -42,12 +42,15 @@ __all__ = [
     "EVENT_FIELDS",
     "SESSION_FIELDS",
     "ENTRY",
+    "RECOMMENDATIONS",
+    "RECOMMEND",
     "MAPS",
     "CONTEXTS",
     "changed_by",
     "nearest",
     "samples",
     "type_of",
+    "variable_entry",
 ]
 
 ANY_EVENT = "*"
@@ -200,18 +203,28 @@ SESSION_FIELDS: dict[str, Variable] = _table(
 ENTRY: dict[str, Variable] = _table([Variable("segment", "string", lambda name: name, "s")])
 """What a segment-entry trigger adds: the segment entered."""
 
+RECOMMENDATIONS = "recommendations"
+RECOMMEND: dict[str, Variable] = _table(
+    [Variable(RECOMMENDATIONS, "list(string)", lambda products: list(products), ["p1", "p2", "p3"])]
+)
+"""The customer's recommended products, best first (every trigger context).
+
+Known only after the recommender's list step (``operators/recommend_steps.py``),
+so trigger payloads alone may read it, in expressions over nothing else; the
+list step fills those payload entries in (``rules.check_recommendations``)."""
+
 MAPS: dict[str, dict[str, Variable]] = {"event": EVENT_FIELDS, "session": SESSION_FIELDS}
 """The map variables and their fields."""
 
 CONTEXTS: dict[str, tuple[str, ...]] = {
     "segment": tuple(PROFILE) + tuple(MODEL),
-    "event": tuple(PROFILE) + tuple(EVENT_LOCALS) + ("event",),
-    "session_close": tuple(PROFILE) + ("session",),
-    "segment_entry": tuple(PROFILE) + tuple(MODEL) + tuple(ENTRY),
+    "event": tuple(PROFILE) + tuple(EVENT_LOCALS) + ("event",) + tuple(RECOMMEND),
+    "session_close": tuple(PROFILE) + ("session",) + tuple(RECOMMEND),
+    "segment_entry": tuple(PROFILE) + tuple(MODEL) + tuple(ENTRY) + tuple(RECOMMEND),
 }
 """The top-level names a rule may read, per context."""
 
-_TOP: dict[str, Variable] = {**PROFILE, **MODEL, **EVENT_LOCALS, **ENTRY}
+_TOP: dict[str, Variable] = {**PROFILE, **MODEL, **EVENT_LOCALS, **ENTRY, **RECOMMEND}
 
 
 def samples(context: str) -> dict[str, Any]:
@@ -221,6 +234,11 @@ def samples(context: str) -> dict[str, Any]:
         fields = MAPS.get(name)
         found[name] = _TOP[name].sample if fields is None else {f.name: f.sample for f in fields.values()}
     return found
+
+
+def variable_entry(name: str) -> Variable:
+    """Return the registry entry of top-level variable ``name`` (not a map)."""
+    return _TOP[name]
 
 
 def type_of(context: str, name: str) -> str:

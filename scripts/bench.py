@@ -13,7 +13,8 @@ Replay benchmark (default): generates N events (default 200k), then
 
 Machines are shared and noisy: read the ratios, which are measured in one
 run, rather than absolute figures. ``--live`` measures the live worker
-against a local Kafka-protocol broker and Redis instead (see bench_live.py).
+against a local Kafka-protocol broker and Redis instead (see bench_live.py);
+``--recommendations`` what the recommender costs (see bench_recs.py).
 """
 
 from __future__ import annotations
@@ -152,7 +153,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", help="settings file")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     parser.add_argument("--live", action="store_true", help="benchmark the live worker (Kafka, Redis)")
+    parser.add_argument(
+        "--recommendations", action="store_true", help="what the recommender costs (see bench_recs.py)"
+    )
     args, rest = parser.parse_known_args(argv)
+    if args.recommendations:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_recs import main as recs_main  # type: ignore[import-not-found]
+
+        return int(recs_main([a for a in (argv if argv is not None else sys.argv[1:]) if a != "--recommendations"]))
     if args.live:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from bench_live import main as live_main  # type: ignore[import-not-found]

@@ -35,7 +35,6 @@ from journeyflow.loop_evaluation import loop_quality  # noqa: E402
 SHIPPED = DEFAULT_CONFIG.with_name("rules.toml")
 VARIANTS = DEFAULT_CONFIG.parent / "examples" / "cart_variants.toml"
 SCENARIOS = [
-    ("purchase +0.10", SHIPPED, ["cart_abandonment=0.1"]),
     ("purchase +0.30", SHIPPED, ["cart_abandonment=0.3"]),
     ("purchase none", SHIPPED, ["cart_abandonment=0.0"]),
     ("clicks 0.05/0.15", VARIANTS, ["cart_abandonment:reminder=0.05", "cart_abandonment:discount=0.15"]),

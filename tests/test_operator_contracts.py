@@ -18,8 +18,10 @@ import pytest
 from bytewax.operators import StatefulLogic
 
 from flows.journey import audience_config, journey_config, model_config
-from journeyflow.records import RawRecord, UserUpdate
+from journeyflow.records import RawRecord, Trigger, UserUpdate
 from operators.labels import Example
+from operators.recommend import RecAnswer, RecAsk, RecommendConfig, ShardWork
+from operators.recommend_steps import build_lists, build_popularity, build_shard
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
 
@@ -95,6 +97,20 @@ def _loop_case() -> Case:
 
 
 CASES.append(_loop_case())
+
+
+_REC = RecommendConfig(shards=2)
+_ASK = RecAsk("u1", 0, "view", "b", "shoes", ("a",), ())
+CASES += [
+    Case("rec_popularity", build_popularity(_REC), [_ASK], None),
+    Case("rec_products", build_shard(_REC), [ShardWork("rec:0", (("a", "b", 1.0),), _ASK)], None),
+    Case(
+        "rec_lists",
+        build_lists(_REC),
+        [RecAnswer(_ASK, (("c", 1.0),), ("a",), ("a",), None)],
+        Trigger("t", "r", "u1", 0, None, "treatment", {}),
+    ),
+]
 
 
 def _probe(logic: StatefulLogic) -> dict[str, Any]:

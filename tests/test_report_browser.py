@@ -81,9 +81,9 @@ def test_report_draws_every_plot_offline_in_chromium(tmp_path: Path) -> None:
 
     with Browser(tmp_path / "chromium-profile", timeout_s=120) as browser:
         missing = _check_page(browser, plain)
-        # The replay has no recommender yet: it says so instead of a plot. The closed
+        # The recommender is on by default: its online figures are drawn. The closed
         # loop is there (shipped holdouts): its uplift and arms are drawn.
-        assert "recommendations" in missing
+        assert "recommendations" not in missing
         assert not {"uplift", "uplift_arms"} & set(missing)
         assert "segment_sizes" not in missing and "funnel_sessions" not in missing
         missing_with_loop = _check_page(browser, with_loop / REPORT_FILE)

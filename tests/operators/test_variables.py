@@ -9,7 +9,17 @@ import pytest
 
 from journeyflow.errors import RuleError
 from operators.rules import parse_rules
-from operators.variables import CONTEXTS, ENTRY, EVENT_FIELDS, EVENT_LOCALS, MAPS, MODEL, PROFILE, SESSION_FIELDS
+from operators.variables import (
+    CONTEXTS,
+    ENTRY,
+    EVENT_FIELDS,
+    EVENT_LOCALS,
+    MAPS,
+    MODEL,
+    PROFILE,
+    RECOMMEND,
+    SESSION_FIELDS,
+)
 from tests.helpers import at, event, run_replay, settings
 
 _PYTHON_TYPES = {"int": int, "double": float, "bool": bool, "string": str, "list(string)": list}
@@ -50,7 +60,7 @@ def _every_variable_rules() -> dict:
 
 def test_the_contexts_offer_every_registered_name() -> None:
     offered = {name for names in CONTEXTS.values() for name in names}
-    assert offered == {*PROFILE, *MODEL, *EVENT_LOCALS, *ENTRY, *MAPS}
+    assert offered == {*PROFILE, *MODEL, *EVENT_LOCALS, *ENTRY, *MAPS, *RECOMMEND}
 
 
 def test_every_registered_variable_evaluates_at_run_time_in_every_rule_context(tmp_path: Path) -> None:

@@ -1,0 +1,165 @@
+"""Wire the online recommender into the journeyflow dataflow.
+
+::
+
+    journey ─► asks ─► rec_popularity (one key) ─► rec_products (by product shard)
+                                                        │ answers, keyed by user
+    audience ─────────────────────────────────────────► rec_lists (by user) ─► outputs
+
+The lists step sits after the audience step so that the records published
+per user (segment changes, a replay's final profile rows, store rows) carry
+the customer's list; everything else passes through unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Stream
+from bytewax.operators import KeyedStream
+from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
+
+from config.settings import Settings
+from journeyflow.errors import RuleError
+from journeyflow.records import Trigger
+from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality, ShardWork
+from operators.recommend_steps import build_lists, build_popularity, build_shard
+from operators.rules import Rules, recommendation_payloads
+
+__all__ = ["POPULARITY_KEY", "recommend_config", "add_recommendations", "routed_here", "QualitySink"]
+
+POPULARITY_KEY = "popularity"
+
+
+def recommend_config(
+    settings: Settings, *, store_rows: bool = False, rules: Rules | None = None
+) -> RecommendConfig | None:
+    """Return the recommender's configuration, or ``None`` when it is off.
+
+    ``rules`` gives the trigger payloads over ``recommendations``; with the
+    recommender off, a rule that reads it stops start-up.
+    """
+    r = settings.recommendations
+    payloads = recommendation_payloads(rules) if rules is not None else {}
+    if not r.enabled:
+        if payloads:
+            names = ", ".join(sorted(payloads))
+            msg = f"trigger(s) {names} read recommendations; recommendations.enabled must be true"
+            raise RuleError(msg)
+        return None
+    return RecommendConfig(
+        size=r.size,
+        exclude_cart=r.exclude_cart,
+        window=r.window,
+        decay=r.decay,
+        neighbours=r.neighbours,
+        max_products=r.max_products,
+        max_categories=r.max_categories,
+        shards=r.shards,
+        session_gap_ms=settings.sessions.gap_s * 1000,
+        popularity_half_life_ms=r.popularity_half_life_s * 1000,
+        store_rows=store_rows,
+        payloads=payloads,
+    )
+
+
+def _ask(item: tuple[str, Any]) -> tuple[str, RecAsk] | None:
+    value = item[1]
+    return (POPULARITY_KEY, value) if isinstance(value, RecAsk) else None
+
+
+def _by_shard(item: tuple[str, ShardWork]) -> tuple[str, ShardWork]:
+    return item[1].shard, item[1]
+
+
+def _by_user(item: tuple[str, RecAnswer]) -> tuple[str, RecAnswer]:
+    return item[1].ask.user, item[1]
+
+
+def _quality(item: tuple[str, Any]) -> RecQuality | None:
+    value = item[1]
+    return value if isinstance(value, RecQuality) else None
+
+
+def routed_here(cfg: RecommendConfig | None, item: Any) -> bool:
+    """Return whether a record of the journey step goes through the lists step: a
+    trigger whose payload reads ``recommendations``."""
+    return cfg is not None and isinstance(item, Trigger) and item.rule in cfg.payloads
+
+
+def add_recommendations(
+    cfg: RecommendConfig | None,
+    journey: KeyedStream[Any],
+    audience: KeyedStream[Any],
+    quality: Sink[Any] | None = None,
+) -> KeyedStream[Any]:
+    """Return ``audience`` with the customers' lists added (unchanged when ``cfg`` is None).
+
+    The journey step's triggers that read ``recommendations`` (see
+    :func:`routed_here`) come out here too, filled in. ``quality`` receives
+    each customer's :class:`RecQuality` at the end of a replay.
+    """
+    if cfg is None:
+        return audience
+    if cfg.payloads:
+        triggers = op.filter("rec_triggers", journey, lambda kv: routed_here(cfg, kv[1]))
+        audience = op.merge("rec_with_triggers", audience, triggers)
+    asks = op.filter_map("rec_asks", journey, _ask)
+    # ("popularity", RecAsk): one key, a few dict operations per event
+    work = op.stateful("rec_popularity", asks, build_popularity(cfg))
+    # ("popularity", ShardWork)
+    answers = op.stateful("rec_products", op.map("rec_by_shard", work, _by_shard), build_shard(cfg))
+    # ("rec:N", RecAnswer)
+    merged: Stream[Any] = op.merge("rec_merge", audience, op.map("rec_by_user", answers, _by_user))
+    # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecAnswer)
+    lists = op.stateful("rec_lists", merged, build_lists(cfg))  # type: ignore[arg-type]
+    # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecQuality)
+    if quality is not None:
+        op.output("write_rec_quality", op.filter_map("rec_quality", lists, _quality), quality)
+    return lists
+
+
+class _Sums(StatelessSinkPartition[RecQuality]):
+    def __init__(self) -> None:
+        self.evaluated = 0
+        self.sums: dict[str, Counter[str]] = {}
+
+    def write_batch(self, items: list[RecQuality]) -> None:
+        for item in items:
+            self.evaluated += item.evaluated
+            for name, figures in item.hits.items():
+                self.sums.setdefault(name, Counter()).update(figures)
+
+
+class QualitySink(DynamicSink[RecQuality]):
+    """Add up the customers' online hits; :meth:`summary` gives the replay's figures."""
+
+    def __init__(self) -> None:
+        self._parts: list[_Sums] = []
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Sums:
+        part = _Sums()
+        self._parts.append(part)
+        return part
+
+    def summary(self) -> dict[str, dict[str, float | int]]:
+        """Return ``{"online" | "popularity": {hit_rate_10, mrr_10, hit_rate_20, mrr_20, evaluated}}``.
+
+        Each product view of a customer who already had a list counts once:
+        a hit when the viewed product was in the list shown before it.
+        """
+        evaluated = sum(part.evaluated for part in self._parts)
+        out: dict[str, dict[str, float | int]] = {}
+        for name in ("online", "popularity"):
+            sums: Counter[str] = sum((part.sums.get(name, Counter()) for part in self._parts), Counter())
+            scale = 1.0 / evaluated if evaluated else 0.0
+            out[name] = {
+                "hit_rate_10": round(sums["hit_10"] * scale, 4),
+                "mrr_10": round(sums["rr_10"] * scale, 4),
+                "hit_rate_20": round(sums["hit_20"] * scale, 4),
+                "mrr_20": round(sums["rr_20"] * scale, 4),
+                "evaluated": evaluated,
+            }
+        return out

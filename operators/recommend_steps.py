@@ -1,0 +1,330 @@
+"""The recommender's three steps: popularity (global), products (by shard), lists (by user).
+
+See :mod:`operators.recommend` for the algorithm. Guarantees:
+
+* Ordering: one customer's asks reach the popularity step, then each shard,
+  in the order the journey step emitted them (one key, one worker each), so
+  a product learns its successors in event order. The lists step receives
+  answers and the audience step's records over two paths: a segment change
+  shows the list as of the answers that arrived before it; a replay's final
+  profile row waits for the end of the input, so it has the last list.
+* Consent and erasure: only consenting customers' events are asked about
+  (the journey step filters), so an opted-out customer contributes nothing
+  and gets no list. A tombstone (``forget`` or a refusal) drops the
+  customer's list; answers to events before it that are still on their way
+  are ignored (the state keeps the tombstone's time until a later answer).
+  Product state holds product ids and weights only.
+* Memory: popularity keeps at most ``max_products`` counts and
+  ``max_categories`` category rankings (least recently seen forgotten);
+  each shard keeps at most ``max_products / shards`` products with at most
+  ``2 * neighbours`` successors each; a customer keeps ``candidates`` scored
+  products and the list. A customer's state is discarded with the list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bytewax.operators import StatefulLogic
+
+from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
+from operators import recommend as rec
+from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality, Ranking, ShardWork
+from operators.rules import evaluate_safely
+from operators.variables import RECOMMENDATIONS
+from state.serde import decode_state, encode_state
+
+__all__ = [
+    "PopularityState",
+    "PopularityLogic",
+    "ShardState",
+    "ShardLogic",
+    "ListState",
+    "ListLogic",
+    "build_popularity",
+    "build_shard",
+    "build_lists",
+]
+
+#: Forward decay keeps scores comparable without touching old ones; rebase
+#: them before 2**exponent gets near the float limit.
+_REBASE_EXPONENT = 500.0
+
+
+@dataclass(slots=True)
+class PopularityState:
+    """Decayed product counts, the top products overall and per category."""
+
+    version: int = 1
+    origin_ms: int | None = None
+    counts: dict[str, float] = field(default_factory=dict)
+    overall: Ranking = field(default_factory=lambda: Ranking([], {}))
+    categories: dict[str, Ranking] = field(default_factory=dict)
+
+
+class PopularityLogic(StatefulLogic[RecAsk, ShardWork, bytes]):
+    """Count product events; split each ask into work for the product shards."""
+
+    def __init__(self, cfg: RecommendConfig, state: PopularityState) -> None:
+        self.cfg = cfg
+        self.state = state
+
+    def on_item(self, value: RecAsk) -> tuple[Iterable[ShardWork], bool]:
+        return self.work(value), StatefulLogic.RETAIN
+
+    def work(self, ask: RecAsk, *, count: bool = True) -> list[ShardWork]:
+        """Return the shard work of ``ask``, counting its product first (unless not ``count``:
+        then nothing is counted or learned, the question is only asked)."""
+        cfg = self.cfg
+        state = self.state
+        product = ask.product
+        popular_rank = None
+        ranking = None
+        if product is not None and not count:
+            ranking = state.categories.get(ask.category) if ask.category is not None else None
+            ask = dataclasses.replace(ask, previous=())
+        elif product is not None:
+            top = state.overall.top
+            if ask.kind == "view" and product in state.overall.scores:
+                index = top.index(product)
+                popular_rank = index if index < rec.EVAL_DEPTH else None
+            if ask.kind != "remove":
+                ranking = self._count(product, ask.category, ask.ts_ms)
+            elif ask.category is not None and ask.category in state.categories:
+                ranking = state.categories[ask.category]
+        popular = tuple(state.overall.top[: rec.EVAL_DEPTH])
+        in_category = tuple(ranking.top[: rec.EVAL_DEPTH]) if ranking is not None else ()
+        out: list[ShardWork] = []
+        by_shard: dict[str, list[tuple[str, str, float]]] = {}
+        if product is not None:
+            for distance, source in enumerate(ask.previous, start=1):
+                by_shard.setdefault(rec.shard_of(source, cfg.shards), []).append((source, product, 1.0 / distance))
+            home = rec.shard_of(product, cfg.shards)
+            out.append(ShardWork(home, tuple(by_shard.pop(home, ())), ask, popular, in_category, popular_rank))
+        else:
+            out.append(ShardWork("rec:0", (), ask, popular, in_category, None))
+        out.extend(ShardWork(shard, tuple(pairs)) for shard, pairs in by_shard.items())
+        return out
+
+    def snapshot(self) -> bytes:
+        return encode_state(self.state)
+
+    def _count(self, product: str, category: str | None, ts_ms: int) -> Ranking | None:
+        cfg = self.cfg
+        state = self.state
+        if state.origin_ms is None:
+            state.origin_ms = ts_ms
+        exponent = (ts_ms - state.origin_ms) / cfg.popularity_half_life_ms
+        if exponent > _REBASE_EXPONENT:
+            self._rebase(ts_ms)
+            exponent = 0.0
+        counts = state.counts
+        score = counts.pop(product, 0.0) + math.pow(2.0, exponent)
+        if len(counts) >= cfg.max_products:
+            forgotten = next(iter(counts))
+            del counts[forgotten]
+            _drop(state.overall, forgotten)
+            for ranking in state.categories.values():
+                _drop(ranking, forgotten)
+        counts[product] = score  # re-inserted last: least recently seen first
+        rec.ranking_add(state.overall, product, score, cfg.popular)
+        if category is None:
+            return None
+        ranking = state.categories.pop(category, None)
+        if ranking is None:
+            ranking = Ranking([], {})
+            if len(state.categories) >= cfg.max_categories:
+                del state.categories[next(iter(state.categories))]
+        state.categories[category] = ranking
+        rec.ranking_add(ranking, product, score, cfg.popular)
+        return ranking
+
+    def _rebase(self, ts_ms: int) -> None:
+        state = self.state
+        factor = math.pow(2.0, -(ts_ms - state.origin_ms) / self.cfg.popularity_half_life_ms)  # type: ignore[operator]
+        state.origin_ms = ts_ms
+        state.counts = {p: s * factor for p, s in state.counts.items()}
+        for ranking in (state.overall, *state.categories.values()):
+            ranking.scores = {p: s * factor for p, s in ranking.scores.items()}
+
+
+def _drop(ranking: Ranking, product: str) -> None:
+    if product in ranking.scores:
+        del ranking.scores[product]
+        ranking.top.remove(product)
+
+
+@dataclass(slots=True)
+class ShardState:
+    """The products of one shard and their successors."""
+
+    version: int = 1
+    table: dict[str, list[Any]] = field(default_factory=dict)
+
+
+class ShardLogic(StatefulLogic[ShardWork, RecAnswer, bytes]):
+    """Learn the pairs whose source is in this shard; answer asks about its products."""
+
+    def __init__(self, cfg: RecommendConfig, state: ShardState) -> None:
+        self.cfg = cfg
+        self.state = state
+
+    def on_item(self, value: ShardWork) -> tuple[Iterable[RecAnswer], bool]:
+        answer = self.work(value)
+        return ([] if answer is None else [answer]), StatefulLogic.RETAIN
+
+    def work(self, work: ShardWork) -> RecAnswer | None:
+        """Learn ``work``'s pairs; return the answer to its ask, if it has one."""
+        table = self.state.table
+        cfg = self.cfg
+        for source, successor, weight in work.pairs:
+            rec.learn(table, cfg, source, successor, weight)
+        ask = work.ask
+        if ask is None:
+            return None
+        found = rec.successors(table, cfg, ask.product) if ask.product is not None else ()
+        return RecAnswer(ask, found, work.popular, work.in_category, work.popular_rank)
+
+    def snapshot(self) -> bytes:
+        return encode_state(self.state)
+
+
+_NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
+
+
+@dataclass(slots=True)
+class ListState:
+    """One customer's candidate scores and list."""
+
+    version: int = 1
+    scores: dict[str, float] = field(default_factory=dict)
+    ranked: tuple[str, ...] = ()
+    """Best first, ``EVAL_DEPTH`` deep; the published list is its first ``size``."""
+    last_ms: int | None = None
+    erased_ms: int | None = None
+    """Time of the last tombstone: answers to earlier events are ignored."""
+    final: ProfileRow | None = None
+    """A replay's final profile row, held until the end of the input."""
+    evaluated: int = 0
+    hits: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+class ListLogic(StatefulLogic[Any, Any, bytes]):
+    """Keep one customer's list; add it to their segment changes and profile rows."""
+
+    def __init__(self, cfg: RecommendConfig, state: ListState) -> None:
+        self.cfg = cfg
+        self.state = state
+        # Rules whose payload failed at run time (logged once each).
+        self._failed: set[str] = set()
+
+    def on_item(self, value: Any) -> tuple[Iterable[Any], bool]:
+        state = self.state
+        if isinstance(value, RecAnswer):
+            return self.answer(value), self._retain()
+        if isinstance(value, Trigger) and value.rule in self.cfg.payloads:
+            values = {RECOMMENDATIONS: self.published}
+            filled = {
+                key: evaluate_safely(value.rule, expression, values, self._failed)
+                for key, expression in self.cfg.payloads[value.rule]
+            }
+            return [dataclasses.replace(value, payload={**value.payload, **filled})], self._retain()
+        if isinstance(value, SegmentChange):
+            profile = {**value.profile, "recommendations": self.published}
+            fields = value.fields + ("recommendations",)
+            return [dataclasses.replace(value, profile=profile, fields=fields)], self._retain()
+        if isinstance(value, ProfileRow) and value.final:
+            state.final = value
+            return [], StatefulLogic.RETAIN
+        if isinstance(value, Tombstone):
+            quality = self._quality()
+            self.state = ListState(erased_ms=value.ts_ms)
+            return [value, *quality], StatefulLogic.RETAIN
+        return [value], self._retain()
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        state = self.state
+        out: list[Any] = self._quality()
+        if state.final is not None:
+            row = state.final
+            out.append(dataclasses.replace(row, fields={**row.fields, "recommendations": self.published}))
+            state.final = None
+        state.erased_ms = None
+        return out, self._retain()
+
+    def snapshot(self) -> bytes:
+        return encode_state(self.state)
+
+    @property
+    def published(self) -> list[str]:
+        """Return the customer's list as published: ``size`` products, best first."""
+        return list(self.state.ranked[: self.cfg.size])
+
+    def answer(self, answer: RecAnswer) -> list[Any]:
+        """Blend ``answer`` into the list; return the store row if the list changed."""
+        state = self.state
+        cfg = self.cfg
+        ask = answer.ask
+        if state.erased_ms is not None:
+            if ask.ts_ms <= state.erased_ms:
+                return []
+            state.erased_ms = None
+        if ask.kind == "view" and state.ranked and ask.product is not None:
+            self._score(ask.product, answer.popular_rank)
+        fresh = state.last_ms is None or ask.ts_ms - state.last_ms > cfg.session_gap_ms
+        if ask.kind == "view" or ask.kind == "cart" and answer.successors:
+            state.scores = rec.blend(state.scores, cfg, answer.successors, fresh)
+        state.last_ms = ask.ts_ms if state.last_ms is None else max(state.last_ms, ask.ts_ms)
+        exclude = set(ask.exclude)
+        if ask.product is not None:
+            exclude.add(ask.product)
+        before = state.ranked[: cfg.size]
+        state.ranked = rec.rank(state.scores, exclude, (answer.in_category, answer.popular))
+        if cfg.store_rows and state.ranked[: cfg.size] != before:
+            return [ProfileRow(ask.user, ask.ts_ms, {"recommendations": self.published})]
+        return []
+
+    def _score(self, product: str, popular_rank: int | None) -> None:
+        state = self.state
+        state.evaluated += 1
+        popular = None if popular_rank is None else popular_rank + 1
+        for name, position in (("online", rec.position_of(state.ranked, product)), ("popularity", popular)):
+            if position is None:
+                continue  # a miss adds nothing: most views, so skip the sums
+            sums = state.hits.setdefault(name, dict(_NO_HITS))
+            for key, value in rec.hit_figures(position).items():
+                sums[key] += value
+
+    def _quality(self) -> list[RecQuality]:
+        state = self.state
+        if not state.evaluated:
+            return []
+        out = [RecQuality(state.evaluated, state.hits)]
+        state.evaluated = 0
+        state.hits = {}
+        return out
+
+    def _retain(self) -> bool:
+        state = self.state
+        if state.ranked or state.scores or state.final is not None or state.erased_ms is not None or state.evaluated:
+            return StatefulLogic.RETAIN
+        return StatefulLogic.DISCARD
+
+
+def build_popularity(cfg: RecommendConfig) -> Any:
+    """Return the popularity step's builder."""
+    return lambda resume: PopularityLogic(cfg, PopularityState() if resume is None else decode_state(resume, PopularityState))
+
+
+def build_shard(cfg: RecommendConfig) -> Any:
+    """Return the product step's builder."""
+    return lambda resume: ShardLogic(cfg, ShardState() if resume is None else decode_state(resume, ShardState))
+
+
+def build_lists(cfg: RecommendConfig) -> Any:
+    """Return the lists step's builder."""
+    return lambda resume: ListLogic(cfg, ListState() if resume is None else decode_state(resume, ListState))

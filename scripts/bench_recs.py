@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""Measure what the recommender costs; print figures, assert nothing.
+
+``python scripts/bench.py --recommendations [--events 200000] [--rounds 2]``:
+
+* the whole pipeline replayed with the recommender off and on, alternately
+  (``--rounds`` times each, in this process), events/s and their ratio;
+* the recommender's three steps driven directly, without bytewax, on the
+  asks the journey step makes for the same events: microseconds per event
+  and per product event;
+* state: bytes per product (popularity and product shards, snapshots) and
+  per customer list.
+
+Run it alone on the machine (``flock /tmp/bench.lock ...``) and read the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench import generate  # type: ignore[import-not-found]  # noqa: E402
+
+from config.settings import Settings, load_settings  # noqa: E402
+from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items  # noqa: E402
+from flows.journey import journey_config  # noqa: E402
+from flows.recommend import recommend_config  # noqa: E402
+from flows.replay import replay  # noqa: E402
+from journeyflow.events import DeadLetter  # noqa: E402
+from operators.recommend import RecAsk  # noqa: E402
+from operators.recommend_steps import build_lists, build_popularity, build_shard  # noqa: E402
+from operators.rules import load_rules  # noqa: E402
+
+
+def replays(path: Path, settings: Settings, workdir: Path, rounds: int) -> dict[str, Any]:
+    """Replay with the recommender off and on, alternately; return events/s of each run."""
+    off = load_settings(overrides={"recommendations": {"enabled": False}})
+    runs: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(rounds):
+        for name, cfg in (("off", off), ("on", settings)):
+            gc.collect()
+            summary = replay([path], workdir / f"replay-{name}", cfg, show_progress=False)
+            runs[name].append(summary["read"] / summary["elapsed_s"])
+    ratio = statistics.median(runs["on"]) / statistics.median(runs["off"])
+    return {"lines_per_s": {k: [round(x) for x in v] for k, v in runs.items()}, "on_to_off": round(ratio, 3)}
+
+
+def steps(path: Path, settings: Settings) -> dict[str, Any]:
+    """Drive the recommender's steps on the journey step's asks; return costs and sizes."""
+    cfg = recommend_config(settings)
+    assert cfg is not None
+    journey_cfg = journey_config(settings, load_rules(settings.rules_path), timers=False)
+    clock = ReplayClock(settings.replay.tick_s * 1000, settings.replay.tick_window_s * 1000)
+    parsed = [journey_cfg.parser.parse(line, f"bench:{n}") for n, line, _ in read_lines(path)]
+    events = sum(1 for p in parsed if not isinstance(p, DeadLetter))
+    journeys: dict[str, Any] = {}
+    asks: list[RecAsk] = []
+    for item in replay_items(parsed, clock, ReplayProgress()):
+        if isinstance(item, DeadLetter):
+            continue
+        logic = journeys.get(item.user)
+        if logic is None:
+            logic = journeys[item.user] = journey_cfg.build(None)
+        asks.extend(o for o in logic.on_item(item)[0] if isinstance(o, RecAsk))
+
+    popularity = build_popularity(cfg)(None)
+    shards: dict[str, Any] = {}
+    lists: dict[str, Any] = {}
+    make_shard, make_list = build_shard(cfg), build_lists(cfg)
+    started = time.perf_counter()
+    for ask in asks:
+        for work in popularity.on_item(ask)[0]:
+            shard = shards.get(work.shard)
+            if shard is None:
+                shard = shards[work.shard] = make_shard(None)
+            for answer in shard.on_item(work)[0]:
+                user = answer.ask.user
+                logic = lists.get(user)
+                if logic is None:
+                    logic = lists[user] = make_list(None)
+                logic.on_item(answer)
+    elapsed = time.perf_counter() - started
+    products = len(popularity.state.counts)
+    product_bytes = len(popularity.snapshot()) + sum(len(s.snapshot()) for s in shards.values())
+    list_sizes = [len(logic.snapshot()) for logic in lists.values()]
+    return {
+        "events": events,
+        "product_events": len(asks),
+        "us_per_event": round(elapsed * 1e6 / max(1, events), 2),
+        "us_per_product_event": round(elapsed * 1e6 / max(1, len(asks)), 2),
+        "products": products,
+        "state_bytes_per_product": round(product_bytes / max(1, products)),
+        "list_state_bytes_per_customer": round(sum(list_sizes) / max(1, len(list_sizes))),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000, help="events to generate (default 200000)")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="replays with and without, each (default 2)")
+    parser.add_argument("--workdir", type=Path, help="keep generated data and outputs here")
+    args = parser.parse_args(argv)
+    settings = load_settings(overrides={"recommendations": {"enabled": True}})
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="journeyflow-bench-recs-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = generate(args.events, workdir, args.seed)
+    staged = steps(path, settings)
+    compared = replays(path, settings, workdir, args.rounds)
+    print(f"recommender benchmark: {staged['events']:,} events, {staged['product_events']:,} product events")
+    print(
+        f"  whole pipeline, lines/s       off {compared['lines_per_s']['off']}  on {compared['lines_per_s']['on']}"
+        f"   on/off = {compared['on_to_off']:.3f}"
+    )
+    print(
+        f"  recommender steps alone       {staged['us_per_event']} us per event"
+        f" ({staged['us_per_product_event']} us per product event), without bytewax"
+    )
+    print(
+        f"  state                         {staged['state_bytes_per_product']:,} B per product"
+        f" ({staged['products']:,} products), {staged['list_state_bytes_per_customer']:,} B per customer list"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
