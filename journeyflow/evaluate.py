@@ -33,7 +33,7 @@ __all__ = ["Regime", "REGIMES", "BIG_REGIMES", "evaluate", "format_report"]
 
 @dataclass(frozen=True)
 class Regime:
-    """One data set with a known future; ``source`` is ``generator`` or ``cdnow``."""
+    """One data set with a known future; ``source`` is ``generator``, ``cdnow`` (the paper's sample) or ``cdnow-full``."""
 
     name: str
     source: str = "generator"
@@ -44,8 +44,9 @@ class Regime:
 
     def describe(self) -> str:
         """Return what the regime is, for a person."""
-        if self.source == "cdnow":
-            return "CDNOW real purchase log, 39 weeks of history (1997-01-01 to 1997-09-30), purchases only"
+        if self.source.startswith("cdnow"):
+            who = "all 23,570 customers" if self.source == "cdnow-full" else "the paper's 2,357-customer sample"
+            return f"CDNOW real purchase log, {who}, 39 weeks of history (1997-01-01 to 1997-09-30), purchases only"
         return f"generator, {self.mix} persona mix, {self.users:,} users, {self.days} days of history, seed {self.seed}"
 
 
@@ -61,9 +62,12 @@ REGIMES = (
     Regime("cdnow", source="cdnow"),
 )
 
-#: ``--big``: the same questions at ten times the size (about an hour here).
+#: ``--big``: the same questions at ten times the size (an hour or more here).
 BIG_REGIMES = tuple(
-    r if r.source == "cdnow" else dataclasses.replace(r, name=f"{r.name}-big", users=r.users * 10) for r in REGIMES
+    Regime("cdnow-full", source="cdnow-full")
+    if r.source == "cdnow"
+    else dataclasses.replace(r, name=f"{r.name}-big", users=r.users * 10)
+    for r in REGIMES
 )
 
 
@@ -71,10 +75,11 @@ def _data(
     regime: Regime, out: Path, cache: Path, horizon_days: int, responses: tuple[response.RuleResponse, ...], tag: str
 ) -> tuple[Path, Path]:
     """Return the events and truth files of ``regime``, made if missing (responses change the data: own files)."""
-    if regime.source == "cdnow":
-        events, truth = out / "cdnow.jsonl", out / f"cdnow-{horizon_days}d.truth.jsonl"
+    if regime.source.startswith("cdnow"):
+        events, truth = out / f"{regime.source}.jsonl", out / f"{regime.source}-{horizon_days}d.truth.jsonl"
         if not (events.exists() and truth.exists()):
-            datasets.write_cdnow(datasets.fetch_cdnow(cache), events, truth, horizon_days)
+            raw = datasets.fetch_cdnow(cache, sample=regime.source == "cdnow")
+            datasets.write_cdnow(raw, events, truth, horizon_days)
         return events, truth
     stem = f"events-{regime.mix}-{regime.users}u-{regime.days}d-{regime.seed}{tag}"
     events, truth = out / f"{stem}.jsonl.gz", out / f"{stem}.truth.jsonl"

@@ -88,7 +88,9 @@ def _alive_odds(m: BgNbd, x: float, t_x: float, T: float) -> float:
     """Return P(dead) / P(alive); 0 without repeat transactions (the model's convention)."""
     if x <= 0:
         return 0.0
-    return m.a / (m.b + x - 1) * math.exp((m.r + x) * math.log((m.alpha + T) / (m.alpha + t_x)))
+    exponent = math.log(m.a / (m.b + x - 1)) + (m.r + x) * math.log((m.alpha + T) / (m.alpha + t_x))
+    # Beyond e**700 the customer is as good as gone (and math.exp would overflow).
+    return math.exp(min(700.0, exponent))
 
 
 def p_alive(m: BgNbd, x: float, t_x: float, T: float) -> float:
@@ -174,7 +176,7 @@ class OnlinePrior:
         sample[rank] = (x, t_x, T)
         self.since_fit += 1
         self.observed += 1
-        due = min(self.max_gap, self.refit_share * self.observed)
+        due = min(self.max_gap, self.refit_share * (self.observed - self.since_fit))
         if len(sample) >= self.min_customers and (self.params is None or self.since_fit >= due):
             self.refit()
 

@@ -29,7 +29,9 @@ From one interval to the horizon:
   the next interval, relative to the prior's, over to the prior's odds of a
   purchase within the horizon. (A chain like churn's would assume the
   customer stays away meanwhile, which is wrong for the ones who come back
-  and buy later: it ranked as well and calibrated worse.)
+  and buy later: it ranked as well and calibrated worse.) It is never above
+  ``1 - churn_risk``: a purchase needs a return (on a log of purchases only,
+  CDNOW, that bound is what calibrates it).
 
 The prior: two BG/NBD models (:mod:`operators.bgnbd`), over sessions and over
 purchases, re-fitted from a sample of customers as snapshots arrive. Their
@@ -332,12 +334,16 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         shift = _logit(tasks["propensity"].predict(x)) - _logit(1.0 - week_no_buy)
         learned = {"churn": math.exp(log_quiet), "propensity": _sigmoid(_logit(1.0 - prior_no_buy) + shift)}
         prior = {"churn": prior_quiet, "propensity": 1.0 - prior_no_buy}
+        published = {}
+        for name in TASKS:
+            trust = tasks[name].trust(self.min_examples)
+            published[name] = trust * learned[name] + (1.0 - trust) * prior[name]
+        # A purchase needs a return: never more likely than any activity at all.
+        published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
         scores = {}
         for name, score in TASKS.items():
-            trust = tasks[name].trust(self.min_examples)
-            probability = trust * learned[name] + (1.0 - trust) * prior[name]
-            scores[score] = round(probability, 4)
-            MODEL_SCORE.labels(model=name).observe(probability)
+            scores[score] = round(published[name], 4)
+            MODEL_SCORE.labels(model=name).observe(published[name])
         return scores
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:

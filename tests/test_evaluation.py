@@ -34,6 +34,13 @@ def test_cdnow_becomes_one_purchase_per_customer_and_day_and_the_next_month_is_t
     assert outcomes["cdnow-00002"]["churned"] is True  # came back in December, after the horizon
 
 
+def test_the_papers_sample_file_reads_the_same(tmp_path: Path) -> None:
+    # CDNOW_sample.txt: no header, the master id first.
+    sample = b"".join(b" 09999" + line + b"\n" for line in MASTER.splitlines()[1:])
+    stats = write_cdnow(sample, tmp_path / "e.jsonl", tmp_path / "t.jsonl", horizon_days=30)
+    assert stats.customers == 2 and stats.events == 3
+
+
 def test_judge_reports_every_baseline_and_a_verdict() -> None:
     rows = []
     for i in range(60):
