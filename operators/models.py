@@ -292,8 +292,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.features is None and value.cluster_features is None:
             return [value], StatefulLogic.RETAIN
         scores: dict[str, Any] = {}
-        if value.features is not None and all(p.params is not None for p in state.priors.values()):
-            # No score before the priors have seen enough customers to be fitted once.
+        fitted = all(p.params is not None for p in state.priors.values())
+        if value.features is not None and (fitted or self.min_examples == 0):
+            # No score before the priors have seen enough customers to be fitted
+            # once, unless asked for no warm-up at all (their starting parameters).
             scores.update(self._score(value.features))
             state.scored += 1
         if value.cluster_features is not None:
