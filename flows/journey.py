@@ -57,6 +57,7 @@ __all__ = [
     "build_flow",
     "journey_config",
     "model_config",
+    "label_config",
     "audience_config",
     "event_parser",
 ]
@@ -134,18 +135,26 @@ def journey_config(
         segments=SegmentConfig(rules.profile_segments),
         triggers=TriggerConfig(rules.triggers_on("event") + rules.triggers_on("session_close")),
         refresh_ms=settings.segments.refresh_s * 1000,
-        labels=LabelConfig(
-            churn_horizon_ms=settings.models.churn_horizon_s * 1000,
-            purchase_horizon_ms=settings.models.propensity_horizon_s * 1000,
-            interval_ms=settings.models.example_interval_s * 1000,
-            idle_after_ms=settings.sessions.gap_s * 1000,
-        ),
+        labels=label_config(settings),
         rescore_ms=settings.models.rescore_s * 1000,
         late_variables=rules.late_variables,
         timers=timers,
         store_rows=store_rows,
         goal_types=goal_types(rules),
         recommend=recommend_config(settings),
+    )
+
+
+def label_config(settings: Settings) -> LabelConfig:
+    """Return when training snapshots are taken and what the scores look ahead."""
+    m = settings.models
+    return LabelConfig(
+        interval_ms=m.example_interval_s * 1000,
+        churn_horizon_ms=m.churn_horizon_s * 1000,
+        purchase_horizon_ms=m.propensity_horizon_s * 1000,
+        # Beyond three horizons of silence every answer is "gone": more such
+        # snapshots would only teach the models what they already know.
+        max_silence_ms=3 * max(m.churn_horizon_s, m.propensity_horizon_s) * 1000,
     )
 
 
@@ -161,6 +170,11 @@ def model_config(settings: Settings) -> ModelConfig:
         cluster_halflife=settings.clusters.learning_rate,
         seed=settings.models.seed,
         min_examples=settings.models.min_examples,
+        interval_ms=settings.models.example_interval_s * 1000,
+        horizons_ms={
+            "propensity": settings.models.propensity_horizon_s * 1000,
+            "churn": settings.models.churn_horizon_s * 1000,
+        },
         # Read now, not when the flow runs: a bad file is one line at start-up.
         warm_start=load_models(settings.resolve(warm)) if warm else None,
     )

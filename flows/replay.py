@@ -168,7 +168,9 @@ def replay(
     }
     summary["models"] = _model_summary(reports.items, out_dir)
     if truth is not None and summary["models"]:
-        summary["models"]["quality"] = model_quality(out_dir / OUTPUT_FILES["profiles"], read_truth(truth))
+        summary["models"]["quality"] = model_quality(
+            out_dir / OUTPUT_FILES["profiles"], read_truth(truth), settings.models.churn_horizon_s / 86400
+        )
     summary.update(loop_summary(loop_reports.items))
     if settings.recommendations.enabled:
         summary["recommendations"] = rec_quality.summary()

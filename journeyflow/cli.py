@@ -106,19 +106,29 @@ def _topics(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     if args.recommendations:
         return _evaluate_recommendations(args)
-    from journeyflow.evaluate import evaluate, format_report
+    import dataclasses
+    import os
+
+    from journeyflow.evaluate import BIG_REGIMES, REGIMES, Regime, evaluate, format_report
 
     settings = _settings(args, run={"workers": args.workers} if args.workers else {})
-    report = evaluate(
-        Path(args.out),
-        settings,
-        users=args.users,
-        days=args.days,
-        seed=args.seed,
-        events=Path(args.events) if args.events else None,
-        truth=Path(args.truth) if args.truth else None,
-        respond=tuple(args.respond),
-    )
+    regimes = BIG_REGIMES if args.big else REGIMES
+    if args.regimes:
+        known = {r.name: r for r in (*REGIMES, *BIG_REGIMES)}
+        unknown = [n for n in args.regimes.split(",") if n not in known]
+        if unknown:
+            print(f"journeyflow: error: --regimes must name {', '.join(known)}; got {', '.join(unknown)} instead", file=sys.stderr)
+            return 2
+        regimes = tuple(known[n] for n in args.regimes.split(","))
+    custom = {k: v for k, v in (("users", args.users), ("days", args.days), ("seed", args.seed), ("mix", args.mix)) if v is not None}
+    if custom:
+        regimes = (dataclasses.replace(Regime("custom"), **custom),)
+    if bool(args.events) != bool(args.truth):
+        print("journeyflow: error: --events and --truth go together; got only one of them", file=sys.stderr)
+        return 2
+    cache = Path(args.cache or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "journeyflow")
+    files = (Path(args.events), Path(args.truth)) if args.events else None
+    report = evaluate(Path(args.out), settings, regimes, cache=cache, files=files, respond=tuple(args.respond))
     print(format_report(report))
     return 0
 
@@ -209,13 +219,21 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--partitions", type=int, metavar="N", help="partitions of each new topic (default [kafka] partitions)")
     create.set_defaults(func=_topics)
 
-    evaluate = commands.add_parser("evaluate", parents=[verbose], help="generate data with ground truth, replay it, report model quality")
+    evaluate = commands.add_parser(
+        "evaluate", parents=[verbose], help="replay data sets with a known future and judge the models next to naive baselines"
+    )
     evaluate.add_argument("--out", default="out/evaluate", metavar="DIR", help="working folder (default out/evaluate)")
-    evaluate.add_argument("--users", type=int, default=20000, help="users to generate (default 20000)")
-    evaluate.add_argument("--days", type=int, default=90, help="days to generate (default 90)")
-    evaluate.add_argument("--seed", type=int, default=11, help="generator seed (default 11)")
-    evaluate.add_argument("--events", metavar="FILE", help="use these events instead of generating")
-    evaluate.add_argument("--truth", metavar="FILE", help="ground truth of --events")
+    evaluate.add_argument("--regimes", metavar="A,B", help="only these regimes (default: all; see the README)")
+    evaluate.add_argument("--big", action="store_true", help="the regimes at ten times the users (slow)")
+    evaluate.add_argument("--users", type=int, help="one generated regime instead: users")
+    evaluate.add_argument("--days", type=int, help="... days of history")
+    evaluate.add_argument("--seed", type=int, help="... generator seed")
+    from journeyflow.generator import MIXES
+
+    evaluate.add_argument("--mix", choices=MIXES, help="... persona mix")
+    evaluate.add_argument("--events", metavar="FILE", help="judge these events instead (with --truth)")
+    evaluate.add_argument("--truth", metavar="FILE", help="ground truth of --events (the generator's format)")
+    evaluate.add_argument("--cache", metavar="DIR", help="where public data sets are downloaded (default ~/.cache/journeyflow)")
     evaluate.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
     evaluate.add_argument("--workers", type=int, metavar="N", help="worker threads (default 1)")
     evaluate.add_argument(

@@ -1,23 +1,51 @@
-"""Judge the models against ground truth: exact AUCs, baselines, cluster agreement.
+"""Judge the models against ground truth: AUC and calibration next to naive baselines.
 
 A replay's final profiles hold each user's scores as of the replay's last
-event time; the generator's truth file says what each user did afterwards
-(purchased within the horizon, came back or not) and which persona they were
-drawn from. This module compares the two, next to naive baselines that any
-model must beat: recency alone and past purchases alone.
+event time; the ground truth (the generator's, or a real log's future) says
+what each user did in the horizon after it (bought, came back or not) and,
+for generated users, their persona. This module compares the two, next to
+the naive baselines any model must beat, each computed from the same final
+profile:
+
+* recency alone: days since the last visit (churn), since the last purchase
+  (propensity; never bought ranks last);
+* frequency alone: sessions (churn, fewer is riskier), purchases (propensity);
+* BG/NBD alone: the prior of :mod:`operators.bgnbd`, fitted here in one batch
+  to the final profiles (over sessions for churn, purchases for propensity).
+
+Calibration: the Brier score (mean squared error of the probability; lower is
+better; always predicting the base rate scores ``share * (1 - share)``) and
+reliability bins (users grouped by predicted probability in tenths, each
+bin's mean prediction next to the share that really had the outcome).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
-__all__ = ["roc_auc", "adjusted_rand_index", "read_truth", "model_quality"]
+from operators import bgnbd
+
+__all__ = [
+    "roc_auc",
+    "brier",
+    "reliability",
+    "adjusted_rand_index",
+    "read_truth",
+    "judge",
+    "model_quality",
+    "MIN_BIN_USERS",
+]
+
+#: A reliability bin with fewer users is shown but not judged: its observed
+#: share is too noisy (one user more or less moves it by 5 points or more).
+MIN_BIN_USERS = 20
 
 
 def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
@@ -28,21 +56,57 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
     >>> roc_auc([1, 1], [True, False])
     0.5
     """
-    positives = sum(1 for y in labels if y)
-    negatives = len(labels) - positives
+    y = np.asarray(labels, dtype=bool)
+    positives = int(y.sum())
+    negatives = len(y) - positives
     if positives == 0 or negatives == 0:
         return None
-    order = sorted(range(len(scores)), key=lambda i: scores[i])
-    rank_sum = 0.0
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
-            j += 1
-        average_rank = (i + j) / 2 + 1
-        rank_sum += average_rank * sum(1 for k in order[i : j + 1] if labels[k])
-        i = j + 1
-    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+    from scipy.stats import rankdata
+
+    ranks = rankdata(np.asarray(scores, dtype=float))
+    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def brier(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Return the mean squared error of probabilities ``scores`` against ``labels``.
+
+    >>> brier([0.0, 1.0, 0.5], [False, True, True])
+    0.0833
+    """
+    p = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    return round(float(np.mean((p - y) ** 2)), 4)
+
+
+def reliability(scores: Sequence[float], labels: Sequence[bool], bins: int = 10) -> tuple[list[dict[str, Any]], float | None]:
+    """Return the reliability table (one row per non-empty bin) and its largest judged gap.
+
+    A bin is judged when it holds at least :data:`MIN_BIN_USERS` users.
+
+    >>> table, gap = reliability([0.05] * 20 + [0.95] * 20, [False] * 19 + [True] + [True] * 20)
+    >>> [(r["bin"], r["users"], r["mean_score"], r["observed"]) for r in table], gap
+    ([('0.0-0.1', 20, 0.05, 0.05), ('0.9-1.0', 20, 0.95, 1.0)], 0.05)
+    """
+    p = np.asarray(scores, dtype=float)
+    y = np.asarray(labels, dtype=float)
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    table = []
+    gap: float | None = None
+    for b in range(bins):
+        members = which == b
+        n = int(members.sum())
+        if not n:
+            continue
+        mean, observed = float(p[members].mean()), float(y[members].mean())
+        judged = n >= MIN_BIN_USERS
+        table.append(
+            {"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "users": n, "mean_score": round(mean, 4), "observed": round(observed, 4), "judged": judged}
+        )
+        if judged:
+            gap = max(gap or 0.0, round(abs(mean - observed), 4))
+    for row in table:
+        del row["judged"]
+    return table, gap
 
 
 def adjusted_rand_index(truth: Sequence[Any], found: Sequence[Any]) -> float | None:
@@ -72,51 +136,107 @@ def adjusted_rand_index(truth: Sequence[Any], found: Sequence[Any]) -> float | N
 
 
 def read_truth(path: Path) -> dict[str, dict[str, Any]]:
-    """Return the generator's ground truth, by user id."""
+    """Return the ground truth (one JSON object per user: ``churned``, ``purchases_in_horizon``, ...), by user id."""
     with path.open("rb") as fh:
         rows = (orjson.loads(line) for line in fh if line.strip())
         return {row["user_id"]: row for row in rows}
 
 
-def _auc(rows: list[tuple[dict[str, Any], dict[str, Any]]], score: Callable[[dict[str, Any]], float], label: Callable[[dict[str, Any]], bool]) -> float | None:
-    auc = roc_auc([score(p) for p, _ in rows], [label(t) for _, t in rows])
-    return None if auc is None else round(auc, 4)
+def _days(value: Any, missing: float) -> float:
+    return missing if value is None or value < 0 else float(value)
 
 
-def _days(value: Any, missing: float = 1e6) -> float:
-    return missing if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+def _bgnbd_chances(profiles: list[dict[str, Any]], horizon_days: float) -> tuple[list[float], list[float]]:
+    """Return each profile's BG/NBD chance of no session, and of a purchase, within the horizon."""
+    age = np.array([_days(p.get("days_since_first_seen"), 0.0) for p in profiles])
+    seen = np.array([_days(p.get("days_since_last_seen"), 0.0) for p in profiles])
+    bought = np.array([_days(p.get("recency_days"), -1.0) for p in profiles])
+    sx = np.array([max(0, p["sessions_total"] - 1) for p in profiles], dtype=float)
+    stx = np.where(sx > 0, np.maximum(age - seen, 0.0), 0.0)
+    px = np.array([p["purchases_total"] for p in profiles], dtype=float)
+    ptx = np.where(bought >= 0, np.maximum(age - bought, 0.0), 0.0)
+    sessions = bgnbd.fit(sx, stx, age)
+    purchases = bgnbd.fit(px, ptx, age)
+    quiet = [bgnbd.p_none(sessions, *v, horizon_days) for v in zip(sx, stx, age, strict=True)]
+    buy = [1.0 - bgnbd.p_none(purchases, *v, horizon_days) for v in zip(px, ptx, age, strict=True)]
+    return quiet, buy
 
 
-def model_quality(profiles: Path, truth: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Return AUCs (model and baselines) and cluster agreement for users in both files."""
+def _task(model: list[float], baselines: dict[str, list[float]], labels: list[bool], bgnbd_probability: list[float]) -> dict[str, Any]:
+    table, gap = reliability(model, labels)
+    figures: dict[str, Any] = {
+        "positive_share": round(sum(labels) / len(labels), 4),
+        "auc": _round(roc_auc(model, labels)),
+        "brier": brier(model, labels),
+        "reliability_max_gap": gap,
+        "reliability": table,
+        "baselines": {name: _round(roc_auc(scores, labels)) for name, scores in baselines.items()},
+        "bgnbd_brier": brier(bgnbd_probability, labels),
+        "bgnbd_reliability_max_gap": reliability(bgnbd_probability, labels)[1],
+    }
+    known = {k: v for k, v in figures["baselines"].items() if v is not None}
+    best = max(known, key=known.__getitem__) if known else None
+    figures["best_baseline"] = best
+    figures["beats_baselines"] = None if best is None or figures["auc"] is None else figures["auc"] >= known[best]
+    return figures
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def judge(rows: list[tuple[dict[str, Any], dict[str, Any]]], horizon_days: float) -> dict[str, Any]:
+    """Return the figures of both models and their baselines over ``(profile, truth)`` pairs."""
+    profiles = [p for p, _ in rows]
+    quiet, buy = _bgnbd_chances(profiles, horizon_days)
+    churned = [bool(t["churned"]) for _, t in rows]
+    bought = [t["purchases_in_horizon"] > 0 for _, t in rows]
+    never = 1e6  # never bought: the longest recency of all
+    return {
+        "users": len(rows),
+        "horizon_days": horizon_days,
+        "churn": _task(
+            [p["churn_risk"] for p in profiles],
+            {
+                "recency": [_days(p.get("days_since_last_seen"), 0.0) for p in profiles],
+                "frequency": [-float(p["sessions_total"]) for p in profiles],
+                "bgnbd": quiet,
+            },
+            churned,
+            quiet,
+        ),
+        "propensity": _task(
+            [p["purchase_propensity"] for p in profiles],
+            {
+                "recency": [-_days(p.get("recency_days"), never) for p in profiles],
+                "frequency": [float(p["purchases_total"]) for p in profiles],
+                "bgnbd": buy,
+            },
+            bought,
+            buy,
+        ),
+    }
+
+
+def model_quality(profiles: Path, truth: dict[str, dict[str, Any]], horizon_days: float = 30.0) -> dict[str, Any]:
+    """Return :func:`judge`'s figures and cluster agreement for users with scores in both files."""
     rows = []
+    unscored = 0
     with profiles.open("rb") as fh:
         for line in fh:
             profile = orjson.loads(line)
             known = truth.get(profile["user_id"])
-            if known is not None and profile.get("purchase_propensity") is not None:
-                rows.append((profile, known))
-    if not rows:
-        return {"users": 0}
-
-    bought = lambda t: t["purchases_in_horizon"] > 0  # noqa: E731
-    churned = lambda t: bool(t["churned"])  # noqa: E731
-    quality: dict[str, Any] = {
-        "users": len(rows),
-        "propensity": {
-            "positive_share": round(sum(bought(t) for _, t in rows) / len(rows), 4),
-            "auc": _auc(rows, lambda p: p["purchase_propensity"], bought),
-            "baseline_recency_auc": _auc(rows, lambda p: -_days(p.get("recency_days")), bought),
-            "baseline_past_purchases_auc": _auc(rows, lambda p: p["purchases_total"], bought),
-        },
-        "churn": {
-            "positive_share": round(sum(churned(t) for _, t in rows) / len(rows), 4),
-            "auc": _auc(rows, lambda p: p["churn_risk"], churned),
-            "baseline_recency_auc": _auc(rows, lambda p: _days(p.get("days_since_last_seen"), 0.0), churned),
-            "baseline_past_purchases_auc": _auc(rows, lambda p: -p["purchases_total"], churned),
-        },
-    }
-    clustered = [(p.get("cluster"), t["persona"]) for p, t in rows if p.get("cluster") is not None]
+            if known is None:
+                continue
+            if profile.get("purchase_propensity") is None or profile.get("churn_risk") is None:
+                unscored += 1
+                continue
+            rows.append((profile, known))
+    if len(rows) < 2:
+        return {"users": len(rows), "unscored": unscored}
+    quality = judge(rows, horizon_days)
+    quality["unscored"] = unscored
+    clustered = [(p.get("cluster"), t["persona"]) for p, t in rows if p.get("cluster") is not None and t.get("persona")]
     if clustered:
         ari = adjusted_rand_index([t for _, t in clustered], [c for c, _ in clustered])
         quality["clusters"] = {

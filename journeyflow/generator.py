@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gzip
 import itertools
 import math
@@ -68,7 +69,7 @@ from journeyflow.events import SESSION_EXCLUDED_TYPES
 from journeyflow.response import RuleResponse
 from operators.goals import holdout_draw
 
-__all__ = ["GeneratorConfig", "GeneratorStats", "add_arguments", "generate", "run"]
+__all__ = ["MIXES", "GeneratorConfig", "GeneratorStats", "add_arguments", "generate", "run"]
 
 _SECOND_MS = 1_000
 _MINUTE_MS = 60 * _SECOND_MS
@@ -183,6 +184,8 @@ class GeneratorConfig:
     """Users whose last event of the period is an erasure request."""
     responses: tuple[RuleResponse, ...] = ()
     """Simulated responses to cart-abandonment triggers (:mod:`journeyflow.response`); none by default."""
+    mix: str = "default"
+    """Persona mix (:data:`MIXES`): the shares, rhythms and lapse chances of the personas."""
 
     def __post_init__(self) -> None:
         for name in ("users", "days", "horizon_days"):
@@ -207,6 +210,9 @@ class GeneratorConfig:
             if not 0.0 <= value <= 1.0:
                 msg = f"{name} must be between 0 and 1; got {value!r} instead"
                 raise ConfigError(msg)
+        if self.mix not in MIXES:
+            msg = f"mix must be one of {', '.join(MIXES)}; got {self.mix!r} instead"
+            raise ConfigError(msg)
         noise = self.duplicate_share + self.malformed_share + self.out_of_order_share + self.late_share
         if noise > 1.0:
             msg = f"duplicate, malformed, out-of-order and late shares must add up to <= 1; got {noise:g} instead"
@@ -257,6 +263,54 @@ _PERSONAS = (
     _Persona("new_visitor", 0.15, 0.12, 2.0, 0.55, 0.4, 0.03, 0.03, 0.0, 0.01, "any", 0.0, 0.0, 0.45, 2.0),
 )
 _PERSONA_CUM = tuple(itertools.accumulate(p.share for p in _PERSONAS))
+
+#: Other populations than the default, to judge models on data they were not
+#: tuned to: persona -> (share, session-rate factor, lapse chance or None to keep).
+_MIXES: dict[str, dict[str, tuple[float, float, float | None]]] = {
+    # Regular buyers at a slower, weekly rhythm; more churners among them.
+    "regulars": {
+        "loyal_buyer": (0.3, 0.5, 0.05),
+        "browser": (0.1, 1.0, None),
+        "cart_abandoner": (0.1, 1.0, None),
+        "bargain_hunter": (0.25, 0.6, 0.2),
+        "churner": (0.2, 0.6, None),
+        "new_visitor": (0.05, 1.0, None),
+    },
+    # Casual visitors: mostly browsing and one-off visits, half as often, lapsing more.
+    "casual": {
+        "loyal_buyer": (0.05, 0.5, 0.1),
+        "browser": (0.35, 0.5, 0.25),
+        "cart_abandoner": (0.15, 0.5, 0.25),
+        "bargain_hunter": (0.05, 0.5, 0.25),
+        "churner": (0.1, 0.5, None),
+        "new_visitor": (0.3, 1.0, 0.6),
+    },
+    # Heavy users and many leavers: busy sessions, a third of users quit.
+    "leavers": {
+        "loyal_buyer": (0.2, 1.5, 0.1),
+        "browser": (0.15, 1.5, 0.2),
+        "cart_abandoner": (0.1, 1.5, 0.2),
+        "bargain_hunter": (0.1, 1.5, 0.2),
+        "churner": (0.35, 1.0, None),
+        "new_visitor": (0.1, 1.0, None),
+    },
+}
+MIXES = ("default", *_MIXES)
+"""Persona mixes :class:`GeneratorConfig` accepts."""
+
+
+def _mix(name: str) -> tuple[tuple[_Persona, ...], tuple[float, ...]]:
+    """Return the personas of mix ``name`` and their cumulative shares."""
+    if name == "default":
+        return _PERSONAS, _PERSONA_CUM
+    changes = _MIXES[name]
+    personas = []
+    for p in _PERSONAS:
+        share, rate, lapse = changes[p.name]
+        personas.append(
+            dataclasses.replace(p, share=share, sessions_per_day=p.sessions_per_day * rate, lapse=p.lapse if lapse is None else lapse)
+        )
+    return tuple(personas), tuple(itertools.accumulate(p.share for p in personas))
 _CHURNER = "churner"
 #: The rules file ``--respond`` reads by default: the shipped one.
 DEFAULT_RULES = DEFAULT_CONFIG.with_name("rules.toml")
@@ -455,6 +509,8 @@ class _Shared:
     # Cut points of the one uniform draw per event: below the first a duplicate follows, then
     # out-of-order, then late, then a malformed line follows; above the last nothing happens.
     noise_cuts: tuple[float, float, float, float]
+    personas: tuple[_Persona, ...] = _PERSONAS
+    persona_cum: tuple[float, ...] = _PERSONA_CUM
 
 
 class _User:
@@ -469,7 +525,7 @@ class _User:
         self.user_id = f"u{index}"
         self.id_prefix = f"e-{config.seed}-{index}-"
         self.order_prefix = f"o-{config.seed}-{index}-"
-        persona = rng.choices(_PERSONAS, cum_weights=_PERSONA_CUM)[0]
+        persona = rng.choices(shared.personas, cum_weights=shared.persona_cum)[0]
         self.persona = persona
         self.favourites = tuple(rng.sample(range(len(_CATEGORIES)), rng.choice((1, 1, 2, 2, 3))))
         self.favourite_scale = len(self.favourites) / _FAVOURITE_SHARE
@@ -1024,6 +1080,8 @@ def generate(config: GeneratorConfig, out: Path, truth: Path | None = None) -> G
         period_end_ms=period_end_ms,
         horizon_end_ms=period_end_ms + config.horizon_days * _DAY_MS,
         noise_cuts=(dup_cut, ooo_cut, late_cut, late_cut + config.malformed_share),
+        personas=_mix(config.mix)[0],
+        persona_cum=_mix(config.mix)[1],
     )
     # Users wait in the bucket of the day their next session starts.
     due: dict[int, list[_User]] = {}
@@ -1141,6 +1199,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of events written up to 5 minutes late (default: %(default)s)",
     )
     parser.add_argument(
+        "--mix",
+        choices=MIXES,
+        default=defaults.mix,
+        help="persona mix (default: %(default)s)",
+    )
+    parser.add_argument(
         "--late",
         type=float,
         default=defaults.late_share,
@@ -1178,6 +1242,7 @@ def run(args: argparse.Namespace) -> int:
             out_of_order_share=args.out_of_order,
             late_share=args.late,
             responses=responses,
+            mix=args.mix,
         )
     except ConfigError as ex:
         print(f"journeyflow generate: {ex}", file=sys.stderr)

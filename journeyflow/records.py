@@ -284,8 +284,9 @@ class UserUpdate:
     segments: tuple[str, ...]
     values: dict[str, Any]
     profile: dict[str, Any] | None = None
-    features: dict[str, float] | None = None
-    """Classifier features as of ``ts_ms``: the models score the user."""
+    features: tuple[dict[str, float], ...] | None = None
+    """Model inputs as of ``ts_ms`` and later if nothing happens
+    (:func:`operators.features.scoring_vectors`): the models score the user."""
     cluster_features: dict[str, float] | None = None
     """Behaviour vector as of ``ts_ms``: the user is placed in a cluster."""
     learn_cluster: bool = False

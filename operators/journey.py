@@ -377,18 +377,19 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         cfg = self.cfg
         dedup.expire(state.dedup, cfg.dedup, now_ms)
         if profile is not None:
+            # Snapshots first: they are taken as of grid moments before now,
+            # from the profile as it was then (before this prune).
+            # Cheap tests first: most events find no snapshot and no label due.
+            interval = cfg.labels.interval_ms
+            if now_ms // interval > state.snapshot_ms // interval:
+                for t in labels.snapshot_times(cfg.labels, state.snapshot_ms, profile.last_seen_ms, now_ms):
+                    self._take_snapshot(t)
+                state.snapshot_ms = now_ms
+            if state.pending and now_ms - state.pending[0].ts_ms > interval:
+                self._examples.extend(labels.on_time(state.pending, cfg.labels, now_ms))
             if now_ms - profile.pruned_ms >= cfg.refresh_ms:
                 profiles.prune(profile, cfg.profiles, now_ms)
                 triggers.prune_cooldowns(cfg.triggers, state.cooldowns, now_ms)
-            # Cheap tests first: most events find no label due and no snapshot due.
-            if state.pending and now_ms - state.pending[0].ts_ms > cfg.labels.shortest_horizon_ms:
-                self._examples.extend(labels.on_time(state.pending, cfg.labels, now_ms))
-            if (
-                now_ms - state.snapshot_ms >= cfg.labels.interval_ms
-                and now_ms - profile.last_seen_ms >= cfg.labels.idle_after_ms
-            ):
-                for t in labels.idle_snapshot_times(cfg.labels, state.snapshot_ms, profile.last_seen_ms, now_ms):
-                    self._take_snapshot(t)
         if profile is not None and now_ms - state.evaluated_ms >= cfg.refresh_ms:
             # Time first: what changed while the user was away is not caused by
             # the session that the same gap closes.
@@ -402,8 +403,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if closed and state.profile is not None:
             cause_event_id = closed[-1].last_event_id or None
             self._evaluate(now_ms, "session_close", cause_event_id, out)
-            if now_ms - state.snapshot_ms >= self.cfg.labels.interval_ms:
-                self._take_snapshot(now_ms)
             self._score = (now_ms, "session_close", cause_event_id, True)
         elif state.profile is not None and now_ms - state.scored_ms >= self.cfg.rescore_ms:
             # Clusters learn from idle states too, so lapsed users form their own.
@@ -529,7 +528,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def _take_snapshot(self, at_ms: int) -> None:
         """Keep the user's features at ``at_ms`` until their labels are known."""
         state = self.state
-        packed = features.pack(features.classifier_features(self._view(at_ms)))
+        packed = features.pack(features.snapshot_vector(self._view(at_ms)))
         state.pending.append(Pending(at_ms, packed))
         state.snapshot_ms = at_ms
 
@@ -552,7 +551,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if score is not None:
             at_ms, _, _, place = score
             view = self._view(at_ms)
-            extra["features"] = features.classifier_features(view)
+            extra["features"] = features.scoring_vectors(view, self.cfg.labels)
             if place:
                 # Clusters move slowly: placed (and learned from) at a session's
                 # close and as time passes, not on every cart change.

@@ -1,22 +1,32 @@
-"""Label past states of a user once the future has told: one mechanism, two tasks.
+"""Training examples that match the question asked at scoring time.
 
-A *snapshot* is a user's feature vector at a time ``t``. Its labels arrive
-late, from what the user does after ``t``:
+The question: for any known customer, at any moment, active or silent, will
+they come back (churn) and will they buy (propensity) within the horizon?
+So a *snapshot* of every known customer's features is taken at regular
+moments of event time, the same grid for everyone (every ``interval``,
+aligned to the epoch), whether they are in a session, between two, or long
+silent; each customer gives one snapshot per interval, so a heavy user does
+not outvote anyone.
 
-* ``churn``: 0 as soon as the user is active again within the churn horizon
-  after ``t``; 1 once the horizon passes without activity.
-* ``purchase`` (propensity): 1 as soon as the user buys within the propensity
-  horizon after ``t``; 0 once the horizon passes without a purchase.
+Each snapshot is labelled over the next ``interval`` (one step of a
+discrete-time survival model, not the whole horizon):
 
-Each label becomes a training :class:`Example` the moment it is known; a
-snapshot is forgotten once both are. Time passes by event time (the user's
-clock, timers in the live worker, the end of a replay), so a user who never
-returns is still labelled, no later than the end of the input.
+* ``churn``: ``False`` as soon as the customer is active again within the
+  interval (a return after a gap of that length); ``True`` once the interval
+  passes in silence (the silence goes on: censored, and the next snapshot
+  carries it further).
+* ``propensity``: ``True`` as soon as the customer buys within the interval;
+  ``False`` once it passes without a purchase.
 
-Snapshots are taken at most once per ``interval``: at a session's close, and
-while the user is away (so the models also learn what a long absence means).
-Memory per user: at most ``horizon / interval + 1`` snapshots of a few hundred
-bytes each.
+So every label is known within one interval (a week by default), and a
+useful model exists after days of history rather than after a full horizon.
+The models step turns these one-interval chances into the horizon's (see
+:mod:`operators.models`).
+
+Snapshots stop once a customer has been silent for ``max_silence``. Time
+passes by event time (the user's clock, timers in the live worker, ticks and
+the end of a replay). Memory per user: at most two pending snapshots of a few
+hundred bytes.
 """
 
 from __future__ import annotations
@@ -30,24 +40,22 @@ __all__ = [
     "Example",
     "on_activity",
     "on_time",
-    "idle_snapshot_times",
+    "snapshot_times",
 ]
 
 
 @dataclass(frozen=True)
 class LabelConfig:
-    """Horizons of the two tasks and the spacing of snapshots."""
+    """Spacing of snapshots (the labels' window) and the horizons scores look ahead."""
 
-    churn_horizon_ms: int
-    purchase_horizon_ms: int
     interval_ms: int
-    idle_after_ms: int
-    """A user counts as away once this long has passed since their last event."""
-
-    @property
-    def shortest_horizon_ms(self) -> int:
-        """Return the horizon after which the first label can be known by time."""
-        return min(self.churn_horizon_ms, self.purchase_horizon_ms)
+    """Snapshots fall every interval (epoch-aligned); each is labelled over the next one."""
+    churn_horizon_ms: int
+    """``churn_risk`` is the chance of no activity within this horizon."""
+    purchase_horizon_ms: int
+    """``purchase_propensity`` is the chance of a purchase within this horizon."""
+    max_silence_ms: int
+    """No snapshots of a customer silent for longer than this."""
 
 
 class Example(NamedTuple):
@@ -77,7 +85,7 @@ def _settle(pending: list[Pending], done: list[Example]) -> list[Example]:
 def on_activity(pending: list[Pending], cfg: LabelConfig, ts_ms: int, purchased: bool) -> list[Example]:
     """Resolve what activity at ``ts_ms`` (a purchase, if ``purchased``) tells.
 
-    >>> cfg = LabelConfig(churn_horizon_ms=100, purchase_horizon_ms=100, interval_ms=10, idle_after_ms=5)
+    >>> cfg = LabelConfig(interval_ms=100, churn_horizon_ms=300, purchase_horizon_ms=300, max_silence_ms=1000)
     >>> waiting = [Pending(0, b"x")]
     >>> [(e.task, e.label) for e in on_activity(waiting, cfg, 50, purchased=True)]
     [('churn', False), ('propensity', True)]
@@ -86,53 +94,50 @@ def on_activity(pending: list[Pending], cfg: LabelConfig, ts_ms: int, purchased:
     """
     done: list[Example] = []
     for p in pending:
-        if ts_ms <= p.ts_ms:
+        if ts_ms <= p.ts_ms or ts_ms - p.ts_ms > cfg.interval_ms:
             continue
-        if p.churn is None and ts_ms - p.ts_ms <= cfg.churn_horizon_ms:
+        if p.churn is None:
             p.churn = False
             done.append(Example("churn", p.ts_ms, p.features, False))
-        if purchased and p.purchase is None and ts_ms - p.ts_ms <= cfg.purchase_horizon_ms:
+        if purchased and p.purchase is None:
             p.purchase = True
             done.append(Example("propensity", p.ts_ms, p.features, True))
     return _settle(pending, done) if done else done
 
 
 def on_time(pending: list[Pending], cfg: LabelConfig, now_ms: int) -> list[Example]:
-    """Resolve the labels whose horizon has passed by ``now_ms`` with nothing happening.
+    """Resolve the labels whose interval has passed by ``now_ms`` with nothing happening.
 
-    >>> cfg = LabelConfig(churn_horizon_ms=100, purchase_horizon_ms=100, interval_ms=10, idle_after_ms=5)
+    >>> cfg = LabelConfig(interval_ms=100, churn_horizon_ms=300, purchase_horizon_ms=300, max_silence_ms=1000)
     >>> [(e.task, e.label) for e in on_time([Pending(0, b"x")], cfg, 101)]
     [('churn', True), ('propensity', False)]
     """
     done: list[Example] = []
     for p in pending:
-        if p.churn is None and now_ms - p.ts_ms > cfg.churn_horizon_ms:
+        if now_ms - p.ts_ms <= cfg.interval_ms:
+            continue
+        if p.churn is None:
             p.churn = True
             done.append(Example("churn", p.ts_ms, p.features, True))
-        if p.purchase is None and now_ms - p.ts_ms > cfg.purchase_horizon_ms:
+        if p.purchase is None:
             p.purchase = False
             done.append(Example("propensity", p.ts_ms, p.features, False))
     return _settle(pending, done) if done else done
 
 
-def idle_snapshot_times(cfg: LabelConfig, last_snapshot_ms: int, last_seen_ms: int, now_ms: int) -> list[int]:
-    """Return the snapshot times due up to ``now_ms`` while the user was away.
+def snapshot_times(cfg: LabelConfig, last_snapshot_ms: int, last_seen_ms: int, now_ms: int) -> list[int]:
+    """Return the grid moments in ``(last_snapshot_ms, now_ms]`` that are due a snapshot.
 
-    Slots fall every ``interval`` after the last snapshot; a slot counts
-    only if the user had been away for ``idle_after`` by then, and no longer
-    than the churn horizon (after that every state would be labelled churned,
-    which teaches nothing new).
+    The grid is every ``interval`` from the epoch, the same for every
+    customer; moments after ``max_silence`` of silence are skipped.
 
-    >>> cfg = LabelConfig(churn_horizon_ms=100, purchase_horizon_ms=100, interval_ms=10, idle_after_ms=5)
-    >>> idle_snapshot_times(cfg, last_snapshot_ms=0, last_seen_ms=12, now_ms=45)
-    [20, 30, 40]
-    >>> idle_snapshot_times(cfg, last_snapshot_ms=0, last_seen_ms=12, now_ms=500)[-1]
-    110
+    >>> cfg = LabelConfig(interval_ms=10, churn_horizon_ms=30, purchase_horizon_ms=30, max_silence_ms=25)
+    >>> snapshot_times(cfg, last_snapshot_ms=3, last_seen_ms=12, now_ms=45)
+    [10, 20, 30]
+    >>> snapshot_times(cfg, last_snapshot_ms=10, last_seen_ms=12, now_ms=19)
+    []
     """
-    first = last_snapshot_ms + cfg.interval_ms
-    away_from = last_seen_ms + cfg.idle_after_ms
-    if first < away_from:
-        # Skip the slots that fell while the user was active.
-        first += -(-(away_from - first) // cfg.interval_ms) * cfg.interval_ms
-    last = min(now_ms, last_seen_ms + cfg.churn_horizon_ms)
-    return list(range(first, last + 1, cfg.interval_ms))
+    step = cfg.interval_ms
+    first = (last_snapshot_ms // step + 1) * step
+    last = min(now_ms, last_seen_ms + cfg.max_silence_ms)
+    return list(range(first, last + 1, step))

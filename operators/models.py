@@ -5,24 +5,58 @@ per-user journey step and the audience step. A model that learns from
 everyone needs every user's examples in one place; per-user models would be
 tiny but would learn from a handful of examples each. Only the updates that
 matter reach this step (a session closed, the cart changed, a purchase, a
-label resolved, a segment changed, a daily rescore), about a fifth of the
-events, so the one worker that holds it is not the bottleneck; everything per
-user still spreads over all workers. Its state (River objects, a few KB) is
-snapshotted as pickled bytes with bytewax recovery, so a restart resumes with
-the learned models and gives the same scores as an uninterrupted run.
+label resolved, a segment changed, a weekly rescore), so the one worker that
+holds it is not the bottleneck. Its state (River objects and the prior's
+sample, a few hundred KB) is snapshotted as pickled bytes with bytewax
+recovery, so a restart resumes with the learned models and gives the same
+scores as an uninterrupted run.
 
-Honest quality, measured online: every labelled example is first scored by
-the current model, then learned (progressive validation). That feeds a ROC
-AUC per task and an ADWIN drift detector on the absolute error.
+What is learned (see :mod:`operators.labels`): for each task, the chance
+of the outcome within one interval (a week) from a snapshot of any known
+customer, by a logistic regression (River, AdaGrad) over the profile's
+features and the prior's one-interval chances. Examples wait in a small
+shuffle buffer first: they resolve in bursts when time passes for many
+users at once, and online learning fed one label at a time drifts with it.
+
+From one interval to the horizon:
+
+* ``churn_risk`` chains the intervals along the silent path
+  (:func:`operators.features.scoring_vectors`): no return in the first week,
+  then none in the second given the first was silent (the customer's state
+  after a silent week), and so on; the chance of a silent horizon is their
+  product (a discrete-time survival model).
+* ``purchase_propensity`` carries the learned model's odds of a purchase in
+  the next interval, relative to the prior's, over to the prior's odds of a
+  purchase within the horizon. (A chain like churn's would assume the
+  customer stays away meanwhile, which is wrong for the ones who come back
+  and buy later: it ranked as well and calibrated worse.) It is never above
+  ``1 - churn_risk``: a purchase needs a return (on a log of purchases only,
+  CDNOW, that bound is what calibrates it).
+
+The prior: two BG/NBD models (:mod:`operators.bgnbd`), over sessions and over
+purchases, re-fitted from a sample of customers as snapshots arrive. Their
+one-interval chances are features of the learned models, and their horizon
+chances are the published scores until the learned model has
+``min_examples`` examples (no score at all before their first fit).
+
+Shrink to what works: every labelled example is scored by the learned model
+and by the prior before it is learned (progressive validation). Their
+log-losses, decayed over about the last ``_LOSS_MEMORY`` examples, weigh the
+two like a Bayesian average of two models with forgetting: the published
+score is ``trust * learned + (1 - trust) * prior``, so a learned model that
+does worse than the prior on recent examples hands the score to the prior.
+The same scoring feeds a ROC AUC per task and an ADWIN drift detector on
+the absolute error.
 
 The state can be exported (``models.bin`` next to a replay's outputs) and
-loaded as the starting point of another run (``[models] warm_start``), so a
-backfill warms up the models the live worker starts with.
+loaded as the starting point of another run (``[models] warm_start``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +68,10 @@ from river import drift, linear_model, metrics, optim, preprocessing
 from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_AUC, MODEL_DRIFTS, MODEL_SCORE
 from journeyflow.records import ModelReport, UserUpdate
+from operators import bgnbd
+from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
-from operators.features import unpack
+from operators.features import CLASSIFIER_FEATURES, horizon_weights, unpack
 from state.serde import decode_state, encode_state
 
 __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "load_models"]
@@ -49,10 +85,35 @@ TASKS = {"propensity": "purchase_propensity", "churn": "churn_risk"}
 #: them (about 0.5 microseconds each here); 20 keeps it within 0.01 of exact.
 AUC_THRESHOLDS = 20
 
+#: Examples the trust between the learned model and the prior remembers
+#: (the decay of their log-losses); a few weeks of snapshots of a small shop.
+_LOSS_MEMORY = 1000
+_DECAY = 1.0 - 1.0 / _LOSS_MEMORY
+_EPS = 1e-6
+_DAY_MS = 86_400_000
+
+#: One-interval examples wait in a shuffle buffer of this size before they
+#: are learned: they resolve in bursts (every silent user's at once when time
+#: passes), and SGD fed a burst of one label drifts with it.
+_SHUFFLE = 1000
+
+
+def _clip(p: float) -> float:
+    return min(1.0 - _EPS, max(_EPS, p))
+
+
+def _sigmoid(t: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, t))))
+
+
+def _logit(p: float) -> float:
+    p = _clip(p)
+    return math.log(p / (1.0 - p))
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Hyperparameters (passed to River unchanged) and where to warm-start from."""
+    """Hyperparameters (passed to River unchanged), horizons, and where to warm-start from."""
 
     learning_rates: dict[str, float]
     """Task name -> SGD learning rate."""
@@ -60,7 +121,11 @@ class ModelConfig:
     cluster_halflife: float
     seed: int
     min_examples: int = 0
-    """A model publishes no score until it has learned from this many examples."""
+    """The learned model has no say in a score until it has learned from this many examples."""
+    interval_ms: int = 7 * _DAY_MS
+    """The window of each example's label (see :mod:`operators.labels`)."""
+    horizons_ms: dict[str, int] = field(default_factory=lambda: {"propensity": 30 * _DAY_MS, "churn": 30 * _DAY_MS})
+    """Task name -> the horizon its published score looks ahead."""
     warm_start: ModelState | None = None
     """Models to start from when there is no snapshot (see :func:`load_models`)."""
 
@@ -70,6 +135,8 @@ class ModelConfig:
             scaler=preprocessing.StandardScaler(),
             tasks={name: Task.new(self.learning_rates[name]) for name in TASKS},
             clusters=Clusters(k=self.clusters, halflife=self.cluster_halflife, seed=self.seed),
+            priors={"sessions": OnlinePrior(), "purchases": OnlinePrior()},
+            rng=random.Random(self.seed),
         )
 
     def build(self, resume_state: bytes | None) -> ModelLogic:
@@ -81,40 +148,47 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
-        return ModelLogic(state, self.min_examples)
+        return ModelLogic(state, self)
 
 
 @dataclass
 class Task:
-    """One online classifier and its honest, online quality figures.
+    """One online classifier of a one-interval outcome, and its honest, online quality figures.
 
     It sees features already scaled by the models' shared
-    :class:`~river.preprocessing.StandardScaler`: both tasks read the same
-    features, so one scaler serves both (``StandardScaler | LogisticRegression``
-    with the scaler factored out, one transform per score instead of two).
+    :class:`~river.preprocessing.StandardScaler` (both tasks read the same
+    features, so one scaler serves both), plus the prior's chances.
     """
 
     model: linear_model.LogisticRegression
     auc: metrics.ROCAUC = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=AUC_THRESHOLDS))
+    prior_auc: metrics.ROCAUC = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=AUC_THRESHOLDS))
     detector: drift.ADWIN = field(default_factory=drift.ADWIN)
     examples: int = 0
     positives: int = 0
     drifts: int = 0
     last_drift_ms: int | None = None
+    loss: float = 0.0
+    """Decayed log-loss of the learned model on examples before learning them."""
+    prior_loss: float = 0.0
+    """The same for the prior."""
 
     @classmethod
     def new(cls, learning_rate: float) -> Task:
         """Return a logistic regression trained by plain SGD, River's standard starting point."""
-        return cls(model=linear_model.LogisticRegression(optimizer=optim.SGD(learning_rate)))
+        return cls(model=linear_model.LogisticRegression(optimizer=optim.AdaGrad(learning_rate), intercept_lr=learning_rate))
 
     def predict(self, x: dict[str, float]) -> float:
         """Return the probability of the positive label."""
         return float(self.model.predict_proba_one(x).get(True, 0.0))
 
-    def learn(self, name: str, x: dict[str, float], y: bool, ts_ms: int) -> None:
-        """Score ``x`` first (progressive validation), then learn from it."""
+    def learn(self, name: str, x: dict[str, float], y: bool, ts_ms: int, prior: float) -> None:
+        """Score ``x`` first (progressive validation, next to the prior's ``prior``), then learn it."""
         p = self.predict(x)
         self.auc.update(y, p)
+        self.prior_auc.update(y, prior)
+        self.loss = self.loss * _DECAY - math.log(_clip(p if y else 1.0 - p))
+        self.prior_loss = self.prior_loss * _DECAY - math.log(_clip(prior if y else 1.0 - prior))
         self.detector.update(abs(float(y) - p))
         if self.detector.drift_detected:
             self.drifts += 1
@@ -124,15 +198,22 @@ class Task:
         self.examples += 1
         self.positives += int(y)
 
-    def report(self) -> dict[str, Any]:
+    def trust(self, min_examples: int) -> float:
+        """Return the learned model's weight against the prior (0 until ``min_examples``)."""
+        if self.examples < max(1, min_examples):
+            return 0.0
+        return 1.0 / (1.0 + math.exp(max(-50.0, min(50.0, self.loss - self.prior_loss))))
+
+    def report(self, min_examples: int) -> dict[str, Any]:
         """Return the task's quality figures."""
+        both = 0 < self.positives < self.examples
         return {
             "examples": self.examples,
             "positive_share": round(self.positives / self.examples, 4) if self.examples else None,
             # AUC needs both labels; until then there is no honest figure.
-            "progressive_auc": round(float(self.auc.get()), 4)
-            if 0 < self.positives < self.examples
-            else None,
+            "progressive_auc": round(float(self.auc.get()), 4) if both else None,
+            "prior_progressive_auc": round(float(self.prior_auc.get()), 4) if both else None,
+            "trust": round(self.trust(min_examples), 4),
             "drifts": self.drifts,
             "last_drift_ms": self.last_drift_ms,
         }
@@ -145,7 +226,13 @@ class ModelState:
     scaler: preprocessing.StandardScaler
     tasks: dict[str, Task]
     clusters: Clusters
-    version: int = 2
+    priors: dict[str, OnlinePrior]
+    """BG/NBD over ``sessions`` (churn) and over ``purchases`` (propensity)."""
+    rng: random.Random
+    """Draws from the shuffle buffer (seeded: a replay stays deterministic)."""
+    buffer: list[tuple[str, bytes, bool, int]] = field(default_factory=list)
+    """One-interval examples waiting to be learned: (task, features, label, ts_ms)."""
+    version: int = 3
     scored: int = 0
 
     @property
@@ -155,60 +242,138 @@ class ModelState:
         return f"m{learned}"
 
 
+def _prior_chances(priors: dict[str, OnlinePrior], v: dict[str, float], tau: float) -> tuple[float, float]:
+    """Return the priors' (no session, no purchase) chances within ``tau`` days for vector ``v``."""
+    age = v["bg_age"]
+    s = priors["sessions"].params or bgnbd.BgNbd()
+    b = priors["purchases"].params or bgnbd.BgNbd()
+    quiet = bgnbd.p_none(s, v["bg_sessions_x"], v["bg_sessions_tx"], age, tau)
+    no_buy = bgnbd.p_none(b, v["bg_purchases_x"], v["bg_purchases_tx"], age, tau)
+    return quiet, no_buy
+
+
 class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
     """Learn from labelled examples and score users; one instance for everyone."""
 
-    def __init__(self, state: ModelState, min_examples: int = 0) -> None:
+    def __init__(self, state: ModelState, cfg: ModelConfig) -> None:
         self.state = state
-        self.min_examples = min_examples
+        self.cfg = cfg
+        self.min_examples = cfg.min_examples
+        self._interval_days = cfg.interval_ms / _DAY_MS
+        self._weights = {name: horizon_weights(h, cfg.interval_ms) for name, h in cfg.horizons_ms.items()}
+
+    def _inputs(self, v: dict[str, float], *, learn: bool) -> tuple[dict[str, float], float, float]:
+        """Return the learned models' input for vector ``v`` and the priors' one-interval chances."""
+        scaler = self.state.scaler
+        raw = {name: v[name] for name in CLASSIFIER_FEATURES}
+        if learn:
+            scaler.learn_one(raw)
+        x = scaler.transform_one(raw)
+        quiet, no_buy = _prior_chances(self.state.priors, v, self._interval_days)
+        x["prior_quiet"] = _logit(quiet) / 4.0
+        x["prior_no_purchase"] = _logit(no_buy) / 4.0
+        return x, quiet, no_buy
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         state = self.state
-        tasks = state.tasks
-        scaler = state.scaler
+        if value.kind in ("erase", "opt_out"):
+            for prior in state.priors.values():
+                prior.forget(value.user_id)
         for example in value.examples:
-            x = unpack(example.features)
-            scaler.learn_one(x)
-            task = tasks[example.task]
-            task.learn(example.task, scaler.transform_one(x), example.label, example.ts_ms)
-            if 0 < task.positives < task.examples:
-                MODEL_AUC.labels(model=example.task).set(task.auc.get())
+            if example.task == "churn":
+                # One churn example per snapshot: each snapshot is observed once.
+                v = unpack(example.features)
+                age = v["bg_age"]
+                state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
+                state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
+            state.buffer.append((example.task, example.features, example.label, example.ts_ms))
+            if len(state.buffer) > _SHUFFLE:
+                self._learn_one()
         if value.features is None and value.cluster_features is None:
             return [value], StatefulLogic.RETAIN
         scores: dict[str, Any] = {}
-        if value.features is not None:
-            x = scaler.transform_one(value.features)
-            for name, score in TASKS.items():
-                task = tasks[name]
-                if task.examples < self.min_examples:
-                    # An untrained model's scores are noise: publishing them
-                    # would move users in and out of at_risk for nothing.
-                    continue
-                probability = task.predict(x)
-                scores[score] = round(probability, 4)
-                MODEL_SCORE.labels(model=name).observe(probability)
+        fitted = all(p.params is not None for p in state.priors.values())
+        if value.features is not None and (fitted or self.min_examples == 0):
+            # No score before the priors have seen enough customers to be fitted
+            # once, unless asked for no warm-up at all (their starting parameters).
+            scores.update(self._score(value.features))
             state.scored += 1
         if value.cluster_features is not None:
-            found = self.state.clusters.learn_predict(value.cluster_features, learn=value.learn_cluster)
+            found = state.clusters.learn_predict(value.cluster_features, learn=value.learn_cluster)
             if found is not None:
                 scores["cluster"] = found
-        scores["model_version"] = self.state.model_version
+        scores["model_version"] = state.model_version
         value.scores = scores
         return [value], StatefulLogic.RETAIN
 
+    def _learn_one(self) -> None:
+        """Learn one example drawn at random from the shuffle buffer."""
+        state = self.state
+        buffer = state.buffer
+        i = state.rng.randrange(len(buffer))
+        buffer[i], buffer[-1] = buffer[-1], buffer[i]
+        name, packed, label, ts_ms = buffer.pop()
+        x, quiet, no_buy = self._inputs(unpack(packed), learn=True)
+        task = state.tasks[name]
+        task.learn(name, x, label, ts_ms, quiet if name == "churn" else 1.0 - no_buy)
+        if 0 < task.positives < task.examples:
+            MODEL_AUC.labels(model=name).set(task.auc.get())
+
+    def _score(self, vectors: tuple[dict[str, float], ...]) -> dict[str, float]:
+        """Return both scores from the vectors now and along the silent path (see the module docstring)."""
+        tasks = self.state.tasks
+        priors = self.state.priors
+        log_quiet = 0.0
+        for weight, v in zip(self._weights["churn"], vectors, strict=False):
+            x, _, _ = self._inputs(v, learn=False)
+            log_quiet += weight * math.log(_clip(tasks["churn"].predict(x)))
+        now = vectors[0]
+        x, _, week_no_buy = self._inputs(now, learn=False)
+        prior_quiet, _ = _prior_chances(priors, now, self.cfg.horizons_ms["churn"] / _DAY_MS)
+        _, prior_no_buy = _prior_chances(priors, now, self.cfg.horizons_ms["propensity"] / _DAY_MS)
+        # The learned model's odds of a purchase within the next interval,
+        # relative to the prior's, carried over to the prior's horizon odds.
+        shift = _logit(tasks["propensity"].predict(x)) - _logit(1.0 - week_no_buy)
+        learned = {"churn": math.exp(log_quiet), "propensity": _sigmoid(_logit(1.0 - prior_no_buy) + shift)}
+        prior = {"churn": prior_quiet, "propensity": 1.0 - prior_no_buy}
+        published = {}
+        for name in TASKS:
+            trust = tasks[name].trust(self.min_examples)
+            published[name] = trust * learned[name] + (1.0 - trust) * prior[name]
+        # A purchase needs a return: never more likely than any activity at all.
+        published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
+        scores = {}
+        for name, score in TASKS.items():
+            scores[score] = round(published[name], 4)
+            MODEL_SCORE.labels(model=name).observe(published[name])
+        return scores
+
     def on_eof(self) -> tuple[Iterable[Any], bool]:
+        # Nothing is left waiting in the shuffle buffer of an exported state:
+        # a run warm-started from it goes on from everything learned.
+        while self.state.buffer:
+            self._learn_one()
         return [self.report(with_state=True)], StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)
 
     def report(self, *, with_state: bool = False) -> ModelReport:
-        """Return the models' quality figures and clusters (and their state, to export)."""
+        """Return the models' quality figures, priors and clusters (and their state, to export)."""
         state = self.state
         silhouette = state.clusters.silhouette()
+        tasks = {name: task.report(self.min_examples) for name, task in state.tasks.items()}
+        for name, prior in (("churn", state.priors["sessions"]), ("propensity", state.priors["purchases"])):
+            params = prior.params
+            tasks[name]["prior"] = {
+                "over": "sessions" if name == "churn" else "purchases",
+                "customers": len(prior.sample),
+                "fits": prior.fits,
+                "params": None if params is None else {k: round(getattr(params, k), 4) for k in ("r", "alpha", "a", "b")},
+            }
         return ModelReport(
             model_version=state.model_version,
-            tasks={name: task.report() for name, task in state.tasks.items()},
+            tasks=tasks,
             clusters=state.clusters.describe(),
             silhouette=None if silhouette is None else round(silhouette, 4),
             scored=state.scored,

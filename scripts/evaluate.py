@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generate a data set with ground truth, replay it, print a model-quality report.
+"""Replay data sets with a known future (generated regimes, the CDNOW log) and report model quality.
 
 Same as ``journeyflow evaluate``; see ``journeyflow evaluate --help``.
 """

@@ -48,11 +48,12 @@ def _raw(doc: dict[str, Any]) -> RawRecord:
 
 
 def _examples() -> tuple[Example, ...]:
-    from operators.features import CLASSIFIER_FEATURES, pack
+    from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, pack
 
     found = []
     for n in range(600):
-        x = pack({name: (n % 7) / 7 + i / 100 for i, name in enumerate(CLASSIFIER_FEATURES)})
+        # Prior stats must be valid BG/NBD figures (days): repeats, last one, age.
+        x = pack({name: (n % 7) / 7 + i / 100 for i, name in enumerate(CLASSIFIER_FEATURES + PRIOR_STATS)})
         found += [Example("churn", n, x, n % 3 == 0), Example("propensity", n, x, n % 2 == 0)]
     return tuple(found)
 
@@ -114,9 +115,10 @@ CASES += [
 
 
 def _probe(logic: StatefulLogic) -> dict[str, Any]:
-    from operators.features import CLASSIFIER_FEATURES
+    from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS
 
-    update = UserUpdate("p", 0, "update", "event", None, (), {}, features=dict.fromkeys(CLASSIFIER_FEATURES, 0.5))
+    vector = dict.fromkeys(CLASSIFIER_FEATURES + PRIOR_STATS, 0.5)
+    update = UserUpdate("p", 0, "update", "event", None, (), {}, features=(vector,) * 5)
     return logic.on_item(update)[0][0].scores
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from journeyflow.events import Event
-from operators.features import CLASSIFIER_FEATURES, classifier_features, pack, unpack
+from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, classifier_features, pack, scoring_vectors, snapshot_vector, unpack
+from operators.labels import LabelConfig
 from operators.variables import PROFILE
 from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile
 
@@ -50,5 +51,28 @@ def test_features_agree_with_the_profile_variables() -> None:
 
 
 def test_features_survive_packing() -> None:
-    features = classifier_features(_profile())
-    assert unpack(pack(features)) == features
+    vector = snapshot_vector(_profile())
+    assert set(vector) == set(CLASSIFIER_FEATURES + PRIOR_STATS)
+    assert unpack(pack(vector)) == vector
+
+
+def test_prior_stats_count_repeat_sessions_and_purchases_in_days() -> None:
+    view = _profile()
+    stats = snapshot_vector(view)
+    sessions = view.profile.sessions_closed + view.open_sessions
+    assert stats["bg_sessions_x"] == sessions - 1
+    assert stats["bg_purchases_x"] == view.profile.purchases_total
+    assert stats["bg_age"] == 121.0  # first seen at 0, now at day 121
+    assert 0 < stats["bg_purchases_tx"] <= stats["bg_sessions_tx"] <= stats["bg_age"]
+
+
+def test_scoring_vectors_follow_the_silent_path_through_the_horizon() -> None:
+    cfg = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=30 * DAY, purchase_horizon_ms=30 * DAY, max_silence_ms=90 * DAY)
+    vectors = scoring_vectors(_profile(), cfg)
+    assert len(vectors) == 5  # 4 whole weeks and 2 days of the fifth
+    ages = [v["bg_age"] for v in vectors]
+    assert ages == [121.0 + 7 * k for k in range(5)]
+    # Nothing happens on the way: counts stay, silence grows, trailing windows empty.
+    assert len({v["bg_sessions_x"] for v in vectors}) == 1
+    assert all(a["days_since_last_seen"] < b["days_since_last_seen"] for a, b in zip(vectors, vectors[1:]))
+    assert vectors[-1]["events_7d"] == 0.0

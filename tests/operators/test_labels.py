@@ -1,29 +1,29 @@
-"""Delayed labels: returns and purchases resolve early, horizons resolve late."""
+"""Labels: every known user is snapshotted on one grid; each snapshot is labelled over the next interval."""
 
 from __future__ import annotations
 
-from operators.labels import LabelConfig, Pending, idle_snapshot_times, on_activity, on_time
+from operators.labels import LabelConfig, Pending, on_activity, on_time, snapshot_times
 
 DAY = 86_400_000
-CFG = LabelConfig(churn_horizon_ms=30 * DAY, purchase_horizon_ms=30 * DAY, interval_ms=7 * DAY, idle_after_ms=1800_000)
+CFG = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=30 * DAY, purchase_horizon_ms=30 * DAY, max_silence_ms=90 * DAY)
 
 
-def test_a_return_within_the_horizon_labels_not_churned_and_keeps_waiting_for_a_purchase() -> None:
+def test_a_return_within_the_interval_labels_not_churned_and_keeps_waiting_for_a_purchase() -> None:
     pending = [Pending(0, b"f")]
     examples = on_activity(pending, CFG, 5 * DAY, purchased=False)
     assert [(e.task, e.label) for e in examples] == [("churn", False)]
     assert pending[0].purchase is None  # still waiting
-    assert on_time(pending, CFG, 29 * DAY) == []
-    late = on_time(pending, CFG, 30 * DAY + 1)
+    assert on_time(pending, CFG, 7 * DAY) == []
+    late = on_time(pending, CFG, 7 * DAY + 1)
     assert [(e.task, e.label) for e in late] == [("propensity", False)]
     assert pending == []
 
 
-def test_no_return_within_the_horizon_is_churn_and_a_later_return_changes_nothing() -> None:
+def test_a_silent_interval_is_churn_and_a_later_return_changes_nothing() -> None:
     pending = [Pending(0, b"f")]
-    examples = on_time(pending, CFG, 31 * DAY)
+    examples = on_time(pending, CFG, 8 * DAY)
     assert sorted((e.task, e.label) for e in examples) == [("churn", True), ("propensity", False)]
-    assert on_activity(pending, CFG, 32 * DAY, purchased=True) == []
+    assert on_activity(pending, CFG, 9 * DAY, purchased=True) == []
 
 
 def test_activity_before_the_snapshot_does_not_label_it() -> None:
@@ -31,8 +31,15 @@ def test_activity_before_the_snapshot_does_not_label_it() -> None:
     assert on_activity(pending, CFG, 9 * DAY, purchased=True) == []
 
 
-def test_idle_snapshots_fall_while_away_and_stop_after_the_horizon() -> None:
-    times = idle_snapshot_times(CFG, last_snapshot_ms=0, last_seen_ms=DAY, now_ms=100 * DAY)
-    assert times[0] == 7 * DAY and times[-1] <= DAY + 30 * DAY
-    assert all(b - a == 7 * DAY for a, b in zip(times, times[1:]))
-    assert idle_snapshot_times(CFG, last_snapshot_ms=0, last_seen_ms=6 * DAY, now_ms=6 * DAY + 1000) == []
+def test_snapshots_fall_on_the_same_grid_for_everyone_active_or_silent() -> None:
+    # Two users seen at different times get snapshots at the same moments.
+    busy = snapshot_times(CFG, last_snapshot_ms=DAY, last_seen_ms=20 * DAY, now_ms=21 * DAY)
+    quiet = snapshot_times(CFG, last_snapshot_ms=3 * DAY, last_seen_ms=3 * DAY, now_ms=21 * DAY)
+    assert busy == quiet == [7 * DAY, 14 * DAY, 21 * DAY]
+    # Nothing twice, nothing between grid moments.
+    assert snapshot_times(CFG, last_snapshot_ms=21 * DAY, last_seen_ms=21 * DAY, now_ms=27 * DAY) == []
+
+
+def test_snapshots_stop_after_the_longest_silence() -> None:
+    times = snapshot_times(CFG, last_snapshot_ms=0, last_seen_ms=DAY, now_ms=400 * DAY)
+    assert times[-1] <= DAY + 90 * DAY < times[-1] + 7 * DAY

@@ -1,49 +1,60 @@
-"""Models: they learn, honestly measured; snapshots resume to the same scores; clusters keep their ids."""
+"""Models: they learn, honestly measured; a prior scores first; snapshots resume to the same scores; clusters keep their ids."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from journeyflow.records import UserUpdate
 from operators.clusters import Clusters, silhouette
-from operators.features import CLASSIFIER_FEATURES, CLUSTER_FEATURES, pack
+from operators.features import CLASSIFIER_FEATURES, CLUSTER_FEATURES, PRIOR_STATS, pack
 from operators.labels import Example
-from operators.models import ModelConfig, ModelLogic
+from operators.models import _SHUFFLE, ModelConfig, ModelLogic, Task
 
 CFG = ModelConfig(learning_rates={"propensity": 0.05, "churn": 0.05}, clusters=3, cluster_halflife=0.05, seed=1)
 
 
-def _features(rng: random.Random, positive: bool) -> dict[str, float]:
+def _vector(rng: random.Random, positive: bool) -> dict[str, float]:
     base = {name: rng.gauss(0, 1) for name in CLASSIFIER_FEATURES}
     # A signal in two features, noise elsewhere: learnable, not trivial.
     base["days_since_last_seen"] += 1.5 if positive else -1.5
     base["engagement"] += -1.0 if positive else 1.0
+    age = rng.uniform(10, 60)
+    sessions = float(rng.randrange(0, 12))
+    base.update(
+        bg_sessions_x=sessions,
+        bg_sessions_tx=rng.uniform(0, age) if sessions else 0.0,
+        bg_purchases_x=float(rng.randrange(0, 3)),
+        bg_purchases_tx=0.0,
+        bg_age=age,
+    )
+    assert set(base) == set(CLASSIFIER_FEATURES + PRIOR_STATS)
     return base
 
 
-def _update(user: str, features: dict[str, float] | None, examples: tuple = ()) -> UserUpdate:
-    return UserUpdate(user, 0, "update", "event", None, (), {}, features=features, examples=examples)
+def _update(user: str, vector: dict[str, float] | None, examples: tuple = (), kind: str = "update") -> UserUpdate:
+    vectors = None if vector is None else (vector,) * 5
+    return UserUpdate(user, 0, kind, "event", None, (), {}, features=vectors, examples=examples)
 
 
-def _examples(rng: random.Random, n: int) -> list[Example]:
-    out = []
+def _feed(logic: ModelLogic, rng: random.Random, n: int) -> None:
     for i in range(n):
         label = rng.random() < 0.4
-        out.append(Example("churn", i, pack(_features(rng, label)), label))
-    return out
+        example = Example("churn", i, pack(_vector(rng, label)), label)
+        logic.on_item(_update(f"u{i % 300}", None, (example,)))
 
 
 def test_the_churn_model_learns_and_reports_an_honest_auc() -> None:
     rng = random.Random(7)
     logic = CFG.build(None)
-    for example in _examples(rng, 1500):
-        logic.on_item(_update("u", None, (example,)))
+    _feed(logic, rng, 1500 + _SHUFFLE)
     report = logic.report().tasks["churn"]
-    assert report["examples"] == 1500
+    assert report["examples"] == 1500  # the rest wait in the shuffle buffer
     assert report["progressive_auc"] > 0.8
-    # And scores separate fresh users of each kind.
-    high = logic.on_item(_update("a", _features(rng, True)))[0][0].scores["churn_risk"]
-    low = logic.on_item(_update("b", _features(rng, False)))[0][0].scores["churn_risk"]
+    assert report["prior"]["customers"] == 300 and report["prior"]["fits"] >= 1
+    # And the published risk separates fresh users of each kind.
+    high = logic.on_item(_update("a", _vector(rng, True)))[0][0].scores["churn_risk"]
+    low = logic.on_item(_update("b", _vector(rng, False)))[0][0].scores["churn_risk"]
     assert high > 0.6 > 0.4 > low
 
 
@@ -54,21 +65,52 @@ def test_untrained_models_have_no_auc_rather_than_a_made_up_one() -> None:
 
 def test_a_restored_snapshot_gives_the_same_scores_as_an_uninterrupted_run() -> None:
     rng = random.Random(3)
-    examples = _examples(rng, 400)
-    probes = [_features(rng, rng.random() < 0.5) for _ in range(20)]
+    examples = [Example("churn", i, pack(_vector(rng, i % 3 == 0)), i % 3 == 0) for i in range(1600)]
+    probes = [_vector(rng, rng.random() < 0.5) for _ in range(20)]
     whole = CFG.build(None)
     split = CFG.build(None)
-    for example in examples[:200]:
-        whole.on_item(_update("u", None, (example,)))
-        split.on_item(_update("u", None, (example,)))
+    for i, example in enumerate(examples[:800]):
+        whole.on_item(_update(f"u{i % 100}", None, (example,)))
+        split.on_item(_update(f"u{i % 100}", None, (example,)))
     resumed: ModelLogic = CFG.build(split.snapshot())
-    for example in examples[200:]:
-        whole.on_item(_update("u", None, (example,)))
-        resumed.on_item(_update("u", None, (example,)))
+    for i, example in enumerate(examples[800:]):
+        whole.on_item(_update(f"u{i % 100}", None, (example,)))
+        resumed.on_item(_update(f"u{i % 100}", None, (example,)))
     for probe in probes:
         a = whole.on_item(_update("p", dict(probe)))[0][0].scores
         b = resumed.on_item(_update("p", dict(probe)))[0][0].scores
-        assert a == b
+        assert a == b and "churn_risk" in a
+
+
+def test_no_scores_before_the_prior_is_fitted_then_the_prior_alone_until_enough_examples() -> None:
+    rng = random.Random(5)
+    logic = replace(CFG, min_examples=100).build(None)
+    probe = _vector(rng, True)
+    assert logic.on_item(_update("a", dict(probe)))[0][0].scores == {"model_version": "m0"}
+    _feed(logic, rng, 50)  # 50 customers: the prior is fitted, no example learned yet
+    scores = logic.on_item(_update("a", dict(probe)))[0][0].scores
+    assert 0.0 < scores["churn_risk"] < 1.0 and 0.0 < scores["purchase_propensity"] < 1.0
+    report = logic.report().tasks
+    assert report["churn"]["trust"] == 0.0 and report["churn"]["prior"]["params"] is not None
+
+
+def test_the_score_leans_on_the_prior_when_the_learned_model_does_worse_recently() -> None:
+    task = Task.new(0.05)
+    task.examples = 1000
+    task.loss, task.prior_loss = 400.0, 380.0  # the learned model lost 20 nats to the prior
+    assert task.trust(min_examples=500) < 0.001
+    task.loss, task.prior_loss = 380.0, 400.0
+    assert task.trust(min_examples=500) > 0.999
+    assert task.trust(min_examples=2000) == 0.0  # not enough examples yet: the prior alone
+
+
+def test_an_erased_user_leaves_the_prior_sample() -> None:
+    rng = random.Random(9)
+    logic = CFG.build(None)
+    _feed(logic, rng, 60)
+    assert logic.report().tasks["churn"]["prior"]["customers"] == 60
+    logic.on_item(_update("u7", None, kind="erase"))
+    assert logic.report().tasks["churn"]["prior"]["customers"] == 59
 
 
 def _blobs(rng: random.Random, n: int) -> list[tuple[int, dict[str, float]]]:
@@ -109,17 +151,3 @@ def test_clusters_say_nothing_during_warm_up() -> None:
 
 def test_silhouette_of_a_single_cluster_is_undefined() -> None:
     assert silhouette([{"basket": 1.0}, {"basket": 2.0}], [0, 0]) is None
-
-
-def test_no_scores_until_the_models_have_learned_enough() -> None:
-    from dataclasses import replace
-
-    rng = random.Random(5)
-    logic = replace(CFG, min_examples=100).build(None)
-    probe = _features(rng, True)
-    assert logic.on_item(_update("a", dict(probe)))[0][0].scores == {"model_version": "m0"}
-    for example in _examples(rng, 100):
-        logic.on_item(_update("u", None, (example,)))
-    scores = logic.on_item(_update("a", dict(probe)))[0][0].scores
-    assert "churn_risk" in scores  # learned enough (100 churn examples)
-    assert "purchase_propensity" not in scores  # no propensity example yet
