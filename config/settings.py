@@ -28,6 +28,7 @@ __all__ = [
     "DedupSettings",
     "LatenessSettings",
     "SessionSettings",
+    "IdentitySettings",
     "ProfileSettings",
     "SegmentSettings",
     "PrivacySettings",
@@ -151,6 +152,14 @@ class LatenessSettings:
 class SessionSettings:
     gap_s: int = _setting(_positive)
     """Inactivity that ends a session. Env: JOURNEYFLOW_SESSIONS_GAP_S."""
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    link_idle_s: int = _setting(_positive)
+    """Event time without an event of a linked device after which its link is
+    forgotten (and its later events start a new anonymous profile).
+    Env: JOURNEYFLOW_IDENTITY_LINK_IDLE_S."""
 
 
 @dataclass(frozen=True)
@@ -372,6 +381,7 @@ class Settings:
     dedup: DedupSettings
     lateness: LatenessSettings
     sessions: SessionSettings
+    identity: IdentitySettings
     profiles: ProfileSettings
     segments: SegmentSettings
     privacy: PrivacySettings

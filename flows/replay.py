@@ -36,7 +36,7 @@ from flows.runtime import execute
 from journeyflow import metrics
 from journeyflow.events import DeadLetter, format_ts, parse_ts
 from journeyflow.evaluation import model_quality, read_truth
-from journeyflow.records import ModelReport, SegmentChange
+from journeyflow.records import ModelReport
 from journeyflow.report import write_report
 
 __all__ = ["replay", "format_summary", "OUTPUT_FILES"]
@@ -68,6 +68,12 @@ def _time_order(record: dict[str, Any]) -> tuple[int, str]:
     return parse_ts(record["ts"]), record["user_id"]
 
 
+def _change_order(record: dict[str, Any]) -> tuple[int, str, bool]:
+    # An identity merge and the changes its login caused reach the file along
+    # two paths of the flow: the merge goes first, whatever arrived first.
+    return parse_ts(record["ts"]), record["user_id"], record["kind"] != "merge"
+
+
 def _user_order(record: dict[str, Any]) -> str:
     return record["user_id"]
 
@@ -75,7 +81,7 @@ def _user_order(record: dict[str, Any]) -> str:
 _ORDER = {
     "sessions": _session_order,
     "dead_letters": _dead_letter_order,
-    "segment_changes": _time_order,
+    "segment_changes": _change_order,
     "triggers": _time_order,
     "holdouts": _time_order,
     "conversions": _time_order,
@@ -102,11 +108,11 @@ def replay(
     for stale in out_dir.glob(".*.part-*"):
         stale.unlink()
     progress = ReplayProgress(report=print_progress if show_progress else None)
-    clock = ReplayClock(tick_ms=settings.replay.tick_s * 1000, window_ms=settings.replay.tick_window_s * 1000)
+    clock = ReplayClock.from_settings(settings)
     source = ReplaySource(inputs, event_parser(settings), progress, clock)
     counted_by = {
         "dead_letters": lambda d: d.code,
-        "segment_changes": lambda c: "changes" if isinstance(c, SegmentChange) else "tombstones",
+        "segment_changes": lambda c: type(c).__name__,
         "triggers": lambda t: t.rule,
         "holdouts": lambda t: t.rule,
     }
@@ -121,10 +127,10 @@ def replay(
 
     def read_files(flow: Dataflow) -> Any:
         read = op.input("read", flow, source)
-        # Event | DeadLetter | Tick | EndOfInput
+        # Event | DeadLetter | Tick
         split = op.branch("split_dead_letters", read, lambda item: isinstance(item, DeadLetter))
         keyed = op.key_on("key_by_user", split.falses, lambda item: item.user)
-        # (user, Event | Tick | EndOfInput)
+        # (user, Event | Tick)
         return keyed, split.trues
 
     outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports, loop_report=loop_reports, recommendations=rec_quality)
@@ -152,8 +158,9 @@ def replay(
         "sessions": sinks["sessions"].counts["total"],
         "users": len(tallies.users),
         "profiles": sinks["profiles"].counts["total"],
-        "segment_changes": sinks["segment_changes"].counts["changes"],
-        "tombstones": sinks["segment_changes"].counts["tombstones"],
+        "segment_changes": sinks["segment_changes"].counts["SegmentChange"],
+        "tombstones": sinks["segment_changes"].counts["Tombstone"],
+        "identity_merges": sinks["segment_changes"].counts["IdentityMerge"],
         "triggers": triggers.pop("total", 0),
         "triggers_by_rule": dict(sorted(triggers.items())),
         "holdouts": holdouts.pop("total", 0),
@@ -240,7 +247,8 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         f"  dead letters  {summary['dead_letters']:>10,}   lines: "
         + ", ".join(f"{k} {v:,}" for k, v in summary["dead_letters_by_reason"].items()),
         f"  sessions      {summary['sessions']:>10,}   closed",
-        f"  segment changes {summary['segment_changes']:>8,}   tombstones {summary['tombstones']:,}",
+        f"  segment changes {summary['segment_changes']:>8,}   tombstones {summary['tombstones']:,}, "
+        f"identity merges {summary['identity_merges']:,} (anonymous devices joined to customers)",
         f"  triggers      {summary['triggers']:>10,}   "
         + ", ".join(f"{k} {v:,}" for k, v in summary["triggers_by_rule"].items())
         + (f"   (+{summary['holdouts']:,} held out)" if summary["holdouts"] else ""),

@@ -107,6 +107,10 @@ class Event(NamedTuple):
     personal: tuple[tuple[str, str], ...] = ()
     raw: bytes = b""
     """The message as received, for a dead letter if the event turns out late."""
+    seq: int = 0
+    """Where the event stands in the input: its position in a replay's merged
+    input, live its event time. The per-customer step applies what reaches it
+    at once in this order (see :func:`operators.identity.in_input_order`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ user again, merges both into the user's one segment list and emits:
 
 * a :class:`SegmentChange` when the list changes (none when it does not),
 * the triggers of rules ``on = "segment_entry"``,
-* a :class:`Tombstone` on erasure, and the store rows that keep Redis in step.
+* a :class:`Tombstone` on erasure (and, unpublished, when a device merges
+  into a customer), and the store rows that keep Redis in step.
 
 Updates of one user reach this step in the order the journey step emitted
 them, so changes are published in event order. State per user: the segment
@@ -80,6 +81,10 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         if value.kind == "erase":
             return [self._tombstone(value, "forget")], StatefulLogic.DISCARD
+        if value.kind == "merge":
+            # The device joined a customer: its profile and memberships go (the
+            # merge itself is published by the device step).
+            return [self._tombstone(value, "merge")], StatefulLogic.DISCARD
         if value.kind == "opt_out":
             return self._opt_out(value), StatefulLogic.DISCARD
         out: list[Any] = []
@@ -181,7 +186,7 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         return fired
 
     def _tombstone(self, update: UserUpdate, reason: str) -> Tombstone:
-        return Tombstone(update.user_id, update.ts_ms, update.cause_event_id, self.state.segments, reason)
+        return Tombstone(update.user_id, update.ts_ms, update.cause_event_id, self.state.segments, reason, update.aliases)
 
     def _opt_out(self, update: UserUpdate) -> list[Any]:
         out: list[Any] = []

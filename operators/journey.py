@@ -24,8 +24,9 @@ Guarantees:
   triggered on until they consent again; only the refusal is kept.
 * Erasure: a ``forget`` event drops all of the user's state and sends an
   erasure downstream (a tombstone is published and stores delete theirs).
-* End of input (a replay's :class:`EndOfInput`, or bytewax EOF): open
-  sessions close, and segments are judged at the replay's last event time.
+* End of input (bytewax EOF, after every item): open sessions close, and
+  segments are judged at the latest time the user heard (a replay's last
+  tick is its last event time).
 * Timers (live worker only): sessions close and time-driven segments are
   re-evaluated when, by the user's clock, their time comes. Event time is
   mapped to system time with the offset seen at the user's latest event, so
@@ -47,8 +48,8 @@ from bytewax.operators import StatefulLogic
 
 from journeyflow import metrics
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
-from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, Tick, UserUpdate
-from operators import dedup, features, goals, labels, profiles, recommend, segments, sessions, triggers, variables
+from journeyflow.records import SNAPSHOT_FIELDS, Handoff, ProfileRow, RawRecord, Tally, Tick, UserUpdate
+from operators import dedup, features, goals, labels, merge, profiles, recommend, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
 from operators.labels import Example, LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
@@ -63,9 +64,13 @@ from state.serde import decode_state, encode_state
 
 __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_now_ms"]
 
-Inbound = Event | RawRecord | Tick | EndOfInput
-"""What the step accepts: parsed events (replay), raw messages (Kafka), and a
-replay's announcements that time passed and that the input ended."""
+Inbound = Event | RawRecord | Tick | Handoff
+"""What the step accepts: parsed events, raw messages, a replay's
+announcements that time passed, and a device's state handed over at a login
+(:mod:`operators.identity`)."""
+
+#: Anonymous devices remembered per customer (for erasure of their aliases).
+_MAX_DEVICES = 16
 
 #: Event types after which the models score the user again: a purchase always,
 #: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
@@ -161,6 +166,8 @@ class JourneyState:
     opted_out: bool = False
     recent: tuple[tuple[str, int], ...] = ()
     """The recommender's view of the session: last products and times, latest first."""
+    devices: tuple[str, ...] = ()
+    """Anonymous ids linked to this customer, latest last (at most _MAX_DEVICES)."""
     processed: int = 0
     duplicates: int = 0
     skipped: int = 0
@@ -175,8 +182,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # Inputs of the last segment evaluation. Not in the snapshot: after a
         # restart every rule is evaluated once more, with the same result.
         self._segment_inputs: tuple[Any, ...] | None = None
-        # Set once the input has ended for this user, so EOF does not repeat it.
-        self._finished = False
+        # Latest time a replay's tick told (EOF finishes the user as of then).
+        self._heard_ms = 0
         # Wall clock of the last timer (live worker), see notify_at.
         self._notified_ms = 0
         # What the item being handled asks of the models (see _flush).
@@ -188,17 +195,19 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def on_item(self, value: Inbound) -> tuple[Iterable[Any], bool]:
         if isinstance(value, Tick):
             ticked: list[Any] = []
+            self._heard_ms = max(self._heard_ms, value.ts_ms)
             self._time_passes(value.ts_ms, ticked)
             return ticked, self._retain(ticked)
-        if isinstance(value, EndOfInput):
-            return self._finish(value.ts_ms), StatefulLogic.RETAIN
-        if isinstance(value, RawRecord):
+        out: list[Any] = []
+        if isinstance(value, Handoff):
+            self._merge_in(value, out)
+            value = value.event
+        elif isinstance(value, RawRecord):
             parsed = self.cfg.parser.parse(value.data, value.source, value.key)
             if isinstance(parsed, DeadLetter):
                 dead: list[Any] = [parsed]
                 return dead, self._retain(dead)
             value = parsed
-        out: list[Any] = []
         if value.type == "forget":
             self._forget(value, out)
         else:
@@ -215,12 +224,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return out, self._retain(out)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        if self._finished:
-            return [], StatefulLogic.RETAIN
         if self.state.max_ts_ms is None:
             out: list[Any] = self._tallies()
             return out, self._retain(out)
-        return self._finish(self.state.max_ts_ms), StatefulLogic.RETAIN
+        return self._finish(max(self.state.max_ts_ms, self._heard_ms)), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         if not self.cfg.timers or self.state.max_ts_ms is None:
@@ -345,13 +352,68 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state = self.state
         state.user = state.user or event.user
         state.processed += 1
-        out.append(self._update(event.ts_ms, "erase", "forget", event.event_id))
+        erase = self._update(event.ts_ms, "erase", "forget", event.event_id)
+        out.append(dataclasses.replace(erase, aliases=state.devices))
         out.extend(self._tallies())
         # Everything goes; a refusal of personalization is kept so that it is
         # still honoured if the user comes back.
         self.state = JourneyState(user=state.user, opted_out=state.opted_out)
         self._segment_inputs = None
         self._examples, self._score = [], None
+
+    # -- identity stitching (operators/identity.py) --------------------------
+
+    def hand_off(self, event: Event) -> tuple[JourneyState, list[Any]]:
+        """Give up this device's state to the customer ``event`` (a login) links it to.
+
+        Returns the state to merge into the customer's and what the device
+        says as it goes: its counts, and, if anything was decided about it, a
+        ``merge`` update after which the steps downstream forget it too.
+        """
+        state = self.state
+        out: list[Any] = []
+        if state.profile is not None or state.segments:
+            out.append(self._update(event.ts_ms, "merge", "merge", event.event_id))
+        out.extend(self._tallies())
+        return state, out
+
+    def _merge_in(self, handoff: Handoff, out: list[Any]) -> None:
+        """Join a linked device's state into this customer's (see :mod:`operators.merge`)."""
+        state = self.state
+        login: Event = handoff.event
+        state.user = state.user or login.user
+        device = handoff.anonymous_id
+        state.devices = (*(d for d in state.devices if d != device), device)[-_MAX_DEVICES:]
+        other: JourneyState | None = handoff.state
+        if other is None:
+            return
+        if other.opted_out and not state.opted_out:
+            # A refusal given on the device is the customer's refusal.
+            self._on_consent(login._replace(consent_personalization=False), out)
+            return
+        if state.opted_out:
+            return
+        cfg = self.cfg
+        merge.merge_dedup(state.dedup, other.dedup, cfg.dedup)
+        merge.merge_sessions(state.sessions, other.sessions, cfg.sessions)
+        if other.profile is not None:
+            if state.profile is None:
+                state.profile = other.profile
+                state.evaluated_ms, state.snapshot_ms = other.evaluated_ms, other.snapshot_ms
+                state.scored_ms = other.scored_ms
+            else:
+                merge.merge_profile(state.profile, other.profile, cfg.profiles)
+                state.snapshot_ms = max(state.snapshot_ms, other.snapshot_ms)
+        merge.merge_pending(state.pending, other.pending)
+        merge.merge_latest(state.cooldowns, other.cooldowns)
+        if other.max_ts_ms is not None and (state.max_ts_ms is None or other.max_ts_ms > state.max_ts_ms):
+            state.max_ts_ms, state.offset_ms = other.max_ts_ms, other.offset_ms
+        if other.recent and (not state.recent or other.recent[0][1] > state.recent[0][1]):
+            state.recent = other.recent
+        if state.profile is not None:
+            # Segments and scores are decided anew on the merged profile.
+            self._segment_inputs = None
+            self._score = (state.max_ts_ms, "merge", login.event_id, True)  # type: ignore[assignment]
 
     def _late(self, event: Event, max_ts: int) -> DeadLetter:
         behind_s = (max_ts - event.ts_ms) / 1000
@@ -570,7 +632,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
 
     def _finish(self, as_of_ms: int) -> list[Any]:
         """Close what the end of input closes, judge segments at ``as_of_ms``, report."""
-        self._finished = True
         state = self.state
         out: list[Any] = []
         as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)

@@ -163,7 +163,7 @@ def test_applying_a_batch_twice_changes_nothing(make_store: Callable[..., StateS
 
 def test_other_records_are_refused_before_anything_is_written(make_store: Callable[..., StateStore]) -> None:
     store = make_store()
-    with pytest.raises(TypeError, match="must be ProfileRow, SegmentChange, Tombstone or Restore; got dict instead"):
+    with pytest.raises(TypeError, match="must be ProfileRow, SegmentChange, Tombstone, Restore or IdentityMerge; got dict instead"):
         store.apply([row("u1", visits=1), {"user_id": "u1"}])  # type: ignore[list-item]
     assert store.profile("u1") is None
 
