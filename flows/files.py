@@ -32,9 +32,9 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from config.settings import Settings
-from journeyflow.events import DeadLetter, Event, EventParser
+from journeyflow.events import IDENTITY_TYPES, DeadLetter, Event, EventParser
 from journeyflow.records import Expect, Tick
-from operators.identity import IDENTITY_TYPES
+
 
 __all__ = [
     "ReplayProgress",

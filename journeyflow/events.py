@@ -26,6 +26,7 @@ from journeyflow.redact import Redactor, cut_at_boundary, digest, fit
 __all__ = [
     "EVENT_TYPES",
     "SESSION_EXCLUDED_TYPES",
+    "IDENTITY_TYPES",
     "Item",
     "Event",
     "DeadLetter",
@@ -57,7 +58,8 @@ EVENT_TYPES = frozenset(
 SESSION_EXCLUDED_TYPES = frozenset({"consent", "forget"})
 
 _PRODUCT_TYPES = frozenset({"product_view", "add_to_cart", "remove_from_cart"})
-_IDENTITY_TYPES = frozenset({"login", "identify"})
+IDENTITY_TYPES = frozenset({"login", "identify"})
+"""Event types that link an ``anonymous_id`` to a ``user_id`` (they must carry both)."""
 
 # Epoch milliseconds accepted for `ts`: 1970 up to (not including) 2100.
 _MAX_TS_MS = 4_102_444_800_000
@@ -399,7 +401,7 @@ class EventParser:
             _text(doc, "anonymous_id", _MAX_ID_CHARS)
         if user_id is None and anonymous_id is None:
             raise _Invalid("missing_field", "missing field: user_id (or anonymous_id)")
-        if kind in _IDENTITY_TYPES and (user_id is None or anonymous_id is None):
+        if kind in IDENTITY_TYPES and (user_id is None or anonymous_id is None):
             missing = "user_id" if user_id is None else "anonymous_id"
             raise _Invalid("missing_field", f"missing field: {missing} ({kind} links both ids)")
         ts = get("ts")

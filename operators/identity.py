@@ -37,13 +37,12 @@ from typing import Any
 import bytewax.operators as op
 from bytewax.operators import KeyedStream, StatefulBatchLogic, StatefulLogic
 
-from journeyflow.events import Event
+from journeyflow.events import IDENTITY_TYPES, Event
 from journeyflow.records import Expect, Forward, Handoff, IdentityMerge, Tick
 from operators.journey import JourneyConfig, JourneyLogic, JourneyState
 from state.serde import decode_state, encode_state
 
 __all__ = [
-    "IDENTITY_TYPES",
     "DeviceConfig",
     "DeviceState",
     "DeviceLogic",
@@ -52,8 +51,6 @@ __all__ = [
     "in_input_order",
 ]
 
-#: Event types that link an anonymous id to a customer (they carry both ids).
-IDENTITY_TYPES = frozenset({"login", "identify"})
 
 
 def to_device(item: Any) -> bool:

@@ -47,7 +47,7 @@ from typing import Any
 from bytewax.operators import StatefulLogic
 
 from journeyflow import metrics
-from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
+from journeyflow.events import IDENTITY_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
 from journeyflow.records import SNAPSHOT_FIELDS, Handoff, ProfileRow, RawRecord, Tally, Tick, UserUpdate
 from operators import dedup, features, goals, labels, merge, profiles, recommend, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
@@ -168,6 +168,9 @@ class JourneyState:
     """The recommender's view of the session: last products and times, latest first."""
     devices: tuple[str, ...] = ()
     """Anonymous ids linked to this customer, latest last (at most _MAX_DEVICES)."""
+    erased_devices: tuple[str, ...] = ()
+    """Salted hashes of the devices of an erased customer: their events are not applied
+    (counted as skipped) until the device logs in again. Kept after the erasure."""
     processed: int = 0
     duplicates: int = 0
     skipped: int = 0
@@ -256,6 +259,16 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state = self.state
         if not state.user:
             state.user = event.user
+        if state.erased_devices and self._erased_device(event.anonymous_id):
+            if event.user_id is None:
+                # A device of a customer who asked to be forgotten: not theirs any more.
+                state.processed += 1
+                state.skipped += 1
+                return
+            if event.type in IDENTITY_TYPES:
+                # Logged in again on it: the device is the customer's anew.
+                hashed = self.cfg.parser.hash_personal(event.anonymous_id)  # type: ignore[arg-type]
+                state.erased_devices = tuple(d for d in state.erased_devices if d != hashed)
         if event.consent_personalization is not None:
             self._on_consent(event, out)
             state = self.state  # a refusal replaces the state
@@ -343,8 +356,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if state.profile is not None or state.segments:
             out.append(self._update(event.ts_ms, "opt_out", "consent", event.event_id))
         out.extend(self._tallies())
-        # Nothing of the user is kept but the refusal (and the counts).
-        self.state = JourneyState(user=state.user, opted_out=True)
+        # Nothing of the user is kept but the refusal (and the counts, and the
+        # links: a refusal on any device is the customer's).
+        self.state = JourneyState(
+            user=state.user, opted_out=True, devices=state.devices, erased_devices=state.erased_devices
+        )
         self._segment_inputs = None
         self._examples, self._score = [], None
 
@@ -356,8 +372,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         out.append(dataclasses.replace(erase, aliases=state.devices))
         out.extend(self._tallies())
         # Everything goes; a refusal of personalization is kept so that it is
-        # still honoured if the user comes back.
-        self.state = JourneyState(user=state.user, opted_out=state.opted_out)
+        # still honoured if the user comes back, and the erased links (hashed)
+        # so that the devices' later events are not the customer's again.
+        hashed = tuple(self.cfg.parser.hash_personal(d) for d in state.devices)
+        erased = (*state.erased_devices, *hashed)[-_MAX_DEVICES:]
+        self.state = JourneyState(user=state.user, opted_out=state.opted_out, erased_devices=erased)
         self._segment_inputs = None
         self._examples, self._score = [], None
 
@@ -414,6 +433,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             # Segments and scores are decided anew on the merged profile.
             self._segment_inputs = None
             self._score = (state.max_ts_ms, "merge", login.event_id, True)  # type: ignore[assignment]
+
+    def _erased_device(self, device: str | None) -> bool:
+        return device is not None and self.cfg.parser.hash_personal(device) in self.state.erased_devices
 
     def _late(self, event: Event, max_ts: int) -> DeadLetter:
         behind_s = (max_ts - event.ts_ms) / 1000
@@ -659,7 +681,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""
         state = self.state
-        if state.profile is not None or state.sessions or state.dedup.seen or state.opted_out:
+        if state.profile is not None or state.sessions or state.dedup.seen or state.opted_out or state.erased_devices:
             return StatefulLogic.RETAIN
         out.extend(self._tallies())
         return StatefulLogic.DISCARD

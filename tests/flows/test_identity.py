@@ -142,6 +142,26 @@ def test_a_refusal_on_a_linked_device_applies_to_the_customer(tmp_path: Path) ->
     assert result.summary["skipped_no_consent"] == 2  # the refusal itself, and the view after it
 
 
+def test_forgetting_a_customer_erases_its_links(tmp_path: Path) -> None:
+    events = [
+        anon("product_view", "a1", at(0)),
+        login("u1", "a1", at(1)),
+        event("product_view", user="u1", ts=at(2)),
+        event("forget", user="u1", ts=at(3)),
+        # The device's later events are no longer the customer's: not profiled...
+        anon("product_view", "a1", at(60)),
+        # ...until it logs in again.
+        login("u1", "a1", at(120)),
+        anon("page_view", "a1", at(121)),
+    ]
+    result = run_replay(tmp_path, events)
+    tombstones = [c for c in result.segment_changes if c["kind"] == "tombstone"]
+    assert [t["user_id"] for t in tombstones] == ["u1"]
+    assert result.summary["skipped_no_consent"] == 1
+    profiles = _profiles(result)
+    assert set(profiles) == {"u1"} and profiles["u1"]["events_total"] == 2
+
+
 def _journeys() -> list[dict[str, Any]]:
     """Anonymous starts, logins, logged-out returns and a second device, over two days."""
     events: list[dict[str, Any]] = []
