@@ -88,8 +88,10 @@ def merge_profile(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
     for product, times in other.product_views.items():
         into.product_views[product] = sorted([*into.product_views.get(product, ()), *times])[-_MAX_VIEWS_PER_PRODUCT:]
     _evict_least_recent(into.product_views, cfg.max_products, lambda times: times[-1])
+    # An upper bound until the next prune, like the running peak of each profile.
     cutoff = into.last_seen_ms - cfg.product_window_ms
-    into.peak_views = max((window_count(t, cutoff) for t in into.product_views.values()), default=0)
+    now = max((window_count(t, cutoff) for t in into.product_views.values()), default=0)
+    into.peak_views = max(into.peak_views, other.peak_views, now)
     into.pruned_ms = min(into.pruned_ms, other.pruned_ms)
     for product, ts in other.bought.items():
         into.bought[product] = max(ts, into.bought.get(product, ts))
