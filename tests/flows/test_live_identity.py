@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import KafkaBroker
-from tests.flows.test_live import TopicReader, Topics, Worker, live, redis_dump, send, wait_until
+from tests.flows.test_live import TopicReader, Topics, Worker, live, redis_dump, send, wait_committed, wait_until
 
 __all__ = ["live"]  # the fixture, shared with test_live.py
 from tests.helpers import at, event
@@ -69,3 +70,35 @@ def test_a_login_merges_the_device_into_the_customer_live(
     assert fired["user_id"] == "u-live" and fired["payload"]["views_24h"] == 4
     assert not any(key.startswith("jf:segment:") and "a-live" in members for key, members in dump.items())
     assert "jf:profile:u-live" in dump
+
+
+@pytest.mark.slow
+def test_a_kill_9_and_restart_lose_no_link(
+    live: Callable[..., tuple[Topics, Worker]], kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    topics, worker = live(partitions=2, recovery=True)
+    recovery = tmp_path / "recovery"
+    link = [_anon("page_view", "a-crash", at(0)), event("login", "u-crash", at(1), anonymous_id="a-crash")]
+    try:
+        worker.start()
+        sent = send(kafka_broker.bootstrap, topics.events, link)
+        wait_committed(recovery, sent.ends(), worker)
+        worker.kill()
+        worker.start()
+        # Three logged-out views after the restart: the link must still send them to the customer.
+        later = [_anon("product_view", "a-crash", at(m), product_id="coat-2") for m in (2, 3, 4)]
+        later.append(event("product_view", "u-crash", at(5), product_id="coat-2"))
+        send(kafka_broker.bootstrap, topics.events, later)
+        triggers = TopicReader(kafka_broker.bootstrap, topics.triggers)
+        try:
+
+            def fired() -> list[dict[str, Any]]:
+                triggers.poll(100)
+                return [t for t in triggers.docs() if t["rule"] == "product_interest"]
+
+            [trigger] = wait_until(fired, 60, "product_interest for the customer after the restart", worker)
+        finally:
+            triggers.close()
+    finally:
+        worker.kill()
+    assert trigger["user_id"] == "u-crash" and trigger["payload"]["views_24h"] == 4
