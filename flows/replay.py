@@ -258,7 +258,7 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     if summary.get("skipped_no_consent"):
         lines.append(
             f"  no consent    {summary['skipped_no_consent']:>10,}   events of users who refused personalisation "
-            "(not profiled)"
+            "or of devices of erased customers (not profiled)"
         )
     if summary["rule_errors"]:
         lines.append(

@@ -366,7 +366,8 @@ class EventParser:
             event = self._event(doc, source, raw)
         except _Invalid as ex:
             return self.dead_letter(raw, source, ex.code, ex.reason, doc)
-        if user_hint is not None and user_hint != event.user:
+        if user_hint is not None and user_hint != event.user and user_hint != event.anonymous_id:
+            # A device's login may be keyed by its anonymous id, like the device's other events.
             reason = f"message key {user_hint!r} does not match the event's user {event.user!r}"
             return self.dead_letter(raw, source, "key_mismatch", reason, doc)
         return event
