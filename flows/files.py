@@ -224,7 +224,8 @@ def replay_items(
             recent[key] = ts
             if last_ts is None or ts > last_ts:
                 last_ts = ts
-            item = item._replace(user=key, seq=position)
+            # _make of a spliced tuple: half the cost of _replace, on every event.
+            item = Event._make((item[0], item[1], key, *item[3:-1], position))
         yield item
         if expect is not None:
             yield expect

@@ -112,7 +112,8 @@ class Event(NamedTuple):
     seq: int = 0
     """Where the event stands in the input: its position in a replay's merged
     input, live its event time. The per-customer step applies what reaches it
-    at once in this order (see :func:`operators.identity.in_input_order`)."""
+    at once in this order (see :func:`operators.identity.in_input_order`).
+    Keep it the last field: the replay splices it in (``flows/files.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
