@@ -37,6 +37,7 @@ from journeyflow.records import Expect, Tick
 
 
 __all__ = [
+    "replay_stream",
     "ReplayProgress",
     "ReplayClock",
     "ReplaySource",
@@ -238,6 +239,15 @@ def replay_items(
         yield from (Tick(last_ts, key, next(seq), key in devices) for key in recent)
 
 
+def replay_stream(
+    paths: list[Path], parser: EventParser, clock: ReplayClock, progress: ReplayProgress | None = None
+) -> Iterator[Any]:
+    """Yield what a replay's source emits for ``paths``: events and dead letters merged
+    by event time, with the ticks and placeholders of :func:`replay_items`."""
+    progress = progress if progress is not None else ReplayProgress()
+    return replay_items(_merged(paths, parser, progress), clock, progress)
+
+
 def _ticks(
     recent: dict[str, int], devices: set[str], at_ms: int, since_ms: int, seq: Iterator[int]
 ) -> Iterator[Tick]:
@@ -256,7 +266,7 @@ class _ReplayPartition(StatefulSourcePartition[Any, None]):
         clock: ReplayClock,
         batch_size: int,
     ) -> None:
-        self._items = replay_items(_merged(paths, parser, progress), clock, progress)
+        self._items = replay_stream(paths, parser, clock, progress)
         self._progress = progress
         self._batch_size = batch_size
 
