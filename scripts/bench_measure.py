@@ -197,6 +197,7 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
         "events": summary["processed"],
         "users": summary["users"],
         "flow_s": summary["elapsed_s"],
+        "report_s": summary["report"]["elapsed_s"],
         "wall_s": wall,
         "gc_s": timer.seconds,
         "gc_collections": timer.collections,

@@ -42,6 +42,7 @@ def derive(f: dict[str, Any]) -> dict[str, Any]:
         "flow_lines_per_s": lines / replay["flow_s"],
         "command_lines_per_s": lines / replay["wall_s"],
         "gc_share": replay["gc_s"] / replay["wall_s"],
+        "report_share": replay["report_s"] / replay["flow_s"],
         "time_share": timed / driven if driven else 0.0,
         "us_per_line": per_line,
         "us_per_line_flow": flow_us,
@@ -152,6 +153,7 @@ def _speed(files: dict[str, dict[str, Any]]) -> str:
         row("the flow / engine floor (x)", lambda f: f"{f['flow_lines_per_s'] / f['engine_lines_per_s']:.3f}"),
         row("the flow / orjson floor (x)", lambda f: f"{f['flow_lines_per_s'] / f['orjson_lines_per_s']:.4f}"),
         row("garbage collection (% of command)", lambda f: f"{f['gc_share']:.1%}"),
+        row("report.html after the flow (% of flow)", lambda f: f"{f['report_share']:.1%}"),
     ]
     return _table(
         "Speed, lines read per second (higher is better)",
