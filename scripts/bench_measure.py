@@ -215,7 +215,7 @@ def measure_parts(path: Path, config: str | None, *, probes: bool) -> dict[str, 
     probe = Probes() if probes else None
     if probe is not None:
         probe.install()
-    figures = drive(path, config)
+    figures = drive(path, config, probe)
     if probe is not None:
         figures["probes_s"] = dict(probe.seconds)
         figures["probes_missing"] = probe.missing

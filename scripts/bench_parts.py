@@ -68,11 +68,16 @@ PROBES: dict[str, tuple[str, ...]] = {
 
 
 class Probes:
-    """Wrap functions of the per-user modules to time them (outermost call only)."""
+    """Wrap functions of the per-user modules to time them (outermost call only).
+
+    Only calls made while ``active`` count: :func:`drive` sets it around the
+    journey step, so the models or the audience calling the same helpers do not.
+    """
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.missing: list[str] = []
+        self.active = False
         self._depth = 0
 
     def install(self) -> None:
@@ -95,7 +100,7 @@ class Probes:
         clock = time.perf_counter
 
         def timed(*args: Any, **kwargs: Any) -> Any:
-            if self._depth:
+            if self._depth or not self.active:
                 return fn(*args, **kwargs)
             self._depth = 1
             started = clock()
@@ -106,7 +111,6 @@ class Probes:
                 self._depth = 0
 
         return timed
-
 
 
 def _step(logics: dict[str, Any], key: str, build: Callable[[Any], Any], item: Any) -> list[Any]:
@@ -130,8 +134,9 @@ def _encode(records: list[Any]) -> None:
 class _Flow:
     """The flow's steps after the journey step, each charged its own time."""
 
-    def __init__(self, config: str | None) -> None:
+    def __init__(self, config: str | None, probes: Probes | None) -> None:
         settings = load_settings(config)
+        self.probes = probes
         rules = load_rules(settings.rules_path)
         self.settings = settings
         self.parser = event_parser(settings)
@@ -199,7 +204,11 @@ class _Flow:
         kind = "end of input"
         for key in list(self.journeys):
             started = clock()
+            if self.probes is not None:
+                self.probes.active = True
             out, _ = self.journeys[key].on_eof()
+            if self.probes is not None:
+                self.probes.active = False
             t_journey = clock()
             self.seconds["journey"][kind] += t_journey - started
             self.after_journey(list(out), kind, t_journey)
@@ -215,9 +224,12 @@ class _Flow:
             self.seconds[part][kind] += clock() - started
 
 
-def drive(path: Path, config: str | None) -> dict[str, Any]:
-    """Replay ``path`` through every step's logic; return seconds per step and kind, counts, memory."""
-    flow = _Flow(config)
+def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[str, Any]:
+    """Replay ``path`` through every step's logic; return seconds per step and kind, counts, memory.
+
+    With ``probes``, the journey step's inner parts are timed too (see :class:`Probes`).
+    """
+    flow = _Flow(config, probes)
     seconds = flow.seconds
     clock = time.perf_counter
     counts: Counter[str] = Counter()
@@ -249,7 +261,11 @@ def drive(path: Path, config: str | None) -> dict[str, Any]:
         if isinstance(item, EndOfInput) and not memory:
             memory = _memory(flow, base, progress.users)
         started = clock()
-        out, discard = _journey_item(journeys, build, item)
+        if probes is not None:
+            probes.active = True
+        out = _step(journeys, item.user, build, item)
+        if probes is not None:
+            probes.active = False
         t_journey = clock()
         seconds["journey"][kind] += t_journey - started
         flow.after_journey(out, kind, t_journey)
@@ -262,17 +278,6 @@ def drive(path: Path, config: str | None) -> dict[str, Any]:
         "seconds": {part: dict(by_kind) for part, by_kind in seconds.items()},
         **memory,
     }
-
-
-def _journey_item(journeys: dict[str, Any], build: Callable[[Any], Any], item: Any) -> tuple[list[Any], bool]:
-    user = item.user
-    logic = journeys.get(user)
-    if logic is None:
-        logic = journeys[user] = build(None)
-    out, discard = logic.on_item(item)
-    if discard:
-        del journeys[user]
-    return list(out), discard
 
 
 def _memory(flow: _Flow, base: int, users: int) -> dict[str, Any]:
