@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The measurements behind ``scripts/bench.py``, each run in a fresh process.
 
-``python scripts/bench_measure.py KIND FILE RESULT [--config FILE] [--out DIR] [-- EXTRA...]``
+``python scripts/bench_measure.py KIND FILE RESULT [--config FILE] [--out DIR] [-- REPLAY ARGUMENTS...]``
 writes one JSON object to RESULT. A fresh process per measurement keeps them
 apart: the memory one leaves behind, its garbage and its warm caches do not
 flatter the next. KIND is one of:
@@ -229,14 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("result", type=Path, help="write the figures here (JSON)")
     parser.add_argument("--config", help="settings file")
     parser.add_argument("--out", type=Path, help="output folder (engine, replay)")
-    parser.add_argument("extra", nargs="*", help="after --: more arguments for journeyflow replay")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # After "--": more arguments for journeyflow replay (argparse would take them for its own).
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]
     if args.kind == "orjson":
         figures = measure_orjson(args.file)
     elif args.kind == "engine":
         figures = measure_engine(args.file, args.out, args.config)
     elif args.kind == "replay":
-        figures = measure_replay(args.file, args.out, args.config, args.extra)
+        figures = measure_replay(args.file, args.out, args.config, extra)
     else:
         figures = measure_parts(args.file, args.config, probes=args.kind == "probes")
     args.result.write_bytes(orjson.dumps(figures))

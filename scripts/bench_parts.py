@@ -30,6 +30,7 @@ from config.settings import load_settings
 from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
 from flows.journey import audience_config, event_parser, journey_config, model_config
 from flows.loop import _to_loop, loop_config  # the loop's routing, not a copy of it
+from flows import runtime
 from flows.recommend import recommend_config, routed_here
 from journeyflow.events import DeadLetter
 from journeyflow.records import EndOfInput, UserUpdate
@@ -246,6 +247,11 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
     s = flow.settings.replay
     progress = ReplayProgress()
     gc.collect()
+    # The collector tuned as the flow runs it (flows.runtime.execute), where that is done.
+    thresholds = getattr(runtime, "GC_THRESHOLDS", None)
+    if thresholds is not None:
+        gc.freeze()
+        gc.set_threshold(*thresholds)
     base = rss_bytes()
     memory: dict[str, Any] = {}
     journeys = flow.journeys
