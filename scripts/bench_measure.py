@@ -95,13 +95,13 @@ def measure_orjson(path: Path) -> dict[str, Any]:
     """Return lines and seconds of reading ``path`` and ``orjson.loads`` of every line."""
     from flows.files import read_lines
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     lines = 0
     for _, line, _ in read_lines(path):
         lines += 1
         with contextlib.suppress(orjson.JSONDecodeError):
             orjson.loads(line)
-    return {"lines": lines, "seconds": time.perf_counter() - started}
+    return {"lines": lines, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - cpu}
 
 
 def measure_engine(path: Path, out: Path, config: str | None) -> dict[str, Any]:
@@ -148,9 +148,9 @@ def measure_engine(path: Path, out: Path, config: str | None) -> dict[str, Any]:
     events = op.filter_map("events", passed, lambda kv: Line(kv[1].raw) if isinstance(kv[1], Event) else None)
     op.output("write_events", events, JsonLinesSink(out, "events.jsonl"))
     op.output("write_dead_letters", split.trues, JsonLinesSink(out, "dead_letters.jsonl"))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     execute(flow, epoch_interval=timedelta(seconds=settings.run.epoch_s))
-    return {"lines": progress.read, "seconds": time.perf_counter() - started}
+    return {"lines": progress.read, "seconds": time.perf_counter() - started, "cpu_s": time.process_time() - cpu}
 
 
 def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) -> dict[str, Any]:
@@ -158,20 +158,16 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
     from journeyflow import cli
 
     timer = _GcTimer()
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, float, int]] = []  # (wall clock, CPU time, resident bytes)
     stop = threading.Event()
-
-    flow_started: list[float] = []
-    flow_base: list[int] = []  # resident memory when the flow started: imports and settings done
+    first: list[int] = []  # index of the first sample of the flow
 
     def sample() -> None:
         while not stop.wait(0.05):
-            now = time.perf_counter()
-            samples.append((now, rss_bytes()))
+            samples.append((time.perf_counter(), time.process_time(), rss_bytes()))
             # The flow has started when its sinks have opened their part files.
-            if not flow_started and out.is_dir() and any(".part-" in name for name in os.listdir(out)):
-                flow_started.append(now)
-                flow_base.append(samples[-1][1])
+            if not first and out.is_dir() and any(".part-" in name for name in os.listdir(out)):
+                first.append(len(samples) - 1)
 
     gc.collect()
     base = rss_bytes()
@@ -179,18 +175,21 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
     sampler.start()
     argv = ["replay", str(path), "--out", str(out), "-q", *(["--config", config] if config else []), *extra]
     gc.callbacks.append(timer)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(io.StringIO()):
         status = cli.main(argv)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     gc.callbacks.remove(timer)
     stop.set()
     sampler.join()
     summary = orjson.loads((out / "summary.json").read_bytes())
     # The flow lasts the summary's elapsed_s from its start: after it, the outputs
     # are combined and the report built, with memory of their own.
-    end = (flow_started[0] if flow_started else started) + summary["elapsed_s"]
-    window = [rss for t, rss in samples if t <= end]
+    start = samples[first[0]] if first else (started, 0.0, base)
+    flow = [sample for sample in samples[first[0] if first else 0 :] if sample[0] <= start[0] + summary["elapsed_s"]]
+    # CPU time over wall time while the flow ran: below 1, other processes took the core part of the time.
+    span = flow[-1][0] - start[0] if flow else 0.0
+    flow_cpu_share = (flow[-1][1] - start[1]) / span if first and span > 1.0 else cpu / wall
     return {
         "status": status,
         "lines": summary["read"],
@@ -201,9 +200,11 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
         "wall_s": wall,
         "gc_s": timer.seconds,
         "gc_collections": timer.collections,
-        "rss_growth_bytes": max(window, default=base) - (flow_base[0] if flow_base else base),
-        "flow_start_seen": bool(flow_base),
-        "rss_samples": len(window),
+        "cpu_s": cpu,
+        "flow_cpu_share": flow_cpu_share,
+        "rss_growth_bytes": max((rss for _, _, rss in flow), default=base) - start[2],
+        "flow_start_seen": bool(first),
+        "rss_samples": len(flow),
     }
 
 

@@ -254,6 +254,7 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
         gc.set_threshold(*thresholds)
     base = rss_bytes()
     memory: dict[str, Any] = {}
+    wall, cpu = clock(), time.process_time()
     journeys = flow.journeys
     build = flow.journey.build
     for item in replay_items(parsed(), ReplayClock(s.tick_s * 1000, s.tick_window_s * 1000), progress):
@@ -276,12 +277,15 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
         seconds["journey"][kind] += t_journey - started
         flow.after_journey(out, kind, t_journey)
     flow.on_eof()
+    wall, cpu = clock() - wall, time.process_time() - cpu
     if not memory:  # an input with no valid event: no end of input either
         memory = _memory(flow, base, progress.users)
     return {
         "lines": sum(n for k, n in counts.items() if k not in ("tick", "end of input")),
         "counts": dict(counts),
         "seconds": {part: dict(by_kind) for part, by_kind in seconds.items()},
+        "wall_s": wall,
+        "cpu_s": cpu,
         **memory,
     }
 

@@ -20,12 +20,13 @@ REPO = Path(__file__).resolve().parents[1]
 TABLES = (
     "Files",
     "Speed, lines read per second",
-    "Microseconds per input item by kind and step, small file",
-    "Microseconds per input item by kind and step, large file",
+    "CPU microseconds per input item by kind and step, small file",
+    "CPU microseconds per input item by kind and step, large file",
     "Where a line's time goes",
     "Inside the journey step",
     "Memory, bytes per user",
     "Processes",
+    "Machine load",
     "Targets (issue 8)",
 )
 PARTS = ("parse", "journey", "models", "audience", "recommender", "loop", "outputs")
@@ -57,7 +58,10 @@ def test_quick_bench_prints_every_table_and_consistent_figures(tmp_path: Path) -
         assert f["replay"]["status"] == 0 and f["replay"]["flow_start_seen"]
         for part in PARTS:
             assert sum(f["parts"]["seconds"][part].values()) > 0, part
-        assert 0 < f["replay"]["gc_s"] < f["replay"]["wall_s"]
+        assert 0 < f["replay"]["gc_s"] < f["replay"]["cpu_s"]
+        # CPU time over wall time: one worker, with at most numpy's threads beside it on 2 cores.
+        for name, share in figures["derived"][label]["cpu_share"].items():
+            assert 0 < share <= 2.05, name
     probes = figures["files"]["small"]["probes"]
     assert probes["probes_missing"] == [] or all(":" in name for name in probes["probes_missing"])
     assert sum(probes["probes_s"].values()) > 0
