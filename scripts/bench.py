@@ -159,9 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep generated data and outputs here (default: a new one)")
     parser.add_argument("--config", help="settings file")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE (JSON)")
+    parser.add_argument("--tables", type=Path, metavar="FILE", help="print the tables of a --json FILE, measure nothing")
     parser.add_argument("--live", action="store_true", help="the live worker (Kafka, Redis); see bench_live.py")
     parser.add_argument("--recommendations", action="store_true", help="what the recommender costs; see bench_recs.py")
     args = parser.parse_args(argv)
+    if args.tables is not None:
+        saved = orjson.loads(args.tables.read_bytes())
+        saved["verdicts"] = verdicts(saved)  # judged by this checkout's targets
+        print(render(saved))
+        return 0
     small_n, large_n = QUICK_EVENTS if args.quick else (args.events, args.large)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="journeyflow-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
