@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="keep generated data and outputs here (default: a new one)")
     parser.add_argument("--config", help="settings file")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to FILE (JSON)")
-    parser.add_argument("--tables", type=Path, metavar="FILE", help="print the tables of a --json FILE, measure nothing")
+    parser.add_argument("--tables", type=Path, metavar="FILE", help="print a --json FILE's tables; measure nothing")
     parser.add_argument("--live", action="store_true", help="the live worker (Kafka, Redis); see bench_live.py")
     parser.add_argument("--recommendations", action="store_true", help="what the recommender costs; see bench_recs.py")
     args = parser.parse_args(argv)
