@@ -64,12 +64,10 @@ def rss_bytes() -> int:
 def kind_of(item: Any) -> str:
     """Return which row of the tables ``item`` (a parsed line, a tick, an end of input) counts in."""
     from journeyflow.events import DeadLetter
-    from journeyflow.records import EndOfInput, Tick
+    from journeyflow.records import Tick
 
     if isinstance(item, Tick):
         return "tick"
-    if isinstance(item, EndOfInput):
-        return "end of input"
     if isinstance(item, DeadLetter):
         return "dead letter"
     return _KIND_OF_TYPE.get(item.type, "other")
@@ -139,7 +137,7 @@ def measure_engine(path: Path, out: Path, config: str | None) -> dict[str, Any]:
     settings = load_settings(config)
     out.mkdir(parents=True, exist_ok=True)
     progress = ReplayProgress()
-    clock = ReplayClock(settings.replay.tick_s * 1000, settings.replay.tick_window_s * 1000)
+    clock = ReplayClock.from_settings(settings)
     flow = Dataflow("bench_floor")
     read = op.input("read", flow, ReplaySource([path], event_parser(settings), progress, clock))
     split = op.branch("split_dead_letters", read, lambda item: isinstance(item, DeadLetter))

@@ -28,12 +28,13 @@ from bench_measure import PARTS, kind_of, rss_bytes  # type: ignore[import-not-f
 
 from config.settings import load_settings
 from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
+from flows.inprocess import PerUserSteps
 from flows.journey import audience_config, event_parser, journey_config, model_config
 from flows.loop import _to_loop, loop_config  # the loop's routing, not a copy of it
 from flows import runtime
 from flows.recommend import recommend_config, routed_here
 from journeyflow.events import DeadLetter
-from journeyflow.records import EndOfInput, UserUpdate
+from journeyflow.records import Expect, UserUpdate
 from operators.recommend import RecAnswer, RecAsk
 from operators.recommend_steps import build_lists, build_popularity, build_shard
 from operators.rules import load_rules
@@ -142,6 +143,8 @@ class _Flow:
         self.settings = settings
         self.parser = event_parser(settings)
         self.journey = journey_config(settings, rules, timers=False)
+        # The device and customer steps, routed as the flow routes them.
+        self.steps = PerUserSteps(self.journey, settings.identity.link_idle_s * 1000)
         self.models = model_config(settings).build(None)
         self.audience = audience_config(rules)
         self.rec = recommend_config(settings, rules=rules)
@@ -149,7 +152,6 @@ class _Flow:
         self.popularity = build_popularity(self.rec)(None) if self.rec is not None else None
         self.make_shard = build_shard(self.rec) if self.rec is not None else None
         self.make_list = build_lists(self.rec) if self.rec is not None else None
-        self.journeys: dict[str, Any] = {}
         self.audiences: dict[str, Any] = {}
         self.shards: dict[str, Any] = {}
         self.lists: dict[str, Any] = {}
@@ -203,16 +205,15 @@ class _Flow:
         """Give every logic bytewax's end of input, charged to the end of input."""
         clock = time.perf_counter
         kind = "end of input"
-        for key in list(self.journeys):
-            started = clock()
-            if self.probes is not None:
-                self.probes.active = True
-            out, _ = self.journeys[key].on_eof()
-            if self.probes is not None:
-                self.probes.active = False
-            t_journey = clock()
-            self.seconds["journey"][kind] += t_journey - started
-            self.after_journey(list(out), kind, t_journey)
+        started = clock()
+        if self.probes is not None:
+            self.probes.active = True
+        out = self.steps.finish()
+        if self.probes is not None:
+            self.probes.active = False
+        t_journey = clock()
+        self.seconds["journey"][kind] += t_journey - started
+        self.after_journey(out, kind, t_journey)
         for part, logics in (
             ("models", [self.models]),
             ("audience", list(self.audiences.values())),
@@ -244,7 +245,6 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
             seconds["parse"][kind_of(item)] += clock() - started
             yield item
 
-    s = flow.settings.replay
     progress = ReplayProgress()
     gc.collect()
     # The collector tuned as the flow runs it (flows.runtime.execute), where that is done.
@@ -253,11 +253,11 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
         gc.freeze()
         gc.set_threshold(*thresholds)
     base = rss_bytes()
-    memory: dict[str, Any] = {}
     wall, cpu = clock(), time.process_time()
-    journeys = flow.journeys
-    build = flow.journey.build
-    for item in replay_items(parsed(), ReplayClock(s.tick_s * 1000, s.tick_window_s * 1000), progress):
+    steps = flow.steps
+    for item in replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress):
+        if isinstance(item, Expect):
+            continue  # in input order here already: nothing to wait for
         kind = kind_of(item)
         counts[kind] += 1
         if isinstance(item, DeadLetter):
@@ -265,21 +265,21 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
             item.to_json()
             seconds["outputs"][kind] += clock() - started
             continue
-        if isinstance(item, EndOfInput) and not memory:
-            memory = _memory(flow, base, progress.users)
         started = clock()
         if probes is not None:
             probes.active = True
-        out = _step(journeys, item.user, build, item)
+        out = steps.feed(item)
         if probes is not None:
             probes.active = False
         t_journey = clock()
         seconds["journey"][kind] += t_journey - started
         flow.after_journey(out, kind, t_journey)
+    # Every event and tick applied: what the users hold before the end of input.
+    memory = _memory(flow, base, progress.users)
+    # The end of input reaches every user (bytewax's EOF; one per key, as a tick does).
+    counts["end of input"] = progress.users
     flow.on_eof()
     wall, cpu = clock() - wall, time.process_time() - cpu
-    if not memory:  # an input with no valid event: no end of input either
-        memory = _memory(flow, base, progress.users)
     return {
         "lines": sum(n for k, n in counts.items() if k not in ("tick", "end of input")),
         "counts": dict(counts),
@@ -294,7 +294,7 @@ def _memory(flow: _Flow, base: int, users: int) -> dict[str, Any]:
     """Return resident memory now (every event and tick applied), per user seen, and snapshot sizes."""
     gc.collect()
     growth = rss_bytes() - base
-    held = list(flow.journeys.values())
+    held = [*flow.steps.devices.values(), *flow.steps.customers.values()]
     audience = list(flow.audiences.values())
     return {
         "users": users,
