@@ -32,6 +32,8 @@ Guarantees:
   replayed history sent through Kafka does not close sessions early.
 * Memory: bounded per user by each module's caps and windows; a user with no
   profile and nothing pending is discarded after reporting its :class:`Tally`.
+  With ``idle_release_ms``, a user idle that long (at a tick or timer) gets
+  what the end of input gives (a final profile row) and is discarded too.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class JourneyConfig:
     """Event types some trigger's conversion goal counts: sent on to the loop step."""
     recommend: RecommendConfig | None = None
     """Ask the recommender about product events (``None``: it is off)."""
+    idle_release_ms: int = 0
+    """A user idle this long (event time) publishes its final row and is forgotten; 0: never."""
 
     event_triggers: tuple[TriggerRule, ...] = field(init=False)
     session_triggers: tuple[TriggerRule, ...] = field(init=False)
@@ -188,9 +192,16 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def on_item(self, value: Inbound) -> tuple[Iterable[Any], bool]:
         if isinstance(value, Tick):
             ticked: list[Any] = []
-            self._time_passes(value.ts_ms, ticked)
+            due_ms = self._due_ms()
+            # Most ticks reach users with nothing due: they cost this test alone.
+            if due_ms is not None and value.ts_ms >= due_ms:
+                self._time_passes(value.ts_ms, ticked)
             return ticked, self._retain(ticked)
         if isinstance(value, EndOfInput):
+            if self.state.max_ts_ms is None:
+                # Nothing seen (a user released before the end): nothing to finish.
+                ended: list[Any] = self._tallies()
+                return ended, self._retain(ended)
             return self._finish(value.ts_ms), StatefulLogic.RETAIN
         if isinstance(value, RawRecord):
             parsed = self.cfg.parser.parse(value.data, value.source, value.key)
@@ -223,22 +234,51 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return self._finish(self.state.max_ts_ms), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if not self.cfg.timers or self.state.max_ts_ms is None:
+        if not self.cfg.timers:
             return None
-        state = self.state
-        due = sessions.next_close_ms(state.sessions, self.cfg.sessions)
-        candidates = [] if due is None else [due]
-        if state.dedup.seen:
-            candidates.append(next(iter(state.dedup.seen.values())) + self.cfg.dedup.window_ms + 1)
-        if state.profile is not None:
-            candidates.append(state.evaluated_ms + self.cfg.refresh_ms)
-            candidates.append(state.scored_ms + self.cfg.rescore_ms)
-        if not candidates:
+        due = self._due_ms()
+        if due is None:
             return None
         # Never sooner than a second after the last timer: whatever is due then
         # has been handled, so a due time in the past cannot spin the worker.
-        due_ms = max(min(candidates) + state.offset_ms, self._notified_ms + 1000)
+        due_ms = max(due + self.state.offset_ms, self._notified_ms + 1000)
         return datetime.fromtimestamp(due_ms / 1000, timezone.utc)
+
+    def _due_ms(self) -> int | None:
+        """Return the user event time from which :meth:`_catch_up` has something to do.
+
+        ``None``: nothing, however much time passes. Each bound mirrors one
+        test in :meth:`_catch_up`, so before it the passing of time changes
+        nothing for this user and a tick or timer can return at once.
+        """
+        state = self.state
+        if state.max_ts_ms is None:
+            return None
+        cfg = self.cfg
+        due: int | None = None
+        if state.sessions:
+            # The first open session ends first (open sessions never overlap).
+            due = state.sessions[0].end_ms + cfg.sessions.gap_ms + cfg.lateness_ms + 1
+        if state.dedup.seen:
+            expires = next(iter(state.dedup.seen.values())) + cfg.dedup.window_ms + 1
+            due = expires if due is None else min(due, expires)
+        profile = state.profile
+        if profile is not None:
+            interval = cfg.labels.interval_ms
+            candidates = [
+                (state.snapshot_ms // interval + 1) * interval,
+                profile.pruned_ms + cfg.refresh_ms,
+                state.evaluated_ms + cfg.refresh_ms,
+                state.scored_ms + cfg.rescore_ms,
+            ]
+            if state.pending:
+                candidates.append(state.pending[0].ts_ms + interval + 1)
+            if cfg.idle_release_ms:
+                candidates.append(state.max_ts_ms + cfg.idle_release_ms)
+            if due is not None:
+                candidates.append(due)
+            due = min(candidates)
+        return due
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)
@@ -315,6 +355,21 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             return
         self._catch_up(now_ms, now_ms - self.cfg.lateness_ms, out)
         self._flush(out)
+        release_ms = self.cfg.idle_release_ms
+        if release_ms and now_ms - self.state.max_ts_ms >= release_ms:
+            self._release(now_ms, out)
+
+    def _release(self, now_ms: int, out: list[Any]) -> None:
+        """Publish what the end of input would, as of ``now_ms``, then forget the user.
+
+        A refusal of personalization is kept (it must still be honoured);
+        everything else goes, so :meth:`_retain` discards the key.
+        """
+        out.extend(self._finish(now_ms))
+        state = self.state
+        self.state = JourneyState(user=state.user, opted_out=state.opted_out)
+        self._segment_inputs = None
+        self._finished = False
 
     def _advance(self, ts: int, out: list[Any]) -> None:
         """Move the user's clock to ``ts`` and apply what time alone changes."""
