@@ -34,8 +34,6 @@ Guarantees:
   profile and nothing pending is discarded after reporting its :class:`Tally`.
   With ``idle_release_ms``, a user idle that long (at a tick or timer) gets
   what the end of input gives (a final profile row) and is discarded too.
-  After a tick or timer, a user with no open session keeps its state as
-  snapshot bytes (about a third of the memory) until its next item.
 """
 
 from __future__ import annotations
@@ -177,12 +175,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
 
     def __init__(self, cfg: JourneyConfig, state: JourneyState) -> None:
         self.cfg = cfg
-        self._state: JourneyState | None = state
-        # An idle user's state, kept as its snapshot bytes (a third of the
-        # memory of the objects) with its next due time until its next item.
-        self._dormant: bytes | None = None
-        self._dormant_due: int | None = None
-        self._dormant_offset = 0
+        self.state = state
         # Inputs of the last segment evaluation. Not in the snapshot: after a
         # restart every rule is evaluated once more, with the same result.
         self._segment_inputs: tuple[Any, ...] | None = None
@@ -194,41 +187,16 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._examples: list[Example] = []
         self._score: tuple[int, str, str | None, bool] | None = None
 
-    @property
-    def state(self) -> JourneyState:
-        """The user's state, decoded first if it was put away (see :meth:`_sleep`)."""
-        state = self._state
-        if state is None:
-            state = self._state = decode_state(self._dormant, JourneyState)  # type: ignore[arg-type]
-            self._dormant = None
-        return state
-
-    @state.setter
-    def state(self, value: JourneyState) -> None:
-        self._state = value
-        self._dormant = None
-
-    def _sleep(self, retain: bool) -> bool:
-        """Put a retained user with no open session away as bytes until its next item; return ``retain``."""
-        state = self._state
-        if retain is StatefulLogic.RETAIN and state is not None and not state.sessions:
-            self._dormant_due = self._due_ms()
-            self._dormant_offset = state.offset_ms
-            self._dormant = encode_state(state)
-            self._state = None
-        return retain
-
     # -- bytewax callbacks -------------------------------------------------
 
     def on_item(self, value: Inbound) -> tuple[Iterable[Any], bool]:
         if isinstance(value, Tick):
             ticked: list[Any] = []
-            due_ms = self._dormant_due if self._state is None else self._due_ms()
+            due_ms = self._due_ms()
             # Most ticks reach users with nothing due: they cost this test alone.
-            if due_ms is None or value.ts_ms < due_ms:
-                return ticked, StatefulLogic.RETAIN if self._state is None else self._retain(ticked)
-            self._time_passes(value.ts_ms, ticked)
-            return ticked, self._sleep(self._retain(ticked))
+            if due_ms is not None and value.ts_ms >= due_ms:
+                self._time_passes(value.ts_ms, ticked)
+            return ticked, self._retain(ticked)
         if isinstance(value, EndOfInput):
             if self.state.max_ts_ms is None:
                 # Nothing seen (a user released before the end): nothing to finish.
@@ -255,7 +223,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._notified_ms = now_ms
         if self.state.max_ts_ms is not None:
             self._time_passes(now_ms - self.state.offset_ms, out)
-        return out, self._sleep(self._retain(out))
+        return out, self._retain(out)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         if self._finished:
@@ -268,15 +236,12 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def notify_at(self) -> datetime | None:
         if not self.cfg.timers:
             return None
-        if self._state is None:
-            due, offset_ms = self._dormant_due, self._dormant_offset
-        else:
-            due, offset_ms = self._due_ms(), self._state.offset_ms
+        due = self._due_ms()
         if due is None:
             return None
         # Never sooner than a second after the last timer: whatever is due then
         # has been handled, so a due time in the past cannot spin the worker.
-        due_ms = max(due + offset_ms, self._notified_ms + 1000)
+        due_ms = max(due + self.state.offset_ms, self._notified_ms + 1000)
         return datetime.fromtimestamp(due_ms / 1000, timezone.utc)
 
     def _due_ms(self) -> int | None:
@@ -316,7 +281,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return due
 
     def snapshot(self) -> bytes:
-        return self._dormant if self._state is None else encode_state(self._state)  # type: ignore[return-value]
+        return encode_state(self.state)
 
     # -- per event ---------------------------------------------------------
 
