@@ -52,6 +52,7 @@ from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventP
 from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, Tick, UserUpdate
 from operators import dedup, features, goals, labels, profiles, recommend, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
+from operators.due import next_due_ms
 from operators.labels import Example, LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
 from operators.recommend import RecommendConfig
@@ -192,7 +193,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def on_item(self, value: Inbound) -> tuple[Iterable[Any], bool]:
         if isinstance(value, Tick):
             ticked: list[Any] = []
-            due_ms = self._due_ms()
+            due_ms = next_due_ms(self.state, self.cfg)
             # Most ticks reach users with nothing due: they cost this test alone.
             if due_ms is not None and value.ts_ms >= due_ms:
                 self._time_passes(value.ts_ms, ticked)
@@ -236,49 +237,13 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def notify_at(self) -> datetime | None:
         if not self.cfg.timers:
             return None
-        due = self._due_ms()
+        due = next_due_ms(self.state, self.cfg)
         if due is None:
             return None
         # Never sooner than a second after the last timer: whatever is due then
         # has been handled, so a due time in the past cannot spin the worker.
         due_ms = max(due + self.state.offset_ms, self._notified_ms + 1000)
         return datetime.fromtimestamp(due_ms / 1000, timezone.utc)
-
-    def _due_ms(self) -> int | None:
-        """Return the user event time from which :meth:`_catch_up` has something to do.
-
-        ``None``: nothing, however much time passes. Each bound mirrors one
-        test in :meth:`_catch_up`, so before it the passing of time changes
-        nothing for this user and a tick or timer can return at once.
-        """
-        state = self.state
-        if state.max_ts_ms is None:
-            return None
-        cfg = self.cfg
-        due: int | None = None
-        if state.sessions:
-            # The first open session ends first (open sessions never overlap).
-            due = state.sessions[0].end_ms + cfg.sessions.gap_ms + cfg.lateness_ms + 1
-        if state.dedup.seen:
-            expires = next(iter(state.dedup.seen.values())) + cfg.dedup.window_ms + 1
-            due = expires if due is None else min(due, expires)
-        profile = state.profile
-        if profile is not None:
-            interval = cfg.labels.interval_ms
-            candidates = [
-                (state.snapshot_ms // interval + 1) * interval,
-                profile.pruned_ms + cfg.refresh_ms,
-                state.evaluated_ms + cfg.refresh_ms,
-                state.scored_ms + cfg.rescore_ms,
-            ]
-            if state.pending:
-                candidates.append(state.pending[0].ts_ms + interval + 1)
-            if cfg.idle_release_ms:
-                candidates.append(state.max_ts_ms + cfg.idle_release_ms)
-            if due is not None:
-                candidates.append(due)
-            due = min(candidates)
-        return due
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)

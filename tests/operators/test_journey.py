@@ -12,6 +12,7 @@ from bytewax.operators import StatefulLogic
 from flows.journey import journey_config
 from journeyflow.events import DeadLetter
 from journeyflow.records import EndOfInput, RawRecord, SessionSummary, Tally, Tick, UserUpdate
+from operators.due import next_due_ms
 from operators.journey import JourneyConfig
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
@@ -119,7 +120,7 @@ def test_a_tick_before_anything_is_due_changes_nothing_and_one_at_the_due_time_d
     logic = _config().build(None)
     first = _parse(event("add_to_cart", ts=at(0)))
     logic.on_item(first)
-    due = logic._due_ms()
+    due = next_due_ms(logic.state, logic.cfg)
     # Gap (30 min) + lateness (10 min): the session is the first thing time changes.
     assert due == first.ts_ms + 40 * MIN + 1
     before = encode_state(logic.state)
@@ -135,7 +136,7 @@ def test_an_idle_user_is_released_with_a_final_row_and_comes_back_as_new() -> No
     logic = cfg.build(None)
     first = _parse(event("purchase", ts=at(0), order_id="o1", revenue=10.0))
     logic.on_item(first)
-    assert logic._due_ms() <= first.ts_ms + 14 * day
+    assert next_due_ms(logic.state, logic.cfg) <= first.ts_ms + 14 * day
     out, discard = logic.on_item(Tick(first.ts_ms + 7 * day, "u1"))
     assert not [u for u in _of(out, UserUpdate) if u.kind == "final"] and discard is StatefulLogic.RETAIN
     out, discard = logic.on_item(Tick(first.ts_ms + 14 * day, "u1"))
