@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Collected", "free_addresses", "start_workers", "wait_workers", "result_path"]
+__all__ = ["Collected", "free_addresses", "result_path", "start_workers", "stop_workers", "wait_workers"]
 
 
 @dataclass
@@ -87,6 +87,7 @@ def free_addresses(count: int) -> list[str]:
 
 
 def result_path(out_dir: Path, process_id: int) -> Path:
+    """Return where worker process ``process_id`` leaves what it collected."""
     return out_dir / f".process-{process_id}.pkl"
 
 
