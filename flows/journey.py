@@ -147,6 +147,7 @@ def journey_config(
         store_rows=store_rows,
         goal_types=goal_types(rules),
         recommend=recommend_config(settings),
+        idle_release_ms=settings.state.idle_release_s * 1000,
     )
 
 

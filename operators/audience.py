@@ -14,7 +14,8 @@ user again, merges both into the user's one segment list and emits:
 Updates of one user reach this step in the order the journey step emitted
 them, so changes are published in event order. State per user: the segment
 list, the latest scores and trigger cooldowns; a user with none of them is
-discarded.
+discarded, and so is every user after its final row (end of input, or
+released idle by the journey step's ``idle_release_ms``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.kind == "final" and value.profile is not None:
             fields = {**value.profile, **self.state.scores}
             out.append(ProfileRow(value.user_id, value.ts_ms, fields, segments, final=True))
+            # The last update of the user's state (end of input, or released
+            # idle): a user who comes back later starts afresh here too.
+            return out, StatefulLogic.DISCARD
         return out, self._retain()
 
     def snapshot(self) -> bytes:

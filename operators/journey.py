@@ -33,12 +33,13 @@ Guarantees:
   replayed history sent through Kafka does not close sessions early.
 * Memory: bounded per user by each module's caps and windows; a user with no
   profile and nothing pending is discarded after reporting its :class:`Tally`.
+  With ``idle_release_ms``, a user idle that long (at a tick or timer) gets
+  what the end of input gives (a final profile row) and is discarded too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -51,6 +52,7 @@ from journeyflow.events import IDENTITY_TYPES, SESSION_EXCLUDED_TYPES, DeadLette
 from journeyflow.records import SNAPSHOT_FIELDS, Handoff, ProfileRow, RawRecord, Tally, Tick, UserUpdate
 from operators import dedup, features, goals, labels, merge, profiles, recommend, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
+from operators.due import next_due_ms
 from operators.labels import Example, LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
 from operators.recommend import RecommendConfig
@@ -116,6 +118,8 @@ class JourneyConfig:
     """Event types some trigger's conversion goal counts: sent on to the loop step."""
     recommend: RecommendConfig | None = None
     """Ask the recommender about product events (``None``: it is off)."""
+    idle_release_ms: int = 0
+    """A user idle this long (event time) publishes its final row and is forgotten; 0: never."""
 
     event_triggers: tuple[TriggerRule, ...] = field(init=False)
     session_triggers: tuple[TriggerRule, ...] = field(init=False)
@@ -199,7 +203,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if isinstance(value, Tick):
             ticked: list[Any] = []
             self._heard_ms = max(self._heard_ms, value.ts_ms)
-            self._time_passes(value.ts_ms, ticked)
+            due_ms = next_due_ms(self.state, self.cfg)
+            # Most ticks reach users with nothing due: they cost this test alone.
+            if due_ms is not None and value.ts_ms >= due_ms:
+                self._time_passes(value.ts_ms, ticked)
             return ticked, self._retain(ticked)
         out: list[Any] = []
         if isinstance(value, Handoff):
@@ -233,21 +240,14 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return self._finish(max(self.state.max_ts_ms, self._heard_ms)), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if not self.cfg.timers or self.state.max_ts_ms is None:
+        if not self.cfg.timers:
             return None
-        state = self.state
-        due = sessions.next_close_ms(state.sessions, self.cfg.sessions)
-        candidates = [] if due is None else [due]
-        if state.dedup.seen:
-            candidates.append(next(iter(state.dedup.seen.values())) + self.cfg.dedup.window_ms + 1)
-        if state.profile is not None:
-            candidates.append(state.evaluated_ms + self.cfg.refresh_ms)
-            candidates.append(state.scored_ms + self.cfg.rescore_ms)
-        if not candidates:
+        due = next_due_ms(self.state, self.cfg)
+        if due is None:
             return None
         # Never sooner than a second after the last timer: whatever is due then
         # has been handled, so a due time in the past cannot spin the worker.
-        due_ms = max(min(candidates) + state.offset_ms, self._notified_ms + 1000)
+        due_ms = max(due + self.state.offset_ms, self._notified_ms + 1000)
         return datetime.fromtimestamp(due_ms / 1000, timezone.utc)
 
     def snapshot(self) -> bytes:
@@ -335,6 +335,21 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             return
         self._catch_up(now_ms, now_ms - self.cfg.lateness_ms, out)
         self._flush(out)
+        release_ms = self.cfg.idle_release_ms
+        if release_ms and now_ms - self.state.max_ts_ms >= release_ms:
+            self._release(now_ms, out)
+
+    def _release(self, now_ms: int, out: list[Any]) -> None:
+        """Publish what the end of input would, as of ``now_ms``, then forget the user.
+
+        A refusal of personalization is kept (it must still be honoured), and so
+        are an erased customer's former devices; everything else goes, so
+        :meth:`_retain` discards the key.
+        """
+        out.extend(self._finish(now_ms))
+        state = self.state
+        self.state = JourneyState(user=state.user, opted_out=state.opted_out, erased_devices=state.erased_devices)
+        self._segment_inputs = None
 
     def _advance(self, ts: int, out: list[Any]) -> None:
         """Move the user's clock to ``ts`` and apply what time alone changes."""
