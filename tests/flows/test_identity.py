@@ -214,3 +214,13 @@ def test_two_workers_give_the_same_result_as_one(tmp_path: Path) -> None:
     two = run_replay(tmp_path, events, workers=2)
     assert set(_profiles(one)) == {f"u{n}" for n in range(12)}
     _same_outputs(one, two)
+
+
+def test_two_processes_give_the_same_result_as_one(tmp_path: Path) -> None:
+    events = _journeys()
+    one = run_replay(tmp_path, events)
+    source = write_events(tmp_path / "again.jsonl", events)
+    out = tmp_path / "two-processes"
+    two = Replayed(out, replay([source], out, settings(), processes=2, show_progress=False))
+    assert two.summary["identity_merges"] == 24
+    _same_outputs(one, two)

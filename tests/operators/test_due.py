@@ -28,7 +28,7 @@ def test_time_changes_nothing_before_the_due_time_and_something_at_it(tmp_path: 
     events = tmp_path / "events.jsonl"
     generator.generate(generator.GeneratorConfig(users=40, days=21, seed=11), events, tmp_path / "truth.jsonl")
     cfg = journey_config(SETTINGS, load_rules(SETTINGS.rules_path), timers=False)
-    clock = ReplayClock(SETTINGS.replay.tick_s * 1000, SETTINGS.replay.tick_window_s * 1000)
+    clock = ReplayClock.from_settings(SETTINGS)
     parsed = [cfg.parser.parse(line, f"t:{n}") for n, line, _ in read_lines(events)]
     logics: dict = {}
     checked = changed_at_due = 0
