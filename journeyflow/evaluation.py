@@ -16,7 +16,9 @@ profile:
 Calibration: the Brier score (mean squared error of the probability; lower is
 better; always predicting the base rate scores ``share * (1 - share)``) and
 reliability bins (users grouped by predicted probability in tenths, each
-bin's mean prediction next to the share that really had the outcome).
+bin's mean prediction next to the share that really had the outcome) and,
+when the truth names personas (generated data), the mean score next to the
+observed share of each persona (``by_persona``): where a gap comes from.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "roc_auc",
     "brier",
     "reliability",
+    "by_group",
     "adjusted_rand_index",
     "read_truth",
     "judge",
@@ -162,7 +165,36 @@ def _bgnbd_chances(profiles: list[dict[str, Any]], horizon_days: float) -> tuple
     return quiet, buy
 
 
-def _task(model: list[float], baselines: dict[str, list[float]], labels: list[bool], bgnbd_probability: list[float]) -> dict[str, Any]:
+def by_group(scores: Sequence[float], labels: Sequence[bool], groups: Sequence[str | None]) -> dict[str, dict[str, Any]]:
+    """Return each group's users, mean score and observed share (groups of ``None`` left out).
+
+    Where a reliability gap comes from: a bin's gap can be two groups that
+    the score mixes (generated personas), one over- and one under-predicted.
+
+    >>> by_group([0.2, 0.4, 0.9], [False, True, True], ["a", "a", None])
+    {'a': {'users': 2, 'mean_score': 0.3, 'observed': 0.5}}
+    """
+    members: dict[str, list[tuple[float, bool]]] = {}
+    for score, label, group in zip(scores, labels, groups, strict=True):
+        if group is not None:
+            members.setdefault(group, []).append((score, label))
+    return {
+        name: {
+            "users": len(pairs),
+            "mean_score": round(sum(p for p, _ in pairs) / len(pairs), 4),
+            "observed": round(sum(y for _, y in pairs) / len(pairs), 4),
+        }
+        for name, pairs in sorted(members.items())
+    }
+
+
+def _task(
+    model: list[float],
+    baselines: dict[str, list[float]],
+    labels: list[bool],
+    bgnbd_probability: list[float],
+    groups: list[str | None],
+) -> dict[str, Any]:
     table, gap = reliability(model, labels)
     figures: dict[str, Any] = {
         "positive_share": round(sum(labels) / len(labels), 4),
@@ -174,6 +206,8 @@ def _task(model: list[float], baselines: dict[str, list[float]], labels: list[bo
         "bgnbd_brier": brier(bgnbd_probability, labels),
         "bgnbd_reliability_max_gap": reliability(bgnbd_probability, labels)[1],
     }
+    if any(g is not None for g in groups):
+        figures["by_persona"] = by_group(model, labels, groups)
     known = {k: v for k, v in figures["baselines"].items() if v is not None}
     best = max(known, key=known.__getitem__) if known else None
     figures["best_baseline"] = best
@@ -192,6 +226,7 @@ def judge(rows: list[tuple[dict[str, Any], dict[str, Any]]], horizon_days: float
     churned = [bool(t["churned"]) for _, t in rows]
     bought = [t["purchases_in_horizon"] > 0 for _, t in rows]
     never = 1e6  # never bought: the longest recency of all
+    personas = [t.get("persona") for _, t in rows]
     return {
         "users": len(rows),
         "horizon_days": horizon_days,
@@ -204,6 +239,7 @@ def judge(rows: list[tuple[dict[str, Any], dict[str, Any]]], horizon_days: float
             },
             churned,
             quiet,
+            personas,
         ),
         "propensity": _task(
             [p["purchase_propensity"] for p in profiles],
@@ -214,6 +250,7 @@ def judge(rows: list[tuple[dict[str, Any], dict[str, Any]]], horizon_days: float
             },
             bought,
             buy,
+            personas,
         ),
     }
 

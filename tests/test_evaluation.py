@@ -54,8 +54,14 @@ def test_judge_reports_every_baseline_and_a_verdict() -> None:
             "purchases_total": 3 if active else 0,
             "recency_days": 5.0 if active else None,
         }
-        rows.append((profile, {"churned": not active, "purchases_in_horizon": int(active)}))
+        rows.append((profile, {"churned": not active, "purchases_in_horizon": int(active), "persona": "loyal" if active else "gone"}))
     figures = judge(rows, 30.0)
+    assert figures["churn"]["by_persona"] == {
+        "gone": {"users": 30, "mean_score": 0.8, "observed": 1.0},
+        "loyal": {"users": 30, "mean_score": 0.2, "observed": 0.0},
+    }
+    # A real log names no personas: no breakdown rather than one group of everyone.
+    assert "by_persona" not in judge([(p, {**t, "persona": None}) for p, t in rows], 30.0)["churn"]
     for task in ("churn", "propensity"):
         q = figures[task]
         assert set(q["baselines"]) == {"recency", "frequency", "bgnbd"}
