@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bytewax.operators import StatefulLogic
+from bytewax.operators import StatefulBatchLogic, StatefulLogic
 
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators import recommend as rec
@@ -48,6 +48,7 @@ __all__ = [
     "build_popularity",
     "build_shard",
     "build_lists",
+    "Chain",
 ]
 
 #: Forward decay keeps scores comparable without touching old ones; rebase
@@ -59,26 +60,37 @@ _REBASE_EXPONENT = 500.0
 class PopularityState:
     """Decayed product counts, the top products overall and per category."""
 
-    version: int = 1
+    version: int = 2
     origin_ms: int | None = None
     counts: dict[str, float] = field(default_factory=dict)
     overall: Ranking = field(default_factory=lambda: Ranking([], {}))
     categories: dict[str, Ranking] = field(default_factory=dict)
 
 
-class PopularityLogic(StatefulLogic[RecAsk, ShardWork, bytes]):
-    """Count product events; split each ask into work for the product shards."""
+class PopularityLogic(StatefulBatchLogic[RecAsk, tuple[str, list[ShardWork]], bytes]):
+    """Count product events; split a batch of asks into one item of work per product shard.
+
+    One item per shard and batch, rather than one or more per event, keeps
+    the hop to the product step cheap: its cost is per item and per key.
+    """
 
     def __init__(self, cfg: RecommendConfig, state: PopularityState) -> None:
         self.cfg = cfg
         self.state = state
 
-    def on_item(self, value: RecAsk) -> tuple[Iterable[ShardWork], bool]:
-        return self.work(value), StatefulLogic.RETAIN
+    def on_batch(self, values: list[RecAsk]) -> tuple[Iterable[tuple[str, list[ShardWork]]], bool]:
+        by_shard: dict[str, list[ShardWork]] = {}
+        for ask in values:
+            self.work(ask, by_shard)
+        return list(by_shard.items()), StatefulBatchLogic.RETAIN
 
-    def work(self, ask: RecAsk, *, count: bool = True) -> list[ShardWork]:
-        """Return the shard work of ``ask``, counting its product first (unless not ``count``:
-        then nothing is counted or learned, the question is only asked)."""
+    def on_item(self, value: RecAsk) -> tuple[Iterable[tuple[str, list[ShardWork]]], bool]:
+        """Handle one ask (a batch of one)."""
+        return self.on_batch([value])
+
+    def work(self, ask: RecAsk, by_shard: dict[str, list[ShardWork]], *, count: bool = True) -> None:
+        """Add the shard work of ``ask`` to ``by_shard``, counting its product first (unless not
+        ``count``: then nothing is counted or learned, the question is only asked)."""
         cfg = self.cfg
         state = self.state
         product = ask.product
@@ -86,29 +98,31 @@ class PopularityLogic(StatefulLogic[RecAsk, ShardWork, bytes]):
         ranking = None
         if product is not None and not count:
             ranking = state.categories.get(ask.category) if ask.category is not None else None
-            ask = dataclasses.replace(ask, previous=())
+            ask = ask._replace(previous=())
         elif product is not None:
-            top = state.overall.top
             if ask.kind == "view" and product in state.overall.scores:
-                index = top.index(product)
+                index = state.overall.top.index(product)
                 popular_rank = index if index < rec.EVAL_DEPTH else None
             if ask.kind != "remove":
                 ranking = self._count(product, ask.category, ask.ts_ms)
-            elif ask.category is not None and ask.category in state.categories:
-                ranking = state.categories[ask.category]
-        popular = tuple(state.overall.top[: rec.EVAL_DEPTH])
-        in_category = tuple(ranking.top[: rec.EVAL_DEPTH]) if ranking is not None else ()
-        out: list[ShardWork] = []
-        by_shard: dict[str, list[tuple[str, str, float]]] = {}
-        if product is not None:
-            for distance, source in enumerate(ask.previous, start=1):
-                by_shard.setdefault(rec.shard_of(source, cfg.shards), []).append((source, product, 1.0 / distance))
-            home = rec.shard_of(product, cfg.shards)
-            out.append(ShardWork(home, tuple(by_shard.pop(home, ())), ask, popular, in_category, popular_rank))
-        else:
-            out.append(ShardWork("rec:0", (), ask, popular, in_category, None))
-        out.extend(ShardWork(shard, tuple(pairs)) for shard, pairs in by_shard.items())
-        return out
+            elif ask.category is not None:
+                ranking = state.categories.get(ask.category)
+        popular = rec.ranking_top(state.overall)
+        in_category = rec.ranking_top(ranking) if ranking is not None else ()
+        if product is None:
+            by_shard.setdefault("rec:0", []).append(ShardWork("rec:0", (), ask, popular, in_category, None))
+            return
+        shards = cfg.shards
+        home = rec.shard_of(product, shards)
+        own: list[tuple[str, str, float]] = []
+        for distance, source in enumerate(ask.previous, start=1):
+            shard = rec.shard_of(source, shards)
+            pair = (source, product, 1.0 / distance)
+            if shard == home:
+                own.append(pair)
+            else:
+                by_shard.setdefault(shard, []).append(ShardWork(shard, (pair,)))
+        by_shard.setdefault(home, []).append(ShardWork(home, tuple(own), ask, popular, in_category, popular_rank))
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)
@@ -156,26 +170,40 @@ def _drop(ranking: Ranking, product: str) -> None:
     if product in ranking.scores:
         del ranking.scores[product]
         ranking.top.remove(product)
+        ranking.view = None
 
 
 @dataclass(slots=True)
 class ShardState:
     """The products of one shard and their successors."""
 
-    version: int = 1
+    version: int = 2
     table: dict[str, list[Any]] = field(default_factory=dict)
 
 
-class ShardLogic(StatefulLogic[ShardWork, RecAnswer, bytes]):
-    """Learn the pairs whose source is in this shard; answer asks about its products."""
+class ShardLogic(StatefulBatchLogic[list[ShardWork], RecAnswer, bytes]):
+    """Learn the pairs whose source is in this shard; answer asks about its products.
+
+    Each item is a batch's work for this shard, in event order: a product
+    answers with what it had learned before the event, never after.
+    """
 
     def __init__(self, cfg: RecommendConfig, state: ShardState) -> None:
         self.cfg = cfg
         self.state = state
 
-    def on_item(self, value: ShardWork) -> tuple[Iterable[RecAnswer], bool]:
-        answer = self.work(value)
-        return ([] if answer is None else [answer]), StatefulLogic.RETAIN
+    def on_batch(self, values: list[list[ShardWork]]) -> tuple[Iterable[RecAnswer], bool]:
+        out: list[RecAnswer] = []
+        for works in values:
+            for work in works:
+                answer = self.work(work)
+                if answer is not None:
+                    out.append(answer)
+        return out, StatefulBatchLogic.RETAIN
+
+    def on_item(self, value: list[ShardWork]) -> tuple[Iterable[RecAnswer], bool]:
+        """Handle one item (a batch's work for this shard)."""
+        return self.on_batch([value])
 
     def work(self, work: ShardWork) -> RecAnswer | None:
         """Learn ``work``'s pairs; return the answer to its ask, if it has one."""
@@ -200,8 +228,10 @@ _NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
 class ListState:
     """One customer's candidate scores and list."""
 
-    version: int = 1
+    version: int = 2
     scores: dict[str, float] = field(default_factory=dict)
+    scale: float = 1.0
+    """Weight of the latest product's successors in ``scores`` (forward decay, see :func:`rec.blend`)."""
     ranked: tuple[str, ...] = ()
     """Best first, ``EVAL_DEPTH`` deep; the published list is its first ``size``."""
     last_ms: int | None = None
@@ -277,7 +307,7 @@ class ListLogic(StatefulLogic[Any, Any, bytes]):
             self._score(ask.product, answer.popular_rank)
         fresh = state.last_ms is None or ask.ts_ms - state.last_ms > cfg.session_gap_ms
         if ask.kind == "view" or ask.kind == "cart" and answer.successors:
-            state.scores = rec.blend(state.scores, cfg, answer.successors, fresh)
+            state.scores, state.scale = rec.blend(state.scores, state.scale, cfg, answer.successors, fresh)
         state.last_ms = ask.ts_ms if state.last_ms is None else max(state.last_ms, ask.ts_ms)
         exclude = set(ask.exclude)
         if ask.product is not None:
@@ -328,3 +358,45 @@ def build_shard(cfg: RecommendConfig) -> Any:
 def build_lists(cfg: RecommendConfig) -> Any:
     """Return the lists step's builder."""
     return lambda resume: ListLogic(cfg, ListState() if resume is None else decode_state(resume, ListState))
+
+
+class Chain:
+    """The three steps chained in one process, event by event, as the dataflow chains them.
+
+    The offline evaluation, the benchmark and the tests drive the real
+    logic through this one definition. ``recent`` plays the journey step's
+    part (each customer's last products).
+    """
+
+    def __init__(self, cfg: RecommendConfig) -> None:
+        self.cfg = cfg
+        self.popularity = PopularityLogic(cfg, PopularityState())
+        self.shards: dict[str, ShardLogic] = {}
+        self.lists: dict[str, ListLogic] = {}
+        self.recent: dict[str, tuple[tuple[str, int], ...]] = {}
+
+    def event(self, event: Any, cart: Any = (), bought: Any = (), *, learn: bool = True) -> list[Any]:
+        """Run a customer's event (``user``, ``type``, ``ts_ms``, ``product_id``, ``category``,
+        ``items``) through the steps; return what the lists step emitted."""
+        ask, self.recent[event.user] = rec.observe(self.cfg, self.recent.get(event.user, ()), event, cart, bought)
+        return [] if ask is None else self.ask(ask, learn=learn)
+
+    def ask(self, ask: RecAsk, *, learn: bool = True) -> list[Any]:
+        """Run one ask through the steps (not ``learn``: nothing is counted or learned)."""
+        by_shard: dict[str, list[ShardWork]] = {}
+        self.popularity.work(ask, by_shard, count=learn)
+        out: list[Any] = []
+        for shard, works in by_shard.items():
+            logic = self.shards.get(shard)
+            if logic is None:
+                logic = self.shards[shard] = ShardLogic(self.cfg, ShardState())
+            for answer in logic.on_batch([works])[0]:
+                out.extend(self.logic(answer.ask.user).on_item(answer)[0])
+        return out
+
+    def logic(self, user: str) -> ListLogic:
+        """Return the lists step's logic of ``user`` (a new one if none)."""
+        logic = self.lists.get(user)
+        if logic is None:
+            logic = self.lists[user] = ListLogic(self.cfg, ListState())
+        return logic
