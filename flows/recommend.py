@@ -114,7 +114,7 @@ def add_recommendations(
     # ("rec:N", RecAnswer)
     merged: Stream[Any] = op.merge("rec_merge", audience, op.map("rec_by_user", answers, _by_user))
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecAnswer)
-    lists = op.stateful("rec_lists", merged, build_lists(cfg))  # type: ignore[arg-type]
+    lists = op.stateful_batch("rec_lists", merged, build_lists(cfg))  # type: ignore[arg-type]
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecQuality)
     if quality is not None:
         op.output("write_rec_quality", op.filter_map("rec_quality", lists, _quality), quality)

@@ -366,7 +366,10 @@ def rank(
     >>> rank({"a": 0.1, "b": 0.7}, {"a"}, (("c", "b", "d"),), 3)
     ('b', 'c', 'd')
     """
-    ranked = [p for p, _ in sorted(scores.items(), key=itemgetter(1), reverse=True) if p not in exclude]
+    # A stable sort: equal scores keep the order they were first scored in.
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    if exclude:
+        ranked = [p for p in ranked if p not in exclude]
     if len(ranked) < depth:
         seen = set(ranked) | exclude
         for products in fill:

@@ -4,10 +4,15 @@ See :mod:`operators.recommend` for the algorithm. Guarantees:
 
 * Ordering: one customer's asks reach the popularity step, then each shard,
   in the order the journey step emitted them (one key, one worker each), so
-  a product learns its successors in event order. The lists step receives
-  answers and the audience step's records over two paths: a segment change
-  shows the list as of the answers that arrived before it; a replay's final
-  profile row waits for the end of the input, so it has the last list.
+  a product learns its successors in event order. The popularity and
+  product steps take a whole batch at a time (``stateful_batch``): the
+  popularity step sends each shard one item per batch, its work in event
+  order, so a product answers with what it learned before the event. The
+  product step answers shard by shard, so the lists step puts the answers
+  of one customer's batch back in time order. It receives answers and the
+  audience step's records over two paths: a segment change shows the list
+  as of the answers that arrived before it; a replay's final profile row
+  waits for the end of the input, so it has the last list.
 * Consent and erasure: only consenting customers' events are asked about
   (the journey step filters), so an opted-out customer contributes nothing
   and gets no list. A tombstone (``forget`` or a refusal) drops the
@@ -17,8 +22,8 @@ See :mod:`operators.recommend` for the algorithm. Guarantees:
 * Memory: popularity keeps at most ``max_products`` counts and
   ``max_categories`` category rankings (least recently seen forgotten);
   each shard keeps at most ``max_products / shards`` products with at most
-  ``2 * neighbours`` successors each; a customer keeps ``candidates`` scored
-  products and the list. A customer's state is discarded with the list.
+  ``2 * neighbours`` successors each; a customer keeps at most
+  ``2 * candidates`` scored products and the list. A customer's state is discarded with the list.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bytewax.operators import StatefulBatchLogic, StatefulLogic
+from bytewax.operators import StatefulBatchLogic
 
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators import recommend as rec
@@ -221,6 +226,10 @@ class ShardLogic(StatefulBatchLogic[list[ShardWork], RecAnswer, bytes]):
         return encode_state(self.state)
 
 
+def _answer_ms(answer: RecAnswer) -> int:
+    return answer.ask.ts_ms
+
+
 _NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
 
 
@@ -243,7 +252,7 @@ class ListState:
     hits: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-class ListLogic(StatefulLogic[Any, Any, bytes]):
+class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     """Keep one customer's list; add it to their segment changes and profile rows."""
 
     def __init__(self, cfg: RecommendConfig, state: ListState) -> None:
@@ -252,9 +261,25 @@ class ListLogic(StatefulLogic[Any, Any, bytes]):
         # Rules whose payload failed at run time (logged once each).
         self._failed: set[str] = set()
 
+    def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
+        answers = [i for i, value in enumerate(values) if type(value) is RecAnswer]
+        if len(answers) > 1:
+            # The product step answers a batch shard by shard, so one customer's
+            # answers can arrive out of time order: put them back in it (in the
+            # places answers hold; the other records keep theirs).
+            ordered = sorted((values[i] for i in answers), key=_answer_ms)
+            values = list(values)
+            for i, answer in zip(answers, ordered):
+                values[i] = answer
+        out: list[Any] = []
+        for value in values:
+            out.extend(self.on_item(value)[0])
+        return out, self._retain()
+
     def on_item(self, value: Any) -> tuple[Iterable[Any], bool]:
+        """Handle one record (a batch of one, or each of a batch in turn)."""
         state = self.state
-        if isinstance(value, RecAnswer):
+        if type(value) is RecAnswer:
             return self.answer(value), self._retain()
         if isinstance(value, Trigger) and value.rule in self.cfg.payloads:
             values = {RECOMMENDATIONS: self.published}
@@ -269,11 +294,11 @@ class ListLogic(StatefulLogic[Any, Any, bytes]):
             return [dataclasses.replace(value, profile=profile, fields=fields)], self._retain()
         if isinstance(value, ProfileRow) and value.final:
             state.final = value
-            return [], StatefulLogic.RETAIN
+            return [], StatefulBatchLogic.RETAIN
         if isinstance(value, Tombstone):
             quality = self._quality()
             self.state = ListState(erased_ms=value.ts_ms)
-            return [value, *quality], StatefulLogic.RETAIN
+            return [value, *quality], StatefulBatchLogic.RETAIN
         return [value], self._retain()
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
@@ -341,8 +366,8 @@ class ListLogic(StatefulLogic[Any, Any, bytes]):
     def _retain(self) -> bool:
         state = self.state
         if state.ranked or state.scores or state.final is not None or state.erased_ms is not None or state.evaluated:
-            return StatefulLogic.RETAIN
-        return StatefulLogic.DISCARD
+            return StatefulBatchLogic.RETAIN
+        return StatefulBatchLogic.DISCARD
 
 
 def build_popularity(cfg: RecommendConfig) -> Any:
