@@ -28,6 +28,7 @@ __all__ = [
     "DedupSettings",
     "LatenessSettings",
     "SessionSettings",
+    "IdentitySettings",
     "ProfileSettings",
     "SegmentSettings",
     "PrivacySettings",
@@ -151,6 +152,14 @@ class LatenessSettings:
 class SessionSettings:
     gap_s: int = _setting(_positive)
     """Inactivity that ends a session. Env: JOURNEYFLOW_SESSIONS_GAP_S."""
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    link_idle_s: int = _setting(_positive)
+    """Event time without an event of a linked device after which its link is
+    forgotten (and its later events start a new anonymous profile).
+    Env: JOURNEYFLOW_IDENTITY_LINK_IDLE_S."""
 
 
 @dataclass(frozen=True)
@@ -323,6 +332,13 @@ class ReplaySettings:
 
 
 @dataclass(frozen=True)
+class StateSettings:
+    idle_release_s: int = _setting(_non_negative)
+    """A user idle this long (event time; the user's clock live) publishes a final row and
+    is forgotten; 0: never. Env: JOURNEYFLOW_STATE_IDLE_RELEASE_S."""
+
+
+@dataclass(frozen=True)
 class RunSettings:
     workers: int = _setting(_positive)
     epoch_s: float = _setting(_positive)
@@ -372,6 +388,7 @@ class Settings:
     dedup: DedupSettings
     lateness: LatenessSettings
     sessions: SessionSettings
+    identity: IdentitySettings
     profiles: ProfileSettings
     segments: SegmentSettings
     privacy: PrivacySettings
@@ -381,6 +398,7 @@ class Settings:
     redis: RedisSettings
     recovery: RecoverySettings
     replay: ReplaySettings
+    state: StateSettings
     run: RunSettings
     conversions: ConversionSettings
     logging: LoggingSettings
@@ -571,6 +589,16 @@ def _cross_check(settings: Settings) -> None:
         msg = (
             f"dedup.window_s must be >= lateness.allowed_s ({settings.lateness.allowed_s}), "
             f"or a late duplicate could pass as new; got {settings.dedup.window_s} instead"
+        )
+        raise ConfigError(msg)
+    release = settings.state.idle_release_s
+    # Released only once the dedup window and any open session are over, so a
+    # release never cuts a session short or lets a duplicate through.
+    least = max(settings.dedup.window_s, settings.sessions.gap_s + settings.lateness.allowed_s + 1)
+    if release and release < least:
+        msg = (
+            f"state.idle_release_s must be 0 or >= {least} (dedup.window_s, and sessions.gap_s + "
+            f"lateness.allowed_s); got {release} instead"
         )
         raise ConfigError(msg)
     for name in settings.privacy.personal_fields:

@@ -3,11 +3,13 @@
 Only the inputs and the sinks differ between a replay and the live worker;
 every operator in between is the same. The pipeline::
 
-    inputs ─► journey (per user) ─► models (one, global) ─► audience (per user)
-                 │                                              │
-                 │                          segment changes, triggers, holdouts,
-                 │                          profiles, store, model report
-                 └─► sessions, dead letters, triggers, store rows, tallies
+    inputs ─► devices (per anonymous id) ─► journey (per customer) ─► models (one, global) ─► audience (per user)
+                 │  a not-yet-linked visitor     │  its own events, and what          │
+                 │  is handled here in full;     │  the devices forward               │
+                 │  at login its state is        │                     segment changes, triggers,
+                 │  handed to the customer       │                     holdouts, profiles, store
+                 └───────────────────────────────┴─► sessions, dead letters, triggers, store rows,
+                                                     tallies, identity merges
 
 Shape comments after each step say what flows: ``# (user, Event)``.
 """
@@ -28,6 +30,8 @@ from flows.store_state import StoreStateConfig, store_state
 from journeyflow import metrics
 from journeyflow.events import DeadLetter, EventParser
 from journeyflow.records import (
+    Forward,
+    IdentityMerge,
     ModelReport,
     ProfileRow,
     SegmentChange,
@@ -41,6 +45,7 @@ from flows.loop import close_loop, goal_types
 from flows.recommend import add_recommendations, recommend_config, routed_here
 from operators.audience import AudienceConfig
 from operators.dedup import DedupConfig
+from operators.identity import DeviceConfig, device_key, in_input_order, to_device
 from operators.journey import Inbound, JourneyConfig
 from operators.labels import LabelConfig
 from operators.models import ModelConfig, load_models
@@ -142,6 +147,7 @@ def journey_config(
         store_rows=store_rows,
         goal_types=goal_types(rules),
         recommend=recommend_config(settings),
+        idle_release_ms=settings.state.idle_release_s * 1000,
     )
 
 
@@ -246,10 +252,22 @@ def build_flow(
     store_rows = outputs.store is not None
     flow = Dataflow(flow_id)
     events, early_dead = inputs(flow)
-    # (user, Event | RawRecord | Tick | EndOfInput), DeadLetter | None
+    # (user, Event | Tick), DeadLetter | None
     journey_cfg = journey_config(settings, rules, timers=live, store_rows=store_rows and live)
-    journey = op.stateful("journey", events, journey_cfg.build)
-    # (user, SessionSummary | DeadLetter | Trigger | UserUpdate | ProfileRow | Tally)
+    routed = op.branch("route_identity", events, lambda kv: to_device(kv[1]))
+    device_in = op.map("key_by_device", routed.trues, lambda kv: (device_key(kv[1]), kv[1]))
+    # (anonymous id, Event | Tick): anonymous events, logins, unlinked devices' time
+    device_cfg = DeviceConfig(journey_cfg, link_idle_ms=settings.identity.link_idle_s * 1000)
+    devices = op.stateful("devices", device_in, device_cfg.build)
+    # (anonymous id, Forward | what the journey step emits, for an unlinked visitor | IdentityMerge)
+    handed = op.branch("split_forwards", devices, lambda kv: isinstance(kv[1], Forward))
+    forwarded = op.map("key_by_customer", handed.trues, lambda kv: (kv[1].user, kv[1].item))
+    customer_in = op.merge("customer_inputs", routed.falses, forwarded)
+    # (user, Event | Tick | Handoff), applied in input order
+    # A replay sends placeholders for what comes through the devices (flows/files.py).
+    customers = in_input_order("journey", customer_in, journey_cfg.build, placeholders=not live)
+    journey = op.merge("journeys", handed.falses, customers)
+    # (user, SessionSummary | DeadLetter | Trigger | UserUpdate | ProfileRow | Tally | IdentityMerge)
     to_models = op.filter_map(
         "to_models", journey, lambda kv: (MODELS_KEY, kv[1]) if isinstance(kv[1], UserUpdate) else None
     )
@@ -284,8 +302,16 @@ def build_flow(
     split = op.branch("split_holdouts", fired, lambda t: t.variant != "holdout")
     op.output("write_triggers", split.trues, outputs.triggers)
     op.output("write_holdouts", split.falses, outputs.holdouts)
-    published = _only(
-        "published", audience, (SegmentChange, Tombstone), lambda r: not isinstance(r, Tombstone) or r.reason == "forget"
+    merges = _only("merges", journey, IdentityMerge)
+    published = op.merge(
+        "changes_and_merges",
+        _only(
+            "published",
+            audience,
+            (SegmentChange, Tombstone),
+            lambda r: not isinstance(r, Tombstone) or r.reason == "forget",
+        ),
+        merges,
     )
     op.output(
         "write_segment_changes", op.inspect("count_segment_changes", published, _count_change), outputs.segment_changes
@@ -298,6 +324,7 @@ def build_flow(
             "store_records",
             _only("journey_rows", journey, ProfileRow),
             _only("audience_rows", audience, (ProfileRow, SegmentChange, Tombstone)),
+            merges,
         )
         if live and settings.redis.repair_check_s > 0:
             # Keeps each user's hash as state, to rewrite it if Redis loses data.

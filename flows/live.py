@@ -5,10 +5,12 @@ first (brokers, topics, Redis, the recovery directory) so that a problem is
 one clear line and a non-zero exit within the connect timeouts, then runs the
 flow until SIGTERM or SIGINT, which stop it cleanly.
 
-Messages are keyed by the Kafka message key (the user id, per the contract)
-and parsed inside the per-user step, after the exchange between workers:
-raw bytes are cheaper to move between processes than parsed events. A
-message without a key is routed by the user id in its body.
+Messages are parsed where they are read (the message key, when there is one,
+must name the event's user or device), then routed like a replay's events:
+by anonymous id through the device step, or by user id straight to the
+customer step (``operators/identity.py``). Routing needs the parsed event: a
+login is keyed by its user id but must reach its device's state, so parsed
+events, not raw bytes, cross between workers.
 """
 
 from __future__ import annotations
@@ -23,16 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
-import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from config.settings import Settings, check_salt, load_settings, mask_url
-from flows.journey import Outputs, build_flow
+from flows.journey import Outputs, build_flow, event_parser
 from flows.kafka import KafkaSink, KafkaSource, check_brokers, check_dead_letter_room, missing_topics
 from flows.redis_sink import StoreSink
 from flows.runtime import execute
 from journeyflow.errors import ConfigError, ConnectionFailure
+from journeyflow.events import DeadLetter, Event
 from journeyflow.metrics import set_running, start_metrics_server
 from journeyflow.outages import RetryPolicy
 from journeyflow.records import RawRecord
@@ -44,7 +46,6 @@ __all__ = [
     "flow",
     "run",
     "prepare_recovery",
-    "route_key",
     "output_topics",
     "required_topics",
     "check_topics",
@@ -54,32 +55,6 @@ __all__ = [
 FLOW_ID = "journeyflow"
 
 log = logging.getLogger("journeyflow.live")
-
-
-def route_key(record: RawRecord) -> str:
-    """Return the user a raw message belongs to: its key, else the id in its body.
-
-    A message with neither goes to the key ``""``, where it becomes a dead letter.
-
-    >>> route_key(RawRecord(b"{}", "events/0@1", "u1"))
-    'u1'
-    >>> route_key(RawRecord(b'{"anonymous_id": "a9"}', "events/0@2"))
-    'a9'
-    >>> route_key(RawRecord(b"not json", "events/0@3"))
-    ''
-    """
-    if record.key:
-        return record.key
-    try:
-        doc = orjson.loads(record.data)
-    except orjson.JSONDecodeError:
-        return ""
-    if isinstance(doc, dict):
-        for name in ("user_id", "anonymous_id"):
-            user = doc.get(name)
-            if isinstance(user, str) and user:
-                return user
-    return ""
 
 
 def read_rules(settings: Settings) -> Rules:
@@ -181,12 +156,23 @@ def live_flow(settings: Settings, *, check: bool = True, rules: Rules | None = N
         redis_settings = settings.redis
         outputs["store"] = StoreSink(lambda: RedisStore.from_settings(redis_settings, policy=policy))
 
+    parser = event_parser(settings)
+
+    def parse(record: RawRecord) -> Event | DeadLetter:
+        parsed = parser.parse(record.data, record.source, record.key)
+        # Live, a customer's items that reach the per-customer step together are
+        # applied in event-time order (a replay uses its input position).
+        return parsed if isinstance(parsed, DeadLetter) else parsed._replace(seq=parsed.ts_ms)
+
     def read_kafka(flow: Dataflow) -> Any:
         read = op.input("read", flow, source)
         # RawRecord
-        keyed = op.key_on("key_by_user", read, route_key)
-        # (user, RawRecord): parsed in the per-user step, after the exchange
-        return keyed, None
+        parsed = op.map("parse", read, parse)
+        # Event | DeadLetter
+        split = op.branch("split_dead_letters", parsed, lambda item: isinstance(item, DeadLetter))
+        keyed = op.key_on("key_by_user", split.falses, lambda event: event.user)
+        # (user, Event)
+        return keyed, split.trues
 
     return build_flow(settings, read_kafka, Outputs(**outputs), live=True, rules=rules, flow_id=FLOW_ID)
 

@@ -7,12 +7,9 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from journeyflow.records import ProfileRow, SegmentChange, Tombstone
-from state.store import Restore, StateStore
+from state.store import StateStore
 
 __all__ = ["StoreSink"]
-
-_ACCEPTED = (ProfileRow, SegmentChange, Tombstone, Restore)
 
 
 class _StorePartition(StatelessSinkPartition[Any]):
@@ -20,13 +17,7 @@ class _StorePartition(StatelessSinkPartition[Any]):
         self._store = store
 
     def write_batch(self, items: list[Any]) -> None:
-        for item in items:
-            if not isinstance(item, _ACCEPTED):
-                msg = (
-                    "store sink items must be ProfileRow, SegmentChange, Tombstone or Restore; "
-                    f"got {type(item).__name__} instead"
-                )
-                raise TypeError(msg)
+        # The store refuses a batch holding anything else before writing any of it.
         self._store.apply(items)
 
     def close(self) -> None:
@@ -34,8 +25,7 @@ class _StorePartition(StatelessSinkPartition[Any]):
 
 
 class StoreSink(DynamicSink[Any]):
-    """Apply :class:`~journeyflow.records.ProfileRow`, ``SegmentChange`` and
-    ``Tombstone`` records to a store, one store per worker.
+    """Apply store records (:data:`~state.store.StoreRecord`) to a store, one store per worker.
 
     Each batch bytewax delivers is applied in order with one ``store.apply``
     call (one Redis round trip), and ``write_batch`` returns only once it is

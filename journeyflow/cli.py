@@ -49,6 +49,7 @@ def _replay(args: argparse.Namespace) -> int:
         Path(args.out),
         settings,
         workers=settings.run.workers,
+        processes=args.processes,
         show_progress=not args.quiet,
         store=store,
         truth=Path(args.truth) if args.truth else None,
@@ -189,6 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", required=True, metavar="DIR", help="folder for the outputs")
     replay.add_argument("--config", metavar="FILE", help="settings file overriding the defaults")
     replay.add_argument("--workers", type=int, metavar="N", help="worker threads (default 1)")
+    replay.add_argument(
+        "--processes", type=int, default=1, metavar="N",
+        help="run as a cluster of N processes on this machine (default 1; see flows/processes.py)",
+    )
     replay.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     replay.add_argument("--redis", metavar="URL", help="also write profiles to Redis (rebuild the store)")
     replay.add_argument("--truth", metavar="FILE", help="generator ground truth: judge the models in summary.json")

@@ -26,6 +26,7 @@ from journeyflow.redact import Redactor, cut_at_boundary, digest, fit
 __all__ = [
     "EVENT_TYPES",
     "SESSION_EXCLUDED_TYPES",
+    "IDENTITY_TYPES",
     "Item",
     "Event",
     "DeadLetter",
@@ -57,7 +58,8 @@ EVENT_TYPES = frozenset(
 SESSION_EXCLUDED_TYPES = frozenset({"consent", "forget"})
 
 _PRODUCT_TYPES = frozenset({"product_view", "add_to_cart", "remove_from_cart"})
-_IDENTITY_TYPES = frozenset({"login", "identify"})
+IDENTITY_TYPES = frozenset({"login", "identify"})
+"""Event types that link an ``anonymous_id`` to a ``user_id`` (they must carry both)."""
 
 # Epoch milliseconds accepted for `ts`: 1970 up to (not including) 2100.
 _MAX_TS_MS = 4_102_444_800_000
@@ -107,6 +109,11 @@ class Event(NamedTuple):
     personal: tuple[tuple[str, str], ...] = ()
     raw: bytes = b""
     """The message as received, for a dead letter if the event turns out late."""
+    seq: int = 0
+    """Where the event stands in the input: its position in a replay's merged
+    input, live its event time. The per-customer step applies what reaches it
+    at once in this order (see :func:`operators.identity.in_input_order`).
+    Keep it the last field: the replay splices it in (``flows/files.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +367,8 @@ class EventParser:
             event = self._event(doc, source, raw)
         except _Invalid as ex:
             return self.dead_letter(raw, source, ex.code, ex.reason, doc)
-        if user_hint is not None and user_hint != event.user:
+        if user_hint is not None and user_hint != event.user and user_hint != event.anonymous_id:
+            # A device's login may be keyed by its anonymous id, like the device's other events.
             reason = f"message key {user_hint!r} does not match the event's user {event.user!r}"
             return self.dead_letter(raw, source, "key_mismatch", reason, doc)
         return event
@@ -395,7 +403,7 @@ class EventParser:
             _text(doc, "anonymous_id", _MAX_ID_CHARS)
         if user_id is None and anonymous_id is None:
             raise _Invalid("missing_field", "missing field: user_id (or anonymous_id)")
-        if kind in _IDENTITY_TYPES and (user_id is None or anonymous_id is None):
+        if kind in IDENTITY_TYPES and (user_id is None or anonymous_id is None):
             missing = "user_id" if user_id is None else "anonymous_id"
             raise _Invalid("missing_field", f"missing field: {missing} ({kind} links both ids)")
         ts = get("ts")

@@ -178,6 +178,12 @@ class GeneratorConfig:
     """Events written 1-3 hours after their ``ts``: beyond the lateness (the truth still has them)."""
     anonymous_share: float = 0.1
     """Users who browse with an ``anonymous_id`` only until they log in."""
+    never_identify_share: float = 0.3
+    """Of those anonymous users, the share who never log in: their device keeps its own profile."""
+    second_device_share: float = 0.1
+    """Identified users who also browse from a second device, from the second half of their
+    sessions on: anonymous there until they log in on it during its first session; the
+    device's later sessions carry both ids (a logged-out return keeps the cookie)."""
     opt_out_share: float = 0.01
     """Users who refuse personalization (consent) at some session of the period."""
     forget_share: float = 0.002
@@ -202,6 +208,8 @@ class GeneratorConfig:
             "out_of_order_share",
             "late_share",
             "anonymous_share",
+            "never_identify_share",
+            "second_device_share",
             "opt_out_share",
             "forget_share",
         )
@@ -560,6 +568,23 @@ class _User:
             # The erasure comes with closing the account: the user does not come back.
             self.horizon_starts = []
         self.identified = not self.anonymous
+        # Devices are drawn from a stream of their own, so the rest of a seed's data is unchanged.
+        devices = random.Random(f"{config.seed}:{index}:devices")
+        self.never_identifies = self.anonymous and devices.random() < config.never_identify_share
+        if self.never_identifies:
+            self.identify_session = -1
+        self.second_id = f"anon-{devices.getrandbits(64):016x}"
+        second = not self.never_identifies and sessions >= 2 and devices.random() < config.second_device_share
+        first_second = max(self.identify_session + 1, sessions // 2)
+        self.second_sessions = (
+            frozenset([first_second, *(n for n in range(first_second + 1, sessions) if devices.random() < 0.5)])
+            if second and first_second < sessions
+            else frozenset()
+        )
+        # The second device logs in during its first session.
+        self.second_login = min(self.second_sessions, default=-1)
+        self.on_second = False  # the session being written runs on the second device
+        self.second_identified = False
         self.cart: dict[int, int] = {}
         self.orders = 0
         self.serial = 0
@@ -678,8 +703,9 @@ class _User:
         dup_cut, ooo_cut, late_cut, bad_cut = self.shared.noise_cuts
         id_prefix = self.id_prefix
         user_id = self.user_id
-        # Known users are identified from the start; anonymous ones take the general path.
-        known = not self.anonymous
+        # Known users are identified from the start; anonymous ones (and second devices) take
+        # the general path.
+        known = not self.anonymous and not self.on_second
         serial = self.serial
         for ts, (kind, props, context, traits) in zip(stamps, steps):
             serial += 1
@@ -721,17 +747,22 @@ class _User:
     ) -> dict:
         """Build an event dict in the general case: anonymous ids, login, no properties, traits."""
         event: dict = {"event_id": event_id, "type": kind}
+        second = self.on_second
+        device = self.second_id if second else self.anonymous_id
         if kind in _IDENTIFY_TYPES:
             event["user_id"] = self.user_id
-            event["anonymous_id"] = self.anonymous_id
-            self.identified = True
-        elif self.identified:
+            event["anonymous_id"] = device
+            if second:
+                self.second_identified = True
+            else:
+                self.identified = True
+        elif self.second_identified if second else self.identified:
             event["user_id"] = self.user_id
-            if self.anonymous:
+            if self.anonymous or second:
                 # The cookie stays on the device after the login.
-                event["anonymous_id"] = self.anonymous_id
+                event["anonymous_id"] = device
         else:
-            event["anonymous_id"] = self.anonymous_id
+            event["anonymous_id"] = device
         event["ts"] = ts_value
         if props is not None:
             event["properties"] = props
@@ -752,6 +783,8 @@ class _User:
             "user_id": self.user_id,
             "persona": self.persona.name,
             "anonymous_id": self.anonymous_id if self.anonymous else None,
+            "identified": not self.never_identifies,
+            "second_device_id": self.second_id if self.second_sessions else None,
             "churned": not self.horizon_starts,
             "purchases_in_horizon": purchases,
             "revenue_in_horizon": revenue_cents / 100,
@@ -777,19 +810,22 @@ class _User:
         random_ = self.rng.random
         persona = self.persona
         one_off = number is not None and (
-            number in (self.identify_session, self.opt_out_session, self.forget_session)
+            number in (self.identify_session, self.opt_out_session, self.forget_session, self.second_login)
             or (number == 0 and self.accepts_consent)
         )
+        self.on_second = number in self.second_sessions
         # In-store purchases need a loyalty card, so only identified users make them, and the
         # one-off events happen online.
         if persona.pos and self.identified and not one_off and random_() < persona.pos:
+            self.on_second = False  # in the shop, with the loyalty card
             step, revenue_cents = self._store_purchase()
             return [step], revenue_cents
         context = self.web_context if random_() < self.web_share else self.app_context
         steps: list[_Step] = []
         landing = self._arrive(steps, start, number, context)
         intent = random_() < persona.buy_intent
-        self._browse(steps, landing, context, number == self.identify_session, intent)
+        identifies = number is not None and number in (self.identify_session, self.second_login)
+        self._browse(steps, landing, context, identifies, intent)
         revenue_cents = self._checkout(steps, context, intent)
         if number == self.forget_session:
             steps.append(("forget", None, context, None))
@@ -1199,6 +1235,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of events written up to 5 minutes late (default: %(default)s)",
     )
     parser.add_argument(
+        "--anonymous",
+        type=float,
+        default=defaults.anonymous_share,
+        help="share of users who browse anonymously before they log in (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--never-identify",
+        type=float,
+        default=defaults.never_identify_share,
+        help="share of those anonymous users who never log in (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--second-device",
+        type=float,
+        default=defaults.second_device_share,
+        help="share of identified users who also browse from a second device (default: %(default)s)",
+    )
+    parser.add_argument(
         "--mix",
         choices=MIXES,
         default=defaults.mix,
@@ -1241,6 +1295,9 @@ def run(args: argparse.Namespace) -> int:
             malformed_share=args.malformed,
             out_of_order_share=args.out_of_order,
             late_share=args.late,
+            anonymous_share=args.anonymous,
+            never_identify_share=args.never_identify,
+            second_device_share=args.second_device,
             responses=responses,
             mix=args.mix,
         )

@@ -1,9 +1,8 @@
 """Records that flow between steps and out of the dataflow.
 
 Input side: :class:`RawRecord` (a message as the transport delivered it) and
-:class:`Tick` and :class:`EndOfInput` (a replay's announcements that time
-passed, and that the input is
-over). Output side: one small class per output, each with ``to_json()``
+:class:`Tick` (a replay's announcement that time passed) and
+:class:`EndOfInput` (a user's input is over). Output side: one small class per output, each with ``to_json()``
 producing exactly the wire format of ``shared/spec/events.md``.
 """
 
@@ -25,6 +24,10 @@ __all__ = [
     "SNAPSHOT_FIELDS",
     "SegmentChange",
     "Tombstone",
+    "IdentityMerge",
+    "Handoff",
+    "Forward",
+    "Expect",
     "Trigger",
     "ProfileRow",
     "UserUpdate",
@@ -51,13 +54,17 @@ class Tick(NamedTuple):
 
     ts_ms: int
     user: str
+    seq: int = 0
+    """Position in the replay's input (see :attr:`journeyflow.events.Event.seq`)."""
+    device: bool = False
+    """``user`` is an anonymous device not known to be linked: for the device step."""
 
 
 class EndOfInput(NamedTuple):
-    """Sent by a replay to every user once the input is exhausted.
+    """A user's input is over (told to the loop step by each user's final update).
 
-    ``ts_ms`` is the replay's last event time: time-driven changes (sessions
-    that close, segments that expire) are judged at that time.
+    ``ts_ms`` is the time the user was finished at: in a replay, its last
+    event time; time-driven attribution windows are judged at that time.
     """
 
     ts_ms: int
@@ -190,7 +197,9 @@ class Tombstone:
     cause_event_id: str | None
     segments: tuple[str, ...] = ()
     reason: str = "forget"
-    """``forget`` (erasure, published) or ``consent`` (store deletion only)."""
+    """``forget`` (erasure, published), ``consent`` or ``merge`` (store deletion only)."""
+    aliases: tuple[str, ...] = ()
+    """Anonymous ids linked to the user: a store deletes their aliases too (erasure)."""
 
     def to_json(self) -> bytes:
         """Encode per the wire contract."""
@@ -203,6 +212,65 @@ class Tombstone:
                 "cause_event_id": self.cause_event_id,
             }
         )
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMerge:
+    """An anonymous device joined a customer (``login`` / ``identify``).
+
+    Published on the segment-change output; a store points the device's
+    alias at the customer (``jf:alias:<anonymous_id>``).
+    """
+
+    user_id: str
+    anonymous_id: str
+    ts_ms: int
+    cause_event_id: str | None
+
+    def to_json(self) -> bytes:
+        """Encode per the wire contract."""
+        return orjson.dumps(
+            {
+                "kind": "merge",
+                "user_id": self.user_id,
+                "anonymous_id": self.anonymous_id,
+                "ts": format_ts(self.ts_ms),
+                "cause_event_id": self.cause_event_id,
+            }
+        )
+
+
+class Handoff(NamedTuple):
+    """A device's whole per-user state, handed to its customer at the link (internal).
+
+    ``state`` is the device's journey state (``None``: nothing was known about
+    it); ``event`` is the ``login`` / ``identify`` that made the link.
+    """
+
+    anonymous_id: str
+    state: Any
+    event: Any
+
+
+class Expect(NamedTuple):
+    """A replay's note to a customer: the item at ``seq`` reaches you through a device (internal).
+
+    The replay knows the links, so it sends a linked device's events straight
+    to the customer; only a ``login`` / ``identify`` goes through the device
+    step (whose state it carries). This placeholder travels with the
+    customer's own items, so the customer step can apply everything in input
+    order whichever path is faster (see :func:`operators.identity.in_input_order`).
+    """
+
+    user: str
+    seq: int
+
+
+class Forward(NamedTuple):
+    """An item the device step sends on to the customer step, keyed by ``user`` (internal)."""
+
+    user: str
+    item: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +339,8 @@ class UserUpdate:
 
     ``kind`` is ``update`` (the profile's segments changed or a score is due),
     ``final`` (end of input: ``profile`` holds the whole profile), ``erase``
-    (a ``forget`` event) or ``opt_out`` (personalization refused).
+    (a ``forget`` event), ``opt_out`` (personalization refused) or ``merge``
+    (an anonymous device joined a customer: its own profile is gone).
     ``values`` holds the contract's profile snapshot fields and the variables
     that rules evaluated downstream read.
     """
@@ -293,6 +362,8 @@ class UserUpdate:
     """The clusters learn from ``cluster_features`` (at a session's close)."""
     examples: tuple[Any, ...] = ()
     """Labelled past states (:class:`operators.labels.Example`) to learn from."""
+    aliases: tuple[str, ...] = ()
+    """On ``erase``: the anonymous ids linked to the user, whose aliases go too."""
     scores: dict[str, Any] | None = None
     """Set by the models step: propensity, churn risk, cluster, model version.
 

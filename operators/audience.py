@@ -8,12 +8,14 @@ user again, merges both into the user's one segment list and emits:
 
 * a :class:`SegmentChange` when the list changes (none when it does not),
 * the triggers of rules ``on = "segment_entry"``,
-* a :class:`Tombstone` on erasure, and the store rows that keep Redis in step.
+* a :class:`Tombstone` on erasure (and, unpublished, when a device merges
+  into a customer), and the store rows that keep Redis in step.
 
 Updates of one user reach this step in the order the journey step emitted
 them, so changes are published in event order. State per user: the segment
 list, the latest scores and trigger cooldowns; a user with none of them is
-discarded.
+discarded, and so is every user after its final row (end of input, or
+released idle by the journey step's ``idle_release_ms``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         if value.kind == "erase":
             return [self._tombstone(value, "forget")], StatefulLogic.DISCARD
+        if value.kind == "merge":
+            # The device joined a customer: its profile and memberships go (the
+            # merge itself is published by the device step).
+            return [self._tombstone(value, "merge")], StatefulLogic.DISCARD
         if value.kind == "opt_out":
             return self._opt_out(value), StatefulLogic.DISCARD
         out: list[Any] = []
@@ -94,6 +100,9 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.kind == "final" and value.profile is not None:
             fields = {**value.profile, **self.state.scores}
             out.append(ProfileRow(value.user_id, value.ts_ms, fields, segments, final=True))
+            # The last update of the user's state (end of input, or released
+            # idle): a user who comes back later starts afresh here too.
+            return out, StatefulLogic.DISCARD
         return out, self._retain()
 
     def snapshot(self) -> bytes:
@@ -181,7 +190,7 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         return fired
 
     def _tombstone(self, update: UserUpdate, reason: str) -> Tombstone:
-        return Tombstone(update.user_id, update.ts_ms, update.cause_event_id, self.state.segments, reason)
+        return Tombstone(update.user_id, update.ts_ms, update.cause_event_id, self.state.segments, reason, update.aliases)
 
     def _opt_out(self, update: UserUpdate) -> list[Any]:
         out: list[Any] = []

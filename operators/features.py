@@ -131,59 +131,85 @@ def classifier_features(view: View) -> dict[str, float]:
     :data:`~operators.variables.PROFILE`: it runs for every score, and one
     pass over the profile costs a third of thirty separate look-ups.
     """
+    return _classifier_rows(view, (view.now_ms,))[0]
+
+
+def _classifier_rows(view: View, times: tuple[int, ...]) -> list[dict[str, float]]:
+    """Return :func:`classifier_features` of ``view``'s profile as of each of ``times``.
+
+    What does not depend on the time is computed once: a score asks for five
+    times (:func:`scoring_vectors`). Each value is the same expression, and
+    each vector has the same key order, as one computed alone.
+    """
     p = view.profile
-    now = view.now_ms
     log = math.log1p
     purchases = p.purchases
-    first_90 = bisect_left(purchases, (now - 90 * DAY_MS,))
-    first_30 = bisect_left(purchases, (now - 30 * DAY_MS,), first_90)
     sessions = p.sessions_closed + view.open_sessions
     per_session = max(1, sessions)
     starts = p.session_starts
-    sessions_30d = len(starts) - bisect_left(starts, now - 30 * DAY_MS) + view.open_sessions
-    today = now // DAY_MS
-    events_7d = events_30d = 0
-    for day, count in p.daily_events.items():
-        if day > today - 30:
-            events_30d += count
-            if day > today - 7:
-                events_7d += count
-    engagement_raw = p.engagement_raw * math.pow(
-        0.5, max(0, now - p.engagement_ms) / view.cfg.engagement_half_life_ms
-    )
     closed = p.sessions_closed
-    days_seen = _days(view, p.last_seen_ms)
-    days_known = _days(view, p.first_seen_ms)
-    # Absence and the time since the last purchase mean more next to the
-    # user's own rhythm: ten quiet days are nothing for a monthly visitor and
-    # a lot for a daily one.
-    usual_gap = days_known / per_session
-    purchase_cycle = days_known / p.purchases_total if p.purchases_total else 0.0
-    return {
-        "days_since_last_seen": log(days_seen),
-        "days_since_first_seen": log(days_known),
-        "days_since_last_purchase": log(_days(view, p.last_purchase_ms)),
-        "has_purchased": float(p.purchases_total > 0),
-        "purchases_30d": log(len(purchases) - first_30),
-        "purchases_90d": log(len(purchases) - first_90),
-        "purchases_total": log(p.purchases_total),
-        "monetary_90d": log(sum(r for _, r in purchases[first_90:])),
-        "revenue_total": log(p.revenue_total),
-        "sessions_30d": log(sessions_30d),
-        "sessions_total": log(sessions),
-        "events_7d": log(events_7d),
-        "events_30d": log(events_30d),
-        "engagement": engagement_raw / (engagement_raw + ENGAGEMENT_SCALE),
-        "avg_session_s": log(p.session_ms_total / closed / 1000) if closed else 0.0,
-        "conversion_rate": p.sessions_converted / closed if closed else 0.0,
-        "cart_items": log(sum(qty for _, qty in p.cart.values())),
-        "cart_value": log(sum(price * qty for price, qty in p.cart.values())),
-        "cart_adds_per_session": p.cart_adds_total / per_session,
-        "searches_per_session": p.searches_total / per_session,
-        "email_clicks": log(p.email_clicks),
-        "idle_vs_usual": log(days_seen / (usual_gap + 0.5)),
-        "purchase_due": log(_days(view, p.last_purchase_ms) / (purchase_cycle + 1.0)) if p.purchases_total else 0.0,
-    }
+    has_purchased = float(p.purchases_total > 0)
+    purchases_total = log(p.purchases_total)
+    revenue_total = log(p.revenue_total)
+    sessions_total = log(sessions)
+    avg_session_s = log(p.session_ms_total / closed / 1000) if closed else 0.0
+    conversion_rate = p.sessions_converted / closed if closed else 0.0
+    cart_items = log(sum(qty for _, qty in p.cart.values()))
+    cart_value = log(sum(price * qty for price, qty in p.cart.values()))
+    cart_adds = p.cart_adds_total / per_session
+    searches = p.searches_total / per_session
+    email_clicks = log(p.email_clicks)
+    rows = []
+    for now in times:
+        at = View(p, view.cfg, now, view.open_sessions)
+        first_90 = bisect_left(purchases, (now - 90 * DAY_MS,))
+        first_30 = bisect_left(purchases, (now - 30 * DAY_MS,), first_90)
+        sessions_30d = len(starts) - bisect_left(starts, now - 30 * DAY_MS) + view.open_sessions
+        today = now // DAY_MS
+        events_7d = events_30d = 0
+        for day, count in p.daily_events.items():
+            if day > today - 30:
+                events_30d += count
+                if day > today - 7:
+                    events_7d += count
+        engagement_raw = p.engagement_raw * math.pow(
+            0.5, max(0, now - p.engagement_ms) / view.cfg.engagement_half_life_ms
+        )
+        days_seen = _days(at, p.last_seen_ms)
+        days_known = _days(at, p.first_seen_ms)
+        # Absence and the time since the last purchase mean more next to the
+        # user's own rhythm: ten quiet days are nothing for a monthly visitor and
+        # a lot for a daily one.
+        usual_gap = days_known / per_session
+        purchase_cycle = days_known / p.purchases_total if p.purchases_total else 0.0
+        rows.append(
+            {
+                "days_since_last_seen": log(days_seen),
+                "days_since_first_seen": log(days_known),
+                "days_since_last_purchase": log(_days(at, p.last_purchase_ms)),
+                "has_purchased": has_purchased,
+                "purchases_30d": log(len(purchases) - first_30),
+                "purchases_90d": log(len(purchases) - first_90),
+                "purchases_total": purchases_total,
+                "monetary_90d": log(sum(r for _, r in purchases[first_90:])),
+                "revenue_total": revenue_total,
+                "sessions_30d": log(sessions_30d),
+                "sessions_total": sessions_total,
+                "events_7d": log(events_7d),
+                "events_30d": log(events_30d),
+                "engagement": engagement_raw / (engagement_raw + ENGAGEMENT_SCALE),
+                "avg_session_s": avg_session_s,
+                "conversion_rate": conversion_rate,
+                "cart_items": cart_items,
+                "cart_value": cart_value,
+                "cart_adds_per_session": cart_adds,
+                "searches_per_session": searches,
+                "email_clicks": email_clicks,
+                "idle_vs_usual": log(days_seen / (usual_gap + 0.5)),
+                "purchase_due": log(_days(at, p.last_purchase_ms) / (purchase_cycle + 1.0)) if p.purchases_total else 0.0,
+            }
+        )
+    return rows
 
 
 def prior_stats(view: View) -> dict[str, float]:
@@ -232,10 +258,11 @@ def scoring_vectors(view: View, cfg: LabelConfig) -> tuple[dict[str, float], ...
     each interval's chance of a return is asked.
     """
     steps = max(len(horizon_weights(h, cfg.interval_ms)) for h in (cfg.churn_horizon_ms, cfg.purchase_horizon_ms))
-    return tuple(
-        snapshot_vector(View(view.profile, view.cfg, view.now_ms + k * cfg.interval_ms, view.open_sessions))
-        for k in range(steps)
-    )
+    times = tuple(view.now_ms + k * cfg.interval_ms for k in range(steps))
+    vectors = _classifier_rows(view, times)
+    for vector, now in zip(vectors, times, strict=True):
+        vector.update(prior_stats(View(view.profile, view.cfg, now, view.open_sessions)))
+    return tuple(vectors)
 
 
 def cluster_features(view: View) -> dict[str, float]:

@@ -24,20 +24,22 @@ Guarantees:
   triggered on until they consent again; only the refusal is kept.
 * Erasure: a ``forget`` event drops all of the user's state and sends an
   erasure downstream (a tombstone is published and stores delete theirs).
-* End of input (a replay's :class:`EndOfInput`, or bytewax EOF): open
-  sessions close, and segments are judged at the replay's last event time.
+* End of input (bytewax EOF, after every item): open sessions close, and
+  segments are judged at the latest time the user heard (a replay's last
+  tick is its last event time).
 * Timers (live worker only): sessions close and time-driven segments are
   re-evaluated when, by the user's clock, their time comes. Event time is
   mapped to system time with the offset seen at the user's latest event, so
   replayed history sent through Kafka does not close sessions early.
 * Memory: bounded per user by each module's caps and windows; a user with no
   profile and nothing pending is discarded after reporting its :class:`Tally`.
+  With ``idle_release_ms``, a user idle that long (at a tick or timer) gets
+  what the end of input gives (a final profile row) and is discarded too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -46,10 +48,11 @@ from typing import Any
 from bytewax.operators import StatefulLogic
 
 from journeyflow import metrics
-from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
-from journeyflow.records import SNAPSHOT_FIELDS, EndOfInput, ProfileRow, RawRecord, Tally, Tick, UserUpdate
-from operators import dedup, features, goals, labels, profiles, recommend, segments, sessions, triggers, variables
+from journeyflow.events import IDENTITY_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
+from journeyflow.records import SNAPSHOT_FIELDS, Handoff, ProfileRow, RawRecord, Tally, Tick, UserUpdate
+from operators import dedup, features, goals, labels, merge, profiles, recommend, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
+from operators.due import next_due_ms
 from operators.labels import Example, LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
 from operators.recommend import RecommendConfig
@@ -63,9 +66,13 @@ from state.serde import decode_state, encode_state
 
 __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_now_ms"]
 
-Inbound = Event | RawRecord | Tick | EndOfInput
-"""What the step accepts: parsed events (replay), raw messages (Kafka), and a
-replay's announcements that time passed and that the input ended."""
+Inbound = Event | RawRecord | Tick | Handoff
+"""What the step accepts: parsed events, raw messages, a replay's
+announcements that time passed, and a device's state handed over at a login
+(:mod:`operators.identity`)."""
+
+#: Anonymous devices remembered per customer (for erasure of their aliases).
+_MAX_DEVICES = 16
 
 #: Event types after which the models score the user again: a purchase always,
 #: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
@@ -111,6 +118,8 @@ class JourneyConfig:
     """Event types some trigger's conversion goal counts: sent on to the loop step."""
     recommend: RecommendConfig | None = None
     """Ask the recommender about product events (``None``: it is off)."""
+    idle_release_ms: int = 0
+    """A user idle this long (event time) publishes its final row and is forgotten; 0: never."""
 
     event_triggers: tuple[TriggerRule, ...] = field(init=False)
     session_triggers: tuple[TriggerRule, ...] = field(init=False)
@@ -161,6 +170,11 @@ class JourneyState:
     opted_out: bool = False
     recent: tuple[tuple[str, int], ...] = ()
     """The recommender's view of the session: last products and times, latest first."""
+    devices: tuple[str, ...] = ()
+    """Anonymous ids linked to this customer, latest last (at most _MAX_DEVICES)."""
+    erased_devices: tuple[str, ...] = ()
+    """Salted hashes of the devices of an erased customer: their events are not applied
+    (counted as skipped) until the device logs in again. Kept after the erasure."""
     processed: int = 0
     duplicates: int = 0
     skipped: int = 0
@@ -175,8 +189,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # Inputs of the last segment evaluation. Not in the snapshot: after a
         # restart every rule is evaluated once more, with the same result.
         self._segment_inputs: tuple[Any, ...] | None = None
-        # Set once the input has ended for this user, so EOF does not repeat it.
-        self._finished = False
+        # Latest time a replay's tick told (EOF finishes the user as of then).
+        self._heard_ms = 0
         # Wall clock of the last timer (live worker), see notify_at.
         self._notified_ms = 0
         # What the item being handled asks of the models (see _flush).
@@ -188,17 +202,22 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def on_item(self, value: Inbound) -> tuple[Iterable[Any], bool]:
         if isinstance(value, Tick):
             ticked: list[Any] = []
-            self._time_passes(value.ts_ms, ticked)
+            self._heard_ms = max(self._heard_ms, value.ts_ms)
+            due_ms = next_due_ms(self.state, self.cfg)
+            # Most ticks reach users with nothing due: they cost this test alone.
+            if due_ms is not None and value.ts_ms >= due_ms:
+                self._time_passes(value.ts_ms, ticked)
             return ticked, self._retain(ticked)
-        if isinstance(value, EndOfInput):
-            return self._finish(value.ts_ms), StatefulLogic.RETAIN
-        if isinstance(value, RawRecord):
+        out: list[Any] = []
+        if isinstance(value, Handoff):
+            self._merge_in(value, out)
+            value = value.event
+        elif isinstance(value, RawRecord):
             parsed = self.cfg.parser.parse(value.data, value.source, value.key)
             if isinstance(parsed, DeadLetter):
                 dead: list[Any] = [parsed]
                 return dead, self._retain(dead)
             value = parsed
-        out: list[Any] = []
         if value.type == "forget":
             self._forget(value, out)
         else:
@@ -215,29 +234,20 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return out, self._retain(out)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        if self._finished:
-            return [], StatefulLogic.RETAIN
         if self.state.max_ts_ms is None:
             out: list[Any] = self._tallies()
             return out, self._retain(out)
-        return self._finish(self.state.max_ts_ms), StatefulLogic.RETAIN
+        return self._finish(max(self.state.max_ts_ms, self._heard_ms)), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
-        if not self.cfg.timers or self.state.max_ts_ms is None:
+        if not self.cfg.timers:
             return None
-        state = self.state
-        due = sessions.next_close_ms(state.sessions, self.cfg.sessions)
-        candidates = [] if due is None else [due]
-        if state.dedup.seen:
-            candidates.append(next(iter(state.dedup.seen.values())) + self.cfg.dedup.window_ms + 1)
-        if state.profile is not None:
-            candidates.append(state.evaluated_ms + self.cfg.refresh_ms)
-            candidates.append(state.scored_ms + self.cfg.rescore_ms)
-        if not candidates:
+        due = next_due_ms(self.state, self.cfg)
+        if due is None:
             return None
         # Never sooner than a second after the last timer: whatever is due then
         # has been handled, so a due time in the past cannot spin the worker.
-        due_ms = max(min(candidates) + state.offset_ms, self._notified_ms + 1000)
+        due_ms = max(due + self.state.offset_ms, self._notified_ms + 1000)
         return datetime.fromtimestamp(due_ms / 1000, timezone.utc)
 
     def snapshot(self) -> bytes:
@@ -249,6 +259,16 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state = self.state
         if not state.user:
             state.user = event.user
+        if state.erased_devices and self._erased_device(event.anonymous_id):
+            if event.user_id is None:
+                # A device of a customer who asked to be forgotten: not theirs any more.
+                state.processed += 1
+                state.skipped += 1
+                return
+            if event.type in IDENTITY_TYPES:
+                # Logged in again on it: the device is the customer's anew.
+                hashed = self.cfg.parser.hash_personal(event.anonymous_id)  # type: ignore[arg-type]
+                state.erased_devices = tuple(d for d in state.erased_devices if d != hashed)
         if event.consent_personalization is not None:
             self._on_consent(event, out)
             state = self.state  # a refusal replaces the state
@@ -315,6 +335,21 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             return
         self._catch_up(now_ms, now_ms - self.cfg.lateness_ms, out)
         self._flush(out)
+        release_ms = self.cfg.idle_release_ms
+        if release_ms and now_ms - self.state.max_ts_ms >= release_ms:
+            self._release(now_ms, out)
+
+    def _release(self, now_ms: int, out: list[Any]) -> None:
+        """Publish what the end of input would, as of ``now_ms``, then forget the user.
+
+        A refusal of personalization is kept (it must still be honoured), and so
+        are an erased customer's former devices; everything else goes, so
+        :meth:`_retain` discards the key.
+        """
+        out.extend(self._finish(now_ms))
+        state = self.state
+        self.state = JourneyState(user=state.user, opted_out=state.opted_out, erased_devices=state.erased_devices)
+        self._segment_inputs = None
 
     def _advance(self, ts: int, out: list[Any]) -> None:
         """Move the user's clock to ``ts`` and apply what time alone changes."""
@@ -336,8 +371,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if state.profile is not None or state.segments:
             out.append(self._update(event.ts_ms, "opt_out", "consent", event.event_id))
         out.extend(self._tallies())
-        # Nothing of the user is kept but the refusal (and the counts).
-        self.state = JourneyState(user=state.user, opted_out=True)
+        # Nothing of the user is kept but the refusal (and the counts, and the
+        # links: a refusal on any device is the customer's).
+        self.state = JourneyState(
+            user=state.user, opted_out=True, devices=state.devices, erased_devices=state.erased_devices
+        )
         self._segment_inputs = None
         self._examples, self._score = [], None
 
@@ -345,13 +383,74 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state = self.state
         state.user = state.user or event.user
         state.processed += 1
-        out.append(self._update(event.ts_ms, "erase", "forget", event.event_id))
+        erase = self._update(event.ts_ms, "erase", "forget", event.event_id)
+        out.append(dataclasses.replace(erase, aliases=state.devices))
         out.extend(self._tallies())
         # Everything goes; a refusal of personalization is kept so that it is
-        # still honoured if the user comes back.
-        self.state = JourneyState(user=state.user, opted_out=state.opted_out)
+        # still honoured if the user comes back, and the erased links (hashed)
+        # so that the devices' later events are not the customer's again.
+        hashed = tuple(self.cfg.parser.hash_personal(d) for d in state.devices)
+        erased = (*state.erased_devices, *hashed)[-_MAX_DEVICES:]
+        self.state = JourneyState(user=state.user, opted_out=state.opted_out, erased_devices=erased)
         self._segment_inputs = None
         self._examples, self._score = [], None
+
+    # -- identity stitching (operators/identity.py) --------------------------
+
+    def hand_off(self, event: Event) -> tuple[JourneyState, list[Any]]:
+        """Give up this device's state to the customer ``event`` (a login) links it to.
+
+        Returns the state to merge into the customer's and what the device
+        says as it goes: its counts, and, if anything was decided about it, a
+        ``merge`` update after which the steps downstream forget it too.
+        """
+        state = self.state
+        out: list[Any] = []
+        if state.profile is not None or state.segments:
+            out.append(self._update(event.ts_ms, "merge", "merge", event.event_id))
+        out.extend(self._tallies())
+        return state, out
+
+    def _merge_in(self, handoff: Handoff, out: list[Any]) -> None:
+        """Join a linked device's state into this customer's (see :mod:`operators.merge`)."""
+        state = self.state
+        login: Event = handoff.event
+        state.user = state.user or login.user
+        device = handoff.anonymous_id
+        state.devices = (*(d for d in state.devices if d != device), device)[-_MAX_DEVICES:]
+        other: JourneyState | None = handoff.state
+        if other is None:
+            return
+        if other.opted_out and not state.opted_out:
+            # A refusal given on the device is the customer's refusal.
+            self._on_consent(login._replace(consent_personalization=False), out)
+            return
+        if state.opted_out:
+            return
+        cfg = self.cfg
+        merge.merge_dedup(state.dedup, other.dedup, cfg.dedup)
+        merge.merge_sessions(state.sessions, other.sessions, cfg.sessions)
+        if other.profile is not None:
+            if state.profile is None:
+                state.profile = other.profile
+                state.evaluated_ms, state.snapshot_ms = other.evaluated_ms, other.snapshot_ms
+                state.scored_ms = other.scored_ms
+            else:
+                merge.merge_profile(state.profile, other.profile, cfg.profiles)
+                state.snapshot_ms = max(state.snapshot_ms, other.snapshot_ms)
+        merge.merge_pending(state.pending, other.pending)
+        merge.merge_latest(state.cooldowns, other.cooldowns)
+        if other.max_ts_ms is not None and (state.max_ts_ms is None or other.max_ts_ms > state.max_ts_ms):
+            state.max_ts_ms, state.offset_ms = other.max_ts_ms, other.offset_ms
+        if other.recent and (not state.recent or other.recent[0][1] > state.recent[0][1]):
+            state.recent = other.recent
+        if state.profile is not None:
+            # Segments and scores are decided anew on the merged profile.
+            self._segment_inputs = None
+            self._score = (state.max_ts_ms, "merge", login.event_id, True)  # type: ignore[assignment]
+
+    def _erased_device(self, device: str | None) -> bool:
+        return device is not None and self.cfg.parser.hash_personal(device) in self.state.erased_devices
 
     def _late(self, event: Event, max_ts: int) -> DeadLetter:
         behind_s = (max_ts - event.ts_ms) / 1000
@@ -570,7 +669,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
 
     def _finish(self, as_of_ms: int) -> list[Any]:
         """Close what the end of input closes, judge segments at ``as_of_ms``, report."""
-        self._finished = True
         state = self.state
         out: list[Any] = []
         as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)
@@ -598,7 +696,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""
         state = self.state
-        if state.profile is not None or state.sessions or state.dedup.seen or state.opted_out:
+        if state.profile is not None or state.sessions or state.dedup.seen or state.opted_out or state.erased_devices:
             return StatefulLogic.RETAIN
         out.extend(self._tallies())
         return StatefulLogic.DISCARD

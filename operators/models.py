@@ -276,7 +276,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         state = self.state
-        if value.kind in ("erase", "opt_out"):
+        if value.kind in ("erase", "opt_out", "merge"):
             for prior in state.priors.values():
                 prior.forget(value.user_id)
         for example in value.examples:

@@ -11,6 +11,9 @@ Redis layout (``prefix`` defaults to ``jf:``):
   ``false``, lists and objects as JSON; ``updated_at`` is RFC 3339 UTC and
   ``segments`` a JSON array of the user's segments.
 - ``{prefix}segment:{name}``: a set of the user ids in segment ``name``.
+- ``{prefix}alias:{anonymous_id}``: the customer id an anonymous device was
+  linked to (by a ``login`` or ``identify``), with the profiles' TTL. A page
+  that only knows the cookie reads the alias, then the customer's profile.
 
 Records are applied in order:
 
@@ -20,7 +23,11 @@ Records are applied in order:
   paths of the flow (the per-user step, and the step after the models), so an
   older row can arrive after a newer one, and ``updated_at`` must not go back.
 - :class:`~journeyflow.records.SegmentChange` sets the hash's ``segments``.
-- :class:`~journeyflow.records.Tombstone` deletes the hash.
+- :class:`~journeyflow.records.Tombstone` deletes the hash (and, on erasure,
+  the aliases of the user's devices).
+- :class:`~journeyflow.records.IdentityMerge` points the device's alias at
+  the customer (the device's own hash goes with the tombstone that the merge
+  sends through the step after the models).
 
 Memberships follow the segment lists: whenever a record sets a user's
 ``segments`` (or deletes the hash), the user joins the sets of the new list
@@ -60,7 +67,7 @@ from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.events import format_ts
 from journeyflow.metrics import REDIS_WRITE_ERRORS
 from journeyflow.outages import Outage, RetryPolicy
-from journeyflow.records import ProfileRow, SegmentChange, Tombstone
+from journeyflow.records import IdentityMerge, ProfileRow, SegmentChange, Tombstone
 
 __all__ = [
     "Restore",
@@ -73,6 +80,7 @@ __all__ = [
     "field_text",
     "profile_key",
     "segment_key",
+    "alias_key",
 ]
 
 log = logging.getLogger("journeyflow.redis")
@@ -89,7 +97,7 @@ class Restore:
     fields: dict[str, str]
 
 
-StoreRecord = ProfileRow | SegmentChange | Tombstone | Restore
+StoreRecord = ProfileRow | SegmentChange | Tombstone | Restore | IdentityMerge
 """What a store applies."""
 
 
@@ -144,6 +152,10 @@ class StateStore(Protocol):
         """Return the user's profile fields as text, or ``None`` if there is none."""
         ...
 
+    def alias(self, anonymous_id: str) -> str | None:
+        """Return the customer a linked device belongs to, if any."""
+        ...
+
     def members(self, segment: str) -> set[str]:
         """Return the user ids in ``segment`` (empty if nobody is)."""
         ...
@@ -186,6 +198,15 @@ def segment_key(prefix: str, segment: str) -> str:
     'jf:segment:highly_engaged'
     """
     return f"{prefix}segment:{segment}"
+
+
+def alias_key(prefix: str, anonymous_id: str) -> str:
+    """Return the key that names the customer a linked device belongs to.
+
+    >>> alias_key("jf:", "a-9f3")
+    'jf:alias:a-9f3'
+    """
+    return f"{prefix}alias:{anonymous_id}"
 
 
 def _segments_text(segments: Iterable[str]) -> str:
@@ -274,9 +295,9 @@ def _later_ts(current: str | None, new: str) -> bool:
 
 
 def _check_record(record: Any) -> None:
-    if not isinstance(record, (ProfileRow, SegmentChange, Tombstone, Restore)):
+    if not isinstance(record, (ProfileRow, SegmentChange, Tombstone, Restore, IdentityMerge)):
         msg = (
-            "store records must be ProfileRow, SegmentChange, Tombstone or Restore; "
+            "store records must be ProfileRow, SegmentChange, Tombstone, Restore or IdentityMerge; "
             f"got {type(record).__name__} instead"
         )
         raise TypeError(msg)
@@ -433,6 +454,9 @@ class RedisStore:
         pipe.exists(self._marker if self._marked else self._shared_marker)
         for record in records:
             user = record.user_id
+            if isinstance(record, IdentityMerge):
+                pipe.set(alias_key(prefix, record.anonymous_id), user, ex=ttl or None)
+                continue
             key = profile_key(prefix, user)
             if isinstance(record, ProfileRow):
                 updates, deletes = _row_changes(record)
@@ -457,6 +481,8 @@ class RedisStore:
                 self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
             else:
                 self._sync_segments(keys=[key], args=[user, sets, "", _segments_text(record.segments)], client=pipe)
+                if record.aliases:
+                    pipe.delete(*(alias_key(prefix, device) for device in record.aliases))
                 continue
             if ttl:
                 pipe.expire(key, ttl)
@@ -482,6 +508,9 @@ class RedisStore:
         fields = self._client.hgetall(profile_key(self.key_prefix, user_id))
         return fields or None
 
+    def alias(self, anonymous_id: str) -> str | None:
+        return self._client.get(alias_key(self.key_prefix, anonymous_id))  # type: ignore[no-any-return]
+
     def members(self, segment: str) -> set[str]:
         return set(self._client.smembers(segment_key(self.key_prefix, segment)))
 
@@ -504,6 +533,9 @@ def apply_record(fields: dict[str, str] | None, record: StoreRecord) -> dict[str
     """
     if isinstance(record, Tombstone):
         return None
+    if isinstance(record, IdentityMerge):
+        # An alias is a key of its own, not part of the customer's hash.
+        return fields
     if isinstance(record, Restore):
         return dict(record.fields)
     fields = {} if fields is None else fields
@@ -534,6 +566,7 @@ class InMemoryStore:
     def __init__(self) -> None:
         self._profiles: dict[str, dict[str, str]] = {}
         self._segments: dict[str, set[str]] = {}
+        self._aliases: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def apply(self, records: Sequence[StoreRecord]) -> None:
@@ -545,7 +578,9 @@ class InMemoryStore:
 
     def _apply_one(self, record: StoreRecord) -> None:
         user = record.user_id
-        if isinstance(record, ProfileRow):
+        if isinstance(record, IdentityMerge):
+            self._aliases[record.anonymous_id] = user
+        elif isinstance(record, ProfileRow):
             updates, deletes = _row_changes(record)
             fields = self._profiles.setdefault(user, {})
             if not _later_ts(fields.get("updated_at"), updates["updated_at"]):
@@ -566,6 +601,8 @@ class InMemoryStore:
             self._sync(user, segments, ())
         else:
             self._sync(user, None, record.segments)
+            for device in record.aliases:
+                self._aliases.pop(device, None)
 
     def _sync(self, user: str, segments: Iterable[str] | None, leave: Iterable[str]) -> None:
         # As _SYNC_SEGMENTS does in Redis: None deletes the profile.
@@ -594,6 +631,10 @@ class InMemoryStore:
         with self._lock:
             fields = self._profiles.get(user_id)
             return dict(fields) if fields else None
+
+    def alias(self, anonymous_id: str) -> str | None:
+        with self._lock:
+            return self._aliases.get(anonymous_id)
 
     def members(self, segment: str) -> set[str]:
         with self._lock:

@@ -155,3 +155,9 @@ def test_personal_data_is_hashed_in_events_and_redacted_in_dead_letters() -> Non
 def test_message_key_must_match_the_events_user() -> None:
     result = PARSER.parse(orjson.dumps(GOOD), "events/0@5", user_hint="someone-else")
     assert isinstance(result, DeadLetter) and result.code == "key_mismatch"
+
+
+def test_a_login_may_be_keyed_by_its_device() -> None:
+    login = {**GOOD, "type": "login", "user_id": "u42", "anonymous_id": "a-9f3"}
+    result = PARSER.parse(orjson.dumps(login), "events/0@6", user_hint="a-9f3")
+    assert isinstance(result, Event) and result.user == "u42"

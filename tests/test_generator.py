@@ -114,14 +114,19 @@ def _load(config: GeneratorConfig, out: Path, truth: Path) -> _Dataset:
 
 def _by_user(data: _Dataset) -> dict[str, list[dict]]:
     """Return each user's distinct valid events, in ts order."""
-    anonymous = {row["anonymous_id"]: uid for uid, row in data.truth.items() if row["anonymous_id"]}
+    devices = {
+        device: uid
+        for uid, row in data.truth.items()
+        for device in (row["anonymous_id"], row["second_device_id"])
+        if device
+    }
     seen: set[str] = set()
     users: dict[str, list[dict]] = defaultdict(list)
     for _, event in data.events:
         if event["event_id"] in seen:
             continue
         seen.add(event["event_id"])
-        users[event.get("user_id") or anonymous[event["anonymous_id"]]].append(event)
+        users[event.get("user_id") or devices[event["anonymous_id"]]].append(event)
     for events in users.values():
         events.sort(key=lambda e: _ts_ms(e["ts"]))
     return users
@@ -375,19 +380,44 @@ def test_lines_are_displaced_only_as_far_as_configured(noisy: _Dataset, tmp_path
     assert 0 < max(lags(calm)) <= 5 * _MINUTE_MS
 
 
+def _device_journey(events: list[dict], device: str) -> tuple[list[int], list[dict]]:
+    """Return the indices of a device's logins among its events, and its events."""
+    mine = [e for e in events if e.get("anonymous_id") == device]
+    return [i for i, e in enumerate(mine) if e["type"] in ("login", "identify")], mine
+
+
 def test_anonymous_users_browse_anonymously_until_they_log_in(noisy: _Dataset) -> None:
     users = _by_user(noisy)
     anonymous = [uid for uid, row in noisy.truth.items() if row["anonymous_id"]]
     assert 0.2 < len(anonymous) / len(noisy.truth) < 0.4
+    never = [uid for uid in anonymous if not noisy.truth[uid]["identified"]]
+    assert 0.15 < len(never) / len(anonymous) < 0.45
     for uid in anonymous:
-        events = users[uid]
-        logins = [i for i, e in enumerate(events) if e["type"] in ("login", "identify")]
+        logins, events = _device_journey(users[uid], noisy.truth[uid]["anonymous_id"])
+        if uid in never:
+            # A device that never identifies: anonymous throughout.
+            assert logins == [] and all("user_id" not in e for e in events), uid
+            continue
         assert len(logins) == 1, uid
         login = logins[0]
         assert login >= 1, "at least one anonymous event comes first"
         assert all("user_id" not in e for e in events[:login])
         assert all(e["user_id"] == uid for e in events[login:])
         assert set(events[login]["traits"]) == {"email", "phone"}
+
+
+def test_some_customers_also_use_a_second_device(noisy: _Dataset) -> None:
+    users = _by_user(noisy)
+    second = [uid for uid, row in noisy.truth.items() if row["second_device_id"]]
+    assert 0.04 < len(second) / len(noisy.truth) < 0.2
+    for uid in second:
+        row = noisy.truth[uid]
+        assert row["identified"]
+        logins, events = _device_journey(users[uid], row["second_device_id"])
+        # Anonymous on the new device until it logs in, during its first session; then known.
+        assert len(logins) == 1 and logins[0] >= 1, uid
+        assert all("user_id" not in e for e in events[: logins[0]])
+        assert all(e["user_id"] == uid for e in events[logins[0] :])
 
 
 def test_opt_outs_and_erasures_are_in_the_events(noisy: _Dataset) -> None:
@@ -403,7 +433,10 @@ def test_opt_outs_and_erasures_are_in_the_events(noisy: _Dataset) -> None:
         assert bool(refusals) == (uid in opted_out), uid
         forgets = [e for e in events if e["type"] == "forget"]
         if uid in forgotten:
-            assert forgets == [events[-1]] and forgets[0]["user_id"] == uid
+            assert forgets == [events[-1]]
+            # Sent by the customer, or by the device of a visitor who never logged in.
+            sender = forgets[0].get("user_id") or forgets[0]["anonymous_id"]
+            assert sender == (uid if noisy.truth[uid]["identified"] else noisy.truth[uid]["anonymous_id"])
             assert noisy.truth[uid]["churned"]
         else:
             assert not forgets

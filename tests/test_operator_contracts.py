@@ -87,6 +87,28 @@ CASES = [
 ]
 
 
+def _anonymous(kind: str, minutes: float) -> Any:
+    from journeyflow.events import Event
+
+    doc = event(kind, ts=at(minutes), anonymous_id="a1")
+    parsed = journey_config(SETTINGS, RULES, timers=True).parser.parse(orjson.dumps(doc), "events/0@1")
+    assert isinstance(parsed, Event)
+    return parsed._replace(user="a1", user_id=None, anonymous_id="a1")
+
+
+def _devices_case() -> Case:
+    from journeyflow.records import Tick
+    from operators.identity import DeviceConfig
+
+    cfg = DeviceConfig(journey_config(SETTINGS, RULES, timers=True), link_idle_ms=86_400_000)
+    login = _anonymous("login", 2)._replace(user="u1", user_id="u1")
+    # An anonymous visit, then the login that links the device (it keeps only the link).
+    return Case("devices", cfg.build, [_anonymous("product_view", 0), login], Tick(0, "u9"), timers=True)
+
+
+CASES.append(_devices_case())
+
+
 def _loop_case() -> Case:
     from flows.loop import loop_config
     from journeyflow.records import Trigger

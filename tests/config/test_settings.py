@@ -112,3 +112,10 @@ def test_settings_print_with_secrets_masked() -> None:
     text = f"{s!r} {masked(s)}"
     assert not any(secret in text for secret in ("pepper-1", "pw-2", "pw-3"))
     assert "rediss://u:***@h:1/0" in text and masked(s)["kafka"]["sasl_password"] == "***"
+
+
+def test_idle_release_is_off_by_default_and_never_shorter_than_the_dedup_window() -> None:
+    assert load_settings(env={}).state.idle_release_s == 0
+    assert load_settings(env={"JOURNEYFLOW_STATE_IDLE_RELEASE_S": "1209600"}).state.idle_release_s == 1209600
+    with pytest.raises(ConfigError, match="state.idle_release_s must be 0 or >= 86400"):
+        load_settings(env={"JOURNEYFLOW_STATE_IDLE_RELEASE_S": "3600"})

@@ -396,6 +396,8 @@ def redis_dump(url: str) -> dict[str, Any]:
                 dump[key] = client.hgetall(key)
             elif kind == "set":
                 dump[key] = client.smembers(key)
+            elif kind == "string":
+                dump[key] = client.get(key)
             else:
                 dump[key] = (kind, None)
         return dump

@@ -92,5 +92,6 @@ def test_store_sink_refuses_other_records() -> None:
         cause = cause.__cause__ or cause.__context__
     assert cause is not None, caught.value
     assert str(cause) == (
-        "store sink items must be ProfileRow, SegmentChange, Tombstone or Restore; got Trigger instead"
+        "store records must be ProfileRow, SegmentChange, Tombstone, Restore or IdentityMerge; got Trigger instead"
     )
+    assert store.batches == []  # nothing of the batch was applied

@@ -12,6 +12,7 @@ from bytewax.operators import StatefulLogic
 from flows.journey import journey_config
 from journeyflow.events import DeadLetter
 from journeyflow.records import RawRecord, SessionSummary, Tally, Tick, UserUpdate
+from operators.due import next_due_ms
 from operators.journey import JourneyConfig
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
@@ -111,3 +112,48 @@ def test_a_refusal_keeps_only_the_refusal_and_is_honoured_after_an_erasure() -> 
     logic.on_item(_raw(event("forget", ts=at(2))))
     out, _ = logic.on_item(_raw(event("purchase", ts=at(3))))
     assert out == [] and logic.state.profile is None
+
+
+def test_a_tick_before_anything_is_due_changes_nothing_and_one_at_the_due_time_does() -> None:
+    from state.serde import encode_state
+
+    logic = _config().build(None)
+    first = _parse(event("add_to_cart", ts=at(0)))
+    logic.on_item(first)
+    due = next_due_ms(logic.state, logic.cfg)
+    # Gap (30 min) + lateness (10 min): the session is the first thing time changes.
+    assert due == first.ts_ms + 40 * MIN + 1
+    before = encode_state(logic.state)
+    out, _ = logic.on_item(Tick(due - 1, "u1"))
+    assert out == [] and encode_state(logic.state) == before
+    out, _ = logic.on_item(Tick(due, "u1"))
+    assert len(_of(out, SessionSummary)) == 1
+
+
+def test_an_idle_user_is_released_with_a_final_row_and_comes_back_as_new() -> None:
+    day = 86_400_000
+    cfg = dataclasses.replace(_config(), idle_release_ms=14 * day)
+    logic = cfg.build(None)
+    first = _parse(event("purchase", ts=at(0), order_id="o1", revenue=10.0))
+    logic.on_item(first)
+    assert next_due_ms(logic.state, logic.cfg) <= first.ts_ms + 14 * day
+    out, discard = logic.on_item(Tick(first.ts_ms + 7 * day, "u1"))
+    assert not [u for u in _of(out, UserUpdate) if u.kind == "final"] and discard is StatefulLogic.RETAIN
+    out, discard = logic.on_item(Tick(first.ts_ms + 14 * day, "u1"))
+    (final,) = [u for u in _of(out, UserUpdate) if u.kind == "final"]
+    assert final.ts_ms == first.ts_ms + 14 * day and final.profile["purchases_total"] == 1
+    (tally,) = _of(out, Tally)
+    assert tally.processed == 1 and discard is StatefulLogic.DISCARD
+    # bytewax builds a new logic for the key if anything comes: a tick finds nothing to do.
+    out, discard = cfg.build(None).on_item(Tick(first.ts_ms + 20 * day, "u1"))
+    assert out == [] and discard is StatefulLogic.DISCARD
+
+
+def test_a_released_user_who_refused_personalization_keeps_the_refusal() -> None:
+    day = 86_400_000
+    logic = dataclasses.replace(_config(), idle_release_ms=14 * day).build(None)
+    first = _parse(event("page_view", ts=at(0)))
+    logic.on_item(first)
+    logic.on_item(_parse(event("consent", ts=at(1), context={"consent": {"personalization": False}})))
+    out, discard = logic.on_item(Tick(first.ts_ms + 15 * day, "u1"))
+    assert discard is StatefulLogic.RETAIN and logic.state.opted_out

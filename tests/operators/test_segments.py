@@ -61,3 +61,17 @@ def test_a_segment_change_shows_the_variables_of_the_rules_that_changed() -> Non
     profile = orjson.loads(change.to_json())["profile"]
     assert {"recency_days", "frequency_30d", "monetary_30d", "engagement", "purchase_propensity", "churn_risk"} <= set(profile)
     assert profile["sessions_30d"] == 4 and profile["purchases_30d"] == 0
+
+
+def test_the_final_row_is_the_last_of_a_user_and_releases_its_state() -> None:
+    from bytewax.operators import StatefulLogic
+
+    from journeyflow.records import ProfileRow
+
+    logic = audience_config(RULES).build(None)
+    _, discard = logic.on_item(_scored(0, 0.8))
+    assert discard is StatefulLogic.RETAIN
+    final = UserUpdate("u1", 1, "final", "time", None, (), {}, profile={"events_total": 3})
+    out, discard = logic.on_item(final)
+    (row,) = [o for o in out if isinstance(o, ProfileRow)]
+    assert row.final and "at_risk" in row.segments and discard is StatefulLogic.DISCARD

@@ -17,7 +17,7 @@ from config.settings import load_settings
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.metrics import REDIS_WRITE_ERRORS, SERVICE_DOWN
 from journeyflow.outages import RetryPolicy
-from journeyflow.records import ProfileRow, SegmentChange, Tombstone
+from journeyflow.records import IdentityMerge, ProfileRow, SegmentChange, Tombstone
 from state.store import LOSSES, InMemoryStore, RedisStore, Restore, StateStore
 from tests.conftest import RedisServer, free_port
 
@@ -126,6 +126,23 @@ def test_tombstone_erases_the_profile_and_memberships(make_store: Callable[..., 
     assert store.members("vip") == {"u2"}
 
 
+def test_a_merge_points_the_devices_alias_at_the_customer_and_erasure_deletes_it(
+    make_store: Callable[..., StateStore],
+) -> None:
+    store = make_store()
+    store.apply([
+        row("a1", segments=("new_visitor",), visits=1),
+        IdentityMerge("u1", "a1", TS, "e-login"),
+        # The device's own hash and memberships go with the tombstone its merge causes.
+        Tombstone("a1", TS, "e-login", ("new_visitor",), "merge"),
+        IdentityMerge("u1", "a2", TS, "e-login-2"),
+    ])
+    assert store.alias("a1") == store.alias("a2") == "u1"
+    assert store.profile("a1") is None and store.members("new_visitor") == set()
+    store.apply([Tombstone("u1", TS, "e-forget", (), "forget", ("a1", "a2"))])
+    assert store.alias("a1") is None and store.alias("a2") is None
+
+
 def test_a_batch_is_applied_in_order(make_store: Callable[..., StateStore]) -> None:
     store = make_store()
     store.apply([
@@ -163,7 +180,7 @@ def test_applying_a_batch_twice_changes_nothing(make_store: Callable[..., StateS
 
 def test_other_records_are_refused_before_anything_is_written(make_store: Callable[..., StateStore]) -> None:
     store = make_store()
-    with pytest.raises(TypeError, match="must be ProfileRow, SegmentChange, Tombstone or Restore; got dict instead"):
+    with pytest.raises(TypeError, match="must be ProfileRow, SegmentChange, Tombstone, Restore or IdentityMerge; got dict instead"):
         store.apply([row("u1", visits=1), {"user_id": "u1"}])  # type: ignore[list-item]
     assert store.profile("u1") is None
 
@@ -216,6 +233,9 @@ def test_redis_ttl_is_reset_on_every_profile_write(redis_url: str) -> None:
         assert 100 < store.client.ttl("jf:profile:u1") <= 120
         # Segment sets are shared by many users: they do not expire.
         assert store.client.ttl("jf:segment:vip") == -1
+        # A device's alias lives as long as a profile.
+        store.apply([IdentityMerge("u1", "a1", TS, "e-login")])
+        assert 100 < store.client.ttl("jf:alias:a1") <= 120
     finally:
         store.close()
     no_ttl = RedisStore.connect(redis_url)

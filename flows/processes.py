@@ -1,0 +1,134 @@
+"""Run a replay as a bytewax cluster of several processes on one machine.
+
+``journeyflow replay --processes N`` starts N-1 worker processes next to its
+own (process 0), all running the same dataflow with ``process_id`` and the
+cluster's ``addresses`` (bytewax's ``-i``/``-a``). The input file is read by
+the worker that owns its one partition; events cross to the worker of their
+user, so the per-user steps share the cores. The global models step stays on
+one worker.
+
+Each process writes its own part files (named by worker index, unique in the
+cluster) and keeps its own in-memory counts; a worker process pickles what it
+collected to ``<out>/.process-<id>.pkl`` when its dataflow ends, and process
+0 adds them to its own before writing the summary.
+
+Guarantees: sessions, dead letters, rule triggers and profiles are those of
+one process, since each user's items keep their order. What the global models
+learn depends on the order in which users' updates reach them, which differs
+with the number of processes: model scores, the segments over them
+(``at_risk``, ``cluster:N``), their entry triggers and the recommender's
+lists may differ from one process's.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Collected", "free_addresses", "result_path", "start_workers", "stop_workers", "wait_workers"]
+
+
+@dataclass
+class Collected:
+    """What one process's in-memory sinks and source gathered (pickled by workers)."""
+
+    read: int = 0
+    last_ts_ms: int | None = None
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Records written per output file, in total and per category."""
+    totals: dict[str, int] = field(default_factory=dict)
+    users: set[str] = field(default_factory=set)
+    reports: list[Any] = field(default_factory=list)
+    loop_reports: list[Any] = field(default_factory=list)
+    rec_parts: list[Any] = field(default_factory=list)
+    rule_errors: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: Collected) -> None:
+        """Add another process's figures to these."""
+        self.read += other.read
+        if other.last_ts_ms is not None:
+            self.last_ts_ms = max(self.last_ts_ms or other.last_ts_ms, other.last_ts_ms)
+        for name, counts in other.counts.items():
+            mine = self.counts.setdefault(name, {})
+            for key, n in counts.items():
+                mine[key] = mine.get(key, 0) + n
+        for key, n in other.totals.items():
+            self.totals[key] = self.totals.get(key, 0) + n
+        self.users |= other.users
+        self.reports += other.reports
+        self.loop_reports += other.loop_reports
+        self.rec_parts += other.rec_parts
+        for rule, n in other.rule_errors.items():
+            self.rule_errors[rule] = self.rule_errors.get(rule, 0) + n
+
+
+def free_addresses(count: int) -> list[str]:
+    """Return ``count`` loopback addresses with ports free right now.
+
+    >>> len(free_addresses(2))
+    2
+    """
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def result_path(out_dir: Path, process_id: int) -> Path:
+    """Return where worker process ``process_id`` leaves what it collected."""
+    return out_dir / f".process-{process_id}.pkl"
+
+
+def start_workers(job: dict[str, Any], processes: int, out_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """Start processes 1..N-1 of the cluster; ``job`` holds the replay's arguments and addresses."""
+    spec = out_dir / ".processes-job.pkl"
+    spec.write_bytes(pickle.dumps(job))
+    code = "import sys; from flows.processes import _work; _work(sys.argv[1], int(sys.argv[2]))"
+    return [
+        subprocess.Popen([sys.executable, "-c", code, str(spec), str(pid)], stdout=subprocess.DEVNULL)
+        for pid in range(1, processes)
+    ]
+
+
+def wait_workers(workers: list[subprocess.Popen[bytes]], out_dir: Path) -> list[Collected]:
+    """Wait for the worker processes; return what each collected (raise if one failed)."""
+    collected = []
+    for pid, worker in enumerate(workers, start=1):
+        code = worker.wait()
+        if code != 0:
+            msg = f"replay process {pid} must end with status 0; got {code} instead"
+            raise RuntimeError(msg)
+        path = result_path(out_dir, pid)
+        collected.append(pickle.loads(path.read_bytes()))
+        path.unlink()
+    (out_dir / ".processes-job.pkl").unlink(missing_ok=True)
+    return collected
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """End the worker processes still running (process 0 failed or was stopped)."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.terminate()
+    for worker in workers:
+        worker.wait()
+
+
+def _work(spec: str, process_id: int) -> None:
+    """Run one worker process of a replay cluster (entry point of the subprocess)."""
+    job = pickle.loads(Path(spec).read_bytes())
+    run: Callable[..., Collected] = job.pop("run")
+    collected = run(process_id=process_id, **job)
+    result_path(job["out_dir"], process_id).write_bytes(pickle.dumps(collected))

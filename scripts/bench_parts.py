@@ -1,0 +1,305 @@
+"""Drive every step of the journeyflow flow directly, without bytewax, and time each.
+
+The same logic objects the flow builds (``flows.journey``, ``flows.recommend``,
+``flows.loop``) receive the same items in the flow's order: each replay item
+goes through the per-user journey step, what it emits through the models,
+the audience, the recommender's steps and the loop, and the records the sinks
+write are encoded to JSON. Every second spent is charged to the step that spent
+it and to the kind of input item that caused it (:data:`bench_measure.KINDS`),
+so a tick's rescoring in the models counts as the tick's.
+
+A key's state is dropped when its logic says DISCARD, as bytewax does, so the
+resident memory measured just before the end of input (every event and tick
+applied) is what the flow itself would hold.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench_measure import PARTS, kind_of, rss_bytes  # type: ignore[import-not-found]
+
+from config.settings import load_settings
+from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
+from flows.inprocess import PerUserSteps
+from flows.journey import audience_config, event_parser, journey_config, model_config
+from flows.loop import _to_loop, loop_config  # the loop's routing, not a copy of it
+from flows import runtime
+from flows.recommend import recommend_config, routed_here
+from journeyflow.events import DeadLetter
+from journeyflow.records import Expect, UserUpdate
+from operators.recommend import RecAnswer, RecAsk
+from operators.recommend_steps import build_lists, build_popularity, build_shard
+from operators.rules import load_rules
+
+__all__ = ["PROBES", "Probes", "drive"]
+
+#: Inner parts of the journey step: functions of the per-user modules it calls,
+#: timed where they are looked up. A name that no longer exists is reported as
+#: missing, not guessed. Nested calls count once, for the outermost part.
+PROBES: dict[str, tuple[str, ...]] = {
+    "dedup": ("operators.dedup:is_duplicate", "operators.dedup:remember", "operators.dedup:expire"),
+    "sessions": ("operators.sessions:add_event", "operators.sessions:pop_closed", "operators.sessions:summarise"),
+    "profile": (
+        "operators.profiles:new_profile",
+        "operators.profiles:apply_event",
+        "operators.profiles:close_session",
+        "operators.profiles:prune",
+    ),
+    "segment rules": ("operators.segments:evaluate",),
+    "trigger rules": ("operators.triggers:fire", "operators.triggers:prune_cooldowns"),
+    "rule variables": ("operators.variables:values", "operators.variables:fields_of"),
+    "labels, features": (
+        "operators.labels:on_activity",
+        "operators.labels:on_time",
+        "operators.labels:snapshot_times",
+        "operators.features:pack",
+        "operators.features:snapshot_vector",
+        "operators.features:scoring_vectors",
+        "operators.features:cluster_features",
+    ),
+    "profile fields (to_fields)": ("operators.views:to_fields",),
+}
+
+
+class Probes:
+    """Wrap functions of the per-user modules to time them (outermost call only).
+
+    Only calls made while ``active`` count: :func:`drive` sets it around the
+    journey step, so the models or the audience calling the same helpers do not.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.missing: list[str] = []
+        self.active = False
+        self._depth = 0
+
+    def install(self) -> None:
+        for group, names in PROBES.items():
+            for name in names:
+                module_name, _, attr = name.partition(":")
+                module = importlib.import_module(module_name)
+                original = getattr(module, attr, None)
+                if not callable(original):
+                    self.missing.append(name)
+                    continue
+                wrapped = self._wrap(group, original)
+                # Also where it was imported by name (``from operators.views import to_fields``).
+                for other in list(sys.modules.values()):
+                    if getattr(other, "__name__", "").startswith(("operators", "flows")):
+                        if getattr(other, attr, None) is original:
+                            setattr(other, attr, wrapped)
+
+    def _wrap(self, group: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        clock = time.perf_counter
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if self._depth or not self.active:
+                return fn(*args, **kwargs)
+            self._depth = 1
+            started = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[group] += clock() - started
+                self._depth = 0
+
+        return timed
+
+
+def _step(logics: dict[str, Any], key: str, build: Callable[[Any], Any], item: Any) -> list[Any]:
+    """Give ``item`` to ``key``'s logic (built on first use; dropped on DISCARD); return what it emits."""
+    logic = logics.get(key)
+    if logic is None:
+        logic = logics[key] = build(None)
+    out, discard = logic.on_item(item)
+    if discard:
+        del logics[key]
+    return list(out)
+
+
+def _encode(records: list[Any]) -> None:
+    for record in records:
+        to_json = getattr(record, "to_json", None)
+        if to_json is not None:
+            to_json()
+
+
+class _Flow:
+    """The flow's steps after the journey step, each charged its own time."""
+
+    def __init__(self, config: str | None, probes: Probes | None) -> None:
+        settings = load_settings(config)
+        self.probes = probes
+        rules = load_rules(settings.rules_path)
+        self.settings = settings
+        self.parser = event_parser(settings)
+        self.journey = journey_config(settings, rules, timers=False)
+        # The device and customer steps, routed as the flow routes them.
+        self.steps = PerUserSteps(self.journey, settings.identity.link_idle_s * 1000)
+        self.models = model_config(settings).build(None)
+        self.audience = audience_config(rules)
+        self.rec = recommend_config(settings, rules=rules)
+        self.loop = loop_config(settings, rules).build(None)
+        self.popularity = build_popularity(self.rec)(None) if self.rec is not None else None
+        self.make_shard = build_shard(self.rec) if self.rec is not None else None
+        self.make_list = build_lists(self.rec) if self.rec is not None else None
+        self.audiences: dict[str, Any] = {}
+        self.shards: dict[str, Any] = {}
+        self.lists: dict[str, Any] = {}
+        self.seconds: dict[str, dict[str, float]] = {part: defaultdict(float) for part in PARTS}
+
+    def after_journey(self, out: list[Any], kind: str, started: float) -> None:
+        """Carry the journey step's records ``out`` through the rest of the flow (its time starts at ``started``)."""
+        clock = time.perf_counter
+        seconds = self.seconds
+        scored: list[Any] = []
+        for record in out:
+            if isinstance(record, UserUpdate):
+                scored.extend(self.models.on_item(record)[0])
+        t_models = clock()
+        seconds["models"][kind] += t_models - started
+        published: list[tuple[str, Any]] = []
+        for update in scored:
+            if isinstance(update, UserUpdate):
+                key = update.user_id
+                published.extend((key, r) for r in _step(self.audiences, key, self.audience.build, update))
+        t_audience = clock()
+        seconds["audience"][kind] += t_audience - t_models
+        rec = self.rec
+        unrouted = out
+        if rec is not None:
+            through = published + [(r.user_id, r) for r in out if routed_here(rec, r)]
+            unrouted = [r for r in out if not routed_here(rec, r)]
+            for ask in out:
+                if isinstance(ask, RecAsk):
+                    for work in self.popularity.on_item(ask)[0]:
+                        answers = _step(self.shards, work.shard, self.make_shard, work)
+                        through.extend((a.ask.user, a) for a in answers if isinstance(a, RecAnswer))
+            published = [(key, r) for key, item in through for r in _step(self.lists, key, self.make_list, item)]
+        t_rec = clock()
+        seconds["recommender"][kind] += t_rec - t_audience
+        looped: list[Any] = []
+        for record in [*unrouted, *(r for _, r in published)]:
+            routed = _to_loop(("", record))
+            if routed is not None:
+                looped.extend(self.loop.on_item(routed[1])[0])
+        t_loop = clock()
+        seconds["loop"][kind] += t_loop - t_rec
+        # What the sinks write: sessions and dead letters, the loop's triggers and
+        # conversions, segment changes and profiles (journey triggers go via the loop).
+        _encode([r for r in out if not isinstance(r, UserUpdate) and _to_loop(("", r)) is None])
+        _encode(looped)
+        _encode([r for _, r in published if _to_loop(("", r)) is None])
+        seconds["outputs"][kind] += clock() - t_loop
+
+    def on_eof(self) -> None:
+        """Give every logic bytewax's end of input, charged to the end of input."""
+        clock = time.perf_counter
+        kind = "end of input"
+        started = clock()
+        if self.probes is not None:
+            self.probes.active = True
+        out = self.steps.finish()
+        if self.probes is not None:
+            self.probes.active = False
+        t_journey = clock()
+        self.seconds["journey"][kind] += t_journey - started
+        self.after_journey(out, kind, t_journey)
+        for part, logics in (
+            ("models", [self.models]),
+            ("audience", list(self.audiences.values())),
+            ("recommender", [*filter(None, [self.popularity]), *self.shards.values(), *self.lists.values()]),
+            ("loop", [self.loop]),
+        ):
+            started = clock()
+            for logic in logics:
+                _encode(list(logic.on_eof()[0]))
+            self.seconds[part][kind] += clock() - started
+
+
+def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[str, Any]:
+    """Replay ``path`` through every step's logic; return seconds per step and kind, counts, memory.
+
+    With ``probes``, the journey step's inner parts are timed too (see :class:`Probes`).
+    """
+    flow = _Flow(config, probes)
+    seconds = flow.seconds
+    clock = time.perf_counter
+    counts: Counter[str] = Counter()
+
+    def parsed() -> Iterator[Any]:
+        parse = flow.parser.parse
+        label = str(path)
+        for number, line, _ in read_lines(path):
+            started = clock()
+            item = parse(line, f"{label}:{number}")
+            seconds["parse"][kind_of(item)] += clock() - started
+            yield item
+
+    progress = ReplayProgress()
+    gc.collect()
+    # The collector tuned as the flow runs it (flows.runtime.execute), where that is done.
+    thresholds = getattr(runtime, "GC_THRESHOLDS", None)
+    if thresholds is not None:
+        gc.freeze()
+        gc.set_threshold(*thresholds)
+    base = rss_bytes()
+    wall, cpu = clock(), time.process_time()
+    steps = flow.steps
+    for item in replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress):
+        if isinstance(item, Expect):
+            continue  # in input order here already: nothing to wait for
+        kind = kind_of(item)
+        counts[kind] += 1
+        if isinstance(item, DeadLetter):
+            started = clock()
+            item.to_json()
+            seconds["outputs"][kind] += clock() - started
+            continue
+        started = clock()
+        if probes is not None:
+            probes.active = True
+        out = steps.feed(item)
+        if probes is not None:
+            probes.active = False
+        t_journey = clock()
+        seconds["journey"][kind] += t_journey - started
+        flow.after_journey(out, kind, t_journey)
+    # Every event and tick applied: what the users hold before the end of input.
+    memory = _memory(flow, base, progress.users)
+    # The end of input reaches every user (bytewax's EOF; one per key, as a tick does).
+    counts["end of input"] = progress.users
+    flow.on_eof()
+    wall, cpu = clock() - wall, time.process_time() - cpu
+    return {
+        "lines": sum(n for k, n in counts.items() if k not in ("tick", "end of input")),
+        "counts": dict(counts),
+        "seconds": {part: dict(by_kind) for part, by_kind in seconds.items()},
+        "wall_s": wall,
+        "cpu_s": cpu,
+        **memory,
+    }
+
+
+def _memory(flow: _Flow, base: int, users: int) -> dict[str, Any]:
+    """Return resident memory now (every event and tick applied), per user seen, and snapshot sizes."""
+    gc.collect()
+    growth = rss_bytes() - base
+    held = [*flow.steps.devices.values(), *flow.steps.customers.values()]
+    audience = list(flow.audiences.values())
+    return {
+        "users": users,
+        "users_held": len(held),
+        "rss_growth_bytes": growth,
+        "snapshot_bytes_per_held_user": round(sum(len(j.snapshot()) for j in held) / max(1, len(held))),
+        "audience_snapshot_bytes_per_user": round(sum(len(a.snapshot()) for a in audience) / max(1, len(audience))),
+    }

@@ -1,0 +1,133 @@
+"""The device step and the customer step's ordering, driven without a dataflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from bytewax.operators import StatefulLogic
+
+from flows.journey import journey_config
+from journeyflow.events import Event
+from journeyflow.records import Expect, Forward, Handoff, IdentityMerge, Tick, UserUpdate
+from operators.identity import DeviceConfig, DeviceLogic, _InOrder
+from operators.rules import load_rules
+from tests.helpers import at, event, settings
+
+SETTINGS = settings()
+JOURNEY = journey_config(SETTINGS, load_rules(SETTINGS.rules_path), timers=False)
+DAY_MS = 86_400_000
+
+
+def _event(kind: str, minutes: float, *, user: str | None = None, device: str | None = "a1", **props: Any) -> Event:
+    doc = event(kind, user=user or "x", ts=at(minutes), **props)
+    if user is None:
+        del doc["user_id"]
+    if device is not None:
+        doc["anonymous_id"] = device
+    parsed = JOURNEY.parser.parse(orjson.dumps(doc), "test:1")
+    assert isinstance(parsed, Event), parsed
+    return parsed
+
+
+def _device(link_idle_ms: int = 90 * DAY_MS) -> DeviceLogic:
+    return DeviceConfig(JOURNEY, link_idle_ms=link_idle_ms).build(None)
+
+
+def test_an_unlinked_device_runs_its_own_journey() -> None:
+    device = _device()
+    out, discard = device.on_item(_event("product_view", 0))
+    assert discard is StatefulLogic.RETAIN
+    assert not any(isinstance(o, Forward) for o in out)
+    assert device.journey is not None and device.journey.state.profile is not None
+
+
+def test_a_login_hands_the_state_over_and_links_the_device() -> None:
+    device = _device()
+    device.on_item(_event("product_view", 0))
+    login = _event("login", 1, user="u1")
+    out, discard = device.on_item(login)
+    assert discard is StatefulLogic.RETAIN
+    merges = [o for o in out if isinstance(o, IdentityMerge)]
+    assert merges == [IdentityMerge("u1", "a1", login.ts_ms, login.event_id)]
+    [forward] = [o for o in out if isinstance(o, Forward)]
+    assert forward.user == "u1" and isinstance(forward.item, Handoff)
+    assert forward.item.event == login and forward.item.state.profile.events_total == 1
+    # The steps after this one forget the device.
+    assert [o.kind for o in out if isinstance(o, UserUpdate)] == ["merge"]
+    assert device.state.linked_to == "u1" and device.journey is None
+
+
+def test_a_linked_devices_events_go_to_its_customer() -> None:
+    device = _device()
+    device.on_item(_event("login", 0, user="u1"))
+    view = _event("product_view", 5)
+    out, _ = device.on_item(view)
+    assert out == [Forward("u1", view._replace(user="u1"))]
+    # A second login to the same customer is only forwarded; another customer re-links.
+    again = _event("login", 6, user="u1")
+    assert device.on_item(again)[0] == [Forward("u1", again)]
+    other = _event("login", 7, user="u2")
+    out, _ = device.on_item(other)
+    assert IdentityMerge("u2", "a1", other.ts_ms, other.event_id) in out
+    assert Forward("u2", Handoff("a1", None, other)) in out
+
+
+def test_a_silent_link_is_forgotten() -> None:
+    device = _device(link_idle_ms=DAY_MS)
+    device.on_item(_event("login", 0, user="u1"))
+    assert device.on_item(Tick(_event("page_view", 60).ts_ms, "a1", device=True)) == ([], StatefulLogic.RETAIN)
+    out, _ = device.on_item(_event("page_view", 2 * 24 * 60))
+    assert not any(isinstance(o, Forward) for o in out)
+    assert device.state.linked_to is None and device.journey is not None
+
+
+def test_the_link_survives_a_snapshot() -> None:
+    cfg = DeviceConfig(JOURNEY, link_idle_ms=DAY_MS)
+    device = cfg.build(None)
+    device.on_item(_event("login", 0, user="u1"))
+    restored = cfg.build(device.snapshot())
+    view = _event("page_view", 3)
+    assert restored.on_item(view)[0] == [Forward("u1", view._replace(user="u1"))]
+
+
+class _Recorder(StatefulLogic[Any, Any, bytes]):
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def on_item(self, value: Any) -> tuple[list[Any], bool]:
+        self.seen.append(value)
+        return [value], StatefulLogic.RETAIN
+
+    def snapshot(self) -> bytes:
+        return b""
+
+
+def test_items_behind_a_placeholder_wait_for_what_it_stands_for() -> None:
+    recorder = _Recorder()
+    in_order = _InOrder(lambda resume: recorder, None, placeholders=True)
+    login = _event("login", 1, user="u1")._replace(seq=2)
+    handoff = Handoff("a1", None, login)
+    first = _event("page_view", 0, user="u1", device=None)._replace(seq=1)
+    later = _event("page_view", 2, user="u1", device=None)._replace(seq=3)
+    # The customer's own items (and the placeholder) come first, out of order.
+    out, discard = in_order.on_batch([later, Expect("u1", 2), first])
+    assert out == [first] and discard is False
+    out, _ = in_order.on_batch([handoff])
+    assert out == [handoff, later]
+    assert recorder.seen == [first, handoff, later]
+
+
+def test_an_item_before_its_placeholder_waits_for_it() -> None:
+    recorder = _Recorder()
+    in_order = _InOrder(lambda resume: recorder, None, placeholders=True)
+    handoff = Handoff("a1", None, _event("login", 1, user="u1")._replace(seq=2))
+    assert in_order.on_batch([handoff])[0] == []
+    assert in_order.on_batch([Expect("u1", 2)])[0] == [handoff]
+
+
+def test_live_applies_what_arrives_together_in_event_time() -> None:
+    recorder = _Recorder()
+    in_order = _InOrder(lambda resume: recorder, None, placeholders=False)
+    late, early = (_event("page_view", m, user="u1")._replace(seq=m) for m in (5, 1))
+    assert in_order.on_batch([late, early])[0] == [early, late]
