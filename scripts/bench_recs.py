@@ -38,6 +38,7 @@ from flows.recommend import recommend_config  # noqa: E402
 import flows.replay as replay_module  # noqa: E402
 from flows.replay import replay  # noqa: E402
 from journeyflow.events import DeadLetter  # noqa: E402
+from journeyflow.records import Expect  # noqa: E402
 from operators.recommend import RecAsk  # noqa: E402
 from operators.recommend_steps import Chain  # noqa: E402
 from operators.rules import load_rules  # noqa: E402
@@ -88,14 +89,14 @@ def steps(path: Path, settings: Settings) -> dict[str, Any]:
     cfg = recommend_config(settings)
     assert cfg is not None
     journey_cfg = journey_config(settings, load_rules(settings.rules_path), timers=False)
-    clock = ReplayClock(settings.replay.tick_s * 1000, settings.replay.tick_window_s * 1000)
+    clock = ReplayClock.from_settings(settings)
     parsed = [journey_cfg.parser.parse(line, f"bench:{n}") for n, line, _ in read_lines(path)]
     events = sum(1 for p in parsed if not isinstance(p, DeadLetter))
     journeys: dict[str, Any] = {}
     asks: list[RecAsk] = []
     for item in replay_items(parsed, clock, ReplayProgress()):
-        if isinstance(item, DeadLetter):
-            continue
+        if isinstance(item, (DeadLetter, Expect)):
+            continue  # Expect: in input order here already, nothing to wait for
         logic = journeys.get(item.user)
         if logic is None:
             logic = journeys[item.user] = journey_cfg.build(None)
