@@ -266,7 +266,7 @@ class _Online:
 
     def ranked(self, session: str) -> tuple[str, ...]:
         logic = self.chain.lists.get(session)
-        return logic.state.ranked if logic is not None else ()
+        return logic.ranked if logic is not None else ()
 
     def click(self, click: Click, *, learn: bool) -> None:
         # Frozen (not learn): the question is asked, nothing is counted or learned.

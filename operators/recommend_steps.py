@@ -237,12 +237,14 @@ _NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
 class ListState:
     """One customer's candidate scores and list."""
 
-    version: int = 2
+    version: int = 3
     scores: dict[str, float] = field(default_factory=dict)
     scale: float = 1.0
     """Weight of the latest product's successors in ``scores`` (forward decay, see :func:`rec.blend`)."""
-    ranked: tuple[str, ...] = ()
-    """Best first, ``EVAL_DEPTH`` deep; the published list is its first ``size``."""
+    exclude: frozenset[str] = frozenset()
+    """What the list leaves out as of the last answer: bought, in the cart, being looked at."""
+    fill: tuple[tuple[str, ...], ...] = ()
+    """The popular products (in the category, then overall) that fill the list up."""
     last_ms: int | None = None
     erased_ms: int | None = None
     """Time of the last tombstone: answers to earlier events are ignored."""
@@ -260,6 +262,10 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         self.state = state
         # Rules whose payload failed at run time (logged once each).
         self._failed: set[str] = set()
+        # The list, ranked when first read after an answer (not in the state:
+        # it is made from it). Most answers are never published, and most
+        # views miss the list, which a look at the scores tells (_position).
+        self._ranked: tuple[str, ...] | None = None
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
         answers = [i for i, value in enumerate(values) if type(value) is RecAnswer]
@@ -298,6 +304,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         if isinstance(value, Tombstone):
             quality = self._quality()
             self.state = ListState(erased_ms=value.ts_ms)
+            self._ranked = None
             return [value, *quality], StatefulBatchLogic.RETAIN
         return [value], self._retain()
 
@@ -315,9 +322,38 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         return encode_state(self.state)
 
     @property
+    def ranked(self) -> tuple[str, ...]:
+        """Return the customer's list ``EVAL_DEPTH`` deep, best first."""
+        ranked = self._ranked
+        if ranked is None:
+            state = self.state
+            ranked = self._ranked = rec.rank(state.scores, state.exclude, state.fill)
+        return ranked
+
+    @property
     def published(self) -> list[str]:
         """Return the customer's list as published: ``size`` products, best first."""
-        return list(self.state.ranked[: self.cfg.size])
+        return list(self.ranked[: self.cfg.size])
+
+    def _has_list(self) -> bool:
+        """Return whether the list holds anything (without ranking it)."""
+        if self._ranked is not None:
+            return bool(self._ranked)
+        exclude = self.state.exclude
+        for product in self.state.scores:
+            if product not in exclude:
+                return True
+        return any(p not in exclude for products in self.state.fill for p in products)
+
+    def _position(self, product: str) -> int | None:
+        """Return ``product``'s 1-based position in the list, or None (ranking only when it may be in it)."""
+        state = self.state
+        if self._ranked is None and product not in state.scores:
+            exclude = state.exclude
+            scored = len(state.scores) - sum(1 for p in exclude if p in state.scores)
+            if scored >= rec.EVAL_DEPTH:
+                return None  # the list is full of scored products, and this is not one
+        return rec.position_of(self.ranked, product)
 
     def answer(self, answer: RecAnswer) -> list[Any]:
         """Blend ``answer`` into the list; return the store row if the list changed."""
@@ -328,18 +364,18 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             if ask.ts_ms <= state.erased_ms:
                 return []
             state.erased_ms = None
-        if ask.kind == "view" and state.ranked and ask.product is not None:
+        if ask.kind == "view" and ask.product is not None and self._has_list():
             self._score(ask.product, answer.popular_rank)
+        # Live, the store gets a row when the list changes (ranked before blend changes the scores).
+        before = self.published if cfg.store_rows else None
         fresh = state.last_ms is None or ask.ts_ms - state.last_ms > cfg.session_gap_ms
         if ask.kind == "view" or ask.kind == "cart" and answer.successors:
             state.scores, state.scale = rec.blend(state.scores, state.scale, cfg, answer.successors, fresh)
         state.last_ms = ask.ts_ms if state.last_ms is None else max(state.last_ms, ask.ts_ms)
-        exclude = set(ask.exclude)
-        if ask.product is not None:
-            exclude.add(ask.product)
-        before = state.ranked[: cfg.size]
-        state.ranked = rec.rank(state.scores, exclude, (answer.in_category, answer.popular))
-        if cfg.store_rows and state.ranked[: cfg.size] != before:
+        state.exclude = frozenset(ask.exclude if ask.product is None else (*ask.exclude, ask.product))
+        state.fill = (answer.in_category, answer.popular)
+        self._ranked = None
+        if before is not None and self.published != before:
             return [ProfileRow(ask.user, ask.ts_ms, {"recommendations": self.published})]
         return []
 
@@ -347,7 +383,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         state = self.state
         state.evaluated += 1
         popular = None if popular_rank is None else popular_rank + 1
-        for name, position in (("online", rec.position_of(state.ranked, product)), ("popularity", popular)):
+        for name, position in (("online", self._position(product)), ("popularity", popular)):
             if position is None:
                 continue  # a miss adds nothing: most views, so skip the sums
             sums = state.hits.setdefault(name, dict(_NO_HITS))
@@ -365,7 +401,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def _retain(self) -> bool:
         state = self.state
-        if state.ranked or state.scores or state.final is not None or state.erased_ms is not None or state.evaluated:
+        if state.final is not None or state.erased_ms is not None or state.evaluated or state.scores or self._has_list():
             return StatefulBatchLogic.RETAIN
         return StatefulBatchLogic.DISCARD
 
