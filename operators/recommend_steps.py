@@ -89,9 +89,11 @@ class PopularityLogic(StatefulBatchLogic[RecAsk, tuple[str, list[ShardWork]], by
             self.work(ask, by_shard)
         return list(by_shard.items()), StatefulBatchLogic.RETAIN
 
-    def on_item(self, value: RecAsk) -> tuple[Iterable[tuple[str, list[ShardWork]]], bool]:
-        """Handle one ask (a batch of one)."""
-        return self.on_batch([value])
+    def on_item(self, value: RecAsk) -> tuple[Iterable[ShardWork], bool]:
+        """Handle one ask outside a dataflow: return its shard work, in order."""
+        by_shard: dict[str, list[ShardWork]] = {}
+        self.work(value, by_shard)
+        return [work for works in by_shard.values() for work in works], StatefulBatchLogic.RETAIN
 
     def work(self, ask: RecAsk, by_shard: dict[str, list[ShardWork]], *, count: bool = True) -> None:
         """Add the shard work of ``ask`` to ``by_shard``, counting its product first (unless not
@@ -206,9 +208,9 @@ class ShardLogic(StatefulBatchLogic[list[ShardWork], RecAnswer, bytes]):
                     out.append(answer)
         return out, StatefulBatchLogic.RETAIN
 
-    def on_item(self, value: list[ShardWork]) -> tuple[Iterable[RecAnswer], bool]:
-        """Handle one item (a batch's work for this shard)."""
-        return self.on_batch([value])
+    def on_item(self, value: ShardWork) -> tuple[Iterable[RecAnswer], bool]:
+        """Handle one event's work outside a dataflow."""
+        return self.on_batch([[value]])
 
     def work(self, work: ShardWork) -> RecAnswer | None:
         """Learn ``work``'s pairs; return the answer to its ask, if it has one."""

@@ -126,7 +126,7 @@ _REC = RecommendConfig(shards=2)
 _ASK = RecAsk("u1", 0, "view", "b", "shoes", ("a",), ())
 CASES += [
     Case("rec_popularity", build_popularity(_REC), [_ASK], None),
-    Case("rec_products", build_shard(_REC), [[ShardWork("rec:0", (("a", "b", 1.0),), _ASK)]], None),
+    Case("rec_products", build_shard(_REC), [ShardWork("rec:0", (("a", "b", 1.0),), _ASK)], None),
     Case(
         "rec_lists",
         build_lists(_REC),
