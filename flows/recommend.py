@@ -70,8 +70,8 @@ def _ask(item: tuple[str, Any]) -> tuple[str, RecAsk] | None:
     return (POPULARITY_KEY, value) if isinstance(value, RecAsk) else None
 
 
-def _by_shard(item: tuple[str, ShardWork]) -> tuple[str, ShardWork]:
-    return item[1].shard, item[1]
+def _by_shard(item: tuple[str, tuple[str, list[ShardWork]]]) -> tuple[str, list[ShardWork]]:
+    return item[1]
 
 
 def _by_user(item: tuple[str, RecAnswer]) -> tuple[str, RecAnswer]:
@@ -108,13 +108,13 @@ def add_recommendations(
         audience = op.merge("rec_with_triggers", audience, triggers)
     asks = op.filter_map("rec_asks", journey, _ask)
     # ("popularity", RecAsk): one key, a few dict operations per event
-    work = op.stateful("rec_popularity", asks, build_popularity(cfg))
-    # ("popularity", ShardWork)
-    answers = op.stateful("rec_products", op.map("rec_by_shard", work, _by_shard), build_shard(cfg))
+    work = op.stateful_batch("rec_popularity", asks, build_popularity(cfg))
+    # ("popularity", ("rec:N", [ShardWork])): one item per shard and batch
+    answers = op.stateful_batch("rec_products", op.map("rec_by_shard", work, _by_shard), build_shard(cfg))
     # ("rec:N", RecAnswer)
     merged: Stream[Any] = op.merge("rec_merge", audience, op.map("rec_by_user", answers, _by_user))
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecAnswer)
-    lists = op.stateful("rec_lists", merged, build_lists(cfg))  # type: ignore[arg-type]
+    lists = op.stateful_batch("rec_lists", merged, build_lists(cfg))  # type: ignore[arg-type]
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecQuality)
     if quality is not None:
         op.output("write_rec_quality", op.filter_map("rec_quality", lists, _quality), quality)

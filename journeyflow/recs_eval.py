@@ -39,7 +39,7 @@ import orjson
 from journeyflow.errors import JourneyflowError
 from operators import recommend as rec
 from operators.recommend import RecommendConfig
-from operators.recommend_steps import ListLogic, ListState, PopularityLogic, PopularityState, ShardLogic, ShardState
+from operators.recommend_steps import Chain
 
 __all__ = ["Click", "read_events", "read_click_log", "evaluate_recommendations", "format_recommendations"]
 
@@ -255,40 +255,22 @@ class _Event(NamedTuple):
 
 
 class _Online:
-    """The recommender's steps as the dataflow runs them, one click at a time."""
+    """The recommender's steps as the dataflow runs them (:class:`Chain`), one click at a time."""
 
     def __init__(self, cfg: RecommendConfig) -> None:
-        self.cfg = cfg
-        self.popularity = PopularityLogic(cfg, PopularityState())
-        self.shards: dict[str, ShardLogic] = {}
-        self.lists: dict[str, ListLogic] = {}
-        self.recent: dict[str, tuple[tuple[str, int], ...]] = {}
+        self.chain = Chain(cfg)
 
     def previous_item(self, session: str) -> str | None:
-        recent = self.recent.get(session)
+        recent = self.chain.recent.get(session)
         return recent[0][0] if recent else None
 
     def ranked(self, session: str) -> tuple[str, ...]:
-        logic = self.lists.get(session)
-        return logic.state.ranked if logic is not None else ()
+        logic = self.chain.lists.get(session)
+        return logic.ranked if logic is not None else ()
 
     def click(self, click: Click, *, learn: bool) -> None:
-        event = _Event(click.session, "product_view", click.ts_ms, click.item, click.category)
-        ask, recent = rec.observe(self.cfg, self.recent.get(click.session, ()), event, (), ())
-        self.recent[click.session] = recent
-        assert ask is not None
-        # Frozen: the question is asked, nothing is counted or learned.
-        works = self.popularity.work(ask, count=learn)
-        for work in works:
-            shard = self.shards.get(work.shard)
-            if shard is None:
-                shard = self.shards[work.shard] = ShardLogic(self.cfg, ShardState())
-            answer = shard.work(work)
-            if answer is not None:
-                lists = self.lists.get(click.session)
-                if lists is None:
-                    lists = self.lists[click.session] = ListLogic(self.cfg, ListState())
-                lists.answer(answer)
+        # Frozen (not learn): the question is asked, nothing is counted or learned.
+        self.chain.event(_Event(click.session, "product_view", click.ts_ms, click.item, click.category), learn=learn)
 
 
 def format_recommendations(report: dict[str, Any], title: str) -> str:

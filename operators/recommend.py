@@ -36,7 +36,7 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "RecommendConfig",
@@ -48,6 +48,7 @@ __all__ = [
     "shard_of",
     "observe",
     "ranking_add",
+    "ranking_top",
     "learn",
     "successors",
     "blend",
@@ -86,7 +87,7 @@ class RecommendConfig:
     popular: int = 40
     """Popular products kept overall and per category."""
     candidates: int = 30
-    """Scored products a customer's list keeps between events."""
+    """Scored products a customer's list keeps between events (up to twice as many, see :func:`blend`)."""
     shards: int = 64
     """Product-table keys: products spread over this many keys (and so over workers)."""
     session_gap_ms: int = 30 * 60_000
@@ -104,9 +105,13 @@ class RecommendConfig:
         return max(1, -(-self.max_products // self.shards))
 
 
-@dataclass(frozen=True, slots=True)
-class RecAsk:
-    """A product event of a consenting customer, from the journey step."""
+class RecAsk(NamedTuple):
+    """A product event of a consenting customer, from the journey step.
+
+    The records that cross the recommender's steps are named tuples: one is
+    made per product event, and a tuple is about half the cost of a frozen
+    dataclass to build and to pass along.
+    """
 
     user: str
     ts_ms: int
@@ -121,9 +126,9 @@ class RecAsk:
     """Products not to recommend: just bought, in the cart (if configured)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ShardWork:
-    """What one product shard has to do for one event."""
+class ShardWork(NamedTuple):
+    """What one product shard has to do for one event (the popularity step sends
+    a shard all of a batch's work at once, in event order)."""
 
     shard: str
     pairs: tuple[tuple[str, str, float], ...]
@@ -136,8 +141,7 @@ class ShardWork:
     """The product's rank in ``popular`` before this event (popularity's hit), or None."""
 
 
-@dataclass(frozen=True, slots=True)
-class RecAnswer:
+class RecAnswer(NamedTuple):
     """A product's successors and the popular fill, for one customer's event."""
 
     ask: RecAsk
@@ -211,6 +215,9 @@ class Ranking:
 
     top: list[str]
     scores: dict[str, float]
+    view: tuple[str, ...] | None = None
+    """``top[:EVAL_DEPTH]`` as sent with each ask; None when the order changed since.
+    Most events only raise a score without reordering, so the tuple is reused."""
 
 
 def ranking_add(ranking: Ranking, product: str, score: float, size: int) -> None:
@@ -228,10 +235,12 @@ def ranking_add(ranking: Ranking, product: str, score: float, size: int) -> None
     elif len(top) < size:
         top.append(product)
         i = len(top) - 1
+        ranking.view = None
     elif score > scores[top[-1]]:
         del scores[top[-1]]
         top[-1] = product
         i = size - 1
+        ranking.view = None
     else:
         return
     scores[product] = score
@@ -239,6 +248,21 @@ def ranking_add(ranking: Ranking, product: str, score: float, size: int) -> None
     while i > 0 and scores[top[i - 1]] < score:
         top[i - 1], top[i] = top[i], top[i - 1]
         i -= 1
+        ranking.view = None
+
+
+def ranking_top(ranking: Ranking) -> tuple[str, ...]:
+    """Return the best ``EVAL_DEPTH`` products of ``ranking`` (cached until the order changes).
+
+    >>> r = Ranking([], {})
+    >>> ranking_add(r, "a", 1.0, 40)
+    >>> ranking_top(r) is ranking_top(r), ranking_top(r)
+    (True, ('a',))
+    """
+    view = ranking.view
+    if view is None:
+        view = ranking.view = tuple(ranking.top[:EVAL_DEPTH])
+    return view
 
 
 # -- successors (the product step, keyed by shard) -----------------------------
@@ -286,29 +310,49 @@ def successors(table: dict[str, list[Any]], cfg: RecommendConfig, product: str) 
 # -- a customer's list (per user, after the audience step) ---------------------
 
 
+#: Forward decay in a customer's scores: rebase them before the scale gets near the float limit.
+_MAX_SCALE = 2.0**200
+
+
 def blend(
-    scores: dict[str, float], cfg: RecommendConfig, found: tuple[tuple[str, float], ...], fresh: bool
-) -> dict[str, float]:
-    """Return the customer's candidate scores after a product with successors ``found``.
+    scores: dict[str, float],
+    scale: float,
+    cfg: RecommendConfig,
+    found: tuple[tuple[str, float], ...],
+    fresh: bool,
+) -> tuple[dict[str, float], float]:
+    """Return the customer's candidate scores and scale after a product with successors ``found``.
 
-    Earlier candidates keep ``decay`` of their score (none when ``fresh``: a
-    new session starts over); at most ``candidates`` are kept.
+    Earlier candidates keep ``decay`` of their weight at each new product
+    (none when ``fresh``: a new session starts over). Rather than shrink
+    every earlier score, the new product's successors count ``1 / decay``
+    times more than the previous product's (forward decay: the same order,
+    a few dictionary updates per event). ``scores`` is updated in place.
+    Between ``candidates`` and twice as many are kept: trimming to the best
+    ``candidates`` when there are twice as many costs a sort every few events
+    rather than at every one.
 
-    >>> cfg = RecommendConfig(decay=0.5, candidates=2)
-    >>> blend({"a": 1.0}, cfg, (("b", 0.5),), True)
-    {'b': 0.5}
-    >>> blend({"a": 1.0, "b": 0.2}, cfg, (("b", 0.5), ("c", 0.3)), False)
-    {'b': 0.6, 'a': 0.5}
+    >>> cfg = RecommendConfig(decay=0.5, candidates=1)
+    >>> blend({"a": 1.0}, 1.0, cfg, (("b", 0.5),), True)
+    ({'b': 0.5}, 1.0)
+    >>> blend({"a": 1.0, "b": 0.2}, 1.0, cfg, (("b", 0.5), ("c", 0.3)), False)
+    ({'b': 1.2}, 2.0)
     """
-    decay = 0.0 if fresh else cfg.decay
-    if not decay or not scores:
-        return dict(found)
-    merged = {p: s * decay for p, s in scores.items()}
+    decay = cfg.decay
+    if fresh or not decay:
+        scores = {}
+        scale = 1.0
+    else:
+        scale /= decay
+        if scale > _MAX_SCALE:
+            scores = {p: s / scale for p, s in scores.items()}
+            scale = 1.0
+    get = scores.get
     for product, weight in found:
-        merged[product] = merged.get(product, 0.0) + weight
-    if len(merged) > cfg.candidates:
-        merged = dict(heapq.nlargest(cfg.candidates, merged.items(), key=itemgetter(1)))
-    return merged
+        scores[product] = get(product, 0.0) + weight * scale
+    if len(scores) > 2 * cfg.candidates:
+        scores = dict(heapq.nlargest(cfg.candidates, scores.items(), key=itemgetter(1)))
+    return scores, scale
 
 
 def rank(
@@ -322,7 +366,10 @@ def rank(
     >>> rank({"a": 0.1, "b": 0.7}, {"a"}, (("c", "b", "d"),), 3)
     ('b', 'c', 'd')
     """
-    ranked = [p for p, _ in sorted(scores.items(), key=itemgetter(1), reverse=True) if p not in exclude]
+    # A stable sort: equal scores keep the order they were first scored in.
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    if exclude:
+        ranked = [p for p in ranked if p not in exclude]
     if len(ranked) < depth:
         seen = set(ranked) | exclude
         for products in fill:

@@ -13,7 +13,7 @@ from flows.recommend import recommend_config
 from journeyflow.records import ProfileRow, RawRecord, SegmentChange, Tombstone
 from operators import recommend as rec
 from operators.recommend import RecAnswer, RecAsk, RecommendConfig
-from operators.recommend_steps import ListLogic, ListState, PopularityLogic, PopularityState, ShardLogic, ShardState
+from operators.recommend_steps import Chain, ListLogic
 from operators.rules import load_rules
 from tests.helpers import event, settings
 
@@ -30,34 +30,20 @@ class _Event(NamedTuple):
 
 
 class Pipeline:
-    """The three steps chained in-process, as the dataflow chains them."""
+    """Shoppers' events through the shared in-process chain of the three steps (:class:`Chain`)."""
 
     def __init__(self, cfg: RecommendConfig) -> None:
         self.cfg = cfg
-        self.popularity = PopularityLogic(cfg, PopularityState())
-        self.shards: dict[str, ShardLogic] = {}
-        self.lists: dict[str, ListLogic] = {}
-        self.recent: dict[str, tuple[tuple[str, int], ...]] = {}
+        self.chain = Chain(cfg)
         self.rows: list[Any] = []
 
     def do(self, user: str, kind: str, product: str | None, ts_ms: int, *, category: str = "c",
            cart: tuple[str, ...] = (), bought: tuple[str, ...] = ()) -> list[str]:
-        ask, self.recent[user] = rec.observe(
-            self.cfg, self.recent.get(user, ()), _Event(user, kind, ts_ms, product, category), cart, bought
-        )
-        assert ask is not None
-        self.answer(ask)
+        self.rows.extend(self.chain.event(_Event(user, kind, ts_ms, product, category), cart, bought))
         return self.list_of(user)
 
-    def answer(self, ask: RecAsk) -> None:
-        for work in self.popularity.work(ask):
-            shard = self.shards.setdefault(work.shard, ShardLogic(self.cfg, ShardState()))
-            answer = shard.work(work)
-            if answer is not None:
-                self.rows.extend(self.logic(answer.ask.user).on_item(answer)[0])
-
     def logic(self, user: str) -> ListLogic:
-        return self.lists.setdefault(user, ListLogic(self.cfg, ListState()))
+        return self.chain.logic(user)
 
     def list_of(self, user: str) -> list[str]:
         return self.logic(user).published
@@ -145,9 +131,9 @@ def test_product_state_holds_no_customer_id() -> None:
     pipe = _trained()
     pipe.do("customer-secret-42", "product_view", "a", 10_000 * MIN)
     pipe.do("customer-secret-42", "product_view", "b", 10_001 * MIN)
-    blobs = [pipe.popularity.snapshot(), *(s.snapshot() for s in pipe.shards.values())]
+    blobs = [pipe.chain.popularity.snapshot(), *(s.snapshot() for s in pipe.chain.shards.values())]
     assert all(b"customer-secret-42" not in blob for blob in blobs)
-    assert all(b"customer-secret-42" not in pickle.dumps(s.state) for s in pipe.shards.values())
+    assert all(b"customer-secret-42" not in pickle.dumps(s.state) for s in pipe.chain.shards.values())
 
 
 def test_memory_is_bounded_by_products_and_neighbours() -> None:
@@ -155,12 +141,12 @@ def test_memory_is_bounded_by_products_and_neighbours() -> None:
     pipe = Pipeline(cfg)
     for n in range(200):
         pipe.do(f"s{n % 7}", "product_view", f"p{n % 37}", n * MIN, category=f"k{n % 5}")
-    for shard in pipe.shards.values():
+    for shard in pipe.chain.shards.values():
         assert len(shard.state.table) <= cfg.per_shard
         assert all(len(node[0]) <= 2 * cfg.neighbours for node in shard.state.table.values())
-    assert len(pipe.popularity.state.counts) <= cfg.max_products
-    assert len(pipe.popularity.state.categories) <= cfg.max_categories
-    assert len(pipe.popularity.state.overall.top) <= cfg.popular
+    assert len(pipe.chain.popularity.state.counts) <= cfg.max_products
+    assert len(pipe.chain.popularity.state.categories) <= cfg.max_categories
+    assert len(pipe.chain.popularity.state.overall.top) <= cfg.popular
 
 
 def test_online_hits_are_counted_for_the_list_and_for_popularity() -> None:
