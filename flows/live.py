@@ -159,10 +159,7 @@ def live_flow(settings: Settings, *, check: bool = True, rules: Rules | None = N
     parser = event_parser(settings)
 
     def parse(record: RawRecord) -> Event | DeadLetter:
-        parsed = parser.parse(record.data, record.source, record.key)
-        # Live, a customer's items that reach the per-customer step together are
-        # applied in event-time order (a replay uses its input position).
-        return parsed if isinstance(parsed, DeadLetter) else parsed._replace(seq=parsed.ts_ms)
+        return parser.parse(record.data, record.source, record.key)
 
     def read_kafka(flow: Dataflow) -> Any:
         read = op.input("read", flow, source)

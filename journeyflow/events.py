@@ -110,9 +110,9 @@ class Event(NamedTuple):
     raw: bytes = b""
     """The message as received, for a dead letter if the event turns out late."""
     seq: int = 0
-    """Where the event stands in the input: its position in a replay's merged
-    input, live its event time. The per-customer step applies what reaches it
-    at once in this order (see :func:`operators.identity.in_input_order`).
+    """Where the event stands in a replay's merged input (0 live). The
+    per-customer step applies a replay's items in this order (see
+    :func:`operators.identity.in_input_order`).
     Keep it the last field: the replay splices it in (``flows/files.py``)."""
 
 

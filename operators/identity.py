@@ -215,13 +215,15 @@ def _position(item: Any) -> int:
 class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
     """Apply one key's items in input order, one by one (as ``stateful`` would).
 
-    Items that arrive together are sorted by position. With ``placeholders``
-    (a replay), each item that comes through the device step (a login or its
-    handoff) has an :class:`~journeyflow.records.Expect` among the key's own
-    items: the items after it wait (``held``) until that item is here, and an
-    item that comes before its placeholder waits in ``early``. So the order
+    With ``placeholders`` (a replay), items that arrive together are sorted
+    by position, and each item that comes through the device step (a login or
+    its handoff) has an :class:`~journeyflow.records.Expect` among the key's
+    own items: the items after it wait (``held``) until that item is here, and
+    an item that comes before its placeholder waits in ``early``. So the order
     does not depend on which path, or which worker, was faster. What waits is
     not in snapshots: only replays, which do not recover, send placeholders.
+    Live, items are applied as they arrive (Kafka orders nothing across the
+    partitions of a device and its customer anyway).
     """
 
     def __init__(
@@ -236,12 +238,16 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         """Items of the device step that came before their placeholder, by position."""
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
-        values.sort(key=_position)
         out: list[Any] = []
-        for value in values:
-            if not self.placeholders:
+        if not self.placeholders:
+            # Live: as they arrive. Sorting what arrives together would make the
+            # outcome depend on where batches happen to split (after a restart, say).
+            for value in values:
                 self._apply(value, out)
-            elif _through_device(value):
+            return out, self.logic is None
+        values.sort(key=_position)
+        for value in values:
+            if _through_device(value):
                 self.early[_position(value)] = value
             else:
                 self.held.append(value)
@@ -310,10 +316,9 @@ def in_input_order(
     The customer step hears of a customer along two paths (its own items,
     and what its devices send through one more step), and bytewax hands a
     stateful step each key's items grouped by where they came from, not in
-    input order. Sorting what arrives together by ``seq`` (a replay's input
-    position; live, the event time), and, in a replay, waiting at each
-    placeholder for the item it stands for, restores the order: a login's
-    handed-over state is merged before the customer's next event, whichever
-    path or worker was faster.
+    input order. In a replay, sorting what arrives together by ``seq`` (the
+    input position) and waiting at each placeholder for the item it stands
+    for restores the order: a login's handed-over state is merged before the
+    customer's next event, whichever path or worker was faster.
     """
     return op.stateful_batch(step_id, up, lambda resume: _InOrder(builder, resume, placeholders))
