@@ -29,6 +29,7 @@ An unlinked device's state is bounded and released as the journey step's is.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -222,8 +223,8 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
     an item that comes before its placeholder waits in ``early``. So the order
     does not depend on which path, or which worker, was faster. What waits is
     not in snapshots: only replays, which do not recover, send placeholders.
-    Live, items are applied as they arrive (Kafka orders nothing across the
-    partitions of a device and its customer anyway).
+    Live, each path's items keep their arrival order and the two paths are
+    interleaved by event time (:func:`_interleaved`).
     """
 
     def __init__(
@@ -240,14 +241,12 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
         out: list[Any] = []
         if not self.placeholders:
-            # Live: as they arrive. Sorting what arrives together would make the
-            # outcome depend on where batches happen to split (after a restart, say).
-            for value in values:
+            for value in _interleaved(values):
                 self._apply(value, out)
             return out, self.logic is None
         values.sort(key=_position)
         for value in values:
-            if _through_device(value):
+            if _expected(value):
                 self.early[_position(value)] = value
             else:
                 self.held.append(value)
@@ -299,9 +298,36 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         return (self.logic or self.builder(None)).snapshot()
 
 
-def _through_device(value: Any) -> bool:
-    """Whether ``value`` came through the device step: a handoff, or a login of a device already linked."""
+def _interleaved(values: list[Any]) -> Iterable[Any]:
+    """Live: each path's items in arrival order, the two paths interleaved by event time.
+
+    A customer's own events and what its devices forward arrive grouped by
+    path; merging the two by event time applies a login's handoff before the
+    customer's next event. Within a path nothing is reordered (sorting what
+    happens to arrive together would tie the outcome to where batches split).
+    """
+    own = [v for v in values if not _through_device(v)]
+    if len(own) == len(values) or not own:
+        return values
+    forwarded = [v for v in values if _through_device(v)]
+    return heapq.merge(own, forwarded, key=_event_time)
+
+
+def _event_time(value: Any) -> int:
+    return value.event.ts_ms if isinstance(value, Handoff) else value.ts_ms  # type: ignore[no-any-return]
+
+
+def _expected(value: Any) -> bool:
+    """Whether a replay sent a placeholder for ``value``: a login, or its handoff (the replay
+    sends a linked device's other events straight to the customer)."""
     return isinstance(value, Handoff) or (isinstance(value, Event) and value.type in IDENTITY_TYPES)
+
+
+def _through_device(value: Any) -> bool:
+    """Whether ``value`` came through the device step: a handoff, a login, a linked device's event."""
+    return isinstance(value, Handoff) or (
+        isinstance(value, Event) and (value.type in IDENTITY_TYPES or value.user_id is None)
+    )
 
 
 def in_input_order(

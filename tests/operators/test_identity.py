@@ -132,3 +132,12 @@ def test_live_applies_items_as_they_arrive() -> None:
     in_order = _InOrder(lambda resume: recorder, None, placeholders=False)
     late, early = (_event("page_view", m, user="u1") for m in (5, 1))
     assert in_order.on_batch([late, early])[0] == [late, early]
+
+
+def test_live_applies_a_handoff_before_the_customers_later_event_that_arrived_with_it() -> None:
+    recorder = _Recorder()
+    in_order = _InOrder(lambda resume: recorder, None, placeholders=False)
+    handoff = Handoff("a1", None, _event("login", 3, user="u1"))
+    view = _event("page_view", 4, user="u1", device=None)
+    # bytewax hands over the customer's own items first, then the device path's.
+    assert in_order.on_batch([view, handoff])[0] == [handoff, view]
