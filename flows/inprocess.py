@@ -10,7 +10,7 @@ every device and then every customer hears the end of input, in key order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from bytewax.operators import StatefulLogic
@@ -19,7 +19,19 @@ from journeyflow.records import Expect, Forward
 from operators.identity import DeviceConfig, device_key, to_device
 from operators.journey import JourneyConfig
 
-__all__ = ["PerUserSteps"]
+__all__ = ["PerUserSteps", "apply_keyed"]
+
+
+def apply_keyed(logics: dict[str, Any], build: Callable[[Any], Any], key: str, item: Any) -> list[Any]:
+    """Give ``item`` to ``key``'s logic (built on first use, dropped on DISCARD), as a
+    keyed bytewax step would; return what it emits."""
+    logic = logics.get(key)
+    if logic is None:
+        logic = logics[key] = build(None)
+    said, discard = logic.on_item(item)
+    if discard:
+        del logics[key]
+    return list(said)
 
 
 class PerUserSteps:
@@ -41,14 +53,14 @@ class PerUserSteps:
             return []  # items come in input order here: nothing to wait for
         out: list[Any] = []
         if to_device(item):
-            said = self._apply(self.devices, self.devices_cfg.build, device_key(item), item)
+            said = apply_keyed(self.devices, self.devices_cfg.build, device_key(item), item)
             for record in said:
                 if isinstance(record, Forward):
-                    out.extend(self._apply(self.customers, self.journey_cfg.build, record.user, record.item))
+                    out.extend(apply_keyed(self.customers, self.journey_cfg.build, record.user, record.item))
                 else:
                     out.append(record)
         else:
-            out.extend(self._apply(self.customers, self.journey_cfg.build, item.user, item))
+            out.extend(apply_keyed(self.customers, self.journey_cfg.build, item.user, item))
         return out
 
     def feed_all(self, items: Iterable[Any]) -> Iterator[Any]:
@@ -66,13 +78,3 @@ class PerUserSteps:
                 out.extend(r for r in said if not isinstance(r, Forward))
             logics.clear()
         return out
-
-    @staticmethod
-    def _apply(logics: dict[str, Any], build: Any, key: str, item: Any) -> list[Any]:
-        logic = logics.get(key)
-        if logic is None:
-            logic = logics[key] = build(None)
-        said, discard = logic.on_item(item)
-        if discard:
-            del logics[key]
-        return list(said)

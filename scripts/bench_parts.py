@@ -28,7 +28,7 @@ from bench_measure import PARTS, kind_of, rss_bytes  # type: ignore[import-not-f
 
 from config.settings import load_settings
 from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
-from flows.inprocess import PerUserSteps
+from flows.inprocess import PerUserSteps, apply_keyed
 from flows.journey import audience_config, event_parser, journey_config, model_config
 from flows.loop import _to_loop, loop_config  # the loop's routing, not a copy of it
 from flows import runtime
@@ -115,17 +115,6 @@ class Probes:
         return timed
 
 
-def _step(logics: dict[str, Any], key: str, build: Callable[[Any], Any], item: Any) -> list[Any]:
-    """Give ``item`` to ``key``'s logic (built on first use; dropped on DISCARD); return what it emits."""
-    logic = logics.get(key)
-    if logic is None:
-        logic = logics[key] = build(None)
-    out, discard = logic.on_item(item)
-    if discard:
-        del logics[key]
-    return list(out)
-
-
 def _encode(records: list[Any]) -> None:
     for record in records:
         to_json = getattr(record, "to_json", None)
@@ -171,7 +160,7 @@ class _Flow:
         for update in scored:
             if isinstance(update, UserUpdate):
                 key = update.user_id
-                published.extend((key, r) for r in _step(self.audiences, key, self.audience.build, update))
+                published.extend((key, r) for r in apply_keyed(self.audiences, key, self.audience.build, update))
         t_audience = clock()
         seconds["audience"][kind] += t_audience - t_models
         rec = self.rec
@@ -182,9 +171,9 @@ class _Flow:
             for ask in out:
                 if isinstance(ask, RecAsk):
                     for work in self.popularity.on_item(ask)[0]:
-                        answers = _step(self.shards, work.shard, self.make_shard, work)
+                        answers = apply_keyed(self.shards, work.shard, self.make_shard, work)
                         through.extend((a.ask.user, a) for a in answers if isinstance(a, RecAnswer))
-            published = [(key, r) for key, item in through for r in _step(self.lists, key, self.make_list, item)]
+            published = [(key, r) for key, item in through for r in apply_keyed(self.lists, key, self.make_list, item)]
         t_rec = clock()
         seconds["recommender"][kind] += t_rec - t_audience
         looped: list[Any] = []
