@@ -22,7 +22,7 @@ from operators.journey import JourneyConfig
 __all__ = ["PerUserSteps", "apply_keyed"]
 
 
-def apply_keyed(logics: dict[str, Any], build: Callable[[Any], Any], key: str, item: Any) -> list[Any]:
+def apply_keyed(logics: dict[str, Any], key: str, build: Callable[[Any], Any], item: Any) -> list[Any]:
     """Give ``item`` to ``key``'s logic (built on first use, dropped on DISCARD), as a
     keyed bytewax step would; return what it emits."""
     logic = logics.get(key)
@@ -53,14 +53,14 @@ class PerUserSteps:
             return []  # items come in input order here: nothing to wait for
         out: list[Any] = []
         if to_device(item):
-            said = apply_keyed(self.devices, self.devices_cfg.build, device_key(item), item)
+            said = apply_keyed(self.devices, device_key(item), self.devices_cfg.build, item)
             for record in said:
                 if isinstance(record, Forward):
-                    out.extend(apply_keyed(self.customers, self.journey_cfg.build, record.user, record.item))
+                    out.extend(apply_keyed(self.customers, record.user, self.journey_cfg.build, record.item))
                 else:
                     out.append(record)
         else:
-            out.extend(apply_keyed(self.customers, self.journey_cfg.build, item.user, item))
+            out.extend(apply_keyed(self.customers, item.user, self.journey_cfg.build, item))
         return out
 
     def feed_all(self, items: Iterable[Any]) -> Iterator[Any]:
