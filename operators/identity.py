@@ -30,6 +30,7 @@ An unlinked device's state is bounded and released as the journey step's is.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -233,7 +234,7 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         self.builder = builder
         self.placeholders = placeholders
         self.logic: StatefulLogic[Any, Any, bytes] | None = builder(resume)
-        self.held: list[Any] = []
+        self.held: deque[Any] = deque()
         """From the first placeholder whose item has not come, everything after it."""
         self.early: dict[int, Any] = {}
         """Items of the device step that came before their placeholder, by position."""
@@ -248,9 +249,15 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         for value in values:
             if _expected(value):
                 self.early[_position(value)] = value
-            else:
+                self._drain(out)
+            elif self.held:
                 self.held.append(value)
-            self._drain(out)
+            elif isinstance(value, Expect):
+                self.held.append(value)
+                self._drain(out)
+            else:
+                # Nothing waits ahead of it: the common case.
+                self._apply(value, out)
         return out, self.logic is None and not self.held and not self.early
 
     def _drain(self, out: list[Any]) -> None:
@@ -260,7 +267,7 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
                 if head.seq not in self.early:
                     return
                 head = self.early.pop(head.seq)
-            del self.held[0]
+            self.held.popleft()
             self._apply(head, out)
 
     def _apply(self, value: Any, out: list[Any]) -> None:
@@ -281,7 +288,7 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         # never came is skipped.
         out: list[Any] = []
         waiting = [v for v in self.held if not isinstance(v, Expect)] + list(self.early.values())
-        self.held, self.early = [], {}
+        self.held, self.early = deque(), {}
         for value in sorted(waiting, key=_position):
             self._apply(value, out)
         if self.logic is None:

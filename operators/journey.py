@@ -259,16 +259,17 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         state = self.state
         if not state.user:
             state.user = event.user
-        if state.erased_devices and self._erased_device(event.anonymous_id):
-            if event.user_id is None:
-                # A device of a customer who asked to be forgotten: not theirs any more.
-                state.processed += 1
-                state.skipped += 1
-                return
-            if event.type in IDENTITY_TYPES:
-                # Logged in again on it: the device is the customer's anew.
-                hashed = self.cfg.parser.hash_personal(event.anonymous_id)  # type: ignore[arg-type]
-                state.erased_devices = tuple(d for d in state.erased_devices if d != hashed)
+        if state.erased_devices and event.anonymous_id is not None:
+            hashed = self.cfg.parser.hash_personal(event.anonymous_id)
+            if hashed in state.erased_devices:
+                if event.user_id is None:
+                    # A device of a customer who asked to be forgotten: not theirs any more.
+                    state.processed += 1
+                    state.skipped += 1
+                    return
+                if event.type in IDENTITY_TYPES:
+                    # Logged in again on it: the device is the customer's anew.
+                    state.erased_devices = tuple(d for d in state.erased_devices if d != hashed)
         if event.consent_personalization is not None:
             self._on_consent(event, out)
             state = self.state  # a refusal replaces the state
@@ -448,9 +449,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             # Segments and scores are decided anew on the merged profile.
             self._segment_inputs = None
             self._score = (state.max_ts_ms, "merge", login.event_id, True)  # type: ignore[assignment]
-
-    def _erased_device(self, device: str | None) -> bool:
-        return device is not None and self.cfg.parser.hash_personal(device) in self.state.erased_devices
 
     def _late(self, event: Event, max_ts: int) -> DeadLetter:
         behind_s = (max_ts - event.ts_ms) / 1000
