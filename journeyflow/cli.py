@@ -149,9 +149,9 @@ def _show_settings(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from journeyflow import generator
+    from journeyflow import generator_cli
 
-    return generator.run(args)
+    return generator_cli.run(args)
 
 
 def _evaluate_recommendations(args: argparse.Namespace) -> int:
@@ -233,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--users", type=int, help="one generated regime instead: users")
     evaluate.add_argument("--days", type=int, help="... days of history")
     evaluate.add_argument("--seed", type=int, help="... generator seed")
-    from journeyflow.generator import MIXES
+    from journeyflow.generator_personas import MIXES
 
     evaluate.add_argument("--mix", choices=MIXES, help="... persona mix")
     evaluate.add_argument("--events", metavar="FILE", help="judge these events instead (with --truth)")
@@ -265,9 +265,9 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show_settings)
 
     generate = commands.add_parser("generate", parents=[verbose], help="write synthetic events and their ground truth")
-    from journeyflow import generator
+    from journeyflow import generator_cli
 
-    generator.add_arguments(generate)
+    generator_cli.add_arguments(generate)
     generate.set_defaults(func=_generate)
     return parser
 
