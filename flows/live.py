@@ -30,7 +30,9 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from config.settings import Settings, check_salt, load_settings, mask_url
 from flows.journey import Outputs, build_flow, event_parser
-from flows.kafka import KafkaSink, KafkaSource, check_brokers, check_dead_letter_room, missing_topics
+from flows.kafka import check_brokers, missing_topics
+from flows.kafka_sink import KafkaSink, check_dead_letter_room
+from flows.kafka_source import KafkaSource
 from flows.redis_sink import StoreSink
 from flows.runtime import execute
 from journeyflow.errors import ConfigError, ConnectionFailure
