@@ -11,7 +11,7 @@ import kafka.errors as kafka_errors
 from bytewax.outputs import DynamicSink
 from kafka import KafkaProducer
 
-from config.settings import KafkaSettings
+from config.connections import KafkaSettings
 from flows.kafka import RECONNECT_BACKOFF_MAX_MS, parse_brokers, to_ms, topic_partitions, unreachable
 from flows.kafka_delivery import KafkaSinkPartition
 from journeyflow.clients import kafka_options, producer_options

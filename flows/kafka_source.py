@@ -18,7 +18,7 @@ import kafka.errors as kafka_errors
 from bytewax.inputs import FixedPartitionedSource
 from kafka import KafkaConsumer, TopicPartition
 
-from config.settings import KafkaSettings
+from config.connections import KafkaSettings
 from flows.kafka import RECONNECT_BACKOFF_MAX_MS, parse_brokers, to_ms, topic_partitions, unreachable
 from flows.kafka_partition import KafkaPartition
 from journeyflow.clients import kafka_options

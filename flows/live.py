@@ -28,7 +28,9 @@ import bytewax.operators as op
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from config.settings import Settings, check_salt, load_settings, mask_url
+from config.checks import check_salt
+from config.fields import mask_url
+from config.settings import Settings, load_settings
 from flows.journey import Outputs, build_flow, event_parser
 from flows.kafka import check_brokers, missing_topics
 from flows.kafka_sink import KafkaSink, check_dead_letter_room

@@ -56,7 +56,7 @@ def _replay(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary, Path(args.out)))
     print(f"report: {Path(args.out) / summary['report']['file']} (built in {summary['report']['elapsed_s']:.2f} s)")
-    from config.settings import check_salt
+    from config.checks import check_salt
 
     # Once, after the run: an error before it stays the one line on stderr.
     check_salt(settings.privacy, live=False)

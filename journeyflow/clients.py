@@ -26,7 +26,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from config.settings import MASK, KafkaSettings, RedisSettings, mask_url, read_secret_file
+from config.checks import read_secret_file
+from config.connections import KafkaSettings, RedisSettings
+from config.fields import MASK, mask_url
 from journeyflow.errors import ConfigError, ConnectionFailure
 
 __all__ = [

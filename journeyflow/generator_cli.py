@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from config.settings import DEFAULT_CONFIG
+from config.loading import DEFAULT_CONFIG
 from journeyflow import response
 from journeyflow.errors import ConfigError
 from journeyflow.generator import GeneratorConfig, generate

@@ -61,7 +61,7 @@ import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from config.settings import RedisSettings
+from config.connections import RedisSettings
 from journeyflow.clients import explain_redis_failure, redis_options
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.events import format_ts
