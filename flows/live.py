@@ -43,7 +43,7 @@ from journeyflow.metrics import set_running, start_metrics_server
 from journeyflow.outages import RetryPolicy
 from journeyflow.records import RawRecord
 from operators.rules import Rules, load_rules
-from state.store import RedisStore
+from state.redis_store import RedisStore
 
 __all__ = [
     "live_flow",

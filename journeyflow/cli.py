@@ -36,7 +36,7 @@ def _replay(args: argparse.Namespace) -> int:
     store = None
     if args.redis:
         from flows.redis_sink import StoreSink
-        from state.store import RedisStore
+        from state.redis_store import RedisStore
 
         RedisStore.from_settings(settings.redis).close()  # fail fast, in one line
         from journeyflow.outages import RetryPolicy

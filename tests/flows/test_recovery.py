@@ -44,7 +44,9 @@ import pytest
 from journeyflow import generator
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
 from operators.variables import MODEL
-from state.store import InMemoryStore, RedisStore, StateStore
+from state.memory_store import InMemoryStore
+from state.redis_store import RedisStore
+from state.store import StateStore
 from tests.conftest import KafkaBroker, RedisServer, free_port
 from tests.flows.test_live import (
     MODEL_RULES,

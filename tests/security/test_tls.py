@@ -24,7 +24,7 @@ from flows.kafka_source import KafkaSource
 from journeyflow.clients import Secret, kafka_options, redis_options
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.records import SegmentChange
-from state.store import RedisStore
+from state.redis_store import RedisStore
 from tests.conftest import KafkaBroker
 from tests.security.conftest import REDIS_PASSWORD, REDIS_USER, TlsFiles, TlsKafka, TlsRedis
 
