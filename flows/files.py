@@ -32,7 +32,8 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from config.settings import Settings
-from journeyflow.events import IDENTITY_TYPES, DeadLetter, Event, EventParser
+from journeyflow.event_parser import EventParser
+from journeyflow.events import IDENTITY_TYPES, DeadLetter, Event
 from journeyflow.records import Expect, Tick
 
 

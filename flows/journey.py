@@ -28,7 +28,8 @@ from bytewax.outputs import Sink
 from config.settings import Settings
 from flows.store_state import StoreStateConfig, store_state
 from journeyflow import metrics
-from journeyflow.events import DeadLetter, EventParser
+from journeyflow.event_parser import EventParser
+from journeyflow.events import DeadLetter
 from journeyflow.records import (
     Forward,
     IdentityMerge,

@@ -14,7 +14,8 @@ import orjson
 import pytest
 
 from journeyflow.errors import ConfigError
-from journeyflow.events import EVENT_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, EventParser, parse_ts
+from journeyflow.event_parser import EventParser
+from journeyflow.events import EVENT_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, parse_ts
 from journeyflow.generator import GeneratorConfig, GeneratorStats, generate
 from journeyflow.generator_cli import add_arguments, run
 
