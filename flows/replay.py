@@ -20,16 +20,8 @@ import orjson
 from bytewax.dataflow import Dataflow
 
 from config.settings import Settings
-from flows.files import (
-    CollectSink,
-    JsonLinesSink,
-    ReplayClock,
-    ReplayProgress,
-    ReplaySource,
-    TallySink,
-    combine_parts,
-    print_progress,
-)
+from flows.file_sinks import CollectSink, JsonLinesSink, TallySink, combine_parts
+from flows.files import ReplayClock, ReplayProgress, ReplaySource, print_progress
 from flows.journey import Outputs, build_flow, event_parser
 from flows.processes import Collected, free_addresses, start_workers, stop_workers, wait_workers
 from flows.uplift_report import format_uplift, loop_summary

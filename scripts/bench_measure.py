@@ -111,7 +111,8 @@ def measure_engine(path: Path, out: Path, config: str | None) -> dict[str, Any]:
     from bytewax.operators import StatefulLogic
 
     from config.settings import load_settings
-    from flows.files import JsonLinesSink, ReplayClock, ReplayProgress, ReplaySource
+    from flows.file_sinks import JsonLinesSink
+    from flows.files import ReplayClock, ReplayProgress, ReplaySource
     from flows.journey import event_parser
     from flows.runtime import execute
     from journeyflow.events import DeadLetter, Event
