@@ -44,7 +44,8 @@ for _path in (ROOT, HERE):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_report import derive, render, verdicts  # noqa: E402
+from bench_figures import derive, verdicts  # noqa: E402
+from bench_report import render  # noqa: E402
 from journeyflow import generator  # noqa: E402
 
 __all__ = ["generate", "generate_shaped", "main"]
