@@ -26,7 +26,7 @@ from typing import Any
 import kafka.errors as kafka_errors
 from kafka import KafkaAdminClient
 
-from journeyflow.clients import check_kafka_tls, explain_kafka_failure
+from journeyflow.connection_failures import check_kafka_tls, explain_kafka_failure
 from journeyflow.errors import ConfigError, ConnectionFailure
 
 __all__ = [

@@ -17,7 +17,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from config.connections import RedisSettings
-from journeyflow.clients import explain_redis_failure, redis_options
+from journeyflow.clients import redis_options
+from journeyflow.connection_failures import explain_redis_failure
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.metrics import REDIS_WRITE_ERRORS
 from journeyflow.outages import Outage, RetryPolicy
