@@ -77,7 +77,7 @@ class _Tallies(StatelessSinkPartition[Any]):
 
 
 class TallySink(DynamicSink[Any]):
-    """Add up the users' :class:`~journeyflow.records.Tally` records."""
+    """Add up the users' :class:`~journeyflow.step_records.Tally` records."""
 
     def __init__(self) -> None:
         self._parts: list[_Tallies] = []

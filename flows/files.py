@@ -29,7 +29,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from config.settings import Settings
 from journeyflow.event_parser import EventParser
 from journeyflow.events import IDENTITY_TYPES, DeadLetter, Event
-from journeyflow.records import Expect, Tick
+from journeyflow.step_records import Expect, Tick
 
 
 __all__ = [

@@ -30,18 +30,8 @@ from flows.store_state import StoreStateConfig, store_state
 from journeyflow import metrics
 from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter
-from journeyflow.records import (
-    Forward,
-    IdentityMerge,
-    ModelReport,
-    ProfileRow,
-    SegmentChange,
-    SessionSummary,
-    Tally,
-    Tombstone,
-    Trigger,
-    UserUpdate,
-)
+from journeyflow.records import IdentityMerge, ModelReport, ProfileRow, SegmentChange, SessionSummary, Tombstone, Trigger
+from journeyflow.step_records import Forward, Tally, UserUpdate
 from flows.loop import close_loop, goal_types
 from flows.recommend import add_recommendations, recommend_config, routed_here
 from operators.audience import AudienceConfig

@@ -16,7 +16,7 @@ from bytewax.inputs import StatefulSourcePartition
 from kafka import KafkaConsumer, TopicPartition
 
 from journeyflow.metrics import EVENTS_READ, KAFKA_ERRORS, KAFKA_LAG, service_down, service_up
-from journeyflow.records import RawRecord
+from journeyflow.step_records import RawRecord
 
 __all__ = ["KafkaPartition"]
 

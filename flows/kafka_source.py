@@ -23,7 +23,7 @@ from flows.kafka import RECONNECT_BACKOFF_MAX_MS, parse_brokers, to_ms, topic_pa
 from flows.kafka_partition import KafkaPartition
 from journeyflow.clients import kafka_options
 from journeyflow.errors import ConfigError
-from journeyflow.records import RawRecord
+from journeyflow.step_records import RawRecord
 
 __all__ = ["KafkaSource"]
 
@@ -33,7 +33,7 @@ _START_FROM = ("earliest", "latest")
 
 
 class KafkaSource(FixedPartitionedSource[RawRecord, int]):
-    """Read a topic as :class:`~journeyflow.records.RawRecord`, one bytewax partition
+    """Read a topic as :class:`~journeyflow.step_records.RawRecord`, one bytewax partition
     per Kafka partition.
 
     Each message becomes ``RawRecord(data, "topic/partition@offset", key)``:

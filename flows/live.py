@@ -41,7 +41,7 @@ from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.events import DeadLetter, Event
 from journeyflow.metrics import set_running, start_metrics_server
 from journeyflow.outages import RetryPolicy
-from journeyflow.records import RawRecord
+from journeyflow.step_records import RawRecord
 from operators.rules import Rules, load_rules
 from state.redis_store import RedisStore
 

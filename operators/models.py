@@ -67,7 +67,8 @@ from river import drift, linear_model, metrics, optim, preprocessing
 
 from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_AUC, MODEL_DRIFTS, MODEL_SCORE
-from journeyflow.records import ModelReport, UserUpdate
+from journeyflow.records import ModelReport
+from journeyflow.step_records import UserUpdate
 from operators import bgnbd
 from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters

@@ -64,7 +64,7 @@ def rss_bytes() -> int:
 def kind_of(item: Any) -> str:
     """Return which row of the tables ``item`` (a parsed line, a tick, an end of input) counts in."""
     from journeyflow.events import DeadLetter
-    from journeyflow.records import Tick
+    from journeyflow.step_records import Tick
 
     if isinstance(item, Tick):
         return "tick"

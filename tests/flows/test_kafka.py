@@ -44,7 +44,8 @@ from flows.kafka_source import KafkaSource
 from journeyflow.errors import ConnectionFailure
 from journeyflow.events import DeadLetter
 from journeyflow.metrics import KAFKA_ERRORS, KAFKA_LAG
-from journeyflow.records import RawRecord, SegmentChange, Tombstone, Trigger
+from journeyflow.records import SegmentChange, Tombstone, Trigger
+from journeyflow.step_records import RawRecord
 
 from tests.conftest import KafkaBroker, free_port
 
