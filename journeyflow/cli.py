@@ -28,7 +28,8 @@ def _settings(args: argparse.Namespace, **overrides: dict[str, Any]) -> Any:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from flows.replay import format_summary, replay
+    from flows.replay import replay
+    from flows.replay_outputs import format_summary
 
     run = {"workers": args.workers} if args.workers else {}
     redis = {"url": args.redis} if args.redis else {}
