@@ -38,7 +38,7 @@ from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter
 from journeyflow.metrics import start_metrics_server
 from tests.conftest import KafkaBroker, RedisServer, _tansu_bin, _wait_until, _port_open, free_port
-from tests.flows.test_live import (
+from tests.live_worker import (
     REPO,
     TopicReader,
     Topics,
