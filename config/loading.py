@@ -25,6 +25,7 @@ ENV_PREFIX = "JOURNEYFLOW_"
 
 NON_SETTING_VARIABLES: dict[str, str] = {
     "JOURNEYFLOW_CONFIG": "the settings file, like --config",
+    "JOURNEYFLOW_PURE": "1 runs the per-user modules from source, not mypyc's build (journeyflow/compiled.py)",
 }
 """The only ``JOURNEYFLOW_*`` environment variables that are not settings; any other
 that names no setting stops start-up, as an unknown key in a file does. Add here
