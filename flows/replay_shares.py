@@ -37,7 +37,7 @@ from journeyflow.events import DeadLetter, Event, EventParser
 from journeyflow.records import Expect
 from operators.identity import device_key, to_device
 
-__all__ = ["ReplayShares", "owner_worker", "first_key"]
+__all__ = ["ReplayShares", "owner_worker", "first_key", "siphash13"]
 
 _MASK = (1 << 64) - 1
 
