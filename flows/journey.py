@@ -34,13 +34,16 @@ from journeyflow.records import IdentityMerge, ModelReport, ProfileRow, SegmentC
 from journeyflow.step_records import Forward, Tally, UserUpdate
 from flows.loop import close_loop, goal_types
 from flows.recommend import add_recommendations, recommend_config, routed_here
+from flows.routing import is_a, rekey, route, values
 from operators.audience import AudienceConfig
 from operators.dedup import DedupConfig
+from operators.goals import GoalEvent
 from operators.identity import DeviceConfig, device_key, in_input_order, to_device
 from operators.journey import Inbound, JourneyConfig
 from operators.labels import LabelConfig
 from operators.models import ModelConfig, load_models
 from operators.profiles import ProfileConfig
+from operators.recommend import RecAsk, RecommendConfig
 from operators.rules import Rules, load_rules
 from operators.segments import SegmentConfig
 from operators.sessions import SessionConfig
@@ -187,16 +190,47 @@ def audience_config(rules: Rules, *, store_rows: bool = False) -> AudienceConfig
     )
 
 
-def _only(step_id: str, up: Stream[Any], kind: type | tuple[type, ...], test: Callable[[Any], bool] | None = None) -> Stream[Any]:
-    """Keep the records of some classes (and passing ``test``) from a keyed stream, unkeyed."""
+def _journey_routes(recommend: RecommendConfig | None) -> list[tuple[str, Callable[[Any], bool]]]:
+    """Return where the journey step's records go, most frequent kinds first (see :mod:`flows.routing`).
 
-    def pick(item: tuple[str, Any]) -> Any:
-        value = item[1]
-        if isinstance(value, kind) and (test is None or test(value)):
-            return value
-        return None
+    Triggers and goal events share one route, so that a user's goal events
+    reach the loop step in order with the user's triggers.
+    """
+    routes: list[tuple[str, Callable[[Any], bool]]] = []
+    if recommend is not None:
+        # A view's ask is about half of all records; triggers whose payload
+        # reads recommendations go through the recommender's lists step too.
+        if recommend.payloads:
+            routes.append(("recommender", lambda kv: type(kv[1]) is RecAsk or routed_here(recommend, kv[1])))
+        else:
+            routes.append(("recommender", is_a(RecAsk)))
+    return routes + [
+        ("models", is_a(UserUpdate)),
+        ("sessions", is_a(SessionSummary)),
+        ("loop", is_a(Trigger, GoalEvent)),
+        ("merges", is_a(IdentityMerge)),
+        ("tallies", is_a(Tally)),
+        ("rows", is_a(ProfileRow)),
+        ("dead_letters", is_a(DeadLetter)),
+    ]
 
-    return op.filter_map(step_id, up, pick)
+
+def _user_id(update: UserUpdate) -> str:
+    return update.user_id
+
+
+def _is_published(record: Any) -> bool:
+    # Tombstones of merges and opt-outs only tell the store; erasures are published.
+    return type(record) is SegmentChange or (type(record) is Tombstone and record.reason == "forget")
+
+
+def _is_final_profile(record: Any) -> bool:
+    return type(record) is ProfileRow and record.final
+
+
+def _keep(step_id: str, up: Stream[Any], test: Callable[[Any], bool]) -> Stream[Any]:
+    """Keep the items passing ``test`` (one comprehension per batch)."""
+    return op.flat_map_batch(step_id, up, lambda items: [item for item in items if test(item)])
 
 
 def _count_dead_letter(step_id: str, item: DeadLetter) -> None:
@@ -258,70 +292,58 @@ def build_flow(
     # A replay sends placeholders for what comes through the devices (flows/files.py).
     customers = in_input_order("journey", customer_in, journey_cfg.build, placeholders=not live)
     journey = op.merge("journeys", handed.falses, customers)
-    # (user, SessionSummary | DeadLetter | Trigger | UserUpdate | ProfileRow | Tally | IdentityMerge)
-    to_models = op.filter_map(
-        "to_models", journey, lambda kv: (MODELS_KEY, kv[1]) if isinstance(kv[1], UserUpdate) else None
-    )
-    # ("models", UserUpdate): one global key, so the models learn from everyone
-    learned = op.stateful("models", to_models, model_config(settings).build)
-    # ("models", UserUpdate with scores | ModelReport)
-    scored = op.filter_map(
-        "scored", learned, lambda kv: (kv[1].user_id, kv[1]) if isinstance(kv[1], UserUpdate) else None
-    )
+    # (user, RecAsk | UserUpdate | SessionSummary | Trigger | GoalEvent | IdentityMerge | Tally | ProfileRow | DeadLetter)
+    recommend_cfg = recommend_config(settings, store_rows=store_rows and live, rules=rules)
+    by_kind = route("route_journey", journey, _journey_routes(recommend_cfg))
+    updates = by_kind["models"]
     # (user, UserUpdate)
+    learned = op.stateful("models", rekey("to_models", updates, MODELS_KEY), model_config(settings).build)
+    # ("models", UserUpdate with scores | ModelReport)
+    modelled = route("route_models", learned, [("scored", is_a(UserUpdate)), ("report", is_a(ModelReport))])
+    scored = rekey("scored", modelled["scored"], _user_id)
+    # (user, UserUpdate): one global key, so the models learn from everyone; back to each user
     audience = op.stateful("audience", scored, audience_config(rules, store_rows=store_rows).build)
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow)
-    recommend_cfg = recommend_config(settings, store_rows=store_rows and live, rules=rules)
-    audience = add_recommendations(recommend_cfg, journey, audience, outputs.recommendations)
+    asks = by_kind["recommender"] if "recommender" in by_kind else journey
+    audience = add_recommendations(recommend_cfg, asks, audience, outputs.recommendations)
     # the same, with each customer's recommendations in their profile records
+    published_by_kind = route(
+        "route_audience", audience, [("records", is_a(ProfileRow, SegmentChange, Tombstone)), ("loop", is_a(Trigger))]
+    )
+    records = values("audience_records", published_by_kind["records"])
+    # ProfileRow | SegmentChange | Tombstone, in the order the audience step emitted them
     if outputs.models is not None:
-        op.output("write_model_report", _only("model_report", learned, ModelReport), outputs.models)
+        op.output("write_model_report", values("model_report", modelled["report"]), outputs.models)
 
-    closed = op.inspect("count_sessions", _only("sessions", journey, SessionSummary), _count_session)
+    closed = op.inspect("count_sessions", values("sessions", by_kind["sessions"]), _count_session)
     op.output("write_sessions", closed, outputs.sessions)
-    dead = _only("late", journey, DeadLetter)
+    dead = values("late", by_kind["dead_letters"])
     if early_dead is not None:
         dead = op.merge("dead_letters", early_dead, dead)
     op.output("write_dead_letters", op.inspect("count_dead_letters", dead, _count_dead_letter), outputs.dead_letters)
     # Triggers whose payload reads recommendations reach the loop from the recommender's step instead.
-    unrouted = journey
-    if recommend_cfg is not None and recommend_cfg.payloads:
-        unrouted = op.filter("unrouted", journey, lambda kv: not routed_here(recommend_cfg, kv[1]))
-    fired = close_loop(settings, rules, unrouted, audience, outputs.conversions, outputs.loop_report)
+    fired = close_loop(
+        settings, rules, by_kind["loop"], updates, published_by_kind["loop"], outputs.conversions, outputs.loop_report
+    )
     # Trigger, variant chosen (flows/loop.py)
     fired = op.inspect("count_triggers", fired, _count_trigger)
     split = op.branch("split_holdouts", fired, lambda t: t.variant != "holdout")
     op.output("write_triggers", split.trues, outputs.triggers)
     op.output("write_holdouts", split.falses, outputs.holdouts)
-    merges = _only("merges", journey, IdentityMerge)
-    published = op.merge(
-        "changes_and_merges",
-        _only(
-            "published",
-            audience,
-            (SegmentChange, Tombstone),
-            lambda r: not isinstance(r, Tombstone) or r.reason == "forget",
-        ),
-        merges,
-    )
+    merges = values("merges", by_kind["merges"])
+    published = op.merge("changes_and_merges", _keep("published", records, _is_published), merges)
     op.output(
         "write_segment_changes", op.inspect("count_segment_changes", published, _count_change), outputs.segment_changes
     )
     if outputs.profiles is not None:
-        final = _only("final_profiles", audience, ProfileRow, lambda r: r.final)
-        op.output("write_profiles", final, outputs.profiles)
+        op.output("write_profiles", _keep("final_profiles", records, _is_final_profile), outputs.profiles)
     if outputs.store is not None:
-        rows = op.merge(
-            "store_records",
-            _only("journey_rows", journey, ProfileRow),
-            _only("audience_rows", audience, (ProfileRow, SegmentChange, Tombstone)),
-            merges,
-        )
+        rows = op.merge("store_records", values("journey_rows", by_kind["rows"]), records, merges)
         if live and settings.redis.repair_check_s > 0:
             # Keeps each user's hash as state, to rewrite it if Redis loses data.
             repair = StoreStateConfig(settings.redis.repair_check_s, settings.redis.profile_ttl_s)
             rows = store_state("store_state", rows, repair)
         op.output("write_store", rows, outputs.store)
     if outputs.tallies is not None:
-        op.output("write_tallies", _only("tallies", journey, Tally), outputs.tallies)
+        op.output("write_tallies", values("tallies", by_kind["tallies"]), outputs.tallies)
     return flow

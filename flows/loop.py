@@ -17,6 +17,7 @@ from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
 from config.settings import Settings
+from flows.routing import is_a, route, values
 from journeyflow import metrics
 from journeyflow.records import Trigger
 from journeyflow.step_records import EndOfInput, UserUpdate
@@ -47,6 +48,7 @@ def goal_types(rules: Rules) -> frozenset[str]:
 
 
 def _to_loop(item: tuple[str, Any]) -> tuple[str, Any] | None:
+    """Return what the loop step hears of a record, keyed for it (``None``: nothing)."""
     value = item[1]
     if isinstance(value, (Trigger, GoalEvent)):
         return (LOOP_KEY, value)
@@ -54,6 +56,10 @@ def _to_loop(item: tuple[str, Any]) -> tuple[str, Any] | None:
         # A replay's end, as of its last event time: windows that passed by then are judged.
         return (LOOP_KEY, EndOfInput(value.ts_ms, value.user_id))
     return None
+
+
+def _for_loop(items: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [routed for routed in map(_to_loop, items) if routed is not None]
 
 
 def _count_conversion(step_id: str, item: Conversion) -> None:
@@ -64,26 +70,36 @@ def close_loop(
     settings: Settings,
     rules: Rules,
     journey: KeyedStream[Any],
+    updates: KeyedStream[Any],
     audience: KeyedStream[Any],
     conversions: Sink[Any] | None,
     report: Sink[Any] | None,
 ) -> Stream[Trigger]:
     """Add the loop step; return every trigger, variant chosen (held-out ones included).
 
-    The per-user step's triggers and goal events travel in one stream, so a
-    user's goal events keep their order relative to the user's triggers.
+    ``journey`` holds the per-user step's triggers and goal events, in one
+    stream, so a user's goal events keep their order relative to the user's
+    triggers; ``updates`` its updates for the models (the final ones tell
+    the loop that a user's input is over); ``audience`` the segment-entry
+    triggers (and those filled in by the recommender).
     """
-    from_journey = op.filter_map("loop_from_journey", journey, _to_loop)
-    # ("loop", Trigger | GoalEvent | EndOfInput)
-    from_audience = op.filter_map("loop_from_audience", audience, _to_loop)
+    ends = op.flat_map_batch("loop_ends", updates, _for_loop)
+    # ("loop", EndOfInput): order does not matter, only the latest time is kept
+    from_journey = op.flat_map_batch("loop_from_journey", journey, _for_loop)
+    # ("loop", Trigger | GoalEvent)
+    from_audience = op.flat_map_batch("loop_from_audience", audience, _for_loop)
     # ("loop", Trigger): segment-entry triggers, behind the goal events that followed them
-    looped = op.stateful("loop", op.merge("loop_inputs", from_journey, from_audience), loop_config(settings, rules).build)
+    inputs = op.merge("loop_inputs", from_journey, from_audience, ends)
+    looped = op.stateful("loop", inputs, loop_config(settings, rules).build)
     # ("loop", Trigger | Conversion | LoopReport)
-    converted = op.filter_map("conversions", looped, lambda kv: kv[1] if isinstance(kv[1], Conversion) else None)
-    converted = op.inspect("count_conversions", converted, _count_conversion)
+    by_kind = route(
+        "route_loop",
+        looped,
+        [("triggers", is_a(Trigger)), ("conversions", is_a(Conversion)), ("report", is_a(LoopReport))],
+    )
+    converted = op.inspect("count_conversions", values("conversions", by_kind["conversions"]), _count_conversion)
     if conversions is not None:
         op.output("write_conversions", converted, conversions)
     if report is not None:
-        reports = op.filter_map("loop_report", looped, lambda kv: kv[1] if isinstance(kv[1], LoopReport) else None)
-        op.output("write_loop_report", reports, report)
-    return op.filter_map("looped_triggers", looped, lambda kv: kv[1] if isinstance(kv[1], Trigger) else None)
+        op.output("write_loop_report", values("loop_report", by_kind["report"]), report)
+    return values("looped_triggers", by_kind["triggers"])

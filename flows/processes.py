@@ -2,10 +2,12 @@
 
 ``journeyflow replay --processes N`` starts N-1 worker processes next to its
 own (process 0), all running the same dataflow with ``process_id`` and the
-cluster's ``addresses`` (bytewax's ``-i``/``-a``). The input file is read by
-the worker that owns its one partition; events cross to the worker of their
-user, so the per-user steps share the cores. The global models step stays on
-one worker.
+cluster's ``addresses`` (bytewax's ``-i``/``-a``). Every process reads and
+parses the whole input and keeps the items of the users whose state lives on
+its own workers (:mod:`flows.replay_shares`), so input never crosses between
+processes and the per-user steps share the cores. The global steps (models,
+the recommender's popularity, the loop) each stay on one worker: what the
+per-user steps send them crosses when that worker is in the other process.
 
 Each process writes its own part files (named by worker index, unique in the
 cluster) and keeps its own in-memory counts; a worker process pickles what it

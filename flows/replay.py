@@ -27,6 +27,7 @@ from flows.processes import Collected, free_addresses, start_workers, stop_worke
 from flows.uplift_report import loop_summary
 from flows.recommend import QualitySink
 from flows.replay_outputs import OUTPUT_FILES, OUTPUT_ORDER, model_summary, segment_sizes
+from flows.replay_shares import ReplayShares
 from flows.runtime import execute
 from journeyflow import metrics
 from journeyflow.events import DeadLetter, format_ts
@@ -169,7 +170,9 @@ def _run_process(
     """Run this process's share of the replay; return what its in-memory sinks gathered."""
     progress = ReplayProgress(report=print_progress if show_progress else None)
     clock = ReplayClock.from_settings(settings)
-    source = ReplaySource(inputs, event_parser(settings), progress, clock)
+    source: Any = ReplaySource(inputs, event_parser(settings), progress, clock)
+    if addresses is not None:  # a cluster: each process reads the input and keeps its own users' items
+        source = ReplayShares(inputs, event_parser(settings), progress, clock, processes=len(addresses))
     counted_by = {
         "dead_letters": lambda d: d.code,
         "segment_changes": lambda c: type(c).__name__,

@@ -132,6 +132,11 @@ class LoopState:
     bandits: dict[str, bandit.ThompsonSampling] = field(default_factory=dict)
     conversions: int = 0
     max_delay_ms: int = 0
+    # A snapshot taken before this field existed lacks it: the builder
+    # recounts it from ``open``.
+    pending: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Rule -> arm -> triggers being followed: kept as they open and mature, so
+    a rule's uplift costs its arms, not a walk over every open trigger."""
 
 
 def _seed(seed: int, rule: str) -> int:
@@ -159,6 +164,8 @@ class LoopConfig:
     def build(self, resume_state: bytes | None) -> LoopLogic:
         """Return the logic, from its snapshot if there is one."""
         state = LoopState() if resume_state is None else decode_state(resume_state, LoopState)
+        if not hasattr(state, "pending"):
+            _count_pending(state)
         return LoopLogic(self, state)
 
     def new_bandit(self, rule: str) -> bandit.ThompsonSampling:
@@ -228,6 +235,8 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
             state.max_delay_ms = max(state.max_delay_ms, state.watermark_ms - first.ts_ms)
             self._convert(followed, first, out)
         state.open.setdefault(trigger.user_id, []).append(followed)
+        arms = state.pending.setdefault(rule.name, {})
+        arms[arm] = arms.get(arm, 0) + 1
         state.seq += 1
         heapq.heappush(state.due, (trigger.ts_ms + rule.goal.window_ms, state.seq, trigger.user_id, trigger.trigger_id))
 
@@ -296,6 +305,7 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
             followed = followed_list.pop(index)
             if not followed_list:
                 del state.open[user]
+            state.pending[followed.rule][followed.arm] -= 1
             tally = state.tallies.setdefault(followed.rule, {}).setdefault(followed.arm, ArmTally())
             tally.n += 1
             if followed.converted:
@@ -330,10 +340,9 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
             arms.setdefault(variant.name, ArmTally())
         if not rule.variants and rule.holdout < 1:
             arms.setdefault(TREATMENT, ArmTally())
-        for followed_list in self.state.open.values():
-            for followed in followed_list:
-                if followed.rule == name:
-                    arms.setdefault(followed.arm, ArmTally()).pending += 1
+        for arm, pending in self.state.pending.get(name, {}).items():
+            if pending:
+                arms.setdefault(arm, ArmTally()).pending += pending
         return rule_uplift(rule.goal.window_ms, arms)
 
     def report(self) -> LoopReport:
@@ -350,6 +359,16 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
             conversions=self.state.conversions,
             max_delay_s=self.state.max_delay_ms / 1000,
         )
+
+
+def _count_pending(state: LoopState) -> None:
+    """Count the open triggers per rule and arm (for a snapshot taken before ``pending`` existed)."""
+    pending: dict[str, dict[str, int]] = {}
+    for followed_list in state.open.values():
+        for followed in followed_list:
+            arms = pending.setdefault(followed.rule, {})
+            arms[followed.arm] = arms.get(followed.arm, 0) + 1
+    state.pending = pending
 
 
 def _publish(rule: str, doc: dict[str, Any]) -> None:

@@ -181,6 +181,51 @@ def test_pending_triggers_are_reported_apart() -> None:
     assert doc["treated"]["n"] == 1 and doc["expired"] == 1 and doc["pending"] == 1
 
 
+def _pending_by_walk(logic: LoopLogic, rule: str) -> dict[str, int]:
+    """The pending counts as a walk over every open trigger finds them (what ``pending`` keeps)."""
+    counts: dict[str, int] = {}
+    for followed_list in logic.state.open.values():
+        for followed in followed_list:
+            if followed.rule == rule:
+                counts[followed.arm] = counts.get(followed.arm, 0) + 1
+    return counts
+
+
+def test_the_pending_counts_kept_match_the_open_triggers_as_time_passes() -> None:
+    logic = _config(VARIANTS).build(None)
+    rng = random.Random(3)
+    for i in range(400):
+        ts = T0 + i * HOUR // 4
+        logic.on_item(_offer(f"u{i % 37}", ts))
+        if rng.random() < 0.3:
+            logic.on_item(_purchase(f"u{rng.randrange(37)}", ts + 60_000))
+        if i % 50 == 0:
+            arms = logic.uplift("offer")["arms"]
+            walked = _pending_by_walk(logic, "offer")
+            assert walked, "some triggers must still be open"
+            assert {arm: doc["pending"] for arm, doc in arms.items() if doc["pending"]} == walked
+    # Matured triggers leave the counts: a day and more later, only the newest are open.
+    assert sum(logic.state.pending["offer"].values()) == sum(_pending_by_walk(logic, "offer").values()) < 400
+
+
+def test_a_snapshot_without_pending_counts_is_recounted() -> None:
+    import pickle
+
+    cfg = _config(VARIANTS)
+    first = cfg.build(None)
+    for i in range(20):
+        first.on_item(_offer(f"u{i}", T0 + i * HOUR))
+    # A snapshot from before the counts were kept: the same state without the field.
+    reduced = first.state.__reduce_ex__(5)
+    old = reduced[0](*reduced[1])
+    for name, value in reduced[2][1].items():
+        if name != "pending":
+            object.__setattr__(old, name, value)
+    resumed = cfg.build(pickle.dumps(old, protocol=5))
+    assert resumed.state.pending == first.state.pending
+    assert resumed.uplift("offer") == first.uplift("offer")
+
+
 VARIANTS = """
 [triggers.offer]
 on = "session_close"

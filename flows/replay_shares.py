@@ -1,0 +1,189 @@
+"""Let each process of a replay cluster read the input itself and keep its own users' items.
+
+With one input partition, one worker reads and parses every line, and every
+item then crosses to the worker that owns its user: with two processes the
+reading process did all the parsing and pickled half the stream to the other
+(``journeyflow replay --processes 2`` ran at 0.94x one process). Here every
+process reads and parses the whole input (parsing is about a tenth of the
+work per line) and runs the replay's clock (:func:`flows.files.replay_items`:
+ticks, device links, input positions), so that every process sees the same
+items with the same positions; it keeps only the items whose first keyed step
+runs on one of its own workers, and those never cross. Dead letters, which
+have no user, are kept by process 0.
+
+Which worker a key's state lives on is bytewax's choice:
+:func:`owner_worker` computes it the same way (SipHash-1-3 with zero keys of
+the key's UTF-8 bytes and a 0xff terminator, as Rust hashes a ``str``, modulo
+the worker count), checked against bytewax's own routing in
+``tests/flows/test_replay_shares.py``. Were it ever to differ, items would
+still be correct, only exchanged once more.
+
+Guarantees: the cluster emits each line's item exactly once, with the
+position it has in one process's replay, so the per-user steps see what they
+see in one process. Memory: the replay clock's per-key bookkeeping (as in one
+process) and a cache of each key's worker.
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from bytewax.inputs import DynamicSource, StatelessSourcePartition
+
+from flows.files import ReplayClock, ReplayProgress, replay_stream
+from journeyflow.event_parser import EventParser
+from journeyflow.events import DeadLetter, Event
+from journeyflow.step_records import Expect
+from operators.identity import device_key, to_device
+
+__all__ = ["ReplayShares", "owner_worker", "first_key", "siphash13"]
+
+_MASK = (1 << 64) - 1
+
+
+def _rotl(x: int, bits: int) -> int:
+    return ((x << bits) | (x >> (64 - bits))) & _MASK
+
+
+def _sip_round(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
+    v0 = (v0 + v1) & _MASK
+    v1 = _rotl(v1, 13) ^ v0
+    v0 = _rotl(v0, 32)
+    v2 = (v2 + v3) & _MASK
+    v3 = _rotl(v3, 16) ^ v2
+    v0 = (v0 + v3) & _MASK
+    v3 = _rotl(v3, 21) ^ v0
+    v2 = (v2 + v1) & _MASK
+    v1 = _rotl(v1, 17) ^ v2
+    v2 = _rotl(v2, 32)
+    return v0, v1, v2, v3
+
+
+def siphash13(data: bytes) -> int:
+    """Return SipHash-1-3 of ``data`` with keys (0, 0): Rust's ``DefaultHasher::new()``.
+
+    >>> hex(siphash13(b""))
+    '0xd1fba762150c532c'
+    """
+    v0, v1, v2, v3 = 0x736F6D6570736575, 0x646F72616E646F6D, 0x6C7967656E657261, 0x7465646279746573
+    length = len(data)
+    end = length - length % 8
+    for i in range(0, end, 8):
+        word = int.from_bytes(data[i : i + 8], "little")
+        v3 ^= word
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+        v0 ^= word
+    last = ((length & 0xFF) << 56) | int.from_bytes(data[end:], "little")
+    v3 ^= last
+    v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    v0 ^= last
+    v2 ^= 0xFF
+    for _ in range(3):
+        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
+    return v0 ^ v1 ^ v2 ^ v3
+
+
+def owner_worker(key: str, worker_count: int) -> int:
+    """Return the worker (cluster-wide index) bytewax keeps ``key``'s state on.
+
+    >>> [owner_worker(k, 2) for k in ("u1", "u2", "models")]
+    [0, 1, 0]
+    """
+    # A Rust ``str`` hashes as its bytes then 0xff (so "ab" + "c" differs from "a" + "bc").
+    return siphash13(key.encode() + b"\xff") % worker_count
+
+
+def first_key(item: Any) -> str:
+    """Return the key of the first keyed step ``item`` meets in the flow (devices or customers)."""
+    if isinstance(item, Expect):
+        return item.user
+    return device_key(item) if to_device(item) else item.user  # type: ignore[no-any-return]
+
+
+class _Share(StatelessSourcePartition[Any]):
+    """One process's share: every line read, only this process's items kept."""
+
+    def __init__(self, source: ReplayShares, process: int, processes: int, worker_count: int) -> None:
+        self._source = source
+        self._process = process
+        self._processes = processes
+        self._worker_count = worker_count
+        self._workers_per_process = worker_count // processes
+        self._owners: dict[str, bool] = {}
+        # The whole input's counts (positions, last time); the command's are this share's.
+        self._all = ReplayProgress()
+        self._items = replay_stream(source.paths, source.parser, source.clock, self._all)
+        self._kept_lines = 0
+
+    def _mine(self, item: Any) -> bool:
+        if isinstance(item, DeadLetter):
+            return self._process == 0
+        key = first_key(item)
+        mine = self._owners.get(key)
+        if mine is None:
+            worker = owner_worker(key, self._worker_count)
+            mine = self._owners[key] = worker // self._workers_per_process == self._process
+        return mine
+
+    def next_batch(self) -> list[Any]:
+        batch = list(islice(self._items, self._source.batch_size))
+        progress = self._source.progress
+        if not batch:
+            progress.last_ts_ms = self._all.last_ts_ms
+            progress.users = sum(self._owners.values())
+            raise StopIteration()
+        kept = [item for item in batch if self._mine(item)]
+        # Lines are events and dead letters; ticks and placeholders are the clock's.
+        self._kept_lines += sum(1 for item in kept if isinstance(item, (Event, DeadLetter)))
+        progress.read = self._kept_lines
+        progress.bytes_read, progress.bytes_total = self._all.bytes_read, self._all.bytes_total
+        progress.tick()
+        return kept
+
+
+class ReplayShares(DynamicSource[Any]):
+    """A replay's input for a cluster of ``processes`` processes: each reads everything, keeps its share.
+
+    The first worker of each process reads; the others of that process get
+    nothing (the items go to them through bytewax's in-process exchange).
+    """
+
+    def __init__(
+        self,
+        paths: list[Path],
+        parser: EventParser,
+        progress: ReplayProgress,
+        clock: ReplayClock,
+        *,
+        processes: int,
+        batch_size: int = 1000,
+    ) -> None:
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            msg = f"input file not found: {', '.join(missing)}"
+            raise FileNotFoundError(msg)
+        if processes < 1:
+            msg = f"processes must be >= 1; got {processes} instead"
+            raise ValueError(msg)
+        self.paths = paths
+        self.parser = parser
+        self.progress = progress
+        self.clock = clock
+        self.processes = processes
+        self.batch_size = batch_size
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSourcePartition[Any]:
+        if worker_count % self.processes:
+            msg = f"workers must be a multiple of the {self.processes} processes; got {worker_count} instead"
+            raise ValueError(msg)
+        per_process = worker_count // self.processes
+        if worker_index % per_process:
+            return _Nothing()
+        return _Share(self, worker_index // per_process, self.processes, worker_count)
+
+
+class _Nothing(StatelessSourcePartition[Any]):
+    def next_batch(self) -> list[Any]:
+        raise StopIteration()
