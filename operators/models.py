@@ -73,6 +73,7 @@ from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
 from operators.features import CLASSIFIER_FEATURES, horizon_weights, unpack
 from operators.odds import clip, logit, sigmoid
+from operators.silence import SilenceCurve
 from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
@@ -128,6 +129,9 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
+        if not hasattr(state, "silence"):
+            # Exported before the silence curve existed: it counts from now on.
+            state.silence = SilenceCurve()
         return ModelLogic(state, self)
 
 
@@ -144,7 +148,9 @@ class ModelState:
     """Draws from the shuffle buffer (seeded: a replay stays deterministic)."""
     buffer: list[tuple[str, bytes, bool, int]] = field(default_factory=list)
     """One-interval examples waiting to be learned: (task, features, label, ts_ms)."""
-    version: int = 3
+    silence: SilenceCurve = field(default_factory=SilenceCurve)
+    """The chance of no return by weeks already silent: the floor of ``churn_risk``."""
+    version: int = 4
     scored: int = 0
 
     @property
@@ -198,6 +204,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 age = v["bg_age"]
                 state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
+                state.silence.learn(math.expm1(v["days_since_last_seen"]), self._interval_days, example.label)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
@@ -252,6 +259,11 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         for name in TASKS:
             trust = tasks[name].trust(self.min_examples)
             published[name] = trust * learned[name] + (1.0 - trust) * prior[name]
+        # Never below what the silence so far says alone (operators.silence):
+        # the learned chain extrapolates where examples are few.
+        floor = self.state.silence.p_silent(math.expm1(now["days_since_last_seen"]), self._interval_days, self._weights["churn"])
+        if floor is not None:
+            published["churn"] = max(published["churn"], floor)
         # A purchase needs a return: never more likely than any activity at all.
         published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
         scores = {}
@@ -283,6 +295,9 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 "fits": prior.fits,
                 "params": None if params is None else {k: round(getattr(params, k), 4) for k in ("r", "alpha", "a", "b")},
             }
+        curve = state.silence
+        # Chance of no return in the next interval by intervals already silent (None: too few examples).
+        tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]
         return ModelReport(
             model_version=state.model_version,
             tasks=tasks,
