@@ -25,6 +25,9 @@ From one interval to the horizon:
   then none in the second given the first was silent (the customer's state
   after a silent week), and so on; the chance of a silent horizon is their
   product (a discrete-time survival model).
+  It is never below the life table of silences
+  (:mod:`operators.silence`): the chance of no return by weeks already
+  silent, counted from the same labels, chained the same way.
 * ``purchase_propensity`` carries the learned model's odds of a purchase in
   the next interval, relative to the prior's, over to the prior's odds of a
   purchase within the horizon. (A chain like churn's would assume the
