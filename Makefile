@@ -7,10 +7,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 SAMPLE := data/sample.jsonl.gz
+# The mypyc build of the per-user modules (scripts/compile.py; the source is the fallback).
+COMPILED := build/mypyc/manifest.json
 
 .PHONY: run test bench evaluate install install-test services clean live
 
-run: $(VENV)/.installed $(SAMPLE)
+run: $(VENV)/.installed $(COMPILED) $(SAMPLE)
 	$(BIN)/journeyflow replay $(SAMPLE) --out out/sample --truth data/sample.truth.jsonl
 
 $(SAMPLE): $(VENV)/.installed
@@ -19,23 +21,29 @@ $(SAMPLE): $(VENV)/.installed
 
 # A local live stack: broker, Redis and the worker on free loopback ports; the
 # sample produced into `events`; prints how to watch; Ctrl-C stops everything.
-live: $(VENV)/.installed-test services $(SAMPLE)
+live: $(VENV)/.installed-test $(COMPILED) services $(SAMPLE)
 	$(BIN)/python scripts/live_local.py $(SAMPLE)
 
-test: $(VENV)/.installed-test services
+# The suite runs on the compiled modules; then the per-user tests and the compiled
+# modules' doctests run again from source (JOURNEYFLOW_PURE=1), the fallback.
+test: $(VENV)/.installed-test $(COMPILED) services
 	$(BIN)/python -m pytest
+	JOURNEYFLOW_PURE=1 $(BIN)/python -m pytest tests/operators tests/test_compiled.py operators
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(COMPILED)
 	$(BIN)/python scripts/bench.py
 
-install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install: $(VENV)/.installed $(COMPILED)
+install-test: $(VENV)/.installed-test $(COMPILED)
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "journeyflow needs Python 3.11; set PYTHON=/path/to/python3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[compile]'
 	@touch $@
+
+$(COMPILED): $(VENV)/.installed pyproject.toml $(wildcard operators/*.py)
+	$(BIN)/python scripts/compile.py
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
@@ -49,4 +57,4 @@ services:
 	@command -v chromium >/dev/null 2>&1 || scripts/install_chromium.sh
 
 clean:
-	rm -rf $(VENV) out data .pytest_cache
+	rm -rf $(VENV) out data build .pytest_cache

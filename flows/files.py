@@ -1,4 +1,4 @@
-"""Read recorded event files and write JSON Lines outputs, for replays.
+"""Read recorded event files for replays, merged by event time, with ticks and progress.
 
 Input files are JSON Lines, plain or gzip (recognised by their magic bytes,
 whatever their name). Several files are merged by event time, so a user's
@@ -7,8 +7,7 @@ instead of one file's events turning the other's into late events
 (``shared/notes/bytewax-0.21.md``, trap 3). Each file's own order is kept:
 a merge never reorders lines within a file.
 
-Outputs are written by each worker to a part file and combined, in a stable
-order that does not depend on the number of workers, when the run is over.
+Outputs are written by :mod:`flows.file_sinks`.
 """
 
 from __future__ import annotations
@@ -16,10 +15,8 @@ from __future__ import annotations
 import gzip
 import heapq
 import itertools
-import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from contextlib import contextmanager
@@ -27,13 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from config.settings import Settings
-from journeyflow.events import IDENTITY_TYPES, DeadLetter, Event, EventParser
-from journeyflow.records import Expect, Tick
+from journeyflow.event_parser import EventParser
+from journeyflow.events import IDENTITY_TYPES, DeadLetter, Event
+from journeyflow.step_records import Expect, Tick
 
 
 __all__ = [
@@ -42,11 +38,8 @@ __all__ = [
     "ReplayClock",
     "ReplaySource",
     "replay_items",
-    "JsonLinesSink",
-    "TallySink",
-    "CollectSink",
     "read_lines",
-    "combine_parts",
+    "print_progress",
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -313,136 +306,6 @@ class ReplaySource(FixedPartitionedSource[Any, None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ReplayPartition:
         return _ReplayPartition(self._paths, self._parser, self._progress, self._clock, self._batch_size)
-
-
-class _PartFile(StatelessSinkPartition[Any]):
-    def __init__(self, path: Path, count_by: Callable[[Any], str] | None) -> None:
-        self._fh = path.open("wb")
-        self.counts: Counter[str] = Counter()
-        self._count_by = count_by
-
-    def write_batch(self, items: list[Any]) -> None:
-        self._fh.write(b"".join(item.to_json() + b"\n" for item in items))
-        self.counts["total"] += len(items)
-        if self._count_by is not None:
-            self.counts.update(self._count_by(item) for item in items)
-
-    def close(self) -> None:
-        self._fh.close()
-
-
-class JsonLinesSink(DynamicSink[Any]):
-    """Write records (anything with ``to_json()``) as JSON Lines.
-
-    Each worker writes ``.<name>.part-<worker>`` in ``directory``;
-    :func:`combine_parts` turns the parts into ``<name>`` once the run is over.
-    ``counts`` holds the number written (``total``) and, with ``count_by``, a
-    count per category (dead letters by code, say).
-    """
-
-    def __init__(
-        self, directory: Path, name: str, count_by: Callable[[Any], str] | None = None
-    ) -> None:
-        self.directory = directory
-        self.name = name
-        self._count_by = count_by
-        self._parts: list[_PartFile] = []
-
-    @property
-    def counts(self) -> Counter[str]:
-        """Return what all workers wrote, in total and per category."""
-        return sum((part.counts for part in self._parts), Counter())
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _PartFile:
-        # One partition per worker thread; each keeps its own counts (no shared writes).
-        part = _PartFile(self.directory / f".{self.name}.part-{worker_index}", self._count_by)
-        self._parts.append(part)
-        return part
-
-
-class _Tallies(StatelessSinkPartition[Any]):
-    def __init__(self) -> None:
-        self.totals: Counter[str] = Counter()
-        self.users: set[str] = set()
-
-    def write_batch(self, items: list[Any]) -> None:
-        for tally in items:
-            self.totals["processed"] += tally.processed
-            self.totals["duplicates"] += tally.duplicates
-            self.totals["skipped"] += tally.skipped
-            self.users.add(tally.user_id)
-
-
-class TallySink(DynamicSink[Any]):
-    """Add up the users' :class:`~journeyflow.records.Tally` records."""
-
-    def __init__(self) -> None:
-        self._parts: list[_Tallies] = []
-
-    @property
-    def totals(self) -> Counter[str]:
-        """Return processed, duplicates and skipped over all users."""
-        return sum((part.totals for part in self._parts), Counter())
-
-    @property
-    def users(self) -> set[str]:
-        """Return every user that reported a tally."""
-        return set().union(*(part.users for part in self._parts))
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Tallies:
-        part = _Tallies()
-        self._parts.append(part)
-        return part
-
-
-class _Collect(StatelessSinkPartition[Any]):
-    def __init__(self) -> None:
-        self.items: list[Any] = []
-
-    def write_batch(self, items: list[Any]) -> None:
-        self.items.extend(items)
-
-
-class CollectSink(DynamicSink[Any]):
-    """Keep the (few) records written, in memory: a replay's model report."""
-
-    def __init__(self) -> None:
-        self._parts: list[_Collect] = []
-
-    @property
-    def items(self) -> list[Any]:
-        """Return every record written, by all workers."""
-        return [item for part in self._parts for item in part.items]
-
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Collect:
-        part = _Collect()
-        self._parts.append(part)
-        return part
-
-
-def combine_parts(directory: Path, name: str, sort_key: Callable[[Any], Any] | None) -> int:
-    """Combine the workers' part files into ``name``; return the line count.
-
-    With ``sort_key`` (applied to each decoded record), lines are sorted, and
-    the sort is stable, so one user's records keep their order. The result is
-    the same whatever the number of workers.
-    """
-    parts = sorted(directory.glob(f".{name}.part-*"))
-    target = directory / name
-    if sort_key is None and len(parts) == 1:
-        os.replace(parts[0], target)
-        return sum(1 for _ in target.open("rb"))
-    lines: list[bytes] = []
-    for part in parts:
-        with part.open("rb") as fh:
-            lines.extend(fh)
-    if sort_key is not None:
-        lines.sort(key=lambda line: sort_key(orjson.loads(line)))
-    with target.open("wb") as fh:
-        fh.writelines(lines)
-    for part in parts:
-        part.unlink()
-    return len(lines)
 
 
 def print_progress(progress: ReplayProgress) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from journeyflow.records import Expect, Forward
+from journeyflow.step_records import Expect, Forward
 from operators.identity import DeviceConfig, device_key, to_device
 from operators.journey import JourneyConfig
 

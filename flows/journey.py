@@ -28,19 +28,10 @@ from bytewax.outputs import Sink
 from config.settings import Settings
 from flows.store_state import StoreStateConfig, store_state
 from journeyflow import metrics
-from journeyflow.events import DeadLetter, EventParser
-from journeyflow.records import (
-    Forward,
-    IdentityMerge,
-    ModelReport,
-    ProfileRow,
-    SegmentChange,
-    SessionSummary,
-    Tally,
-    Tombstone,
-    Trigger,
-    UserUpdate,
-)
+from journeyflow.event_parser import EventParser
+from journeyflow.events import DeadLetter
+from journeyflow.records import IdentityMerge, ModelReport, ProfileRow, SegmentChange, SessionSummary, Tombstone, Trigger
+from journeyflow.step_records import Forward, Tally, UserUpdate
 from flows.loop import close_loop, goal_types
 from flows.recommend import add_recommendations, recommend_config, routed_here
 from operators.audience import AudienceConfig

@@ -1,7 +1,7 @@
 """The live worker: the journeyflow flow between Kafka topics, with Redis and recovery.
 
 ``journeyflow run`` calls :func:`run`. It checks everything it depends on
-first (brokers, topics, Redis, the recovery directory) so that a problem is
+first (brokers, topics, Redis, the recovery directory: :mod:`flows.recovery`) so that a problem is
 one clear line and a non-zero exit within the connect timeouts, then runs the
 flow until SIGTERM or SIGINT, which stop it cleanly.
 
@@ -17,42 +17,41 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
-import time
 from dataclasses import fields
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
-from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from config.settings import Settings, check_salt, load_settings, mask_url
+from config.checks import check_salt
+from config.fields import mask_url
+from config.settings import Settings, load_settings
 from flows.journey import Outputs, build_flow, event_parser
-from flows.kafka import KafkaSink, KafkaSource, check_brokers, check_dead_letter_room, missing_topics
+from flows.kafka import check_brokers, missing_topics
+from flows.kafka_sink import KafkaSink, check_dead_letter_room
+from flows.kafka_source import KafkaSource
+from flows.recovery import FLOW_ID, prepare_recovery
 from flows.redis_sink import StoreSink
 from flows.runtime import execute
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.events import DeadLetter, Event
 from journeyflow.metrics import set_running, start_metrics_server
 from journeyflow.outages import RetryPolicy
-from journeyflow.records import RawRecord
+from journeyflow.step_records import RawRecord
 from operators.rules import Rules, load_rules
-from state.store import RedisStore
+from state.redis_store import RedisStore
 
 __all__ = [
     "live_flow",
     "flow",
     "run",
-    "prepare_recovery",
     "output_topics",
     "required_topics",
     "check_topics",
     "read_rules",
 ]
 
-FLOW_ID = "journeyflow"
 
 log = logging.getLogger("journeyflow.live")
 
@@ -181,92 +180,6 @@ def flow() -> Dataflow:
     usual way in.
     """
     return live_flow(load_settings())
-
-
-def prepare_recovery(settings: Settings) -> RecoveryConfig | None:
-    """Create and initialise the recovery directory on first start; return its config.
-
-    Existing files are checked first, so that a corrupt file, or one of
-    another flow or another partition count, is one line at start-up
-    rather than a crash inside bytewax.
-    """
-    directory = settings.recovery.dir
-    if not directory:
-        return None
-    path = Path(directory)
-    if not path.exists() or not any(path.glob("*.sqlite3")):
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-            init_db_dir(path, settings.recovery.partitions)
-        except OSError as ex:
-            msg = f"recovery.dir {directory!r} cannot be created: {ex}"
-            raise ConfigError(msg) from ex
-        log.info("initialised recovery directory", extra={"dir": directory, "partitions": settings.recovery.partitions})
-    else:
-        # Processes of a cluster may share the directory: one may still be
-        # creating the files another checks, so an unfinished one is given time.
-        for attempt in range(20):
-            try:
-                check_recovery_dir(path)
-                break
-            except _Unfinished:
-                if attempt == 19:
-                    raise
-                time.sleep(0.5)
-    return RecoveryConfig(str(path), timedelta(seconds=settings.recovery.backup_s))
-
-
-_RECOVERY_TABLES = {"parts", "exs", "fronts", "commits", "snaps"}
-
-
-class _Unfinished(ConfigError):
-    """A recovery file without bytewax's tables (yet)."""
-
-
-def check_recovery_dir(path: Path) -> None:
-    """Raise ``ConfigError`` unless ``path`` holds a whole set of this flow's recovery files.
-
-    Each ``*.sqlite3`` file must be a bytewax recovery partition (its tables),
-    all of the same partition count with no index missing twice, and hold
-    snapshots of this flow's steps only (``journeyflow.*``).
-    """
-    counts: set[int] = set()
-    indexes: list[int] = []
-    for file in sorted(path.glob("*.sqlite3")):
-        label = str(file)
-        try:
-            db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5)
-        except sqlite3.Error as ex:
-            msg = f"recovery file {label!r} cannot be opened: {ex}"
-            raise ConfigError(msg) from ex
-        try:
-            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if not _RECOVERY_TABLES <= tables:
-                msg = (
-                    f"recovery file {label!r} must be a bytewax recovery partition; "
-                    f"got tables {sorted(tables)} instead"
-                )
-                raise _Unfinished(msg) if not tables else ConfigError(msg)
-            for index, count in db.execute("SELECT part_index, part_count FROM parts"):
-                indexes.append(index)
-                counts.add(count)
-            foreign = db.execute(
-                "SELECT step_id FROM snaps WHERE step_id NOT LIKE ? LIMIT 1", (f"{FLOW_ID}.%",)
-            ).fetchone()
-        except sqlite3.DatabaseError as ex:
-            msg = f"recovery file {label!r} is corrupt: {ex}"
-            raise ConfigError(msg) from ex
-        finally:
-            db.close()
-        if foreign is not None:
-            msg = (
-                f"recovery file {label!r} must hold the state of flow {FLOW_ID!r}; "
-                f"got a snapshot of step {foreign[0]!r} instead"
-            )
-            raise ConfigError(msg)
-    if len(counts) > 1 or len(indexes) != len(set(indexes)):
-        msg = f"recovery.dir {str(path)!r} must hold one set of partitions; got counts {sorted(counts)} and indexes {sorted(indexes)}"
-        raise ConfigError(msg)
 
 
 def run(

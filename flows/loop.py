@@ -18,7 +18,8 @@ from bytewax.outputs import Sink
 
 from config.settings import Settings
 from journeyflow import metrics
-from journeyflow.records import EndOfInput, Trigger, UserUpdate
+from journeyflow.records import Trigger
+from journeyflow.step_records import EndOfInput, UserUpdate
 from operators.goals import GoalEvent
 from operators.loop import LOOP_KEY, Conversion, LoopConfig, LoopReport
 from operators.rules import Rules

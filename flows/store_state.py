@@ -2,10 +2,10 @@
 
 Redis may come back empty (restarted without persistence), be flushed, or
 lose keys. The store notices (a marker key per store, see
-:class:`state.store.RedisStore`), but the store sink is stateless: what a
+:class:`state.redis_store.RedisStore`), but the store sink is stateless: what a
 user's hash should hold lives only in the flow. So one keyed step before the
 store sink, ``store_state``, keeps per user the content of their hash as the
-store records build it (the same rules as :class:`~state.store.InMemoryStore`),
+store records build it (the same rules as :class:`~state.memory_store.InMemoryStore`),
 passes every record on unchanged, and checks on a timer, at most once every
 ``check_s`` per user, whether a loss was found since the user's hash was last
 written whole; if so it emits a :class:`~state.store.Restore`, which rewrites

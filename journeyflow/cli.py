@@ -28,7 +28,8 @@ def _settings(args: argparse.Namespace, **overrides: dict[str, Any]) -> Any:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from flows.replay import format_summary, replay
+    from flows.replay import replay
+    from flows.replay_outputs import format_summary
 
     run = {"workers": args.workers} if args.workers else {}
     redis = {"url": args.redis} if args.redis else {}
@@ -36,7 +37,7 @@ def _replay(args: argparse.Namespace) -> int:
     store = None
     if args.redis:
         from flows.redis_sink import StoreSink
-        from state.store import RedisStore
+        from state.redis_store import RedisStore
 
         RedisStore.from_settings(settings.redis).close()  # fail fast, in one line
         from journeyflow.outages import RetryPolicy
@@ -56,7 +57,7 @@ def _replay(args: argparse.Namespace) -> int:
     )
     print(format_summary(summary, Path(args.out)))
     print(f"report: {Path(args.out) / summary['report']['file']} (built in {summary['report']['elapsed_s']:.2f} s)")
-    from config.settings import check_salt
+    from config.checks import check_salt
 
     # Once, after the run: an error before it stays the one line on stderr.
     check_salt(settings.privacy, live=False)
@@ -149,9 +150,9 @@ def _show_settings(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from journeyflow import generator
+    from journeyflow import generator_cli
 
-    return generator.run(args)
+    return generator_cli.run(args)
 
 
 def _evaluate_recommendations(args: argparse.Namespace) -> int:
@@ -233,7 +234,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--users", type=int, help="one generated regime instead: users")
     evaluate.add_argument("--days", type=int, help="... days of history")
     evaluate.add_argument("--seed", type=int, help="... generator seed")
-    from journeyflow.generator import MIXES
+    from journeyflow.generator_personas import MIXES
 
     evaluate.add_argument("--mix", choices=MIXES, help="... persona mix")
     evaluate.add_argument("--events", metavar="FILE", help="judge these events instead (with --truth)")
@@ -265,9 +266,9 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(func=_show_settings)
 
     generate = commands.add_parser("generate", parents=[verbose], help="write synthetic events and their ground truth")
-    from journeyflow import generator
+    from journeyflow import generator_cli
 
-    generator.add_arguments(generate)
+    generator_cli.add_arguments(generate)
     generate.set_defaults(func=_generate)
     return parser
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from config.settings import OutageSettings
+from config.connections import OutageSettings
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.metrics import service_down, service_up
 

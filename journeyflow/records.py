@@ -1,74 +1,28 @@
-"""Records that flow between steps and out of the dataflow.
-
-Input side: :class:`RawRecord` (a message as the transport delivered it) and
-:class:`Tick` (a replay's announcement that time passed) and
-:class:`EndOfInput` (a user's input is over). Output side: one small class per output, each with ``to_json()``
+"""Records that leave the dataflow: one small class per output, each with ``to_json()``
 producing exactly the wire format of ``shared/spec/events.md``.
+
+The records that flow between steps are in :mod:`journeyflow.step_records`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
 from journeyflow.events import format_ts
 
 __all__ = [
-    "RawRecord",
-    "Tick",
-    "EndOfInput",
     "SessionSummary",
-    "Tally",
     "SNAPSHOT_FIELDS",
     "SegmentChange",
     "Tombstone",
     "IdentityMerge",
-    "Handoff",
-    "Forward",
-    "Expect",
     "Trigger",
     "ProfileRow",
-    "UserUpdate",
     "ModelReport",
 ]
-
-
-class RawRecord(NamedTuple):
-    """A message before parsing: its bytes, where it came from, its key."""
-
-    data: bytes
-    source: str
-    key: str | None = None
-
-
-class Tick(NamedTuple):
-    """Sent by a replay to recently active users as event time passes (daily).
-
-    It does for a replay what timers do for the live worker: sessions close,
-    labels resolve, segments over time windows and idle users' scores are
-    refreshed, as of ``ts_ms``, without waiting for the user's next event.
-    A tick does not move the user's lateness watermark.
-    """
-
-    ts_ms: int
-    user: str
-    seq: int = 0
-    """Position in the replay's input (see :attr:`journeyflow.events.Event.seq`)."""
-    device: bool = False
-    """``user`` is an anonymous device not known to be linked: for the device step."""
-
-
-class EndOfInput(NamedTuple):
-    """A user's input is over (told to the loop step by each user's final update).
-
-    ``ts_ms`` is the time the user was finished at: in a replay, its last
-    event time; time-driven attribution windows are judged at that time.
-    """
-
-    ts_ms: int
-    user: str
 
 
 @dataclass(slots=True)
@@ -117,21 +71,6 @@ class SessionSummary:
     def to_json(self) -> bytes:
         """Encode for a sink."""
         return orjson.dumps(self.to_dict())
-
-
-@dataclass(frozen=True, slots=True)
-class Tally:
-    """What one user's state counted, emitted when the state ends or the input does.
-
-    A replay's summary adds these up; ``processed + duplicates`` of all users
-    plus the dead letters must equal the messages read.
-    """
-
-    user_id: str
-    processed: int
-    duplicates: int
-    skipped: int = 0
-    """Events of users who refused personalization (counted in ``processed``)."""
 
 
 SNAPSHOT_FIELDS = (
@@ -240,39 +179,6 @@ class IdentityMerge:
         )
 
 
-class Handoff(NamedTuple):
-    """A device's whole per-user state, handed to its customer at the link (internal).
-
-    ``state`` is the device's journey state (``None``: nothing was known about
-    it); ``event`` is the ``login`` / ``identify`` that made the link.
-    """
-
-    anonymous_id: str
-    state: Any
-    event: Any
-
-
-class Expect(NamedTuple):
-    """A replay's note to a customer: the item at ``seq`` reaches you through a device (internal).
-
-    The replay knows the links, so it sends a linked device's events straight
-    to the customer; only a ``login`` / ``identify`` goes through the device
-    step (whose state it carries). This placeholder travels with the
-    customer's own items, so the customer step can apply everything in input
-    order whichever path is faster (see :func:`operators.identity.in_input_order`).
-    """
-
-    user: str
-    seq: int
-
-
-class Forward(NamedTuple):
-    """An item the device step sends on to the customer step, keyed by ``user`` (internal)."""
-
-    user: str
-    item: Any
-
-
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """A trigger fired for a user (``triggers``), or, with ``variant ==
@@ -331,44 +237,6 @@ class ProfileRow:
     def to_json(self) -> bytes:
         """Encode as one JSON object."""
         return orjson.dumps(self.to_dict())
-
-
-@dataclass(slots=True)
-class UserUpdate:
-    """What the per-user step tells the steps after it (internal, never output).
-
-    ``kind`` is ``update`` (the profile's segments changed or a score is due),
-    ``final`` (end of input: ``profile`` holds the whole profile), ``erase``
-    (a ``forget`` event), ``opt_out`` (personalization refused) or ``merge``
-    (an anonymous device joined a customer: its own profile is gone).
-    ``values`` holds the contract's profile snapshot fields and the variables
-    that rules evaluated downstream read.
-    """
-
-    user_id: str
-    ts_ms: int
-    kind: str
-    cause: str
-    cause_event_id: str | None
-    segments: tuple[str, ...]
-    values: dict[str, Any]
-    profile: dict[str, Any] | None = None
-    features: tuple[dict[str, float], ...] | None = None
-    """Model inputs as of ``ts_ms`` and later if nothing happens
-    (:func:`operators.features.scoring_vectors`): the models score the user."""
-    cluster_features: dict[str, float] | None = None
-    """Behaviour vector as of ``ts_ms``: the user is placed in a cluster."""
-    learn_cluster: bool = False
-    """The clusters learn from ``cluster_features`` (at a session's close)."""
-    examples: tuple[Any, ...] = ()
-    """Labelled past states (:class:`operators.labels.Example`) to learn from."""
-    aliases: tuple[str, ...] = ()
-    """On ``erase``: the anonymous ids linked to the user, whose aliases go too."""
-    scores: dict[str, Any] | None = None
-    """Set by the models step: propensity, churn risk, cluster, model version.
-
-    The only field written after construction (the update is not frozen, to
-    spare a copy per update): each update belongs to the step holding it."""
 
 
 @dataclass(frozen=True, slots=True)

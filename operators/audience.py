@@ -26,7 +26,8 @@ from typing import Any
 
 from bytewax.operators import StatefulLogic
 
-from journeyflow.records import SNAPSHOT_FIELDS, ProfileRow, SegmentChange, Tombstone, Trigger, UserUpdate
+from journeyflow.records import SNAPSHOT_FIELDS, ProfileRow, SegmentChange, Tombstone, Trigger
+from journeyflow.step_records import UserUpdate
 from operators import segments as segment_rules
 from operators import triggers
 from operators.segments import SegmentConfig

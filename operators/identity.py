@@ -40,7 +40,8 @@ import bytewax.operators as op
 from bytewax.operators import KeyedStream, StatefulBatchLogic, StatefulLogic
 
 from journeyflow.events import IDENTITY_TYPES, Event
-from journeyflow.records import Expect, Forward, Handoff, IdentityMerge, Tick
+from journeyflow.records import IdentityMerge
+from journeyflow.step_records import Expect, Forward, Handoff, Tick
 from operators.journey import JourneyConfig, JourneyLogic, JourneyState
 from state.serde import decode_state, encode_state
 

@@ -48,8 +48,10 @@ from typing import Any
 from bytewax.operators import StatefulLogic
 
 from journeyflow import metrics
-from journeyflow.events import IDENTITY_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, Event, EventParser, format_ts
-from journeyflow.records import SNAPSHOT_FIELDS, Handoff, ProfileRow, RawRecord, Tally, Tick, UserUpdate
+from journeyflow.event_parser import EventParser
+from journeyflow.events import IDENTITY_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, Event, format_ts
+from journeyflow.records import SNAPSHOT_FIELDS, ProfileRow
+from journeyflow.step_records import Handoff, RawRecord, Tally, Tick, UserUpdate
 from operators import dedup, features, goals, labels, merge, profiles, recommend, segments, sessions, triggers, variables
 from operators.dedup import DedupConfig, DedupState
 from operators.due import next_due_ms

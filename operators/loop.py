@@ -45,7 +45,8 @@ from river import bandit, proba
 
 from journeyflow import metrics
 from journeyflow.events import format_ts
-from journeyflow.records import EndOfInput, Trigger
+from journeyflow.records import Trigger
+from journeyflow.step_records import EndOfInput
 from operators.goals import HOLDOUT, TREATMENT, GoalEvent
 from operators.rules import TriggerRule, evaluate_safely
 from operators.uplift import ArmTally, rule_uplift

@@ -70,7 +70,8 @@ from river import preprocessing
 
 from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_AUC, MODEL_SCORE
-from journeyflow.records import ModelReport, UserUpdate
+from journeyflow.records import ModelReport
+from journeyflow.step_records import UserUpdate
 from operators import bgnbd
 from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import subprocess
 import sys
 import tempfile
@@ -44,8 +45,10 @@ for _path in (ROOT, HERE):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from bench_report import derive, render, verdicts  # noqa: E402
+from bench_figures import derive, verdicts  # noqa: E402
+from bench_report import render  # noqa: E402
 from journeyflow import generator  # noqa: E402
+from journeyflow.compiled import PURE_VARIABLE  # noqa: E402
 
 __all__ = ["generate", "generate_shaped", "main"]
 
@@ -82,15 +85,21 @@ def generate_shaped(events: int, lines_per_user: float, workdir: Path, seed: int
     return path, users, days
 
 
-def _measure(kind: str, path: Path, workdir: Path, config: str | None, extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Run one measurement of ``bench_measure.py`` in a fresh process; return its figures."""
+def _measure(
+    kind: str, path: Path, workdir: Path, config: str | None, extra: tuple[str, ...] = (), *, pure: bool = False
+) -> dict[str, Any]:
+    """Run one measurement of ``bench_measure.py`` in a fresh process; return its figures.
+
+    ``pure`` runs the source of the mypyc-compiled modules (``journeyflow.compiled``).
+    """
     tag = f"{path.stem}-{kind}{''.join(extra).replace('-', '_')}"
     result = workdir / f"{tag}.json"
     out = workdir / f"out-{tag}"
     command = [sys.executable, str(HERE / "bench_measure.py"), kind, str(path), str(result), "--out", str(out)]
     command += ["--config", config] if config else []
     command += ["--", *extra] if extra else []
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = {**os.environ, PURE_VARIABLE: "1"} if pure else None
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0 or not result.exists():
         msg = (
             f"measurement {kind} of {path.name} must exit 0; got {done.returncode} instead:\n{done.stderr[-3000:]}"
@@ -108,7 +117,9 @@ def measure_file(path: Path, workdir: Path, config: str | None, *, probes: bool)
         "parts": _measure("parts", path, workdir, config),
     }
     if probes:
-        figures["probes"] = _measure("probes", path, workdir, config)
+        # The probes wrap module functions, which calls between compiled modules bypass:
+        # the journey step's inner parts are timed on the source.
+        figures["probes"] = _measure("probes", path, workdir, config, pure=True)
     return figures
 
 

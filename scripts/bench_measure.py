@@ -64,7 +64,7 @@ def rss_bytes() -> int:
 def kind_of(item: Any) -> str:
     """Return which row of the tables ``item`` (a parsed line, a tick, an end of input) counts in."""
     from journeyflow.events import DeadLetter
-    from journeyflow.records import Tick
+    from journeyflow.step_records import Tick
 
     if isinstance(item, Tick):
         return "tick"
@@ -111,7 +111,8 @@ def measure_engine(path: Path, out: Path, config: str | None) -> dict[str, Any]:
     from bytewax.operators import StatefulLogic
 
     from config.settings import load_settings
-    from flows.files import JsonLinesSink, ReplayClock, ReplayProgress, ReplaySource
+    from flows.file_sinks import JsonLinesSink
+    from flows.files import ReplayClock, ReplayProgress, ReplaySource
     from flows.journey import event_parser
     from flows.runtime import execute
     from journeyflow.events import DeadLetter, Event

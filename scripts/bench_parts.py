@@ -34,7 +34,7 @@ from flows.loop import _to_loop, loop_config  # the loop's routing, not a copy o
 from flows import runtime
 from flows.recommend import recommend_config, routed_here
 from journeyflow.events import DeadLetter
-from journeyflow.records import Expect, UserUpdate
+from journeyflow.step_records import Expect, UserUpdate
 from operators.recommend import RecAnswer, RecAsk
 from operators.recommend_steps import build_lists, build_popularity, build_shard
 from operators.rules import load_rules

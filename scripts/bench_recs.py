@@ -38,7 +38,7 @@ from flows.recommend import recommend_config  # noqa: E402
 import flows.replay as replay_module  # noqa: E402
 from flows.replay import replay  # noqa: E402
 from journeyflow.events import DeadLetter  # noqa: E402
-from journeyflow.records import Expect  # noqa: E402
+from journeyflow.step_records import Expect  # noqa: E402
 from operators.recommend import RecAsk  # noqa: E402
 from operators.recommend_steps import Chain  # noqa: E402
 from operators.rules import load_rules  # noqa: E402

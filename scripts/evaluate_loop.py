@@ -27,7 +27,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from config.settings import DEFAULT_CONFIG, load_settings  # noqa: E402
+from config.loading import DEFAULT_CONFIG  # noqa: E402
+from config.settings import load_settings  # noqa: E402
 from flows.replay import replay  # noqa: E402
 from journeyflow import generator, response  # noqa: E402
 from journeyflow.loop_evaluation import loop_quality  # noqa: E402

@@ -8,7 +8,8 @@ import hashlib
 import orjson
 import pytest
 
-from journeyflow.events import DeadLetter, Event, EventParser
+from journeyflow.event_parser import EventParser
+from journeyflow.events import DeadLetter, Event
 
 PARSER = EventParser(max_event_bytes=1024, personal_fields=("traits.email", "traits.phone"), salt="s")
 GOOD = {"event_id": "e1", "type": "page_view", "user_id": "u1", "ts": "2026-11-22T10:31:00Z"}

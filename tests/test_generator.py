@@ -14,8 +14,10 @@ import orjson
 import pytest
 
 from journeyflow.errors import ConfigError
-from journeyflow.events import EVENT_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, EventParser, parse_ts
-from journeyflow.generator import GeneratorConfig, GeneratorStats, add_arguments, generate, run
+from journeyflow.event_parser import EventParser
+from journeyflow.events import EVENT_TYPES, SESSION_EXCLUDED_TYPES, DeadLetter, parse_ts
+from journeyflow.generator import GeneratorConfig, GeneratorStats, generate
+from journeyflow.generator_cli import add_arguments, run
 
 _CHANNELS = {"web", "app", "email", "pos"}
 _RFC3339_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

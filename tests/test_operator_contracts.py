@@ -18,7 +18,8 @@ import pytest
 from bytewax.operators import StatefulLogic
 
 from flows.journey import audience_config, journey_config, model_config
-from journeyflow.records import RawRecord, Trigger, UserUpdate
+from journeyflow.records import Trigger
+from journeyflow.step_records import RawRecord, UserUpdate
 from operators.labels import Example
 from operators.recommend import RecAnswer, RecAsk, RecommendConfig, ShardWork
 from operators.recommend_steps import build_lists, build_popularity, build_shard
@@ -97,7 +98,7 @@ def _anonymous(kind: str, minutes: float) -> Any:
 
 
 def _devices_case() -> Case:
-    from journeyflow.records import Tick
+    from journeyflow.step_records import Tick
     from operators.identity import DeviceConfig
 
     cfg = DeviceConfig(journey_config(SETTINGS, RULES, timers=True), link_idle_ms=86_400_000)

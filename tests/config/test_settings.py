@@ -67,7 +67,7 @@ def test_an_unknown_environment_variable_is_an_error_like_an_unknown_key() -> No
                                           "did you mean JOURNEYFLOW_SESSIONS_GAP_S"):
         load_settings(env={"JOURNEYFLOW_SESSIONS_GAP": "60"})
     # The variables that are not settings stay allowed, and they are listed in one place.
-    from config.settings import NON_SETTING_VARIABLES
+    from config.loading import NON_SETTING_VARIABLES
 
     assert "JOURNEYFLOW_CONFIG" in NON_SETTING_VARIABLES
     assert load_settings(env={"OTHER_TOOL_X": "1"}).sessions.gap_s == 1800
@@ -88,7 +88,7 @@ def test_the_old_clusters_halflife_still_works_with_a_warning(tmp_path: Path, ca
 def test_every_default_setting_has_a_comment_above_it() -> None:
     """Each key in default.toml is preceded by a comment line, or belongs to a run of keys
     that one comment describes (no blank line between them)."""
-    from config.settings import DEFAULT_CONFIG
+    from config.loading import DEFAULT_CONFIG
 
     lines = DEFAULT_CONFIG.read_text().splitlines()
     uncommented = []

@@ -34,10 +34,11 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer
 
 from flows.kafka import ensure_topics
-from journeyflow.events import DeadLetter, EventParser
+from journeyflow.event_parser import EventParser
+from journeyflow.events import DeadLetter
 from journeyflow.metrics import start_metrics_server
 from tests.conftest import KafkaBroker, RedisServer, _tansu_bin, _wait_until, _port_open, free_port
-from tests.flows.test_live import (
+from tests.live_worker import (
     REPO,
     TopicReader,
     Topics,
@@ -125,7 +126,7 @@ def test_scrubbing_text_that_is_not_json_is_linear() -> None:
     # 36.5 s; 800 KB had not finished after 20 s). Run in a subprocess with a
     # generous bound: a quadratic scan would take well over an hour here.
     code = (
-        "from journeyflow.events import EventParser\n"
+        "from journeyflow.event_parser import EventParser\n"
         "p = EventParser(max_event_bytes=1 << 21, personal_fields=('traits.email',), salt='s',"
         " max_dead_letter_bytes=1 << 20)\n"
         "for raw in (b'\\xff' + b'a' * 800_000, b'\\xff' + b'a@' * 400_000, b'\\xff' + b'1 ' * 400_000,"

@@ -37,18 +37,15 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.testing import TestingSink, TestingSource, cluster_main, run_main
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from flows.kafka import (
-    KafkaSink,
-    KafkaSource,
-    check_brokers,
-    ensure_topics,
-    record_key,
-    topic_partitions,
-)
+from flows.kafka import check_brokers, ensure_topics, topic_partitions
+from flows.kafka_delivery import record_key
+from flows.kafka_sink import KafkaSink
+from flows.kafka_source import KafkaSource
 from journeyflow.errors import ConnectionFailure
 from journeyflow.events import DeadLetter
 from journeyflow.metrics import KAFKA_ERRORS, KAFKA_LAG
-from journeyflow.records import RawRecord, SegmentChange, Tombstone, Trigger
+from journeyflow.records import SegmentChange, Tombstone, Trigger
+from journeyflow.step_records import RawRecord
 
 from tests.conftest import KafkaBroker, free_port
 

@@ -9,10 +9,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import KafkaBroker
-from tests.flows.test_live import TopicReader, Topics, Worker, live, redis_dump, send, wait_committed, wait_until
-
-__all__ = ["live"]  # the fixture, shared with test_live.py
 from tests.helpers import at, event
+from tests.live_worker import TopicReader, Topics, Worker, redis_dump, send, wait_committed, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import DEFAULT_CONFIG
+from config.loading import DEFAULT_CONFIG
 from flows.replay import replay
 from journeyflow import generator, response
 from journeyflow.loop_evaluation import loop_quality

@@ -10,7 +10,7 @@ import pytest
 
 from flows.redis_sink import StoreSink
 from flows.replay import replay
-from state.store import RedisStore
+from state.redis_store import RedisStore
 from tests.helpers import at, event, run_replay, settings, write_events
 
 _NO = {"consent": {"personalization": False, "marketing": False}}

@@ -6,7 +6,7 @@ groups: each worker keeps its own offsets in its recovery directory) and
 write to their own output topics and Redis database, so their records can be
 compared byte for byte, dead letters' ``source`` included. Completion is
 judged by bytewax's committed offsets reaching the end of every partition
-(``test_live.wait_committed``), never by the broker's end offsets.
+(``tests/live_worker.py``: ``wait_committed``), never by the broker's end offsets.
 
 What is compared exactly: everything the global models do not influence
 (:func:`model_free`): sessions, dead letters, tombstones, the triggers of
@@ -44,9 +44,11 @@ import pytest
 from journeyflow import generator
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
 from operators.variables import MODEL
-from state.store import InMemoryStore, RedisStore, StateStore
+from state.memory_store import InMemoryStore
+from state.redis_store import RedisStore
+from state.store import StateStore
 from tests.conftest import KafkaBroker, RedisServer, free_port
-from tests.flows.test_live import (
+from tests.live_worker import (
     MODEL_RULES,
     MODEL_SEGMENT_PREFIXES,
     MODEL_SEGMENTS,

@@ -12,7 +12,9 @@ from bytewax.testing import TestingSource, run_main
 
 from flows.redis_sink import StoreSink
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
-from state.store import InMemoryStore, RedisStore, StateStore, StoreRecord
+from state.memory_store import InMemoryStore
+from state.redis_store import RedisStore
+from state.store import StateStore, StoreRecord
 
 TS = 1_795_343_460_000
 

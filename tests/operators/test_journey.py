@@ -11,7 +11,8 @@ from bytewax.operators import StatefulLogic
 
 from flows.journey import journey_config
 from journeyflow.events import DeadLetter
-from journeyflow.records import RawRecord, SessionSummary, Tally, Tick, UserUpdate
+from journeyflow.records import SessionSummary
+from journeyflow.step_records import RawRecord, Tally, Tick, UserUpdate
 from operators.due import next_due_ms
 from operators.journey import JourneyConfig
 from operators.rules import load_rules

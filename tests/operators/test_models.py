@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from journeyflow.records import UserUpdate
+from journeyflow.step_records import UserUpdate
 from operators.clusters import Clusters, silhouette
 from operators.features import CLASSIFIER_FEATURES, CLUSTER_FEATURES, PRIOR_STATS, pack
 from operators.labels import Example

@@ -10,7 +10,8 @@ from bytewax.operators import StatefulLogic
 
 from flows.journey import journey_config
 from flows.recommend import recommend_config
-from journeyflow.records import ProfileRow, RawRecord, SegmentChange, Tombstone
+from journeyflow.records import ProfileRow, SegmentChange, Tombstone
+from journeyflow.step_records import RawRecord
 from operators import recommend as rec
 from operators.recommend import RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_steps import Chain, ListLogic

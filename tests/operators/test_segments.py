@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flows.journey import audience_config
-from journeyflow.records import SegmentChange, Trigger, UserUpdate
+from journeyflow.records import SegmentChange, Trigger
+from journeyflow.step_records import UserUpdate
 from operators.rules import load_rules
 from tests.helpers import settings
 

@@ -28,7 +28,7 @@ from config.settings import load_settings
 from flows.kafka import ensure_topics
 from journeyflow.clients import kafka_options
 from tests.conftest import free_port
-from tests.flows.test_live import Worker, wait_until
+from tests.live_worker import Worker, wait_until
 from tests.helpers import at, event, write_events
 from tests.security.conftest import REDIS_PASSWORD, REDIS_USER, TlsKafka, TlsRedis
 

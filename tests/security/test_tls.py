@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 
 from config.settings import load_settings
-from flows.kafka import KafkaSink, KafkaSource, check_brokers, ensure_topics, topic_partitions
+from flows.kafka import check_brokers, ensure_topics, topic_partitions
+from flows.kafka_sink import KafkaSink
+from flows.kafka_source import KafkaSource
 from journeyflow.clients import Secret, kafka_options, redis_options
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.records import SegmentChange
-from state.store import RedisStore
+from state.redis_store import RedisStore
 from tests.conftest import KafkaBroker
 from tests.security.conftest import REDIS_PASSWORD, REDIS_USER, TlsFiles, TlsKafka, TlsRedis
 

@@ -18,7 +18,9 @@ from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.metrics import REDIS_WRITE_ERRORS, SERVICE_DOWN
 from journeyflow.outages import RetryPolicy
 from journeyflow.records import IdentityMerge, ProfileRow, SegmentChange, Tombstone
-from state.store import LOSSES, InMemoryStore, RedisStore, Restore, StateStore
+from state.memory_store import InMemoryStore
+from state.redis_store import RedisStore
+from state.store import LOSSES, Restore, StateStore
 from tests.conftest import RedisServer, free_port
 
 TS = 1_795_343_460_000  # 2026-11-22T10:31:00Z

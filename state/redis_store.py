@@ -1,0 +1,315 @@
+"""The profile store in Redis (:class:`RedisStore`); the layout and the order in which
+records apply are in :mod:`state.store`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.exceptions
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from config.connections import RedisSettings
+from journeyflow.clients import redis_options
+from journeyflow.connection_failures import explain_redis_failure
+from journeyflow.errors import ConfigError, ConnectionFailure
+from journeyflow.metrics import REDIS_WRITE_ERRORS
+from journeyflow.outages import Outage, RetryPolicy
+from journeyflow.records import IdentityMerge, ProfileRow, SegmentChange
+from state.store import (
+    LOSSES,
+    Restore,
+    StoreRecord,
+    alias_key,
+    check_record,
+    profile_key,
+    row_changes,
+    segment_key,
+    segments_json,
+)
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger("journeyflow.redis")
+
+# A store's own marker outlives a stopped worker by a day, then goes.
+_MARKER_TTL_S = 86400
+
+# Errors after which the same batch may succeed: the server restarted, is
+# still loading its data, or the network dropped. Anything else (WRONGTYPE,
+# a bad command) would fail again and is raised at once.
+_TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+)
+
+
+# Sets updated_at (ARGV[1]) unless the hash holds a later one. Times are
+# format_ts output: 20 characters without milliseconds, 24 with; padding the
+# former to ".000Z" makes them compare as text in time order.
+_KEEP_LATEST_UPDATED_AT = """
+local function norm(s)
+  if string.len(s) == 20 then return string.sub(s, 1, 19) .. '.000Z' end
+  return s
+end
+local current = redis.call('HGET', KEYS[1], 'updated_at')
+if (not current) or norm(current) < norm(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+end
+return 0
+"""
+
+
+# Sets a user's segment list and memberships. KEYS[1]: the profile hash;
+# ARGV: the user id, the segment keys' prefix ("jf:segment:"), the new list as
+# JSON ("" deletes the hash instead), and segments to leave besides the old
+# list (JSON). Touches segment keys it is not given in KEYS: standalone Redis.
+_SYNC_SEGMENTS = """
+local user, prefix = ARGV[1], ARGV[2]
+local keep = {}
+if ARGV[3] ~= '' then
+  for _, s in ipairs(cjson.decode(ARGV[3])) do keep[s] = true end
+end
+local leave = cjson.decode(ARGV[4])
+local old = redis.call('HGET', KEYS[1], 'segments')
+if old then
+  for _, s in ipairs(cjson.decode(old)) do leave[#leave + 1] = s end
+end
+for _, s in ipairs(leave) do
+  if not keep[s] then redis.call('SREM', prefix .. s, user) end
+end
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+for s, _ in pairs(keep) do redis.call('SADD', prefix .. s, user) end
+redis.call('HSET', KEYS[1], 'segments', ARGV[3])
+return 0
+"""
+
+
+
+def _redacted(url: str) -> str:
+    """Return ``url`` without its password, for messages and logs.
+
+    >>> _redacted("redis://:s3cret@cache:6379/0")
+    'redis://:***@cache:6379/0'
+    """
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class RedisStore:
+    """A :class:`StateStore` in Redis; see the module docstring for the layout.
+
+    A batch is one pipeline (``transaction=False``): one round trip, commands
+    in record order. Readers may see a batch half-applied, never reordered.
+    A transient failure (Redis restarting, a dropped connection) retries the
+    whole batch for as long as the outage lasts, after a back-off that
+    doubles up to a cap (``policy``, see :mod:`journeyflow.outages`): the
+    worker waits, its input paused, ``journeyflow_ready`` is 0 and a warning
+    says so; each failed attempt counts in
+    ``journeyflow_redis_write_errors_total``. Only past the policy's
+    give-up deadline (default: never) does the batch raise
+    ``ConnectionFailure``; it is never dropped silently. Other Redis errors
+    raise at once.
+
+    With ``ttl_s`` > 0 every write to a profile hash resets its expiry, so
+    idle profiles vanish. Segment sets do not expire: a user whose profile
+    expired stays a member until a change or a tombstone removes them.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        key_prefix: str = "jf:",
+        ttl_s: int = 0,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if ttl_s < 0:
+            msg = f"redis profile_ttl_s must be >= 0; got {ttl_s!r} instead"
+            raise ConfigError(msg)
+        self._client = client
+        self._keep_latest_updated_at = client.register_script(_KEEP_LATEST_UPDATED_AT)
+        self._sync_segments = client.register_script(_SYNC_SEGMENTS)
+        self.key_prefix = key_prefix
+        self.ttl_s = ttl_s
+        self.policy = policy or RetryPolicy()
+        self._outage = Outage("redis", "profile store", self.policy, logger=log, sleep=sleep)
+        # Loss detection: every store keeps its own marker key (so that each
+        # process notices, not only the first to write after a loss), and all
+        # share one that says journeyflow wrote this database before.
+        self._marker = f"{key_prefix}marker:{uuid.uuid4().hex}"
+        self._shared_marker = f"{key_prefix}marker"
+        self._marked = False
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        key_prefix: str = "jf:",
+        ttl_s: int = 0,
+        connect_timeout_s: float = 5.0,
+        client_options: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> RedisStore:
+        """Return a store on ``url`` (``redis://host:port/db``) once Redis answers PING.
+
+        Raises ``ConnectionFailure`` if it does not answer within
+        ``connect_timeout_s``. ``options`` go to :class:`RedisStore`
+        (``policy``, ``sleep``).
+        """
+        if not url:
+            msg = "redis url must be redis://host:port/db; got an empty string instead"
+            raise ConfigError(msg)
+        try:
+            client = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=connect_timeout_s,
+                socket_timeout=max(connect_timeout_s, 5.0),
+                # Retries are the store's job (whole batches, counted, logged):
+                # the client's own would multiply the start-up wait.
+                retry=Retry(NoBackoff(), 0),
+                # ACL user, TLS files (journeyflow/clients.py: redis_options).
+                **(client_options or {}),
+            )
+        except ValueError as ex:
+            msg = f"redis url must be redis://host:port/db; got {_redacted(url)!r} instead ({ex})"
+            raise ConfigError(msg) from ex
+        started = time.monotonic()
+        try:
+            client.ping()
+        except redis.exceptions.RedisError as ex:
+            client.close()
+            waited = time.monotonic() - started
+            msg = explain_redis_failure(url, ex, waited, client_options or {})
+            raise ConnectionFailure(msg) from ex
+        return cls(client, key_prefix=key_prefix, ttl_s=ttl_s, **options)
+
+    @classmethod
+    def from_settings(cls, settings: RedisSettings, **options: Any) -> RedisStore:
+        """Return a store connected as the ``[redis]`` settings say (see :meth:`connect`).
+
+        An empty ``url`` means "no Redis": raises ``ConfigError``.
+        """
+        if not settings.url:
+            msg = "redis.url must be redis://host:port/db to write profiles; got an empty string"
+            raise ConfigError(msg)
+        return cls.connect(
+            settings.url,
+            key_prefix=settings.key_prefix,
+            ttl_s=settings.profile_ttl_s,
+            connect_timeout_s=settings.connect_timeout_s,
+            client_options=redis_options(settings),
+            **options,
+        )
+
+    @property
+    def client(self) -> redis.Redis:
+        """Return the Redis client (for reads beyond the protocol)."""
+        return self._client
+
+    def apply(self, records: Sequence[StoreRecord]) -> None:
+        if not records:
+            return
+        for record in records:
+            check_record(record)
+        while True:
+            try:
+                self._write(records)
+            except _TRANSIENT as ex:
+                REDIS_WRITE_ERRORS.inc()
+                # Sleeps, or raises ConnectionFailure past the give-up deadline.
+                self._outage.failed(ex, records=len(records))
+                continue
+            self._outage.succeeded()
+            return
+
+    def _write(self, records: Sequence[StoreRecord]) -> None:
+        prefix = self.key_prefix
+        sets = segment_key(prefix, "")
+        ttl = self.ttl_s
+        pipe = self._client.pipeline(transaction=False)
+        # The marker is read before the batch's writes, in the same round trip.
+        pipe.exists(self._marker if self._marked else self._shared_marker)
+        for record in records:
+            user = record.user_id
+            if isinstance(record, IdentityMerge):
+                pipe.set(alias_key(prefix, record.anonymous_id), user, ex=ttl or None)
+                continue
+            key = profile_key(prefix, user)
+            if isinstance(record, ProfileRow):
+                updates, deletes = row_changes(record)
+                updated_at = updates.pop("updated_at")
+                segments = updates.pop("segments", None)
+                if updates:
+                    pipe.hset(key, mapping=updates)
+                if deletes:
+                    pipe.hdel(key, *deletes)
+                if segments is not None:
+                    self._sync_segments(keys=[key], args=[user, sets, segments, "[]"], client=pipe)
+                self._keep_latest_updated_at(keys=[key], args=[updated_at], client=pipe)
+            elif isinstance(record, SegmentChange):
+                new = segments_json(record.segments)
+                self._sync_segments(keys=[key], args=[user, sets, new, segments_json(record.exited)], client=pipe)
+            elif isinstance(record, Restore):
+                fields = dict(record.fields)
+                segments_text = fields.pop("segments", "[]")
+                pipe.delete(key)
+                if fields:
+                    pipe.hset(key, mapping=fields)
+                self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
+            else:
+                self._sync_segments(keys=[key], args=[user, sets, "", segments_json(record.segments)], client=pipe)
+                if record.aliases:
+                    pipe.delete(*(alias_key(prefix, device) for device in record.aliases))
+                continue
+            if ttl:
+                pipe.expire(key, ttl)
+        pipe.set(self._marker, "1", ex=_MARKER_TTL_S)
+        pipe.set(self._shared_marker, "1")
+        results = pipe.execute()
+        if not results[0]:
+            self._lost()
+        self._marked = True
+
+    def _lost(self) -> None:
+        # Before this store's first batch only the shared marker is asked:
+        # missing, the database is new or was emptied while no worker ran.
+        # Afterwards its own: missing, Redis lost what it wrote (restarted
+        # empty, flushed). Either way the repair step rewrites what state holds.
+        LOSSES.found()
+        if self._marked:
+            log.warning("redis has lost journeyflow's data (restarted empty or flushed); repairing the store from state")
+        else:
+            log.info("redis holds no journeyflow data yet (new, or emptied); writing it from state")
+
+    def profile(self, user_id: str) -> dict[str, str] | None:
+        fields = self._client.hgetall(profile_key(self.key_prefix, user_id))
+        return fields or None
+
+    def alias(self, anonymous_id: str) -> str | None:
+        return self._client.get(alias_key(self.key_prefix, anonymous_id))  # type: ignore[no-any-return]
+
+    def members(self, segment: str) -> set[str]:
+        return set(self._client.smembers(segment_key(self.key_prefix, segment)))
+
+    def close(self) -> None:
+        self._outage.close()
+        self._client.close()
