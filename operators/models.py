@@ -25,6 +25,9 @@ From one interval to the horizon:
   then none in the second given the first was silent (the customer's state
   after a silent week), and so on; the chance of a silent horizon is their
   product (a discrete-time survival model).
+  It is never below the life table of silences
+  (:mod:`operators.silence`): the chance of no return by weeks already
+  silent, counted from the same labels, chained the same way.
 * ``purchase_propensity`` carries the learned model's odds of a purchase in
   the next interval, relative to the prior's, over to the prior's odds of a
   purchase within the horizon. (A chain like churn's would assume the
@@ -41,7 +44,7 @@ chances are the published scores until the learned model has
 
 Shrink to what works: every labelled example is scored by the learned model
 and by the prior before it is learned (progressive validation). Their
-log-losses, decayed over about the last ``_LOSS_MEMORY`` examples, weigh the
+log-losses, decayed over about the last ``LOSS_MEMORY`` examples (:mod:`operators.weekly`), weigh the
 two like a Bayesian average of two models with forgetting: the published
 score is ``trust * learned + (1 - trust) * prior``, so a learned model that
 does worse than the prior on recent examples hands the score to the prior.
@@ -63,16 +66,19 @@ from pathlib import Path
 from typing import Any
 
 from bytewax.operators import StatefulLogic
-from river import drift, linear_model, metrics, optim, preprocessing
+from river import preprocessing
 
 from journeyflow.errors import ConfigError
-from journeyflow.metrics import MODEL_AUC, MODEL_DRIFTS, MODEL_SCORE
+from journeyflow.metrics import MODEL_AUC, MODEL_SCORE
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
 from operators import bgnbd
 from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
 from operators.features import CLASSIFIER_FEATURES, horizon_weights, unpack
+from operators.odds import clip, logit, sigmoid
+from operators.silence import SilenceCurve
+from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
 __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "load_models"]
@@ -82,34 +88,12 @@ log = logging.getLogger(__name__)
 #: Task name -> the score it produces in the profile.
 TASKS = {"propensity": "purchase_propensity", "churn": "churn_risk"}
 
-#: Thresholds of River's streaming ROC AUC: its cost per example grows with
-#: them (about 0.5 microseconds each here); 20 keeps it within 0.01 of exact.
-AUC_THRESHOLDS = 20
-
-#: Examples the trust between the learned model and the prior remembers
-#: (the decay of their log-losses); a few weeks of snapshots of a small shop.
-_LOSS_MEMORY = 1000
-_DECAY = 1.0 - 1.0 / _LOSS_MEMORY
-_EPS = 1e-6
 _DAY_MS = 86_400_000
 
 #: One-interval examples wait in a shuffle buffer of this size before they
 #: are learned: they resolve in bursts (every silent user's at once when time
 #: passes), and SGD fed a burst of one label drifts with it.
 _SHUFFLE = 1000
-
-
-def _clip(p: float) -> float:
-    return min(1.0 - _EPS, max(_EPS, p))
-
-
-def _sigmoid(t: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, t))))
-
-
-def _logit(p: float) -> float:
-    p = _clip(p)
-    return math.log(p / (1.0 - p))
 
 
 @dataclass(frozen=True)
@@ -149,75 +133,10 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
+        if not hasattr(state, "silence"):
+            # Exported before the silence curve existed: it counts from now on.
+            state.silence = SilenceCurve()
         return ModelLogic(state, self)
-
-
-@dataclass
-class Task:
-    """One online classifier of a one-interval outcome, and its honest, online quality figures.
-
-    It sees features already scaled by the models' shared
-    :class:`~river.preprocessing.StandardScaler` (both tasks read the same
-    features, so one scaler serves both), plus the prior's chances.
-    """
-
-    model: linear_model.LogisticRegression
-    auc: metrics.ROCAUC = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=AUC_THRESHOLDS))
-    prior_auc: metrics.ROCAUC = field(default_factory=lambda: metrics.ROCAUC(n_thresholds=AUC_THRESHOLDS))
-    detector: drift.ADWIN = field(default_factory=drift.ADWIN)
-    examples: int = 0
-    positives: int = 0
-    drifts: int = 0
-    last_drift_ms: int | None = None
-    loss: float = 0.0
-    """Decayed log-loss of the learned model on examples before learning them."""
-    prior_loss: float = 0.0
-    """The same for the prior."""
-
-    @classmethod
-    def new(cls, learning_rate: float) -> Task:
-        """Return a logistic regression trained by plain SGD, River's standard starting point."""
-        return cls(model=linear_model.LogisticRegression(optimizer=optim.AdaGrad(learning_rate), intercept_lr=learning_rate))
-
-    def predict(self, x: dict[str, float]) -> float:
-        """Return the probability of the positive label."""
-        return float(self.model.predict_proba_one(x).get(True, 0.0))
-
-    def learn(self, name: str, x: dict[str, float], y: bool, ts_ms: int, prior: float) -> None:
-        """Score ``x`` first (progressive validation, next to the prior's ``prior``), then learn it."""
-        p = self.predict(x)
-        self.auc.update(y, p)
-        self.prior_auc.update(y, prior)
-        self.loss = self.loss * _DECAY - math.log(_clip(p if y else 1.0 - p))
-        self.prior_loss = self.prior_loss * _DECAY - math.log(_clip(prior if y else 1.0 - prior))
-        self.detector.update(abs(float(y) - p))
-        if self.detector.drift_detected:
-            self.drifts += 1
-            self.last_drift_ms = ts_ms
-            MODEL_DRIFTS.labels(model=name).inc()
-        self.model.learn_one(x, y)
-        self.examples += 1
-        self.positives += int(y)
-
-    def trust(self, min_examples: int) -> float:
-        """Return the learned model's weight against the prior (0 until ``min_examples``)."""
-        if self.examples < max(1, min_examples):
-            return 0.0
-        return 1.0 / (1.0 + math.exp(max(-50.0, min(50.0, self.loss - self.prior_loss))))
-
-    def report(self, min_examples: int) -> dict[str, Any]:
-        """Return the task's quality figures."""
-        both = 0 < self.positives < self.examples
-        return {
-            "examples": self.examples,
-            "positive_share": round(self.positives / self.examples, 4) if self.examples else None,
-            # AUC needs both labels; until then there is no honest figure.
-            "progressive_auc": round(float(self.auc.get()), 4) if both else None,
-            "prior_progressive_auc": round(float(self.prior_auc.get()), 4) if both else None,
-            "trust": round(self.trust(min_examples), 4),
-            "drifts": self.drifts,
-            "last_drift_ms": self.last_drift_ms,
-        }
 
 
 @dataclass
@@ -233,7 +152,9 @@ class ModelState:
     """Draws from the shuffle buffer (seeded: a replay stays deterministic)."""
     buffer: list[tuple[str, bytes, bool, int]] = field(default_factory=list)
     """One-interval examples waiting to be learned: (task, features, label, ts_ms)."""
-    version: int = 3
+    silence: SilenceCurve = field(default_factory=SilenceCurve)
+    """The chance of no return by weeks already silent: the floor of ``churn_risk``."""
+    version: int = 4
     scored: int = 0
 
     @property
@@ -271,8 +192,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             scaler.learn_one(raw)
         x = scaler.transform_one(raw)
         quiet, no_buy = _prior_chances(self.state.priors, v, self._interval_days)
-        x["prior_quiet"] = _logit(quiet) / 4.0
-        x["prior_no_purchase"] = _logit(no_buy) / 4.0
+        x["prior_quiet"] = logit(quiet) / 4.0
+        x["prior_no_purchase"] = logit(no_buy) / 4.0
         return x, quiet, no_buy
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
@@ -287,6 +208,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 age = v["bg_age"]
                 state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
+                state.silence.learn(math.expm1(v["days_since_last_seen"]), self._interval_days, example.label)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
@@ -327,20 +249,25 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         log_quiet = 0.0
         for weight, v in zip(self._weights["churn"], vectors, strict=False):
             x, _, _ = self._inputs(v, learn=False)
-            log_quiet += weight * math.log(_clip(tasks["churn"].predict(x)))
+            log_quiet += weight * math.log(clip(tasks["churn"].predict(x)))
         now = vectors[0]
         x, _, week_no_buy = self._inputs(now, learn=False)
         prior_quiet, _ = _prior_chances(priors, now, self.cfg.horizons_ms["churn"] / _DAY_MS)
         _, prior_no_buy = _prior_chances(priors, now, self.cfg.horizons_ms["propensity"] / _DAY_MS)
         # The learned model's odds of a purchase within the next interval,
         # relative to the prior's, carried over to the prior's horizon odds.
-        shift = _logit(tasks["propensity"].predict(x)) - _logit(1.0 - week_no_buy)
-        learned = {"churn": math.exp(log_quiet), "propensity": _sigmoid(_logit(1.0 - prior_no_buy) + shift)}
+        shift = logit(tasks["propensity"].predict(x)) - logit(1.0 - week_no_buy)
+        learned = {"churn": math.exp(log_quiet), "propensity": sigmoid(logit(1.0 - prior_no_buy) + shift)}
         prior = {"churn": prior_quiet, "propensity": 1.0 - prior_no_buy}
         published = {}
         for name in TASKS:
             trust = tasks[name].trust(self.min_examples)
             published[name] = trust * learned[name] + (1.0 - trust) * prior[name]
+        # Never below what the silence so far says alone (operators.silence):
+        # the learned chain extrapolates where examples are few.
+        floor = self.state.silence.p_silent(math.expm1(now["days_since_last_seen"]), self._interval_days, self._weights["churn"])
+        if floor is not None:
+            published["churn"] = max(published["churn"], floor)
         # A purchase needs a return: never more likely than any activity at all.
         published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
         scores = {}
@@ -372,6 +299,9 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 "fits": prior.fits,
                 "params": None if params is None else {k: round(getattr(params, k), 4) for k in ("r", "alpha", "a", "b")},
             }
+        curve = state.silence
+        # Chance of no return in the next interval by intervals already silent (None: too few examples).
+        tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]
         return ModelReport(
             model_version=state.model_version,
             tasks=tasks,

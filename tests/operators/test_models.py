@@ -151,3 +151,26 @@ def test_clusters_say_nothing_during_warm_up() -> None:
 
 def test_silhouette_of_a_single_cluster_is_undefined() -> None:
     assert silhouette([{"basket": 1.0}, {"basket": 2.0}], [0, 0]) is None
+
+
+def test_the_churn_risk_is_never_below_what_the_silence_so_far_says() -> None:
+    import math
+
+    from operators.silence import MIN_BAND
+
+    rng = random.Random(13)
+    logic = CFG.build(None)
+    _feed(logic, rng, 300)  # the prior is fitted; the learned model knows nothing of long silences
+    for i in range(MIN_BAND * 3):
+        # Customers silent for five weeks or more never came back the next week.
+        v = _vector(rng, False)
+        v["days_since_last_seen"] = math.log1p(40.0 + i % 10)
+        logic.on_item(_update(f"s{i}", None, (Example("churn", i, pack(v), True),)))
+    probe = _vector(rng, False)  # features of a customer the learned model thinks stays
+    probe["days_since_last_seen"] = math.log1p(45.0)
+    scores = logic.on_item(_update("p", probe))[0][0].scores
+    curve = logic.report().tasks["churn"]["silence_curve"]
+    assert curve[6] > 0.9 and curve[12] is not None  # long silences: read from the counts, carried to the last band
+    # 45 days silent now, then 52, 59, 66 and 73 (bands 6 to 10), the last week for 2/7.
+    floor = math.prod(curve[b] ** w for b, w in zip((6, 7, 8, 9, 10), (1, 1, 1, 1, 2 / 7), strict=True))
+    assert scores["churn_risk"] >= round(floor, 4) - 2e-4
