@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import struct
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 from operators.labels import LabelConfig
@@ -112,6 +112,7 @@ CLUSTER_UNITS = {
 }
 
 _LOG1P_CAP_DAYS = 365.0
+_CAP = _LOG1P_CAP_DAYS
 
 
 def _days(view: View, since_ms: int | None) -> float:
@@ -134,19 +135,24 @@ def classifier_features(view: View) -> dict[str, float]:
     return _classifier_rows(view, (view.now_ms,))[0]
 
 
-def _classifier_rows(view: View, times: tuple[int, ...]) -> list[dict[str, float]]:
+def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = False) -> list[dict[str, float]]:
     """Return :func:`classifier_features` of ``view``'s profile as of each of ``times``.
 
     What does not depend on the time is computed once: a score asks for five
-    times (:func:`scoring_vectors`). Each value is the same expression, and
-    each vector has the same key order, as one computed alone.
+    times (:func:`scoring_vectors`), and ticks and the end of input score
+    nearly every user. Each value is the same expression, and each vector has
+    the same key order, as one computed alone; ``with_prior`` appends
+    :func:`prior_stats` as :func:`snapshot_vector` does.
     """
     p = view.profile
     log = math.log1p
     purchases = p.purchases
+    n_purchases = len(purchases)
     sessions = p.sessions_closed + view.open_sessions
     per_session = max(1, sessions)
     starts = p.session_starts
+    n_starts = len(starts)
+    open_sessions = view.open_sessions
     closed = p.sessions_closed
     has_purchased = float(p.purchases_total > 0)
     purchases_total = log(p.purchases_total)
@@ -159,56 +165,65 @@ def _classifier_rows(view: View, times: tuple[int, ...]) -> list[dict[str, float
     cart_adds = p.cart_adds_total / per_session
     searches = p.searches_total / per_session
     email_clicks = log(p.email_clicks)
+    # Daily counts as sorted days and running totals: a window's count is two
+    # look-ups (integer sums: the same value in any order).
+    days = sorted(p.daily_events)
+    running = [0]
+    for day in days:
+        running.append(running[-1] + p.daily_events[day])
+    total_events = running[-1]
+    half_life = view.cfg.engagement_half_life_ms
+    last_seen, first_seen, last_purchase = p.last_seen_ms, p.first_seen_ms, p.last_purchase_ms
+    n_bought = p.purchases_total
+    if with_prior:
+        prior = prior_stats(view)
+        del prior["bg_age"]
     rows = []
     for now in times:
-        at = View(p, view.cfg, now, view.open_sessions)
         first_90 = bisect_left(purchases, (now - 90 * DAY_MS,))
         first_30 = bisect_left(purchases, (now - 30 * DAY_MS,), first_90)
-        sessions_30d = len(starts) - bisect_left(starts, now - 30 * DAY_MS) + view.open_sessions
+        sessions_30d = n_starts - bisect_left(starts, now - 30 * DAY_MS) + open_sessions
         today = now // DAY_MS
-        events_7d = events_30d = 0
-        for day, count in p.daily_events.items():
-            if day > today - 30:
-                events_30d += count
-                if day > today - 7:
-                    events_7d += count
-        engagement_raw = p.engagement_raw * math.pow(
-            0.5, max(0, now - p.engagement_ms) / view.cfg.engagement_half_life_ms
-        )
-        days_seen = _days(at, p.last_seen_ms)
-        days_known = _days(at, p.first_seen_ms)
+        events_30d = total_events - running[bisect_right(days, today - 30)]
+        events_7d = total_events - running[bisect_right(days, today - 7)]
+        engagement_raw = p.engagement_raw * math.pow(0.5, max(0, now - p.engagement_ms) / half_life)
+        days_seen = _CAP if last_seen is None else min(_CAP, max(0.0, (now - last_seen) / DAY_MS))
+        days_known = _CAP if first_seen is None else min(_CAP, max(0.0, (now - first_seen) / DAY_MS))
+        days_bought = _CAP if last_purchase is None else min(_CAP, max(0.0, (now - last_purchase) / DAY_MS))
         # Absence and the time since the last purchase mean more next to the
         # user's own rhythm: ten quiet days are nothing for a monthly visitor and
         # a lot for a daily one.
         usual_gap = days_known / per_session
-        purchase_cycle = days_known / p.purchases_total if p.purchases_total else 0.0
-        rows.append(
-            {
-                "days_since_last_seen": log(days_seen),
-                "days_since_first_seen": log(days_known),
-                "days_since_last_purchase": log(_days(at, p.last_purchase_ms)),
-                "has_purchased": has_purchased,
-                "purchases_30d": log(len(purchases) - first_30),
-                "purchases_90d": log(len(purchases) - first_90),
-                "purchases_total": purchases_total,
-                "monetary_90d": log(sum(r for _, r in purchases[first_90:])),
-                "revenue_total": revenue_total,
-                "sessions_30d": log(sessions_30d),
-                "sessions_total": sessions_total,
-                "events_7d": log(events_7d),
-                "events_30d": log(events_30d),
-                "engagement": engagement_raw / (engagement_raw + ENGAGEMENT_SCALE),
-                "avg_session_s": avg_session_s,
-                "conversion_rate": conversion_rate,
-                "cart_items": cart_items,
-                "cart_value": cart_value,
-                "cart_adds_per_session": cart_adds,
-                "searches_per_session": searches,
-                "email_clicks": email_clicks,
-                "idle_vs_usual": log(days_seen / (usual_gap + 0.5)),
-                "purchase_due": log(_days(at, p.last_purchase_ms) / (purchase_cycle + 1.0)) if p.purchases_total else 0.0,
-            }
-        )
+        purchase_cycle = days_known / n_bought if n_bought else 0.0
+        row = {
+            "days_since_last_seen": log(days_seen),
+            "days_since_first_seen": log(days_known),
+            "days_since_last_purchase": log(days_bought),
+            "has_purchased": has_purchased,
+            "purchases_30d": log(n_purchases - first_30),
+            "purchases_90d": log(n_purchases - first_90),
+            "purchases_total": purchases_total,
+            "monetary_90d": log(sum(r for _, r in purchases[first_90:])),
+            "revenue_total": revenue_total,
+            "sessions_30d": log(sessions_30d),
+            "sessions_total": sessions_total,
+            "events_7d": log(events_7d),
+            "events_30d": log(events_30d),
+            "engagement": engagement_raw / (engagement_raw + ENGAGEMENT_SCALE),
+            "avg_session_s": avg_session_s,
+            "conversion_rate": conversion_rate,
+            "cart_items": cart_items,
+            "cart_value": cart_value,
+            "cart_adds_per_session": cart_adds,
+            "searches_per_session": searches,
+            "email_clicks": email_clicks,
+            "idle_vs_usual": log(days_seen / (usual_gap + 0.5)),
+            "purchase_due": log(days_bought / (purchase_cycle + 1.0)) if n_bought else 0.0,
+        }
+        if with_prior:
+            row.update(prior)
+            row["bg_age"] = max(0.0, (now - first_seen) / DAY_MS)
+        rows.append(row)
     return rows
 
 
@@ -233,9 +248,7 @@ def prior_stats(view: View) -> dict[str, float]:
 
 def snapshot_vector(view: View) -> dict[str, float]:
     """Return the classifier features and the prior's figures as of ``view.now_ms``."""
-    vector = classifier_features(view)
-    vector.update(prior_stats(view))
-    return vector
+    return _classifier_rows(view, (view.now_ms,), with_prior=True)[0]
 
 
 def horizon_weights(horizon_ms: int, interval_ms: int) -> tuple[float, ...]:
@@ -259,10 +272,7 @@ def scoring_vectors(view: View, cfg: LabelConfig) -> tuple[dict[str, float], ...
     """
     steps = max(len(horizon_weights(h, cfg.interval_ms)) for h in (cfg.churn_horizon_ms, cfg.purchase_horizon_ms))
     times = tuple(view.now_ms + k * cfg.interval_ms for k in range(steps))
-    vectors = _classifier_rows(view, times)
-    for vector, now in zip(vectors, times, strict=True):
-        vector.update(prior_stats(View(view.profile, view.cfg, now, view.open_sessions)))
-    return tuple(vectors)
+    return tuple(_classifier_rows(view, times, with_prior=True))
 
 
 def cluster_features(view: View) -> dict[str, float]:
