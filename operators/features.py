@@ -13,10 +13,8 @@ Two vectors, both computed as of a time from the same :class:`View`:
   :func:`scoring_vectors` gives both, as of now and as of each later
   interval of the horizon if the customer stays silent (what the models
   chain into a horizon's chance, see :mod:`operators.models`).
-* :func:`cluster_features` for the behavioural clusters: rates and shares
-  (conversion, cart adds and searches per session, basket size) that tell
-  buyers, browsers, cart abandoners, bargain hunters, new and lapsed users
-  apart. :data:`CLUSTER_UNITS` says how to read each back in its own units.
+* :func:`cluster_features` for the behavioural clusters, defined in
+  :mod:`operators.cluster_features` and re-exported here.
 
 Vectors travel and wait for their labels as packed doubles (8 bytes a
 value), which keeps pending training examples small in the user's state.
@@ -27,11 +25,11 @@ from __future__ import annotations
 import math
 import struct
 from bisect import bisect_left, bisect_right
-from typing import Any
 
+from operators.cluster_features import CAP_DAYS as _CAP
+from operators.cluster_features import CLUSTER_FEATURES, CLUSTER_UNITS, cluster_features, describe
 from operators.labels import LabelConfig
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
-from operators.variables import PROFILE
 
 __all__ = [
     "CLASSIFIER_FEATURES",
@@ -44,6 +42,7 @@ __all__ = [
     "CLUSTER_UNITS",
     "classifier_features",
     "cluster_features",
+    "describe",
     "pack",
     "unpack",
 ]
@@ -82,48 +81,6 @@ PRIOR_STATS = (
     "bg_purchases_tx",
     "bg_age",
 )
-
-CLUSTER_FEATURES = (
-    "purchases_90d",
-    "basket",
-    "sessions_30d",
-    "events_per_session",
-    "conversion_rate",
-    "cart_adds_per_session",
-    "searches_per_session",
-    "email_clicks_per_session",
-    "days_since_last_seen",
-    "days_since_first_seen",
-)
-
-#: How a cluster feature reads in its own units: ``log1p`` values are shown
-#: through ``expm1``, the others as they are.
-CLUSTER_UNITS = {
-    "purchases_90d": "log1p",
-    "basket": "log1p",
-    "sessions_30d": "log1p",
-    "events_per_session": "log1p",
-    "conversion_rate": "share",
-    "cart_adds_per_session": "rate",
-    "searches_per_session": "rate",
-    "email_clicks_per_session": "rate",
-    "days_since_last_seen": "log1p",
-    "days_since_first_seen": "log1p",
-}
-
-_LOG1P_CAP_DAYS = 365.0
-_CAP = _LOG1P_CAP_DAYS
-
-
-def _days(view: View, since_ms: int | None) -> float:
-    if since_ms is None:
-        return _LOG1P_CAP_DAYS
-    return min(_LOG1P_CAP_DAYS, max(0.0, (view.now_ms - since_ms) / DAY_MS))
-
-
-def _sessions(view: View) -> int:
-    return view.profile.sessions_closed + view.open_sessions
-
 
 def classifier_features(view: View) -> dict[str, float]:
     """Return the propensity and churn features of the profile as of ``view.now_ms``.
@@ -275,26 +232,6 @@ def scoring_vectors(view: View, cfg: LabelConfig) -> tuple[dict[str, float], ...
     return tuple(_classifier_rows(view, times, with_prior=True))
 
 
-def cluster_features(view: View) -> dict[str, float]:
-    """Return the behavioural features that place a user in a cluster."""
-    p = view.profile
-    log = math.log1p
-    sessions = max(1, _sessions(view))
-    basket = p.revenue_total / p.purchases_total if p.purchases_total else 0.0
-    return {
-        "purchases_90d": log(PROFILE["purchases_90d"].get(view)),
-        "basket": log(basket),
-        "sessions_30d": log(PROFILE["sessions_30d"].get(view)),
-        "events_per_session": log(p.events_total / sessions),
-        "conversion_rate": PROFILE["conversion_rate"].get(view),
-        "cart_adds_per_session": p.cart_adds_total / sessions,
-        "searches_per_session": p.searches_total / sessions,
-        "email_clicks_per_session": p.email_clicks / sessions,
-        "days_since_last_seen": log(_days(view, p.last_seen_ms)),
-        "days_since_first_seen": log(_days(view, p.first_seen_ms)),
-    }
-
-
 _PACKED = CLASSIFIER_FEATURES + PRIOR_STATS
 _LAYOUT = struct.Struct(f"<{len(_PACKED)}d")
 
@@ -312,12 +249,3 @@ def pack(vector: dict[str, float]) -> bytes:
 def unpack(data: bytes) -> dict[str, float]:
     """Return the vector packed by :func:`pack`."""
     return dict(zip(_PACKED, _LAYOUT.unpack(data), strict=True))
-
-
-def describe(center: dict[Any, float]) -> dict[str, float]:
-    """Return a cluster centre (in feature space) in the features' own units."""
-    readable = {}
-    for name in CLUSTER_FEATURES:
-        value = float(center.get(name, 0.0))
-        readable[name] = round(math.expm1(value) if CLUSTER_UNITS[name] == "log1p" else value, 3)
-    return readable
