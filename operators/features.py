@@ -143,10 +143,16 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
         today = now // DAY_MS
         events_30d = total_events - running[bisect_right(days, today - 30)]
         events_7d = total_events - running[bisect_right(days, today - 7)]
-        engagement_raw = p.engagement_raw * math.pow(0.5, max(0, now - p.engagement_ms) / half_life)
-        days_seen = _CAP if last_seen is None else min(_CAP, max(0.0, (now - last_seen) / DAY_MS))
-        days_known = _CAP if first_seen is None else min(_CAP, max(0.0, (now - first_seen) / DAY_MS))
-        days_bought = _CAP if last_purchase is None else min(_CAP, max(0.0, (now - last_purchase) / DAY_MS))
+        since = now - p.engagement_ms
+        engagement_raw = p.engagement_raw * math.pow(0.5, (since if since > 0 else 0) / half_life)
+        # Days since, within [0, _CAP] (_CAP when unknown): min(_CAP, max(0.0, d))
+        # without the calls (ticks and the end of input do this for every user).
+        d = _CAP if last_seen is None else (now - last_seen) / DAY_MS
+        days_seen = (d if d < _CAP else _CAP) if d > 0.0 else 0.0
+        d = _CAP if first_seen is None else (now - first_seen) / DAY_MS
+        days_known = (d if d < _CAP else _CAP) if d > 0.0 else 0.0
+        d = _CAP if last_purchase is None else (now - last_purchase) / DAY_MS
+        days_bought = (d if d < _CAP else _CAP) if d > 0.0 else 0.0
         # Absence and the time since the last purchase mean more next to the
         # user's own rhythm: ten quiet days are nothing for a monthly visitor and
         # a lot for a daily one.
@@ -179,7 +185,8 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
         }
         if with_prior:
             row.update(prior)
-            row["bg_age"] = max(0.0, (now - first_seen) / DAY_MS)
+            age = (now - first_seen) / DAY_MS
+            row["bg_age"] = age if age > 0.0 else 0.0
         rows.append(row)
     return rows
 

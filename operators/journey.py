@@ -46,7 +46,6 @@ from operators.due import next_due_ms
 from operators.journey_state import Inbound, JourneyConfig, JourneyState, system_now_ms, view_of
 from operators.model_asks import ModelAsks, ScoreAsk, flush
 from operators.sessions import Session
-from operators.views import to_fields
 from state.serde import encode_state
 
 __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_now_ms"]
@@ -290,10 +289,12 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._catch_up(as_of_ms, None, out)
         if state.profile is not None:
             self._evaluate(as_of_ms, "time", None, out)
-            view = view_of(state, cfg, as_of_ms)
-            out.append(updates.update(state, cfg, as_of_ms, "final", "time", None, view, to_fields(view)))
+            # The final row carries the last score (and what else the models were asked) itself.
             self._asks.score = ScoreAsk(as_of_ms, "time", None, True)
-        flush(self._asks, state, cfg, out)
+            extra = model_asks.payload(self._asks, state, cfg)
+            out.append(updates.final(state, cfg, view_of(state, cfg, as_of_ms), **extra))
+        else:
+            flush(self._asks, state, cfg, out)
         out.extend(updates.tallies(state))
         return out
 

@@ -19,7 +19,7 @@ from operators import features, labels, updates
 from operators.journey_state import JourneyConfig, JourneyState, view_of
 from operators.labels import Example, Pending
 
-__all__ = ["ScoreAsk", "ModelAsks", "on_event", "on_time", "take_snapshot", "flush"]
+__all__ = ["ScoreAsk", "ModelAsks", "on_event", "on_time", "take_snapshot", "payload", "flush"]
 
 #: Event types after which the models score the user again: a purchase always,
 #: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
@@ -86,6 +86,26 @@ def take_snapshot(state: JourneyState, cfg: JourneyConfig, at_ms: int) -> None:
     state.snapshot_ms = at_ms
 
 
+def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[str, Any]:
+    """Return what the item asks of the models as an update's fields (and empty ``asks``).
+
+    The profile must exist. A score asked sets ``features`` (and, to place the
+    user, ``cluster_features`` and ``learn_cluster``) and moves ``scored_ms``.
+    """
+    extra: dict[str, Any] = {"examples": tuple(asks.examples)}
+    score = asks.score
+    asks.examples = []
+    asks.score = None
+    if score is not None:
+        view = view_of(state, cfg, score.at_ms)
+        extra["features"] = features.scoring_vectors(view, cfg.labels)
+        if score.place:
+            extra["cluster_features"] = features.cluster_features(view)
+            extra["learn_cluster"] = True
+        state.scored_ms = max(state.scored_ms, score.at_ms)
+    return extra
+
+
 def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[Any]) -> None:
     """Send the models what the item asked of them, with the item's last update in ``out``.
 
@@ -94,25 +114,17 @@ def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[An
     """
     if not asks.examples and asks.score is None:
         return
-    extra: dict[str, Any] = {"examples": tuple(asks.examples)}
-    score = asks.score
-    asks.examples = []
-    asks.score = None
     if state.profile is None:
+        asks.clear()
         return
-    view = None
-    if score is not None:
-        view = view_of(state, cfg, score.at_ms)
-        extra["features"] = features.scoring_vectors(view, cfg.labels)
-        if score.place:
-            extra["cluster_features"] = features.cluster_features(view)
-            extra["learn_cluster"] = True
-        state.scored_ms = max(state.scored_ms, score.at_ms)
+    score = asks.score
+    extra = payload(asks, state, cfg)
     for index in range(len(out) - 1, -1, -1):
         if isinstance(out[index], UserUpdate):
             # Not yet emitted: the item's records leave the step together.
             out[index] = dataclasses.replace(out[index], **extra)
             return
+    view = None if score is None else view_of(state, cfg, score.at_ms)
     if score is None:
         score = ScoreAsk(state.max_ts_ms or 0, "labels", None, False)
     out.append(updates.update(state, cfg, score.at_ms, "update", score.cause, score.cause_event_id, view, **extra))

@@ -14,7 +14,7 @@ from operators.journey_state import JourneyConfig, JourneyState, view_of
 from operators.profiles import View
 from operators.views import to_fields
 
-__all__ = ["update", "row", "tallies"]
+__all__ = ["update", "final", "row", "tallies"]
 
 
 def update(
@@ -47,6 +47,28 @@ def update(
         segments=tuple(sorted(state.segments)),
         values=values,
         profile=profile,
+        **models,
+    )
+
+
+def final(state: JourneyState, cfg: JourneyConfig, view: View, **models: Any) -> UserUpdate:
+    """Return the user's final update (end of input, idle release): the whole profile as of ``view``.
+
+    Its values are read from the profile's fields, computed once: each field
+    is its variable's getter on the same view (``recency_days`` null before a
+    purchase in both).
+    """
+    fields = to_fields(view)
+    values = {name: fields[name] for name in cfg.update_variables}
+    return UserUpdate(
+        user_id=state.user,
+        ts_ms=view.now_ms,
+        kind="final",
+        cause="time",
+        cause_event_id=None,
+        segments=tuple(sorted(state.segments)),
+        values=values,
+        profile=fields,
         **models,
     )
 

@@ -6,6 +6,7 @@ from flows.journey import journey_config
 from operators import profiles, updates
 from operators.journey_state import JourneyState, view_of
 from operators.rules import load_rules
+from operators.views import to_fields
 from tests.helpers import settings
 
 SETTINGS = settings()
@@ -34,3 +35,13 @@ def test_counts_are_reported_once() -> None:
     (tally,) = updates.tallies(state)
     assert (tally.processed, tally.duplicates, tally.skipped) == (2, 1, 0)
     assert updates.tallies(state) == []
+
+
+def test_the_final_update_reads_its_values_from_the_profile_fields_the_same_as_any_update() -> None:
+    state = JourneyState(user="u1", segments=frozenset({"a"}))
+    state.profile = profiles.new_profile(0)
+    state.profile.purchases_total, state.profile.last_purchase_ms = 1, 0
+    view = view_of(state, CFG, 3 * 86_400_000)
+    final = updates.final(state, CFG, view, learn_cluster=True)
+    plain = updates.update(state, CFG, view.now_ms, "final", "time", None, view, to_fields(view), learn_cluster=True)
+    assert final == plain and final.values["recency_days"] == 3.0
