@@ -10,7 +10,8 @@ from bytewax.operators import StatefulLogic
 from flows.journey import journey_config
 from journeyflow.events import Event
 from journeyflow.records import Expect, Forward, Handoff, IdentityMerge, Tick, UserUpdate
-from operators.identity import DeviceConfig, DeviceLogic, _InOrder
+from operators.identity import DeviceConfig, DeviceLogic
+from operators.in_order import _InOrder
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
 
