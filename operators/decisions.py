@@ -21,11 +21,12 @@ __all__ = ["event_triggers", "session_triggers", "evaluate_segments"]
 
 def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: list[Any]) -> None:
     """Fire the event rules ``event`` matches, as of the user's latest event time."""
+    rules = cfg.event_rules.get(event.type, cfg.any_event_rules)
+    if not rules:
+        return
     view = view_of(state, cfg, state.max_ts_ms or 0)
     scope = EventScope(view, event)
-    for rule in cfg.event_triggers:
-        if rule.event_types is not None and event.type not in rule.event_types:
-            continue
+    for rule in rules:
         values = variables.values(view, rule.profile_variables)
         if "event" in rule.variables:
             values["event"] = variables.fields_of(event, rule.map_fields("event"))

@@ -78,6 +78,11 @@ class JourneyConfig:
     """A user idle this long (event time) publishes its final row and is forgotten; 0: never."""
 
     event_triggers: tuple[TriggerRule, ...] = field(init=False)
+    event_rules: dict[str, tuple[TriggerRule, ...]] = field(init=False, compare=False)
+    """Event type -> the event rules it matches, in rule order (types no rule names:
+    :attr:`any_event_rules`), so an event no rule is about costs a look-up."""
+    any_event_rules: tuple[TriggerRule, ...] = field(init=False)
+    """The event rules without ``event_types``: they match every event."""
     session_triggers: tuple[TriggerRule, ...] = field(init=False)
     segment_getters: tuple[Callable[[View], Any], ...] = field(init=False)
 
@@ -85,7 +90,12 @@ class JourneyConfig:
         snapshot = tuple(n for n in SNAPSHOT_FIELDS if n in PROFILE)
         extra = tuple(dict.fromkeys(n for n in (*self.late_variables, *self.segments.variables) if n not in snapshot))
         object.__setattr__(self, "update_variables", snapshot + extra)
-        object.__setattr__(self, "event_triggers", self.triggers.on("event"))
+        rules = self.triggers.on("event")
+        object.__setattr__(self, "event_triggers", rules)
+        named = {t for r in rules if r.event_types is not None for t in r.event_types}
+        by_type = {t: tuple(r for r in rules if r.event_types is None or t in r.event_types) for t in named}
+        object.__setattr__(self, "event_rules", by_type)
+        object.__setattr__(self, "any_event_rules", tuple(r for r in rules if r.event_types is None))
         object.__setattr__(self, "session_triggers", self.triggers.on("session_close"))
         object.__setattr__(self, "segment_getters", tuple(PROFILE[n].get for n in self.segments.variables))
 

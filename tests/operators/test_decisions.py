@@ -67,3 +67,9 @@ def test_event_triggers_read_the_event_and_its_product() -> None:
     # Repeated views of one product: the shipped rules' product interest fires (once: cooldown).
     assert rules == {"product_interest"} and len(fired) == 1
     assert updates.tallies(state) == []
+
+
+def test_each_event_type_has_the_event_rules_that_match_it_in_rule_order() -> None:
+    for kind in ("page_view", "product_view", "purchase", "add_to_cart", "email_click"):
+        expected = tuple(r for r in CFG.event_triggers if r.event_types is None or kind in r.event_types)
+        assert CFG.event_rules.get(kind, CFG.any_event_rules) == expected
