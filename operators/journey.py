@@ -220,14 +220,15 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             out.extend(self._finish(now_ms))
             self._replace_state(privacy.released(self.state))
 
-    def _catch_up(self, now_ms: int, watermark_ms: int | None, out: list[Any]) -> None:
+    def _catch_up(self, now_ms: int, watermark_ms: int | None, out: list[Any]) -> bool:
         """Apply what the passing of time to ``now_ms`` changes.
 
         Forgets event ids older than the dedup window, resolves labels and
         takes idle snapshots that are due, closes the sessions no on-time
         event can join (all of them when ``watermark_ms`` is None) and, if
         sessions closed or the refresh interval has passed, re-decides the
-        segments once.
+        segments once. Returns whether the segments were judged as of
+        ``now_ms`` after everything else it changed.
         """
         state = self.state
         profile = state.profile
@@ -259,6 +260,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             self._asks.score = ScoreAsk(now_ms, "time", None, True)
         if cfg.store_rows and state.profile is not None and (timed or closed):
             out.append(updates.row(state, cfg, now_ms))
+        return state.profile is not None and (timed or bool(closed))
 
     def _on_session_closed(self, session: Session, out: list[Any]) -> None:
         state = self.state
@@ -286,9 +288,12 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if state.profile is not None:
             # Exact windows for the final profile, whenever the last prune was.
             profiles.prune(state.profile, cfg.profiles, as_of_ms)
-        self._catch_up(as_of_ms, None, out)
+        judged = self._catch_up(as_of_ms, None, out)
         if state.profile is not None:
-            self._evaluate(as_of_ms, "time", None, out)
+            if not judged:
+                # (When the catch-up judged them as of now, after its last change, the same
+                # inputs would decide the same segments again.)
+                self._evaluate(as_of_ms, "time", None, out)
             # The final row carries the last score (and what else the models were asked) itself.
             self._asks.score = ScoreAsk(as_of_ms, "time", None, True)
             extra = model_asks.payload(self._asks, state, cfg)
