@@ -10,7 +10,7 @@ together. Snapshots waiting for their labels are taken here too.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from journeyflow.events import Event
@@ -45,12 +45,14 @@ class ScoreAsk:
 class ModelAsks:
     """What the item being handled asks of the models (emptied by :func:`flush`)."""
 
-    examples: list[Example] = field(default_factory=list)
+    examples: tuple[Example, ...] = ()
+    """Labelled snapshots to learn from (a tuple: most users hold none, and an
+    empty tuple costs them no list of their own)."""
     score: ScoreAsk | None = None
 
     def clear(self) -> None:
         """Forget what was asked (the user's state was dropped)."""
-        self.examples = []
+        self.examples = ()
         self.score = None
 
 
@@ -58,7 +60,9 @@ def on_event(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, event: Ev
     """Resolve the labels an event settles and ask for the score it calls for (applied to the profile)."""
     ts = event.ts_ms
     if state.pending:
-        asks.examples.extend(labels.on_activity(state.pending, cfg.labels, ts, event.type == "purchase"))
+        done = labels.on_activity(state.pending, cfg.labels, ts, event.type == "purchase")
+        if done:
+            asks.examples += tuple(done)
     if event.type in _SCORE_EVENTS and (event.type == "purchase" or ts - state.scored_ms >= _EVENT_RESCORE_MS):
         asks.score = ScoreAsk(state.max_ts_ms, "event", event.event_id, False)  # type: ignore[arg-type]
 
@@ -76,7 +80,9 @@ def on_time(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, now_ms: in
             take_snapshot(state, cfg, t)
         state.snapshot_ms = now_ms
     if state.pending and now_ms - state.pending[0].ts_ms > interval:
-        asks.examples.extend(labels.on_time(state.pending, cfg.labels, now_ms))
+        done = labels.on_time(state.pending, cfg.labels, now_ms)
+        if done:
+            asks.examples += tuple(done)
 
 
 def take_snapshot(state: JourneyState, cfg: JourneyConfig, at_ms: int) -> None:
@@ -92,9 +98,9 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
     The profile must exist. A score asked sets ``features`` (and, to place the
     user, ``cluster_features`` and ``learn_cluster``) and moves ``scored_ms``.
     """
-    extra: dict[str, Any] = {"examples": tuple(asks.examples)}
+    extra: dict[str, Any] = {"examples": asks.examples}
     score = asks.score
-    asks.examples = []
+    asks.examples = ()
     asks.score = None
     if score is not None:
         view = view_of(state, cfg, score.at_ms)

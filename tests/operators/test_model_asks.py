@@ -48,13 +48,13 @@ def test_a_score_rides_on_the_items_last_update() -> None:
     sent = out[2]
     assert sent.features == features.scoring_vectors(view_of(state, CFG, 4 * DAY), CFG.labels)
     assert sent.cluster_features is not None and sent.learn_cluster
-    assert state.scored_ms == 4 * DAY and asks.score is None and asks.examples == []
+    assert state.scored_ms == 4 * DAY and asks.score is None and asks.examples == ()
 
 
 def test_examples_alone_come_in_an_update_of_their_own_without_values() -> None:
     state = _user()
     example = Example("churn", DAY, b"", True)
-    asks = ModelAsks(examples=[example])
+    asks = ModelAsks(examples=(example,))
     out: list = []
     flush(asks, state, CFG, out)
     (update,) = out
