@@ -30,7 +30,6 @@ import orjson
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
-from journeyflow.records import ProfileRow
 from state.store import LOSSES, Restore, StoreRecord, apply_record
 
 __all__ = ["StoreStateConfig", "StoreStateLogic", "store_state"]

@@ -23,7 +23,6 @@ observed share of each persona (``by_persona``): where a gap comes from.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from operators.journey import JourneyConfig, JourneyState
+    from operators.journey_state import JourneyConfig, JourneyState
 
 __all__ = ["next_due_ms"]
 

@@ -13,10 +13,8 @@ Two vectors, both computed as of a time from the same :class:`View`:
   :func:`scoring_vectors` gives both, as of now and as of each later
   interval of the horizon if the customer stays silent (what the models
   chain into a horizon's chance, see :mod:`operators.models`).
-* :func:`cluster_features` for the behavioural clusters: rates and shares
-  (conversion, cart adds and searches per session, basket size) that tell
-  buyers, browsers, cart abandoners, bargain hunters, new and lapsed users
-  apart. :data:`CLUSTER_UNITS` says how to read each back in its own units.
+* :func:`cluster_features` for the behavioural clusters, defined in
+  :mod:`operators.cluster_features` and re-exported here.
 
 Vectors travel and wait for their labels as packed doubles (8 bytes a
 value), which keeps pending training examples small in the user's state.
@@ -26,12 +24,12 @@ from __future__ import annotations
 
 import math
 import struct
-from bisect import bisect_left
-from typing import Any
+from bisect import bisect_left, bisect_right
 
+from operators.cluster_features import CAP_DAYS as _CAP
+from operators.cluster_features import CLUSTER_FEATURES, CLUSTER_UNITS, cluster_features, describe
 from operators.labels import LabelConfig
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
-from operators.variables import PROFILE
 
 __all__ = [
     "CLASSIFIER_FEATURES",
@@ -44,6 +42,7 @@ __all__ = [
     "CLUSTER_UNITS",
     "classifier_features",
     "cluster_features",
+    "describe",
     "pack",
     "unpack",
 ]
@@ -83,47 +82,6 @@ PRIOR_STATS = (
     "bg_age",
 )
 
-CLUSTER_FEATURES = (
-    "purchases_90d",
-    "basket",
-    "sessions_30d",
-    "events_per_session",
-    "conversion_rate",
-    "cart_adds_per_session",
-    "searches_per_session",
-    "email_clicks_per_session",
-    "days_since_last_seen",
-    "days_since_first_seen",
-)
-
-#: How a cluster feature reads in its own units: ``log1p`` values are shown
-#: through ``expm1``, the others as they are.
-CLUSTER_UNITS = {
-    "purchases_90d": "log1p",
-    "basket": "log1p",
-    "sessions_30d": "log1p",
-    "events_per_session": "log1p",
-    "conversion_rate": "share",
-    "cart_adds_per_session": "rate",
-    "searches_per_session": "rate",
-    "email_clicks_per_session": "rate",
-    "days_since_last_seen": "log1p",
-    "days_since_first_seen": "log1p",
-}
-
-_LOG1P_CAP_DAYS = 365.0
-
-
-def _days(view: View, since_ms: int | None) -> float:
-    if since_ms is None:
-        return _LOG1P_CAP_DAYS
-    return min(_LOG1P_CAP_DAYS, max(0.0, (view.now_ms - since_ms) / DAY_MS))
-
-
-def _sessions(view: View) -> int:
-    return view.profile.sessions_closed + view.open_sessions
-
-
 def classifier_features(view: View) -> dict[str, float]:
     """Return the propensity and churn features of the profile as of ``view.now_ms``.
 
@@ -134,19 +92,24 @@ def classifier_features(view: View) -> dict[str, float]:
     return _classifier_rows(view, (view.now_ms,))[0]
 
 
-def _classifier_rows(view: View, times: tuple[int, ...]) -> list[dict[str, float]]:
+def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = False) -> list[dict[str, float]]:
     """Return :func:`classifier_features` of ``view``'s profile as of each of ``times``.
 
     What does not depend on the time is computed once: a score asks for five
-    times (:func:`scoring_vectors`). Each value is the same expression, and
-    each vector has the same key order, as one computed alone.
+    times (:func:`scoring_vectors`), and ticks and the end of input score
+    nearly every user. Each value is the same expression, and each vector has
+    the same key order, as one computed alone; ``with_prior`` appends
+    :func:`prior_stats` as :func:`snapshot_vector` does.
     """
     p = view.profile
     log = math.log1p
     purchases = p.purchases
+    n_purchases = len(purchases)
     sessions = p.sessions_closed + view.open_sessions
     per_session = max(1, sessions)
     starts = p.session_starts
+    n_starts = len(starts)
+    open_sessions = view.open_sessions
     closed = p.sessions_closed
     has_purchased = float(p.purchases_total > 0)
     purchases_total = log(p.purchases_total)
@@ -159,56 +122,72 @@ def _classifier_rows(view: View, times: tuple[int, ...]) -> list[dict[str, float
     cart_adds = p.cart_adds_total / per_session
     searches = p.searches_total / per_session
     email_clicks = log(p.email_clicks)
+    # Daily counts as sorted days and running totals: a window's count is two
+    # look-ups (integer sums: the same value in any order).
+    days = sorted(p.daily_events)
+    running = [0]
+    for day in days:
+        running.append(running[-1] + p.daily_events[day])
+    total_events = running[-1]
+    half_life = view.cfg.engagement_half_life_ms
+    last_seen, first_seen, last_purchase = p.last_seen_ms, p.first_seen_ms, p.last_purchase_ms
+    n_bought = p.purchases_total
+    if with_prior:
+        prior = prior_stats(view)
+        del prior["bg_age"]
     rows = []
     for now in times:
-        at = View(p, view.cfg, now, view.open_sessions)
         first_90 = bisect_left(purchases, (now - 90 * DAY_MS,))
         first_30 = bisect_left(purchases, (now - 30 * DAY_MS,), first_90)
-        sessions_30d = len(starts) - bisect_left(starts, now - 30 * DAY_MS) + view.open_sessions
+        sessions_30d = n_starts - bisect_left(starts, now - 30 * DAY_MS) + open_sessions
         today = now // DAY_MS
-        events_7d = events_30d = 0
-        for day, count in p.daily_events.items():
-            if day > today - 30:
-                events_30d += count
-                if day > today - 7:
-                    events_7d += count
-        engagement_raw = p.engagement_raw * math.pow(
-            0.5, max(0, now - p.engagement_ms) / view.cfg.engagement_half_life_ms
-        )
-        days_seen = _days(at, p.last_seen_ms)
-        days_known = _days(at, p.first_seen_ms)
+        events_30d = total_events - running[bisect_right(days, today - 30)]
+        events_7d = total_events - running[bisect_right(days, today - 7)]
+        since = now - p.engagement_ms
+        engagement_raw = p.engagement_raw * math.pow(0.5, (since if since > 0 else 0) / half_life)
+        # Days since, within [0, _CAP] (_CAP when unknown): min(_CAP, max(0.0, d))
+        # without the calls (ticks and the end of input do this for every user).
+        d = _CAP if last_seen is None else (now - last_seen) / DAY_MS
+        days_seen = (d if d < _CAP else _CAP) if d > 0.0 else 0.0
+        d = _CAP if first_seen is None else (now - first_seen) / DAY_MS
+        days_known = (d if d < _CAP else _CAP) if d > 0.0 else 0.0
+        d = _CAP if last_purchase is None else (now - last_purchase) / DAY_MS
+        days_bought = (d if d < _CAP else _CAP) if d > 0.0 else 0.0
         # Absence and the time since the last purchase mean more next to the
         # user's own rhythm: ten quiet days are nothing for a monthly visitor and
         # a lot for a daily one.
         usual_gap = days_known / per_session
-        purchase_cycle = days_known / p.purchases_total if p.purchases_total else 0.0
-        rows.append(
-            {
-                "days_since_last_seen": log(days_seen),
-                "days_since_first_seen": log(days_known),
-                "days_since_last_purchase": log(_days(at, p.last_purchase_ms)),
-                "has_purchased": has_purchased,
-                "purchases_30d": log(len(purchases) - first_30),
-                "purchases_90d": log(len(purchases) - first_90),
-                "purchases_total": purchases_total,
-                "monetary_90d": log(sum(r for _, r in purchases[first_90:])),
-                "revenue_total": revenue_total,
-                "sessions_30d": log(sessions_30d),
-                "sessions_total": sessions_total,
-                "events_7d": log(events_7d),
-                "events_30d": log(events_30d),
-                "engagement": engagement_raw / (engagement_raw + ENGAGEMENT_SCALE),
-                "avg_session_s": avg_session_s,
-                "conversion_rate": conversion_rate,
-                "cart_items": cart_items,
-                "cart_value": cart_value,
-                "cart_adds_per_session": cart_adds,
-                "searches_per_session": searches,
-                "email_clicks": email_clicks,
-                "idle_vs_usual": log(days_seen / (usual_gap + 0.5)),
-                "purchase_due": log(_days(at, p.last_purchase_ms) / (purchase_cycle + 1.0)) if p.purchases_total else 0.0,
-            }
-        )
+        purchase_cycle = days_known / n_bought if n_bought else 0.0
+        row = {
+            "days_since_last_seen": log(days_seen),
+            "days_since_first_seen": log(days_known),
+            "days_since_last_purchase": log(days_bought),
+            "has_purchased": has_purchased,
+            "purchases_30d": log(n_purchases - first_30),
+            "purchases_90d": log(n_purchases - first_90),
+            "purchases_total": purchases_total,
+            "monetary_90d": log(sum(r for _, r in purchases[first_90:])),
+            "revenue_total": revenue_total,
+            "sessions_30d": log(sessions_30d),
+            "sessions_total": sessions_total,
+            "events_7d": log(events_7d),
+            "events_30d": log(events_30d),
+            "engagement": engagement_raw / (engagement_raw + ENGAGEMENT_SCALE),
+            "avg_session_s": avg_session_s,
+            "conversion_rate": conversion_rate,
+            "cart_items": cart_items,
+            "cart_value": cart_value,
+            "cart_adds_per_session": cart_adds,
+            "searches_per_session": searches,
+            "email_clicks": email_clicks,
+            "idle_vs_usual": log(days_seen / (usual_gap + 0.5)),
+            "purchase_due": log(days_bought / (purchase_cycle + 1.0)) if n_bought else 0.0,
+        }
+        if with_prior:
+            row.update(prior)
+            age = (now - first_seen) / DAY_MS
+            row["bg_age"] = age if age > 0.0 else 0.0
+        rows.append(row)
     return rows
 
 
@@ -233,9 +212,7 @@ def prior_stats(view: View) -> dict[str, float]:
 
 def snapshot_vector(view: View) -> dict[str, float]:
     """Return the classifier features and the prior's figures as of ``view.now_ms``."""
-    vector = classifier_features(view)
-    vector.update(prior_stats(view))
-    return vector
+    return _classifier_rows(view, (view.now_ms,), with_prior=True)[0]
 
 
 def horizon_weights(horizon_ms: int, interval_ms: int) -> tuple[float, ...]:
@@ -259,30 +236,7 @@ def scoring_vectors(view: View, cfg: LabelConfig) -> tuple[dict[str, float], ...
     """
     steps = max(len(horizon_weights(h, cfg.interval_ms)) for h in (cfg.churn_horizon_ms, cfg.purchase_horizon_ms))
     times = tuple(view.now_ms + k * cfg.interval_ms for k in range(steps))
-    vectors = _classifier_rows(view, times)
-    for vector, now in zip(vectors, times, strict=True):
-        vector.update(prior_stats(View(view.profile, view.cfg, now, view.open_sessions)))
-    return tuple(vectors)
-
-
-def cluster_features(view: View) -> dict[str, float]:
-    """Return the behavioural features that place a user in a cluster."""
-    p = view.profile
-    log = math.log1p
-    sessions = max(1, _sessions(view))
-    basket = p.revenue_total / p.purchases_total if p.purchases_total else 0.0
-    return {
-        "purchases_90d": log(PROFILE["purchases_90d"].get(view)),
-        "basket": log(basket),
-        "sessions_30d": log(PROFILE["sessions_30d"].get(view)),
-        "events_per_session": log(p.events_total / sessions),
-        "conversion_rate": PROFILE["conversion_rate"].get(view),
-        "cart_adds_per_session": p.cart_adds_total / sessions,
-        "searches_per_session": p.searches_total / sessions,
-        "email_clicks_per_session": p.email_clicks / sessions,
-        "days_since_last_seen": log(_days(view, p.last_seen_ms)),
-        "days_since_first_seen": log(_days(view, p.first_seen_ms)),
-    }
+    return tuple(_classifier_rows(view, times, with_prior=True))
 
 
 _PACKED = CLASSIFIER_FEATURES + PRIOR_STATS
@@ -302,12 +256,3 @@ def pack(vector: dict[str, float]) -> bytes:
 def unpack(data: bytes) -> dict[str, float]:
     """Return the vector packed by :func:`pack`."""
     return dict(zip(_PACKED, _LAYOUT.unpack(data), strict=True))
-
-
-def describe(center: dict[Any, float]) -> dict[str, float]:
-    """Return a cluster centre (in feature space) in the features' own units."""
-    readable = {}
-    for name in CLUSTER_FEATURES:
-        value = float(center.get(name, 0.0))
-        readable[name] = round(math.expm1(value) if CLUSTER_UNITS[name] == "log1p" else value, 3)
-    return readable

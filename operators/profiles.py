@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from journeyflow.events import Event, format_ts
+from journeyflow.events import Event
 
 __all__ = [
     "ProfileConfig",

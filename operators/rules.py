@@ -1,10 +1,9 @@
-"""Compile segment and trigger rules (CEL) once, at start-up, and evaluate them.
+"""Load segment and trigger rules (CEL, ``rules.toml``) once, at start-up.
 
-Rules are Google's Common Expression Language, through the
-``common-expression-language`` package: a real, side-effect-free expression
-language, never ``eval``. Each rule is checked when it is loaded: it must
-compile, every variable it names must exist where the rule is evaluated, and
-a condition must yield a boolean. A failure names the rule and the problem.
+Rules are Google's Common Expression Language; each expression is compiled
+and checked by :mod:`operators.expressions`: it must compile, every variable
+it names must exist where the rule is evaluated, and a condition must yield a
+boolean. A failure names the rule and the problem.
 
 Evaluation passes a rule only the variables it reads: the cost of a CEL call
 is dominated by converting its context, so a small context keeps a rule at a
@@ -14,32 +13,23 @@ missing map key) counts as false, and the failure is logged once per rule.
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import cel
-
-from journeyflow import metrics
 from journeyflow.errors import RuleError
-from operators.fastrules import compile_simple
+from operators.expressions import Expression, compile_expression, evaluate_safely, fields_used
 from operators.variables import (
-    CONTEXTS,
     MAPS,
     MODEL,
     PROFILE,
     RECOMMENDATIONS,
     Variable,
-    nearest,
     samples,
-    type_of,
-    variable_entry,
 )
 from operators import goals
 
@@ -55,144 +45,7 @@ __all__ = [
     "evaluate_safely",
 ]
 
-log = logging.getLogger(__name__)
-
 TRIGGER_ON = ("event", "session_close", "segment_entry")
-
-# `list.exists(p, ...)` binds `p`: a name CEL reports that is not a variable.
-_BINDING = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
-
-_CEL_TYPES = {bool: "bool", int: "int", float: "double", str: "string", list: "list", dict: "map", type(None): "null"}
-
-
-@dataclass(frozen=True)
-class Expression:
-    """A compiled CEL expression and the known variables it reads.
-
-    ``fast``: the same expression as a Python closure (:mod:`operators.fastrules`),
-    when it is simple and gave CEL's answers on every sample checked at start-up.
-    """
-
-    source: str
-    program: Any
-    variables: tuple[str, ...]
-    fast: Callable[[Mapping[str, Any]], Any] | None = field(default=None, compare=False, repr=False)
-    _local: threading.local = field(default_factory=threading.local, compare=False, repr=False)
-
-    def evaluate(self, values: Mapping[str, Any]) -> Any:
-        """Return the expression's value; ``values`` must hold its variables."""
-        if self.fast is not None:
-            return self.fast(values)
-        return self.cel(values)
-
-    def cel(self, values: Mapping[str, Any]) -> Any:
-        """Return the expression's value computed by CEL."""
-        # Updating a kept CEL context costs half of converting a new one. One
-        # context per thread: worker threads share this expression.
-        context = getattr(self._local, "context", None)
-        if context is None:
-            context = self._local.context = cel.Context()
-        context.update({name: values[name] for name in self.variables})
-        return self.program.execute(context)
-
-
-def _compile(owner: str, source: Any, context: str, *, boolean: bool) -> Expression:
-    """Compile ``source`` and check it against the names ``context`` offers (see :mod:`operators.variables`)."""
-    if not isinstance(source, str) or not source.strip():
-        msg = f"{owner}: expression must be a non-empty string; got {source!r} instead"
-        raise RuleError(msg)
-    try:
-        program = cel.compile(source)
-    except ValueError as ex:
-        msg = f"{owner}: does not compile: {source!r}: {ex}"
-        raise RuleError(msg) from None
-    offered = CONTEXTS[context]
-    bound = set(_BINDING.findall(source))
-    # Checked by name, not by running the rule: a typo behind a guard
-    # (`false && purchasess > 1`) is never evaluated on sample values.
-    unknown = [n for n in program.variables() if n not in offered and n not in bound]
-    if unknown:
-        hints = ", ".join(f"{n}{nearest(n, offered)}" for n in sorted(unknown))
-        if any(n in MODEL for n in unknown):
-            hints += "; model scores are known in segments and on = 'segment_entry' triggers only"
-        msg = f"{owner}: unknown variable(s) {hints} in {source!r}"
-        raise RuleError(msg)
-    names = tuple(n for n in program.variables() if n in offered)
-    for name in names:
-        fields = MAPS.get(name)
-        used = _fields_used(source, name) if fields is not None else None
-        for field_name in sorted(used or ()):
-            if field_name not in fields:  # type: ignore[operator]
-                msg = (
-                    f"{owner}: unknown field {name}.{field_name} in {source!r}"
-                    f"{nearest(field_name, fields)}; {name} has {', '.join(fields)}"  # type: ignore[arg-type]
-                )
-                raise RuleError(msg)
-    known = samples(context)
-    types = ", ".join(f"{n} is {_article(type_of(context, n))}" for n in names) or "no variables"
-    try:
-        result = program.execute({name: known[name] for name in names})
-    except Exception as ex:  # a failure on values of the right types is a broken rule
-        msg = f"{owner}: {source!r} cannot be evaluated ({types}): {ex}"
-        raise RuleError(msg) from None
-    if boolean and not isinstance(result, bool):
-        kind = _CEL_TYPES.get(type(result), type(result).__name__)
-        msg = f"{owner}: must be a boolean condition; got {source!r}, {_article(kind)}, instead ({types})"
-        raise RuleError(msg)
-    expression = Expression(source=source, program=program, variables=names)
-    fast = compile_simple(source)
-    if fast is not None and _agrees(expression, fast, known, context):
-        return Expression(source=source, program=program, variables=names, fast=fast)
-    return expression
-
-
-def _variants(cel_type: str, sample: Any, nullable: bool) -> list[Any]:
-    found: list[Any] = {
-        "int": [0, 1, 3, 4, 6, -1],
-        "double": [0.0, 0.5, 0.75, 1.0, 60.0, 100.0, -1.0],
-        "bool": [True, False],
-        "string": ["", "c", "product_view", "web"],
-        "list(string)": [[], ["p"], ["p", "q"]],
-    }.get(cel_type, [sample])
-    return [*found, None] if nullable else found
-
-
-def _agrees(expression: Expression, fast: Callable[[Mapping[str, Any]], Any], known: Mapping[str, Any], context: str) -> bool:
-    """Return whether ``fast`` gives CEL's answer (or fails where CEL fails) on varied samples.
-
-    Each variable the expression reads (each field, for the maps) takes
-    several values of its registered type in turn, null too where it may be.
-    """
-    cases: list[dict[str, Any]] = [dict(known)]
-    for name in expression.variables:
-        fields = MAPS.get(name)
-        if fields is None:
-            entry = variable_entry(name)
-            cases += [{**known, name: value} for value in _variants(entry.cel_type, entry.sample, entry.nullable)]
-            continue
-        for entry in fields.values():
-            for value in _variants(entry.cel_type, entry.sample, entry.nullable):
-                cases.append({**known, name: {**known[name], entry.name: value}})
-    for values in cases:
-        try:
-            want: Any = expression.cel(values)
-        except Exception:
-            want = _FAILED
-        try:
-            got: Any = fast(values)
-        except Exception:
-            got = _FAILED
-        if (want is _FAILED) != (got is _FAILED) or (want is not _FAILED and (type(want) is not type(got) or want != got)):
-            return False
-    return True
-
-
-_FAILED = object()
-
-
-def _article(kind: str) -> str:
-    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
-
 
 @dataclass(frozen=True)
 class SegmentRule:
@@ -273,7 +126,7 @@ class TriggerRule:
         for name in ("event", "session"):
             fields: set[str] | None = set()
             for expression in expressions:
-                used = _fields_used(expression.source, name)
+                used = fields_used(expression.source, name)
                 fields = None if used is None or fields is None else fields | used
             found[name] = None if fields is None else frozenset(fields)
         return found
@@ -292,21 +145,6 @@ class TriggerRule:
         if used is None:
             return fields
         return {key: fields[key] for key in sorted(used)}
-
-
-def _fields_used(source: str, name: str) -> set[str] | None:
-    """Return the fields of map ``name`` that ``source`` reads as ``name.field``.
-
-    ``None`` when ``name`` is used otherwise too (indexed, passed whole).
-
-    >>> sorted(_fields_used("size(session.abandoned) > 0 && session.events > 1", "session"))
-    ['abandoned', 'events']
-    >>> _fields_used("has(session.x) && session['y'] == 1", "session") is None
-    True
-    """
-    total = len(re.findall(rf"\b{name}\b", source))
-    dotted = re.findall(rf"\b{name}\.([A-Za-z_][A-Za-z0-9_]*)", source)
-    return set(dotted) if len(dotted) == total else None
 
 
 @dataclass(frozen=True)
@@ -378,8 +216,8 @@ def _segment(name: str, doc: Any) -> SegmentRule:
     return SegmentRule(
         name,
         str(doc.get("description", "")),
-        _compile(owner, doc["when"], "segment", boolean=True),
-        None if exit_when is None else _compile(f"{owner} exit_when", exit_when, "segment", boolean=True),
+        compile_expression(owner, doc["when"], "segment", boolean=True),
+        None if exit_when is None else compile_expression(f"{owner} exit_when", exit_when, "segment", boolean=True),
     )
 
 
@@ -422,12 +260,12 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
         msg = f"{owner}: payload must be a table of name = CEL expression; got {payload_doc!r} instead"
         raise RuleError(msg)
     payload = tuple(
-        (key, _compile(f"{owner} payload {key!r}", source, known, boolean=False))
+        (key, compile_expression(f"{owner} payload {key!r}", source, known, boolean=False))
         for key, source in payload_doc.items()
     )
     cooldown_key = doc.get("cooldown_key")
     # -- closed loop: the goal's condition is checked on a sample trigger of this rule.
-    variants = goals.parse_variants(owner, doc.get("variants"), compile_=_compile, context=known)
+    variants = goals.parse_variants(owner, doc.get("variants"), compile_=compile_expression, context=known)
     sample = samples(known)
     sample_payload = {key: expr.evaluate(sample) for key, expr in payload}
     for variant in variants:
@@ -437,10 +275,10 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
         name=name,
         description=str(doc.get("description", "")),
         on=on,
-        when=_compile(owner, doc.get("when", "true"), known, boolean=True),
+        when=compile_expression(owner, doc.get("when", "true"), known, boolean=True),
         payload=payload,
         cooldown_ms=int(_number(owner, doc, "cooldown_s", 0, 0, 10 * 365 * 86400) * 1000),
-        cooldown_key=None if cooldown_key is None else _compile(f"{owner} cooldown_key", cooldown_key, known, boolean=False),
+        cooldown_key=None if cooldown_key is None else compile_expression(f"{owner} cooldown_key", cooldown_key, known, boolean=False),
         event_types=event_types,
         segment=segment,
         holdout=float(_number(owner, doc, "holdout", 0.0, 0.0, 1.0)),
@@ -538,19 +376,3 @@ def load_rules(path: Path) -> Rules:
         msg = f"rules file {str(path)!r} is not valid TOML: {ex}"
         raise RuleError(msg) from ex
     return parse_rules(doc, origin=str(path))
-
-
-def evaluate_safely(rule_name: str, expression: Expression, values: Mapping[str, Any], failed: set[str]) -> Any:
-    """Evaluate ``expression``; on a run-time failure return ``None``, count it and log once per rule.
-
-    Counted in ``journeyflow_rule_errors_total{rule}`` (and a replay's
-    ``summary.json``, ``rule_errors``).
-    """
-    try:
-        return expression.evaluate(values)
-    except Exception as ex:  # a rule's run-time failure must not stop the job
-        metrics.RULE_ERRORS.labels(rule=rule_name).inc()
-        if rule_name not in failed:
-            failed.add(rule_name)
-            log.warning("rule failed at run time; treated as false", extra={"rule": rule_name, "error": str(ex)})
-        return None

@@ -85,7 +85,7 @@ def evaluate(
     """
     if inputs == previous_inputs:
         return current
-    given = dict(zip(cfg.variables, inputs, strict=True))
+    given: dict[str, Any] | None = None  # built for the first rule that is evaluated
     members = set()
     for rule, positions in zip(cfg.rules, cfg.positions, strict=True):
         if any(inputs[i] is MISSING for i in positions):
@@ -100,6 +100,8 @@ def evaluate(
                 if rule.name in current:
                     members.add(rule.name)
                 continue
+        if given is None:
+            given = dict(zip(cfg.variables, inputs, strict=True))
         if rule.exit_when is not None and rule.name in current:
             # Hysteresis: a member stays until the exit condition holds.
             if evaluate_safely(rule.name, rule.exit_when, given, cfg.failed) is not True:

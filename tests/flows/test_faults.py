@@ -23,40 +23,33 @@ import hashlib
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-import redis
 from kafka import KafkaConsumer, KafkaProducer
 
-from flows.kafka import ensure_topics
 from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter
 from journeyflow.metrics import start_metrics_server
-from tests.conftest import KafkaBroker, RedisServer, _tansu_bin, _wait_until, _port_open, free_port
+from tests.conftest import KafkaBroker, RedisServer, free_port
 from tests.live_worker import (
     REPO,
     TopicReader,
     Topics,
     Worker,
-    check_store_in_step,
-    committed_offsets,
     make_topics,
     no_traceback,
     redis_db_url,
     send,
     try_metrics,
-    wait_committed,
     wait_until,
     worker_env,
 )
 from tests.flows.test_recovery import Feed, assert_same_model_free, clean_run, collect, dataset, model_free  # noqa: F401
-from tests.helpers import at, event, read_jsonl, run_replay, settings
-from tests.proxy import TcpProxy
+from tests.helpers import at, event, run_replay, settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 

@@ -11,7 +11,8 @@ from flows.journey import journey_config
 from journeyflow.events import Event
 from journeyflow.records import IdentityMerge
 from journeyflow.step_records import Expect, Forward, Handoff, Tick, UserUpdate
-from operators.identity import DeviceConfig, DeviceLogic, _InOrder
+from operators.identity import DeviceConfig, DeviceLogic
+from operators.in_order import _InOrder
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
 

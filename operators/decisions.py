@@ -1,0 +1,103 @@
+"""Rules in the per-user step: event triggers, session-close triggers, profile segments.
+
+Each reads the profile through a :class:`~operators.profiles.View` as of the
+moment it judges (the user's latest event time, a session's close, a tick),
+and only the variables its rules read (:mod:`operators.variables`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from journeyflow.events import Event
+from journeyflow.records import SessionSummary
+from operators import segments, triggers, updates, variables
+from operators.journey_state import JourneyConfig, JourneyState, view_of
+from operators.sessions import Session
+from operators.variables import EVENT_LOCALS, EventScope, SessionScope
+
+__all__ = ["event_triggers", "session_triggers", "evaluate_segments"]
+
+
+def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: list[Any]) -> None:
+    """Fire the event rules ``event`` matches, as of the user's latest event time."""
+    rules = cfg.event_rules.get(event.type, cfg.any_event_rules)
+    if not rules:
+        return
+    view = view_of(state, cfg, state.max_ts_ms or 0)
+    scope = EventScope(view, event)
+    for rule in rules:
+        values = variables.values(view, rule.profile_variables)
+        if "event" in rule.variables:
+            values["event"] = variables.fields_of(event, rule.map_fields("event"))
+        for name in EVENT_LOCALS:
+            values[name] = EVENT_LOCALS[name].get(scope)
+        fired = triggers.fire(
+            cfg.triggers,
+            rule,
+            user=state.user,
+            ts_ms=event.ts_ms,
+            cause=event.event_id,
+            cause_event_id=event.event_id,
+            values=values,
+            cooldowns=state.cooldowns,
+        )
+        if fired is not None:
+            out.append(fired)
+
+
+def session_triggers(
+    state: JourneyState, cfg: JourneyConfig, session: Session, summary: SessionSummary, out: list[Any]
+) -> None:
+    """Fire the session-close rules on ``session`` (closed and applied to the profile)."""
+    profile = state.profile
+    assert profile is not None
+    closed_at = session.end_ms + cfg.sessions.gap_ms
+    view = view_of(state, cfg, closed_at)
+    scope = SessionScope(session, summary.session_id, profile)
+    for rule in cfg.session_triggers:
+        values = variables.values(view, rule.profile_variables)
+        values["session"] = variables.fields_of(scope, rule.map_fields("session"))
+        fired = triggers.fire(
+            cfg.triggers,
+            rule,
+            user=state.user,
+            ts_ms=closed_at,
+            cause=summary.session_id,
+            cause_event_id=session.last_event_id or None,
+            values=values,
+            cooldowns=state.cooldowns,
+        )
+        if fired is not None:
+            out.append(fired)
+
+
+def evaluate_segments(
+    state: JourneyState,
+    cfg: JourneyConfig,
+    now_ms: int,
+    cause: str,
+    cause_event_id: str | None,
+    last_inputs: tuple[Any, ...] | None,
+    out: list[Any],
+) -> tuple[bool, tuple[Any, ...] | None]:
+    """Re-decide the profile segments as of ``now_ms``; send an update on change.
+
+    ``last_inputs`` are the rules' inputs at the last evaluation (None: unknown,
+    every rule is evaluated). Returns whether the segments changed, and the
+    inputs to remember.
+    """
+    if state.profile is None:
+        return False, last_inputs
+    if now_ms > state.evaluated_ms:
+        state.evaluated_ms = now_ms
+    if not cfg.segments.rules:
+        return False, last_inputs
+    view = view_of(state, cfg, now_ms)
+    inputs = tuple([get(view) for get in cfg.segment_getters])
+    members = segments.evaluate(cfg.segments, inputs, state.segments, last_inputs)
+    if members is state.segments:
+        return False, inputs
+    state.segments = members
+    out.append(updates.update(state, cfg, now_ms, "update", cause, cause_event_id, view))
+    return True, inputs

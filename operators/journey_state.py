@@ -1,0 +1,157 @@
+"""The per-user step's settings and state (:mod:`operators.journey` runs them).
+
+Kept apart from the logic so the step's parts (:mod:`operators.updates`,
+:mod:`operators.model_asks`, :mod:`operators.privacy`, :mod:`operators.handoff`,
+:mod:`operators.decisions`, :mod:`operators.due`) can name them without
+importing the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from journeyflow.event_parser import EventParser
+from journeyflow.events import Event
+from journeyflow.records import SNAPSHOT_FIELDS
+from journeyflow.step_records import Handoff, RawRecord, Tick
+from operators.dedup import DedupConfig, DedupState
+from operators.labels import LabelConfig, Pending
+from operators.profiles import Profile, ProfileConfig, View
+from operators.recommend import RecommendConfig
+from operators.rules import TriggerRule
+from operators.segments import SegmentConfig
+from operators.sessions import Session, SessionConfig
+from operators.triggers import TriggerConfig
+from operators.variables import PROFILE
+from state.serde import decode_state
+
+if TYPE_CHECKING:
+    from operators.journey import JourneyLogic
+
+__all__ = ["JourneyConfig", "JourneyState", "Inbound", "MAX_DEVICES", "system_now_ms", "view_of"]
+
+Inbound = Event | RawRecord | Tick | Handoff
+"""What the step accepts: parsed events, raw messages, a replay's
+announcements that time passed, and a device's state handed over at a login
+(:mod:`operators.identity`)."""
+
+#: Anonymous devices remembered per customer (for erasure of their aliases).
+MAX_DEVICES = 16
+
+
+def system_now_ms() -> int:
+    """Return the wall clock in epoch milliseconds."""
+    return int(datetime.now(timezone.utc).timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class JourneyConfig:
+    """Settings of the per-user step (built once by the flow from the settings)."""
+
+    parser: EventParser
+    dedup: DedupConfig
+    sessions: SessionConfig
+    profiles: ProfileConfig
+    segments: SegmentConfig
+    triggers: TriggerConfig
+    refresh_ms: int
+    """Time-driven segments are re-evaluated at least this often (event time)."""
+    labels: LabelConfig
+    rescore_ms: int
+    """An idle user's scores are refreshed at least this often (event time)."""
+    late_variables: tuple[str, ...] = ()
+    """Profile variables the steps after this one need (see :class:`UserUpdate`)."""
+    update_variables: tuple[str, ...] = field(init=False)
+    """What updates carry: the contract's snapshot fields, ``late_variables`` and
+    the variables of the segments decided here (a segment change shows why)."""
+    timers: bool = False
+    """Schedule bytewax timers (live worker). Replays rely on event time only."""
+    store_rows: bool = False
+    """Emit :class:`ProfileRow` updates for a profile store (Redis)."""
+    now_ms: Callable[[], int] = system_now_ms
+    goal_types: frozenset[str] = frozenset()
+    """Event types some trigger's conversion goal counts: sent on to the loop step."""
+    recommend: RecommendConfig | None = None
+    """Ask the recommender about product events (``None``: it is off)."""
+    idle_release_ms: int = 0
+    """A user idle this long (event time) publishes its final row and is forgotten; 0: never."""
+
+    event_triggers: tuple[TriggerRule, ...] = field(init=False)
+    event_rules: dict[str, tuple[TriggerRule, ...]] = field(init=False, compare=False)
+    """Event type -> the event rules it matches, in rule order (types no rule names:
+    :attr:`any_event_rules`), so an event no rule is about costs a look-up."""
+    any_event_rules: tuple[TriggerRule, ...] = field(init=False)
+    """The event rules without ``event_types``: they match every event."""
+    session_triggers: tuple[TriggerRule, ...] = field(init=False)
+    segment_getters: tuple[Callable[[View], Any], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        snapshot = tuple(n for n in SNAPSHOT_FIELDS if n in PROFILE)
+        extra = tuple(dict.fromkeys(n for n in (*self.late_variables, *self.segments.variables) if n not in snapshot))
+        object.__setattr__(self, "update_variables", snapshot + extra)
+        rules = self.triggers.on("event")
+        object.__setattr__(self, "event_triggers", rules)
+        named = {t for r in rules if r.event_types is not None for t in r.event_types}
+        by_type = {t: tuple(r for r in rules if r.event_types is None or t in r.event_types) for t in named}
+        object.__setattr__(self, "event_rules", by_type)
+        object.__setattr__(self, "any_event_rules", tuple(r for r in rules if r.event_types is None))
+        object.__setattr__(self, "session_triggers", self.triggers.on("session_close"))
+        object.__setattr__(self, "segment_getters", tuple(PROFILE[n].get for n in self.segments.variables))
+
+    @property
+    def lateness_ms(self) -> int:
+        return self.sessions.lateness_ms
+
+    def build(self, resume_state: bytes | None) -> JourneyLogic:
+        """Return the logic for one user, from its snapshot if there is one."""
+        from operators.journey import JourneyLogic  # the step imports this module
+
+        state = JourneyState() if resume_state is None else decode_state(resume_state, JourneyState)
+        return JourneyLogic(self, state)
+
+
+@dataclass(slots=True)
+class JourneyState:
+    """All that journeyflow keeps about one user."""
+
+    version: int = 1
+    user: str = ""
+    max_ts_ms: int | None = None
+    """Latest event time seen; the watermark is this minus the allowed lateness."""
+    offset_ms: int = 0
+    """System time minus event time when ``max_ts_ms`` last advanced (timers)."""
+    dedup: DedupState = field(default_factory=DedupState)
+    sessions: list[Session] = field(default_factory=list)
+    profile: Profile | None = None
+    segments: frozenset[str] = frozenset()
+    """Segments decided here (over the profile alone)."""
+    evaluated_ms: int = 0
+    """Event time of the last segment evaluation."""
+    cooldowns: dict[str, int] = field(default_factory=dict)
+    pending: list[Pending] = field(default_factory=list)
+    """Past states waiting for their churn and propensity labels."""
+    snapshot_ms: int = 0
+    """Event time of the last labelled snapshot."""
+    scored_ms: int = 0
+    """Event time of the last score refresh."""
+    opted_out: bool = False
+    recent: tuple[tuple[str, int], ...] = ()
+    """The recommender's view of the session: last products and times, latest first."""
+    devices: tuple[str, ...] = ()
+    """Anonymous ids linked to this customer, latest last (at most MAX_DEVICES)."""
+    erased_devices: tuple[str, ...] = ()
+    """Salted hashes of the devices of an erased customer: their events are not applied
+    (counted as skipped) until the device logs in again. Kept after the erasure."""
+    processed: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+
+
+
+
+def view_of(state: JourneyState, cfg: JourneyConfig, now_ms: int) -> View:
+    """Return the user's profile as seen at ``now_ms`` (the profile must exist)."""
+    return View(state.profile, cfg.profiles, now_ms, len(state.sessions))  # type: ignore[arg-type]

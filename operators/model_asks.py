@@ -1,0 +1,136 @@
+"""What one item asks of the models step: labelled examples to learn, a score to compute.
+
+The per-user step collects, while it handles an item, the examples whose
+labels resolved (:mod:`operators.labels`) and at most one score request
+(:class:`ScoreAsk`: the latest wins), and sends them with the item's last
+update (:func:`flush`), so the audience step sees new segments and new scores
+together. Snapshots waiting for their labels are taken here too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from journeyflow.events import Event
+from journeyflow.step_records import UserUpdate
+from operators import features, labels, updates
+from operators.journey_state import JourneyConfig, JourneyState, view_of
+from operators.labels import Example, Pending
+
+__all__ = ["ScoreAsk", "ModelAsks", "on_event", "on_time", "take_snapshot", "payload", "flush"]
+
+#: Event types after which the models score the user again: a purchase always,
+#: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
+#: needs one fresh score, not one per item).
+_SCORE_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start"})
+_EVENT_RESCORE_MS = 10 * 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreAsk:
+    """Score the user as of ``at_ms`` (and, with ``place``, place it in a cluster)."""
+
+    at_ms: int
+    cause: str
+    """Why: ``event``, ``session_close``, ``merge`` or ``time``."""
+    cause_event_id: str | None
+    place: bool
+    """Place the user in a cluster and let the clusters learn from it: at a
+    session's close and as time passes, not on every cart change (clusters move slowly)."""
+
+
+@dataclass(slots=True)
+class ModelAsks:
+    """What the item being handled asks of the models (emptied by :func:`flush`)."""
+
+    examples: tuple[Example, ...] = ()
+    """Labelled snapshots to learn from (a tuple: most users hold none, and an
+    empty tuple costs them no list of their own)."""
+    score: ScoreAsk | None = None
+
+    def clear(self) -> None:
+        """Forget what was asked (the user's state was dropped)."""
+        self.examples = ()
+        self.score = None
+
+
+def on_event(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, event: Event) -> None:
+    """Resolve the labels an event settles and ask for the score it calls for (applied to the profile)."""
+    ts = event.ts_ms
+    if state.pending:
+        done = labels.on_activity(state.pending, cfg.labels, ts, event.type == "purchase")
+        if done:
+            asks.examples += tuple(done)
+    if event.type in _SCORE_EVENTS and (event.type == "purchase" or ts - state.scored_ms >= _EVENT_RESCORE_MS):
+        asks.score = ScoreAsk(state.max_ts_ms, "event", event.event_id, False)  # type: ignore[arg-type]
+
+
+def on_time(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, now_ms: int) -> None:
+    """Take the snapshots due on the grid before ``now_ms`` and resolve the labels time settles.
+
+    Cheap tests first: most events find no snapshot and no label due.
+    """
+    profile = state.profile
+    assert profile is not None
+    interval = cfg.labels.interval_ms
+    if now_ms // interval > state.snapshot_ms // interval:
+        for t in labels.snapshot_times(cfg.labels, state.snapshot_ms, profile.last_seen_ms, now_ms):
+            take_snapshot(state, cfg, t)
+        state.snapshot_ms = now_ms
+    if state.pending and now_ms - state.pending[0].ts_ms > interval:
+        done = labels.on_time(state.pending, cfg.labels, now_ms)
+        if done:
+            asks.examples += tuple(done)
+
+
+def take_snapshot(state: JourneyState, cfg: JourneyConfig, at_ms: int) -> None:
+    """Keep the user's features at ``at_ms`` until their labels are known."""
+    packed = features.pack(features.snapshot_vector(view_of(state, cfg, at_ms)))
+    state.pending.append(Pending(at_ms, packed))
+    state.snapshot_ms = at_ms
+
+
+def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[str, Any]:
+    """Return what the item asks of the models as an update's fields (and empty ``asks``).
+
+    The profile must exist. A score asked sets ``features`` (and, to place the
+    user, ``cluster_features`` and ``learn_cluster``) and moves ``scored_ms``.
+    """
+    extra: dict[str, Any] = {"examples": asks.examples}
+    score = asks.score
+    asks.examples = ()
+    asks.score = None
+    if score is not None:
+        view = view_of(state, cfg, score.at_ms)
+        extra["features"] = features.scoring_vectors(view, cfg.labels)
+        if score.place:
+            extra["cluster_features"] = features.cluster_features(view)
+            extra["learn_cluster"] = True
+        state.scored_ms = max(state.scored_ms, score.at_ms)
+    return extra
+
+
+def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[Any]) -> None:
+    """Send the models what the item asked of them, with the item's last update in ``out``.
+
+    Without an update in ``out``, one is added (kind ``update``, cause ``labels``
+    when only examples are sent).
+    """
+    if not asks.examples and asks.score is None:
+        return
+    if state.profile is None:
+        asks.clear()
+        return
+    score = asks.score
+    extra = payload(asks, state, cfg)
+    for index in range(len(out) - 1, -1, -1):
+        if isinstance(out[index], UserUpdate):
+            # Not yet emitted: the item's records leave the step together.
+            out[index] = dataclasses.replace(out[index], **extra)
+            return
+    view = None if score is None else view_of(state, cfg, score.at_ms)
+    if score is None:
+        score = ScoreAsk(state.max_ts_ms or 0, "labels", None, False)
+    out.append(updates.update(state, cfg, score.at_ms, "update", score.cause, score.cause_event_id, view, **extra))

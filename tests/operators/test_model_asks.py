@@ -1,0 +1,74 @@
+"""What one item asks of the models: snapshots, examples and the score, sent with its last update."""
+
+from __future__ import annotations
+
+from flows.journey import journey_config
+from journeyflow.step_records import UserUpdate
+from operators import features, profiles
+from operators.journey_state import JourneyState, view_of
+from operators.labels import Example
+from operators.model_asks import ModelAsks, ScoreAsk, flush, take_snapshot
+from operators.rules import load_rules
+from tests.helpers import settings
+
+SETTINGS = settings()
+CFG = journey_config(SETTINGS, load_rules(SETTINGS.rules_path), timers=False)
+DAY = 86_400_000
+
+
+def _user() -> JourneyState:
+    state = JourneyState(user="u1", max_ts_ms=5 * DAY)
+    state.profile = profiles.new_profile(0)
+    return state
+
+
+def test_a_snapshot_keeps_the_features_as_of_its_time() -> None:
+    state = _user()
+    take_snapshot(state, CFG, 3 * DAY)
+    (pending,) = state.pending
+    assert pending.ts_ms == 3 * DAY == state.snapshot_ms
+    expected = features.snapshot_vector(view_of(state, CFG, 3 * DAY))
+    assert features.unpack(pending.features) == expected
+
+
+def test_nothing_asked_sends_nothing() -> None:
+    out: list = []
+    flush(ModelAsks(), _user(), CFG, out)
+    assert out == []
+
+
+def test_a_score_rides_on_the_items_last_update() -> None:
+    state = _user()
+    first = UserUpdate("u1", 1, "update", "event", "e1", (), {})
+    last = UserUpdate("u1", 2, "update", "event", "e2", (), {})
+    out: list = [first, "a session", last, "a trigger"]
+    asks = ModelAsks(score=ScoreAsk(4 * DAY, "session_close", "e2", True))
+    flush(asks, state, CFG, out)
+    assert out[0] is first and out[3] == "a trigger"
+    sent = out[2]
+    assert sent.features == features.scoring_vectors(view_of(state, CFG, 4 * DAY), CFG.labels)
+    assert sent.cluster_features is not None and sent.learn_cluster
+    assert state.scored_ms == 4 * DAY and asks.score is None and asks.examples == ()
+
+
+def test_examples_alone_come_in_an_update_of_their_own_without_values() -> None:
+    state = _user()
+    example = Example("churn", DAY, b"", True)
+    asks = ModelAsks(examples=(example,))
+    out: list = []
+    flush(asks, state, CFG, out)
+    (update,) = out
+    assert (update.cause, update.ts_ms, update.examples, update.values, update.features) == (
+        "labels",
+        5 * DAY,
+        (example,),
+        {},
+        None,
+    )
+
+
+def test_a_user_dropped_meanwhile_sends_nothing() -> None:
+    asks = ModelAsks(score=ScoreAsk(DAY, "time", None, True))
+    out: list = []
+    flush(asks, JourneyState(user="u1"), CFG, out)
+    assert out == [] and asks.score is None
