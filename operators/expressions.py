@@ -118,13 +118,14 @@ def compile_expression(owner: str, source: Any, context: str, *, boolean: bool) 
 
 
 def _variants(cel_type: str, sample: Any, nullable: bool) -> list[Any]:
-    found: list[Any] = {
+    variants: dict[str, list[Any]] = {
         "int": [0, 1, 3, 4, 6, -1],
         "double": [0.0, 0.5, 0.75, 1.0, 60.0, 100.0, -1.0],
         "bool": [True, False],
         "string": ["", "c", "product_view", "web"],
         "list(string)": [[], ["p"], ["p", "q"]],
-    }.get(cel_type, [sample])
+    }
+    found = variants.get(cel_type, [sample])
     return [*found, None] if nullable else found
 
 

@@ -196,7 +196,7 @@ class DeviceLogic(StatefulLogic[Any, Any, bytes]):
             self.journey = None
         state.linked_to = customer
         out.append(IdentityMerge(customer, event.anonymous_id, event.ts_ms, event.event_id))  # type: ignore[arg-type]
-        out.append(Forward(customer, Handoff(event.anonymous_id, handed, event)))
+        out.append(Forward(customer, Handoff(event.anonymous_id, handed, event)))  # type: ignore[arg-type]
         return out
 
     def _seen(self, ts_ms: int) -> None:

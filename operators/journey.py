@@ -90,17 +90,19 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
                 # Segments and scores are decided anew on the merged profile.
                 self._segment_inputs = None
                 self._asks.score = score
-            value = value.event
+            event = value.event
         elif isinstance(value, RawRecord):
             parsed = self.cfg.parser.parse(value.data, value.source, value.key)
             if isinstance(parsed, DeadLetter):
                 dead: list[Any] = [parsed]
                 return dead, self._retain(dead)
-            value = parsed
-        if value.type == "forget":
-            self._replace_state(privacy.forget(self.state, self.cfg, value, out))
+            event = parsed
         else:
-            self._on_event(value, out)
+            event = value
+        if event.type == "forget":
+            self._replace_state(privacy.forget(self.state, self.cfg, event, out))
+        else:
+            self._on_event(event, out)
             flush(self._asks, self.state, self.cfg, out)
         return out, self._retain(out)
 

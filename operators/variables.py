@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from journeyflow.events import Event
@@ -159,7 +160,7 @@ EVENT_LOCALS: dict[str, Variable] = _table(
 
 
 def _e(name: str, cel_type: str, sample: Any, nullable: bool = True) -> Variable:
-    return Variable(name, cel_type, lambda e, n=name: getattr(e, n), sample, nullable=nullable)
+    return Variable(name, cel_type, attrgetter(name), sample, nullable=nullable)
 
 
 EVENT_FIELDS: dict[str, Variable] = _table(
