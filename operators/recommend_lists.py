@@ -47,12 +47,13 @@ _NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
 class ListState:
     """One customer's candidate scores and list."""
 
-    version: int = 3
+    version: int = 4
     scores: dict[str, float] = field(default_factory=dict)
     scale: float = 1.0
     """Weight of the latest product's successors in ``scores`` (forward decay, see :func:`operators.recommend_scores.blend`)."""
-    exclude: frozenset[str] = frozenset()
-    """What the list leaves out as of the last answer: bought, in the cart, being looked at."""
+    exclude: tuple[str, ...] = ()
+    """What the list leaves out as of the last answer: bought, in the cart, being looked at
+    (a few products: a tuple is cheaper to keep than a set to build at every answer)."""
     fill: tuple[tuple[str, ...], ...] = ()
     """The popular products (in the category, then overall) that fill the list up."""
     last_ms: int | None = None
@@ -89,34 +90,35 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
                 values[i] = answer
         out: list[Any] = []
         for value in values:
-            out.extend(self.on_item(value)[0])
+            out.extend(self.answer(value) if type(value) is RecAnswer else self._record(value))
         return out, self._retain()
 
     def on_item(self, value: Any) -> tuple[Iterable[Any], bool]:
-        """Handle one record (a batch of one, or each of a batch in turn)."""
-        state = self.state
-        if type(value) is RecAnswer:
-            return self.answer(value), self._retain()
+        """Handle one record outside a dataflow (a batch of one)."""
+        return self.on_batch([value])
+
+    def _record(self, value: Any) -> list[Any]:
+        """Add the list to a record of the audience step (or hold a replay's final row)."""
         if isinstance(value, Trigger) and value.rule in self.cfg.payloads:
             values = {RECOMMENDATIONS: self.published}
             filled = {
                 key: evaluate_safely(value.rule, expression, values, self._failed)
                 for key, expression in self.cfg.payloads[value.rule]
             }
-            return [dataclasses.replace(value, payload={**value.payload, **filled})], self._retain()
+            return [dataclasses.replace(value, payload={**value.payload, **filled})]
         if isinstance(value, SegmentChange):
             profile = {**value.profile, "recommendations": self.published}
             fields = value.fields + ("recommendations",)
-            return [dataclasses.replace(value, profile=profile, fields=fields)], self._retain()
+            return [dataclasses.replace(value, profile=profile, fields=fields)]
         if isinstance(value, ProfileRow) and value.final:
-            state.final = value
-            return [], StatefulBatchLogic.RETAIN
+            self.state.final = value
+            return []
         if isinstance(value, Tombstone):
             quality = self._quality()
             self.state = ListState(erased_ms=value.ts_ms)
             self._ranked = None
-            return [value, *quality], StatefulBatchLogic.RETAIN
-        return [value], self._retain()
+            return [value, *quality]
+        return [value]
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         state = self.state
@@ -156,14 +158,35 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         return any(p not in exclude for products in self.state.fill for p in products)
 
     def _position(self, product: str) -> int | None:
-        """Return ``product``'s 1-based position in the list, or None (ranking only when it may be in it)."""
+        """Return ``product``'s 1-based position in the list, or None.
+
+        A product among the scores is placed by counting what ranks before it
+        (a higher score, or an equal one scored earlier: :func:`rank`'s stable
+        sort), without ranking the list; one that is not scored can only be
+        in the popular fill, after every scored product.
+        """
+        if self._ranked is not None:
+            return rec.position_of(self._ranked, product)
         state = self.state
-        if self._ranked is None and product not in state.scores:
-            exclude = state.exclude
-            scored = len(state.scores) - sum(1 for p in exclude if p in state.scores)
+        scores = state.scores
+        exclude = state.exclude
+        score = scores.get(product)
+        if score is None:
+            scored = len(scores) - sum(1 for p in exclude if p in scores)
             if scored >= rec.EVAL_DEPTH:
                 return None  # the list is full of scored products, and this is not one
-        return rec.position_of(self.ranked, product)
+            return rec.position_of(self.ranked, product)
+        if product in exclude:
+            return None
+        before = 0
+        earlier = True  # products scored before this one rank first on equal scores
+        for other, value in scores.items():
+            if other == product:
+                earlier = False
+            elif value > score or (earlier and value == score):
+                if other not in exclude:
+                    before += 1
+        return before + 1 if before < rec.EVAL_DEPTH else None
 
     def answer(self, answer: RecAnswer) -> list[Any]:
         """Blend ``answer`` into the list; return the store row if the list changed."""
@@ -174,15 +197,18 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             if ask.ts_ms <= state.erased_ms:
                 return []
             state.erased_ms = None
-        if ask.kind == "view" and ask.product is not None and self._has_list():
-            self._score(ask.product, answer.popular_rank)
+        kind = ask.kind
+        product = ask.product
+        if kind == "view" and product is not None and self._has_list():
+            self._score(product, answer.popular_rank)
         # Live, the store gets a row when the list changes (ranked before blend changes the scores).
         before = self.published if cfg.store_rows else None
-        fresh = state.last_ms is None or ask.ts_ms - state.last_ms > cfg.session_gap_ms
-        if ask.kind == "view" or ask.kind == "cart" and answer.successors:
+        last_ms = state.last_ms
+        if kind == "view" or kind == "cart" and answer.successors:
+            fresh = last_ms is None or ask.ts_ms - last_ms > cfg.session_gap_ms
             state.scores, state.scale = blend(state.scores, state.scale, cfg, answer.successors, fresh)
-        state.last_ms = ask.ts_ms if state.last_ms is None else max(state.last_ms, ask.ts_ms)
-        state.exclude = frozenset(ask.exclude if ask.product is None else (*ask.exclude, ask.product))
+        state.last_ms = ask.ts_ms if last_ms is None or ask.ts_ms > last_ms else last_ms
+        state.exclude = ask.exclude if product is None else (*ask.exclude, product)
         state.fill = (answer.in_category, answer.popular)
         self._ranked = None
         if before is not None and self.published != before:
@@ -192,13 +218,20 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     def _score(self, product: str, popular_rank: int | None) -> None:
         state = self.state
         state.evaluated += 1
+        online = self._position(product)
         popular = None if popular_rank is None else popular_rank + 1
-        for name, position in (("online", self._position(product)), ("popularity", popular)):
-            if position is None:
-                continue  # a miss adds nothing: most views, so skip the sums
-            sums = state.hits.setdefault(name, dict(_NO_HITS))
-            for key, value in rec.hit_figures(position).items():
-                sums[key] += value
+        # A miss adds nothing (most views): only hits touch the sums.
+        for name, position in (("online", online), ("popularity", popular)):
+            if position is not None and position <= 20:
+                sums = state.hits.get(name)
+                if sums is None:
+                    sums = state.hits[name] = dict(_NO_HITS)
+                rr = 1.0 / position
+                if position <= 10:
+                    sums["hit_10"] += 1.0
+                    sums["rr_10"] += rr
+                sums["hit_20"] += 1.0
+                sums["rr_20"] += rr
 
     def _quality(self) -> list[RecQuality]:
         state = self.state
