@@ -18,14 +18,15 @@ same algorithm:
 
 * the per-user journey step calls :func:`observe` per product event, which
   keeps the user's last products (a few ids) and returns a :class:`RecAsk`;
-* a global popularity step (:func:`count`) counts product events (decayed),
+* a global popularity step counts product events (decayed),
   keeps the top products overall and per category, and splits each ask into
   :class:`ShardWork` per product shard: the pairs to learn, keyed by the
   shard of their source, and the question for the current product;
-* the product step, keyed by shard, learns the pairs (:func:`learn`) and
-  answers with the product's successors (:func:`successors`);
+* the product step, keyed by shard, learns the pairs
+  (:func:`operators.recommend_scores.learn`) and answers with the product's
+  successors (:func:`operators.recommend_scores.successors`);
 * a per-user step after the audience step blends the answer into the user's
-  list (:func:`blend`, :func:`rank`).
+  list (:func:`operators.recommend_scores.blend`, ``rank``).
 
 Product-level state (counts, successors) holds product ids and weights only,
 never a customer id.
@@ -81,7 +82,7 @@ class RecommendConfig:
     popular: int = 40
     """Popular products kept overall and per category."""
     candidates: int = 30
-    """Scored products a customer's list keeps between events (up to twice as many, see :func:`blend`)."""
+    """Scored products a customer's list keeps between events (up to twice as many, see :func:`operators.recommend_scores.blend`)."""
     shards: int = 64
     """Product-table keys: products spread over this many keys (and so over workers)."""
     session_gap_ms: int = 30 * 60_000
