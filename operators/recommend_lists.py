@@ -1,0 +1,257 @@
+"""The recommender's per-customer step: blend answers into a list; publish it.
+
+See :mod:`operators.recommend` for the algorithm and
+:mod:`operators.recommend_steps` for the product side. Guarantees:
+
+* Ordering: the product step answers a batch shard by shard, so this step
+  puts the answers of one customer's batch back in time order. It receives
+  answers and the audience step's records over two paths: a segment change
+  shows the list as of the answers that arrived before it; a replay's final
+  profile row waits for the end of the input, so it has the last list.
+* Consent and erasure: only consenting customers' events are asked about
+  (the journey step filters), so an opted-out customer gets no list. A
+  tombstone (``forget`` or a refusal) drops the customer's list; answers to
+  events before it that are still on their way are ignored (the state
+  keeps the tombstone's time until a later answer).
+* Memory: a customer keeps at most ``2 * candidates`` scored products, what
+  to leave out and the popular fill; the state is discarded with the list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bytewax.operators import StatefulBatchLogic
+
+from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
+from operators import recommend as rec
+from operators.recommend import RecAnswer, RecommendConfig, RecQuality
+from operators.recommend_scores import blend, rank
+from operators.rules import evaluate_safely
+from operators.variables import RECOMMENDATIONS
+from state.serde import decode_state, encode_state
+
+__all__ = ["ListState", "ListLogic", "build_lists"]
+
+def _answer_ms(answer: RecAnswer) -> int:
+    return answer.ask.ts_ms
+
+
+_NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
+
+
+@dataclass(slots=True)
+class ListState:
+    """One customer's candidate scores and list."""
+
+    version: int = 4
+    scores: dict[str, float] = field(default_factory=dict)
+    scale: float = 1.0
+    """Weight of the latest product's successors in ``scores`` (forward decay, see :func:`operators.recommend_scores.blend`)."""
+    exclude: tuple[str, ...] = ()
+    """What the list leaves out as of the last answer: bought, in the cart, being looked at
+    (a few products: a tuple is cheaper to keep than a set to build at every answer)."""
+    fill: tuple[tuple[str, ...], ...] = ()
+    """The popular products (in the category, then overall) that fill the list up."""
+    last_ms: int | None = None
+    erased_ms: int | None = None
+    """Time of the last tombstone: answers to earlier events are ignored."""
+    final: ProfileRow | None = None
+    """A replay's final profile row, held until the end of the input."""
+    evaluated: int = 0
+    hits: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
+    """Keep one customer's list; add it to their segment changes and profile rows."""
+
+    def __init__(self, cfg: RecommendConfig, state: ListState) -> None:
+        self.cfg = cfg
+        self.state = state
+        # Rules whose payload failed at run time (logged once each).
+        self._failed: set[str] = set()
+        # The list, ranked when first read after an answer (not in the state:
+        # it is made from it). Most answers are never published, and most
+        # views miss the list, which a look at the scores tells (_position).
+        self._ranked: tuple[str, ...] | None = None
+
+    def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
+        answers = [i for i, value in enumerate(values) if type(value) is RecAnswer]
+        if len(answers) > 1:
+            # The product step answers a batch shard by shard, so one customer's
+            # answers can arrive out of time order: put them back in it (in the
+            # places answers hold; the other records keep theirs).
+            ordered = sorted((values[i] for i in answers), key=_answer_ms)
+            values = list(values)
+            for i, answer in zip(answers, ordered):
+                values[i] = answer
+        out: list[Any] = []
+        for value in values:
+            out.extend(self.answer(value) if type(value) is RecAnswer else self._record(value))
+        return out, self._retain()
+
+    def on_item(self, value: Any) -> tuple[Iterable[Any], bool]:
+        """Handle one record outside a dataflow (a batch of one)."""
+        return self.on_batch([value])
+
+    def _record(self, value: Any) -> list[Any]:
+        """Add the list to a record of the audience step (or hold a replay's final row)."""
+        if isinstance(value, Trigger) and value.rule in self.cfg.payloads:
+            values = {RECOMMENDATIONS: self.published}
+            filled = {
+                key: evaluate_safely(value.rule, expression, values, self._failed)
+                for key, expression in self.cfg.payloads[value.rule]
+            }
+            return [dataclasses.replace(value, payload={**value.payload, **filled})]
+        if isinstance(value, SegmentChange):
+            profile = {**value.profile, "recommendations": self.published}
+            fields = value.fields + ("recommendations",)
+            return [dataclasses.replace(value, profile=profile, fields=fields)]
+        if isinstance(value, ProfileRow) and value.final:
+            self.state.final = value
+            return []
+        if isinstance(value, Tombstone):
+            quality = self._quality()
+            self.state = ListState(erased_ms=value.ts_ms)
+            self._ranked = None
+            return [value, *quality]
+        return [value]
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        state = self.state
+        out: list[Any] = self._quality()
+        if state.final is not None:
+            row = state.final
+            out.append(dataclasses.replace(row, fields={**row.fields, "recommendations": self.published}))
+            state.final = None
+        state.erased_ms = None
+        return out, self._retain()
+
+    def snapshot(self) -> bytes:
+        return encode_state(self.state)
+
+    @property
+    def ranked(self) -> tuple[str, ...]:
+        """Return the customer's list ``EVAL_DEPTH`` deep, best first."""
+        ranked = self._ranked
+        if ranked is None:
+            state = self.state
+            ranked = self._ranked = rank(state.scores, state.exclude, state.fill)
+        return ranked
+
+    @property
+    def published(self) -> list[str]:
+        """Return the customer's list as published: ``size`` products, best first."""
+        return list(self.ranked[: self.cfg.size])
+
+    def _has_list(self) -> bool:
+        """Return whether the list holds anything (without ranking it)."""
+        if self._ranked is not None:
+            return bool(self._ranked)
+        exclude = self.state.exclude
+        for product in self.state.scores:
+            if product not in exclude:
+                return True
+        return any(p not in exclude for products in self.state.fill for p in products)
+
+    def _position(self, product: str) -> int | None:
+        """Return ``product``'s 1-based position in the list, or None.
+
+        A product among the scores is placed by counting what ranks before it
+        (a higher score, or an equal one scored earlier: :func:`rank`'s stable
+        sort), without ranking the list; one that is not scored can only be
+        in the popular fill, after every scored product.
+        """
+        if self._ranked is not None:
+            return rec.position_of(self._ranked, product)
+        state = self.state
+        scores = state.scores
+        exclude = state.exclude
+        score = scores.get(product)
+        if score is None:
+            scored = len(scores) - sum(1 for p in exclude if p in scores)
+            if scored >= rec.EVAL_DEPTH:
+                return None  # the list is full of scored products, and this is not one
+            return rec.position_of(self.ranked, product)
+        if product in exclude:
+            return None
+        before = 0
+        earlier = True  # products scored before this one rank first on equal scores
+        for other, value in scores.items():
+            if other == product:
+                earlier = False
+            elif value > score or (earlier and value == score):
+                if other not in exclude:
+                    before += 1
+        return before + 1 if before < rec.EVAL_DEPTH else None
+
+    def answer(self, answer: RecAnswer) -> list[Any]:
+        """Blend ``answer`` into the list; return the store row if the list changed."""
+        state = self.state
+        cfg = self.cfg
+        ask = answer.ask
+        if state.erased_ms is not None:
+            if ask.ts_ms <= state.erased_ms:
+                return []
+            state.erased_ms = None
+        kind = ask.kind
+        product = ask.product
+        if kind == "view" and product is not None and self._has_list():
+            self._score(product, answer.popular_rank)
+        # Live, the store gets a row when the list changes (ranked before blend changes the scores).
+        before = self.published if cfg.store_rows else None
+        last_ms = state.last_ms
+        if kind == "view" or kind == "cart" and answer.successors:
+            fresh = last_ms is None or ask.ts_ms - last_ms > cfg.session_gap_ms
+            state.scores, state.scale = blend(state.scores, state.scale, cfg, answer.successors, fresh)
+        state.last_ms = ask.ts_ms if last_ms is None or ask.ts_ms > last_ms else last_ms
+        state.exclude = ask.exclude if product is None else (*ask.exclude, product)
+        state.fill = (answer.in_category, answer.popular)
+        self._ranked = None
+        if before is not None and self.published != before:
+            return [ProfileRow(ask.user, ask.ts_ms, {"recommendations": self.published})]
+        return []
+
+    def _score(self, product: str, popular_rank: int | None) -> None:
+        state = self.state
+        state.evaluated += 1
+        online = self._position(product)
+        popular = None if popular_rank is None else popular_rank + 1
+        # A miss adds nothing (most views): only hits touch the sums.
+        for name, position in (("online", online), ("popularity", popular)):
+            if position is not None and position <= 20:
+                sums = state.hits.get(name)
+                if sums is None:
+                    sums = state.hits[name] = dict(_NO_HITS)
+                rr = 1.0 / position
+                if position <= 10:
+                    sums["hit_10"] += 1.0
+                    sums["rr_10"] += rr
+                sums["hit_20"] += 1.0
+                sums["rr_20"] += rr
+
+    def _quality(self) -> list[RecQuality]:
+        state = self.state
+        if not state.evaluated:
+            return []
+        out = [RecQuality(state.evaluated, state.hits)]
+        state.evaluated = 0
+        state.hits = {}
+        return out
+
+    def _retain(self) -> bool:
+        state = self.state
+        if state.final is not None or state.erased_ms is not None or state.evaluated or state.scores or self._has_list():
+            return StatefulBatchLogic.RETAIN
+        return StatefulBatchLogic.DISCARD
+
+
+
+def build_lists(cfg: RecommendConfig) -> Any:
+    """Return the lists step's builder."""
+    return lambda resume: ListLogic(cfg, ListState() if resume is None else decode_state(resume, ListState))
+
+

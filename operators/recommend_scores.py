@@ -1,0 +1,204 @@
+"""The recommender's scores: popularity rankings, successor tables, a customer's blend.
+
+Pure functions over plain containers, shared by the dataflow's steps
+(:mod:`operators.recommend_steps`, :mod:`operators.recommend_lists`) and so
+by the offline evaluation, which drives those steps. Top-k selections sort
+(``sorted(...)[:k]``) rather than use ``heapq.nlargest``: over the few dozen
+entries kept here the C sort is several times cheaper, and the result is
+the same, ties included (``nlargest`` is documented as equivalent).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from operators.recommend import EVAL_DEPTH, RecommendConfig
+
+__all__ = ["Ranking", "ranking_add", "ranking_top", "learn", "successors", "blend", "rank"]
+
+_WEIGHT = itemgetter(1)
+
+
+# -- popularity (a global step: a few dict operations per event) ---------------
+
+
+@dataclass(slots=True)
+class Ranking:
+    """The top products by a growing score, best first (a short list)."""
+
+    top: list[str]
+    scores: dict[str, float]
+    view: tuple[str, ...] | None = None
+    """``top[:EVAL_DEPTH]`` as sent with each ask; None when the order changed since.
+    Most events only raise a score without reordering, so the tuple is reused."""
+
+
+def ranking_add(ranking: Ranking, product: str, score: float, size: int) -> None:
+    """Set ``product``'s score (scores only grow) and keep ``ranking`` sorted.
+
+    >>> r = Ranking([], {})
+    >>> for p, s in [("a", 1.0), ("b", 2.0), ("c", 0.5), ("a", 3.0)]:
+    ...     ranking_add(r, p, s, 2)
+    >>> r.top
+    ['a', 'b']
+    """
+    top, scores = ranking.top, ranking.scores
+    if product in scores:
+        i = top.index(product)
+    elif len(top) < size:
+        top.append(product)
+        i = len(top) - 1
+        ranking.view = None
+    elif score > scores[top[-1]]:
+        del scores[top[-1]]
+        top[-1] = product
+        i = size - 1
+        ranking.view = None
+    else:
+        return
+    scores[product] = score
+    # Scores only grow, so the product can only move up.
+    while i > 0 and scores[top[i - 1]] < score:
+        top[i - 1], top[i] = top[i], top[i - 1]
+        i -= 1
+        ranking.view = None
+
+
+def ranking_top(ranking: Ranking) -> tuple[str, ...]:
+    """Return the best ``EVAL_DEPTH`` products of ``ranking`` (cached until the order changes).
+
+    >>> r = Ranking([], {})
+    >>> ranking_add(r, "a", 1.0, 40)
+    >>> ranking_top(r) is ranking_top(r), ranking_top(r)
+    (True, ('a',))
+    """
+    view = ranking.view
+    if view is None:
+        view = ranking.view = tuple(ranking.top[:EVAL_DEPTH])
+    return view
+
+
+# -- successors (the product step, keyed by shard) -----------------------------
+
+
+def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float) -> None:
+    """Add ``weight`` to ``successor`` after ``source``; bound the table and the node.
+
+    A node is ``[weights, total, cached answer]``; the table is in least
+    recently touched order, so the first node is the one to forget.
+    """
+    node = table.pop(source, None)
+    if node is None:
+        node = [{}, 0.0, None]
+        if len(table) >= cfg.per_shard:
+            del table[next(iter(table))]
+    table[source] = node
+    weights: dict[str, float] = node[0]
+    weights[successor] = weights.get(successor, 0.0) + weight
+    node[1] += weight
+    node[2] = None
+    if len(weights) > 2 * cfg.neighbours:
+        kept = sorted(weights.items(), key=_WEIGHT, reverse=True)[: cfg.neighbours]
+        node[0] = dict(kept)
+        node[1] = sum(w for _, w in kept)
+
+
+def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, float], ...]:
+    """Return ``product``'s successors, best first, weights summing to 1 (an estimate
+    of the chance that each comes next).
+
+    >>> table: dict[str, list[Any]] = {}
+    >>> learn(table, RecommendConfig(), "a", "b", 1.0); learn(table, RecommendConfig(), "a", "c", 3.0)
+    >>> successors(table, "a")
+    (('c', 0.75), ('b', 0.25))
+    """
+    node = table.get(product)
+    if node is None:
+        return ()
+    cached = node[2]
+    if cached is None:
+        total = node[1] or 1.0
+        # The answer is a list's depth long; more successors are kept to learn from.
+        best = sorted(node[0].items(), key=_WEIGHT, reverse=True)[:EVAL_DEPTH]
+        cached = node[2] = tuple([(p, w / total) for p, w in best])
+    return cached
+
+
+# -- a customer's list (per user, after the audience step) ---------------------
+
+
+#: Forward decay in a customer's scores: rebase them before the scale gets near the float limit.
+_MAX_SCALE = 2.0**200
+
+
+def blend(
+    scores: dict[str, float],
+    scale: float,
+    cfg: RecommendConfig,
+    found: tuple[tuple[str, float], ...],
+    fresh: bool,
+) -> tuple[dict[str, float], float]:
+    """Return the customer's candidate scores and scale after a product with successors ``found``.
+
+    Earlier candidates keep ``decay`` of their weight at each new product
+    (none when ``fresh``: a new session starts over). Rather than shrink
+    every earlier score, the new product's successors count ``1 / decay``
+    times more than the previous product's (forward decay: the same order,
+    a few dictionary updates per event). ``scores`` is updated in place.
+    Between ``candidates`` and twice as many are kept: trimming to the best
+    ``candidates`` when there are twice as many costs a sort every few events
+    rather than at every one.
+
+    >>> cfg = RecommendConfig(decay=0.5, candidates=1)
+    >>> blend({"a": 1.0}, 1.0, cfg, (("b", 0.5),), True)
+    ({'b': 0.5}, 1.0)
+    >>> blend({"a": 1.0, "b": 0.2}, 1.0, cfg, (("b", 0.5), ("c", 0.3)), False)
+    ({'b': 1.2}, 2.0)
+    """
+    decay = cfg.decay
+    if fresh or not decay:
+        scores = {}
+        scale = 1.0
+    else:
+        scale /= decay
+        if scale > _MAX_SCALE:
+            scores = {p: s / scale for p, s in scores.items()}
+            scale = 1.0
+    get = scores.get
+    for product, weight in found:
+        scores[product] = get(product, 0.0) + weight * scale
+    if len(scores) > 2 * cfg.candidates:
+        scores = dict(sorted(scores.items(), key=_WEIGHT, reverse=True)[: cfg.candidates])
+    return scores, scale
+
+
+def rank(
+    scores: dict[str, float],
+    exclude: set[str] | frozenset[str] | tuple[str, ...],
+    fill: tuple[tuple[str, ...], ...],
+    depth: int = EVAL_DEPTH,
+) -> tuple[str, ...]:
+    """Return the best ``depth`` products: by score, then from each ``fill`` list in turn.
+
+    >>> rank({"a": 0.1, "b": 0.7}, {"a"}, (("c", "b", "d"),), 3)
+    ('b', 'c', 'd')
+    """
+    # A stable sort: equal scores keep the order they were first scored in.
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    if exclude:
+        ranked = [p for p in ranked if p not in exclude]
+    if len(ranked) < depth:
+        seen = set(ranked)
+        seen.update(exclude)
+        for products in fill:
+            for product in products:
+                if product not in seen:
+                    seen.add(product)
+                    ranked.append(product)
+                    if len(ranked) >= depth:
+                        break
+            if len(ranked) >= depth:
+                break
+    return tuple(ranked[:depth])
