@@ -30,6 +30,7 @@ import orjson
 from bytewax.dataflow import Stream
 from bytewax.operators import StatefulLogic
 
+from journeyflow.records import ProfileRow  # noqa: F401  # used by the doctests
 from state.store import LOSSES, Restore, StoreRecord, apply_record
 
 __all__ = ["StoreStateConfig", "StoreStateLogic", "store_state"]
