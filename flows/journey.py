@@ -44,7 +44,8 @@ from operators.labels import LabelConfig
 from operators.models import ModelConfig, load_models
 from operators.profiles import ProfileConfig
 from operators.recommend import RecAsk, RecommendConfig
-from operators.rules import Rules, load_rules
+from operators.rule_types import Rules
+from operators.rules import load_rules
 from operators.segments import SegmentConfig
 from operators.sessions import SessionConfig
 from operators.triggers import TriggerConfig

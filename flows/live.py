@@ -39,7 +39,8 @@ from journeyflow.events import DeadLetter, Event
 from journeyflow.metrics import set_running, start_metrics_server
 from journeyflow.outages import RetryPolicy
 from journeyflow.step_records import RawRecord
-from operators.rules import Rules, load_rules
+from operators.rule_types import Rules
+from operators.rules import load_rules
 from state.redis_store import RedisStore
 
 __all__ = [

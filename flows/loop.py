@@ -23,7 +23,7 @@ from journeyflow.records import Trigger
 from journeyflow.step_records import EndOfInput, UserUpdate
 from operators.goals import GoalEvent
 from operators.loop import LOOP_KEY, Conversion, LoopConfig, LoopReport
-from operators.rules import Rules
+from operators.rule_types import Rules
 
 __all__ = ["loop_config", "goal_types", "close_loop"]
 

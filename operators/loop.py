@@ -48,7 +48,8 @@ from journeyflow.events import format_ts
 from journeyflow.records import Trigger
 from journeyflow.step_records import EndOfInput
 from operators.goals import HOLDOUT, TREATMENT, GoalEvent
-from operators.rules import TriggerRule, evaluate_safely
+from operators.expressions import evaluate_safely
+from operators.rule_types import TriggerRule
 from operators.uplift import ArmTally, rule_uplift
 from state.serde import decode_state, encode_state
 
