@@ -89,9 +89,9 @@ class Outputs:
     models: Sink[Any] | None = None
     """Receives the :class:`ModelReport` at the end of the input."""
     conversions: Sink[Any] | None = None
-    """Receives each :class:`~operators.loop.Conversion` (``None``: not written)."""
+    """Receives each :class:`~operators.loop_records.Conversion` (``None``: not written)."""
     loop_report: Sink[Any] | None = None
-    """Receives the :class:`~operators.loop.LoopReport` (uplift) at the end of the input."""
+    """Receives the :class:`~operators.loop_records.LoopReport` (uplift) at the end of the input."""
     recommendations: Sink[Any] | None = None
     """Receives the recommender's online quality figures at the end of the input."""
 
