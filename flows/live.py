@@ -27,7 +27,8 @@ from bytewax.dataflow import Dataflow
 from config.checks import check_salt
 from config.fields import mask_url
 from config.settings import Settings, load_settings
-from flows.journey import Outputs, build_flow, event_parser
+from flows.journey import Outputs, build_flow
+from flows.step_configs import event_parser
 from flows.kafka import check_brokers, missing_topics
 from flows.kafka_sink import KafkaSink, check_dead_letter_room
 from flows.kafka_source import KafkaSource
