@@ -28,38 +28,21 @@ from bytewax.outputs import Sink
 from config.settings import Settings
 from flows.store_state import StoreStateConfig, store_state
 from journeyflow import metrics
-from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter
 from journeyflow.records import IdentityMerge, ModelReport, ProfileRow, SegmentChange, SessionSummary, Tombstone, Trigger
 from journeyflow.step_records import Forward, Tally, UserUpdate
-from flows.loop import close_loop, goal_types
+from flows.loop import close_loop
 from flows.recommend import add_recommendations, recommend_config, routed_here
 from flows.routing import is_a, rekey, route, values
-from operators.audience import AudienceConfig
-from operators.dedup import DedupConfig
+from flows.step_configs import audience_config, journey_config, model_config
 from operators.goals import GoalEvent
 from operators.identity import DeviceConfig, device_key, in_input_order, to_device
-from operators.journey import Inbound, JourneyConfig
-from operators.labels import LabelConfig
-from operators.models import ModelConfig, load_models
-from operators.profiles import ProfileConfig
+from operators.journey import Inbound
 from operators.recommend import RecAsk, RecommendConfig
-from operators.rules import Rules, load_rules
-from operators.segments import SegmentConfig
-from operators.sessions import SessionConfig
-from operators.triggers import TriggerConfig
+from operators.rule_types import Rules
+from operators.rules import load_rules
 
-__all__ = [
-    "MODELS_KEY",
-    "Inputs",
-    "Outputs",
-    "build_flow",
-    "journey_config",
-    "model_config",
-    "label_config",
-    "audience_config",
-    "event_parser",
-]
+__all__ = ["MODELS_KEY", "Inputs", "Outputs", "build_flow"]
 
 MODELS_KEY = "models"
 
@@ -88,106 +71,11 @@ class Outputs:
     models: Sink[Any] | None = None
     """Receives the :class:`ModelReport` at the end of the input."""
     conversions: Sink[Any] | None = None
-    """Receives each :class:`~operators.loop.Conversion` (``None``: not written)."""
+    """Receives each :class:`~operators.loop_records.Conversion` (``None``: not written)."""
     loop_report: Sink[Any] | None = None
-    """Receives the :class:`~operators.loop.LoopReport` (uplift) at the end of the input."""
+    """Receives the :class:`~operators.loop_records.LoopReport` (uplift) at the end of the input."""
     recommendations: Sink[Any] | None = None
     """Receives the recommender's online quality figures at the end of the input."""
-
-
-def event_parser(settings: Settings) -> EventParser:
-    """Return the parser for the input contract, configured from ``settings``."""
-    return EventParser(
-        max_event_bytes=settings.input.max_event_bytes,
-        personal_fields=tuple(settings.privacy.personal_fields),
-        salt=settings.privacy.salt,
-        max_dead_letter_bytes=settings.input.max_dead_letter_bytes,
-    )
-
-
-def journey_config(
-    settings: Settings, rules: Rules, *, timers: bool, store_rows: bool = False
-) -> JourneyConfig:
-    """Return the per-user step's configuration from ``settings``."""
-    p = settings.profiles
-    return JourneyConfig(
-        parser=event_parser(settings),
-        dedup=DedupConfig(
-            window_ms=settings.dedup.window_s * 1000,
-            max_ids=settings.dedup.max_ids_per_user,
-        ),
-        sessions=SessionConfig(
-            gap_ms=settings.sessions.gap_s * 1000,
-            lateness_ms=settings.lateness.allowed_s * 1000,
-            max_carted=p.max_cart_items,
-        ),
-        profiles=ProfileConfig(
-            engagement_half_life_ms=p.engagement_half_life_s * 1000,
-            affinity_half_life_ms=p.affinity_half_life_s * 1000,
-            product_window_ms=p.product_window_s * 1000,
-            max_products=p.max_products,
-            max_categories=p.max_categories,
-            max_cart_items=p.max_cart_items,
-            max_purchases=p.max_purchases,
-            max_sessions=p.max_sessions,
-        ),
-        segments=SegmentConfig(rules.profile_segments),
-        triggers=TriggerConfig(rules.triggers_on("event") + rules.triggers_on("session_close")),
-        refresh_ms=settings.segments.refresh_s * 1000,
-        labels=label_config(settings),
-        rescore_ms=settings.models.rescore_s * 1000,
-        late_variables=rules.late_variables,
-        timers=timers,
-        store_rows=store_rows,
-        goal_types=goal_types(rules),
-        recommend=recommend_config(settings),
-        idle_release_ms=settings.state.idle_release_s * 1000,
-    )
-
-
-def label_config(settings: Settings) -> LabelConfig:
-    """Return when training snapshots are taken and what the scores look ahead."""
-    m = settings.models
-    return LabelConfig(
-        interval_ms=m.example_interval_s * 1000,
-        churn_horizon_ms=m.churn_horizon_s * 1000,
-        purchase_horizon_ms=m.propensity_horizon_s * 1000,
-        # Beyond three horizons of silence every answer is "gone": more such
-        # snapshots would only teach the models what they already know.
-        max_silence_ms=3 * max(m.churn_horizon_s, m.propensity_horizon_s) * 1000,
-    )
-
-
-def model_config(settings: Settings) -> ModelConfig:
-    """Return the models step's configuration from ``settings``."""
-    warm = settings.models.warm_start
-    return ModelConfig(
-        learning_rates={
-            "propensity": settings.models.propensity_learning_rate,
-            "churn": settings.models.churn_learning_rate,
-        },
-        clusters=settings.clusters.k,
-        cluster_halflife=settings.clusters.learning_rate,
-        seed=settings.models.seed,
-        min_examples=settings.models.min_examples,
-        interval_ms=settings.models.example_interval_s * 1000,
-        horizons_ms={
-            "propensity": settings.models.propensity_horizon_s * 1000,
-            "churn": settings.models.churn_horizon_s * 1000,
-        },
-        # Read now, not when the flow runs: a bad file is one line at start-up.
-        warm_start=load_models(settings.resolve(warm)) if warm else None,
-    )
-
-
-def audience_config(rules: Rules, *, store_rows: bool = False) -> AudienceConfig:
-    """Return the configuration of the step that merges and publishes segments."""
-    return AudienceConfig(
-        segments=SegmentConfig(rules.model_segments),
-        triggers=TriggerConfig(rules.triggers_on("segment_entry")),
-        store_rows=store_rows,
-        reads={rule.name: rule.variables for rule in rules.segments},
-    )
 
 
 def _journey_routes(recommend: RecommendConfig | None) -> list[tuple[str, Callable[[Any], bool]]]:

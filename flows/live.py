@@ -27,7 +27,8 @@ from bytewax.dataflow import Dataflow
 from config.checks import check_salt
 from config.fields import mask_url
 from config.settings import Settings, load_settings
-from flows.journey import Outputs, build_flow, event_parser
+from flows.journey import Outputs, build_flow
+from flows.step_configs import event_parser
 from flows.kafka import check_brokers, missing_topics
 from flows.kafka_sink import KafkaSink, check_dead_letter_room
 from flows.kafka_source import KafkaSource
@@ -39,7 +40,8 @@ from journeyflow.events import DeadLetter, Event
 from journeyflow.metrics import set_running, start_metrics_server
 from journeyflow.outages import RetryPolicy
 from journeyflow.step_records import RawRecord
-from operators.rules import Rules, load_rules
+from operators.rule_types import Rules
+from operators.rules import load_rules
 from state.redis_store import RedisStore
 
 __all__ = [

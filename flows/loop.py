@@ -22,8 +22,9 @@ from journeyflow import metrics
 from journeyflow.records import Trigger
 from journeyflow.step_records import EndOfInput, UserUpdate
 from operators.goals import GoalEvent
-from operators.loop import LOOP_KEY, Conversion, LoopConfig, LoopReport
-from operators.rules import Rules
+from operators.loop import LOOP_KEY, LoopConfig
+from operators.loop_records import Conversion, LoopReport
+from operators.rule_types import Rules
 
 __all__ = ["loop_config", "goal_types", "close_loop"]
 

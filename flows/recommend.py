@@ -26,7 +26,8 @@ from journeyflow.errors import RuleError
 from journeyflow.records import Trigger
 from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality, ShardWork
 from operators.recommend_steps import build_lists, build_popularity, build_shard
-from operators.rules import Rules, recommendation_payloads
+from operators.rule_types import Rules
+from operators.rules import recommendation_payloads
 
 __all__ = ["POPULARITY_KEY", "recommend_config", "add_recommendations", "routed_here", "QualitySink"]
 

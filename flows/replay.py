@@ -22,7 +22,8 @@ from bytewax.dataflow import Dataflow
 from config.settings import Settings
 from flows.file_sinks import CollectSink, JsonLinesSink, TallySink, combine_parts
 from flows.files import ReplayClock, ReplayProgress, ReplaySource, print_progress
-from flows.journey import Outputs, build_flow, event_parser
+from flows.journey import Outputs, build_flow
+from flows.step_configs import event_parser
 from flows.processes import Collected, free_addresses, start_workers, stop_workers, wait_workers
 from flows.uplift_report import loop_summary
 from flows.recommend import QualitySink

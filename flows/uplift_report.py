@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from operators.loop import LoopReport
+from operators.loop_records import LoopReport
 
 __all__ = ["loop_summary", "format_uplift"]
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from journeyflow.events import Event
-    from operators.rules import Expression
+    from operators.expressions import Expression
 
 __all__ = [
     "DEFAULT_WINDOW_S",
@@ -167,7 +167,7 @@ def _compile_goal(owner: str, source: Any, payload_sample: Mapping[str, Any]) ->
     """Compile a goal condition over ``event`` and ``trigger``; check it on sample values."""
     import cel
 
-    from operators.rules import Expression
+    from operators.expressions import Expression
     from operators.variables import EVENT_FIELDS
 
     if not isinstance(source, str) or not source.strip():

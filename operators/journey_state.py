@@ -21,7 +21,7 @@ from operators.dedup import DedupConfig, DedupState
 from operators.labels import LabelConfig, Pending
 from operators.profiles import Profile, ProfileConfig, View
 from operators.recommend import RecommendConfig
-from operators.rules import TriggerRule
+from operators.rule_types import TriggerRule
 from operators.segments import SegmentConfig
 from operators.sessions import Session, SessionConfig
 from operators.triggers import TriggerConfig

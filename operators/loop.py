@@ -34,109 +34,28 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import orjson
 from bytewax.operators import StatefulLogic
 from river import bandit, proba
 
 from journeyflow import metrics
-from journeyflow.events import format_ts
 from journeyflow.records import Trigger
 from journeyflow.step_records import EndOfInput
+from operators.expressions import evaluate_safely
 from operators.goals import HOLDOUT, TREATMENT, GoalEvent
-from operators.rules import TriggerRule, evaluate_safely
+from operators.loop_records import Conversion, LoopReport
+# LoopState and _Open are pickled in snapshots; taken before the split, they name this module.
+from operators.loop_state import LoopState, _Open, count_pending
+from operators.rule_types import TriggerRule
 from operators.uplift import ArmTally, rule_uplift
 from state.serde import decode_state, encode_state
 
-__all__ = ["LOOP_KEY", "Conversion", "LoopReport", "LoopConfig", "LoopState", "LoopLogic"]
+__all__ = ["LOOP_KEY", "LoopConfig", "LoopState", "LoopLogic"]
 
 LOOP_KEY = "loop"
-
-
-@dataclass(frozen=True, slots=True)
-class Conversion:
-    """A trigger (or held-out would-be trigger) reached its goal (``conversions``)."""
-
-    trigger_id: str
-    rule: str
-    variant: str
-    user_id: str
-    ts_ms: int
-    cause_event_id: str
-    value: float
-
-    def to_json(self) -> bytes:
-        """Encode per the wire contract."""
-        return orjson.dumps(
-            {
-                "kind": "conversion",
-                "trigger_id": self.trigger_id,
-                "rule": self.rule,
-                "variant": self.variant,
-                "user_id": self.user_id,
-                "ts": format_ts(self.ts_ms),
-                "cause_event_id": self.cause_event_id,
-                "value": round(self.value, 2),
-            }
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LoopReport:
-    """Uplift per rule and the bandits' state, at the end of a replay."""
-
-    uplift: dict[str, Any]
-    bandits: dict[str, dict[str, Any]]
-    conversions: int
-    max_delay_s: float
-    """Longest a goal event was kept before a trigger that came after it (event
-    time behind the step's latest): near ``reorder_s``, conversions may be missed."""
-
-
-@dataclass(slots=True)
-class _Open:
-    """A trigger being followed until its window (plus the reorder margin) passes."""
-
-    trigger_id: str
-    rule: str
-    arm: str
-    user: str
-    ts_ms: int
-    cause_event_id: str | None
-    payload: dict[str, Any]
-    converted: bool = False
-    value: float = 0.0
-
-
-@dataclass(slots=True)
-class LoopState:
-    """Everything the loop step keeps (one key)."""
-
-    version: int = 1
-    watermark_ms: int | None = None
-    end_ms: int | None = None
-    """A replay's last event time (from :class:`EndOfInput`), applied at the end."""
-    open: dict[str, list[_Open]] = field(default_factory=dict)
-    """User -> triggers being followed."""
-    due: list[tuple[int, int, str, str]] = field(default_factory=list)
-    """Heap of (window end, sequence, user, trigger id)."""
-    seq: int = 0
-    recent: dict[str, list[GoalEvent]] = field(default_factory=dict)
-    """User -> goal events within the reorder margin, oldest first."""
-    recent_order: deque[tuple[int, str]] = field(default_factory=deque)
-    tallies: dict[str, dict[str, ArmTally]] = field(default_factory=dict)
-    bandits: dict[str, bandit.ThompsonSampling] = field(default_factory=dict)
-    conversions: int = 0
-    max_delay_ms: int = 0
-    # A snapshot taken before this field existed lacks it: the builder
-    # recounts it from ``open``.
-    pending: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Rule -> arm -> triggers being followed: kept as they open and mature, so
-    a rule's uplift costs its arms, not a walk over every open trigger."""
 
 
 def _seed(seed: int, rule: str) -> int:
@@ -165,7 +84,7 @@ class LoopConfig:
         """Return the logic, from its snapshot if there is one."""
         state = LoopState() if resume_state is None else decode_state(resume_state, LoopState)
         if not hasattr(state, "pending"):
-            _count_pending(state)
+            count_pending(state)
         return LoopLogic(self, state)
 
     def new_bandit(self, rule: str) -> bandit.ThompsonSampling:
@@ -359,16 +278,6 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
             conversions=self.state.conversions,
             max_delay_s=self.state.max_delay_ms / 1000,
         )
-
-
-def _count_pending(state: LoopState) -> None:
-    """Count the open triggers per rule and arm (for a snapshot taken before ``pending`` existed)."""
-    pending: dict[str, dict[str, int]] = {}
-    for followed_list in state.open.values():
-        for followed in followed_list:
-            arms = pending.setdefault(followed.rule, {})
-            arms[followed.arm] = arms.get(followed.arm, 0) + 1
-    state.pending = pending
 
 
 def _publish(rule: str, doc: dict[str, Any]) -> None:

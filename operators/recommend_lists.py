@@ -30,7 +30,7 @@ from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators import recommend as rec
 from operators.recommend import RecAnswer, RecommendConfig, RecQuality
 from operators.recommend_scores import blend, rank
-from operators.rules import evaluate_safely
+from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
 

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from operators.rules import SegmentRule, evaluate_safely
+from operators.expressions import evaluate_safely
+from operators.rule_types import SegmentRule
 from operators.variables import ANY_EVENT, changed_by
 
 __all__ = ["SegmentConfig", "MISSING", "evaluate"]

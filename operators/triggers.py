@@ -24,7 +24,8 @@ from typing import Any
 
 from journeyflow.records import Trigger
 from operators import goals
-from operators.rules import TriggerRule, evaluate_safely
+from operators.expressions import evaluate_safely
+from operators.rule_types import TriggerRule
 from operators.variables import RECOMMENDATIONS
 
 __all__ = ["TriggerConfig", "trigger_id", "in_holdout", "fire", "prune_cooldowns"]

@@ -113,7 +113,7 @@ def measure_engine(path: Path, out: Path, config: str | None) -> dict[str, Any]:
     from config.settings import load_settings
     from flows.file_sinks import JsonLinesSink
     from flows.files import ReplayClock, ReplayProgress, ReplaySource
-    from flows.journey import event_parser
+    from flows.step_configs import event_parser
     from flows.runtime import execute
     from journeyflow.events import DeadLetter, Event
 

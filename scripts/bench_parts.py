@@ -29,7 +29,7 @@ from bench_measure import PARTS, kind_of, rss_bytes  # type: ignore[import-not-f
 from config.settings import load_settings
 from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
 from flows.inprocess import PerUserSteps, apply_keyed
-from flows.journey import audience_config, event_parser, journey_config, model_config
+from flows.step_configs import audience_config, event_parser, journey_config, model_config
 from flows.loop import _to_loop, loop_config  # the loop's routing, not a copy of it
 from flows import runtime
 from flows.recommend import recommend_config, routed_here

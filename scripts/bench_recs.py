@@ -33,7 +33,7 @@ from bench import generate  # type: ignore[import-not-found]  # noqa: E402
 
 from config.settings import Settings, load_settings  # noqa: E402
 from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items  # noqa: E402
-from flows.journey import journey_config  # noqa: E402
+from flows.step_configs import journey_config  # noqa: E402
 from flows.recommend import recommend_config  # noqa: E402
 import flows.replay as replay_module  # noqa: E402
 from flows.replay import replay  # noqa: E402

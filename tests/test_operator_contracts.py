@@ -17,7 +17,7 @@ import orjson
 import pytest
 from bytewax.operators import StatefulLogic
 
-from flows.journey import audience_config, journey_config, model_config
+from flows.step_configs import audience_config, journey_config, model_config
 from journeyflow.records import Trigger
 from journeyflow.step_records import RawRecord, UserUpdate
 from operators.labels import Example

@@ -8,7 +8,7 @@ import orjson
 
 from flows.files import ReplayClock, replay_stream
 from flows.inprocess import PerUserSteps
-from flows.journey import event_parser, journey_config
+from flows.step_configs import event_parser, journey_config
 from journeyflow.records import SessionSummary
 from operators.rules import load_rules
 from tests.flows.test_identity import _journeys

@@ -11,7 +11,7 @@ from bytewax.dataflow import Dataflow
 from bytewax.testing import TestingSource, cluster_main
 
 from flows.files import ReplayClock, ReplayProgress, replay_stream
-from flows.journey import event_parser
+from flows.step_configs import event_parser
 from flows.replay_shares import ReplayShares, first_key, owner_worker
 from journeyflow import generator
 from journeyflow.events import DeadLetter, Event

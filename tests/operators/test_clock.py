@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from operators import clock
 from operators.journey_state import JourneyState
 from operators.rules import load_rules

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from journeyflow.step_records import UserUpdate
 from operators import profiles, sessions, updates
 from operators.decisions import evaluate_segments, event_triggers, session_triggers

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from journeyflow import generator
 from journeyflow.events import Event
 from operators.due import next_due_ms

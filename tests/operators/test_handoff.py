@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from journeyflow.step_records import Handoff, Tally, UserUpdate
 from operators import profiles
 from operators.handoff import hand_off, merge_in

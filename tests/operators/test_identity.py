@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from bytewax.operators import StatefulLogic
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from journeyflow.events import Event
 from journeyflow.records import IdentityMerge
 from journeyflow.step_records import Expect, Forward, Handoff, Tick, UserUpdate

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from bytewax.operators import StatefulLogic
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from journeyflow.events import DeadLetter
 from journeyflow.records import SessionSummary
 from journeyflow.step_records import RawRecord, Tally, Tick, UserUpdate

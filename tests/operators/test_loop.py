@@ -9,7 +9,8 @@ import pytest
 
 from journeyflow.records import Trigger
 from operators.goals import GoalEvent
-from operators.loop import Conversion, LoopConfig, LoopLogic, LoopReport
+from operators.loop import LoopConfig, LoopLogic
+from operators.loop_records import Conversion, LoopReport
 from operators.rules import parse_rules
 
 HOUR = 3_600_000
@@ -225,6 +226,26 @@ def test_a_snapshot_without_pending_counts_is_recounted() -> None:
     assert resumed.state.pending == first.state.pending
     assert resumed.uplift("offer") == first.uplift("offer")
 
+
+
+def test_a_snapshot_naming_the_state_classes_under_operators_loop_still_decodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Snapshots taken before operators/loop_state.py existed name LoopState and
+    # _Open under operators.loop; operators.loop re-exports them for those.
+    import operators.loop_state as loop_state
+
+    cfg = _config(VARIANTS)
+    first = cfg.build(None)
+    for i in range(20):
+        first.on_item(_offer(f"u{i}", T0 + i * HOUR))
+    assert first.state.open, "some triggers must be open, so that _Open instances are in the snapshot"
+    monkeypatch.setattr(loop_state.LoopState, "__module__", "operators.loop")
+    monkeypatch.setattr(loop_state._Open, "__module__", "operators.loop")
+    old = first.snapshot()
+    monkeypatch.undo()
+    assert b"operators.loop_state" not in old and b"operators.loop" in old
+    resumed = cfg.build(old)
+    assert resumed.snapshot() == first.snapshot()
+    assert resumed.uplift("offer") == first.uplift("offer")
 
 VARIANTS = """
 [triggers.offer]

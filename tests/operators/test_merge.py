@@ -7,7 +7,7 @@ import random
 
 import orjson
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from journeyflow.events import Event
 from operators import profiles
 from operators.merge import merge_profile

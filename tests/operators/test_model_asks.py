@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from journeyflow.step_records import UserUpdate
 from operators import features, profiles
 from operators.journey_state import JourneyState, view_of

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import orjson
 from bytewax.operators import StatefulLogic
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from flows.recommend import recommend_config
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
 from journeyflow.step_records import RawRecord

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.journey import audience_config
+from flows.step_configs import audience_config
 from journeyflow.records import SegmentChange, Trigger
 from journeyflow.step_records import UserUpdate
 from operators.rules import load_rules

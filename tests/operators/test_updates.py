@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flows.journey import journey_config
+from flows.step_configs import journey_config
 from operators import profiles, updates
 from operators.journey_state import JourneyState, view_of
 from operators.rules import load_rules
