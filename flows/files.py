@@ -39,6 +39,7 @@ __all__ = [
     "ReplaySource",
     "replay_items",
     "read_lines",
+    "check_inputs",
     "print_progress",
 ]
 
@@ -59,6 +60,14 @@ def _open(path: Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
             yield raw, raw
     finally:
         raw.close()
+
+
+def check_inputs(paths: list[Path]) -> None:
+    """Raise FileNotFoundError naming every input file that is not there."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        msg = f"input file not found: {', '.join(missing)}"
+        raise FileNotFoundError(msg)
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
@@ -291,10 +300,7 @@ class ReplaySource(FixedPartitionedSource[Any, None]):
         clock: ReplayClock,
         batch_size: int = 1000,
     ) -> None:
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            msg = f"input file not found: {', '.join(missing)}"
-            raise FileNotFoundError(msg)
+        check_inputs(paths)
         self._paths = paths
         self._parser = parser
         self._progress = progress

@@ -32,7 +32,7 @@ from typing import Any
 
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
-from flows.files import ReplayClock, ReplayProgress, replay_stream
+from flows.files import ReplayClock, ReplayProgress, check_inputs, replay_stream
 from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter, Event
 from journeyflow.step_records import Expect
@@ -160,10 +160,7 @@ class ReplayShares(DynamicSource[Any]):
         processes: int,
         batch_size: int = 1000,
     ) -> None:
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            msg = f"input file not found: {', '.join(missing)}"
-            raise FileNotFoundError(msg)
+        check_inputs(paths)
         if processes < 1:
             msg = f"processes must be >= 1; got {processes} instead"
             raise ValueError(msg)
