@@ -2,7 +2,7 @@
 
 The device step (:mod:`operators.identity`) asks the device's journey to
 :func:`hand_off` its state, and sends it to the customer's key in a
-:class:`~journeyflow.records.Handoff`; the customer's journey
+:class:`~journeyflow.step_records.Handoff`; the customer's journey
 :func:`merge_in` s it (see :mod:`operators.merge` for how each part joins).
 """
 

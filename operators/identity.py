@@ -10,7 +10,7 @@ per-user logic (:class:`~operators.journey.JourneyLogic`):
   profile, segments, triggers: a device that never identifies keeps a
   profile of its own). At the link (a ``login`` or ``identify`` with
   ``user_id`` U and ``anonymous_id`` A) the device's whole state is handed to U
-  (:class:`~journeyflow.records.Handoff`), an
+  (:class:`~journeyflow.step_records.Handoff`), an
   :class:`~journeyflow.records.IdentityMerge` record is published, and the
   device keeps only the link: its later events are forwarded to U.
 * ``journey``, keyed by ``user_id``, takes the customers' own events and what

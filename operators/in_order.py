@@ -34,7 +34,7 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
 
     With ``placeholders`` (a replay), items that arrive together are sorted
     by position, and each item that comes through the device step (a login or
-    its handoff) has an :class:`~journeyflow.records.Expect` among the key's
+    its handoff) has an :class:`~journeyflow.step_records.Expect` among the key's
     own items: the items after it wait (``held``) until that item is here, and
     an item that comes before its placeholder waits in ``early``. So the order
     does not depend on which path, or which worker, was faster. What waits is

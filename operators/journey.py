@@ -25,7 +25,7 @@ judged at the latest time the user heard (a replay's last tick); live, timers
 close sessions and refresh time-driven segments when the user's clock says so.
 Memory is bounded per user by each part's caps and windows; a user with no
 profile and nothing pending is discarded after reporting its
-:class:`~journeyflow.records.Tally`, and with ``idle_release_ms`` a user idle
+:class:`~journeyflow.step_records.Tally`, and with ``idle_release_ms`` a user idle
 that long gets what the end of input gives (a final row) and is discarded too.
 """
 

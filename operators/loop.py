@@ -5,7 +5,7 @@ receives every trigger (held-out would-be triggers included, each treated one
 carrying all its variants' payloads) and the customers' goal candidates
 (:class:`~operators.goals.GoalEvent`: purchases, or whatever event types the
 goals name; a small share of events); in a replay also
-:class:`~journeyflow.records.EndOfInput`, which only tells the last event time. A dataflow has no feedback edges, so the
+:class:`~journeyflow.step_records.EndOfInput`, which only tells the last event time. A dataflow has no feedback edges, so the
 bandit has to live where both the choices and the outcomes pass: here.
 
 Guarantees:
