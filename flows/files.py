@@ -180,14 +180,14 @@ def replay_items(
     Deterministic: ticks depend only on the input, never on the wall clock.
     Events and ticks carry their position (``seq``), so a step that receives
     one user's items along two paths applies those that arrive together in
-    input order (see :func:`operators.identity.in_input_order`).
+    input order (see :func:`operators.in_order.in_input_order`).
 
     Links are followed here as the device step follows them (``login`` /
     ``identify`` links, the latest wins, ``link_idle_ms`` of silence forgets):
     a linked device's events go straight to its customer, marked with the
     customer as ``user``; each login goes to its device, and an
     :class:`Expect` tells the customer where in the input it stands (see
-    :func:`operators.identity.in_input_order`). Ticks go to the keys that hold
+    :func:`operators.in_order.in_input_order`). Ticks go to the keys that hold
     state: customers, and anonymous devices not linked (``Tick.device``).
     """
     recent: dict[str, int] = {}  # key -> latest event time, least recently seen first

@@ -26,17 +26,26 @@ from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 
 from config.settings import Settings
-from flows.store_state import StoreStateConfig, store_state
-from journeyflow import metrics
-from journeyflow.events import DeadLetter
-from journeyflow.records import IdentityMerge, ModelReport, ProfileRow, SegmentChange, SessionSummary, Tombstone, Trigger
-from journeyflow.step_records import Forward, Tally, UserUpdate
 from flows.loop import close_loop
 from flows.recommend import add_recommendations, recommend_config, routed_here
 from flows.routing import is_a, rekey, route, values
 from flows.step_configs import audience_config, journey_config, model_config
+from flows.store_state import StoreStateConfig, store_state
+from journeyflow import metrics
+from journeyflow.events import DeadLetter
+from journeyflow.records import (
+    IdentityMerge,
+    ModelReport,
+    ProfileRow,
+    SegmentChange,
+    SessionSummary,
+    Tombstone,
+    Trigger,
+)
+from journeyflow.step_records import Forward, Tally, UserUpdate
 from operators.goals import GoalEvent
-from operators.identity import DeviceConfig, device_key, in_input_order, to_device
+from operators.identity import DeviceConfig, device_key, to_device
+from operators.in_order import in_input_order
 from operators.journey import Inbound
 from operators.recommend import RecAsk, RecommendConfig
 from operators.rule_types import Rules

@@ -20,11 +20,12 @@ import hashlib
 import logging
 import os
 import sys
+import tomllib
 from pathlib import Path
 
 import orjson
 
-__all__ = ["BUILD_DIR", "MANIFEST", "ROOT", "PURE_VARIABLE", "compiled_modules", "source_digest", "source_path", "use_compiled"]
+__all__ = ["BUILD_DIR", "MANIFEST", "ROOT", "PURE_VARIABLE", "compiled_modules", "listed_modules", "source_digest", "source_path", "use_compiled"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / "build" / "mypyc"
@@ -36,6 +37,13 @@ log = logging.getLogger(__name__)
 
 def source_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def listed_modules(root: Path = ROOT) -> list[str]:
+    """The modules ``pyproject.toml`` asks to compile (``[tool.journeyflow] compiled``)."""
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    modules: list[str] = config["tool"]["journeyflow"]["compiled"]
+    return modules
 
 
 def compiled_modules(build_dir: Path = BUILD_DIR, root: Path = ROOT) -> dict[str, str] | None:

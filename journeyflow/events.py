@@ -116,7 +116,7 @@ class Event(NamedTuple):
     seq: int = 0
     """Where the event stands in a replay's merged input (0 live). The
     per-customer step applies a replay's items in this order (see
-    :func:`operators.identity.in_input_order`).
+    :func:`operators.in_order.in_input_order`).
     Keep it the last field: the replay splices it in (``flows/files.py``)."""
 
 

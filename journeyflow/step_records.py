@@ -86,7 +86,7 @@ class Expect(NamedTuple):
     to the customer; only a ``login`` / ``identify`` goes through the device
     step (whose state it carries). This placeholder travels with the
     customer's own items, so the customer step can apply everything in input
-    order whichever path is faster (see :func:`operators.identity.in_input_order`).
+    order whichever path is faster (see :func:`operators.in_order.in_input_order`).
     """
 
     user: str

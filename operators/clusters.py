@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from river import cluster, preprocessing
 
-from operators.features import CLUSTER_FEATURES, describe
+from operators.cluster_features import CLUSTER_FEATURES, describe
 
 __all__ = ["Clusters", "silhouette"]
 

@@ -13,8 +13,7 @@ Two vectors, both computed as of a time from the same :class:`View`:
   :func:`scoring_vectors` gives both, as of now and as of each later
   interval of the horizon if the customer stays silent (what the models
   chain into a horizon's chance, see :mod:`operators.models`).
-* :func:`cluster_features` for the behavioural clusters, defined in
-  :mod:`operators.cluster_features` and re-exported here.
+The behavioural clusters' features are in :mod:`operators.cluster_features`.
 
 Vectors travel and wait for their labels as packed doubles (8 bytes a
 value), which keeps pending training examples small in the user's state.
@@ -27,7 +26,6 @@ import struct
 from bisect import bisect_left, bisect_right
 
 from operators.cluster_features import CAP_DAYS as _CAP
-from operators.cluster_features import CLUSTER_FEATURES, CLUSTER_UNITS, cluster_features, describe
 from operators.labels import LabelConfig
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
 
@@ -38,11 +36,7 @@ __all__ = [
     "snapshot_vector",
     "scoring_vectors",
     "horizon_weights",
-    "CLUSTER_FEATURES",
-    "CLUSTER_UNITS",
     "classifier_features",
-    "cluster_features",
-    "describe",
     "pack",
     "unpack",
 ]

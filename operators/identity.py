@@ -39,7 +39,6 @@ from bytewax.operators import StatefulLogic
 from journeyflow.events import IDENTITY_TYPES, Event
 from journeyflow.records import IdentityMerge
 from journeyflow.step_records import Forward, Handoff, Tick
-from operators.in_order import in_input_order  # the customer step's order; re-exported for the flow
 from operators.journey import JourneyConfig, JourneyLogic, JourneyState
 from state.serde import decode_state, encode_state
 
@@ -49,7 +48,6 @@ __all__ = [
     "DeviceLogic",
     "to_device",
     "device_key",
-    "in_input_order",
 ]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from journeyflow.events import Event
 from journeyflow.step_records import UserUpdate
-from operators import features, labels, updates
+from operators import cluster_features, features, labels, updates
 from operators.journey_state import JourneyConfig, JourneyState, view_of
 from operators.labels import Example, Pending
 
@@ -106,7 +106,7 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
         view = view_of(state, cfg, score.at_ms)
         extra["features"] = features.scoring_vectors(view, cfg.labels)
         if score.place:
-            extra["cluster_features"] = features.cluster_features(view)
+            extra["cluster_features"] = cluster_features.cluster_features(view)
             extra["learn_cluster"] = True
         state.scored_ms = max(state.scored_ms, score.at_ms)
     return extra

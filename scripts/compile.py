@@ -18,12 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 import orjson
 
-from journeyflow.compiled import BUILD_DIR, MANIFEST, ROOT, source_digest, source_path
+from journeyflow.compiled import BUILD_DIR, MANIFEST, ROOT, listed_modules, source_digest, source_path
 
 # Imported modules are type-checked only as far as the compiled ones need them; their
 # own type errors are not this build's business (mypy's "silent" import following).
@@ -35,12 +34,6 @@ from setuptools import setup
 from mypyc.build import mypycify
 setup(name="journeyflow-compiled", ext_modules=mypycify(sys.argv[3:], opt_level="3"), script_args=sys.argv[1:3])
 """
-
-
-def listed_modules() -> list[str]:
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    modules: list[str] = config["tool"]["journeyflow"]["compiled"]
-    return modules
 
 
 def build(modules: list[str]) -> subprocess.CompletedProcess[str]:

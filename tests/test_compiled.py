@@ -6,14 +6,20 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-import tomllib
 from pathlib import Path
 
 import orjson
 import pytest
 
-from journeyflow.compiled import MANIFEST, PURE_VARIABLE, ROOT, compiled_modules, source_digest, source_path
-
+from journeyflow.compiled import (
+    MANIFEST,
+    PURE_VARIABLE,
+    ROOT,
+    compiled_modules,
+    listed_modules,
+    source_digest,
+    source_path,
+)
 
 SOURCE = b"X = 1\n"
 DIGEST = hashlib.sha256(SOURCE).hexdigest()
@@ -57,11 +63,6 @@ def test_no_build_means_source(tmp_path: Path) -> None:
     assert compiled_modules(tmp_path / "missing", tmp_path) is None
 
 
-def _listed() -> list[str]:
-    listed: list[str] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["journeyflow"]["compiled"]
-    return listed
-
-
 @pytest.mark.skipif(importlib.util.find_spec("mypyc") is None, reason="mypyc is not installed (make install adds it)")
 def test_the_listed_modules_are_compiled_and_loaded() -> None:
     """`make install` compiled every listed module, and they are what is imported (unless JOURNEYFLOW_PURE)."""
@@ -69,9 +70,9 @@ def test_the_listed_modules_are_compiled_and_loaded() -> None:
         pytest.skip("no build: run `make install` (or python scripts/compile.py)")
     manifest = orjson.loads(MANIFEST.read_bytes())
     assert not manifest["error"], f"the listed modules did not compile:\n{manifest['error']}"
-    assert sorted(manifest["modules"]) == sorted(_listed()), "the build is older than the list: run `make install`"
+    assert sorted(manifest["modules"]) == sorted(listed_modules()), "the build is older than the list: run `make install`"
     modules = compiled_modules()
-    for name in _listed():
+    for name in listed_modules():
         module = importlib.import_module(name)
         compiled = Path(module.__file__ or "").suffix == ".so"
         assert compiled == (modules is not None), f"{name} loaded from {module.__file__}"

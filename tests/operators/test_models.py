@@ -6,8 +6,9 @@ import random
 from dataclasses import replace
 
 from journeyflow.step_records import UserUpdate
+from operators.cluster_features import CLUSTER_FEATURES
 from operators.clusters import Clusters, silhouette
-from operators.features import CLASSIFIER_FEATURES, CLUSTER_FEATURES, PRIOR_STATS, pack
+from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, pack
 from operators.labels import Example
 from operators.models import _SHUFFLE, ModelConfig, ModelLogic, Task
 
