@@ -50,6 +50,7 @@ from operators.journey import Inbound
 from operators.recommend import RecAsk, RecommendConfig
 from operators.rule_types import Rules
 from operators.rules import load_rules
+from operators.unsaved import stateful
 
 __all__ = ["MODELS_KEY", "Inputs", "Outputs", "build_flow"]
 
@@ -171,6 +172,8 @@ def build_flow(
     state: keep them stable.
     """
     rules = rules if rules is not None else load_rules(settings.rules_path)
+    # Only the live worker can be resumed: a replay's snapshots would never be read (operators/unsaved.py).
+    snapshots = live
     store_rows = outputs.store is not None
     flow = Dataflow(flow_id)
     events, early_dead = inputs(flow)
@@ -180,29 +183,31 @@ def build_flow(
     device_in = op.map("key_by_device", routed.trues, lambda kv: (device_key(kv[1]), kv[1]))
     # (anonymous id, Event | Tick): anonymous events, logins, unlinked devices' time
     device_cfg = DeviceConfig(journey_cfg, link_idle_ms=settings.identity.link_idle_s * 1000)
-    devices = op.stateful("devices", device_in, device_cfg.build)
+    devices = stateful("devices", device_in, device_cfg.build, snapshots=snapshots)
     # (anonymous id, Forward | what the journey step emits, for an unlinked visitor | IdentityMerge)
     handed = op.branch("split_forwards", devices, lambda kv: isinstance(kv[1], Forward))
     forwarded = op.map("key_by_customer", handed.trues, lambda kv: (kv[1].user, kv[1].item))
     customer_in = op.merge("customer_inputs", routed.falses, forwarded)
     # (user, Event | Tick | Handoff), applied in input order
     # A replay sends placeholders for what comes through the devices (flows/files.py).
-    customers = in_input_order("journey", customer_in, journey_cfg.build, placeholders=not live)
+    customers = in_input_order("journey", customer_in, journey_cfg.build, placeholders=not live, snapshots=snapshots)
     journey = op.merge("journeys", handed.falses, customers)
     # (user, RecAsk | UserUpdate | SessionSummary | Trigger | GoalEvent | IdentityMerge | Tally | ProfileRow | DeadLetter)
     recommend_cfg = recommend_config(settings, store_rows=store_rows and live, rules=rules)
     by_kind = route("route_journey", journey, _journey_routes(recommend_cfg))
     updates = by_kind["models"]
     # (user, UserUpdate)
-    learned = op.stateful("models", rekey("to_models", updates, MODELS_KEY), model_config(settings).build)
+    learned = stateful(
+        "models", rekey("to_models", updates, MODELS_KEY), model_config(settings).build, snapshots=snapshots
+    )
     # ("models", UserUpdate with scores | ModelReport)
     modelled = route("route_models", learned, [("scored", is_a(UserUpdate)), ("report", is_a(ModelReport))])
     scored = rekey("scored", modelled["scored"], _user_id)
     # (user, UserUpdate): one global key, so the models learn from everyone; back to each user
-    audience = op.stateful("audience", scored, audience_config(rules, store_rows=store_rows).build)
+    audience = stateful("audience", scored, audience_config(rules, store_rows=store_rows).build, snapshots=snapshots)
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow)
     asks = by_kind["recommender"] if "recommender" in by_kind else journey
-    audience = add_recommendations(recommend_cfg, asks, audience, outputs.recommendations)
+    audience = add_recommendations(recommend_cfg, asks, audience, outputs.recommendations, snapshots=snapshots)
     # the same, with each customer's recommendations in their profile records
     published_by_kind = route(
         "route_audience", audience, [("records", is_a(ProfileRow, SegmentChange, Tombstone)), ("loop", is_a(Trigger))]
@@ -220,7 +225,14 @@ def build_flow(
     op.output("write_dead_letters", op.inspect("count_dead_letters", dead, _count_dead_letter), outputs.dead_letters)
     # Triggers whose payload reads recommendations reach the loop from the recommender's step instead.
     fired = close_loop(
-        settings, rules, by_kind["loop"], updates, published_by_kind["loop"], outputs.conversions, outputs.loop_report
+        settings,
+        rules,
+        by_kind["loop"],
+        updates,
+        published_by_kind["loop"],
+        outputs.conversions,
+        outputs.loop_report,
+        snapshots=snapshots,
     )
     # Trigger, variant chosen (flows/loop.py)
     fired = op.inspect("count_triggers", fired, _count_trigger)

@@ -25,6 +25,7 @@ from operators.goals import GoalEvent
 from operators.loop import LOOP_KEY, LoopConfig
 from operators.loop_records import Conversion, LoopReport
 from operators.rule_types import Rules
+from operators.unsaved import stateful
 
 __all__ = ["loop_config", "goal_types", "close_loop"]
 
@@ -75,6 +76,8 @@ def close_loop(
     audience: KeyedStream[Any],
     conversions: Sink[Any] | None,
     report: Sink[Any] | None,
+    *,
+    snapshots: bool = True,
 ) -> Stream[Trigger]:
     """Add the loop step; return every trigger, variant chosen (held-out ones included).
 
@@ -91,7 +94,7 @@ def close_loop(
     from_audience = op.flat_map_batch("loop_from_audience", audience, _for_loop)
     # ("loop", Trigger): segment-entry triggers, behind the goal events that followed them
     inputs = op.merge("loop_inputs", from_journey, from_audience, ends)
-    looped = op.stateful("loop", inputs, loop_config(settings, rules).build)
+    looped = stateful("loop", inputs, loop_config(settings, rules).build, snapshots=snapshots)
     # ("loop", Trigger | Conversion | LoopReport)
     by_kind = route(
         "route_loop",

@@ -28,6 +28,7 @@ from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality, 
 from operators.recommend_steps import build_lists, build_popularity, build_shard
 from operators.rule_types import Rules
 from operators.rules import recommendation_payloads
+from operators.unsaved import stateful_batch
 
 __all__ = ["POPULARITY_KEY", "recommend_config", "add_recommendations", "routed_here", "QualitySink"]
 
@@ -99,6 +100,8 @@ def add_recommendations(
     journey: KeyedStream[Any],
     audience: KeyedStream[Any],
     quality: Sink[Any] | None = None,
+    *,
+    snapshots: bool = True,
 ) -> KeyedStream[Any]:
     """Return ``audience`` with the customers' lists added (unchanged when ``cfg`` is None).
 
@@ -118,14 +121,14 @@ def add_recommendations(
         audience = op.merge("rec_with_triggers", audience, triggers)  # type: ignore[arg-type]
     asks = op.flat_map_batch("rec_asks", journey, _asks)
     # ("popularity", RecAsk): one key, a few dict operations per event
-    work = op.stateful_batch("rec_popularity", asks, build_popularity(cfg))  # type: ignore[arg-type]
+    work = stateful_batch("rec_popularity", asks, build_popularity(cfg), snapshots=snapshots)  # type: ignore[arg-type]
     # ("popularity", ("rec:N", [ShardWork])): one item per shard and batch
     by_shard = op.flat_map_batch("rec_by_shard", work, _by_shard)
-    answers = op.stateful_batch("rec_products", by_shard, build_shard(cfg))  # type: ignore[arg-type]
+    answers = stateful_batch("rec_products", by_shard, build_shard(cfg), snapshots=snapshots)  # type: ignore[arg-type]
     # ("rec:N", RecAnswer)
     merged: Stream[Any] = op.merge("rec_merge", audience, op.flat_map_batch("rec_by_user", answers, _by_user))
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecAnswer)
-    lists = op.stateful_batch("rec_lists", merged, build_lists(cfg))  # type: ignore[arg-type]
+    lists = stateful_batch("rec_lists", merged, build_lists(cfg), snapshots=snapshots)  # type: ignore[arg-type]
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecQuality)
     if quality is not None:
         op.output("write_rec_quality", op.flat_map_batch("rec_quality", lists, _quality), quality)

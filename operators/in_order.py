@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-import bytewax.operators as op
 from bytewax.operators import KeyedStream, StatefulBatchLogic, StatefulLogic
 
 from journeyflow.events import IDENTITY_TYPES, Event
 from journeyflow.step_records import Expect, Handoff
+from operators.unsaved import stateful_batch
 
 __all__ = ["in_input_order"]
 
@@ -44,7 +44,10 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
     """
 
     def __init__(
-        self, builder: Callable[[bytes | None], StatefulLogic[Any, Any, bytes]], resume: bytes | None, placeholders: bool
+        self,
+        builder: Callable[[bytes | None], StatefulLogic[Any, Any, bytes]],
+        resume: bytes | None,
+        placeholders: bool,
     ) -> None:
         self.builder = builder
         self.placeholders = placeholders
@@ -158,6 +161,7 @@ def in_input_order(
     builder: Callable[[bytes | None], StatefulLogic[Any, Any, bytes]],
     *,
     placeholders: bool,
+    snapshots: bool = True,
 ) -> KeyedStream[Any]:
     """Like ``op.stateful``, but a key's items are applied in input order.
 
@@ -169,4 +173,4 @@ def in_input_order(
     for restores the order: a login's handed-over state is merged before the
     customer's next event, whichever path or worker was faster.
     """
-    return op.stateful_batch(step_id, up, lambda resume: _InOrder(builder, resume, placeholders))
+    return stateful_batch(step_id, up, lambda resume: _InOrder(builder, resume, placeholders), snapshots=snapshots)
