@@ -36,7 +36,7 @@ import hashlib
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from bytewax.operators import StatefulLogic
 from river import bandit, proba
@@ -138,7 +138,7 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
             policy = state.bandits.get(rule.name)
             if policy is None:
                 policy = state.bandits[rule.name] = self.cfg.new_bandit(rule.name)
-            names = [name for name, _ in trigger.options]
+            names: list[int | str] = [name for name, _ in trigger.options]
             arm = str(policy.pull(names))
             trigger = replace(trigger, variant=arm, payload=dict(trigger.options)[arm], options=())
         else:
@@ -269,7 +269,8 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
         bandits = {}
         for name, policy in sorted(self.state.bandits.items()):
             arms = {}
-            for arm, beta in sorted(policy._rewards.items()):  # River keeps no public accessor
+            for arm, reward in sorted(policy._rewards.items()):  # River keeps no public accessor
+                beta = cast(proba.Beta, reward)  # ThompsonSampling(reward_obj=proba.Beta()): see LoopConfig
                 arms[str(arm)] = {"alpha": beta.alpha, "beta": beta.beta, "mean": round(beta.alpha / (beta.alpha + beta.beta), 6)}
             bandits[name] = arms
         return LoopReport(
