@@ -230,6 +230,7 @@ def build_flow(
         by_kind["loop"],
         updates,
         published_by_kind["loop"],
+        by_kind["merges"],
         outputs.conversions,
         outputs.loop_report,
         snapshots=snapshots,

@@ -19,7 +19,7 @@ from bytewax.outputs import Sink
 from config.settings import Settings
 from flows.routing import is_a, route, values
 from journeyflow import metrics
-from journeyflow.records import Trigger
+from journeyflow.records import IdentityMerge, Trigger
 from journeyflow.step_records import EndOfInput, UserUpdate
 from operators.goals import GoalEvent
 from operators.loop import LOOP_KEY, LoopConfig
@@ -52,7 +52,7 @@ def goal_types(rules: Rules) -> frozenset[str]:
 def _to_loop(item: tuple[str, Any]) -> tuple[str, Any] | None:
     """Return what the loop step hears of a record, keyed for it (``None``: nothing)."""
     value = item[1]
-    if isinstance(value, (Trigger, GoalEvent)):
+    if isinstance(value, (Trigger, GoalEvent, IdentityMerge)):
         return (LOOP_KEY, value)
     if isinstance(value, UserUpdate) and value.kind == "final":
         # A replay's end, as of its last event time: windows that passed by then are judged.
@@ -74,6 +74,7 @@ def close_loop(
     journey: KeyedStream[Any],
     updates: KeyedStream[Any],
     audience: KeyedStream[Any],
+    merges: KeyedStream[Any],
     conversions: Sink[Any] | None,
     report: Sink[Any] | None,
     *,
@@ -85,7 +86,8 @@ def close_loop(
     stream, so a user's goal events keep their order relative to the user's
     triggers; ``updates`` its updates for the models (the final ones tell
     the loop that a user's input is over); ``audience`` the segment-entry
-    triggers (and those filled in by the recommender).
+    triggers (and those filled in by the recommender); ``merges`` the identity
+    merges (a device's triggers pass to the customer it logged in as).
     """
     ends = op.flat_map_batch("loop_ends", updates, _for_loop)
     # ("loop", EndOfInput): order does not matter, only the latest time is kept
@@ -93,7 +95,9 @@ def close_loop(
     # ("loop", Trigger | GoalEvent)
     from_audience = op.flat_map_batch("loop_from_audience", audience, _for_loop)
     # ("loop", Trigger): segment-entry triggers, behind the goal events that followed them
-    inputs = op.merge("loop_inputs", from_journey, from_audience, ends)
+    from_merges = op.flat_map_batch("loop_from_merges", merges, _for_loop)
+    # ("loop", IdentityMerge): a device's triggers pass to the customer it logged in as
+    inputs = op.merge("loop_inputs", from_journey, from_audience, ends, from_merges)
     looped = stateful("loop", inputs, loop_config(settings, rules).build, snapshots=snapshots)
     # ("loop", Trigger | Conversion | LoopReport)
     by_kind = route(

@@ -4,7 +4,7 @@ One global keyed step (key ``"loop"``) after the steps that fire triggers. It
 receives every trigger (held-out would-be triggers included, each treated one
 carrying all its variants' payloads) and the customers' goal candidates
 (:class:`~operators.goals.GoalEvent`: purchases, or whatever event types the
-goals name; a small share of events); in a replay also
+goals name; a small share of events), the identity merges; in a replay also
 :class:`~journeyflow.step_records.EndOfInput`, which only tells the last event time. A dataflow has no feedback edges, so the
 bandit has to live where both the choices and the outcomes pass: here.
 
@@ -18,6 +18,10 @@ Guarantees:
 * Attribution, in event time: a trigger converts at the first goal event of
   its user at or after its time and within its window (not the event that
   caused it), and only once. Each conversion is one :class:`Conversion`.
+* Identity: when an anonymous device logs in (an
+  :class:`~journeyflow.records.IdentityMerge`), the triggers it is followed
+  for pass to the customer, so a visitor who converts after logging in is
+  credited (the conversion names the customer).
 * Order: triggers that took the longer path (through the models) can arrive
   after goal events that followed them. Goal events are therefore kept for
   ``reorder_ms`` of event time (at most ``max_goal_events`` per user), and a
@@ -42,13 +46,13 @@ from bytewax.operators import StatefulLogic
 from river import bandit, proba
 
 from journeyflow import metrics
-from journeyflow.records import Trigger
+from journeyflow.records import IdentityMerge, Trigger
 from journeyflow.step_records import EndOfInput
 from operators.expressions import evaluate_safely
 from operators.goals import HOLDOUT, TREATMENT, GoalEvent
 from operators.loop_records import Conversion, LoopReport
 # LoopState and _Open are pickled in snapshots; taken before the split, they name this module.
-from operators.loop_state import LoopState, _Open, count_pending
+from operators.loop_state import LoopState, _Open, count_pending, move_open
 from operators.rule_types import TriggerRule
 from operators.uplift import ArmTally, rule_uplift
 from state.serde import decode_state, encode_state
@@ -85,6 +89,8 @@ class LoopConfig:
         state = LoopState() if resume_state is None else decode_state(resume_state, LoopState)
         if not hasattr(state, "pending"):
             count_pending(state)
+        if not hasattr(state, "moved"):
+            state.moved = {}
         return LoopLogic(self, state)
 
     def new_bandit(self, rule: str) -> bandit.ThompsonSampling:
@@ -99,10 +105,12 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
         self.cfg = cfg
         self.state = state
 
-    def on_item(self, value: Trigger | GoalEvent | EndOfInput) -> tuple[Iterable[Any], bool]:
+    def on_item(self, value: Trigger | GoalEvent | IdentityMerge | EndOfInput) -> tuple[Iterable[Any], bool]:
         out: list[Any] = []
         if isinstance(value, GoalEvent):
             self._on_goal_event(value, out)
+        elif isinstance(value, IdentityMerge):
+            self._on_merge(value, out)
         elif isinstance(value, EndOfInput):
             # The replay's last event time, used at the end only: it can arrive
             # before other users' triggers and goal events of the same batch.
@@ -147,17 +155,28 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
         followed = _Open(
             trigger.trigger_id, rule.name, arm, trigger.user_id, trigger.ts_ms, trigger.cause_event_id, trigger.payload
         )
-        # Goal events that arrived first but happened after the trigger.
-        found = [e for e in state.recent.get(trigger.user_id, ()) if self._converts(rule, followed, e)]
-        if found:
-            first = min(found, key=lambda e: e.ts_ms)
-            state.max_delay_ms = max(state.max_delay_ms, state.watermark_ms - first.ts_ms)
-            self._convert(followed, first, out)
+        self._converted_earlier(followed, out)
         state.open.setdefault(trigger.user_id, []).append(followed)
         arms = state.pending.setdefault(rule.name, {})
         arms[arm] = arms.get(arm, 0) + 1
         state.seq += 1
         heapq.heappush(state.due, (trigger.ts_ms + rule.goal.window_ms, state.seq, trigger.user_id, trigger.trigger_id))
+
+    def _converted_earlier(self, followed: _Open, out: list[Any]) -> None:
+        """Convert ``followed`` on a goal event that arrived first but happened after it."""
+        state = self.state
+        rule = self.cfg.rules[followed.rule]
+        found = [e for e in state.recent.get(followed.user, ()) if self._converts(rule, followed, e)]
+        if found and state.watermark_ms is not None:
+            first = min(found, key=lambda e: e.ts_ms)
+            state.max_delay_ms = max(state.max_delay_ms, state.watermark_ms - first.ts_ms)
+            self._convert(followed, first, out)
+
+    def _on_merge(self, merge: IdentityMerge, out: list[Any]) -> None:
+        # The merge can reach this step after the customer's first goal events.
+        for followed in move_open(self.state, merge.anonymous_id, merge.user_id):
+            if not followed.converted:
+                self._converted_earlier(followed, out)
 
     # -- goal events ---------------------------------------------------------
 
@@ -219,6 +238,7 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
         changed: set[str] = set()
         while state.due and state.due[0][0] + margin <= state.watermark_ms:
             _, _, user, trigger_id = heapq.heappop(state.due)
+            user = state.moved.pop(trigger_id, user)
             followed_list = state.open[user]
             index = next(i for i, f in enumerate(followed_list) if f.trigger_id == trigger_id)
             followed = followed_list.pop(index)

@@ -16,7 +16,7 @@ from river import bandit
 from operators.goals import GoalEvent
 from operators.uplift import ArmTally
 
-__all__ = ["LoopState", "count_pending"]
+__all__ = ["LoopState", "count_pending", "move_open"]
 
 
 @dataclass(slots=True)
@@ -59,6 +59,10 @@ class LoopState:
     pending: dict[str, dict[str, int]] = field(default_factory=dict)
     """Rule -> arm -> triggers being followed: kept as they open and mature, so
     a rule's uplift costs its arms, not a walk over every open trigger."""
+    # Also missing from older snapshots: the builder adds it empty.
+    moved: dict[str, str] = field(default_factory=dict)
+    """Trigger id -> the customer now following it, for a trigger of an anonymous
+    device that logged in (``due`` still names the device)."""
 
 
 def count_pending(state: LoopState) -> None:
@@ -69,3 +73,18 @@ def count_pending(state: LoopState) -> None:
             arms = pending.setdefault(followed.rule, {})
             arms[followed.arm] = arms.get(followed.arm, 0) + 1
     state.pending = pending
+
+
+def move_open(state: LoopState, anonymous_id: str, user_id: str) -> list[_Open]:
+    """Hand the triggers a device is followed for to the customer it logged in as; return them.
+
+    A visitor's conversion after login is the customer's goal event, so the
+    customer's goal events are what the device's triggers are judged on now.
+    """
+    moved = state.open.pop(anonymous_id, [])
+    for followed in moved:
+        followed.user = user_id
+        state.moved[followed.trigger_id] = user_id
+    if moved:
+        state.open.setdefault(user_id, []).extend(moved)
+    return moved

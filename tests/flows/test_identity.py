@@ -76,6 +76,20 @@ def test_an_anonymous_cart_abandoned_after_identify_is_the_customers_cart_abando
     assert _profiles(result)["u1"]["cart_items"] == 1
 
 
+def test_a_visitor_who_logs_in_and_buys_converts_the_trigger_fired_before_the_login(tmp_path: Path) -> None:
+    events = [anon("product_view", "a1", at(m), product_id="coat-9") for m in (0, 5, 10, 15)] + [
+        login("u1", "a1", at(30)),
+        event("purchase", user="u1", ts=at(40), revenue=120.0),
+        event("page_view", user="clock", ts=at(days=5)),
+    ]
+    result = run_replay(tmp_path, events)
+    (fired,) = _rules(result, "product_interest")
+    assert fired["user_id"] == "a1"
+    (conversion,) = result.conversions
+    assert (conversion["trigger_id"], conversion["user_id"], conversion["value"]) == (fired["trigger_id"], "u1", 120.0)
+    assert result.summary["uplift"]["product_interest"]["treated"]["conversions"] == 1
+
+
 def test_a_logged_out_view_after_the_link_counts_for_the_customer(tmp_path: Path) -> None:
     events = [
         login("u1", "a1", at(0)),

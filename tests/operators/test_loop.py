@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from journeyflow.records import Trigger
+from journeyflow.records import IdentityMerge, Trigger
 from operators.goals import GoalEvent
 from operators.loop import LoopConfig, LoopLogic
 from operators.loop_records import Conversion, LoopReport
@@ -344,3 +344,45 @@ def test_bad_goals_and_variants_stop_start_up(extra: str, message: str) -> None:
 
     with pytest.raises(RuleError, match=message.replace("(", r"\(").replace(")", r"\)")):
         _config(f'\n[triggers.bad]\non = "event"\n{extra}\n')
+
+
+def _login(device: str, customer: str, ts: int) -> IdentityMerge:
+    return IdentityMerge(user_id=customer, anonymous_id=device, ts_ms=ts, cause_event_id=f"login-{device}")
+
+
+def test_a_visitor_who_logs_in_and_buys_converts_as_the_customer() -> None:
+    logic = _config().build(None)
+    out = _feed(logic, [_trigger("anon-1", T0), _login("anon-1", "c1", T0 + HOUR), _purchase("c1", T0 + 2 * HOUR)])
+    (conversion,) = _conversions(out)
+    assert (conversion.user_id, conversion.trigger_id) == ("c1", f"t-anon-1-{T0}-cart")
+    # The window still closes on time, under the customer: one trigger, one conversion.
+    _feed(logic, [_clock(T0 + 3 * DAY)])
+    doc = _report(logic).uplift["cart"]
+    assert doc["treated"]["n"] == 1 and doc["treated"]["conversions"] == 1 and doc["expired"] == 0
+    assert logic.state.open == {} and logic.state.moved == {}
+
+
+def test_a_purchase_that_reaches_the_loop_before_the_login_still_counts() -> None:
+    logic = _config().build(None)
+    out = _feed(logic, [_trigger("anon-1", T0), _purchase("c1", T0 + 2 * HOUR), _login("anon-1", "c1", T0 + HOUR)])
+    assert [c.user_id for c in _conversions(out)] == ["c1"]
+
+
+def test_another_customers_purchase_or_an_unrelated_login_converts_nothing() -> None:
+    logic = _config().build(None)
+    out = _feed(
+        logic,
+        [_trigger("anon-1", T0), _login("anon-2", "c1", T0 + HOUR), _purchase("c1", T0 + 2 * HOUR)],
+    )
+    assert _conversions(out) == []
+    _feed(logic, [_clock(T0 + 3 * DAY)])
+    assert _report(logic).uplift["cart"]["expired"] == 1
+
+
+def test_a_snapshot_from_before_moves_existed_resumes() -> None:
+    logic = _config().build(None)
+    _feed(logic, [_trigger("anon-1", T0)])
+    del logic.state.moved
+    resumed = _config().build(logic.snapshot())
+    out = _feed(resumed, [_login("anon-1", "c1", T0 + HOUR), _purchase("c1", T0 + 2 * HOUR), _clock(T0 + 3 * DAY)])
+    assert [c.user_id for c in _conversions(out)] == ["c1"]
