@@ -86,7 +86,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
                 self._time_passes(value.ts_ms, ticked)
             return ticked, self._retain(ticked)
         out: list[Any] = []
-        self._profile_changed()  # (a merge, consent, the event itself)
+        self._judged_ms = None  # (a merge, consent, the event itself)
         if isinstance(value, Handoff):
             replaced, score = handoff.merge_in(self.state, self.cfg, value, out)
             if replaced is not None:
@@ -207,11 +207,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._judged_ms = None
         self._asks.clear()
 
-    def _profile_changed(self) -> None:
-        """Forget what was computed from the profile as it was (an event, a session's close)."""
-        self._judged_ms = None
-        self._asks.profile_changed()
-
     # -- time --------------------------------------------------------------
 
     def _advance(self, ts: int, out: list[Any]) -> None:
@@ -282,7 +277,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
 
     def _on_session_closed(self, session: Session, out: list[Any]) -> None:
         state = self.state
-        self._profile_changed()
+        self._judged_ms = None
         summary = sessions.summarise(session, state.user)
         out.append(summary)
         if state.profile is None:
@@ -315,7 +310,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if state.profile is not None:
             if not judged and self._judged_ms != as_of_ms:
                 # (When they were judged as of now after the last change (by the catch-up,
-                # or by a replay's last tick), the same inputs would decide the same again.)
+                # or by a replay's last tick), the same inputs would decide the same again.
+                # The score is not reused the same way: keeping every user's features from
+                # the last tick to the end of input cost 6 KB per user.)
                 self._evaluate(as_of_ms, "time", None, out)
             # The final row carries the last score (and what else the models were asked) itself.
             self._asks.score = ScoreAsk(as_of_ms, "time", None, True)

@@ -19,7 +19,7 @@ from operators import cluster_features, features, labels, updates
 from operators.journey_state import JourneyConfig, JourneyState, view_of
 from operators.labels import Example, Pending
 
-__all__ = ["ScoreAsk", "Scored", "ModelAsks", "on_event", "on_time", "take_snapshot", "payload", "flush"]
+__all__ = ["ScoreAsk", "ModelAsks", "on_event", "on_time", "take_snapshot", "payload", "flush"]
 
 #: Event types after which the models score the user again: a purchase always,
 #: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
@@ -41,16 +41,6 @@ class ScoreAsk:
     session's close and as time passes, not on every cart change (clusters move slowly)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Scored:
-    """The features of the user's last score, as of ``at_ms``."""
-
-    at_ms: int
-    vectors: tuple[dict[str, float], ...]
-    placed: dict[str, float] | None
-    """The cluster features (``None``: that score did not place the user)."""
-
-
 @dataclass(slots=True)
 class ModelAsks:
     """What the item being handled asks of the models (emptied by :func:`flush`)."""
@@ -59,21 +49,11 @@ class ModelAsks:
     """Labelled snapshots to learn from (a tuple: most users hold none, and an
     empty tuple costs them no list of their own)."""
     score: ScoreAsk | None = None
-    scored: Scored | None = None
-    """The last score's features while the profile has not changed since
-    (:meth:`profile_changed`): a score asked again as of the same time sends
-    them again instead of computing the same values twice (the end of input
-    right after a replay's last tick scored the user, as of the same time)."""
 
     def clear(self) -> None:
         """Forget what was asked (the user's state was dropped)."""
         self.examples = ()
         self.score = None
-        self.scored = None
-
-    def profile_changed(self) -> None:
-        """Forget the last score's features: an event, a session's close or a merge changed what they read."""
-        self.scored = None
 
 
 def on_event(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, event: Event) -> None:
@@ -123,17 +103,10 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
     asks.examples = ()
     asks.score = None
     if score is not None:
-        done = asks.scored
-        if done is None or done.at_ms != score.at_ms:
-            # (Features as of a time do not depend on when the profile was last
-            # pruned: its windows are bisected from that time.)
-            done = Scored(score.at_ms, features.scoring_vectors(view_of(state, cfg, score.at_ms), cfg.labels), None)
-        if score.place and done.placed is None:
-            done = Scored(done.at_ms, done.vectors, cluster_features.cluster_features(view_of(state, cfg, score.at_ms)))
-        asks.scored = done
-        extra["features"] = done.vectors
+        view = view_of(state, cfg, score.at_ms)
+        extra["features"] = features.scoring_vectors(view, cfg.labels)
         if score.place:
-            extra["cluster_features"] = done.placed
+            extra["cluster_features"] = cluster_features.cluster_features(view)
             extra["learn_cluster"] = True
         state.scored_ms = max(state.scored_ms, score.at_ms)
     return extra
