@@ -86,7 +86,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
                 self._time_passes(value.ts_ms, ticked)
             return ticked, self._retain(ticked)
         out: list[Any] = []
-        self._judged_ms = None  # (a merge, consent, the event itself)
         if isinstance(value, Handoff):
             replaced, score = handoff.merge_in(self.state, self.cfg, value, out)
             if replaced is not None:
@@ -109,8 +108,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         else:
             self._on_event(event, out)
             flush(self._asks, self.state, self.cfg, out)
-        # An event's judgements are not trusted later: it may change what they
-        # read after them (its own data, after the catch-up before it judged).
+        # Not trusted later: the item may change what segments read after judging them.
         self._judged_ms = None
         return out, self._retain(out)
 
@@ -302,17 +300,14 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)
         if state.profile is not None:
             if state.profile.pruned_ms != as_of_ms:
-                # (Pruned as of this moment already: a prune again changes nothing.)
-                self._judged_ms = None
+                self._judged_ms = None  # (a prune now may lower the peak of product views)
             # Exact windows for the final profile, whenever the last prune was.
             profiles.prune(state.profile, cfg.profiles, as_of_ms)
         judged = self._catch_up(as_of_ms, None, out)
         if state.profile is not None:
             if not judged and self._judged_ms != as_of_ms:
-                # (When they were judged as of now after the last change (by the catch-up,
-                # or by a replay's last tick), the same inputs would decide the same again.
-                # The score is not reused the same way: keeping every user's features from
-                # the last tick to the end of input cost 6 KB per user.)
+                # (Judged as of now since the last change, by the catch-up or a replay's
+                # last tick: the same inputs would decide the same again.)
                 self._evaluate(as_of_ms, "time", None, out)
             # The final row carries the last score (and what else the models were asked) itself.
             self._asks.score = ScoreAsk(as_of_ms, "time", None, True)
