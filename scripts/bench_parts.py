@@ -260,8 +260,8 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
         label = str(path)
         at = flow.gc.at
         for number, line, _ in read_lines(path):
-            # (Charged to views until the line is parsed: its kind is not known before.)
-            at[0] = "parse"
+            # (A collection while parsing is charged to views: the line's kind is not known yet.)
+            at[0], at[1] = "parse", "view"
             started = clock()
             item = parse(line, f"{label}:{number}")
             seconds["parse"][kind_of(item)] += clock() - started
