@@ -237,5 +237,7 @@ def format_ts(ts_ms: int) -> str:
     '2026-11-22T10:31:00.250Z'
     """
     seconds, ms = divmod(ts_ms, 1000)
-    stamp = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    # isoformat's first 19 characters: the same text as "%Y-%m-%dT%H:%M:%S" from year
+    # 1000 on, in half the time of strftime (every output record carries times).
+    stamp = datetime.fromtimestamp(seconds, timezone.utc).isoformat()[:19]
     return f"{stamp}.{ms:03d}Z" if ms else f"{stamp}Z"

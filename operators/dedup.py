@@ -16,6 +16,7 @@ sorted structure and never forgets an id too early.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 
 __all__ = ["DedupConfig", "DedupState", "is_duplicate", "remember", "expire"]
 
@@ -73,8 +74,15 @@ def expire(state: DedupState, cfg: DedupConfig, now_ms: int) -> None:
     """
     seen = state.seen
     cutoff = now_ms - cfg.window_ms
-    while seen:
-        oldest = next(iter(seen))
-        if seen[oldest] >= cutoff:
+    expired = 0
+    for ts_ms in seen.values():
+        if ts_ms >= cutoff:
             break
-        del seen[oldest]
+        expired += 1
+    if expired == len(seen):
+        # (Often all of them, at a tick after a quiet spell: one call, not one
+        # look-up for the oldest per id, each past the slots already deleted.)
+        seen.clear()
+    elif expired:
+        for event_id in list(islice(seen, expired)):
+            del seen[event_id]

@@ -244,7 +244,7 @@ def pack(vector: dict[str, float]) -> bytes:
     >>> unpack(pack(x)) == x
     True
     """
-    return _LAYOUT.pack(*(vector[name] for name in _PACKED))
+    return _LAYOUT.pack(*[vector[name] for name in _PACKED])
 
 
 def unpack(data: bytes) -> dict[str, float]:

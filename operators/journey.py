@@ -63,6 +63,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # Inputs of the last segment evaluation. Not in the snapshot: after a
         # restart every rule is evaluated once more, with the same result.
         self._segment_inputs: tuple[Any, ...] | None = None
+        # When the segments were last judged, while nothing they read has
+        # changed since (None: something has): judging them again as of the
+        # same time would read the same inputs and decide the same.
+        self._judged_ms: int | None = None
         # Latest time a replay's tick told (EOF finishes the user as of then).
         self._heard_ms = 0
         # Wall clock of the last timer (live worker), see notify_at.
@@ -104,6 +108,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         else:
             self._on_event(event, out)
             flush(self._asks, self.state, self.cfg, out)
+        # Not trusted later: the item may change what segments read after judging them.
+        self._judged_ms = None
         return out, self._retain(out)
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
@@ -196,6 +202,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         """Drop the user's state for ``state`` (a refusal, an erasure, a release)."""
         self.state = state
         self._segment_inputs = None
+        self._judged_ms = None
         self._asks.clear()
 
     # -- time --------------------------------------------------------------
@@ -241,6 +248,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             # from the profile as it was then (before this prune).
             model_asks.on_time(self._asks, state, cfg, now_ms)
             if now_ms - profile.pruned_ms >= cfg.refresh_ms:
+                # (Segments read the peak of product views, which a prune recomputes.)
+                self._judged_ms = None
                 profiles.prune(profile, cfg.profiles, now_ms)
                 triggers.prune_cooldowns(cfg.triggers, state.cooldowns, now_ms)
         if profile is not None and now_ms - state.evaluated_ms >= cfg.refresh_ms:
@@ -266,6 +275,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
 
     def _on_session_closed(self, session: Session, out: list[Any]) -> None:
         state = self.state
+        self._judged_ms = None
         summary = sessions.summarise(session, state.user)
         out.append(summary)
         if state.profile is None:
@@ -279,6 +289,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         changed, self._segment_inputs = evaluate_segments(
             self.state, self.cfg, now_ms, cause, cause_event_id, self._segment_inputs, out
         )
+        self._judged_ms = now_ms
         return changed
 
     def _finish(self, as_of_ms: int) -> list[Any]:
@@ -288,13 +299,15 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         out: list[Any] = []
         as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)
         if state.profile is not None:
+            if state.profile.pruned_ms != as_of_ms:
+                self._judged_ms = None  # (a prune now may lower the peak of product views)
             # Exact windows for the final profile, whenever the last prune was.
             profiles.prune(state.profile, cfg.profiles, as_of_ms)
         judged = self._catch_up(as_of_ms, None, out)
         if state.profile is not None:
-            if not judged:
-                # (When the catch-up judged them as of now, after its last change, the same
-                # inputs would decide the same segments again.)
+            if not judged and self._judged_ms != as_of_ms:
+                # (Judged as of now since the last change, by the catch-up or a replay's
+                # last tick: the same inputs would decide the same again.)
                 self._evaluate(as_of_ms, "time", None, out)
             # The final row carries the last score (and what else the models were asked) itself.
             self._asks.score = ScoreAsk(as_of_ms, "time", None, True)

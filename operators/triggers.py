@@ -39,13 +39,17 @@ class TriggerConfig:
     failed: set[str] = field(default_factory=set, compare=False)
     cooldowns_ms: dict[str, int] = field(init=False, compare=False)
     """Rule name -> cooldown, for forgetting cooldowns that have passed."""
+    by_kind: dict[str, tuple[TriggerRule, ...]] = field(init=False, compare=False)
+    """What :meth:`on` returns, listed once (the audience step asks at every segment entry)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cooldowns_ms", {rule.name: rule.cooldown_ms for rule in self.rules})
+        kinds = dict.fromkeys(rule.on for rule in self.rules)
+        object.__setattr__(self, "by_kind", {k: tuple(r for r in self.rules if r.on == k) for k in kinds})
 
     def on(self, kind: str) -> tuple[TriggerRule, ...]:
-        """Return the rules evaluated on ``kind`` (event, session_close, segment_entry)."""
-        return tuple(rule for rule in self.rules if rule.on == kind)
+        """Return the rules evaluated on ``kind`` (event, session_close, segment_entry), in rule order."""
+        return self.by_kind.get(kind, ())
 
 
 def trigger_id(rule: str, user: str, cause: str) -> str:

@@ -11,6 +11,11 @@ so a tick's rescoring in the models counts as the tick's.
 A key's state is dropped when its logic says DISCARD, as bytewax does, so the
 resident memory measured just before the end of input (every event and tick
 applied) is what the flow itself would hold.
+
+The garbage collector's pauses are charged too (``gc_seconds``, included in
+``seconds``): a full collection walks every live object, so it costs more as
+users grow, and it is charged to whichever step and item kind happened to
+allocate the object that started it.
 """
 
 from __future__ import annotations
@@ -115,6 +120,21 @@ class Probes:
         return timed
 
 
+class _GcCharge:
+    """Charge the garbage collector's pauses to the step and item kind running (``at``)."""
+
+    def __init__(self) -> None:
+        self.at = ["parse", "view"]
+        self.seconds: dict[str, dict[str, float]] = {part: defaultdict(float) for part in PARTS}
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds[self.at[0]][self.at[1]] += time.perf_counter() - self._started
+
+
 def _encode(records: list[Any]) -> None:
     for record in records:
         to_json = getattr(record, "to_json", None)
@@ -145,17 +165,22 @@ class _Flow:
         self.shards: dict[str, Any] = {}
         self.lists: dict[str, Any] = {}
         self.seconds: dict[str, dict[str, float]] = {part: defaultdict(float) for part in PARTS}
+        # The garbage collector's pauses, charged where they happen (see _GcCharge).
+        self.gc = _GcCharge()
 
     def after_journey(self, out: list[Any], kind: str, started: float) -> None:
         """Carry the journey step's records ``out`` through the rest of the flow (its time starts at ``started``)."""
         clock = time.perf_counter
         seconds = self.seconds
+        at = self.gc.at
+        at[0], at[1] = "models", kind
         scored: list[Any] = []
         for record in out:
             if isinstance(record, UserUpdate):
                 scored.extend(self.models.on_item(record)[0])
         t_models = clock()
         seconds["models"][kind] += t_models - started
+        at[0] = "audience"
         published: list[tuple[str, Any]] = []
         for update in scored:
             if isinstance(update, UserUpdate):
@@ -163,6 +188,7 @@ class _Flow:
                 published.extend((key, r) for r in apply_keyed(self.audiences, key, self.audience.build, update))
         t_audience = clock()
         seconds["audience"][kind] += t_audience - t_models
+        at[0] = "recommender"
         rec = self.rec
         unrouted = out
         if rec is not None:
@@ -176,6 +202,7 @@ class _Flow:
             published = [(key, r) for key, item in through for r in apply_keyed(self.lists, key, self.make_list, item)]
         t_rec = clock()
         seconds["recommender"][kind] += t_rec - t_audience
+        at[0] = "loop"
         looped: list[Any] = []
         for record in [*unrouted, *(r for _, r in published)]:
             routed = _to_loop(("", record))
@@ -183,6 +210,7 @@ class _Flow:
                 looped.extend(self.loop.on_item(routed[1])[0])
         t_loop = clock()
         seconds["loop"][kind] += t_loop - t_rec
+        at[0] = "outputs"
         # What the sinks write: sessions and dead letters, the loop's triggers and
         # conversions, segment changes and profiles (journey triggers go via the loop).
         _encode([r for r in out if not isinstance(r, UserUpdate) and _to_loop(("", r)) is None])
@@ -194,6 +222,7 @@ class _Flow:
         """Give every logic bytewax's end of input, charged to the end of input."""
         clock = time.perf_counter
         kind = "end of input"
+        self.gc.at[:] = ["journey", kind]
         started = clock()
         if self.probes is not None:
             self.probes.active = True
@@ -209,6 +238,7 @@ class _Flow:
             ("recommender", [*filter(None, [self.popularity]), *self.shards.values(), *self.lists.values()]),
             ("loop", [self.loop]),
         ):
+            self.gc.at[:] = [part, kind]
             started = clock()
             for logic in logics:
                 _encode(list(logic.on_eof()[0]))
@@ -228,7 +258,10 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
     def parsed() -> Iterator[Any]:
         parse = flow.parser.parse
         label = str(path)
+        at = flow.gc.at
         for number, line, _ in read_lines(path):
+            # (A collection while parsing is charged to views: the line's kind is not known yet.)
+            at[0], at[1] = "parse", "view"
             started = clock()
             item = parse(line, f"{label}:{number}")
             seconds["parse"][kind_of(item)] += clock() - started
@@ -242,8 +275,10 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
         gc.freeze()
         gc.set_threshold(*thresholds)
     base = rss_bytes()
+    gc.callbacks.append(flow.gc)
     wall, cpu = clock(), time.process_time()
     steps = flow.steps
+    at = flow.gc.at
     for item in replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress):
         if isinstance(item, Expect):
             continue  # in input order here already: nothing to wait for
@@ -254,6 +289,7 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
             item.to_json()
             seconds["outputs"][kind] += clock() - started
             continue
+        at[0], at[1] = "journey", kind
         started = clock()
         if probes is not None:
             probes.active = True
@@ -264,15 +300,20 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
         seconds["journey"][kind] += t_journey - started
         flow.after_journey(out, kind, t_journey)
     # Every event and tick applied: what the users hold before the end of input.
+    # (Its own full collection is not the flow's: not charged.)
+    gc.callbacks.remove(flow.gc)
     memory = _memory(flow, base, progress.users)
+    gc.callbacks.append(flow.gc)
     # The end of input reaches every user (bytewax's EOF; one per key, as a tick does).
     counts["end of input"] = progress.users
     flow.on_eof()
     wall, cpu = clock() - wall, time.process_time() - cpu
+    gc.callbacks.remove(flow.gc)
     return {
         "lines": sum(n for k, n in counts.items() if k not in ("tick", "end of input")),
         "counts": dict(counts),
         "seconds": {part: dict(by_kind) for part, by_kind in seconds.items()},
+        "gc_seconds": {part: dict(by_kind) for part, by_kind in flow.gc.seconds.items()},
         "wall_s": wall,
         "cpu_s": cpu,
         **memory,

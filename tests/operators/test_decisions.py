@@ -73,3 +73,23 @@ def test_each_event_type_has_the_event_rules_that_match_it_in_rule_order() -> No
     for kind in ("page_view", "product_view", "purchase", "add_to_cart", "email_click"):
         expected = tuple(r for r in CFG.event_triggers if r.event_types is None or kind in r.event_types)
         assert CFG.event_rules.get(kind, CFG.any_event_rules) == expected
+
+
+def test_what_each_trigger_rule_reads_is_listed_once_as_the_rule_says() -> None:
+    # Compiled, the rule's properties are computed anew at every call (regular
+    # expressions): the step reads them from its configuration instead.
+    for rule in CFG.triggers.rules:
+        reads = CFG.trigger_reads[rule.name]
+        assert reads.profile_variables == rule.profile_variables
+        assert reads.session_fields == rule.map_fields("session")
+        assert reads.event_fields == (rule.map_fields("event") if "event" in rule.variables else None)
+    assert {r.name for r in CFG.triggers.rules} == set(CFG.trigger_reads)
+    interest = CFG.trigger_reads["product_interest"]
+    assert interest.event_fields is not None and set(interest.event_fields) == {"product_id", "category"}
+    assert set(CFG.trigger_reads["cart_abandonment"].session_fields) == {"abandoned"}
+
+
+def test_trigger_rules_are_listed_by_kind_in_rule_order() -> None:
+    triggers = CFG.triggers
+    for kind in ("event", "session_close", "segment_entry", "nothing"):
+        assert triggers.on(kind) == tuple(r for r in triggers.rules if r.on == kind)

@@ -32,3 +32,18 @@ def test_memory_is_capped_per_user() -> None:
         remember(state, CFG, f"e{n}", n)
     assert len(state.seen) == 5
     assert list(state.seen) == [f"e{n}" for n in range(45, 50)]
+
+
+def test_expiry_stops_at_the_first_id_still_in_the_window_in_arrival_order() -> None:
+    cfg = DedupConfig(window_ms=1000, max_ids=10)
+    # Arrival order, not event time: "late" arrived after "b" and is older, but stays
+    # while an id before it is still in the window (as before).
+    state = DedupState({"a": 0, "b": 900, "late": 100, "c": 950})
+    expire(state, cfg, 1500)
+    assert list(state.seen.items()) == [("b", 900), ("late", 100), ("c", 950)]
+    expire(state, cfg, 1950)
+    assert list(state.seen.items()) == [("c", 950)]
+    expire(state, cfg, 5000)
+    assert state.seen == {}
+    expire(state, cfg, 6000)  # nothing left: nothing to do
+    assert state.seen == {}

@@ -158,3 +158,45 @@ def test_a_released_user_who_refused_personalization_keeps_the_refusal() -> None
     logic.on_item(_parse(event("consent", ts=at(1), context={"consent": {"personalization": False}})))
     out, discard = logic.on_item(Tick(first.ts_ms + 15 * day, "u1"))
     assert discard is StatefulLogic.RETAIN and logic.state.opted_out
+
+
+def _records(out: Any) -> list[str]:
+    return [repr(record) for record in out]
+
+
+def test_the_end_of_input_right_after_a_tick_judges_segments_once_with_the_same_outputs() -> None:
+    # The replay's last tick judged the segments as of T; the end of input as of
+    # the same T skips judging them again (same inputs): the same records as judging.
+    outputs = []
+    for forget_judgement in (False, True):
+        logic = _config().build(None)
+        for minutes in (0, 1, 2, 3):
+            logic.on_item(_parse(event("product_view", ts=at(minutes), product_id="p1", category="c", price=5.0)))
+        last = _parse(event("page_view", ts=at(4)))
+        logic.on_item(last)
+        tick_ms = last.ts_ms + 2 * 3_600_000
+        ticked, _ = logic.on_item(Tick(tick_ms, "u1"))
+        assert _of(ticked, SessionSummary)
+        assert logic._judged_ms == tick_ms  # judged after the session closed
+        if forget_judgement:
+            logic._judged_ms = None
+        out, _ = logic.on_eof()
+        outputs.append(_records(out))
+    assert outputs[0] == outputs[1]
+    assert any("kind='final'" in r for r in outputs[0])
+
+
+def test_an_event_or_a_prune_at_another_time_forgets_the_judgement() -> None:
+    logic = _config().build(None)
+    first = _parse(event("page_view", ts=at(0)))
+    logic.on_item(first)
+    assert logic._judged_ms is None  # judged while the event changed the profile: not kept
+    tick_ms = first.ts_ms + 2 * 3_600_000
+    logic.on_item(Tick(tick_ms, "u1"))
+    assert logic._judged_ms == tick_ms
+    # The end of input as of a later time prunes first: judged anew, as of then.
+    logic._heard_ms = tick_ms + 3_600_000
+    out, _ = logic.on_eof()
+    assert logic._judged_ms == tick_ms + 3_600_000
+    (final,) = [r for r in out if isinstance(r, UserUpdate) and r.kind == "final"]
+    assert final.ts_ms == tick_ms + 3_600_000
