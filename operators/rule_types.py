@@ -7,8 +7,7 @@ the variables it reads, so evaluation passes CEL only those.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 from operators.expressions import Expression, fields_used
 from operators.variables import MAPS, MODEL, PROFILE, Variable
@@ -33,14 +32,16 @@ class SegmentRule:
     description: str
     when: Expression
     exit_when: Expression | None = None
+    # Derived once here, not by functools.cached_property: a class compiled by
+    # mypyc has no instance __dict__, so a cached_property recomputes at every read.
+    variables: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The variables of ``when`` and ``exit_when``, in a fixed order."""
 
-    @cached_property
-    def variables(self) -> tuple[str, ...]:
-        """Return the variables of ``when`` and ``exit_when``, in a fixed order."""
+    def __post_init__(self) -> None:
         names = dict.fromkeys(self.when.variables)
         if self.exit_when is not None:
             names.update(dict.fromkeys(self.exit_when.variables))
-        return tuple(names)
+        object.__setattr__(self, "variables", tuple(names))
 
     @property
     def uses_models(self) -> bool:
@@ -65,6 +66,23 @@ class TriggerRule:
     # -- closed loop (operators/goals.py, operators/loop.py) --
     goal: goals.Goal = goals.Goal()
     variants: tuple[goals.Variant, ...] = ()
+    # Derived once (see SegmentRule.variables for why not cached_property).
+    variables: frozenset[str] = field(init=False, repr=False, compare=False)
+    """Every variable the trigger reads."""
+    profile_variables: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The profile variables the trigger reads, in a fixed order."""
+    _fields: dict[str, frozenset[str] | None] = field(init=False, repr=False, compare=False)
+    """Map variable -> the fields of it the rule reads (``None``: all of them)."""
+
+    def __post_init__(self) -> None:
+        names = set(self.when.variables)
+        for expr in self._payload_expressions:
+            names.update(expr.variables)
+        if self.cooldown_key is not None:
+            names.update(self.cooldown_key.variables)
+        object.__setattr__(self, "variables", frozenset(names))
+        object.__setattr__(self, "profile_variables", tuple(sorted(n for n in names if n in PROFILE)))
+        object.__setattr__(self, "_fields", self._read_fields())
 
     @property
     def _payload_expressions(self) -> list[Expression]:
@@ -74,23 +92,7 @@ class TriggerRule:
             found.extend(e for _, e in variant.payload)
         return found
 
-    @cached_property
-    def variables(self) -> frozenset[str]:
-        """Return every variable the trigger reads."""
-        names = set(self.when.variables)
-        for expr in self._payload_expressions:
-            names.update(expr.variables)
-        if self.cooldown_key is not None:
-            names.update(self.cooldown_key.variables)
-        return frozenset(names)
-
-    @cached_property
-    def profile_variables(self) -> tuple[str, ...]:
-        """Return the profile variables the trigger reads, in a fixed order."""
-        return tuple(sorted(n for n in self.variables if n in PROFILE))
-
-    @cached_property
-    def _fields(self) -> dict[str, frozenset[str] | None]:
+    def _read_fields(self) -> dict[str, frozenset[str] | None]:
         expressions = [self.when, *self._payload_expressions]
         if self.cooldown_key is not None:
             expressions.append(self.cooldown_key)
