@@ -76,12 +76,17 @@ def read_lines(path: Path) -> Iterator[tuple[int, bytes, int]]:
     A final line without a newline is still a line; an empty file has none.
     """
     with _open(path) as (lines, raw):
+        # A plain file's position is the sum of the lines' lengths: no tell()
+        # (an lseek system call) per line, about 2% of a replay in a profile.
+        position = 0 if lines is raw else None
         for number, line in enumerate(lines, 1):
+            if position is not None:
+                position += len(line)
             if line.endswith(b"\n"):
                 line = line[:-1]
                 if line.endswith(b"\r"):
                     line = line[:-1]
-            yield number, line, raw.tell()
+            yield number, line, raw.tell() if position is None else position
 
 
 @dataclass

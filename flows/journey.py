@@ -113,8 +113,11 @@ def _journey_routes(recommend: RecommendConfig | None) -> list[tuple[str, Callab
     ]
 
 
-def _user_id(update: UserUpdate) -> str:
-    return update.user_id
+def _back_to_users(items: list[tuple[str, UserUpdate]]) -> list[tuple[str, UserUpdate]]:
+    """Key scored updates by user again, without what only the models read (less to pickle in a cluster)."""
+    for _, update in items:
+        update.drop_model_inputs()
+    return [(update.user_id, update) for _, update in items]
 
 
 def _is_published(record: Any) -> bool:
@@ -202,7 +205,7 @@ def build_flow(
     )
     # ("models", UserUpdate with scores | ModelReport)
     modelled = route("route_models", learned, [("scored", is_a(UserUpdate)), ("report", is_a(ModelReport))])
-    scored = rekey("scored", modelled["scored"], _user_id)
+    scored = op.flat_map_batch("scored", modelled["scored"], _back_to_users)
     # (user, UserUpdate): one global key, so the models learn from everyone; back to each user
     audience = stateful("audience", scored, audience_config(rules, store_rows=store_rows).build, snapshots=snapshots)
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow)

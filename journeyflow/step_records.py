@@ -136,3 +136,19 @@ class UserUpdate:
 
     The only field written after construction (the update is not frozen, to
     spare a copy per update): each update belongs to the step holding it."""
+
+    def drop_model_inputs(self) -> None:
+        """Forget what only the models read (``features``, ``cluster_features``, ``examples``).
+
+        Called once the models have scored the update: what is left is what
+        the steps after the models read. In a cluster the scored update
+        crosses back to its user's worker, pickled: the five feature rows are
+        about three quarters of its bytes (2.2 KB an update on the bench file).
+
+        >>> u = UserUpdate("u1", 1, "update", "event", None, (), {}, features=({"a": 1.0},), examples=(1,))
+        >>> u.drop_model_inputs(); (u.features, u.cluster_features, u.examples)
+        (None, None, ())
+        """
+        self.features = None
+        self.cluster_features = None
+        self.examples = ()

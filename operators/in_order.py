@@ -52,8 +52,11 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         self.builder = builder
         self.placeholders = placeholders
         self.logic: StatefulLogic[Any, Any, bytes] | None = builder(resume)
-        self.held: deque[Any] = deque()
-        """From the first placeholder whose item has not come, everything after it."""
+        self.held: deque[Any] | None = None
+        """From the first placeholder whose item has not come, everything after it.
+
+        ``None`` while nothing waits (almost always): an empty deque is about
+        600 bytes, kept by every customer key for the whole replay."""
         self.early: dict[int, Any] = {}
         """Items of the device step that came before their placeholder, by position."""
 
@@ -71,7 +74,7 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
             elif self.held:
                 self.held.append(value)
             elif isinstance(value, Expect):
-                self.held.append(value)
+                self.held = deque((value,))
                 self._drain(out)
             else:
                 # Nothing waits ahead of it: the common case.
@@ -79,14 +82,18 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         return out, self.logic is None and not self.held and not self.early
 
     def _drain(self, out: list[Any]) -> None:
-        while self.held:
-            head = self.held[0]
+        held = self.held
+        if held is None:
+            return
+        while held:
+            head = held[0]
             if isinstance(head, Expect):
                 if head.seq not in self.early:
                     return
                 head = self.early.pop(head.seq)
-            self.held.popleft()
+            held.popleft()
             self._apply(head, out)
+        self.held = None
 
     def _apply(self, value: Any, out: list[Any]) -> None:
         if self.logic is None:
@@ -105,8 +112,8 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         # Whatever still waits is applied in order: a placeholder whose item
         # never came is skipped.
         out: list[Any] = []
-        waiting = [v for v in self.held if not isinstance(v, Expect)] + list(self.early.values())
-        self.held, self.early = deque(), {}
+        waiting = [v for v in self.held or () if not isinstance(v, Expect)] + list(self.early.values())
+        self.held, self.early = None, {}
         for value in sorted(waiting, key=_position):
             self._apply(value, out)
         if self.logic is None:

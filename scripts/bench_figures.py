@@ -69,6 +69,11 @@ def derive(f: dict[str, Any]) -> dict[str, Any]:
         "items": {k: counts.get(k, 0) for k in KINDS},
         "share_of_work": {k: sum(seconds[p].get(k, 0.0) for p in PARTS) / driven if driven else 0.0 for k in KINDS},
         "replay_bytes_per_user": replay["rss_growth_bytes"] / max(1, replay["users"]),
+        "replay_bytes_per_user_at_input_end": (
+            None
+            if replay.get("rss_growth_at_input_end_bytes") is None
+            else replay["rss_growth_at_input_end_bytes"] / max(1, replay["users"])
+        ),
         "state_bytes_per_user": parts["rss_growth_bytes"] / max(1, parts["users"]),
         "snapshot_bytes_per_user": parts["snapshot_bytes_per_held_user"],
         "audience_snapshot_bytes_per_user": parts["audience_snapshot_bytes_per_user"],

@@ -168,6 +168,22 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
             if not first and out.is_dir() and any(".part-" in name for name in os.listdir(out)):
                 first.append(len(samples) - 1)
 
+    # Resident memory when the source has read its last line, before the steps' end of
+    # input (every user's final update at once): what the users' state holds in the flow.
+    from flows.files import _ReplayPartition
+
+    at_input_end: list[int] = []
+    next_batch = _ReplayPartition.next_batch
+
+    def noting_the_end(self: Any) -> list[Any]:
+        try:
+            return next_batch(self)
+        except StopIteration:
+            if not at_input_end:
+                at_input_end.append(rss_bytes())
+            raise
+
+    _ReplayPartition.next_batch = noting_the_end  # type: ignore[method-assign]
     gc.collect()
     base = rss_bytes()
     sampler = threading.Thread(target=sample, daemon=True)
@@ -179,6 +195,7 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
         status = cli.main(argv)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     gc.callbacks.remove(timer)
+    _ReplayPartition.next_batch = next_batch  # type: ignore[method-assign]
     stop.set()
     sampler.join()
     summary = orjson.loads((out / "summary.json").read_bytes())
@@ -202,6 +219,8 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
         "cpu_s": cpu,
         "flow_cpu_share": flow_cpu_share,
         "rss_growth_bytes": max((rss for _, _, rss in flow), default=base) - start[2],
+        # None with --processes N > 1 (each process reads through its own share).
+        "rss_growth_at_input_end_bytes": at_input_end[0] - start[2] if at_input_end else None,
         "flow_start_seen": bool(first),
         "rss_samples": len(flow),
     }

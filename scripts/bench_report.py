@@ -129,19 +129,22 @@ def _load(files: dict[str, dict[str, Any]]) -> str:
 
 def _memory(files: dict[str, dict[str, Any]]) -> str:
     def row(name: str, key: str) -> list[str]:
-        return [name, *(number(f[key]) for f in files.values())]
+        # .get: a --json file from before a figure existed shows it as not measured.
+        return [name, *("not measured" if f.get(key) is None else number(f[key]) for f in files.values())]
 
     return _table(
         "Memory, bytes per user",
         ["measure", *files],
         [
             row("replay: peak RSS growth of the flow / users", "replay_bytes_per_user"),
+            row("replay: RSS growth when the input ends, before the end of input / users", "replay_bytes_per_user_at_input_end"),
             row("steps' state alone: RSS growth / users", "state_bytes_per_user"),
             row("journey snapshot, per user held", "snapshot_bytes_per_user"),
             row("audience snapshot, per user", "audience_snapshot_bytes_per_user"),
             row("users held at the end of input", "users_held"),
         ],
         "resident memory (RSS) is what the process really holds per user, models and allocator included; "
+        "the peak minus the growth when the input ends is the end of input's burst (every user's final update at once); "
         "snapshots are what recovery stores.",
     )
 
