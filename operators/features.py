@@ -190,21 +190,16 @@ def prior_stats(view: View) -> dict[str, float]:
 
     Sessions are the transactions of the activity prior: the first visit is
     the birth, later sessions are repeats. Purchases are counted from the
-    first visit on (the birth of a customer is their first visit, bought or not);
-    a purchase at the first-seen time is the birth itself.
+    first visit on (the birth of a customer is their first visit, bought or not).
     """
     p = view.profile
     first = p.first_seen_ms
     sessions = p.sessions_closed + view.open_sessions
-    # A purchase that made the customer known (their first event: a log of
-    # purchases only) is the birth, not a repeat, as BG/NBD counts x;
-    # otherwise a one-time buyer looks like a repeat buyer who died.
-    repeats = max(0, p.purchases_total - p.birth_purchases)
     return {
         "bg_sessions_x": float(max(0, sessions - 1)),
         "bg_sessions_tx": max(0.0, (p.last_seen_ms - first) / DAY_MS) if sessions > 1 else 0.0,
-        "bg_purchases_x": float(repeats),
-        "bg_purchases_tx": max(0.0, (p.last_purchase_ms - first) / DAY_MS) if repeats and p.last_purchase_ms is not None else 0.0,
+        "bg_purchases_x": float(p.purchases_total),
+        "bg_purchases_tx": max(0.0, (p.last_purchase_ms - first) / DAY_MS) if p.last_purchase_ms is not None else 0.0,
         "bg_age": max(0.0, (view.now_ms - first) / DAY_MS),
     }
 

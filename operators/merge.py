@@ -64,8 +64,6 @@ def merge_sessions(into: list[Session], other: list[Session], cfg: SessionConfig
 
 def merge_profile(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
     """Add ``other``'s history to ``into`` (see the module docstring)."""
-    if other.first_seen_ms < into.first_seen_ms:
-        into.birth_purchases = other.birth_purchases  # the earlier birth is the customer's
     into.first_seen_ms = min(into.first_seen_ms, other.first_seen_ms)
     later = other.last_seen_ms > into.last_seen_ms
     into.last_seen_ms = max(into.last_seen_ms, other.last_seen_ms)

@@ -92,8 +92,6 @@ class Profile:
     purchases_total: int = 0
     revenue_total: float = 0.0
     last_purchase_ms: int | None = None
-    birth_purchases: int = 0
-    """Purchases at the first-seen time: the event that made the customer known is their birth, not a repeat (BG/NBD prior)."""
     purchases: list[tuple[int, float]] = field(default_factory=list)
     """(event time, revenue) of purchases in the last 90 days, sorted."""
     session_starts: list[int] = field(default_factory=list)
@@ -164,7 +162,6 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
         profile.last_seen_ms = ts
     if ts < profile.first_seen_ms:
         profile.first_seen_ms = ts
-        profile.birth_purchases = 0  # an earlier event is the birth
     day = ts // DAY_MS
     profile.daily_events[day] = profile.daily_events.get(day, 0) + 1
     weight = ENGAGEMENT_WEIGHTS.get(kind, 0.0)
@@ -236,8 +233,6 @@ def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> No
 def _add_purchase(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
     ts = event.ts_ms
     profile.purchases_total += 1
-    if ts <= profile.first_seen_ms:
-        profile.birth_purchases += 1
     profile.revenue_total += event.revenue
     if profile.last_purchase_ms is None or ts > profile.last_purchase_ms:
         profile.last_purchase_ms = ts

@@ -61,26 +61,9 @@ def test_prior_stats_count_repeat_sessions_and_purchases_in_days() -> None:
     stats = snapshot_vector(view)
     sessions = view.profile.sessions_closed + view.open_sessions
     assert stats["bg_sessions_x"] == sessions - 1
-    # Visited before buying: every purchase is a repeat of the first visit.
     assert stats["bg_purchases_x"] == view.profile.purchases_total
     assert stats["bg_age"] == 121.0  # first seen at 0, now at day 121
     assert 0 < stats["bg_purchases_tx"] <= stats["bg_sessions_tx"] <= stats["bg_age"]
-
-
-def test_prior_stats_count_a_one_time_buyer_as_no_repeat() -> None:
-    # A purchases-only customer (CDNOW): the first purchase is the birth, as BG/NBD counts x.
-    profile = new_profile(0)
-    apply_event(profile, CFG, Event("p0", "purchase", "u", 0, "t", order_id="o0", revenue=10.0))
-    close_session(profile, CFG, 0, 0, converted=True)
-    once = snapshot_vector(View(profile, CFG, 50 * DAY))
-    assert (once["bg_purchases_x"], once["bg_purchases_tx"]) == (0.0, 0.0)
-    apply_event(profile, CFG, Event("p1", "purchase", "u", 20 * DAY, "t", order_id="o1", revenue=10.0))
-    again = snapshot_vector(View(profile, CFG, 50 * DAY))
-    assert (again["bg_purchases_x"], again["bg_purchases_tx"]) == (1.0, 20.0)
-    # A late visit before the first purchase: that visit is the birth, both purchases repeats.
-    apply_event(profile, CFG, Event("v", "page_view", "u", -DAY, "t"))
-    late = snapshot_vector(View(profile, CFG, 50 * DAY))
-    assert (late["bg_purchases_x"], late["bg_purchases_tx"]) == (2.0, 21.0)
 
 
 def test_scoring_vectors_follow_the_silent_path_through_the_horizon() -> None:
