@@ -77,7 +77,7 @@ from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
 from operators.features import CLASSIFIER_FEATURES, horizon_weights, unpack
 from operators.odds import clip, logit, sigmoid
-from operators.silence import SilenceCurve
+from operators.silence import AGE_BANDS, SilenceCurve
 from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
@@ -307,6 +307,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         curve = state.silence
         # Chance of no return in the next interval by intervals already silent (None: too few examples).
         tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]
+        # The same for really new customers, by intervals of age (rows) and of silence (columns).
+        tasks["churn"]["silence_young"] = [
+            [None if (q := curve.young_quiet(a, b)) is None else round(q, 4) for b in range(AGE_BANDS)] for a in range(AGE_BANDS)
+        ]
         return ModelReport(
             model_version=state.model_version,
             tasks=tasks,

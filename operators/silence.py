@@ -102,12 +102,18 @@ class SilenceCurve:
         return self.start_ms is not None and first_ms - self.start_ms >= span_ms and age_days < AGE_BANDS * interval_days
 
     def young_quiet(self, age_band: int, band: int) -> float | None:
-        """Return the young row ``age_band``'s chance of no return after ``band`` intervals of silence (``None``: too few examples)."""
+        """Return the young rows' chance of no return after ``band`` intervals of silence at age ``age_band`` (``None``: too few examples).
+
+        An empty cell takes the value of the known cell of the longest
+        silence no longer than ``band``, at that age or younger: along the
+        silent path age grows with the silence, and a silence that has
+        lasted longer is no likelier to end (as for all ages).
+        """
         found = None
-        row_n, row_stayed = self.young_examples[age_band], self.young_stayed[age_band]
         for b in range(min(band, AGE_BANDS - 1) + 1):
-            if row_n[b] >= MIN_BAND:
-                found = (row_stayed[b] + 1) / (row_n[b] + 2)
+            for a in range(min(age_band, AGE_BANDS - 1) + 1):
+                if self.young_examples[a][b] >= MIN_BAND:
+                    found = (self.young_stayed[a][b] + 1) / (self.young_examples[a][b] + 2)
         return found
 
     def quiet(self, band: int) -> float | None:

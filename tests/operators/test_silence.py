@@ -32,7 +32,8 @@ def test_the_young_rows_count_only_customers_first_seen_after_the_streams_first_
     curve = _curve()
     assert sum(map(sum, curve.young_examples)) == 3 * MIN_BAND
     assert curve.young_quiet(0, 0) == (3 * MIN_BAND * 9 // 10 + 1) / (3 * MIN_BAND + 2)
-    assert curve.young_quiet(1, 1) is None  # no examples of that age yet
+    assert curve.young_quiet(1, 1) == curve.young_quiet(0, 0)  # no examples of that age yet: the shorter silence's
+    assert curve.young_quiet(0, 3) == curve.young_quiet(0, 0)
 
 
 def test_a_young_customer_gets_their_own_rows_chance_and_an_old_one_all_ages() -> None:
@@ -43,8 +44,12 @@ def test_a_young_customer_gets_their_own_rows_chance_and_an_old_one_all_ages() -
     young = curve.p_silent(2.0, WEEK, WEIGHTS, age_days=3.0, now_ms=now)
     assert old == unknown_age is not None
     assert young is not None and young > 2 * old
-    # Week 0 from the young row, later weeks from all ages (their own row has no such silences).
-    expected = curve.young_quiet(0, 0) * math.prod(curve.quiet(b) ** w for b, w in zip((1, 2, 3, 4), WEIGHTS[1:], strict=True))  # type: ignore[operator]
+    # Weeks 0-3 (aged 3 to 24 days) from the young rows, where only week 0 is
+    # known (carried to longer silences) unless all ages' is higher; week 4 from all ages.
+    own = curve.young_quiet(0, 0)
+    assert own is not None
+    expected = math.prod(max(own, curve.quiet(b)) ** w for b, w in zip((0, 1, 2, 3), WEIGHTS, strict=False))  # type: ignore[type-var]
+    expected *= curve.quiet(4) ** WEIGHTS[4]  # type: ignore[operator]
     assert math.isclose(young, expected)
 
 
