@@ -42,14 +42,15 @@ def test_a_young_customer_gets_their_own_rows_chance_and_an_old_one_all_ages() -
     old = curve.p_silent(2.0, WEEK, WEIGHTS, age_days=80.0, now_ms=now)
     unknown_age = curve.p_silent(2.0, WEEK, WEIGHTS)
     young = curve.p_silent(2.0, WEEK, WEIGHTS, age_days=3.0, now_ms=now)
-    assert old == unknown_age is not None
+    assert old is not None and old == unknown_age
     assert young is not None and young > 2 * old
     # Weeks 0-3 (aged 3 to 24 days) from the young rows, where only week 0 is
     # known (carried to longer silences) unless all ages' is higher; week 4 from all ages.
     own = curve.young_quiet(0, 0)
-    assert own is not None
-    expected = math.prod(max(own, curve.quiet(b)) ** w for b, w in zip((0, 1, 2, 3), WEIGHTS, strict=False))  # type: ignore[type-var]
-    expected *= curve.quiet(4) ** WEIGHTS[4]  # type: ignore[operator]
+    all_ages = [curve.quiet(b) for b in range(5)]
+    assert own is not None and None not in all_ages
+    chances = [max(own, q) for q in all_ages[:4] if q is not None] + [q for q in all_ages[4:] if q is not None]
+    expected = math.prod(q**w for q, w in zip(chances, WEIGHTS, strict=True))
     assert math.isclose(young, expected)
 
 
