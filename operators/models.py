@@ -77,7 +77,7 @@ from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
 from operators.features import CLASSIFIER_FEATURES, horizon_weights, unpack
 from operators.odds import clip, logit, sigmoid
-from operators.silence import SilenceCurve
+from operators.silence import AGE_BANDS, SilenceCurve
 from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
@@ -136,6 +136,9 @@ class ModelConfig:
         if not hasattr(state, "silence"):
             # Exported before the silence curve existed: it counts from now on.
             state.silence = SilenceCurve()
+        elif not hasattr(state.silence, "start_ms"):
+            # Exported before the young rows existed: the all-ages counts go on, the rows count from now on.
+            state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
         return ModelLogic(state, self)
 
 
@@ -208,7 +211,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 age = v["bg_age"]
                 state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
-                state.silence.learn(math.expm1(v["days_since_last_seen"]), self._interval_days, example.label)
+                state.silence.learn(math.expm1(v["days_since_last_seen"]), self._interval_days, example.label, age, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
@@ -219,7 +222,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.features is not None and (fitted or self.min_examples == 0):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
-            scores.update(self._score(value.features))
+            scores.update(self._score(value.features, value.ts_ms))
             state.scored += 1
         if value.cluster_features is not None:
             found = state.clusters.learn_predict(value.cluster_features, learn=value.learn_cluster)
@@ -242,7 +245,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if 0 < task.positives < task.examples:
             MODEL_AUC.labels(model=name).set(task.auc.get())
 
-    def _score(self, vectors: tuple[dict[str, float], ...]) -> dict[str, float]:
+    def _score(self, vectors: tuple[dict[str, float], ...], now_ms: int) -> dict[str, float]:
         """Return both scores from the vectors now and along the silent path (see the module docstring)."""
         tasks = self.state.tasks
         priors = self.state.priors
@@ -265,7 +268,9 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             published[name] = trust * learned[name] + (1.0 - trust) * prior[name]
         # Never below what the silence so far says alone (operators.silence):
         # the learned chain extrapolates where examples are few.
-        floor = self.state.silence.p_silent(math.expm1(now["days_since_last_seen"]), self._interval_days, self._weights["churn"])
+        floor = self.state.silence.p_silent(
+            math.expm1(now["days_since_last_seen"]), self._interval_days, self._weights["churn"], now["bg_age"], now_ms
+        )
         if floor is not None:
             published["churn"] = max(published["churn"], floor)
         # A purchase needs a return: never more likely than any activity at all.
@@ -302,6 +307,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         curve = state.silence
         # Chance of no return in the next interval by intervals already silent (None: too few examples).
         tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]
+        # The same for really new customers, by intervals of age (rows) and of silence (columns).
+        tasks["churn"]["silence_young"] = [
+            [None if (q := curve.young_quiet(a, b)) is None else round(q, 4) for b in range(AGE_BANDS)] for a in range(AGE_BANDS)
+        ]
         return ModelReport(
             model_version=state.model_version,
             tasks=tasks,

@@ -1,0 +1,66 @@
+"""The life table of silences: young customers are read from their own rows, never below all ages'."""
+
+from __future__ import annotations
+
+import math
+
+from operators.silence import AGE_BANDS, MIN_BAND, SilenceCurve
+
+DAY = 86_400_000
+WEEK = 7.0
+WEIGHTS = (1.0, 1.0, 1.0, 1.0, 2 / 7)
+
+
+def _curve() -> SilenceCurve:
+    curve = SilenceCurve()
+    start = 1_000 * DAY
+    # The stream's first customers (left-censored: "young" only because the
+    # stream starts there) come back after a quiet week most of the time.
+    for i in range(200):
+        at = start + (i % 8) * 7 * DAY
+        curve.learn(2.0, WEEK, i % 5 == 0, age_days=(at - start) / DAY, ts_ms=at)
+    for i in range(100):
+        curve.learn(9.0 + i % 5, WEEK, i % 2 == 0, age_days=40.0, ts_ms=start + 60 * DAY)
+    # Customers first seen ten weeks later, a few days old, mostly never come back.
+    for i in range(3 * MIN_BAND):
+        at = start + 73 * DAY
+        curve.learn(2.0, WEEK, i % 10 != 0, age_days=3.0, ts_ms=at)
+    return curve
+
+
+def test_the_young_rows_count_only_customers_first_seen_after_the_streams_first_weeks() -> None:
+    curve = _curve()
+    assert sum(map(sum, curve.young_examples)) == 3 * MIN_BAND
+    assert curve.young_quiet(0, 0) == (3 * MIN_BAND * 9 // 10 + 1) / (3 * MIN_BAND + 2)
+    assert curve.young_quiet(1, 1) == curve.young_quiet(0, 0)  # no examples of that age yet: the shorter silence's
+    assert curve.young_quiet(0, 3) == curve.young_quiet(0, 0)
+
+
+def test_a_young_customer_gets_their_own_rows_chance_and_an_old_one_all_ages() -> None:
+    curve = _curve()
+    now = 1_000 * DAY + 80 * DAY
+    old = curve.p_silent(2.0, WEEK, WEIGHTS, age_days=80.0, now_ms=now)
+    unknown_age = curve.p_silent(2.0, WEEK, WEIGHTS)
+    young = curve.p_silent(2.0, WEEK, WEIGHTS, age_days=3.0, now_ms=now)
+    assert old is not None and old == unknown_age
+    assert young is not None and young > 2 * old
+    # Weeks 0-3 (aged 3 to 24 days) from the young rows, where only week 0 is
+    # known (carried to longer silences) unless all ages' is higher; week 4 from all ages.
+    own = curve.young_quiet(0, 0)
+    all_ages = [curve.quiet(b) for b in range(5)]
+    assert own is not None and None not in all_ages
+    chances = [max(own, q) for q in all_ages[:4] if q is not None] + [q for q in all_ages[4:] if q is not None]
+    expected = math.prod(q**w for q, w in zip(chances, WEIGHTS, strict=True))
+    assert math.isclose(young, expected)
+
+
+def test_the_young_rows_never_lower_the_floor() -> None:
+    curve = SilenceCurve()
+    start = 0
+    curve.learn(0.0, WEEK, False, age_days=0.0, ts_ms=start)
+    for i in range(3 * MIN_BAND):
+        curve.learn(2.0, WEEK, i % 2 == 0, age_days=60.0, ts_ms=start + 60 * DAY)
+        # New customers who always come back.
+        curve.learn(2.0, WEEK, False, age_days=2.0, ts_ms=start + (7 * AGE_BANDS + 2) * DAY + DAY)
+    now = start + 40 * DAY
+    assert curve.p_silent(2.0, WEEK, WEIGHTS, age_days=3.0, now_ms=now) == curve.p_silent(2.0, WEEK, WEIGHTS)
