@@ -27,7 +27,7 @@ from bytewax.outputs import Sink
 
 from config.settings import Settings
 from flows.loop import close_loop
-from flows.recommend import add_recommendations, recommend_config, routed_here
+from flows.recommend import audience_with_recommendations, recommend_config, routed_here
 from flows.routing import is_a, rekey, route, values
 from flows.step_configs import audience_config, journey_config, model_config
 from flows.store_state import StoreStateConfig, store_state
@@ -207,11 +207,12 @@ def build_flow(
     modelled = route("route_models", learned, [("scored", is_a(UserUpdate)), ("report", is_a(ModelReport))])
     scored = op.flat_map_batch("scored", modelled["scored"], _back_to_users)
     # (user, UserUpdate): one global key, so the models learn from everyone; back to each user
-    audience = stateful("audience", scored, audience_config(rules, store_rows=store_rows).build, snapshots=snapshots)
-    # (user, SegmentChange | Tombstone | Trigger | ProfileRow)
     asks = by_kind["recommender"] if "recommender" in by_kind else journey
-    audience = add_recommendations(recommend_cfg, asks, audience, outputs.recommendations, snapshots=snapshots)
-    # the same, with each customer's recommendations in their profile records
+    audience_cfg = audience_config(rules, store_rows=store_rows)
+    audience = audience_with_recommendations(
+        recommend_cfg, audience_cfg, scored, asks, outputs.recommendations, snapshots=snapshots
+    )
+    # (user, SegmentChange | Tombstone | Trigger | ProfileRow), with each customer's recommendations
     published_by_kind = route(
         "route_audience", audience, [("records", is_a(ProfileRow, SegmentChange, Tombstone)), ("loop", is_a(Trigger))]
     )

@@ -4,11 +4,12 @@
 
     journey ─► asks ─► rec_popularity (one key) ─► rec_products (by product shard)
                                                         │ answers, keyed by user
-    audience ─────────────────────────────────────────► rec_lists (by user) ─► outputs
+    models (scored updates) ──────────────────────────► audience (by user, with the lists) ─► outputs
 
-The lists step sits after the audience step so that the records published
-per user (segment changes, a replay's final profile rows, store rows) carry
-the customer's list; everything else passes through unchanged.
+The customers' lists live in the audience step (:mod:`operators.recommend_audience`),
+so that the records it publishes per user (segment changes, a replay's final
+profile rows, store rows) carry the customer's list without a second per-user
+step; with the recommender off, the audience step is built alone.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 import bytewax.operators as op
-from bytewax.dataflow import Stream
+from bytewax.dataflow import Stream, operator
 from bytewax.operators import KeyedStream
 from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 
@@ -25,12 +26,14 @@ from config.settings import Settings
 from journeyflow.errors import RuleError
 from journeyflow.records import Trigger
 from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality, ShardWork
-from operators.recommend_steps import build_lists, build_popularity, build_shard
+from operators.audience import AudienceConfig
+from operators.recommend_audience import build_audience_lists
+from operators.recommend_steps import build_popularity, build_shard
 from operators.rule_types import Rules
 from operators.rules import recommendation_payloads
-from operators.unsaved import stateful_batch
+from operators.unsaved import stateful, stateful_batch
 
-__all__ = ["POPULARITY_KEY", "recommend_config", "add_recommendations", "routed_here", "QualitySink"]
+__all__ = ["POPULARITY_KEY", "recommend_config", "audience_with_recommendations", "routed_here", "QualitySink"]
 
 POPULARITY_KEY = "popularity"
 
@@ -95,30 +98,24 @@ def routed_here(cfg: RecommendConfig | None, item: Any) -> bool:
     return cfg is not None and isinstance(item, Trigger) and item.rule in cfg.payloads
 
 
-def add_recommendations(
+def audience_with_recommendations(
     cfg: RecommendConfig | None,
+    audience_cfg: AudienceConfig,
+    scored: KeyedStream[Any],
     journey: KeyedStream[Any],
-    audience: KeyedStream[Any],
     quality: Sink[Any] | None = None,
     *,
     snapshots: bool = True,
 ) -> KeyedStream[Any]:
-    """Return ``audience`` with the customers' lists added (unchanged when ``cfg`` is None).
+    """Return the audience step over ``scored``, with the customers' lists when ``cfg`` is not None.
 
-    The journey step's triggers that read ``recommendations`` (see
-    :func:`routed_here`) come out here too, filled in. ``quality`` receives
-    each customer's :class:`RecQuality` at the end of a replay.
+    ``journey`` gives the asks, and the journey step's triggers that read
+    ``recommendations`` (see :func:`routed_here`), which come out of the
+    audience step filled in. ``quality`` receives each customer's
+    :class:`RecQuality` at the end of a replay.
     """
     if cfg is None:
-        return audience
-    if cfg.payloads:
-        payloads = cfg.payloads
-        triggers = op.flat_map_batch(
-            "rec_triggers",
-            journey,
-            lambda items: [kv for kv in items if type(kv[1]) is Trigger and kv[1].rule in payloads],
-        )
-        audience = op.merge("rec_with_triggers", audience, triggers)  # type: ignore[arg-type]
+        return stateful("audience", scored, audience_cfg.build, snapshots=snapshots)
     asks = op.flat_map_batch("rec_asks", journey, _asks)
     # ("popularity", RecAsk): one key, a few dict operations per event
     work = stateful_batch("rec_popularity", asks, build_popularity(cfg), snapshots=snapshots)  # type: ignore[arg-type]
@@ -126,13 +123,32 @@ def add_recommendations(
     by_shard = op.flat_map_batch("rec_by_shard", work, _by_shard)
     answers = stateful_batch("rec_products", by_shard, build_shard(cfg), snapshots=snapshots)  # type: ignore[arg-type]
     # ("rec:N", RecAnswer)
-    merged: Stream[Any] = op.merge("rec_merge", audience, op.flat_map_batch("rec_by_user", answers, _by_user))
-    # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecAnswer)
-    lists = stateful_batch("rec_lists", merged, build_lists(cfg), snapshots=snapshots)  # type: ignore[arg-type]
+    inputs: list[Stream[Any]] = [scored, op.flat_map_batch("rec_by_user", answers, _by_user)]
+    if cfg.payloads:
+        payloads = cfg.payloads
+        inputs.append(
+            op.flat_map_batch(
+                "rec_triggers",
+                journey,
+                lambda items: [kv for kv in items if type(kv[1]) is Trigger and kv[1].rule in payloads],
+            )
+        )
+    merged = op.merge("rec_merge", *inputs)
+    # (user, UserUpdate | RecAnswer | Trigger)
+    audience = _audience_lists("audience", merged, audience_cfg, cfg, snapshots)  # type: ignore[arg-type]
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow | RecQuality)
     if quality is not None:
-        op.output("write_rec_quality", op.flat_map_batch("rec_quality", lists, _quality), quality)
-    return lists
+        op.output("write_rec_quality", op.flat_map_batch("rec_quality", audience, _quality), quality)
+    return audience
+
+
+@operator
+def _audience_lists(
+    step_id: str, up: KeyedStream[Any], audience_cfg: AudienceConfig, cfg: RecommendConfig, snapshots: bool
+) -> KeyedStream[Any]:
+    # Nested like op.stateful ("audience.stateful_batch"), the audience step's path with the
+    # recommender off, so that a resumed live worker finds the audience's snapshots.
+    return stateful_batch("stateful_batch", up, build_audience_lists(audience_cfg, cfg), snapshots=snapshots)
 
 
 class _Sums(StatelessSinkPartition[RecQuality]):

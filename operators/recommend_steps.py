@@ -157,14 +157,14 @@ class PopularityLogic(StatefulBatchLogic[RecAsk, tuple[str, list[ShardWork]], by
         ranking_add(state.overall, product, score, cfg.popular)
         if category is None:
             return None
-        ranking = state.categories.pop(category, None)
-        if ranking is None:
-            ranking = Ranking([], {})
+        kept = state.categories.pop(category, None)
+        if kept is None:
+            kept = Ranking([], {})
             if len(state.categories) >= cfg.max_categories:
                 del state.categories[next(iter(state.categories))]
-        state.categories[category] = ranking
-        ranking_add(ranking, product, score, cfg.popular)
-        return ranking
+        state.categories[category] = kept
+        ranking_add(kept, product, score, cfg.popular)
+        return kept
 
     def _rebase(self, ts_ms: int) -> None:
         state = self.state
