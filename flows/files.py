@@ -13,6 +13,7 @@ Outputs are written by :mod:`flows.file_sinks`.
 from __future__ import annotations
 
 import gzip
+import io
 import heapq
 import itertools
 import sys
@@ -47,7 +48,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+def _open(path: Path) -> Iterator[tuple[io.BufferedIOBase, IO[bytes]]]:
     """Open ``path`` for reading lines; yield (lines, underlying file for tell())."""
     raw = path.open("rb")
     try:
