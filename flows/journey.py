@@ -97,7 +97,7 @@ def _journey_routes(recommend: RecommendConfig | None) -> list[tuple[str, Callab
     routes: list[tuple[str, Callable[[Any], bool]]] = []
     if recommend is not None:
         # A view's ask is about half of all records; triggers whose payload
-        # reads recommendations go through the recommender's lists step too.
+        # reads recommendations go through the audience step's lists too.
         if recommend.payloads:
             routes.append(("recommender", lambda kv: type(kv[1]) is RecAsk or routed_here(recommend, kv[1])))
         else:

@@ -93,7 +93,7 @@ def _quality(items: list[tuple[str, Any]]) -> list[RecQuality]:
 
 
 def routed_here(cfg: RecommendConfig | None, item: Any) -> bool:
-    """Return whether a record of the journey step goes through the lists step: a
+    """Return whether a record of the journey step reaches the audience step to be filled in: a
     trigger whose payload reads ``recommendations``."""
     return cfg is not None and isinstance(item, Trigger) and item.rule in cfg.payloads
 

@@ -26,12 +26,10 @@ def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: l
         return
     view = view_of(state, cfg, state.max_ts_ms or 0)
     scope = EventScope(view, event)
-    reads = cfg.trigger_reads
     for rule in rules:
-        read = reads[rule.name]
-        values = variables.values(view, read.profile_variables)
-        if read.event_fields is not None:
-            values["event"] = variables.fields_of(event, read.event_fields)
+        values = variables.values(view, rule.profile_variables)
+        if "event" in rule.variables:
+            values["event"] = variables.fields_of(event, rule.map_fields("event"))
         for name in EVENT_LOCALS:
             values[name] = EVENT_LOCALS[name].get(scope)
         fired = triggers.fire(
@@ -57,11 +55,9 @@ def session_triggers(
     closed_at = session.end_ms + cfg.sessions.gap_ms
     view = view_of(state, cfg, closed_at)
     scope = SessionScope(session, summary.session_id, profile)
-    reads = cfg.trigger_reads
     for rule in cfg.session_triggers:
-        read = reads[rule.name]
-        values = variables.values(view, read.profile_variables)
-        values["session"] = variables.fields_of(scope, read.session_fields)
+        values = variables.values(view, rule.profile_variables)
+        values["session"] = variables.fields_of(scope, rule.map_fields("session"))
         fired = triggers.fire(
             cfg.triggers,
             rule,

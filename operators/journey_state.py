@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from journeyflow.event_parser import EventParser
 from journeyflow.events import Event
@@ -25,13 +25,13 @@ from operators.rule_types import TriggerRule
 from operators.segments import SegmentConfig
 from operators.sessions import Session, SessionConfig
 from operators.triggers import TriggerConfig
-from operators.variables import PROFILE, Variable
+from operators.variables import PROFILE
 from state.serde import decode_state
 
 if TYPE_CHECKING:
     from operators.journey import JourneyLogic
 
-__all__ = ["JourneyConfig", "JourneyState", "Inbound", "MAX_DEVICES", "RuleReads", "system_now_ms", "view_of"]
+__all__ = ["JourneyConfig", "JourneyState", "Inbound", "MAX_DEVICES", "system_now_ms", "view_of"]
 
 Inbound = Event | RawRecord | Tick | Handoff
 """What the step accepts: parsed events, raw messages, a replay's
@@ -40,25 +40,6 @@ announcements that time passed, and a device's state handed over at a login
 
 #: Anonymous devices remembered per customer (for erasure of their aliases).
 MAX_DEVICES = 16
-
-
-class RuleReads(NamedTuple):
-    """What a trigger rule reads, listed once when the step is configured.
-
-    (The rule's own properties say the same, but compiled they are computed
-    anew at every call: the map's fields by regular expressions, 10 us.)
-    """
-
-    profile_variables: tuple[str, ...]
-    event_fields: dict[str, Variable] | None
-    """The fields of ``event`` the rule reads (``None``: it does not read ``event``)."""
-    session_fields: dict[str, Variable]
-    """The fields of ``session`` the rule reads (empty: none)."""
-
-    @classmethod
-    def of(cls, rule: TriggerRule) -> RuleReads:
-        event = rule.map_fields("event") if "event" in rule.variables else None
-        return cls(rule.profile_variables, event, rule.map_fields("session"))
 
 
 def system_now_ms() -> int:
@@ -105,8 +86,6 @@ class JourneyConfig:
     any_event_rules: tuple[TriggerRule, ...] = field(init=False)
     """The event rules without ``event_types``: they match every event."""
     session_triggers: tuple[TriggerRule, ...] = field(init=False)
-    trigger_reads: dict[str, RuleReads] = field(init=False, compare=False)
-    """Rule name -> what it reads."""
     segment_getters: tuple[Callable[[View], Any], ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -120,7 +99,6 @@ class JourneyConfig:
         object.__setattr__(self, "event_rules", by_type)
         object.__setattr__(self, "any_event_rules", tuple(r for r in rules if r.event_types is None))
         object.__setattr__(self, "session_triggers", self.triggers.on("session_close"))
-        object.__setattr__(self, "trigger_reads", {r.name: RuleReads.of(r) for r in self.triggers.rules})
         object.__setattr__(self, "segment_getters", tuple(PROFILE[n].get for n in self.segments.variables))
 
     @property

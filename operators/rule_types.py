@@ -71,8 +71,8 @@ class TriggerRule:
     """Every variable the trigger reads."""
     profile_variables: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """The profile variables the trigger reads, in a fixed order."""
-    _fields: dict[str, frozenset[str] | None] = field(init=False, repr=False, compare=False)
-    """Map variable -> the fields of it the rule reads (``None``: all of them)."""
+    _maps: dict[str, dict[str, Variable]] = field(init=False, repr=False, compare=False)
+    """Map variable -> the fields of it the rule reads (see :meth:`map_fields`)."""
 
     def __post_init__(self) -> None:
         names = set(self.when.variables)
@@ -82,7 +82,7 @@ class TriggerRule:
             names.update(self.cooldown_key.variables)
         object.__setattr__(self, "variables", frozenset(names))
         object.__setattr__(self, "profile_variables", tuple(sorted(n for n in names if n in PROFILE)))
-        object.__setattr__(self, "_fields", self._read_fields())
+        object.__setattr__(self, "_maps", {name: self._read_fields(name) for name in MAPS})
 
     @property
     def _payload_expressions(self) -> list[Expression]:
@@ -92,18 +92,20 @@ class TriggerRule:
             found.extend(e for _, e in variant.payload)
         return found
 
-    def _read_fields(self) -> dict[str, frozenset[str] | None]:
+    def _read_fields(self, name: str) -> dict[str, Variable]:
+        fields = MAPS[name]
+        if name not in self.variables:
+            return {}
         expressions = [self.when, *self._payload_expressions]
         if self.cooldown_key is not None:
             expressions.append(self.cooldown_key)
-        found: dict[str, frozenset[str] | None] = {}
-        for name in ("event", "session"):
-            fields: set[str] | None = set()
-            for expression in expressions:
-                used = fields_used(expression.source, name)
-                fields = None if used is None or fields is None else fields | used
-            found[name] = None if fields is None else frozenset(fields)
-        return found
+        used: set[str] = set()
+        for expression in expressions:
+            found = fields_used(expression.source, name)
+            if found is None:
+                return fields
+            used |= found
+        return {key: fields[key] for key in sorted(used)}
 
     def map_fields(self, name: str) -> dict[str, Variable]:
         """Return the fields of map variable ``name`` (``event``, ``session``) the rule reads.
@@ -112,13 +114,7 @@ class TriggerRule:
         only reads ``session.abandoned`` gets a one-entry map. A rule that
         uses the map in any other way (indexed, passed whole) gets all of it.
         """
-        fields = MAPS[name]
-        used = self._fields.get(name)
-        if name not in self.variables:
-            return {}
-        if used is None:
-            return fields
-        return {key: fields[key] for key in sorted(used)}
+        return self._maps[name]
 
 
 @dataclass(frozen=True)
