@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from journeyflow.events import Event
-from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, classifier_features, pack, scoring_vectors, snapshot_vector, unpack
+from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, classifier_features, pack, rows_as_dicts, scoring_vectors, snapshot_vector, unpack
 from operators.labels import LabelConfig
 from operators.variables import PROFILE
 from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile
@@ -68,7 +68,7 @@ def test_prior_stats_count_repeat_sessions_and_purchases_in_days() -> None:
 
 def test_scoring_vectors_follow_the_silent_path_through_the_horizon() -> None:
     cfg = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=30 * DAY, purchase_horizon_ms=30 * DAY, max_silence_ms=90 * DAY)
-    vectors = scoring_vectors(_profile(), cfg)
+    vectors = rows_as_dicts(scoring_vectors(_profile(), cfg))
     assert len(vectors) == 5  # 4 whole weeks and 2 days of the fifth
     ages = [v["bg_age"] for v in vectors]
     assert ages == [121.0 + 7 * k for k in range(5)]
