@@ -32,6 +32,8 @@ from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
 __all__ = [
     "CLASSIFIER_FEATURES",
     "PRIOR_STATS",
+    "STEADY_FEATURES",
+    "TIMED",
     "prior_stats",
     "snapshot_vector",
     "scoring_vectors",
@@ -75,6 +77,25 @@ CLASSIFIER_FEATURES = (
     "idle_vs_usual",
     "purchase_due",
 )
+
+#: Classifier features that do not depend on the time a row is taken at: the
+#: same value in every row of :func:`scoring_vectors` (computed once per view
+#: in :func:`_classifier_rows`), so the models scale them once per score.
+STEADY_FEATURES = (
+    "has_purchased",
+    "purchases_total",
+    "revenue_total",
+    "sessions_total",
+    "avg_session_s",
+    "conversion_rate",
+    "cart_items",
+    "cart_value",
+    "cart_adds_per_session",
+    "searches_per_session",
+    "email_clicks",
+)
+#: Positions of the other classifier features, which change along the silent path.
+TIMED = tuple(i for i, name in enumerate(CLASSIFIER_FEATURES) if name not in STEADY_FEATURES)
 
 #: What the BG/NBD prior reads (days); carried next to the classifier features.
 PRIOR_STATS = (

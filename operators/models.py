@@ -83,6 +83,7 @@ from operators.features import (
     BG_SESSIONS_X,
     CLASSIFIER_FEATURES,
     DAYS_SINCE_LAST_SEEN,
+    TIMED,
     horizon_weights,
     unpack,
     unpack_rows,
@@ -284,9 +285,22 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             self._scaled_version = version
         return self._scaled_stats
 
-    def _row_input(self, stats: list[tuple[str, float, float]], row: tuple[float, ...], quiet: float, no_buy: float) -> dict[str, float]:
-        """Return what :meth:`_inputs` returns for ``row`` (unpacked), from the scaler's ``stats`` and the prior's chances."""
-        x = {name: (row[i] - mean) / sd if sd else 0.0 for i, (name, mean, sd) in enumerate(stats)}
+    def _row_input(
+        self, stats: list[tuple[str, float, float]], row: tuple[float, ...], quiet: float, no_buy: float, first: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        """Return what :meth:`_inputs` returns for ``row`` (unpacked), from the scaler's ``stats`` and the prior's chances.
+
+        With ``first``, the input of an earlier row of the same score: the
+        steady features (:data:`~operators.features.STEADY_FEATURES`, the same
+        in every row) are copied from it, in the same key order.
+        """
+        if first is None:
+            x = {name: (row[i] - mean) / sd if sd else 0.0 for i, (name, mean, sd) in enumerate(stats)}
+        else:
+            x = first.copy()
+            for i in TIMED:
+                name, mean, sd = stats[i]
+                x[name] = (row[i] - mean) / sd if sd else 0.0
         x["prior_quiet"] = logit(quiet) / 4.0
         x["prior_no_purchase"] = logit(no_buy) / 4.0
         return x
@@ -323,7 +337,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 for weight, row in zip(self._weights["churn"], rows, strict=False):
                     quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
                     no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
-                    x = self._row_input(stats, row, quiet, no_buy)
+                    x = self._row_input(stats, row, quiet, no_buy, x_now)
                     if x_now is None:
                         x_now, week_no_buy = x, no_buy
                     log_quiet += weight * math.log(clip(churn.predict(x)))
