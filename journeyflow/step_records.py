@@ -120,8 +120,8 @@ class UserUpdate:
     segments: tuple[str, ...]
     values: dict[str, Any]
     profile: dict[str, Any] | None = None
-    features: tuple[dict[str, float], ...] | None = None
-    """Model inputs as of ``ts_ms`` and later if nothing happens
+    features: bytes | None = None
+    """Model inputs as of ``ts_ms`` and later if nothing happens, packed rows
     (:func:`operators.features.scoring_vectors`): the models score the user."""
     cluster_features: dict[str, float] | None = None
     """Behaviour vector as of ``ts_ms``: the user is placed in a cluster."""

@@ -112,8 +112,16 @@ def p_none(m: BgNbd, x: float, t_x: float, T: float, tau: float) -> float:
     >>> round(p_none(m, 0, 0.0, 38.86, 0.0), 3), round(p_none(m, 2, 30.0, 38.86, 39.0), 3)
     (1.0, 0.45)
     """
-    alive = p_alive(m, x, t_x, T)
-    quiet = math.exp((m.r + x) * math.log((m.alpha + T) / (m.alpha + T + tau)))
+    # p_alive and _alive_odds inlined (the same expressions): the models step
+    # asks this a dozen times per score, and the calls cost as much as the sums.
+    r, alpha = m.r, m.alpha
+    if x <= 0:
+        odds = 0.0
+    else:
+        exponent = math.log(m.a / (m.b + x - 1)) + (r + x) * math.log((alpha + T) / (alpha + t_x))
+        odds = math.exp(min(700.0, exponent))
+    alive = 1.0 / (1.0 + odds)
+    quiet = math.exp((r + x) * math.log((alpha + T) / (alpha + T + tau)))
     return 1.0 - alive * (1.0 - quiet)
 
 

@@ -75,7 +75,19 @@ from journeyflow.step_records import UserUpdate
 from operators import bgnbd
 from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
-from operators.features import CLASSIFIER_FEATURES, horizon_weights, unpack
+from operators.features import (
+    BG_AGE,
+    BG_PURCHASES_TX,
+    BG_PURCHASES_X,
+    BG_SESSIONS_TX,
+    BG_SESSIONS_X,
+    CLASSIFIER_FEATURES,
+    DAYS_SINCE_LAST_SEEN,
+    TIMED,
+    horizon_weights,
+    unpack,
+    unpack_rows,
+)
 from operators.odds import clip, logit, sigmoid
 from operators.silence import AGE_BANDS, SilenceCurve
 from operators.weekly import Task
@@ -186,6 +198,12 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         self.min_examples = cfg.min_examples
         self._interval_days = cfg.interval_ms / _DAY_MS
         self._weights = {name: horizon_weights(h, cfg.interval_ms) for name, h in cfg.horizons_ms.items()}
+        self._horizon_days = {name: h / _DAY_MS for name, h in cfg.horizons_ms.items()}
+        # Derived, never pickled: the scaler's figures as scoring reads them (see _scaled).
+        self._scaled_version: tuple[int, int] | None = None
+        self._scaled_stats: list[tuple[str, float, float]] = []
+        # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
+        self._observe = {name: MODEL_SCORE.labels(model=name).observe for name in TASKS}
 
     def _inputs(self, v: dict[str, float], *, learn: bool) -> tuple[dict[str, float], float, float]:
         """Return the learned models' input for vector ``v`` and the priors' one-interval chances."""
@@ -245,32 +263,100 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if 0 < task.positives < task.examples:
             MODEL_AUC.labels(model=name).set(task.auc.get())
 
-    def _score(self, vectors: tuple[dict[str, float], ...], now_ms: int) -> dict[str, float]:
-        """Return both scores from the vectors now and along the silent path (see the module docstring)."""
-        tasks = self.state.tasks
-        priors = self.state.priors
-        log_quiet = 0.0
-        for weight, v in zip(self._weights["churn"], vectors, strict=False):
-            x, _, _ = self._inputs(v, learn=False)
-            log_quiet += weight * math.log(clip(tasks["churn"].predict(x)))
-        now = vectors[0]
-        x, _, week_no_buy = self._inputs(now, learn=False)
-        prior_quiet, _ = _prior_chances(priors, now, self.cfg.horizons_ms["churn"] / _DAY_MS)
-        _, prior_no_buy = _prior_chances(priors, now, self.cfg.horizons_ms["propensity"] / _DAY_MS)
-        # The learned model's odds of a purchase within the next interval,
-        # relative to the prior's, carried over to the prior's horizon odds.
-        shift = logit(tasks["propensity"].predict(x)) - logit(1.0 - week_no_buy)
-        learned = {"churn": math.exp(log_quiet), "propensity": sigmoid(logit(1.0 - prior_no_buy) + shift)}
-        prior = {"churn": prior_quiet, "propensity": 1.0 - prior_no_buy}
-        published = {}
-        for name in TASKS:
-            trust = tasks[name].trust(self.min_examples)
-            published[name] = trust * learned[name] + (1.0 - trust) * prior[name]
+    def _scaled(self) -> list[tuple[str, float, float]]:
+        """Return ``(feature, mean, standard deviation)`` of the shared scaler, 0.0 for a feature without variance.
+
+        What ``transform_one`` reads, taken once per state of the scaler (it
+        changes only when an example is learned) instead of once per row:
+        ``(x - mean) / sd`` is the same expression, so the same values. The
+        look-ups are made in ``transform_one``'s order, a variance before its
+        mean and the mean only for a variance, so a scaler that has learned
+        nothing gains the same default entries (its pickled state is unchanged).
+        """
+        scaler = self.state.scaler
+        version = (id(scaler), scaler.counts.get(CLASSIFIER_FEATURES[0], 0))
+        if version != self._scaled_version:
+            means, vars_ = scaler.means, scaler.vars
+            stats = []
+            for name in CLASSIFIER_FEATURES:
+                v = vars_[name]
+                stats.append((name, means[name], v**0.5) if v else (name, 0.0, 0.0))
+            self._scaled_stats = stats
+            self._scaled_version = version
+        return self._scaled_stats
+
+    def _row_input(
+        self, stats: list[tuple[str, float, float]], row: tuple[float, ...], quiet: float, no_buy: float, first: dict[str, float] | None = None
+    ) -> dict[str, float]:
+        """Return what :meth:`_inputs` returns for ``row`` (unpacked), from the scaler's ``stats`` and the prior's chances.
+
+        With ``first``, the input of an earlier row of the same score: the
+        steady features (:data:`~operators.features.STEADY_FEATURES`, the same
+        in every row) are copied from it, in the same key order.
+        """
+        if first is None:
+            x = {name: (row[i] - mean) / sd if sd else 0.0 for i, (name, mean, sd) in enumerate(stats)}
+        else:
+            x = first.copy()
+            for i in TIMED:
+                name, mean, sd = stats[i]
+                x[name] = (row[i] - mean) / sd if sd else 0.0
+        x["prior_quiet"] = logit(quiet) / 4.0
+        x["prior_no_purchase"] = logit(no_buy) / 4.0
+        return x
+
+    def _score(self, packed: bytes, now_ms: int) -> dict[str, float]:
+        """Return both scores from the rows now and along the silent path (see the module docstring).
+
+        ``packed`` holds :func:`operators.features.scoring_vectors`' rows. The
+        learned models are asked only for a task they have a say in (trust
+        above 0): with none, the published score is the prior's alone, the
+        same value the blend ``0 * learned + 1 * prior`` gives.
+        """
+        state = self.state
+        tasks = state.tasks
+        rows = unpack_rows(packed)
+        now = rows[0]
+        stats = self._scaled()
+        s = state.priors["sessions"].params or bgnbd.BgNbd()
+        b = state.priors["purchases"].params or bgnbd.BgNbd()
+        interval = self._interval_days
+        trust = {name: tasks[name].trust(self.min_examples) for name in TASKS}
+        age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
+        b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
+        prior = {
+            "churn": bgnbd.p_none(s, s_x, s_tx, age, self._horizon_days["churn"]),
+            "propensity": 1.0 - bgnbd.p_none(b, b_x, b_tx, age, self._horizon_days["propensity"]),
+        }
+        published = dict(prior)
+        if trust["churn"] or trust["propensity"]:
+            x_now = None
+            if trust["churn"]:
+                churn = tasks["churn"]
+                log_quiet = 0.0
+                for weight, row in zip(self._weights["churn"], rows, strict=False):
+                    quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
+                    no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
+                    x = self._row_input(stats, row, quiet, no_buy, x_now)
+                    if x_now is None:
+                        x_now, week_no_buy = x, no_buy
+                    log_quiet += weight * math.log(clip(churn.predict(x)))
+                t = trust["churn"]
+                published["churn"] = t * math.exp(log_quiet) + (1.0 - t) * prior["churn"]
+            if trust["propensity"]:
+                if x_now is None:
+                    quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)
+                    week_no_buy = bgnbd.p_none(b, b_x, b_tx, age, interval)
+                    x_now = self._row_input(stats, now, quiet, week_no_buy)
+                # The learned model's odds of a purchase within the next interval,
+                # relative to the prior's, carried over to the prior's horizon odds.
+                shift = logit(tasks["propensity"].predict(x_now)) - logit(1.0 - week_no_buy)
+                t = trust["propensity"]
+                learned = sigmoid(logit(prior["propensity"]) + shift)
+                published["propensity"] = t * learned + (1.0 - t) * prior["propensity"]
         # Never below what the silence so far says alone (operators.silence):
         # the learned chain extrapolates where examples are few.
-        floor = self.state.silence.p_silent(
-            math.expm1(now["days_since_last_seen"]), self._interval_days, self._weights["churn"], now["bg_age"], now_ms
-        )
+        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self._weights["churn"], age, now_ms)
         if floor is not None:
             published["churn"] = max(published["churn"], floor)
         # A purchase needs a return: never more likely than any activity at all.
@@ -278,7 +364,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         scores = {}
         for name, score in TASKS.items():
             scores[score] = round(published[name], 4)
-            MODEL_SCORE.labels(model=name).observe(published[name])
+            self._observe[name](published[name])
         return scores
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:

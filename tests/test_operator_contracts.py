@@ -138,10 +138,10 @@ CASES += [
 
 
 def _probe(logic: StatefulLogic) -> dict[str, Any]:
-    from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS
+    from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, pack_rows
 
     vector = dict.fromkeys(CLASSIFIER_FEATURES + PRIOR_STATS, 0.5)
-    update = UserUpdate("p", 0, "update", "event", None, (), {}, features=(vector,) * 5)
+    update = UserUpdate("p", 0, "update", "event", None, (), {}, features=pack_rows((vector,) * 5))
     return logic.on_item(update)[0][0].scores
 
 

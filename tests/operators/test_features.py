@@ -5,7 +5,18 @@ from __future__ import annotations
 import math
 
 from journeyflow.events import Event
-from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, classifier_features, pack, scoring_vectors, snapshot_vector, unpack
+from operators.features import (
+    CLASSIFIER_FEATURES,
+    PRIOR_STATS,
+    STEADY_FEATURES,
+    TIMED,
+    classifier_features,
+    pack,
+    rows_as_dicts,
+    scoring_vectors,
+    snapshot_vector,
+    unpack,
+)
 from operators.labels import LabelConfig
 from operators.variables import PROFILE
 from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile
@@ -68,7 +79,7 @@ def test_prior_stats_count_repeat_sessions_and_purchases_in_days() -> None:
 
 def test_scoring_vectors_follow_the_silent_path_through_the_horizon() -> None:
     cfg = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=30 * DAY, purchase_horizon_ms=30 * DAY, max_silence_ms=90 * DAY)
-    vectors = scoring_vectors(_profile(), cfg)
+    vectors = rows_as_dicts(scoring_vectors(_profile(), cfg))
     assert len(vectors) == 5  # 4 whole weeks and 2 days of the fifth
     ages = [v["bg_age"] for v in vectors]
     assert ages == [121.0 + 7 * k for k in range(5)]
@@ -76,3 +87,15 @@ def test_scoring_vectors_follow_the_silent_path_through_the_horizon() -> None:
     assert len({v["bg_sessions_x"] for v in vectors}) == 1
     assert all(a["days_since_last_seen"] < b["days_since_last_seen"] for a, b in zip(vectors, vectors[1:]))
     assert vectors[-1]["events_7d"] == 0.0
+
+
+def test_steady_features_are_the_same_in_every_row() -> None:
+    # The models scale them once per score (operators.models._row_input): a
+    # feature listed as steady that moved along the silent path would be scored stale.
+    cfg = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=30 * DAY, purchase_horizon_ms=30 * DAY, max_silence_ms=90 * DAY)
+    rows = rows_as_dicts(scoring_vectors(_profile(), cfg))
+    for name in STEADY_FEATURES:
+        assert len({row[name] for row in rows}) == 1, name
+    timed = [CLASSIFIER_FEATURES[i] for i in TIMED]
+    assert set(timed) | set(STEADY_FEATURES) == set(CLASSIFIER_FEATURES)
+    assert all(len({row[name] for row in rows}) > 1 for name in ("days_since_last_seen", "events_7d", "engagement"))

@@ -8,7 +8,7 @@ from dataclasses import replace
 from journeyflow.step_records import UserUpdate
 from operators.cluster_features import CLUSTER_FEATURES
 from operators.clusters import Clusters, silhouette
-from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, pack
+from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, pack, pack_rows
 from operators.labels import Example
 from operators.models import _SHUFFLE, ModelConfig, ModelLogic, Task
 
@@ -34,7 +34,7 @@ def _vector(rng: random.Random, positive: bool) -> dict[str, float]:
 
 
 def _update(user: str, vector: dict[str, float] | None, examples: tuple = (), kind: str = "update") -> UserUpdate:
-    vectors = None if vector is None else (vector,) * 5
+    vectors = None if vector is None else pack_rows((vector,) * 5)
     return UserUpdate(user, 0, kind, "event", None, (), {}, features=vectors, examples=examples)
 
 
