@@ -260,10 +260,14 @@ def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: i
         del profile.session_starts[: -cfg.max_sessions]
 
 
+#: Session starts are kept this long (``sessions_30d``, the models' session counts).
+SESSION_STARTS_MS = 30 * DAY_MS
+
+
 def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
     """Free what the trailing windows no longer need, as of ``now_ms``."""
     del profile.purchases[: bisect_left(profile.purchases, (now_ms - 90 * DAY_MS,))]
-    del profile.session_starts[: bisect_left(profile.session_starts, now_ms - 30 * DAY_MS)]
+    del profile.session_starts[: bisect_left(profile.session_starts, now_ms - SESSION_STARTS_MS)]
     first_day = (now_ms - 30 * DAY_MS) // DAY_MS
     if profile.daily_events and min(profile.daily_events) < first_day:
         profile.daily_events = {d: n for d, n in profile.daily_events.items() if d >= first_day}
