@@ -69,6 +69,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._judged_ms: int | None = None
         # Latest time a replay's tick told (EOF finishes the user as of then).
         self._heard_ms = 0
+        # Whether the profile's last prune came after every item applied to it (so the
+        # same prune again changes nothing). Not in the snapshot: after a restart, False.
+        self._pruned_after_items = False
         # Wall clock of the last timer (live worker), see notify_at.
         self._notified_ms = 0
         # What the item being handled asks of the models (sent by flush).
@@ -108,8 +111,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         else:
             self._on_event(event, out)
             flush(self._asks, self.state, self.cfg, out)
-        # Not trusted later: the item may change what segments read after judging them.
+        # Not trusted later: the item may change what segments read after judging them,
+        # and what a prune before it would have pruned.
         self._judged_ms = None
+        self._pruned_after_items = False
         return out, self._retain(out)
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
@@ -203,6 +208,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self.state = state
         self._segment_inputs = None
         self._judged_ms = None
+        self._pruned_after_items = False
         self._asks.clear()
 
     # -- time --------------------------------------------------------------
@@ -251,6 +257,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
                 # (Segments read the peak of product views, which a prune recomputes.)
                 self._judged_ms = None
                 profiles.prune(profile, cfg.profiles, now_ms)
+                self._pruned_after_items = True
                 triggers.prune_cooldowns(cfg.triggers, state.cooldowns, now_ms)
         if profile is not None and now_ms - state.evaluated_ms >= cfg.refresh_ms:
             # Time first: what changed while the user was away is not caused by
@@ -281,6 +288,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if state.profile is None:
             return
         profiles.close_session(state.profile, self.cfg.profiles, session.start_ms, session.end_ms, summary.converted)
+        if session.start_ms < state.profile.pruned_ms - profiles.SESSION_STARTS_MS:
+            # (A session longer than the starts' window: a prune as of then would drop its start.)
+            self._pruned_after_items = False
         if self.cfg.session_triggers:
             session_triggers(state, self.cfg, session, summary, out)
 
@@ -298,10 +308,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         cfg = self.cfg
         out: list[Any] = []
         as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)
-        if state.profile is not None:
-            if state.profile.pruned_ms != as_of_ms:
-                self._judged_ms = None  # (a prune now may lower the peak of product views)
-            # Exact windows for the final profile, whenever the last prune was.
+        if state.profile is not None and not (self._pruned_after_items and state.profile.pruned_ms == as_of_ms):
+            # Exact windows for the final profile, whenever the last prune was. (Pruned as
+            # of then with nothing applied since, mostly by a replay's last tick: the same
+            # prune would change nothing; 98% of the users of a 60k-line slice, 7 us each.)
+            self._judged_ms = None  # (a prune now may lower the peak of product views)
             profiles.prune(state.profile, cfg.profiles, as_of_ms)
         judged = self._catch_up(as_of_ms, None, out)
         if state.profile is not None:

@@ -9,7 +9,6 @@ together. Snapshots waiting for their labels are taken here too.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,8 +126,11 @@ def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[An
     extra = payload(asks, state, cfg)
     for index in range(len(out) - 1, -1, -1):
         if isinstance(out[index], UserUpdate):
-            # Not yet emitted: the item's records leave the step together.
-            out[index] = dataclasses.replace(out[index], **extra)
+            # Not yet emitted: the item's records leave the step together, so the
+            # update is completed in place (a copy cost more than the fields it sets).
+            record = out[index]
+            for name, value in extra.items():
+                setattr(record, name, value)
             return
     view = None if score is None else view_of(state, cfg, score.at_ms)
     if score is None:

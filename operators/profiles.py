@@ -21,6 +21,7 @@ Values that rules and outputs read are computed on demand from a
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -181,7 +182,7 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
     elif kind == "add_to_cart":
         profile.cart_adds_total += 1
         price, quantity = profile.cart.get(event.product_id, (0.0, 0))  # type: ignore[arg-type]
-        profile.cart[event.product_id] = (  # type: ignore[index]
+        profile.cart[sys.intern(event.product_id)] = (  # type: ignore[arg-type]
             event.price if event.price is not None else price,
             quantity + event.quantity,
         )
@@ -208,7 +209,7 @@ def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: f
     # a later event adds its weight grown by the same factor the others will
     # decay by, which leaves every ratio, and so the ranking, exact.
     added = weight * math.pow(2.0, (ts - profile.affinity_ms) / cfg.affinity_half_life_ms)
-    profile.affinity[category] = profile.affinity.get(category, 0.0) + added
+    profile.affinity[sys.intern(category)] = profile.affinity.get(category, 0.0) + added
     if len(profile.affinity) > cfg.max_categories:
         _evict_least_recent(profile.affinity, cfg.max_categories, lambda score: score)
 
@@ -216,7 +217,9 @@ def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: f
 def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> None:
     views = profile.product_views.get(product)
     if views is None:
-        views = profile.product_views[product] = [ts]
+        # Interned: every profile that keeps a product or category shares one string
+        # (each parsed event brings its own copy, about 55 bytes).
+        views = profile.product_views[sys.intern(product)] = [ts]
         if len(profile.product_views) > cfg.max_products:
             _evict_least_recent(profile.product_views, cfg.max_products, lambda times: times[-1])
     else:
@@ -241,7 +244,7 @@ def _add_purchase(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
         del profile.purchases[: -cfg.max_purchases]
     bought = [item.product_id for item in event.items]
     for product in bought:
-        profile.bought[product] = max(ts, profile.bought.get(product, ts))
+        profile.bought[sys.intern(product)] = max(ts, profile.bought.get(product, ts))
     _evict_least_recent(profile.bought, cfg.max_products, float)
     if profile.cart:
         # A purchase without line items is taken to be the whole cart.
@@ -260,10 +263,14 @@ def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: i
         del profile.session_starts[: -cfg.max_sessions]
 
 
+#: Session starts are kept this long (``sessions_30d``, the models' session counts).
+SESSION_STARTS_MS = 30 * DAY_MS
+
+
 def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
     """Free what the trailing windows no longer need, as of ``now_ms``."""
     del profile.purchases[: bisect_left(profile.purchases, (now_ms - 90 * DAY_MS,))]
-    del profile.session_starts[: bisect_left(profile.session_starts, now_ms - 30 * DAY_MS)]
+    del profile.session_starts[: bisect_left(profile.session_starts, now_ms - SESSION_STARTS_MS)]
     first_day = (now_ms - 30 * DAY_MS) // DAY_MS
     if profile.daily_events and min(profile.daily_events) < first_day:
         profile.daily_events = {d: n for d, n in profile.daily_events.items() if d >= first_day}

@@ -200,3 +200,39 @@ def test_an_event_or_a_prune_at_another_time_forgets_the_judgement() -> None:
     assert logic._judged_ms == tick_ms + 3_600_000
     (final,) = [r for r in out if isinstance(r, UserUpdate) and r.kind == "final"]
     assert final.ts_ms == tick_ms + 3_600_000
+
+
+
+def _final(out: Any) -> UserUpdate:
+    (final,) = [u for u in _of(out, UserUpdate) if u.kind == "final"]
+    return final
+
+
+def test_the_end_of_input_after_a_tick_at_its_time_gives_the_windows_as_of_then() -> None:
+    # A tick two days later prunes the views out of the 24-hour product window; the end
+    # of input, as of the tick, finds them pruned (and does not prune again).
+    tick_ms = int(datetime.fromisoformat(at(days=2).replace("Z", "+00:00")).timestamp() * 1000)
+    logic = _config().build(None)
+    logic.on_item(_raw(event("product_view", ts=at(0))))
+    logic.on_item(_raw(event("product_view", ts=at(1))))
+    logic.on_item(Tick(tick_ms, "u1"))
+    final = _final(logic.on_eof()[0])
+    assert final.ts_ms == tick_ms
+    assert final.profile is not None and final.profile["product_views_24h"] == {}
+    assert final.profile["max_product_views_24h"] == 0
+
+
+def test_an_event_applied_after_the_ticks_prune_is_pruned_at_the_end_of_input() -> None:
+    # Delivered after the tick but within the lateness of the user's own latest event,
+    # a view two days old is applied (and raises the peak); the end of input, as of the
+    # tick, must prune again for the windows as of then.
+    tick_ms = int(datetime.fromisoformat(at(days=2).replace("Z", "+00:00")).timestamp() * 1000)
+    logic = _config().build(None)
+    logic.on_item(_raw(event("product_view", ts=at(5))))
+    logic.on_item(Tick(tick_ms, "u1"))
+    logic.on_item(_raw(event("product_view", ts=at(1))))  # 4 minutes behind: on time
+    assert logic.state.profile is not None and logic.state.profile.peak_views == 1  # raised from 0
+    final = _final(logic.on_eof()[0])
+    assert final.ts_ms == tick_ms
+    assert final.profile is not None and final.profile["product_views_24h"] == {}
+    assert final.profile["max_product_views_24h"] == 0
