@@ -3,8 +3,9 @@
 See :mod:`operators.recommend` for the algorithm and
 :mod:`operators.recommend_steps` for the product side. Guarantees:
 
-* Ordering: the product step answers a batch shard by shard, so this step
-  puts the answers of one customer's batch back in time order. It receives
+* Ordering: the popularity step sends a customer's answers of a batch as
+  one list, in event order; answers of batches that arrive together are put
+  back in time order here. It receives
   answers and the audience step's records over two paths: a segment change
   shows the list as of the answers that arrived before it; a replay's final
   profile row waits for the end of the input, so it has the last list.
@@ -79,11 +80,14 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         self._ranked: tuple[str, ...] | None = None
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
+        if any(type(value) is list for value in values):
+            # The popularity step sends a customer's answers of a batch as one list (one item
+            # to hop rather than several): each answer takes its place among the records.
+            values = [one for value in values for one in (value if type(value) is list else (value,))]
         answers = [i for i, value in enumerate(values) if type(value) is RecAnswer]
         if len(answers) > 1:
-            # The product step answers a batch shard by shard, so one customer's
-            # answers can arrive out of time order: put them back in it (in the
-            # places answers hold; the other records keep theirs).
+            # Answers of batches that arrive together can be out of time order: put them
+            # back in it (in the places answers hold; the other records keep theirs).
             ordered = sorted((values[i] for i in answers), key=_answer_ms)
             values = list(values)
             for i, answer in zip(answers, ordered):
