@@ -83,88 +83,31 @@ def ranking_top(ranking: Ranking) -> tuple[str, ...]:
 # -- successors (the product step, keyed by shard) -----------------------------
 
 
-def learn(
-    table: dict[str, list[Any]],
-    cfg: RecommendConfig,
-    source: str,
-    successor: str,
-    weight: float,
-    tops: dict[str, list[str]] | None = None,
-) -> None:
+def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float) -> None:
     """Add ``weight`` to ``successor`` after ``source``; bound the table and the node.
 
     A node is ``[weights, total, cached answer]``; the table is in least
     recently touched order, so the first node is the one to forget.
-    ``tops`` holds the order of each product's best successors as last
-    answered (see :func:`successors`): kept when this change cannot move it,
-    dropped when it can.
     """
     node = table.pop(source, None)
     if node is None:
         node = [{}, 0.0, None]
         if len(table) >= cfg.per_shard:
-            forgotten = next(iter(table))
-            del table[forgotten]
-            if tops is not None:
-                tops.pop(forgotten, None)
+            del table[next(iter(table))]
     table[source] = node
     weights: dict[str, float] = node[0]
-    old = weights.get(successor)
-    score = (0.0 if old is None else old) + weight
-    weights[successor] = score
+    weights[successor] = weights.get(successor, 0.0) + weight
     node[1] += weight
     node[2] = None
     if len(weights) > 2 * cfg.neighbours:
         kept = sorted(weights.items(), key=_WEIGHT, reverse=True)[: cfg.neighbours]
         node[0] = dict(kept)
         node[1] = sum(w for _, w in kept)
-        if tops is not None:
-            tops.pop(source, None)
-    elif tops is not None:
-        top = tops.get(source)
-        if top is not None and not _still_ranked(top, weights, successor, score, old is None):
-            del tops[source]
 
 
-def _still_ranked(top: list[str], weights: dict[str, float], successor: str, score: float, new: bool) -> bool:
-    """Move ``successor``, whose weight rose to ``score``, to its place in ``top`` (the best
-    successors, as a stable sort by weight over the node's insertion order ranks them);
-    return False when only a sort can tell (an equal weight, whose order is the insertion's).
-
-    Weights only grow between sorts, so only the successor that changed moves: up past
-    those that weigh less. A new one is inserted last, so it ranks after equal weights.
-    """
-    if successor in top:
-        i = top.index(successor)
-    elif new or len(top) == EVAL_DEPTH:
-        i = len(top)
-    else:
-        return False  # top held every successor, and this one was not new: cannot be
-    j = i
-    while j > 0 and weights[top[j - 1]] < score:
-        j -= 1
-    if j > 0 and not new and weights[top[j - 1]] == score:
-        return False
-    if j == i:
-        if i == len(top) and i < EVAL_DEPTH:
-            top.append(successor)
-        return True
-    if i < len(top):
-        del top[i]
-    top.insert(j, successor)
-    if len(top) > EVAL_DEPTH:
-        top.pop()
-    return True
-
-
-def successors(
-    table: dict[str, list[Any]], product: str, tops: dict[str, list[str]] | None = None
-) -> tuple[tuple[str, float], ...]:
+def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, float], ...]:
     """Return ``product``'s successors, best first, weights summing to 1 (an estimate
     of the chance that each comes next).
-
-    With ``tops`` (kept by :func:`learn`), the order of the best is sorted
-    again only when a change could have moved it.
 
     >>> table: dict[str, list[Any]] = {}
     >>> learn(table, RecommendConfig(), "a", "b", 1.0); learn(table, RecommendConfig(), "a", "c", 3.0)
@@ -177,16 +120,9 @@ def successors(
     cached = node[2]
     if cached is None:
         total = node[1] or 1.0
-        top = tops.get(product) if tops is not None else None
-        if top is None:
-            # The answer is a list's depth long; more successors are kept to learn from.
-            best = sorted(node[0].items(), key=_WEIGHT, reverse=True)[:EVAL_DEPTH]
-            if tops is not None:
-                tops[product] = [p for p, _ in best]
-            cached = node[2] = tuple([(p, w / total) for p, w in best])
-        else:
-            weights: dict[str, float] = node[0]
-            cached = node[2] = tuple([(p, weights[p] / total) for p in top])
+        # The answer is a list's depth long; more successors are kept to learn from.
+        best = sorted(node[0].items(), key=_WEIGHT, reverse=True)[:EVAL_DEPTH]
+        cached = node[2] = tuple([(p, w / total) for p, w in best])
     return cached
 
 

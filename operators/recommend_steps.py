@@ -241,21 +241,17 @@ class ShardLogic(StatefulBatchLogic[list[ShardWork], list[Found], bytes]):
     def __init__(self, cfg: RecommendConfig, state: ShardState) -> None:
         self.cfg = cfg
         self.state = state
-        # Each answered product's best successors in order (derived, not state: made again
-        # by a sort after a resume), so that most answers need no sort (recommend_scores.learn).
-        self._tops: dict[str, list[str]] = {}
 
     def on_batch(self, values: list[list[ShardWork]]) -> tuple[Iterable[list[Found]], bool]:
         out: list[Found] = []
         table = self.state.table
         cfg = self.cfg
-        tops = self._tops
         for works in values:
             for _, pairs, ask, order in works:
                 for source, successor, weight in pairs:
-                    learn(table, cfg, source, successor, weight, tops)
+                    learn(table, cfg, source, successor, weight)
                 if ask is not None:
-                    found = successors(table, ask.product, tops) if ask.product is not None else ()
+                    found = successors(table, ask.product) if ask.product is not None else ()
                     out.append(_new(Found, (order, ask, found)))
         return ([out] if out else []), StatefulBatchLogic.RETAIN
 
