@@ -82,7 +82,9 @@ def split(cfg: RecommendConfig, asks: list[RecAsk], first: int, *, count: bool =
     """
     by_shard: dict[str, list[ShardWork]] = {}
     shards = cfg.shards
-    shard_of = rec.shard_of
+    # Product -> shard key for this batch: a dict lookup rather than a call of the cached
+    # shard_of per product (an ask names up to window + 1 products).
+    known: dict[str, str] = {}
     order = first
     for ask in asks:
         product = ask.product
@@ -92,10 +94,14 @@ def split(cfg: RecommendConfig, asks: list[RecAsk], first: int, *, count: bool =
             continue
         if not count:
             ask = ask._replace(previous=())
-        home = shard_of(product, shards)
+        home = known.get(product)
+        if home is None:
+            home = known[product] = rec.shard_of(product, shards)
         own: list[tuple[str, str, float]] = []
         for distance, source in enumerate(ask.previous, start=1):
-            shard = shard_of(source, shards)
+            shard = known.get(source)
+            if shard is None:
+                shard = known[source] = rec.shard_of(source, shards)
             pair = (source, product, 1.0 / distance)
             if shard == home:
                 own.append(pair)
