@@ -2,9 +2,9 @@
 
 ::
 
-    journey ─► asks ─► rec_popularity (one key) ─► rec_products (by product shard)
-                                                        │ answers, keyed by user
-    models (scored updates) ──────────────────────────► audience (by user, with the lists) ─► outputs
+    journey ─► asks, split by shard ─► rec_products (by product shard) ─► rec_popularity (one key)
+                                                                               │ answers, a list per user and batch
+    models (scored updates) ─────────────────────────────────────────────────► audience (by user, with the lists) ─► outputs
 
 The customers' lists live in the audience step (:mod:`operators.recommend_audience`),
 so that the records it publishes per user (segment changes, a replay's final
@@ -25,10 +25,10 @@ from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 from config.settings import Settings
 from journeyflow.errors import RuleError
 from journeyflow.records import Trigger
-from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality, ShardWork
+from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig, RecQuality, ShardWork
 from operators.audience import AudienceConfig
 from operators.recommend_audience import build_audience_lists
-from operators.recommend_steps import build_popularity, build_shard
+from operators.recommend_steps import batch_order, build_popularity, build_shard, split
 from operators.rule_types import Rules
 from operators.rules import recommendation_payloads
 from operators.unsaved import stateful, stateful_batch
@@ -76,16 +76,22 @@ def recommend_config(
 # rec_asks sees every record of the journey step.
 
 
-def _asks(items: list[tuple[str, Any]]) -> list[tuple[str, RecAsk]]:
-    return [(POPULARITY_KEY, value) for _, value in items if type(value) is RecAsk]
+def _by_shard(cfg: RecommendConfig) -> Any:
+    """Return the batch function that splits a batch of asks into one item of work per shard."""
+
+    def by_shard(items: list[tuple[str, Any]]) -> list[tuple[str, list[ShardWork]]]:
+        asks = [value for _, value in items if type(value) is RecAsk]
+        return list(split(cfg, asks, batch_order()).items()) if asks else []
+
+    return by_shard
 
 
-def _by_shard(items: list[tuple[str, tuple[str, list[ShardWork]]]]) -> list[tuple[str, list[ShardWork]]]:
-    return [value for _, value in items]
+def _to_popularity(items: list[tuple[str, list[Found]]]) -> list[tuple[str, list[Found]]]:
+    return [(POPULARITY_KEY, found) for _, found in items]
 
 
-def _by_user(items: list[tuple[str, RecAnswer]]) -> list[tuple[str, RecAnswer]]:
-    return [(answer.ask.user, answer) for _, answer in items]
+def _by_user(items: list[tuple[str, list[RecAnswer]]]) -> list[tuple[str, list[RecAnswer]]]:
+    return [(answers[0].ask.user, answers) for _, answers in items]
 
 
 def _quality(items: list[tuple[str, Any]]) -> list[RecQuality]:
@@ -116,13 +122,13 @@ def audience_with_recommendations(
     """
     if cfg is None:
         return stateful("audience", scored, audience_cfg.build, snapshots=snapshots)
-    asks = op.flat_map_batch("rec_asks", journey, _asks)
-    # ("popularity", RecAsk): one key, a few dict operations per event
-    work = stateful_batch("rec_popularity", asks, build_popularity(cfg), snapshots=snapshots)  # type: ignore[arg-type]
-    # ("popularity", ("rec:N", [ShardWork])): one item per shard and batch
-    by_shard = op.flat_map_batch("rec_by_shard", work, _by_shard)
-    answers = stateful_batch("rec_products", by_shard, build_shard(cfg), snapshots=snapshots)  # type: ignore[arg-type]
-    # ("rec:N", RecAnswer)
+    by_shard = op.flat_map_batch("rec_by_shard", journey, _by_shard(cfg))
+    # ("rec:N", [ShardWork]): one item per shard and batch, in event order
+    found = stateful_batch("rec_products", by_shard, build_shard(cfg), snapshots=snapshots)  # type: ignore[arg-type]
+    # ("rec:N", [Found]): one item per shard and batch
+    counted = op.flat_map_batch("rec_to_popularity", found, _to_popularity)
+    answers = stateful_batch("rec_popularity", counted, build_popularity(cfg), snapshots=snapshots)  # type: ignore[arg-type]
+    # ("popularity", [RecAnswer]): one item per customer and batch
     inputs: list[Stream[Any]] = [scored, op.flat_map_batch("rec_by_user", answers, _by_user)]
     if cfg.payloads:
         payloads = cfg.payloads

@@ -18,15 +18,19 @@ same algorithm:
 
 * the per-user journey step calls :func:`observe` per product event, which
   keeps the user's last products (a few ids) and returns a :class:`RecAsk`;
-* a global popularity step counts product events (decayed),
-  keeps the top products overall and per category, and splits each ask into
-  :class:`ShardWork` per product shard: the pairs to learn, keyed by the
-  shard of their source, and the question for the current product;
+* a batch of asks is split, without state, into :class:`ShardWork` per
+  product shard: the pairs to learn, keyed by the shard of their source,
+  and the question for the current product;
 * the product step, keyed by shard, learns the pairs
-  (:func:`operators.recommend_scores.learn`) and answers with the product's
-  successors (:func:`operators.recommend_scores.successors`);
-* a per-user step after the audience step blends the answer into the user's
-  list (:func:`operators.recommend_scores.blend`, ``rank``).
+  (:func:`operators.recommend_scores.learn`) and finds the product's
+  successors (:func:`operators.recommend_scores.successors`), one
+  :class:`Found` per ask;
+* a global popularity step takes each shard's batch of them, puts them back
+  in event order, counts product events (decayed), keeps the top products
+  overall and per category, and answers each customer with one list of
+  :class:`RecAnswer` per batch;
+* the audience step (per user) blends the answers into the user's list
+  (:func:`operators.recommend_scores.blend`, ``rank``).
 
 Product-level state (counts, successors) holds product ids and weights only,
 never a customer id.
@@ -44,6 +48,7 @@ __all__ = [
     "RecommendConfig",
     "RecAsk",
     "ShardWork",
+    "Found",
     "RecAnswer",
     "RecQuality",
     "shard_of",
@@ -122,18 +127,23 @@ class RecAsk(NamedTuple):
 
 
 class ShardWork(NamedTuple):
-    """What one product shard has to do for one event (the popularity step sends
-    a shard all of a batch's work at once, in event order)."""
+    """What one product shard has to do for one event (a shard gets all of a
+    batch's work at once, in event order)."""
 
     shard: str
     pairs: tuple[tuple[str, str, float], ...]
     """``(source, successor, weight)`` with the source in this shard."""
     ask: RecAsk | None = None
-    popular: tuple[str, ...] = ()
-    """The top products overall, then in the product's category, as of the event."""
-    in_category: tuple[str, ...] = ()
-    popular_rank: int | None = None
-    """The product's rank in ``popular`` before this event (popularity's hit), or None."""
+    order: int = 0
+    """The ask's place in the journey step's output: the popularity step counts in this order."""
+
+
+class Found(NamedTuple):
+    """A product's successors, found by its shard for one ask (to the popularity step)."""
+
+    order: int
+    ask: RecAsk
+    successors: tuple[tuple[str, float], ...]
 
 
 class RecAnswer(NamedTuple):

@@ -11,8 +11,9 @@ join the audience's input instead, and one logic per user runs both parts:
 * a :class:`~journeyflow.step_records.UserUpdate` goes to the audience part;
   what it emits goes to the lists part, which adds the list to segment
   changes and trigger payloads and holds a replay's final row;
-* a :class:`~operators.recommend.RecAnswer` (and a journey-step trigger whose
-  payload reads ``recommendations``) goes to the lists part alone.
+* a customer's list of :class:`~operators.recommend.RecAnswer` (one per
+  batch, from the popularity step), and a journey-step trigger whose payload
+  reads ``recommendations``, go to the lists part alone.
 
 Each part keeps its own state and lifetime, exactly as in two steps: a part
 that discards its state starts afresh at its next record (as bytewax builds
@@ -68,6 +69,11 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
         self.lists = lists
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
+        return self.lists_part(self.audience_part(values)), self.discarded()
+
+    def audience_part(self, values: list[Any]) -> list[Any]:
+        """Run the audience part over the updates among ``values``; return its records, the
+        other values (answers, triggers) in their places, for :meth:`lists_part`."""
         records: list[Any] = []
         for value in values:
             if type(value) is UserUpdate:
@@ -80,41 +86,51 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
                     self.audience = None
             else:
                 records.append(value)
-        return self._to_lists(records), self._discard()
+        return records
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
         # Neither part sets a timer today; kept so that one added to the audience part still fires.
         if self.audience is None:
-            return [], self._discard()
+            return [], self.discarded()
         out, discard = self.audience.on_notify()
         if discard:
             self.audience = None
-        return self._to_lists(list(out)), self._discard()
+        return self.lists_part(list(out)), self.discarded()
 
     def notify_at(self) -> datetime | None:
         return None if self.audience is None else self.audience.notify_at()
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        out: list[Any] = []
-        if self.audience is not None:
-            said, discard = self.audience.on_eof()
-            if discard:
-                self.audience = None
-            out = self._to_lists(list(said))
-        if self.lists is not None:
-            said, discard = self.lists.on_eof()
-            out.extend(said)
-            if discard:
-                self.lists = None
-        return out, self._discard()
+        out = self.lists_part(self.audience_eof())
+        out.extend(self.lists_eof())
+        return out, self.discarded()
+
+    def audience_eof(self) -> list[Any]:
+        """Give the audience part the end of input; return its records, for :meth:`lists_part`."""
+        if self.audience is None:
+            return []
+        said, discard = self.audience.on_eof()
+        if discard:
+            self.audience = None
+        return list(said)
+
+    def lists_eof(self) -> list[Any]:
+        """Give the lists part the end of input (after :meth:`audience_eof`); return what it emits."""
+        if self.lists is None:
+            return []
+        said, discard = self.lists.on_eof()
+        if discard:
+            self.lists = None
+        return list(said)
 
     def snapshot(self) -> bytes:
         audience = None if self.audience is None else self.audience.state
         lists = None if self.lists is None else self.lists.state
         return encode_state(AudienceListsState(audience=audience, lists=lists))
 
-    def _to_lists(self, records: list[Any]) -> list[Any]:
-        """Pass the audience part's records and the answers through the lists part."""
+    def lists_part(self, records: list[Any]) -> list[Any]:
+        """Pass the audience part's records and the answers through the lists part; return what
+        the step emits."""
         if not records:
             return records
         lists = self.lists
@@ -125,7 +141,8 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
             self.lists = None
         return out if type(out) is list else list(out)
 
-    def _discard(self) -> bool:
+    def discarded(self) -> bool:
+        """Return whether both parts hold nothing (the key's state is dropped)."""
         return self.audience is None and self.lists is None
 
 

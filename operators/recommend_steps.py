@@ -1,14 +1,18 @@
-"""The recommender's product side: popularity (one key) and products (by shard).
+"""The recommender's product side: products (by shard), then popularity (one key).
 
 See :mod:`operators.recommend` for the algorithm and
-:mod:`operators.recommend_lists` for the per-customer step. Guarantees:
+:mod:`operators.recommend_lists` for the per-customer part. Guarantees:
 
-* Ordering: one customer's asks reach the popularity step, then each shard,
-  in the order the journey step emitted them (one key, one worker each), so
-  a product learns its successors in event order. Both steps take a whole
-  batch at a time (``stateful_batch``): the popularity step sends each
-  shard one item per batch, its work in event order, so a product answers
-  with what it learned before the event, never after.
+* Ordering: :func:`split` turns a batch of asks into one item of work per
+  product shard, in event order, numbered (``order``); each shard learns and
+  answers in that order, so a product answers with what it learned before
+  the event, never after. The popularity step takes the shards' answers of a
+  batch together and puts them back in the numbered order before counting,
+  so popular lists and ranks are as of each event, as if it came first.
+* Hops: a product event crosses one keyed hop one item at a time, into the
+  audience step, and only as part of its customer's list of answers of the
+  batch; into the shards and into the popularity step it travels inside one
+  item per shard and batch (the cost of a keyed step is per item and key).
 * Product state holds product ids and weights only, never a customer id.
 * Memory: popularity keeps at most ``max_products`` counts and
   ``max_categories`` category rankings (least recently seen forgotten);
@@ -19,19 +23,23 @@ See :mod:`operators.recommend` for the algorithm and
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
 from operators import recommend as rec
-from operators.recommend import RecAnswer, RecAsk, RecommendConfig, ShardWork
+from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig, ShardWork
 from operators.recommend_lists import ListLogic, ListState, build_lists
 from operators.recommend_scores import Ranking, learn, ranking_add, ranking_top, successors
 from state.serde import decode_state, encode_state
 
 __all__ = [
+    "split",
+    "batch_order",
     "PopularityState",
     "PopularityLogic",
     "ShardState",
@@ -50,6 +58,59 @@ _REBASE_EXPONENT = 500.0
 # of calling the class, and one is made per product event.
 _new = tuple.__new__
 
+_ORDER = itemgetter(0)
+
+#: Room for a batch's asks below a batch's number in ``order`` (see :func:`batch_order`).
+_BATCH_BITS = 32
+
+
+def batch_order() -> int:
+    """Return the ``order`` of a batch's first ask: later batches get larger numbers.
+
+    A monotonic clock, not a counter: the split keeps no state, and batches
+    a worker splits one after the other are microseconds apart at least.
+    """
+    return time.monotonic_ns() << _BATCH_BITS
+
+
+def split(cfg: RecommendConfig, asks: list[RecAsk], first: int, *, count: bool = True) -> dict[str, list[ShardWork]]:
+    """Return a batch of asks as each shard's work, in event order, numbered from ``first``.
+
+    "Learn ``c`` after ``b``" goes to ``b``'s shard, "what follows ``c``?"
+    to ``c``'s (with the pairs that shard learns first). Not ``count``:
+    nothing is learned, the question is only asked.
+    """
+    by_shard: dict[str, list[ShardWork]] = {}
+    shards = cfg.shards
+    # Product -> shard key for this batch: a dict lookup rather than a call of the cached
+    # shard_of per product (an ask names up to window + 1 products).
+    known: dict[str, str] = {}
+    order = first
+    for ask in asks:
+        product = ask.product
+        if product is None:
+            by_shard.setdefault("rec:0", []).append(_new(ShardWork, ("rec:0", (), ask, order)))
+            order += 1
+            continue
+        if not count:
+            ask = ask._replace(previous=())
+        home = known.get(product)
+        if home is None:
+            home = known[product] = rec.shard_of(product, shards)
+        own: list[tuple[str, str, float]] = []
+        for distance, source in enumerate(ask.previous, start=1):
+            shard = known.get(source)
+            if shard is None:
+                shard = known[source] = rec.shard_of(source, shards)
+            pair = (source, product, 1.0 / distance)
+            if shard == home:
+                own.append(pair)
+            else:
+                by_shard.setdefault(shard, []).append(_new(ShardWork, (shard, (pair,), None, order)))
+        by_shard.setdefault(home, []).append(_new(ShardWork, (home, tuple(own), ask, order)))
+        order += 1
+    return by_shard
+
 
 @dataclass(slots=True)
 class PopularityState:
@@ -62,52 +123,50 @@ class PopularityState:
     categories: dict[str, Ranking] = field(default_factory=dict)
 
 
-class PopularityLogic(StatefulBatchLogic[RecAsk, tuple[str, list[ShardWork]], bytes]):
-    """Count product events; split a batch of asks into one item of work per product shard.
+class PopularityLogic(StatefulBatchLogic[list[Found], list[RecAnswer], bytes]):
+    """Count product events in event order; answer each customer once per batch.
 
-    One item per shard and batch, rather than one or more per event, keeps
-    the hop to the product step cheap: its cost is per item and per key.
+    Takes each shard's list of :class:`Found` (one item per shard and batch)
+    and emits one list of answers per customer, in event order: the hop into
+    the audience step costs per item, and a customer has several product
+    events in most batches.
     """
 
     def __init__(self, cfg: RecommendConfig, state: PopularityState) -> None:
         self.cfg = cfg
         self.state = state
-        # Product -> shard key, remembered (derived, not state: a crc32 and a
-        # string per lookup otherwise); cleared when it outgrows the products.
-        self._shards: dict[str, str] = {}
 
-    def on_batch(self, values: list[RecAsk]) -> tuple[Iterable[tuple[str, list[ShardWork]]], bool]:
-        by_shard: dict[str, list[ShardWork]] = {}
-        work = self.work
-        for ask in values:
-            work(ask, by_shard)
-        return list(by_shard.items()), StatefulBatchLogic.RETAIN
+    def on_batch(self, values: list[list[Found]]) -> tuple[Iterable[list[RecAnswer]], bool]:
+        found = values[0] if len(values) == 1 else sorted((f for group in values for f in group), key=_ORDER)
+        return list(self.answers(found).values()), StatefulBatchLogic.RETAIN
 
-    def on_item(self, value: RecAsk) -> tuple[Iterable[ShardWork], bool]:
-        """Handle one ask outside a dataflow: return its shard work, in order."""
-        by_shard: dict[str, list[ShardWork]] = {}
-        self.work(value, by_shard)
-        return [work for works in by_shard.values() for work in works], StatefulBatchLogic.RETAIN
+    def on_item(self, value: list[Found]) -> tuple[Iterable[list[RecAnswer]], bool]:
+        """Handle one shard's list outside a dataflow."""
+        return self.on_batch([value])
 
-    def shard(self, product: str) -> str:
-        """Return the key of ``product``'s shard."""
-        shard = self._shards.get(product)
-        if shard is None:
-            if len(self._shards) >= 2 * self.cfg.max_products:
-                self._shards.clear()
-            shard = self._shards[product] = rec.shard_of(product, self.cfg.shards)
-        return shard
+    def answers(self, found: list[Found], *, count: bool = True) -> dict[str, list[RecAnswer]]:
+        """Return each customer's answers to ``found`` (in event order), counting their products
+        first (unless not ``count``: then nothing is counted)."""
+        by_user: dict[str, list[RecAnswer]] = {}
+        answer = self.answer
+        for _, ask, found_successors in found:
+            made = answer(ask, found_successors, count)
+            listed = by_user.get(ask.user)
+            if listed is None:
+                by_user[ask.user] = [made]
+            else:
+                listed.append(made)
+        return by_user
 
-    def work(self, ask: RecAsk, by_shard: dict[str, list[ShardWork]], *, count: bool = True) -> None:
-        """Add the shard work of ``ask`` to ``by_shard``, counting its product first (unless not
-        ``count``: then nothing is counted or learned, the question is only asked)."""
+    def answer(self, ask: RecAsk, found: tuple[tuple[str, float], ...], count: bool = True) -> RecAnswer:
+        """Return the answer to ``ask``: the successors ``found``, the popular fill and the product's
+        popularity rank before the event, which is then counted (if ``count``)."""
         state = self.state
         product = ask.product
         popular_rank = None
         ranking = None
         if product is not None and not count:
             ranking = state.categories.get(ask.category) if ask.category is not None else None
-            ask = ask._replace(previous=())
         elif product is not None:
             if ask.kind == "view" and product in state.overall.scores:
                 index = state.overall.top.index(product)
@@ -118,20 +177,7 @@ class PopularityLogic(StatefulBatchLogic[RecAsk, tuple[str, list[ShardWork]], by
                 ranking = state.categories.get(ask.category)
         popular = ranking_top(state.overall)
         in_category = ranking_top(ranking) if ranking is not None else ()
-        if product is None:
-            by_shard.setdefault("rec:0", []).append(_new(ShardWork, ("rec:0", (), ask, popular, in_category, None)))
-            return
-        home = self.shard(product)
-        own: list[tuple[str, str, float]] = []
-        for distance, source in enumerate(ask.previous, start=1):
-            shard = self.shard(source)
-            pair = (source, product, 1.0 / distance)
-            if shard == home:
-                own.append(pair)
-            else:
-                by_shard.setdefault(shard, []).append(_new(ShardWork, (shard, (pair,), None, (), (), None)))
-        work = _new(ShardWork, (home, tuple(own), ask, popular, in_category, popular_rank))
-        by_shard.setdefault(home, []).append(work)
+        return _new(RecAnswer, (ask, found, popular, in_category, popular_rank))
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)
@@ -190,31 +236,32 @@ class ShardState:
     table: dict[str, list[Any]] = field(default_factory=dict)
 
 
-class ShardLogic(StatefulBatchLogic[list[ShardWork], RecAnswer, bytes]):
-    """Learn the pairs whose source is in this shard; answer asks about its products.
+class ShardLogic(StatefulBatchLogic[list[ShardWork], list[Found], bytes]):
+    """Learn the pairs whose source is in this shard; find the successors of its products.
 
     Each item is a batch's work for this shard, in event order: a product
-    answers with what it had learned before the event, never after.
+    answers with what it had learned before the event, never after. What it
+    found goes out as one list per batch (to the popularity step).
     """
 
     def __init__(self, cfg: RecommendConfig, state: ShardState) -> None:
         self.cfg = cfg
         self.state = state
 
-    def on_batch(self, values: list[list[ShardWork]]) -> tuple[Iterable[RecAnswer], bool]:
-        out: list[RecAnswer] = []
+    def on_batch(self, values: list[list[ShardWork]]) -> tuple[Iterable[list[Found]], bool]:
+        out: list[Found] = []
         table = self.state.table
         cfg = self.cfg
         for works in values:
-            for _, pairs, ask, popular, in_category, popular_rank in works:
+            for _, pairs, ask, order in works:
                 for source, successor, weight in pairs:
                     learn(table, cfg, source, successor, weight)
                 if ask is not None:
                     found = successors(table, ask.product) if ask.product is not None else ()
-                    out.append(_new(RecAnswer, (ask, found, popular, in_category, popular_rank)))
-        return out, StatefulBatchLogic.RETAIN
+                    out.append(_new(Found, (order, ask, found)))
+        return ([out] if out else []), StatefulBatchLogic.RETAIN
 
-    def on_item(self, value: ShardWork) -> tuple[Iterable[RecAnswer], bool]:
+    def on_item(self, value: ShardWork) -> tuple[Iterable[list[Found]], bool]:
         """Handle one event's work outside a dataflow."""
         return self.on_batch([[value]])
 
@@ -233,7 +280,7 @@ def build_shard(cfg: RecommendConfig) -> Any:
 
 
 class Chain:
-    """The three steps chained in one process, event by event, as the dataflow chains them.
+    """The steps chained in one process, event by event, as the dataflow chains them.
 
     The offline evaluation, the benchmark and the tests drive the real
     logic through this one definition. ``recent`` plays the journey step's
@@ -255,15 +302,21 @@ class Chain:
 
     def ask(self, ask: RecAsk, *, learn: bool = True) -> list[Any]:
         """Run one ask through the steps (not ``learn``: nothing is counted or learned)."""
-        by_shard: dict[str, list[ShardWork]] = {}
-        self.popularity.work(ask, by_shard, count=learn)
-        out: list[Any] = []
-        for shard, works in by_shard.items():
+        return self.batch([ask], learn=learn)
+
+    def batch(self, asks: list[RecAsk], *, learn: bool = True) -> list[Any]:
+        """Run a batch of asks through the steps as the dataflow does; return what the lists emitted."""
+        found: list[Found] = []
+        for shard, works in split(self.cfg, asks, 0, count=learn).items():
             logic = self.shards.get(shard)
             if logic is None:
                 logic = self.shards[shard] = ShardLogic(self.cfg, ShardState())
-            for answer in logic.on_batch([works])[0]:
-                out.extend(self.logic(answer.ask.user).on_item(answer)[0])
+            for listed in logic.on_batch([works])[0]:
+                found.extend(listed)
+        found.sort(key=_ORDER)
+        out: list[Any] = []
+        for user, answers in self.popularity.answers(found, count=learn).items():
+            out.extend(self.logic(user).on_batch([answers])[0])
         return out
 
     def logic(self, user: str) -> ListLogic:

@@ -40,8 +40,9 @@ from flows import runtime
 from flows.recommend import recommend_config, routed_here
 from journeyflow.events import DeadLetter
 from journeyflow.step_records import Expect, UserUpdate
-from operators.recommend import RecAnswer, RecAsk
-from operators.recommend_steps import build_lists, build_popularity, build_shard
+from operators.recommend import RecAsk
+from operators.recommend_audience import build_audience_lists
+from operators.recommend_steps import build_popularity, build_shard, split
 from operators.rules import load_rules
 
 __all__ = ["PROBES", "Probes", "drive"]
@@ -160,10 +161,14 @@ class _Flow:
         self.loop = loop_config(settings, rules).build(None)
         self.popularity = build_popularity(self.rec)(None) if self.rec is not None else None
         self.make_shard = build_shard(self.rec) if self.rec is not None else None
-        self.make_list = build_lists(self.rec) if self.rec is not None else None
+        # With the recommender on, the flow's audience step holds the customers' lists
+        # (operators/recommend_audience.py): its audience part is charged to the audience,
+        # its lists part to the recommender.
+        self.make_audience = (
+            self.audience.build if self.rec is None else build_audience_lists(self.audience, self.rec)
+        )
         self.audiences: dict[str, Any] = {}
         self.shards: dict[str, Any] = {}
-        self.lists: dict[str, Any] = {}
         self.seconds: dict[str, dict[str, float]] = {part: defaultdict(float) for part in PARTS}
         # The garbage collector's pauses, charged where they happen (see _GcCharge).
         self.gc = _GcCharge()
@@ -182,24 +187,46 @@ class _Flow:
         seconds["models"][kind] += t_models - started
         at[0] = "audience"
         published: list[tuple[str, Any]] = []
+        rec = self.rec
+        # With the recommender on: each user's records for the lists part, in the flow's order.
+        through: dict[str, list[Any]] = {}
         for update in scored:
             if isinstance(update, UserUpdate):
                 key = update.user_id
-                published.extend((key, r) for r in apply_keyed(self.audiences, key, self.audience.build, update))
+                if rec is None:
+                    published.extend((key, r) for r in apply_keyed(self.audiences, key, self.make_audience, update))
+                else:
+                    logic = self.audiences.get(key)
+                    if logic is None:
+                        logic = self.audiences[key] = self.make_audience(None)
+                    through.setdefault(key, []).extend(logic.audience_part([update]))
         t_audience = clock()
         seconds["audience"][kind] += t_audience - t_models
         at[0] = "recommender"
-        rec = self.rec
         unrouted = out
         if rec is not None:
-            through = published + [(r.user_id, r) for r in out if routed_here(rec, r)]
+            for record in out:
+                if routed_here(rec, record):
+                    through.setdefault(record.user_id, []).append(record)
             unrouted = [r for r in out if not routed_here(rec, r)]
-            for ask in out:
-                if isinstance(ask, RecAsk):
-                    for work in self.popularity.on_item(ask)[0]:
-                        answers = apply_keyed(self.shards, work.shard, self.make_shard, work)
-                        through.extend((a.ask.user, a) for a in answers if isinstance(a, RecAnswer))
-            published = [(key, r) for key, item in through for r in apply_keyed(self.lists, key, self.make_list, item)]
+            # The flow's path: asks split by shard, the shards, popularity, each customer's list.
+            asks = [r for r in out if isinstance(r, RecAsk)]
+            found: list[Any] = []
+            for shard, works in split(rec, asks, 0).items():
+                shard_logic = self.shards.get(shard)
+                if shard_logic is None:
+                    shard_logic = self.shards[shard] = self.make_shard(None)
+                for listed in shard_logic.on_batch([works])[0]:
+                    found.extend(listed)
+            for user, answers in self.popularity.answers(found).items():
+                through.setdefault(user, []).append(answers)
+            for key, records in through.items():
+                logic = self.audiences.get(key)
+                if logic is None:
+                    logic = self.audiences[key] = self.make_audience(None)
+                published.extend((key, r) for r in logic.lists_part(records))
+                if logic.discarded():
+                    del self.audiences[key]
         t_rec = clock()
         seconds["recommender"][kind] += t_rec - t_audience
         at[0] = "loop"
@@ -232,10 +259,21 @@ class _Flow:
         t_journey = clock()
         self.seconds["journey"][kind] += t_journey - started
         self.after_journey(out, kind, t_journey)
+        if self.rec is not None:
+            # The audience step with the lists: each part's end of input charged to its part.
+            self.gc.at[:] = ["audience", kind]
+            started = clock()
+            said = {key: logic.audience_eof() for key, logic in self.audiences.items()}
+            t_audience = clock()
+            self.seconds["audience"][kind] += t_audience - started
+            self.gc.at[:] = ["recommender", kind]
+            for key, logic in self.audiences.items():
+                _encode(logic.lists_part(said[key]) + logic.lists_eof())
+            self.seconds["recommender"][kind] += clock() - t_audience
         for part, logics in (
             ("models", [self.models]),
-            ("audience", list(self.audiences.values())),
-            ("recommender", [*filter(None, [self.popularity]), *self.shards.values(), *self.lists.values()]),
+            ("audience", list(self.audiences.values()) if self.rec is None else []),
+            ("recommender", [*filter(None, [self.popularity]), *self.shards.values()]),
             ("loop", [self.loop]),
         ):
             self.gc.at[:] = [part, kind]

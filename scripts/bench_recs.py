@@ -46,6 +46,9 @@ from operators.rules import load_rules  # noqa: E402
 
 _report_cpu: list[float] = []
 
+#: Replay items per batch, as the replay's source reads them (flows/files.py's default).
+BATCH = 1000
+
 
 def _timed_report(*args: Any, **kwargs: Any) -> Any:
     """``write_report``, its CPU seconds noted: report.html is not part of the replay's rate."""
@@ -93,19 +96,24 @@ def steps(path: Path, settings: Settings) -> dict[str, Any]:
     parsed = [journey_cfg.parser.parse(line, f"bench:{n}") for n, line, _ in read_lines(path)]
     events = sum(1 for p in parsed if not isinstance(p, DeadLetter))
     journeys: dict[str, Any] = {}
-    asks: list[RecAsk] = []
-    for item in replay_items(parsed, clock, ReplayProgress()):
+    # The asks of each batch of the replay's input (flows/files.py reads BATCH lines at a time),
+    # driven a batch at a time as the flow's steps take them.
+    batches: list[list[RecAsk]] = []
+    for n, item in enumerate(replay_items(parsed, clock, ReplayProgress())):
+        if n % BATCH == 0:
+            batches.append([])
         if isinstance(item, (DeadLetter, Expect)):
             continue  # Expect: in input order here already, nothing to wait for
         logic = journeys.get(item.user)
         if logic is None:
             logic = journeys[item.user] = journey_cfg.build(None)
-        asks.extend(o for o in logic.on_item(item)[0] if isinstance(o, RecAsk))
+        batches[-1].extend(o for o in logic.on_item(item)[0] if isinstance(o, RecAsk))
+    asks = [ask for batch in batches for ask in batch]
 
     chain = Chain(cfg)
     started = time.perf_counter()
-    for ask in asks:
-        chain.ask(ask)
+    for batch in batches:
+        chain.batch(batch)
     elapsed = time.perf_counter() - started
     popularity, shards, lists = chain.popularity, chain.shards, chain.lists
     products = len(popularity.state.counts)
