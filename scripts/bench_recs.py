@@ -4,7 +4,7 @@
 ``python scripts/bench.py --recommendations [--events 200000] [--rounds 2]``:
 
 * the whole pipeline replayed with the recommender off and on, alternately
-  (``--rounds`` times each, in this process), events/s and their ratio;
+  (``--rounds`` times each, each replay in a fresh process), events/s and their ratio;
 * the recommender's three steps driven directly, without bytewax, on the
   asks the journey step makes for the same events: microseconds per event
   and per product event;
@@ -19,11 +19,14 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -63,20 +66,33 @@ _write_report = replay_module.write_report
 replay_module.write_report = _timed_report
 
 
-def replays(path: Path, settings: Settings, workdir: Path, rounds: int) -> dict[str, Any]:
-    """Replay with the recommender off and on, alternately; return events/s of each run."""
-    off = load_settings(overrides={"recommendations": {"enabled": False}})
+def replay_once(path: Path, enabled: bool, out: Path) -> dict[str, float]:
+    """Replay ``path`` once, recommender on or off; return lines read, flow seconds and CPU seconds."""
+    settings = load_settings(overrides={"recommendations": {"enabled": enabled}})
+    gc.collect()
+    # CPU seconds too: other jobs on a shared machine slow the wall clock of one run
+    # and not the next, much less the CPU time it takes.
+    cpu_started = time.process_time()
+    summary = replay([path], out, settings, show_progress=False)
+    cpu_s = time.process_time() - cpu_started - _report_cpu.pop()
+    return {"read": summary["read"], "elapsed_s": summary["elapsed_s"], "cpu_s": cpu_s}
+
+
+def replays(path: Path, workdir: Path, rounds: int) -> dict[str, Any]:
+    """Replay with the recommender off and on, alternately, each in a fresh process.
+
+    A fresh process per replay: one replay's heap, caches and garbage do not
+    weigh on the next (in one process, the same code's ratio moved by 0.06
+    from run to run).
+    """
     runs: dict[str, list[float]] = {"off": [], "on": []}
     cpu: dict[str, list[float]] = {"off": [], "on": []}
     for _ in range(rounds):
-        for name, cfg in (("off", off), ("on", settings)):
-            gc.collect()
-            # CPU seconds of this process too: other jobs on a shared machine slow the
-            # wall clock of one run and not the next, much less the CPU time it takes.
-            cpu_started = time.process_time()
-            summary = replay([path], workdir / f"replay-{name}", cfg, show_progress=False)
-            cpu[name].append(time.process_time() - cpu_started - _report_cpu.pop())
-            runs[name].append(summary["read"] / summary["elapsed_s"])
+        for name in ("off", "on"):
+            command = [sys.executable, __file__, "--one", name, str(path), str(workdir / f"replay-{name}")]
+            found = orjson.loads(subprocess.run(command, check=True, capture_output=True).stdout.splitlines()[-1])
+            cpu[name].append(found["cpu_s"])
+            runs[name].append(found["read"] / found["elapsed_s"])
     ratio = statistics.median(runs["on"]) / statistics.median(runs["off"])
     cpu_ratio = statistics.median(cpu["off"]) / statistics.median(cpu["on"])
     return {
@@ -136,13 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=2, help="replays with and without, each (default 2)")
     parser.add_argument("--workdir", type=Path, help="keep generated data and outputs here")
+    parser.add_argument("--one", nargs=3, metavar=("off|on", "FILE", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one:
+        # One replay of the comparison, in its own process (see replays).
+        name, file, out = args.one
+        print(orjson.dumps(replay_once(Path(file), name == "on", Path(out))).decode())
+        return 0
     settings = load_settings(overrides={"recommendations": {"enabled": True}})
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="journeyflow-bench-recs-"))
     workdir.mkdir(parents=True, exist_ok=True)
     path = generate(args.events, workdir, args.seed)
     staged = steps(path, settings)
-    compared = replays(path, settings, workdir, args.rounds)
+    compared = replays(path, workdir, args.rounds)
     print(f"recommender benchmark: {staged['events']:,} events, {staged['product_events']:,} product events")
     print(
         f"  whole pipeline, lines/s       off {compared['lines_per_s']['off']}  on {compared['lines_per_s']['on']}"
