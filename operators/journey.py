@@ -4,7 +4,8 @@ They share one step on purpose: each keyed step is a hop that costs about 3
 microseconds per item whatever its logic (``shared/notes/bytewax-0.21.md``),
 and all of them share the user as key. :class:`JourneyLogic` composes parts,
 each in its own module with its own state in :class:`JourneyState`:
-the user's clock and lateness (here), :mod:`~operators.dedup`,
+the user's clock and lateness (here), what time and the end of input change
+(:mod:`~operators.journey_time`), :mod:`~operators.dedup`,
 :mod:`~operators.sessions`, :mod:`~operators.profiles`, labels and scores
 (:mod:`~operators.model_asks`), rules (:mod:`~operators.decisions`),
 consent and erasure (:mod:`~operators.privacy`), identity hand-off
@@ -40,12 +41,11 @@ from bytewax.operators import StatefulLogic
 from journeyflow import metrics
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event
 from journeyflow.step_records import Handoff, RawRecord, Tick
-from operators import clock, dedup, goals, handoff, model_asks, privacy, profiles, recommend, sessions, triggers, updates, variables
-from operators.decisions import evaluate_segments, event_triggers, session_triggers
+from operators import clock, dedup, goals, handoff, journey_time, model_asks, privacy, profiles, recommend, sessions, updates, variables
+from operators.decisions import evaluate_segments, event_triggers
 from operators.due import next_due_ms
-from operators.journey_state import Inbound, JourneyConfig, JourneyState, system_now_ms, view_of
-from operators.model_asks import ModelAsks, ScoreAsk, flush
-from operators.sessions import Session
+from operators.journey_state import Inbound, JourneyConfig, JourneyState, system_now_ms
+from operators.model_asks import ModelAsks, flush
 from state.serde import encode_state
 
 __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_now_ms"]
@@ -86,7 +86,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             due_ms = next_due_ms(self.state, self.cfg)
             # Most ticks reach users with nothing due: they cost this test alone.
             if due_ms is not None and value.ts_ms >= due_ms:
-                self._time_passes(value.ts_ms, ticked)
+                journey_time.time_passes(self, value.ts_ms, ticked)
             return ticked, self._retain(ticked)
         out: list[Any] = []
         if isinstance(value, Handoff):
@@ -122,14 +122,14 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         now_ms = self.cfg.now_ms()
         self._notified_ms = now_ms
         if self.state.max_ts_ms is not None:
-            self._time_passes(now_ms - self.state.offset_ms, out)
+            journey_time.time_passes(self, now_ms - self.state.offset_ms, out)
         return out, self._retain(out)
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         if self.state.max_ts_ms is None:
             out: list[Any] = updates.tallies(self.state)
             return out, self._retain(out)
-        return self._finish(max(self.state.max_ts_ms, self._heard_ms)), StatefulLogic.RETAIN
+        return journey_time.finish(self, max(self.state.max_ts_ms, self._heard_ms)), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         return clock.timer_at(self.state, self.cfg, self._notified_ms)
@@ -218,81 +218,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         clock.advance(self.state, self.cfg, ts)
         # Judged before this event is applied: what the gap ended, and what
         # changed while the user was away, happened first.
-        self._catch_up(ts, ts - self.cfg.lateness_ms, out)
-
-    def _time_passes(self, now_ms: int, out: list[Any]) -> None:
-        """Apply what time alone changes up to ``now_ms`` (a timer, a replay's tick).
-
-        The lateness watermark stays where the user's own events put it.
-        """
-        if self.state.max_ts_ms is None:
-            return
-        self._catch_up(now_ms, now_ms - self.cfg.lateness_ms, out)
-        flush(self._asks, self.state, self.cfg, out)
-        release_ms = self.cfg.idle_release_ms
-        if release_ms and now_ms - self.state.max_ts_ms >= release_ms:
-            # What the end of input would publish, as of now; then the user goes.
-            out.extend(self._finish(now_ms))
-            self._replace_state(privacy.released(self.state))
-
-    def _catch_up(self, now_ms: int, watermark_ms: int | None, out: list[Any]) -> bool:
-        """Apply what the passing of time to ``now_ms`` changes.
-
-        Forgets event ids older than the dedup window, resolves labels and
-        takes idle snapshots that are due, closes the sessions no on-time
-        event can join (all of them when ``watermark_ms`` is None) and, if
-        sessions closed or the refresh interval has passed, re-decides the
-        segments once. Returns whether the segments were judged as of
-        ``now_ms`` after everything else it changed.
-        """
-        state = self.state
-        profile = state.profile
-        cfg = self.cfg
-        dedup.expire(state.dedup, cfg.dedup, now_ms)
-        if profile is not None:
-            # Snapshots first: they are taken as of grid moments before now,
-            # from the profile as it was then (before this prune).
-            model_asks.on_time(self._asks, state, cfg, now_ms)
-            if now_ms - profile.pruned_ms >= cfg.refresh_ms:
-                # (Segments read the peak of product views, which a prune recomputes.)
-                self._judged_ms = None
-                profiles.prune(profile, cfg.profiles, now_ms)
-                self._pruned_after_items = True
-                triggers.prune_cooldowns(cfg.triggers, state.cooldowns, now_ms)
-        if profile is not None and now_ms - state.evaluated_ms >= cfg.refresh_ms:
-            # Time first: what changed while the user was away is not caused by
-            # the session that the same gap closes.
-            self._evaluate(now_ms, "time", None, out)
-            timed = True
-        else:
-            timed = False
-        closed = sessions.pop_closed(state.sessions, cfg.sessions, watermark_ms)
-        for session in closed:
-            self._on_session_closed(session, out)
-        if closed and state.profile is not None:
-            cause_event_id = closed[-1].last_event_id or None
-            self._evaluate(now_ms, "session_close", cause_event_id, out)
-            self._asks.score = ScoreAsk(now_ms, "session_close", cause_event_id, True)
-        elif state.profile is not None and now_ms - state.scored_ms >= cfg.rescore_ms:
-            # Clusters learn from idle states too, so lapsed users form their own.
-            self._asks.score = ScoreAsk(now_ms, "time", None, True)
-        if cfg.store_rows and state.profile is not None and (timed or closed):
-            out.append(updates.row(state, cfg, now_ms))
-        return state.profile is not None and (timed or bool(closed))
-
-    def _on_session_closed(self, session: Session, out: list[Any]) -> None:
-        state = self.state
-        self._judged_ms = None
-        summary = sessions.summarise(session, state.user)
-        out.append(summary)
-        if state.profile is None:
-            return
-        profiles.close_session(state.profile, self.cfg.profiles, session.start_ms, session.end_ms, summary.converted)
-        if session.start_ms < state.profile.pruned_ms - profiles.SESSION_STARTS_MS:
-            # (A session longer than the starts' window: a prune as of then would drop its start.)
-            self._pruned_after_items = False
-        if self.cfg.session_triggers:
-            session_triggers(state, self.cfg, session, summary, out)
+        journey_time.catch_up(self, ts, ts - self.cfg.lateness_ms, out)
 
     def _evaluate(self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any]) -> bool:
         """Re-decide the profile segments as of ``now_ms``; send an update and return True on change."""
@@ -301,33 +227,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         )
         self._judged_ms = now_ms
         return changed
-
-    def _finish(self, as_of_ms: int) -> list[Any]:
-        """Close what the end of input closes, judge segments at ``as_of_ms``, report."""
-        state = self.state
-        cfg = self.cfg
-        out: list[Any] = []
-        as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)
-        if state.profile is not None and not (self._pruned_after_items and state.profile.pruned_ms == as_of_ms):
-            # Exact windows for the final profile, whenever the last prune was. (Pruned as
-            # of then with nothing applied since, mostly by a replay's last tick: the same
-            # prune would change nothing; 98% of the users of a 60k-line slice, 7 us each.)
-            self._judged_ms = None  # (a prune now may lower the peak of product views)
-            profiles.prune(state.profile, cfg.profiles, as_of_ms)
-        judged = self._catch_up(as_of_ms, None, out)
-        if state.profile is not None:
-            if not judged and self._judged_ms != as_of_ms:
-                # (Judged as of now since the last change, by the catch-up or a replay's
-                # last tick: the same inputs would decide the same again.)
-                self._evaluate(as_of_ms, "time", None, out)
-            # The final row carries the last score (and what else the models were asked) itself.
-            self._asks.score = ScoreAsk(as_of_ms, "time", None, True)
-            extra = model_asks.payload(self._asks, state, cfg)
-            out.append(updates.final(state, cfg, view_of(state, cfg, as_of_ms), **extra))
-        else:
-            flush(self._asks, state, cfg, out)
-        out.extend(updates.tallies(state))
-        return out
 
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""

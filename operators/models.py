@@ -51,6 +51,7 @@ does worse than the prior on recent examples hands the score to the prior.
 The same scoring feeds a ROC AUC per task and an ADWIN drift detector on
 the absolute error.
 
+The scoring path (a customer's rows to both scores) is :mod:`operators.model_scoring`.
 The state can be exported (``models.bin`` next to a replay's outputs) and
 loaded as the starting point of another run (``[models] warm_start``).
 """
@@ -69,26 +70,14 @@ from bytewax.operators import StatefulLogic
 from river import preprocessing
 
 from journeyflow.errors import ConfigError
-from journeyflow.metrics import MODEL_AUC, MODEL_SCORE
+from journeyflow.metrics import MODEL_AUC
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
-from operators import bgnbd
 from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
-from operators.features import (
-    BG_AGE,
-    BG_PURCHASES_TX,
-    BG_PURCHASES_X,
-    BG_SESSIONS_TX,
-    BG_SESSIONS_X,
-    CLASSIFIER_FEATURES,
-    DAYS_SINCE_LAST_SEEN,
-    TIMED,
-    horizon_weights,
-    unpack,
-    unpack_rows,
-)
-from operators.odds import clip, logit, sigmoid
+from operators.features import unpack
+from operators.model_scoring import DAY_MS as _DAY_MS
+from operators.model_scoring import TASKS, Scorer, learn_input
 from operators.silence import AGE_BANDS, SilenceCurve
 from operators.weekly import Task
 from state.serde import decode_state, encode_state
@@ -96,11 +85,6 @@ from state.serde import decode_state, encode_state
 __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "load_models"]
 
 log = logging.getLogger(__name__)
-
-#: Task name -> the score it produces in the profile.
-TASKS = {"propensity": "purchase_propensity", "churn": "churn_risk"}
-
-_DAY_MS = 86_400_000
 
 #: One-interval examples wait in a shuffle buffer of this size before they
 #: are learned: they resolve in bursts (every silent user's at once when time
@@ -179,16 +163,6 @@ class ModelState:
         return f"m{learned}"
 
 
-def _prior_chances(priors: dict[str, OnlinePrior], v: dict[str, float], tau: float) -> tuple[float, float]:
-    """Return the priors' (no session, no purchase) chances within ``tau`` days for vector ``v``."""
-    age = v["bg_age"]
-    s = priors["sessions"].params or bgnbd.BgNbd()
-    b = priors["purchases"].params or bgnbd.BgNbd()
-    quiet = bgnbd.p_none(s, v["bg_sessions_x"], v["bg_sessions_tx"], age, tau)
-    no_buy = bgnbd.p_none(b, v["bg_purchases_x"], v["bg_purchases_tx"], age, tau)
-    return quiet, no_buy
-
-
 class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
     """Learn from labelled examples and score users; one instance for everyone."""
 
@@ -196,26 +170,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         self.state = state
         self.cfg = cfg
         self.min_examples = cfg.min_examples
-        self._interval_days = cfg.interval_ms / _DAY_MS
-        self._weights = {name: horizon_weights(h, cfg.interval_ms) for name, h in cfg.horizons_ms.items()}
-        self._horizon_days = {name: h / _DAY_MS for name, h in cfg.horizons_ms.items()}
-        # Derived, never pickled: the scaler's figures as scoring reads them (see _scaled).
-        self._scaled_version: tuple[int, int] | None = None
-        self._scaled_stats: list[tuple[str, float, float]] = []
-        # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
-        self._observe = {name: MODEL_SCORE.labels(model=name).observe for name in TASKS}
-
-    def _inputs(self, v: dict[str, float], *, learn: bool) -> tuple[dict[str, float], float, float]:
-        """Return the learned models' input for vector ``v`` and the priors' one-interval chances."""
-        scaler = self.state.scaler
-        raw = {name: v[name] for name in CLASSIFIER_FEATURES}
-        if learn:
-            scaler.learn_one(raw)
-        x = scaler.transform_one(raw)
-        quiet, no_buy = _prior_chances(self.state.priors, v, self._interval_days)
-        x["prior_quiet"] = logit(quiet) / 4.0
-        x["prior_no_purchase"] = logit(no_buy) / 4.0
-        return x, quiet, no_buy
+        # Derived, never pickled: the scoring path and what it reads from the configuration.
+        self.scorer = Scorer(cfg)
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         state = self.state
@@ -229,7 +185,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 age = v["bg_age"]
                 state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
-                state.silence.learn(math.expm1(v["days_since_last_seen"]), self._interval_days, example.label, age, example.ts_ms)
+                state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
@@ -240,7 +196,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.features is not None and (fitted or self.min_examples == 0):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
-            scores.update(self._score(value.features, value.ts_ms))
+            scores.update(self.scorer.score(state, value.features, value.ts_ms))
             state.scored += 1
         if value.cluster_features is not None:
             found = state.clusters.learn_predict(value.cluster_features, learn=value.learn_cluster)
@@ -257,115 +213,11 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         i = state.rng.randrange(len(buffer))
         buffer[i], buffer[-1] = buffer[-1], buffer[i]
         name, packed, label, ts_ms = buffer.pop()
-        x, quiet, no_buy = self._inputs(unpack(packed), learn=True)
+        x, quiet, no_buy = learn_input(state, unpack(packed), self.scorer.interval_days, learn=True)
         task = state.tasks[name]
         task.learn(name, x, label, ts_ms, quiet if name == "churn" else 1.0 - no_buy)
         if 0 < task.positives < task.examples:
             MODEL_AUC.labels(model=name).set(task.auc.get())
-
-    def _scaled(self) -> list[tuple[str, float, float]]:
-        """Return ``(feature, mean, standard deviation)`` of the shared scaler, 0.0 for a feature without variance.
-
-        What ``transform_one`` reads, taken once per state of the scaler (it
-        changes only when an example is learned) instead of once per row:
-        ``(x - mean) / sd`` is the same expression, so the same values. The
-        look-ups are made in ``transform_one``'s order, a variance before its
-        mean and the mean only for a variance, so a scaler that has learned
-        nothing gains the same default entries (its pickled state is unchanged).
-        """
-        scaler = self.state.scaler
-        version = (id(scaler), scaler.counts.get(CLASSIFIER_FEATURES[0], 0))
-        if version != self._scaled_version:
-            means, vars_ = scaler.means, scaler.vars
-            stats = []
-            for name in CLASSIFIER_FEATURES:
-                v = vars_[name]
-                stats.append((name, means[name], v**0.5) if v else (name, 0.0, 0.0))
-            self._scaled_stats = stats
-            self._scaled_version = version
-        return self._scaled_stats
-
-    def _row_input(
-        self, stats: list[tuple[str, float, float]], row: tuple[float, ...], quiet: float, no_buy: float, first: dict[str, float] | None = None
-    ) -> dict[str, float]:
-        """Return what :meth:`_inputs` returns for ``row`` (unpacked), from the scaler's ``stats`` and the prior's chances.
-
-        With ``first``, the input of an earlier row of the same score: the
-        steady features (:data:`~operators.features.STEADY_FEATURES`, the same
-        in every row) are copied from it, in the same key order.
-        """
-        if first is None:
-            x = {name: (row[i] - mean) / sd if sd else 0.0 for i, (name, mean, sd) in enumerate(stats)}
-        else:
-            x = first.copy()
-            for i in TIMED:
-                name, mean, sd = stats[i]
-                x[name] = (row[i] - mean) / sd if sd else 0.0
-        x["prior_quiet"] = logit(quiet) / 4.0
-        x["prior_no_purchase"] = logit(no_buy) / 4.0
-        return x
-
-    def _score(self, packed: bytes, now_ms: int) -> dict[str, float]:
-        """Return both scores from the rows now and along the silent path (see the module docstring).
-
-        ``packed`` holds :func:`operators.features.scoring_vectors`' rows. The
-        learned models are asked only for a task they have a say in (trust
-        above 0): with none, the published score is the prior's alone, the
-        same value the blend ``0 * learned + 1 * prior`` gives.
-        """
-        state = self.state
-        tasks = state.tasks
-        rows = unpack_rows(packed)
-        now = rows[0]
-        stats = self._scaled()
-        s = state.priors["sessions"].params or bgnbd.BgNbd()
-        b = state.priors["purchases"].params or bgnbd.BgNbd()
-        interval = self._interval_days
-        trust = {name: tasks[name].trust(self.min_examples) for name in TASKS}
-        age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
-        b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
-        prior = {
-            "churn": bgnbd.p_none(s, s_x, s_tx, age, self._horizon_days["churn"]),
-            "propensity": 1.0 - bgnbd.p_none(b, b_x, b_tx, age, self._horizon_days["propensity"]),
-        }
-        published = dict(prior)
-        if trust["churn"] or trust["propensity"]:
-            x_now = None
-            if trust["churn"]:
-                churn = tasks["churn"]
-                log_quiet = 0.0
-                for weight, row in zip(self._weights["churn"], rows, strict=False):
-                    quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
-                    no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
-                    x = self._row_input(stats, row, quiet, no_buy, x_now)
-                    if x_now is None:
-                        x_now, week_no_buy = x, no_buy
-                    log_quiet += weight * math.log(clip(churn.predict(x)))
-                t = trust["churn"]
-                published["churn"] = t * math.exp(log_quiet) + (1.0 - t) * prior["churn"]
-            if trust["propensity"]:
-                if x_now is None:
-                    quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)
-                    week_no_buy = bgnbd.p_none(b, b_x, b_tx, age, interval)
-                    x_now = self._row_input(stats, now, quiet, week_no_buy)
-                # The learned model's odds of a purchase within the next interval,
-                # relative to the prior's, carried over to the prior's horizon odds.
-                shift = logit(tasks["propensity"].predict(x_now)) - logit(1.0 - week_no_buy)
-                t = trust["propensity"]
-                learned = sigmoid(logit(prior["propensity"]) + shift)
-                published["propensity"] = t * learned + (1.0 - t) * prior["propensity"]
-        # Never below what the silence so far says alone (operators.silence):
-        # the learned chain extrapolates where examples are few.
-        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self._weights["churn"], age, now_ms)
-        if floor is not None:
-            published["churn"] = max(published["churn"], floor)
-        # A purchase needs a return: never more likely than any activity at all.
-        published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
-        scores = {}
-        for name, score in TASKS.items():
-            scores[score] = round(published[name], 4)
-            self._observe[name](published[name])
-        return scores
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         # Nothing is left waiting in the shuffle buffer of an exported state:

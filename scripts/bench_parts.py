@@ -69,7 +69,7 @@ PROBES: dict[str, tuple[str, ...]] = {
         "operators.features:pack",
         "operators.features:snapshot_vector",
         "operators.features:scoring_vectors",
-        "operators.features:cluster_features",
+        "operators.cluster_features:cluster_features",
     ),
     "profile fields (to_fields)": ("operators.views:to_fields",),
 }

@@ -10,6 +10,7 @@ from flows.step_configs import journey_config
 from journeyflow import generator
 from journeyflow.events import Event
 from operators.due import next_due_ms
+from operators.journey_time import time_passes
 from operators.rules import load_rules
 from state.serde import encode_state
 from tests.helpers import settings
@@ -44,11 +45,11 @@ def test_time_changes_nothing_before_the_due_time_and_something_at_it(tmp_path: 
         early = _copy(cfg, logic)
         before = encode_state(early.state)
         out: list = []
-        early._time_passes(due - 1, out)
+        time_passes(early, due - 1, out)
         assert out == [] and encode_state(early.state) == before, (item.user, due)
         at_due = _copy(cfg, logic)
         out = []
-        at_due._time_passes(due, out)
+        time_passes(at_due, due, out)
         changed_at_due += bool(out) or encode_state(at_due.state) != before
         checked += 1
     assert checked > 500

@@ -90,7 +90,7 @@ def test_scoring_vectors_follow_the_silent_path_through_the_horizon() -> None:
 
 
 def test_steady_features_are_the_same_in_every_row() -> None:
-    # The models scale them once per score (operators.models._row_input): a
+    # The models scale them once per score (operators.model_scoring.row_input): a
     # feature listed as steady that moved along the silent path would be scored stale.
     cfg = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=30 * DAY, purchase_horizon_ms=30 * DAY, max_silence_ms=90 * DAY)
     rows = rows_as_dicts(scoring_vectors(_profile(), cfg))

@@ -63,7 +63,7 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
         return x, quiet, no_buy
 
     log_quiet = 0.0
-    for weight, v in zip(logic._weights["churn"], rows, strict=False):
+    for weight, v in zip(logic.scorer.weights["churn"], rows, strict=False):
         x, _, _ = inputs(v)
         log_quiet += weight * math.log(clip(tasks["churn"].predict(x)))
     now = rows[0]
@@ -78,7 +78,7 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
     for name in ("propensity", "churn"):
         trust = tasks[name].trust(logic.min_examples)
         published[name] = trust * learned[name] + (1.0 - trust) * prior[name]
-    floor = state.silence.p_silent(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, logic._weights["churn"], now["bg_age"], now_ms)
+    floor = state.silence.p_silent(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, logic.scorer.weights["churn"], now["bg_age"], now_ms)
     if floor is not None:
         published["churn"] = max(published["churn"], floor)
     published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
@@ -106,7 +106,7 @@ def test_scores_are_exactly_those_of_the_plain_computation(tasks: tuple[str, ...
     assert trusted == (set(tasks) if min_examples == 0 else set())
     for n in range(300):
         rows = _rows(rng)
-        assert logic._score(pack_rows(rows), n * 60_000) == _plain_score(logic, rows, n * 60_000)
+        assert logic.scorer.score(logic.state, pack_rows(rows), n * 60_000) == _plain_score(logic, rows, n * 60_000)
         assert set(rows[0]) == set(CLASSIFIER_FEATURES + PRIOR_STATS)
 
 

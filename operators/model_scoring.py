@@ -1,0 +1,190 @@
+"""The models step's scoring path: a customer's packed rows to both published scores.
+
+Split from :mod:`operators.models` (which learns and keeps the state): what a
+score reads is the state (:class:`~operators.models.ModelState`) and the
+figures derived once from the configuration, kept in a :class:`Scorer`. How
+the rows chain into a horizon's chance is in the :mod:`operators.models`
+docstring; this module computes it cheaply (packed rows, the scaler's figures
+taken once per state of the scaler, tasks without a say skipped) and exactly:
+``tests/operators/test_model_scoring.py`` checks it against the plain
+computation (River's scaler and classifiers on one dict per row).
+
+Nothing here is pickled: a :class:`Scorer` is rebuilt with its step, so a
+snapshot is the same as before the split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from journeyflow.metrics import MODEL_SCORE
+from operators import bgnbd
+from operators.bgnbd import OnlinePrior
+from operators.features import (
+    BG_AGE,
+    BG_PURCHASES_TX,
+    BG_PURCHASES_X,
+    BG_SESSIONS_TX,
+    BG_SESSIONS_X,
+    CLASSIFIER_FEATURES,
+    DAYS_SINCE_LAST_SEEN,
+    TIMED,
+    horizon_weights,
+    unpack_rows,
+)
+from operators.odds import clip, logit, sigmoid
+
+if TYPE_CHECKING:
+    from river import preprocessing
+
+    from operators.models import ModelConfig, ModelState
+
+__all__ = ["TASKS", "DAY_MS", "Scorer", "prior_chances", "learn_input"]
+
+#: Task name -> the score it produces in the profile.
+TASKS = {"propensity": "purchase_propensity", "churn": "churn_risk"}
+
+DAY_MS = 86_400_000
+
+
+def prior_chances(priors: dict[str, OnlinePrior], v: dict[str, float], tau: float) -> tuple[float, float]:
+    """Return the priors' (no session, no purchase) chances within ``tau`` days for vector ``v``."""
+    age = v["bg_age"]
+    s = priors["sessions"].params or bgnbd.BgNbd()
+    b = priors["purchases"].params or bgnbd.BgNbd()
+    quiet = bgnbd.p_none(s, v["bg_sessions_x"], v["bg_sessions_tx"], age, tau)
+    no_buy = bgnbd.p_none(b, v["bg_purchases_x"], v["bg_purchases_tx"], age, tau)
+    return quiet, no_buy
+
+
+def learn_input(state: ModelState, v: dict[str, float], interval_days: float, *, learn: bool) -> tuple[dict[str, float], float, float]:
+    """Return the learned models' input for vector ``v`` and the priors' one-interval chances."""
+    scaler = state.scaler
+    raw = {name: v[name] for name in CLASSIFIER_FEATURES}
+    if learn:
+        scaler.learn_one(raw)
+    x = scaler.transform_one(raw)
+    quiet, no_buy = prior_chances(state.priors, v, interval_days)
+    x["prior_quiet"] = logit(quiet) / 4.0
+    x["prior_no_purchase"] = logit(no_buy) / 4.0
+    return x, quiet, no_buy
+
+
+def row_input(
+    stats: list[tuple[str, float, float]], row: tuple[float, ...], quiet: float, no_buy: float, first: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Return what :func:`learn_input` returns for ``row`` (unpacked), from the scaler's ``stats`` and the prior's chances.
+
+    With ``first``, the input of an earlier row of the same score: the
+    steady features (:data:`~operators.features.STEADY_FEATURES`, the same
+    in every row) are copied from it, in the same key order.
+    """
+    if first is None:
+        x = {name: (row[i] - mean) / sd if sd else 0.0 for i, (name, mean, sd) in enumerate(stats)}
+    else:
+        x = first.copy()
+        for i in TIMED:
+            name, mean, sd = stats[i]
+            x[name] = (row[i] - mean) / sd if sd else 0.0
+    x["prior_quiet"] = logit(quiet) / 4.0
+    x["prior_no_purchase"] = logit(no_buy) / 4.0
+    return x
+
+
+class Scorer:
+    """Score customers from a :class:`~operators.models.ModelState`; one per models step, never pickled."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        self.min_examples = cfg.min_examples
+        self.interval_days = cfg.interval_ms / DAY_MS
+        self.weights = {name: horizon_weights(h, cfg.interval_ms) for name, h in cfg.horizons_ms.items()}
+        self.horizon_days = {name: h / DAY_MS for name, h in cfg.horizons_ms.items()}
+        # Derived: the scaler's figures as scoring reads them (see scaled).
+        self._scaled_version: tuple[int, int] | None = None
+        self._scaled_stats: list[tuple[str, float, float]] = []
+        # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
+        self._observe: dict[str, Callable[[float], None]] = {name: MODEL_SCORE.labels(model=name).observe for name in TASKS}
+
+    def scaled(self, scaler: preprocessing.StandardScaler) -> list[tuple[str, float, float]]:
+        """Return ``(feature, mean, standard deviation)`` of the shared scaler, 0.0 for a feature without variance.
+
+        What ``transform_one`` reads, taken once per state of the scaler (it
+        changes only when an example is learned) instead of once per row:
+        ``(x - mean) / sd`` is the same expression, so the same values. The
+        look-ups are made in ``transform_one``'s order, a variance before its
+        mean and the mean only for a variance, so a scaler that has learned
+        nothing gains the same default entries (its pickled state is unchanged).
+        """
+        version = (id(scaler), scaler.counts.get(CLASSIFIER_FEATURES[0], 0))
+        if version != self._scaled_version:
+            means, vars_ = scaler.means, scaler.vars
+            stats = []
+            for name in CLASSIFIER_FEATURES:
+                v = vars_[name]
+                stats.append((name, means[name], v**0.5) if v else (name, 0.0, 0.0))
+            self._scaled_stats = stats
+            self._scaled_version = version
+        return self._scaled_stats
+
+    def score(self, state: ModelState, packed: bytes, now_ms: int) -> dict[str, float]:
+        """Return both scores from the rows now and along the silent path (see :mod:`operators.models`).
+
+        ``packed`` holds :func:`operators.features.scoring_vectors`' rows. The
+        learned models are asked only for a task they have a say in (trust
+        above 0): with none, the published score is the prior's alone, the
+        same value the blend ``0 * learned + 1 * prior`` gives.
+        """
+        tasks = state.tasks
+        rows = unpack_rows(packed)
+        now = rows[0]
+        stats = self.scaled(state.scaler)
+        s = state.priors["sessions"].params or bgnbd.BgNbd()
+        b = state.priors["purchases"].params or bgnbd.BgNbd()
+        interval = self.interval_days
+        trust = {name: tasks[name].trust(self.min_examples) for name in TASKS}
+        age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
+        b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
+        prior = {
+            "churn": bgnbd.p_none(s, s_x, s_tx, age, self.horizon_days["churn"]),
+            "propensity": 1.0 - bgnbd.p_none(b, b_x, b_tx, age, self.horizon_days["propensity"]),
+        }
+        published = dict(prior)
+        if trust["churn"] or trust["propensity"]:
+            x_now = None
+            if trust["churn"]:
+                churn = tasks["churn"]
+                log_quiet = 0.0
+                for weight, row in zip(self.weights["churn"], rows, strict=False):
+                    quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
+                    no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
+                    x = row_input(stats, row, quiet, no_buy, x_now)
+                    if x_now is None:
+                        x_now, week_no_buy = x, no_buy
+                    log_quiet += weight * math.log(clip(churn.predict(x)))
+                t = trust["churn"]
+                published["churn"] = t * math.exp(log_quiet) + (1.0 - t) * prior["churn"]
+            if trust["propensity"]:
+                if x_now is None:
+                    quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)
+                    week_no_buy = bgnbd.p_none(b, b_x, b_tx, age, interval)
+                    x_now = row_input(stats, now, quiet, week_no_buy)
+                # The learned model's odds of a purchase within the next interval,
+                # relative to the prior's, carried over to the prior's horizon odds.
+                shift = logit(tasks["propensity"].predict(x_now)) - logit(1.0 - week_no_buy)
+                t = trust["propensity"]
+                learned = sigmoid(logit(prior["propensity"]) + shift)
+                published["propensity"] = t * learned + (1.0 - t) * prior["propensity"]
+        # Never below what the silence so far says alone (operators.silence):
+        # the learned chain extrapolates where examples are few.
+        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
+        if floor is not None:
+            published["churn"] = max(published["churn"], floor)
+        # A purchase needs a return: never more likely than any activity at all.
+        published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
+        scores = {}
+        for name, score in TASKS.items():
+            scores[score] = round(published[name], 4)
+            self._observe[name](published[name])
+        return scores

@@ -1,0 +1,165 @@
+"""The per-user step's time path (operators/journey_time.py), driven through the step:
+timers, a replay's ticks, the idle release and the end of input."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timezone
+from typing import Any
+
+from bytewax.operators import StatefulLogic
+
+from journeyflow.events import DeadLetter
+from journeyflow.records import SessionSummary
+from journeyflow.step_records import Tally, Tick, UserUpdate
+from operators.due import next_due_ms
+from state.serde import encode_state
+from tests.helpers import at, event
+from tests.operators.test_journey import MIN, Clock, _config, _of, _parse, _raw
+
+
+def test_a_timer_closes_the_session_when_the_users_clock_says_so() -> None:
+    # The events are from the past: the wall clock is days later. Timers
+    # follow the user's own clock (event time + the offset seen at arrival).
+    clock = Clock(1_900_000_000_000)
+    logic = _config(clock, timers=True).build(None)
+    logic.on_item(_raw(event("page_view", ts=at(0))))
+    due = logic.notify_at()
+    assert due is not None
+    # Gap (30 min) + lateness (10 min) after the last event, on the wall clock.
+    assert due == datetime.fromtimestamp((clock.now_ms + 40 * MIN + 1) / 1000, timezone.utc)
+    clock.now_ms += 41 * MIN
+    out, discard = logic.on_notify()
+    (summary,) = _of(out, SessionSummary)
+    assert summary.events == 1 and discard is StatefulLogic.RETAIN
+
+
+def test_a_tick_closes_sessions_and_resolves_time_without_moving_the_lateness_watermark() -> None:
+    logic = _config().build(None)
+    logic.on_item(event_obj := _parse(event("add_to_cart", ts=at(0))))
+    out, _ = logic.on_item(Tick(event_obj.ts_ms + 2 * 3_600_000, "u1"))
+    assert len(_of(out, SessionSummary)) == 1
+    assert [t.rule for t in out if type(t).__name__ == "Trigger"] == ["cart_abandonment"]
+    # An event 15 minutes after the first is not late: the tick did not move the watermark.
+    out, _ = logic.on_item(_parse(event("page_view", ts=at(15))))
+    assert not _of(out, DeadLetter)
+
+
+def test_a_tick_before_anything_is_due_changes_nothing_and_one_at_the_due_time_does() -> None:
+    logic = _config().build(None)
+    first = _parse(event("add_to_cart", ts=at(0)))
+    logic.on_item(first)
+    due = next_due_ms(logic.state, logic.cfg)
+    # Gap (30 min) + lateness (10 min): the session is the first thing time changes.
+    assert due == first.ts_ms + 40 * MIN + 1
+    before = encode_state(logic.state)
+    out, _ = logic.on_item(Tick(due - 1, "u1"))
+    assert out == [] and encode_state(logic.state) == before
+    out, _ = logic.on_item(Tick(due, "u1"))
+    assert len(_of(out, SessionSummary)) == 1
+
+
+def test_an_idle_user_is_released_with_a_final_row_and_comes_back_as_new() -> None:
+    day = 86_400_000
+    cfg = dataclasses.replace(_config(), idle_release_ms=14 * day)
+    logic = cfg.build(None)
+    first = _parse(event("purchase", ts=at(0), order_id="o1", revenue=10.0))
+    logic.on_item(first)
+    assert next_due_ms(logic.state, logic.cfg) <= first.ts_ms + 14 * day
+    out, discard = logic.on_item(Tick(first.ts_ms + 7 * day, "u1"))
+    assert not [u for u in _of(out, UserUpdate) if u.kind == "final"] and discard is StatefulLogic.RETAIN
+    out, discard = logic.on_item(Tick(first.ts_ms + 14 * day, "u1"))
+    (final,) = [u for u in _of(out, UserUpdate) if u.kind == "final"]
+    assert final.ts_ms == first.ts_ms + 14 * day and final.profile["purchases_total"] == 1
+    (tally,) = _of(out, Tally)
+    assert tally.processed == 1 and discard is StatefulLogic.DISCARD
+    # bytewax builds a new logic for the key if anything comes: a tick finds nothing to do.
+    out, discard = cfg.build(None).on_item(Tick(first.ts_ms + 20 * day, "u1"))
+    assert out == [] and discard is StatefulLogic.DISCARD
+
+
+def test_a_released_user_who_refused_personalization_keeps_the_refusal() -> None:
+    day = 86_400_000
+    logic = dataclasses.replace(_config(), idle_release_ms=14 * day).build(None)
+    first = _parse(event("page_view", ts=at(0)))
+    logic.on_item(first)
+    logic.on_item(_parse(event("consent", ts=at(1), context={"consent": {"personalization": False}})))
+    out, discard = logic.on_item(Tick(first.ts_ms + 15 * day, "u1"))
+    assert discard is StatefulLogic.RETAIN and logic.state.opted_out
+
+
+def _records(out: Any) -> list[str]:
+    return [repr(record) for record in out]
+
+
+def test_the_end_of_input_right_after_a_tick_judges_segments_once_with_the_same_outputs() -> None:
+    # The replay's last tick judged the segments as of T; the end of input as of
+    # the same T skips judging them again (same inputs): the same records as judging.
+    outputs = []
+    for forget_judgement in (False, True):
+        logic = _config().build(None)
+        for minutes in (0, 1, 2, 3):
+            logic.on_item(_parse(event("product_view", ts=at(minutes), product_id="p1", category="c", price=5.0)))
+        last = _parse(event("page_view", ts=at(4)))
+        logic.on_item(last)
+        tick_ms = last.ts_ms + 2 * 3_600_000
+        ticked, _ = logic.on_item(Tick(tick_ms, "u1"))
+        assert _of(ticked, SessionSummary)
+        assert logic._judged_ms == tick_ms  # judged after the session closed
+        if forget_judgement:
+            logic._judged_ms = None
+        out, _ = logic.on_eof()
+        outputs.append(_records(out))
+    assert outputs[0] == outputs[1]
+    assert any("kind='final'" in r for r in outputs[0])
+
+
+def test_an_event_or_a_prune_at_another_time_forgets_the_judgement() -> None:
+    logic = _config().build(None)
+    first = _parse(event("page_view", ts=at(0)))
+    logic.on_item(first)
+    assert logic._judged_ms is None  # judged while the event changed the profile: not kept
+    tick_ms = first.ts_ms + 2 * 3_600_000
+    logic.on_item(Tick(tick_ms, "u1"))
+    assert logic._judged_ms == tick_ms
+    # The end of input as of a later time prunes first: judged anew, as of then.
+    logic._heard_ms = tick_ms + 3_600_000
+    out, _ = logic.on_eof()
+    assert logic._judged_ms == tick_ms + 3_600_000
+    (final,) = [r for r in out if isinstance(r, UserUpdate) and r.kind == "final"]
+    assert final.ts_ms == tick_ms + 3_600_000
+
+
+def _final(out: Any) -> UserUpdate:
+    (final,) = [u for u in _of(out, UserUpdate) if u.kind == "final"]
+    return final
+
+
+def test_the_end_of_input_after_a_tick_at_its_time_gives_the_windows_as_of_then() -> None:
+    # A tick two days later prunes the views out of the 24-hour product window; the end
+    # of input, as of the tick, finds them pruned (and does not prune again).
+    tick_ms = int(datetime.fromisoformat(at(days=2).replace("Z", "+00:00")).timestamp() * 1000)
+    logic = _config().build(None)
+    logic.on_item(_raw(event("product_view", ts=at(0))))
+    logic.on_item(_raw(event("product_view", ts=at(1))))
+    logic.on_item(Tick(tick_ms, "u1"))
+    final = _final(logic.on_eof()[0])
+    assert final.ts_ms == tick_ms
+    assert final.profile is not None and final.profile["product_views_24h"] == {}
+    assert final.profile["max_product_views_24h"] == 0
+
+
+def test_an_event_applied_after_the_ticks_prune_is_pruned_at_the_end_of_input() -> None:
+    # Delivered after the tick but within the lateness of the user's own latest event,
+    # a view two days old is applied (and raises the peak); the end of input, as of the
+    # tick, must prune again for the windows as of then.
+    tick_ms = int(datetime.fromisoformat(at(days=2).replace("Z", "+00:00")).timestamp() * 1000)
+    logic = _config().build(None)
+    logic.on_item(_raw(event("product_view", ts=at(5))))
+    logic.on_item(Tick(tick_ms, "u1"))
+    logic.on_item(_raw(event("product_view", ts=at(1))))  # 4 minutes behind: on time
+    assert logic.state.profile is not None and logic.state.profile.peak_views == 1  # raised from 0
+    final = _final(logic.on_eof()[0])
+    assert final.ts_ms == tick_ms
+    assert final.profile is not None and final.profile["product_views_24h"] == {}
+    assert final.profile["max_product_views_24h"] == 0
