@@ -192,7 +192,7 @@ def build_flow(
     forwarded = op.map("key_by_customer", handed.trues, lambda kv: (kv[1].user, kv[1].item))
     customer_in = op.merge("customer_inputs", routed.falses, forwarded)
     # (user, Event | Tick | Handoff), applied in input order
-    # A replay sends placeholders for what comes through the devices (flows/files.py).
+    # A replay sends placeholders for what comes through the devices (flows/replay_clock.py).
     customers = in_input_order("journey", customer_in, journey_cfg.build, placeholders=not live, snapshots=snapshots)
     journey = op.merge("journeys", handed.falses, customers)
     # (user, RecAsk | UserUpdate | SessionSummary | Trigger | GoalEvent | IdentityMerge | Tally | ProfileRow | DeadLetter)

@@ -117,7 +117,7 @@ class Event(NamedTuple):
     """Where the event stands in a replay's merged input (0 live). The
     per-customer step applies a replay's items in this order (see
     :func:`operators.in_order.in_input_order`).
-    Keep it the last field: the replay splices it in (``flows/files.py``)."""
+    Keep it the last field: the replay splices it in (``flows/replay_clock.py``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ A replay's tick, a live timer and the end of input all hand the per-user step
 (:mod:`operators.journey`) the time; :func:`next_due_ms` says from which user
 event time its catch-up has anything to do, so that a tick before then
 returns at once and a timer is set for then. Each bound mirrors one test of
-``JourneyLogic._catch_up`` (and the idle release):
+``operators.journey_time.catch_up`` (and the idle release):
 
 * the first open session closes once the watermark passes its end + gap;
 * the oldest remembered event id leaves the dedup window;
