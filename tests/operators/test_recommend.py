@@ -192,3 +192,28 @@ def test_off_means_no_asks_and_no_steps() -> None:
     journey = journey_config(off, load_rules(off.rules_path), timers=False).build(None)
     out = journey.on_item(_raw(event("product_view", ts=1_000, product_id="a")))[0]
     assert not [r for r in out if isinstance(r, RecAsk)]
+
+
+def test_the_online_position_is_the_place_in_the_ranked_list() -> None:
+    # The online hit rate places a viewed product without ranking the list (_position); the
+    # place must be the one the ranked list gives, ties, left-out products and fill included.
+    import random
+
+    from operators.recommend_lists import ListState
+    from operators.recommend_scores import rank
+
+    rng = random.Random(7)
+    products = [f"p{i}" for i in range(40)]
+    checked = 0
+    for _ in range(3000):
+        scored = rng.sample(products, rng.randint(0, 30))
+        # Few distinct scores, so that ties (kept in the order scored) are common.
+        scores = {p: float(rng.randint(1, 4)) for p in scored}
+        exclude = tuple(rng.choice(products) for _ in range(rng.randint(0, 4)))
+        fill = tuple(tuple(rng.sample(products, rng.randint(0, 25))) for _ in range(2))
+        logic = ListLogic(RecommendConfig(), ListState(scores=scores, exclude=exclude, fill=fill))
+        for product in rng.sample(products, 5):
+            expected = rec.position_of(rank(scores, exclude, fill), product)
+            assert logic._position(product) == expected
+            checked += expected is not None
+    assert checked > 1000  # the positions found are not all misses
