@@ -217,3 +217,23 @@ def test_the_online_position_is_the_place_in_the_ranked_list() -> None:
             assert logic._position(product) == expected
             checked += expected is not None
     assert checked > 1000  # the positions found are not all misses
+
+
+def test_a_customers_answers_out_of_time_order_are_blended_in_time_order() -> None:
+    from operators.recommend_lists import ListState
+
+    def answer(ts_ms: int, product: str, successors: tuple[tuple[str, float], ...]) -> RecAnswer:
+        ask = RecAsk("u", ts_ms, "view", product, None, (), ())
+        return RecAnswer(ask, successors, ("z",), (), None)
+
+    first = answer(1_000, "a", (("b", 1.0),))
+    second = answer(2_000, "b", (("c", 1.0),))
+    third = answer(3_000, "c", (("d", 0.5), ("a", 0.5)))
+    change = SegmentChange("u", 3_500, ("s",), (), ("s",), "e", {}, "event", ())
+    in_order = ListLogic(RecommendConfig(), ListState())
+    shuffled = ListLogic(RecommendConfig(), ListState())
+    (expected,) = in_order.on_batch([[first, second], change, [third]])[0]
+    # Answers take the places answers hold, in time order: the change sees the first two.
+    (got,) = shuffled.on_batch([[third, first], change, [second]])[0]
+    assert got.profile["recommendations"] == expected.profile["recommendations"]
+    assert shuffled.state.scores == in_order.state.scores and shuffled.state.evaluated == in_order.state.evaluated
