@@ -277,7 +277,9 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             fresh = last_ms is None or ask.ts_ms - last_ms > cfg.session_gap_ms
             state.scores, state.scale = blend(state.scores, state.scale, cfg, answer.successors, fresh)
         state.last_ms = ask.ts_ms if last_ms is None or ask.ts_ms > last_ms else last_ms
-        state.exclude = ask.exclude if product is None else (*ask.exclude, product)
+        # A tuple concatenation (the empty tuple's is the other one) rather than (*a, b), which
+        # builds a list first.
+        state.exclude = ask.exclude if product is None else ask.exclude + (product,)
         state.fill = (answer.in_category, answer.popular)
         self._ranked = None
         if before is not None and self.published != before:

@@ -146,7 +146,11 @@ class PopularityLogic(StatefulBatchLogic[list[Found], list[RecAnswer], bytes]):
         self.state = state
 
     def on_batch(self, values: list[list[Found]]) -> tuple[Iterable[list[RecAnswer]], bool]:
-        found = values[0] if len(values) == 1 else sorted((f for group in values for f in group), key=_ORDER)
+        if len(values) == 1:
+            found = values[0]
+        else:
+            found = [f for group in values for f in group]
+            found.sort(key=_ORDER)
         return list(self.answers(found).values()), StatefulBatchLogic.RETAIN
 
     def on_item(self, value: list[Found]) -> tuple[Iterable[list[RecAnswer]], bool]:
