@@ -41,6 +41,17 @@ def _answer_ms(answer: RecAnswer) -> int:
     return answer.ask.ts_ms
 
 
+def _in_time_order(flat: list[Any], answers: list[int]) -> bool:
+    """Return whether the answers at ``answers`` in ``flat`` are in time order (ties allowed)."""
+    last = -(2**62)
+    for i in answers:
+        ts_ms: int = flat[i].ask.ts_ms
+        if ts_ms < last:
+            return False
+        last = ts_ms
+    return True
+
+
 _NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
 
 
@@ -64,6 +75,38 @@ class ListState:
     """A replay's final profile row, held until the end of the input."""
     evaluated: int = 0
     hits: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _fill_position(
+    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+) -> int | None:
+    """Return the 1-based position of ``product``, which is not scored, in the list, or None.
+
+    The same place :func:`rank` would give it, without sorting the scores
+    (most views of a customer with a short list land here, and the ranking
+    would be thrown away at the answer): the scored products that are not
+    left out come first, then the popular fill, each product once.
+    """
+    depth = rec.EVAL_DEPTH
+    # ``exclude`` may name a product twice (bought and in the cart): count each once.
+    left_out = {p for p in exclude if p in scores}
+    position = len(scores) - len(left_out)
+    if position >= depth:
+        return None  # the list is full of scored products, and this is not one
+    if product in exclude or not any(product in products for products in fill):
+        return None  # most views: the product is in no popular list (a scan in C)
+    counted: set[str] = set()
+    for products in fill:
+        for other in products:
+            if other in scores or other in exclude or other in counted:
+                continue
+            position += 1
+            if other == product:
+                return position
+            if position >= depth:
+                return None
+            counted.add(other)
+    return None
 
 
 class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
@@ -92,10 +135,11 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
                 if type(value) is RecAnswer:
                     answers.append(len(flat))
                 flat.append(value)
-        if len(answers) > 1:
+        if len(answers) > 1 and not _in_time_order(flat, answers):
             # One customer's events can be out of time order (late, or answers of batches that
             # arrive together): answer them in time order, in the places answers hold (the
-            # other records keep theirs).
+            # other records keep theirs). Most batches are in order already: a stable sort
+            # would leave them as they are, so it is skipped.
             ordered = sorted([flat[i] for i in answers], key=_answer_ms)
             for i, answer in zip(answers, ordered):
                 flat[i] = answer
@@ -200,10 +244,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         exclude = state.exclude
         score = scores.get(product)
         if score is None:
-            scored = len(scores) - sum(1 for p in exclude if p in scores)
-            if scored >= rec.EVAL_DEPTH:
-                return None  # the list is full of scored products, and this is not one
-            return rec.position_of(self.ranked, product)
+            return _fill_position(scores, exclude, state.fill, product)
         if product in exclude:
             return None
         before = 0
@@ -236,7 +277,9 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             fresh = last_ms is None or ask.ts_ms - last_ms > cfg.session_gap_ms
             state.scores, state.scale = blend(state.scores, state.scale, cfg, answer.successors, fresh)
         state.last_ms = ask.ts_ms if last_ms is None or ask.ts_ms > last_ms else last_ms
-        state.exclude = ask.exclude if product is None else (*ask.exclude, product)
+        # A tuple concatenation (the empty tuple's is the other one) rather than (*a, b), which
+        # builds a list first.
+        state.exclude = ask.exclude if product is None else ask.exclude + (product,)
         state.fill = (answer.in_category, answer.popular)
         self._ranked = None
         if before is not None and self.published != before:

@@ -166,9 +166,10 @@ def blend(
         if scale > _MAX_SCALE:
             scores = {p: s / scale for p, s in scores.items()}
             scale = 1.0
-    get = scores.get
+    # scores.get called directly, not through a bound method kept in a local: compiled, the
+    # direct call is a C dict lookup, the bound one a generic Python call per successor.
     for product, weight in found:
-        scores[product] = get(product, 0.0) + weight * scale
+        scores[product] = scores.get(product, 0.0) + weight * scale
     if len(scores) > 2 * cfg.candidates:
         scores = dict(sorted(scores.items(), key=_WEIGHT, reverse=True)[: cfg.candidates])
     return scores, scale

@@ -106,10 +106,19 @@ def split(cfg: RecommendConfig, asks: list[RecAsk], first: int, *, count: bool =
             if shard == home:
                 own.append(pair)
             else:
-                by_shard.setdefault(shard, []).append(_new(ShardWork, (shard, (pair,), None, order)))
-        by_shard.setdefault(home, []).append(_new(ShardWork, (home, tuple(own), ask, order)))
+                _append(by_shard, shard, _new(ShardWork, (shard, (pair,), None, order)))
+        _append(by_shard, home, _new(ShardWork, (home, tuple(own), ask, order)))
         order += 1
     return by_shard
+
+
+def _append(by_shard: dict[str, list[ShardWork]], shard: str, work: ShardWork) -> None:
+    # Not setdefault(shard, []): that makes an empty list per call, kept or not.
+    listed = by_shard.get(shard)
+    if listed is None:
+        by_shard[shard] = [work]
+    else:
+        listed.append(work)
 
 
 @dataclass(slots=True)
@@ -137,7 +146,11 @@ class PopularityLogic(StatefulBatchLogic[list[Found], list[RecAnswer], bytes]):
         self.state = state
 
     def on_batch(self, values: list[list[Found]]) -> tuple[Iterable[list[RecAnswer]], bool]:
-        found = values[0] if len(values) == 1 else sorted((f for group in values for f in group), key=_ORDER)
+        if len(values) == 1:
+            found = values[0]
+        else:
+            found = [f for group in values for f in group]
+            found.sort(key=_ORDER)
         return list(self.answers(found).values()), StatefulBatchLogic.RETAIN
 
     def on_item(self, value: list[Found]) -> tuple[Iterable[list[RecAnswer]], bool]:

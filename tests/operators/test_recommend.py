@@ -192,3 +192,48 @@ def test_off_means_no_asks_and_no_steps() -> None:
     journey = journey_config(off, load_rules(off.rules_path), timers=False).build(None)
     out = journey.on_item(_raw(event("product_view", ts=1_000, product_id="a")))[0]
     assert not [r for r in out if isinstance(r, RecAsk)]
+
+
+def test_the_online_position_is_the_place_in_the_ranked_list() -> None:
+    # The online hit rate places a viewed product without ranking the list (_position); the
+    # place must be the one the ranked list gives, ties, left-out products and fill included.
+    import random
+
+    from operators.recommend_lists import ListState
+    from operators.recommend_scores import rank
+
+    rng = random.Random(7)
+    products = [f"p{i}" for i in range(40)]
+    checked = 0
+    for _ in range(3000):
+        scored = rng.sample(products, rng.randint(0, 30))
+        # Few distinct scores, so that ties (kept in the order scored) are common.
+        scores = {p: float(rng.randint(1, 4)) for p in scored}
+        exclude = tuple(rng.choice(products) for _ in range(rng.randint(0, 4)))
+        fill = tuple(tuple(rng.sample(products, rng.randint(0, 25))) for _ in range(2))
+        logic = ListLogic(RecommendConfig(), ListState(scores=scores, exclude=exclude, fill=fill))
+        for product in rng.sample(products, 5):
+            expected = rec.position_of(rank(scores, exclude, fill), product)
+            assert logic._position(product) == expected
+            checked += expected is not None
+    assert checked > 1000  # the positions found are not all misses
+
+
+def test_a_customers_answers_out_of_time_order_are_blended_in_time_order() -> None:
+    from operators.recommend_lists import ListState
+
+    def answer(ts_ms: int, product: str, successors: tuple[tuple[str, float], ...]) -> RecAnswer:
+        ask = RecAsk("u", ts_ms, "view", product, None, (), ())
+        return RecAnswer(ask, successors, ("z",), (), None)
+
+    first = answer(1_000, "a", (("b", 1.0),))
+    second = answer(2_000, "b", (("c", 1.0),))
+    third = answer(3_000, "c", (("d", 0.5), ("a", 0.5)))
+    change = SegmentChange("u", 3_500, ("s",), (), ("s",), "e", {}, "event", ())
+    in_order = ListLogic(RecommendConfig(), ListState())
+    shuffled = ListLogic(RecommendConfig(), ListState())
+    (expected,) = in_order.on_batch([[first, second], change, [third]])[0]
+    # Answers take the places answers hold, in time order: the change sees the first two.
+    (got,) = shuffled.on_batch([[third, first], change, [second]])[0]
+    assert got.profile["recommendations"] == expected.profile["recommendations"]
+    assert shuffled.state.scores == in_order.state.scores and shuffled.state.evaluated == in_order.state.evaluated
