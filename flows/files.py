@@ -36,6 +36,7 @@ __all__ = [
     "replay_stream",
     "ReplayProgress",
     "ReplayClock",
+    "REPLAY_BATCH",
     "ReplaySource",
     "replay_items",
     "read_lines",
@@ -161,6 +162,11 @@ def replay_stream(
     return replay_items(_merged(paths, parser, progress), clock, progress)
 
 
+#: Lines a replay's source reads per batch: the unit the steps downstream take at once
+#: (the recommender's shards and popularity step work a batch at a time).
+REPLAY_BATCH = 1000
+
+
 class _ReplayPartition(StatefulSourcePartition[Any, None]):
     def __init__(
         self,
@@ -200,7 +206,7 @@ class ReplaySource(FixedPartitionedSource[Any, None]):
         parser: EventParser,
         progress: ReplayProgress,
         clock: ReplayClock,
-        batch_size: int = 1000,
+        batch_size: int = REPLAY_BATCH,
     ) -> None:
         check_inputs(paths)
         self._paths = paths

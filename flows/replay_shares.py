@@ -32,7 +32,7 @@ from typing import Any
 
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
-from flows.files import ReplayClock, ReplayProgress, check_inputs, replay_stream
+from flows.files import REPLAY_BATCH, ReplayClock, ReplayProgress, check_inputs, replay_stream
 from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter, Event
 from journeyflow.step_records import Expect
@@ -158,7 +158,7 @@ class ReplayShares(DynamicSource[Any]):
         clock: ReplayClock,
         *,
         processes: int,
-        batch_size: int = 1000,
+        batch_size: int = REPLAY_BATCH,
     ) -> None:
         check_inputs(paths)
         if processes < 1:

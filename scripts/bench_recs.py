@@ -35,7 +35,7 @@ if str(ROOT) not in sys.path:
 from bench import generate  # type: ignore[import-not-found]  # noqa: E402
 
 from config.settings import Settings, load_settings  # noqa: E402
-from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items  # noqa: E402
+from flows.files import REPLAY_BATCH, ReplayClock, ReplayProgress, read_lines, replay_items  # noqa: E402
 from flows.step_configs import journey_config  # noqa: E402
 from flows.recommend import recommend_config  # noqa: E402
 import flows.replay as replay_module  # noqa: E402
@@ -49,8 +49,6 @@ from operators.rules import load_rules  # noqa: E402
 
 _report_cpu: list[float] = []
 
-#: Replay items per batch, as the replay's source reads them (flows/files.py's default).
-BATCH = 1000
 
 
 def _timed_report(*args: Any, **kwargs: Any) -> Any:
@@ -112,11 +110,11 @@ def steps(path: Path, settings: Settings) -> dict[str, Any]:
     parsed = [journey_cfg.parser.parse(line, f"bench:{n}") for n, line, _ in read_lines(path)]
     events = sum(1 for p in parsed if not isinstance(p, DeadLetter))
     journeys: dict[str, Any] = {}
-    # The asks of each batch of the replay's input (flows/files.py reads BATCH lines at a time),
+    # The asks of each batch of the replay's input (flows/files.py reads REPLAY_BATCH lines at a time),
     # driven a batch at a time as the flow's steps take them.
     batches: list[list[RecAsk]] = []
     for n, item in enumerate(replay_items(parsed, clock, ReplayProgress())):
-        if n % BATCH == 0:
+        if n % REPLAY_BATCH == 0:
             batches.append([])
         if isinstance(item, (DeadLetter, Expect)):
             continue  # Expect: in input order here already, nothing to wait for
