@@ -10,7 +10,8 @@ from its own time. The only order-sensitive part is the cart (an add and a
 remove that arrive swapped), which follows arrival order.
 
 Memory is bounded: trailing windows drop what falls out of them (see
-:func:`prune`), and per-product, per-category, cart, purchase and session
+:func:`~operators.profile_windows.prune`, with the decayed scores in
+:mod:`operators.profile_windows`), and per-product, per-category, cart, purchase and session
 lists are capped (the least recent entry goes first).
 
 Values that rules and outputs read are computed on demand from a
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import math
 import sys
-from bisect import bisect_left, insort
+from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from journeyflow.events import Event
+# Re-exported: the rest of the code imports them from here.
+from operators.profile_windows import DAY_MS, SESSION_STARTS_MS, add_decayed, decay, prune, window_count
 
 __all__ = [
     "ProfileConfig",
@@ -40,9 +43,9 @@ __all__ = [
     "prune",
     "window_count",
     "decay",
+    "DAY_MS",
+    "SESSION_STARTS_MS",
 ]
-
-DAY_MS = 86_400_000
 
 #: How much each event type adds to the engagement score before decay.
 ENGAGEMENT_WEIGHTS = {
@@ -131,24 +134,6 @@ def new_profile(ts_ms: int) -> Profile:
     )
 
 
-def decay(value: float, from_ms: int, to_ms: int, half_life_ms: int) -> float:
-    return value * math.pow(0.5, (to_ms - from_ms) / half_life_ms)
-
-
-def _add_decayed(
-    value: float, as_of_ms: int, weight: float, at_ms: int, half_life_ms: int
-) -> tuple[float, int]:
-    """Add ``weight`` observed at ``at_ms`` to a score kept as of ``as_of_ms``.
-
-    The score moves forward to the later of the two times; an event older
-    than the score's time adds its weight already decayed, so the result
-    does not depend on arrival order.
-    """
-    if at_ms >= as_of_ms:
-        return decay(value, as_of_ms, at_ms, half_life_ms) + weight, at_ms
-    return value + decay(weight, at_ms, as_of_ms, half_life_ms), as_of_ms
-
-
 def _evict_least_recent(entries: dict[str, Any], cap: int, recency: Callable[[Any], float]) -> None:
     while len(entries) > cap:
         del entries[min(entries, key=lambda k: recency(entries[k]))]
@@ -167,7 +152,7 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
     profile.daily_events[day] = profile.daily_events.get(day, 0) + 1
     weight = ENGAGEMENT_WEIGHTS.get(kind, 0.0)
     if weight:
-        profile.engagement_raw, profile.engagement_ms = _add_decayed(
+        profile.engagement_raw, profile.engagement_ms = add_decayed(
             profile.engagement_raw, profile.engagement_ms, weight, ts, cfg.engagement_half_life_ms
         )
     if event.category is not None and weight:
@@ -263,40 +248,6 @@ def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: i
         del profile.session_starts[: -cfg.max_sessions]
 
 
-#: Session starts are kept this long (``sessions_30d``, the models' session counts).
-SESSION_STARTS_MS = 30 * DAY_MS
-
-
-def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
-    """Free what the trailing windows no longer need, as of ``now_ms``."""
-    del profile.purchases[: bisect_left(profile.purchases, (now_ms - 90 * DAY_MS,))]
-    del profile.session_starts[: bisect_left(profile.session_starts, now_ms - SESSION_STARTS_MS)]
-    first_day = (now_ms - 30 * DAY_MS) // DAY_MS
-    if profile.daily_events and min(profile.daily_events) < first_day:
-        profile.daily_events = {d: n for d, n in profile.daily_events.items() if d >= first_day}
-    cutoff = now_ms - cfg.product_window_ms
-    stale = []
-    peak = 0
-    for product, views in profile.product_views.items():
-        del views[: bisect_left(views, cutoff)]
-        if not views:
-            stale.append(product)
-        peak = max(peak, len(views))
-    for product in stale:
-        del profile.product_views[product]
-    profile.peak_views = peak
-    if now_ms - profile.affinity_ms > cfg.affinity_half_life_ms:
-        # Moved forward once a half-life: often enough to keep the scores far
-        # from overflow, rarely enough to cost nothing.
-        factor = math.pow(0.5, (now_ms - profile.affinity_ms) / cfg.affinity_half_life_ms)
-        profile.affinity = {name: score * factor for name, score in profile.affinity.items()}
-        profile.affinity_ms = now_ms
-    profile.pruned_ms = max(profile.pruned_ms, now_ms)
-    bought_cutoff = now_ms - 30 * DAY_MS
-    if profile.bought and min(profile.bought.values()) < bought_cutoff:
-        profile.bought = {p: t for p, t in profile.bought.items() if t >= bought_cutoff}
-
-
 # -- views: a profile as of a time -------------------------------------------
 
 
@@ -307,9 +258,3 @@ class View(NamedTuple):
     cfg: ProfileConfig
     now_ms: int
     open_sessions: int = 0
-
-
-def window_count(times: list[int], since_ms: int) -> int:
-    """Count the times at or after ``since_ms`` in a sorted list."""
-    return len(times) - bisect_left(times, since_ms)
-

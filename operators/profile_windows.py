@@ -1,0 +1,93 @@
+"""A profile's trailing windows and decayed scores: what the passing of time changes.
+
+Split from :mod:`operators.profiles`, which keeps the profile itself and
+what an event adds to it (and re-exports these names, under which the rest
+of the code imports them). Here: how a score decays between two times, how
+a weight observed at one time is added to a score kept as of another (so the
+result does not depend on arrival order), how many of a sorted list of times
+fall in a trailing window, and :func:`prune`, which frees what the trailing
+windows (7, 30 and 90 days, the product window) no longer need and moves the
+category affinities forward.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Only for types: operators.profiles imports this module (mypyc still sees the classes).
+    from operators.profiles import Profile, ProfileConfig
+
+__all__ = ["DAY_MS", "SESSION_STARTS_MS", "add_decayed", "decay", "prune", "window_count"]
+
+DAY_MS = 86_400_000
+
+#: Session starts are kept this long (``sessions_30d``, the models' session counts).
+SESSION_STARTS_MS = 30 * DAY_MS
+
+
+def decay(value: float, from_ms: int, to_ms: int, half_life_ms: int) -> float:
+    """Return ``value`` at ``from_ms`` decayed to ``to_ms``.
+
+    >>> decay(8.0, 0, 2_000, 1_000)
+    2.0
+    """
+    return value * math.pow(0.5, (to_ms - from_ms) / half_life_ms)
+
+
+def add_decayed(value: float, as_of_ms: int, weight: float, at_ms: int, half_life_ms: int) -> tuple[float, int]:
+    """Add ``weight`` observed at ``at_ms`` to a score kept as of ``as_of_ms``.
+
+    The score moves forward to the later of the two times; an event older
+    than the score's time adds its weight already decayed, so the result
+    does not depend on arrival order.
+
+    >>> add_decayed(4.0, 1_000, 1.0, 2_000, 1_000)
+    (3.0, 2000)
+    >>> add_decayed(1.0, 2_000, 4.0, 1_000, 1_000)
+    (3.0, 2000)
+    """
+    if at_ms >= as_of_ms:
+        return decay(value, as_of_ms, at_ms, half_life_ms) + weight, at_ms
+    return value + decay(weight, at_ms, as_of_ms, half_life_ms), as_of_ms
+
+
+def window_count(times: list[int], since_ms: int) -> int:
+    """Count the times at or after ``since_ms`` in a sorted list.
+
+    >>> window_count([1, 5, 5, 9], 5)
+    3
+    """
+    return len(times) - bisect_left(times, since_ms)
+
+
+def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
+    """Free what the trailing windows no longer need, as of ``now_ms``."""
+    del profile.purchases[: bisect_left(profile.purchases, (now_ms - 90 * DAY_MS,))]
+    del profile.session_starts[: bisect_left(profile.session_starts, now_ms - SESSION_STARTS_MS)]
+    first_day = (now_ms - 30 * DAY_MS) // DAY_MS
+    if profile.daily_events and min(profile.daily_events) < first_day:
+        profile.daily_events = {d: n for d, n in profile.daily_events.items() if d >= first_day}
+    cutoff = now_ms - cfg.product_window_ms
+    stale = []
+    peak = 0
+    for product, views in profile.product_views.items():
+        del views[: bisect_left(views, cutoff)]
+        if not views:
+            stale.append(product)
+        peak = max(peak, len(views))
+    for product in stale:
+        del profile.product_views[product]
+    profile.peak_views = peak
+    if now_ms - profile.affinity_ms > cfg.affinity_half_life_ms:
+        # Moved forward once a half-life: often enough to keep the scores far
+        # from overflow, rarely enough to cost nothing.
+        factor = math.pow(0.5, (now_ms - profile.affinity_ms) / cfg.affinity_half_life_ms)
+        profile.affinity = {name: score * factor for name, score in profile.affinity.items()}
+        profile.affinity_ms = now_ms
+    profile.pruned_ms = max(profile.pruned_ms, now_ms)
+    bought_cutoff = now_ms - 30 * DAY_MS
+    if profile.bought and min(profile.bought.values()) < bought_cutoff:
+        profile.bought = {p: t for p, t in profile.bought.items() if t >= bought_cutoff}
