@@ -16,16 +16,36 @@ Two vectors, both computed as of a time from the same :class:`View`:
 The behavioural clusters' features are in :mod:`operators.cluster_features`.
 
 Vectors travel and wait for their labels as packed doubles (8 bytes a
-value), which keeps pending training examples small in the user's state.
+value), which keeps pending training examples small in the user's state: the
+names and that layout are in :mod:`operators.feature_layout`.
 """
 
 from __future__ import annotations
 
 import math
-import struct
 from bisect import bisect_left, bisect_right
 
 from operators.cluster_features import CAP_DAYS as _CAP
+# Re-exported: the models and tests import the names and the packing from here.
+from operators.feature_layout import (
+    BG_AGE,
+    BG_PURCHASES_TX,
+    BG_PURCHASES_X,
+    BG_SESSIONS_TX,
+    BG_SESSIONS_X,
+    CLASSIFIER_FEATURES,
+    DAYS_SINCE_LAST_SEEN,
+    LAYOUT,
+    PACKED,
+    PRIOR_STATS,
+    STEADY_FEATURES,
+    TIMED,
+    pack,
+    pack_rows,
+    rows_as_dicts,
+    unpack,
+    unpack_rows,
+)
 from operators.labels import LabelConfig
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
 
@@ -51,60 +71,6 @@ __all__ = [
     "BG_AGE",
     "DAYS_SINCE_LAST_SEEN",
 ]
-
-CLASSIFIER_FEATURES = (
-    "days_since_last_seen",
-    "days_since_first_seen",
-    "days_since_last_purchase",
-    "has_purchased",
-    "purchases_30d",
-    "purchases_90d",
-    "purchases_total",
-    "monetary_90d",
-    "revenue_total",
-    "sessions_30d",
-    "sessions_total",
-    "events_7d",
-    "events_30d",
-    "engagement",
-    "avg_session_s",
-    "conversion_rate",
-    "cart_items",
-    "cart_value",
-    "cart_adds_per_session",
-    "searches_per_session",
-    "email_clicks",
-    "idle_vs_usual",
-    "purchase_due",
-)
-
-#: Classifier features that do not depend on the time a row is taken at: the
-#: same value in every row of :func:`scoring_vectors` (computed once per view
-#: in :func:`_classifier_rows`), so the models scale them once per score.
-STEADY_FEATURES = (
-    "has_purchased",
-    "purchases_total",
-    "revenue_total",
-    "sessions_total",
-    "avg_session_s",
-    "conversion_rate",
-    "cart_items",
-    "cart_value",
-    "cart_adds_per_session",
-    "searches_per_session",
-    "email_clicks",
-)
-#: Positions of the other classifier features, which change along the silent path.
-TIMED = tuple(i for i, name in enumerate(CLASSIFIER_FEATURES) if name not in STEADY_FEATURES)
-
-#: What the BG/NBD prior reads (days); carried next to the classifier features.
-PRIOR_STATS = (
-    "bg_sessions_x",
-    "bg_sessions_tx",
-    "bg_purchases_x",
-    "bg_purchases_tx",
-    "bg_age",
-)
 
 def classifier_features(view: View) -> dict[str, float]:
     """Return the propensity and churn features of the profile as of ``view.now_ms``.
@@ -240,7 +206,7 @@ def prior_stats(view: View) -> dict[str, float]:
 
 def snapshot_vector(view: View) -> dict[str, float]:
     """Return the classifier features and the prior's figures as of ``view.now_ms``."""
-    return dict(zip(_PACKED, _classifier_rows(view, (view.now_ms,), with_prior=True)[0], strict=True))
+    return dict(zip(PACKED, _classifier_rows(view, (view.now_ms,), with_prior=True)[0], strict=True))
 
 
 def horizon_weights(horizon_ms: int, interval_ms: int) -> tuple[float, ...]:
@@ -268,48 +234,4 @@ def scoring_vectors(view: View, cfg: LabelConfig) -> bytes:
     steps = max(len(horizon_weights(h, cfg.interval_ms)) for h in (cfg.churn_horizon_ms, cfg.purchase_horizon_ms))
     times = tuple(view.now_ms + k * cfg.interval_ms for k in range(steps))
     rows = _classifier_rows(view, times, with_prior=True)
-    return b"".join([_LAYOUT.pack(*row) for row in rows])
-
-
-_PACKED = CLASSIFIER_FEATURES + PRIOR_STATS
-_LAYOUT = struct.Struct(f"<{len(_PACKED)}d")
-
-#: Positions of the prior's figures in a row of :func:`unpack_rows` (after the classifier features).
-BG_SESSIONS_X, BG_SESSIONS_TX, BG_PURCHASES_X, BG_PURCHASES_TX, BG_AGE = range(len(CLASSIFIER_FEATURES), len(_PACKED))
-#: Position of ``days_since_last_seen`` in a row.
-DAYS_SINCE_LAST_SEEN = CLASSIFIER_FEATURES.index("days_since_last_seen")
-
-
-def pack(vector: dict[str, float]) -> bytes:
-    """Return a :func:`snapshot_vector` as packed little-endian doubles, in feature order.
-
-    >>> x = {name: float(n) for n, name in enumerate(CLASSIFIER_FEATURES + PRIOR_STATS)}
-    >>> unpack(pack(x)) == x
-    True
-    """
-    return _LAYOUT.pack(*[vector[name] for name in _PACKED])
-
-
-def unpack(data: bytes) -> dict[str, float]:
-    """Return the vector packed by :func:`pack`."""
-    return dict(zip(_PACKED, _LAYOUT.unpack(data), strict=True))
-
-
-def pack_rows(vectors: list[dict[str, float]] | tuple[dict[str, float], ...]) -> bytes:
-    """Return :func:`snapshot_vector`-like ``vectors`` packed as :func:`scoring_vectors` packs its rows.
-
-    >>> x = {name: float(n) for n, name in enumerate(CLASSIFIER_FEATURES + PRIOR_STATS)}
-    >>> [row[BG_AGE] for row in unpack_rows(pack_rows([x, x]))]
-    [27.0, 27.0]
-    """
-    return b"".join([pack(vector) for vector in vectors])
-
-
-def unpack_rows(data: bytes) -> list[tuple[float, ...]]:
-    """Return the rows of :func:`scoring_vectors`: values in :data:`CLASSIFIER_FEATURES` + :data:`PRIOR_STATS` order."""
-    return list(_LAYOUT.iter_unpack(data))
-
-
-def rows_as_dicts(data: bytes) -> list[dict[str, float]]:
-    """Return the rows of :func:`scoring_vectors` as :func:`snapshot_vector` dicts (for tests and reading)."""
-    return [dict(zip(_PACKED, row, strict=True)) for row in _LAYOUT.iter_unpack(data)]
+    return b"".join([LAYOUT.pack(*row) for row in rows])
