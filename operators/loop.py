@@ -40,7 +40,7 @@ import hashlib
 import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
+from typing import Any
 
 from bytewax.operators import StatefulLogic
 from river import bandit, proba
@@ -48,13 +48,14 @@ from river import bandit, proba
 from journeyflow import metrics
 from journeyflow.records import IdentityMerge, Trigger
 from journeyflow.step_records import EndOfInput
+from operators import loop_report
 from operators.expressions import evaluate_safely
 from operators.goals import HOLDOUT, TREATMENT, GoalEvent
 from operators.loop_records import Conversion, LoopReport
 # LoopState and _Open are pickled in snapshots; taken before the split, they name this module.
 from operators.loop_state import LoopState, _Open, count_pending, move_open
 from operators.rule_types import TriggerRule
-from operators.uplift import ArmTally, rule_uplift
+from operators.uplift import ArmTally
 from state.serde import decode_state, encode_state
 
 __all__ = ["LOOP_KEY", "LoopConfig", "LoopState", "LoopLogic"]
@@ -265,49 +266,14 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
                 if not kept:
                     del state.recent[user]
         for name in changed:
-            _publish(name, self.uplift(name))
+            loop_report.publish(name, self.uplift(name))
 
-    # -- reports -------------------------------------------------------------
+    # -- reports (operators/loop_report.py) ----------------------------------
 
     def uplift(self, name: str) -> dict[str, Any]:
         """Return ``name``'s uplift record, pending triggers included."""
-        arms = {arm: replace(tally) for arm, tally in self.state.tallies.get(name, {}).items()}
-        rule = self.cfg.rules[name]
-        if rule.holdout > 0:
-            arms.setdefault(HOLDOUT, ArmTally())
-        for variant in rule.variants:
-            arms.setdefault(variant.name, ArmTally())
-        if not rule.variants and rule.holdout < 1:
-            arms.setdefault(TREATMENT, ArmTally())
-        for arm, pending in self.state.pending.get(name, {}).items():
-            if pending:
-                arms.setdefault(arm, ArmTally()).pending += pending
-        return rule_uplift(rule.goal.window_ms, arms)
+        return loop_report.uplift(self.state, self.cfg.rules, name)
 
     def report(self) -> LoopReport:
         """Return the uplift of every rule and the bandits' posteriors."""
-        bandits = {}
-        for name, policy in sorted(self.state.bandits.items()):
-            arms = {}
-            for arm, reward in sorted(policy._rewards.items()):  # River keeps no public accessor
-                beta = cast(proba.Beta, reward)  # ThompsonSampling(reward_obj=proba.Beta()): see LoopConfig
-                arms[str(arm)] = {"alpha": beta.alpha, "beta": beta.beta, "mean": round(beta.alpha / (beta.alpha + beta.beta), 6)}
-            bandits[name] = arms
-        return LoopReport(
-            uplift={name: self.uplift(name) for name in sorted(self.cfg.rules)},
-            bandits=bandits,
-            conversions=self.state.conversions,
-            max_delay_s=self.state.max_delay_ms / 1000,
-        )
-
-
-def _publish(rule: str, doc: dict[str, Any]) -> None:
-    """Set the uplift gauges of ``rule`` (Prometheus)."""
-    for arm, figures in doc["arms"].items():
-        if figures["rate"] is not None:
-            metrics.CONVERSION_RATE.labels(rule=rule, variant=arm).set(figures["rate"])
-    if doc["uplift_abs"] is not None:
-        low, high = doc["uplift_abs_ci95"]
-        metrics.UPLIFT.labels(rule=rule, stat="abs").set(doc["uplift_abs"])
-        metrics.UPLIFT.labels(rule=rule, stat="ci95_low").set(low)
-        metrics.UPLIFT.labels(rule=rule, stat="ci95_high").set(high)
+        return loop_report.report(self.state, self.cfg.rules)
