@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from journeyflow.dead_letters import DeadLetters
 from journeyflow.event_fields import (
     Invalid,
     amount_field,
@@ -30,13 +31,12 @@ from journeyflow.events import (
     EVENT_TYPES,
     IDENTITY_TYPES,
     MAX_ID_CHARS,
-    MAX_REASON_CHARS,
     DeadLetter,
     Event,
     json_type,
     parse_ts,
 )
-from journeyflow.redact import Redactor, cut_at_boundary, digest, fit
+from journeyflow.redact import Redactor
 
 __all__ = ["EventParser"]
 
@@ -48,9 +48,6 @@ def _salted_hash(salt: bytes, value: str) -> str:
     return hashlib.blake2b(value.encode("utf-8"), key=salt, digest_size=16).hexdigest()
 
 
-_MIN_DEAD_LETTER_BYTES = 1024
-
-
 class EventParser:
     """Validate raw messages against the input contract.
 
@@ -60,7 +57,7 @@ class EventParser:
     :arg max_dead_letter_bytes: bound of every dead letter's JSON encoding,
         below the Kafka producer's ``max_request_size``: a longer message
         keeps a prefix, its length and its SHA-256 (see
-        :mod:`journeyflow.redact`).
+        :mod:`journeyflow.dead_letters`).
     """
 
     def __init__(
@@ -71,15 +68,11 @@ class EventParser:
         salt: str,
         max_dead_letter_bytes: int = 262144,
     ) -> None:
-        if max_dead_letter_bytes < _MIN_DEAD_LETTER_BYTES:
-            msg = f"max_dead_letter_bytes must be >= {_MIN_DEAD_LETTER_BYTES}; got {max_dead_letter_bytes} instead"
-            raise ValueError(msg)
         self._max_event_bytes = max_event_bytes
-        self._max_dead_letter_bytes = max_dead_letter_bytes
         self._personal = tuple(tuple(p.split(".")) for p in personal_fields)
         self._roots = frozenset(p[0] for p in self._personal)
         self._salt = hashlib.blake2b(salt.encode("utf-8"), digest_size=32).digest()
-        self._redactor = Redactor(personal_fields, self.hash_personal)
+        self._letters = DeadLetters(Redactor(personal_fields, self.hash_personal), max_dead_letter_bytes)
 
     def parse(self, raw: bytes, source: str, user_hint: str | None = None) -> Event | DeadLetter:
         """Return the event ``raw`` encodes, or a dead letter saying why not.
@@ -89,11 +82,7 @@ class EventParser:
         """
         if len(raw) > self._max_event_bytes:
             reason = f"event too large: {len(raw)} bytes (max {self._max_event_bytes})"
-            # Only a window of the prefix is ever looked at: the work is bounded
-            # by the dead letter's size, not the message's.
-            window = cut_at_boundary(raw, self._max_dead_letter_bytes + 1024)
-            clean = self._redactor.text(window)
-            return self._bounded("too_large", reason, clean, False, source, None, clean != window, raw)
+            return self._letters.too_large(raw, source, reason)
         try:
             doc = orjson.loads(raw)
         except orjson.JSONDecodeError as ex:
@@ -173,12 +162,13 @@ class EventParser:
             personalization = marketing = None
         else:
             personalization, marketing = consent_field(consent)
-        personal = ()
+        personal: tuple[tuple[str, str], ...] = ()
         for root in self._roots:
             if root in doc:
                 personal = self._hashed_personal(doc)
                 break
-        user = user_id if user_id is not None else anonymous_id
+        # (Both None was a dead letter above: one of them is the user.)
+        user: str = user_id if user_id is not None else anonymous_id  # type: ignore[assignment]
 
         if kind in _PRODUCT_TYPES:
             product_id = props.get("product_id")
@@ -250,58 +240,9 @@ class EventParser:
     def dead_letter(
         self, raw: bytes, source: str, code: str, reason: str, doc: Any = None
     ) -> DeadLetter:
-        """Return a dead letter for ``raw`` with personal data replaced by hashes
-        and its encoding bounded by ``max_dead_letter_bytes``.
+        """Return a dead letter for ``raw`` (:meth:`~journeyflow.dead_letters.DeadLetters.letter`):
+        personal data replaced by hashes, its encoding bounded by ``max_dead_letter_bytes``.
 
         ``doc`` is ``raw`` already decoded, if it could be.
         """
-        if doc is None:
-            try:
-                doc = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                doc = None
-        user = None
-        if isinstance(doc, dict):
-            candidate = doc.get("user_id") or doc.get("anonymous_id")
-            if isinstance(candidate, str) and len(candidate) <= MAX_ID_CHARS:
-                user = candidate
-        if doc is not None:
-            doc, redacted = self._redactor.document(doc)
-            clean, complete = (orjson.dumps(doc) if redacted else raw), True
-        else:
-            window = cut_at_boundary(raw, self._max_dead_letter_bytes + 1024)
-            clean, complete = self._redactor.text(window), len(window) == len(raw)
-            redacted = clean != window
-        return self._bounded(code, reason, clean, complete, source, user, redacted, raw)
-
-    def _bounded(
-        self,
-        code: str,
-        reason: str,
-        clean: bytes,
-        complete: bool,
-        source: str,
-        user: str | None,
-        redacted: bool,
-        raw: bytes,
-    ) -> DeadLetter:
-        """Return the dead letter, its ``raw`` cut to fit ``max_dead_letter_bytes``.
-
-        ``clean`` is the redacted text, ``complete`` unless it is only a window
-        of it; ``raw`` is the original, whose length and digest a cut dead
-        letter keeps.
-        """
-        if len(reason) > MAX_REASON_CHARS:
-            reason = reason[:MAX_REASON_CHARS] + "..."
-        budget = self._max_dead_letter_bytes
-        if complete:
-            letter = DeadLetter(code, reason, clean, source, user, redacted)
-            # Escaping makes a byte at most 6 ("\u0001"): small ones need no encoding to know.
-            if (len(clean) + len(reason)) * 6 + 1024 <= budget or len(letter.to_json()) <= budget:
-                return letter
-        sha = digest(raw)
-
-        def encoded(prefix: bytes) -> int:
-            return len(DeadLetter(code, reason, prefix, source, user, redacted, len(raw), sha).to_json())
-
-        return DeadLetter(code, reason, fit(clean, budget, encoded), source, user, redacted, len(raw), sha)
+        return self._letters.letter(raw, source, code, reason, doc)
