@@ -21,15 +21,15 @@ allocate the object that started it.
 from __future__ import annotations
 
 import gc
-import importlib
-import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench_measure import PARTS, kind_of, rss_bytes  # type: ignore[import-not-found]
+# PROBES and Probes are re-exported: bench_measure and the tests import them from here.
+from bench_probes import PROBES, GcCharge, Probes  # type: ignore[import-not-found]
 
 from config.settings import load_settings
 from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
@@ -46,95 +46,6 @@ from operators.recommend_steps import build_popularity, build_shard, split
 from operators.rules import load_rules
 
 __all__ = ["PROBES", "Probes", "drive"]
-
-#: Inner parts of the journey step: functions of the per-user modules it calls,
-#: timed where they are looked up. A name that no longer exists is reported as
-#: missing, not guessed. Nested calls count once, for the outermost part.
-PROBES: dict[str, tuple[str, ...]] = {
-    "dedup": ("operators.dedup:is_duplicate", "operators.dedup:remember", "operators.dedup:expire"),
-    "sessions": ("operators.sessions:add_event", "operators.sessions:pop_closed", "operators.sessions:summarise"),
-    "profile": (
-        "operators.profiles:new_profile",
-        "operators.profiles:apply_event",
-        "operators.profiles:close_session",
-        "operators.profiles:prune",
-    ),
-    "segment rules": ("operators.segments:evaluate",),
-    "trigger rules": ("operators.triggers:fire", "operators.triggers:prune_cooldowns"),
-    "rule variables": ("operators.variables:values", "operators.variables:fields_of"),
-    "labels, features": (
-        "operators.labels:on_activity",
-        "operators.labels:on_time",
-        "operators.labels:snapshot_times",
-        "operators.features:pack",
-        "operators.features:snapshot_vector",
-        "operators.features:scoring_vectors",
-        "operators.cluster_features:cluster_features",
-    ),
-    "profile fields (to_fields)": ("operators.views:to_fields",),
-}
-
-
-class Probes:
-    """Wrap functions of the per-user modules to time them (outermost call only).
-
-    Only calls made while ``active`` count: :func:`drive` sets it around the
-    journey step, so the models or the audience calling the same helpers do not.
-    """
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self.missing: list[str] = []
-        self.active = False
-        self._depth = 0
-
-    def install(self) -> None:
-        for group, names in PROBES.items():
-            for name in names:
-                module_name, _, attr = name.partition(":")
-                module = importlib.import_module(module_name)
-                original = getattr(module, attr, None)
-                if not callable(original):
-                    self.missing.append(name)
-                    continue
-                wrapped = self._wrap(group, original)
-                # Also where it was imported by name (``from operators.views import to_fields``).
-                for other in list(sys.modules.values()):
-                    if getattr(other, "__name__", "").startswith(("operators", "flows")):
-                        if getattr(other, attr, None) is original:
-                            setattr(other, attr, wrapped)
-
-    def _wrap(self, group: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        clock = time.perf_counter
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if self._depth or not self.active:
-                return fn(*args, **kwargs)
-            self._depth = 1
-            started = clock()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.seconds[group] += clock() - started
-                self._depth = 0
-
-        return timed
-
-
-class _GcCharge:
-    """Charge the garbage collector's pauses to the step and item kind running (``at``)."""
-
-    def __init__(self) -> None:
-        self.at = ["parse", "view"]
-        self.seconds: dict[str, dict[str, float]] = {part: defaultdict(float) for part in PARTS}
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.seconds[self.at[0]][self.at[1]] += time.perf_counter() - self._started
-
 
 def _encode(records: list[Any]) -> None:
     for record in records:
@@ -170,8 +81,8 @@ class _Flow:
         self.audiences: dict[str, Any] = {}
         self.shards: dict[str, Any] = {}
         self.seconds: dict[str, dict[str, float]] = {part: defaultdict(float) for part in PARTS}
-        # The garbage collector's pauses, charged where they happen (see _GcCharge).
-        self.gc = _GcCharge()
+        # The garbage collector's pauses, charged where they happen (see bench_probes.GcCharge).
+        self.gc = GcCharge()
 
     def after_journey(self, out: list[Any], kind: str, started: float) -> None:
         """Carry the journey step's records ``out`` through the rest of the flow (its time starts at ``started``)."""
