@@ -92,7 +92,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if isinstance(value, Handoff):
             replaced, score = handoff.merge_in(self.state, self.cfg, value, out)
             if replaced is not None:
-                self._replace_state(replaced)
+                self.replace_state(replaced)
             elif score is not None:
                 # Segments and scores are decided anew on the merged profile.
                 self._segment_inputs = None
@@ -107,7 +107,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         else:
             event = value
         if event.type == "forget":
-            self._replace_state(privacy.forget(self.state, self.cfg, event, out))
+            self.replace_state(privacy.forget(self.state, self.cfg, event, out))
         else:
             self._on_event(event, out)
             flush(self._asks, self.state, self.cfg, out)
@@ -153,7 +153,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if event.consent_personalization is not None:
             refused = privacy.on_consent(state, cfg, event, out)
             if refused is not None:
-                self._replace_state(refused)
+                self.replace_state(refused)
                 state = refused
         if state.opted_out:
             state.processed += 1
@@ -198,12 +198,12 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             or (started and segments_cfg.reacts_to(variables.SESSION_START))
             or self._segment_inputs is None
         ):
-            changed = self._evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
+            changed = self.evaluate(state.max_ts_ms, "event", event.event_id, out)  # type: ignore[arg-type]
         # A user who only browses has no other reason for a row than new segments.
         if cfg.store_rows and (changed or event.type in _ROW_EVENTS):
             out.append(updates.row(state, cfg, state.max_ts_ms))  # type: ignore[arg-type]
 
-    def _replace_state(self, state: JourneyState) -> None:
+    def replace_state(self, state: JourneyState) -> None:
         """Drop the user's state for ``state`` (a refusal, an erasure, a release)."""
         self.state = state
         self._segment_inputs = None
@@ -220,13 +220,40 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # changed while the user was away, happened first.
         journey_time.catch_up(self, ts, ts - self.cfg.lateness_ms, out)
 
-    def _evaluate(self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any]) -> bool:
+    def evaluate(self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any]) -> bool:
         """Re-decide the profile segments as of ``now_ms``; send an update and return True on change."""
         changed, self._segment_inputs = evaluate_segments(
             self.state, self.cfg, now_ms, cause, cause_event_id, self._segment_inputs, out
         )
         self._judged_ms = now_ms
         return changed
+
+    # -- what the parts use (operators/journey_time.py) -------------------
+    # A narrow interface over the working fields beside the state: the parts
+    # read and mark them through these, never through the fields themselves.
+
+    @property
+    def asks(self) -> ModelAsks:
+        """What the item being handled asks of the models (sent by :func:`~operators.model_asks.flush`)."""
+        return self._asks
+
+    @property
+    def judged_ms(self) -> int | None:
+        """When the segments were last judged, if nothing they read has changed since (else None)."""
+        return self._judged_ms
+
+    def segments_stale(self) -> None:
+        """Note that something the segments read has changed since they were last judged."""
+        self._judged_ms = None
+
+    @property
+    def pruned_after_items(self) -> bool:
+        """Whether the profile's last prune came after every item applied to it."""
+        return self._pruned_after_items
+
+    @pruned_after_items.setter
+    def pruned_after_items(self, pruned: bool) -> None:
+        self._pruned_after_items = pruned
 
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""

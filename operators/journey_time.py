@@ -5,9 +5,10 @@ A part of :class:`~operators.journey.JourneyLogic` (split from
 :func:`catch_up` when an event moves the user's clock forward,
 :func:`time_passes` on a timer or a replay's tick, and :func:`finish` at the
 end of input (and for an idle release). The functions read and update the
-logic's state and its working fields beside it (``_asks``, ``_judged_ms``,
-``_pruned_after_items``: never in the snapshot), exactly as the step's own
-methods did, so the outputs are the same.
+logic's state, and its working fields beside it (never in the snapshot)
+through the logic's narrow interface: :attr:`~operators.journey.JourneyLogic.asks`,
+``judged_ms`` and ``segments_stale()``, ``pruned_after_items``,
+``evaluate()`` and ``replace_state()``.
 
 Guarantees (see :mod:`operators.journey`): sessions close once no on-time
 event can join them, or all of them at the end of input; segments are
@@ -39,12 +40,12 @@ def time_passes(logic: JourneyLogic, now_ms: int, out: list[Any]) -> None:
     if logic.state.max_ts_ms is None:
         return
     catch_up(logic, now_ms, now_ms - logic.cfg.lateness_ms, out)
-    flush(logic._asks, logic.state, logic.cfg, out)
+    flush(logic.asks, logic.state, logic.cfg, out)
     release_ms = logic.cfg.idle_release_ms
     if release_ms and now_ms - logic.state.max_ts_ms >= release_ms:
         # What the end of input would publish, as of now; then the user goes.
         out.extend(finish(logic, now_ms))
-        logic._replace_state(privacy.released(logic.state))
+        logic.replace_state(privacy.released(logic.state))
 
 
 def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: list[Any]) -> bool:
@@ -64,17 +65,17 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
     if profile is not None:
         # Snapshots first: they are taken as of grid moments before now,
         # from the profile as it was then (before this prune).
-        model_asks.on_time(logic._asks, state, cfg, now_ms)
+        model_asks.on_time(logic.asks, state, cfg, now_ms)
         if now_ms - profile.pruned_ms >= cfg.refresh_ms:
             # (Segments read the peak of product views, which a prune recomputes.)
-            logic._judged_ms = None
+            logic.segments_stale()
             profiles.prune(profile, cfg.profiles, now_ms)
-            logic._pruned_after_items = True
+            logic.pruned_after_items = True
             triggers.prune_cooldowns(cfg.triggers, state.cooldowns, now_ms)
     if profile is not None and now_ms - state.evaluated_ms >= cfg.refresh_ms:
         # Time first: what changed while the user was away is not caused by
         # the session that the same gap closes.
-        logic._evaluate(now_ms, "time", None, out)
+        logic.evaluate(now_ms, "time", None, out)
         timed = True
     else:
         timed = False
@@ -83,11 +84,11 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
         _on_session_closed(logic, session, out)
     if closed and state.profile is not None:
         cause_event_id = closed[-1].last_event_id or None
-        logic._evaluate(now_ms, "session_close", cause_event_id, out)
-        logic._asks.score = ScoreAsk(now_ms, "session_close", cause_event_id, True)
+        logic.evaluate(now_ms, "session_close", cause_event_id, out)
+        logic.asks.score = ScoreAsk(now_ms, "session_close", cause_event_id, True)
     elif state.profile is not None and now_ms - state.scored_ms >= cfg.rescore_ms:
         # Clusters learn from idle states too, so lapsed users form their own.
-        logic._asks.score = ScoreAsk(now_ms, "time", None, True)
+        logic.asks.score = ScoreAsk(now_ms, "time", None, True)
     if cfg.store_rows and state.profile is not None and (timed or closed):
         out.append(updates.row(state, cfg, now_ms))
     return state.profile is not None and (timed or bool(closed))
@@ -95,7 +96,7 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
 
 def _on_session_closed(logic: JourneyLogic, session: Session, out: list[Any]) -> None:
     state = logic.state
-    logic._judged_ms = None
+    logic.segments_stale()
     summary = sessions.summarise(session, state.user)
     out.append(summary)
     if state.profile is None:
@@ -103,7 +104,7 @@ def _on_session_closed(logic: JourneyLogic, session: Session, out: list[Any]) ->
     profiles.close_session(state.profile, logic.cfg.profiles, session.start_ms, session.end_ms, summary.converted)
     if session.start_ms < state.profile.pruned_ms - profiles.SESSION_STARTS_MS:
         # (A session longer than the starts' window: a prune as of then would drop its start.)
-        logic._pruned_after_items = False
+        logic.pruned_after_items = False
     if logic.cfg.session_triggers:
         session_triggers(state, logic.cfg, session, summary, out)
 
@@ -114,23 +115,23 @@ def finish(logic: JourneyLogic, as_of_ms: int) -> list[Any]:
     cfg = logic.cfg
     out: list[Any] = []
     as_of_ms = max(as_of_ms, state.max_ts_ms or as_of_ms)
-    if state.profile is not None and not (logic._pruned_after_items and state.profile.pruned_ms == as_of_ms):
+    if state.profile is not None and not (logic.pruned_after_items and state.profile.pruned_ms == as_of_ms):
         # Exact windows for the final profile, whenever the last prune was. (Pruned as
         # of then with nothing applied since, mostly by a replay's last tick: the same
         # prune would change nothing; 98% of the users of a 60k-line slice, 7 us each.)
-        logic._judged_ms = None  # (a prune now may lower the peak of product views)
+        logic.segments_stale()  # (a prune now may lower the peak of product views)
         profiles.prune(state.profile, cfg.profiles, as_of_ms)
     judged = catch_up(logic, as_of_ms, None, out)
     if state.profile is not None:
-        if not judged and logic._judged_ms != as_of_ms:
+        if not judged and logic.judged_ms != as_of_ms:
             # (Judged as of now since the last change, by the catch-up or a replay's
             # last tick: the same inputs would decide the same again.)
-            logic._evaluate(as_of_ms, "time", None, out)
+            logic.evaluate(as_of_ms, "time", None, out)
         # The final row carries the last score (and what else the models were asked) itself.
-        logic._asks.score = ScoreAsk(as_of_ms, "time", None, True)
-        extra = model_asks.payload(logic._asks, state, cfg)
+        logic.asks.score = ScoreAsk(as_of_ms, "time", None, True)
+        extra = model_asks.payload(logic.asks, state, cfg)
         out.append(updates.final(state, cfg, view_of(state, cfg, as_of_ms), **extra))
     else:
-        flush(logic._asks, state, cfg, out)
+        flush(logic.asks, state, cfg, out)
     out.extend(updates.tallies(state))
     return out

@@ -51,7 +51,7 @@ def test_a_tick_before_anything_is_due_changes_nothing_and_one_at_the_due_time_d
     logic.on_item(first)
     due = next_due_ms(logic.state, logic.cfg)
     # Gap (30 min) + lateness (10 min): the session is the first thing time changes.
-    assert due == first.ts_ms + 40 * MIN + 1
+    assert due is not None and due == first.ts_ms + 40 * MIN + 1
     before = encode_state(logic.state)
     out, _ = logic.on_item(Tick(due - 1, "u1"))
     assert out == [] and encode_state(logic.state) == before
@@ -105,9 +105,9 @@ def test_the_end_of_input_right_after_a_tick_judges_segments_once_with_the_same_
         tick_ms = last.ts_ms + 2 * 3_600_000
         ticked, _ = logic.on_item(Tick(tick_ms, "u1"))
         assert _of(ticked, SessionSummary)
-        assert logic._judged_ms == tick_ms  # judged after the session closed
+        assert logic.judged_ms == tick_ms  # judged after the session closed
         if forget_judgement:
-            logic._judged_ms = None
+            logic.segments_stale()
         out, _ = logic.on_eof()
         outputs.append(_records(out))
     assert outputs[0] == outputs[1]
@@ -118,14 +118,14 @@ def test_an_event_or_a_prune_at_another_time_forgets_the_judgement() -> None:
     logic = _config().build(None)
     first = _parse(event("page_view", ts=at(0)))
     logic.on_item(first)
-    assert logic._judged_ms is None  # judged while the event changed the profile: not kept
+    assert logic.judged_ms is None  # judged while the event changed the profile: not kept
     tick_ms = first.ts_ms + 2 * 3_600_000
     logic.on_item(Tick(tick_ms, "u1"))
-    assert logic._judged_ms == tick_ms
+    assert logic.judged_ms == tick_ms
     # The end of input as of a later time prunes first: judged anew, as of then.
     logic._heard_ms = tick_ms + 3_600_000
     out, _ = logic.on_eof()
-    assert logic._judged_ms == tick_ms + 3_600_000
+    assert logic.judged_ms == tick_ms + 3_600_000
     (final,) = [r for r in out if isinstance(r, UserUpdate) and r.kind == "final"]
     assert final.ts_ms == tick_ms + 3_600_000
 
