@@ -25,52 +25,26 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, bisect_right
 
+from operators import feature_layout
 from operators.cluster_features import CAP_DAYS as _CAP
-# Re-exported: the models and tests import the names and the packing from here.
-from operators.feature_layout import (
-    BG_AGE,
-    BG_PURCHASES_TX,
-    BG_PURCHASES_X,
-    BG_SESSIONS_TX,
-    BG_SESSIONS_X,
-    CLASSIFIER_FEATURES,
-    DAYS_SINCE_LAST_SEEN,
-    LAYOUT,
-    PACKED,
-    PRIOR_STATS,
-    STEADY_FEATURES,
-    TIMED,
-    pack,
-    pack_rows,
-    rows_as_dicts,
-    unpack,
-    unpack_rows,
-)
+# Every name of feature_layout.__all__, re-exported: the models and tests import them from here.
+# (Named one by one: mypyc does not carry a star import's names into the compiled module.)
+from operators.feature_layout import (  # noqa: F401 (re-exported by __all__ below)
+    BG_AGE, BG_PURCHASES_TX, BG_PURCHASES_X, BG_SESSIONS_TX, BG_SESSIONS_X, CLASSIFIER_FEATURES, DAYS_SINCE_LAST_SEEN,
+    LAYOUT, PACKED, PRIOR_STATS, STEADY_FEATURES, TIMED, pack, pack_rows, rows_as_dicts, unpack, unpack_rows,
+)  # fmt: skip
 from operators.labels import LabelConfig
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
 
 __all__ = [
-    "CLASSIFIER_FEATURES",
-    "PRIOR_STATS",
-    "STEADY_FEATURES",
-    "TIMED",
     "prior_stats",
     "snapshot_vector",
     "scoring_vectors",
     "horizon_weights",
     "classifier_features",
-    "pack",
-    "unpack",
-    "pack_rows",
-    "unpack_rows",
-    "rows_as_dicts",
-    "BG_SESSIONS_X",
-    "BG_SESSIONS_TX",
-    "BG_PURCHASES_X",
-    "BG_PURCHASES_TX",
-    "BG_AGE",
-    "DAYS_SINCE_LAST_SEEN",
 ]
+__all__ += feature_layout.__all__
+
 
 def classifier_features(view: View) -> dict[str, float]:
     """Return the propensity and churn features of the profile as of ``view.now_ms``.

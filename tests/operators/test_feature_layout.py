@@ -6,24 +6,8 @@ import struct
 
 import pytest
 
-from operators.feature_layout import (
-    BG_AGE,
-    BG_PURCHASES_TX,
-    BG_PURCHASES_X,
-    BG_SESSIONS_TX,
-    BG_SESSIONS_X,
-    CLASSIFIER_FEATURES,
-    DAYS_SINCE_LAST_SEEN,
-    PACKED,
-    PRIOR_STATS,
-    STEADY_FEATURES,
-    TIMED,
-    pack,
-    pack_rows,
-    rows_as_dicts,
-    unpack,
-    unpack_rows,
-)
+from operators import feature_layout as layout
+from operators.feature_layout import PACKED, pack, pack_rows, rows_as_dicts, unpack, unpack_rows
 
 
 def _vector(offset: float = 0.0) -> dict[str, float]:
@@ -31,7 +15,7 @@ def _vector(offset: float = 0.0) -> dict[str, float]:
 
 
 def test_a_row_is_the_classifier_features_then_the_prior_as_doubles() -> None:
-    assert PACKED == CLASSIFIER_FEATURES + PRIOR_STATS
+    assert PACKED == layout.CLASSIFIER_FEATURES + layout.PRIOR_STATS
     assert len(set(PACKED)) == len(PACKED)
     data = pack(_vector())
     assert len(data) == 8 * len(PACKED)
@@ -42,12 +26,12 @@ def test_a_row_is_the_classifier_features_then_the_prior_as_doubles() -> None:
 def test_positions_name_the_values_they_point_at() -> None:
     row = unpack_rows(pack(_vector()))[0]
     positions = {
-        "bg_sessions_x": BG_SESSIONS_X,
-        "bg_sessions_tx": BG_SESSIONS_TX,
-        "bg_purchases_x": BG_PURCHASES_X,
-        "bg_purchases_tx": BG_PURCHASES_TX,
-        "bg_age": BG_AGE,
-        "days_since_last_seen": DAYS_SINCE_LAST_SEEN,
+        "bg_sessions_x": layout.BG_SESSIONS_X,
+        "bg_sessions_tx": layout.BG_SESSIONS_TX,
+        "bg_purchases_x": layout.BG_PURCHASES_X,
+        "bg_purchases_tx": layout.BG_PURCHASES_TX,
+        "bg_age": layout.BG_AGE,
+        "days_since_last_seen": layout.DAYS_SINCE_LAST_SEEN,
     }
     for name, position in positions.items():
         assert row[position] == _vector()[name], name
@@ -70,8 +54,8 @@ def test_a_vector_missing_a_feature_does_not_pack() -> None:
 
 
 def test_steady_and_timed_features_split_the_classifier_features() -> None:
-    assert set(STEADY_FEATURES) <= set(CLASSIFIER_FEATURES)
-    timed = {CLASSIFIER_FEATURES[i] for i in TIMED}
-    assert timed.isdisjoint(STEADY_FEATURES)
-    assert timed | set(STEADY_FEATURES) == set(CLASSIFIER_FEATURES)
-    assert list(TIMED) == sorted(TIMED)
+    assert set(layout.STEADY_FEATURES) <= set(layout.CLASSIFIER_FEATURES)
+    timed = {layout.CLASSIFIER_FEATURES[i] for i in layout.TIMED}
+    assert timed.isdisjoint(layout.STEADY_FEATURES)
+    assert timed | set(layout.STEADY_FEATURES) == set(layout.CLASSIFIER_FEATURES)
+    assert list(layout.TIMED) == sorted(layout.TIMED)
