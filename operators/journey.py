@@ -230,7 +230,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
 
     # -- what the parts use (operators/journey_time.py) -------------------
     # A narrow interface over the working fields beside the state: the parts
-    # read and mark them through these, never through the fields themselves.
+    # read and mark them through these (and evaluate(), replace_state()),
+    # never through the fields themselves.
 
     @property
     def asks(self) -> ModelAsks:
