@@ -148,8 +148,8 @@ def _days(value: Any, missing: float) -> float:
     return missing if value is None or value < 0 else float(value)
 
 
-def _bgnbd_chances(profiles: list[dict[str, Any]], horizon_days: float) -> tuple[list[float], list[float]]:
-    """Return each profile's BG/NBD chance of no session, and of a purchase, within the horizon."""
+def _bgnbd_chances(profiles: list[dict[str, Any]], horizon_days: float) -> tuple[list[float], list[float], dict[str, dict[str, float]]]:
+    """Return each profile's BG/NBD chance of no session, and of a purchase, within the horizon, and the fitted parameters."""
     age = np.array([_days(p.get("days_since_first_seen"), 0.0) for p in profiles])
     seen = np.array([_days(p.get("days_since_last_seen"), 0.0) for p in profiles])
     bought = np.array([_days(p.get("recency_days"), -1.0) for p in profiles])
@@ -161,7 +161,9 @@ def _bgnbd_chances(profiles: list[dict[str, Any]], horizon_days: float) -> tuple
     purchases = bgnbd.fit(px, ptx, age)
     quiet = [bgnbd.p_none(sessions, *v, horizon_days) for v in zip(sx, stx, age, strict=True)]
     buy = [1.0 - bgnbd.p_none(purchases, *v, horizon_days) for v in zip(px, ptx, age, strict=True)]
-    return quiet, buy
+    # Next to the models step's own fits (its report's "prior"): how far the online prior is from a batch fit.
+    params = {name: {k: round(getattr(m, k), 4) for k in ("r", "alpha", "a", "b")} for name, m in (("sessions", sessions), ("purchases", purchases))}
+    return quiet, buy, params
 
 
 def by_group(scores: Sequence[float], labels: Sequence[bool], groups: Sequence[str | None]) -> dict[str, dict[str, Any]]:
@@ -221,7 +223,7 @@ def _round(value: float | None) -> float | None:
 def judge(rows: list[tuple[dict[str, Any], dict[str, Any]]], horizon_days: float) -> dict[str, Any]:
     """Return the figures of both models and their baselines over ``(profile, truth)`` pairs."""
     profiles = [p for p, _ in rows]
-    quiet, buy = _bgnbd_chances(profiles, horizon_days)
+    quiet, buy, params = _bgnbd_chances(profiles, horizon_days)
     churned = [bool(t["churned"]) for _, t in rows]
     bought = [t["purchases_in_horizon"] > 0 for _, t in rows]
     never = 1e6  # never bought: the longest recency of all
@@ -229,6 +231,7 @@ def judge(rows: list[tuple[dict[str, Any], dict[str, Any]]], horizon_days: float
     return {
         "users": len(rows),
         "horizon_days": horizon_days,
+        "bgnbd_params": params,
         "churn": _task(
             [p["churn_risk"] for p in profiles],
             {

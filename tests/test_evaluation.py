@@ -56,6 +56,9 @@ def test_judge_reports_every_baseline_and_a_verdict() -> None:
         }
         rows.append((profile, {"churned": not active, "purchases_in_horizon": int(active), "persona": "loyal" if active else "gone"}))
     figures = judge(rows, 30.0)
+    # The batch fits' parameters, to set next to the models step's online ones.
+    assert set(figures["bgnbd_params"]) == {"sessions", "purchases"}
+    assert all(set(m) == {"r", "alpha", "a", "b"} and min(m.values()) > 0 for m in figures["bgnbd_params"].values())
     assert figures["churn"]["by_persona"] == {
         "gone": {"users": 30, "mean_score": 0.8, "observed": 1.0},
         "loyal": {"users": 30, "mean_score": 0.2, "observed": 0.0},
