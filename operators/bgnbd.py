@@ -62,28 +62,24 @@ def log_likelihood(m: BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> n
     return common + np.logaddexp(first, second)
 
 
-def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, start: BgNbd | None = None, *, restart: bool = False) -> BgNbd:
+def fit(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, start: BgNbd | None = None) -> BgNbd:
     """Return the maximum-likelihood parameters for the customers ``(x, t_x, T)``.
 
     Optimised over the logarithms of the parameters (all positive), from
-    ``start`` (the previous fit, so a re-fit takes a few steps) or the
-    default parameters. With ``restart``, from both, keeping the likelier:
-    the likelihood is nearly flat where ``a`` and ``b`` grow together (the
-    same mean dropout, less spread), and a search started there stays there;
-    on CDNOW a warm start alone ended at ``a`` 583, ``b`` 2,631 where the
-    default start finds 1.1 and 3.2, a likelier fit.
+    ``start`` (the previous fit, so a re-fit takes a few steps).
     """
     x = np.asarray(x, dtype=float)
     t_x = np.asarray(t_x, dtype=float)
     T = np.asarray(T, dtype=float)
+    begin = start or BgNbd()
+    theta0 = np.log([begin.r, begin.alpha, begin.a, begin.b])
 
     def loss(theta: np.ndarray) -> float:
         r, alpha, a, b = np.exp(np.clip(theta, -9.0, 9.0))
         value = -float(np.mean(log_likelihood(BgNbd(r, alpha, a, b), x, t_x, T)))
         return value if math.isfinite(value) else 1e12
 
-    starts = [start, BgNbd()] if start is not None and restart else [start or BgNbd()]
-    found = min((optimize.minimize(loss, np.log([m.r, m.alpha, m.a, m.b]), method="L-BFGS-B") for m in starts), key=lambda f: float(f.fun))
+    found = optimize.minimize(loss, theta0, method="L-BFGS-B")
     r, alpha, a, b = (float(v) for v in np.exp(np.clip(found.x, -9.0, 9.0)))
     return BgNbd(r, alpha, a, b)
 
@@ -155,28 +151,12 @@ class OnlinePrior:
 
     The sample keeps the ``capacity`` customers with the smallest key hashes
     (a bottom-k sketch: uniform over customers, deterministic, bounded), each
-    with its latest ``(x, t_x, T)`` and the day it was first seen. Only the
-    hash is kept, never the key. Two sets of parameters are fitted to it:
-
-    * ``params``, the steady ones, which the learned models read as features:
-      fitted once the sample holds ``min_customers``, then whenever the
-      observations since the last fit reach ``refit_share`` of all so far
-      (each time they double, by default) and at least every ``max_gap``
-      observations, each fit starting from the last, over each customer's
-      ``T`` as last observed. Kept as they were: a feature that changes
-      meaning with each fit costs the learned models more than it gives
-      (the README's "Models" section measures both);
-    * ``fresh``, what the published score leans on: re-fitted each time the
-      observations grow by ``fresh_share`` (and with ``params``), over each
-      customer's ``T`` as of the latest observation (``clock``), from the
-      default start and the last fit. A customer silent for long is observed
-      rarely or never again (weekly snapshots stop after 90 silent days),
-      and a ``T`` frozen then hides the very silences that measure dropout:
-      on CDNOW the frozen sample's mean ``T`` was 122 days against 229, and
-      ``params`` found almost no dropout (``a`` 0.01, ``b`` 276) where a batch
-      fit of the final figures finds the paper's 0.79 and 2.43.
-
-    A fit of 2,000 customers costs 0.1-0.4 s here (two starts: twice that).
+    with its latest ``(x, t_x, T)``. Only the hash is kept, never the key.
+    A fit runs once the sample holds ``min_customers``, then whenever the
+    observations since the last fit reach ``refit_share`` of all so far (each
+    time they double, by default), and at least every ``max_gap``
+    observations: often while the data is young, rarely once the parameters
+    have settled (a fit of 2,000 customers costs 0.1-0.5 s here).
     """
 
     capacity: int = 2000
@@ -184,51 +164,29 @@ class OnlinePrior:
     refit_share: float = 1.0
     max_gap: int = 50_000
     params: BgNbd | None = None
-    sample: dict[int, tuple[float, ...]] = field(default_factory=dict)
-    """Hash -> ``(x, t_x, T, first day)`` in days, the first day on the clock's scale."""
+    sample: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     _heap: list[int] = field(default_factory=list)
     """Negated hashes of the sample: the root is the largest, the first to go."""
     since_fit: int = 0
     observed: int = 0
     fits: int = 0
-    fresh_share: float = 0.25
-    fresh: BgNbd | None = None
-    since_fresh: int = 0
-    clock: float | None = None
-    """The latest observation's day; ``None`` until the first, and in a state
-    pickled before it existed (whose sample holds ``(x, t_x, T)``: see :meth:`observe`)."""
 
-    def observe(self, key: str, x: float, t_x: float, T: float, now_days: float) -> None:
-        """Record a customer's latest figures (days) as of day ``now_days``; re-fit when due."""
+    def observe(self, key: str, x: float, t_x: float, T: float) -> None:
+        """Record a customer's latest figures (days); re-fit when due."""
         rank = _rank(key)
         sample = self.sample
-        if self.clock is None and sample:
-            # Pickled before the clock: each T was the customer's own latest;
-            # the best guess left is that they were all taken now.
-            self.sample = sample = {k: (v[0], v[1], v[2], now_days - v[2]) for k, v in sample.items()}
-        self.clock = now_days if self.clock is None else max(self.clock, now_days)
         if rank not in sample:
             if len(sample) >= self.capacity:
                 if rank > -self._heap[0]:
                     return
                 del sample[-heapq.heappop(self._heap)]
             heapq.heappush(self._heap, -rank)
-        sample[rank] = (x, t_x, T, now_days - T)
+        sample[rank] = (x, t_x, T)
         self.since_fit += 1
-        self.since_fresh += 1
         self.observed += 1
-        if len(sample) < self.min_customers:
-            return
         due = min(self.max_gap, self.refit_share * (self.observed - self.since_fit))
-        if self.params is None or self.since_fit >= due:
+        if len(sample) >= self.min_customers and (self.params is None or self.since_fit >= due):
             self.refit()
-        elif self.fresh is None or self.since_fresh >= min(self.max_gap, self.fresh_share * (self.observed - self.since_fresh)):
-            self.refit_fresh()
-
-    @property
-    def current(self) -> BgNbd | None:
-        """Return the parameters to publish with: the fresh ones (the steady ones in an older state)."""
-        return self.fresh or self.params
 
     def forget(self, key: str) -> None:
         """Drop a customer (erasure) from the sample."""
@@ -238,16 +196,8 @@ class OnlinePrior:
             heapq.heapify(self._heap)
 
     def refit(self) -> None:
-        """Fit both sets of parameters to the sample now."""
-        data = np.array([v[:3] for v in self.sample.values()], dtype=float)
+        """Fit the parameters to the sample now."""
+        data = np.array(list(self.sample.values()), dtype=float)
         self.params = fit(data[:, 0], data[:, 1], data[:, 2], self.params)
         self.since_fit = 0
         self.fits += 1
-        self.refit_fresh()
-
-    def refit_fresh(self) -> None:
-        """Fit the fresh parameters to the sample, every customer aged to the clock."""
-        data = np.array([(v[0], v[1], v[3]) for v in self.sample.values()], dtype=float)
-        clock = self.clock if self.clock is not None else 0.0
-        self.fresh = fit(data[:, 0], data[:, 1], np.maximum(clock - data[:, 2], data[:, 1]), self.fresh, restart=True)
-        self.since_fresh = 0

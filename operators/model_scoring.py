@@ -41,18 +41,12 @@ if TYPE_CHECKING:
 
     from operators.models import ModelConfig, ModelState
 
-__all__ = ["TASKS", "DAY_MS", "SCORE_DIGITS", "Scorer", "prior_chances", "learn_input"]
+__all__ = ["TASKS", "DAY_MS", "Scorer", "prior_chances", "learn_input"]
 
 #: Task name -> the score it produces in the profile.
 TASKS = {"propensity": "purchase_propensity", "churn": "churn_risk"}
 
 DAY_MS = 86_400_000
-
-#: Decimal places of a published score. Six, not four: scores near 0 or 1
-#: (propensity on a log of rare purchases) had only a few hundred distinct
-#: values at four places, and the ties cost ranking (CDNOW's propensity AUC
-#: 0.795 at four places, 0.801 at six, the same scores otherwise).
-SCORE_DIGITS = 6
 
 
 def prior_chances(priors: dict[str, OnlinePrior], v: dict[str, float], tau: float) -> tuple[float, float]:
@@ -152,13 +146,9 @@ class Scorer:
         trust = {name: tasks[name].trust(self.min_examples) for name in TASKS}
         age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
-        # The published prior is the latest fit (OnlinePrior.current): the learned
-        # rows below read the steady one, as their features did when learned.
-        fs = state.priors["sessions"].current or s
-        fb = state.priors["purchases"].current or b
         prior = {
-            "churn": bgnbd.p_none(fs, s_x, s_tx, age, self.horizon_days["churn"]),
-            "propensity": 1.0 - bgnbd.p_none(fb, b_x, b_tx, age, self.horizon_days["propensity"]),
+            "churn": bgnbd.p_none(s, s_x, s_tx, age, self.horizon_days["churn"]),
+            "propensity": 1.0 - bgnbd.p_none(b, b_x, b_tx, age, self.horizon_days["propensity"]),
         }
         published = dict(prior)
         if trust["churn"] or trust["propensity"]:
@@ -195,6 +185,6 @@ class Scorer:
         published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
         scores = {}
         for name, score in TASKS.items():
-            scores[score] = round(published[name], SCORE_DIGITS)
+            scores[score] = round(published[name], 4)
             self._observe[name](published[name])
         return scores

@@ -183,9 +183,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 # One churn example per snapshot: each snapshot is observed once.
                 v = unpack(example.features)
                 age = v["bg_age"]
-                day = example.ts_ms / _DAY_MS  # the snapshot's moment, when its age was taken
-                state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age, day)
-                state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age, day)
+                state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
+                state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:

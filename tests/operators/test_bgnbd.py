@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
 import numpy as np
 
 from operators import bgnbd
@@ -52,48 +50,9 @@ def test_a_customer_who_stops_is_less_likely_alive_than_one_who_just_came() -> N
 def test_the_online_prior_keeps_a_bounded_deterministic_sample_and_refits() -> None:
     a, b = OnlinePrior(capacity=50, min_customers=20), OnlinePrior(capacity=50, min_customers=20)
     for i in range(500):
-        a.observe(f"user-{i}", float(i % 4), float(i % 4), 10.0, 10.0)
+        a.observe(f"user-{i}", float(i % 4), float(i % 4), 10.0)
     for i in reversed(range(500)):
-        b.observe(f"user-{i}", float(i % 4), float(i % 4), 10.0, 10.0)
+        b.observe(f"user-{i}", float(i % 4), float(i % 4), 10.0)
     assert len(a.sample) == 50 and set(a.sample) == set(b.sample)  # the same customers whatever the order
     assert a.params is not None and a.fits > 1
     assert all(isinstance(k, int) for k in a.sample)  # hashes, never the ids
-
-
-def test_the_prior_ages_customers_it_no_longer_hears_from() -> None:
-    # Each customer is observed last at their last transaction (then falls
-    # silent, as one whose weekly snapshots have stopped); the fit must read
-    # their T as of the latest observation, so it equals the batch fit of the
-    # final figures.
-    truth = BgNbd(r=0.8, alpha=6.0, a=0.7, b=2.5)
-    x, tx, T = _simulate(truth, 400, 60.0, seed=2)
-    prior = OnlinePrior(capacity=1000, min_customers=20)
-    for i in np.argsort(tx, kind="stable"):
-        prior.observe(f"user-{i}", float(x[i]), float(tx[i]), float(tx[i]), float(tx[i]))
-    prior.observe("user-last", 0.0, 0.0, 60.0, 60.0)
-    prior.refit_fresh()
-    batch = bgnbd.fit(np.append(x, 0.0), np.append(tx, 0.0), np.append(T, 60.0))
-    assert prior.fresh is not None and prior.current == prior.fresh
-    assert abs(prior.fresh.a - batch.a) / batch.a < 1e-3 and abs(prior.fresh.r - batch.r) / batch.r < 1e-3
-    # The steady parameters keep each customer's T as observed (the features' meaning).
-    assert prior.params is not None and abs(prior.params.a - batch.a) / batch.a > 0.1
-
-
-def test_a_warm_start_in_the_flat_valley_does_not_keep_the_fit_there() -> None:
-    x, tx, T = _simulate(BgNbd(r=0.8, alpha=6.0, a=0.7, b=2.5), 3000, 60.0, seed=3)
-    cold = bgnbd.fit(x, tx, T)
-    warm = bgnbd.fit(x, tx, T, start=BgNbd(r=0.8, alpha=6.0, a=500.0, b=2000.0), restart=True)
-    ll = {name: float(np.mean(bgnbd.log_likelihood(m, x, tx, T))) for name, m in (("cold", cold), ("warm", warm))}
-    assert ll["warm"] >= ll["cold"] - 1e-9
-
-
-def test_a_sample_pickled_before_the_clock_is_read_as_taken_at_the_next_observation() -> None:
-    prior = OnlinePrior(capacity=50, min_customers=1000)
-    prior.observe("user-1", 2.0, 5.0, 10.0, 100.0)
-    # As pickled before the clock: its third figure was T, no clock attribute.
-    state = prior.__dict__
-    state["sample"] = {rank: v[:3] for rank, v in state["sample"].items()}
-    del state["clock"]
-    prior = pickle.loads(pickle.dumps(prior))
-    prior.observe("user-2", 0.0, 0.0, 3.0, 200.0)
-    assert sorted(prior.sample.values()) == [(0.0, 0.0, 3.0, 197.0), (2.0, 5.0, 10.0, 190.0)]
