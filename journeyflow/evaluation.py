@@ -35,6 +35,7 @@ from operators import bgnbd
 
 __all__ = [
     "roc_auc",
+    "margin_sd",
     "brier",
     "reliability",
     "by_group",
@@ -67,6 +68,35 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
 
     ranks = rankdata(np.asarray(scores, dtype=float))
     return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def margin_sd(scores: Sequence[float], baseline: Sequence[float], labels: Sequence[bool], resamples: int = 200, seed: int = 0) -> float | None:
+    """Return the bootstrap standard deviation of ``AUC(scores) - AUC(baseline)`` (users resampled, paired).
+
+    How far a verdict is from noise: on CDNOW's 172 buyers in 2,357 a
+    difference of 0.009 is about one standard deviation. Seeded, so a report
+    repeats. ``None`` if no resample holds both labels.
+
+    >>> margin_sd([0.1, 0.4, 0.35, 0.8] * 5, [0.2, 0.3, 0.5, 0.9] * 5, [False, False, True, True] * 5) is not None
+    True
+    """
+    from scipy.stats import rankdata
+
+    p, q = np.asarray(scores, dtype=float), np.asarray(baseline, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(y), len(y))
+        yi = y[i]
+        positives = int(yi.sum())
+        negatives = len(yi) - positives
+        if positives == 0 or negatives == 0:
+            continue
+        # The two AUCs share the resample's labels: the difference of their rank sums.
+        ranks = rankdata(p[i])[yi].sum() - rankdata(q[i])[yi].sum()
+        differences.append(ranks / (positives * negatives))
+    return round(float(np.std(differences)), 4) if differences else None
 
 
 def brier(scores: Sequence[float], labels: Sequence[bool]) -> float:
@@ -213,6 +243,9 @@ def _task(
     best = max(known, key=known.__getitem__) if known else None
     figures["best_baseline"] = best
     figures["beats_baselines"] = None if best is None or figures["auc"] is None else figures["auc"] >= known[best]
+    # The verdict's margin and its noise (the verdict itself stays the plain comparison).
+    figures["margin"] = None if best is None or figures["auc"] is None else round(figures["auc"] - known[best], 4)
+    figures["margin_sd"] = None if best is None else margin_sd(model, baselines[best], labels)
     return figures
 
 

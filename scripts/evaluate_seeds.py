@@ -43,7 +43,7 @@ def main(out: Path) -> None:
             trust = result["online"].get(task, {}).get("trust")
             verdict = "ok" if q["beats_baselines"] else "LOSES"
             print(
-                f"{result['regime']:14} {task:10} auc {q['auc']:.4f} best {best} {q['baselines'][best]:.4f}"
+                f"{result['regime']:14} {task:10} auc {q['auc']:.4f} best {best} {q['baselines'][best]:.4f} margin sd {q['margin_sd']}"
                 f" brier {q['brier']:.4f}/{q['bgnbd_brier']:.4f} gap {q['reliability_max_gap']} trust {trust} {verdict}"
             )
         # The models step's prior (its steady parameters) next to a batch fit of the final profiles.
