@@ -18,12 +18,12 @@ import sys
 from pathlib import Path
 
 from config.settings import load_settings
-from journeyflow.evaluate import REGIMES, evaluate
+from journeyflow.evaluate import REGIMES, Regime, evaluate
 
 THIRD = ("default", "30-days", "casual")
 
 
-def regimes() -> tuple:
+def regimes() -> tuple[Regime, ...]:
     """Return the 16 regimes: the default seven, ``-s2`` of the six generated, ``-s3`` of three."""
     generated = [r for r in REGIMES if r.source == "generator"]
     second = [dataclasses.replace(r, name=f"{r.name}-s2", seed=r.seed + 100) for r in generated]
@@ -43,7 +43,7 @@ def main(out: Path) -> None:
             trust = result["online"].get(task, {}).get("trust")
             verdict = "ok" if q["beats_baselines"] else "LOSES"
             print(
-                f"{result['regime']:14} {task:10} auc {q['auc']:.4f} best {best} {q['baselines'][best]:.4f} margin sd {q['margin_sd']}"
+                f"{result['regime']:14} {task:10} auc {q['auc']:.4f} best {best} {q['baselines'][best]:.4f} margin sd {q.get('margin_sd')}"
                 f" brier {q['brier']:.4f}/{q['bgnbd_brier']:.4f} gap {q['reliability_max_gap']} trust {trust} {verdict}"
             )
         # The models step's prior (its steady parameters) next to a batch fit of the final profiles.
