@@ -35,6 +35,7 @@ from operators import bgnbd
 
 __all__ = [
     "roc_auc",
+    "margin_sd",
     "brier",
     "reliability",
     "by_group",
@@ -67,6 +68,35 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
 
     ranks = rankdata(np.asarray(scores, dtype=float))
     return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def margin_sd(scores: Sequence[float], baseline: Sequence[float], labels: Sequence[bool], resamples: int = 200, seed: int = 0) -> float | None:
+    """Return the bootstrap standard deviation of ``AUC(scores) - AUC(baseline)`` (users resampled, paired).
+
+    How far a verdict is from noise: on CDNOW's 172 buyers in 2,357 a
+    difference of 0.009 is about one standard deviation. Seeded, so a report
+    repeats. ``None`` if no resample holds both labels.
+
+    >>> margin_sd([0.1, 0.4, 0.35, 0.8] * 5, [0.2, 0.3, 0.5, 0.9] * 5, [False, False, True, True] * 5) is not None
+    True
+    """
+    from scipy.stats import rankdata
+
+    p, q = np.asarray(scores, dtype=float), np.asarray(baseline, dtype=float)
+    y = np.asarray(labels, dtype=bool)
+    rng = np.random.default_rng(seed)
+    differences = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(y), len(y))
+        yi = y[i]
+        positives = int(yi.sum())
+        negatives = len(yi) - positives
+        if positives == 0 or negatives == 0:
+            continue
+        # The two AUCs share the resample's labels: the difference of their rank sums.
+        ranks = rankdata(p[i])[yi].sum() - rankdata(q[i])[yi].sum()
+        differences.append(ranks / (positives * negatives))
+    return round(float(np.std(differences)), 4) if differences else None
 
 
 def brier(scores: Sequence[float], labels: Sequence[bool]) -> float:
@@ -148,8 +178,8 @@ def _days(value: Any, missing: float) -> float:
     return missing if value is None or value < 0 else float(value)
 
 
-def _bgnbd_chances(profiles: list[dict[str, Any]], horizon_days: float) -> tuple[list[float], list[float]]:
-    """Return each profile's BG/NBD chance of no session, and of a purchase, within the horizon."""
+def _bgnbd_chances(profiles: list[dict[str, Any]], horizon_days: float) -> tuple[list[float], list[float], dict[str, dict[str, float]]]:
+    """Return each profile's BG/NBD chance of no session, and of a purchase, within the horizon, and the fitted parameters."""
     age = np.array([_days(p.get("days_since_first_seen"), 0.0) for p in profiles])
     seen = np.array([_days(p.get("days_since_last_seen"), 0.0) for p in profiles])
     bought = np.array([_days(p.get("recency_days"), -1.0) for p in profiles])
@@ -161,7 +191,9 @@ def _bgnbd_chances(profiles: list[dict[str, Any]], horizon_days: float) -> tuple
     purchases = bgnbd.fit(px, ptx, age)
     quiet = [bgnbd.p_none(sessions, *v, horizon_days) for v in zip(sx, stx, age, strict=True)]
     buy = [1.0 - bgnbd.p_none(purchases, *v, horizon_days) for v in zip(px, ptx, age, strict=True)]
-    return quiet, buy
+    # Next to the models step's own fits (its report's "prior"): how far the online prior is from a batch fit.
+    params = {name: {k: round(getattr(m, k), 4) for k in ("r", "alpha", "a", "b")} for name, m in (("sessions", sessions), ("purchases", purchases))}
+    return quiet, buy, params
 
 
 def by_group(scores: Sequence[float], labels: Sequence[bool], groups: Sequence[str | None]) -> dict[str, dict[str, Any]]:
@@ -211,6 +243,9 @@ def _task(
     best = max(known, key=known.__getitem__) if known else None
     figures["best_baseline"] = best
     figures["beats_baselines"] = None if best is None or figures["auc"] is None else figures["auc"] >= known[best]
+    # The verdict's margin and its noise (the verdict itself stays the plain comparison).
+    figures["margin"] = None if best is None or figures["auc"] is None else round(figures["auc"] - known[best], 4)
+    figures["margin_sd"] = None if best is None else margin_sd(model, baselines[best], labels)
     return figures
 
 
@@ -221,7 +256,7 @@ def _round(value: float | None) -> float | None:
 def judge(rows: list[tuple[dict[str, Any], dict[str, Any]]], horizon_days: float) -> dict[str, Any]:
     """Return the figures of both models and their baselines over ``(profile, truth)`` pairs."""
     profiles = [p for p, _ in rows]
-    quiet, buy = _bgnbd_chances(profiles, horizon_days)
+    quiet, buy, params = _bgnbd_chances(profiles, horizon_days)
     churned = [bool(t["churned"]) for _, t in rows]
     bought = [t["purchases_in_horizon"] > 0 for _, t in rows]
     never = 1e6  # never bought: the longest recency of all
@@ -229,6 +264,7 @@ def judge(rows: list[tuple[dict[str, Any], dict[str, Any]]], horizon_days: float
     return {
         "users": len(rows),
         "horizon_days": horizon_days,
+        "bgnbd_params": params,
         "churn": _task(
             [p["churn_risk"] for p in profiles],
             {

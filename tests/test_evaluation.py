@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from config.settings import load_settings
 from journeyflow import generator
 from journeyflow.datasets import write_cdnow
 from journeyflow.evaluate import evaluate, format_report
-from journeyflow.evaluation import judge
+from journeyflow.evaluation import judge, margin_sd
 
 MASTER = b"""customer_id date number_of_cds dollar_value
  00001 19970101 1 11.77
@@ -56,6 +57,9 @@ def test_judge_reports_every_baseline_and_a_verdict() -> None:
         }
         rows.append((profile, {"churned": not active, "purchases_in_horizon": int(active), "persona": "loyal" if active else "gone"}))
     figures = judge(rows, 30.0)
+    # The batch fits' parameters, to set next to the models step's online ones.
+    assert set(figures["bgnbd_params"]) == {"sessions", "purchases"}
+    assert all(set(m) == {"r", "alpha", "a", "b"} and min(m.values()) > 0 for m in figures["bgnbd_params"].values())
     assert figures["churn"]["by_persona"] == {
         "gone": {"users": 30, "mean_score": 0.8, "observed": 1.0},
         "loyal": {"users": 30, "mean_score": 0.2, "observed": 0.0},
@@ -67,6 +71,7 @@ def test_judge_reports_every_baseline_and_a_verdict() -> None:
         assert set(q["baselines"]) == {"recency", "frequency", "bgnbd"}
         assert q["auc"] == 1.0 and q["beats_baselines"] is True
         assert q["brier"] < 0.1 and q["reliability_max_gap"] is not None
+        assert q["margin"] == round(1.0 - q["baselines"][q["best_baseline"]], 4) and q["margin_sd"] is not None
 
 
 def test_evaluate_prints_the_horizon_the_targets_and_a_verdict_per_row(tmp_path: Path) -> None:
@@ -89,3 +94,16 @@ def test_persona_mixes_change_the_population(tmp_path: Path) -> None:
         rows = [orjson.loads(line) for line in truth.read_bytes().splitlines()]
         shares[mix] = sum(r["persona"] == "churner" for r in rows) / len(rows)
     assert shares["leavers"] > 0.25 > shares["default"] > shares["casual"]
+
+
+def test_the_margins_noise_shrinks_with_more_users_and_is_nil_for_the_same_ranking() -> None:
+    rng = np.random.default_rng(4)
+
+    def sample(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = rng.random(n) < 0.3
+        return y + rng.normal(0, 1, n), y + rng.normal(0, 1.2, n), y
+
+    small, large = sample(200), sample(3200)
+    assert margin_sd(*small) > 2 * margin_sd(*large)  # about sqrt(16) = 4 times
+    scores, _, y = small
+    assert margin_sd(scores, scores * 2 + 1, y) == 0.0  # the same order: no difference in any resample
