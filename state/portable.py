@@ -103,14 +103,17 @@ def register_compiled_states() -> frozenset[type]:
 
 
 @functools.cache
-def _resolve(layout: str) -> tuple[type, tuple[dataclasses.Field[Any], ...], int]:
+def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int]:
     """Return the class a layout names, its fields, and how many of them the snapshot holds."""
     module_name, qualname, digest = layout.split(":")
     try:
-        cls = functools.reduce(getattr, qualname.split("."), importlib.import_module(module_name))
+        cls: Any = functools.reduce(getattr, qualname.split("."), importlib.import_module(module_name))
     except (ImportError, AttributeError) as ex:
         msg = f"snapshot class must exist; got {module_name}.{qualname} instead, which is gone ({ex})"
         raise StateSerializationError(msg) from ex
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        msg = f"snapshot class {module_name}.{qualname} must be a dataclass; got {cls!r} instead"
+        raise StateSerializationError(msg)
     fields = dataclasses.fields(cls)
     names = tuple(f.name for f in fields)
     if _digest(names) == digest:
@@ -132,10 +135,10 @@ def _has_default(f: dataclasses.Field[Any]) -> bool:
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
-    return f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc]
+    return f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc,operator]
 
 
-def _make(cls: type, fields: tuple[dataclasses.Field[Any], ...], values: tuple[Any, ...]) -> Any:
+def _make(cls: Any, fields: tuple[dataclasses.Field[Any], ...], values: tuple[Any, ...]) -> Any:
     obj = cls.__new__(cls)
     setattr_ = object.__setattr__  # frozen dataclasses refuse setattr
     for f, value in zip(fields, values):
@@ -235,7 +238,7 @@ class _Convert:
         return out
 
     def _instance(self, legacy: _Legacy) -> Any:
-        cls = legacy.target
+        cls: Any = legacy.target
         state = getattr(legacy, "state", None)
         fields = dataclasses.fields(cls)
         # mypyc: {attribute: value}; a slotted dataclass: (None or __dict__, {slot: value});

@@ -5,6 +5,7 @@ Run as ``python -m tests.state.user_snapshots write EVENTS OUT`` (the snapshots 
 EVENTS' users) or ``... reload IN OUT`` (each snapshot of IN resumed and snapshotted
 again); OUT is a pickled ``{"build": ..., "snapshots": {key: bytes}}``. With ``--old``
 the snapshots are written in pickle's own form (as before state/portable.py).
+``... sizes EVENTS`` prints the bytes per held user in both forms (README, "Code layout").
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import copyreg
 import pickle
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,26 +65,62 @@ def resumed(snapshots: dict[str, bytes]) -> dict[str, bytes]:
 
 def old_form(snapshots: dict[str, bytes]) -> dict[str, bytes]:
     """Return the snapshots re-encoded in pickle's own form (this build's, as before)."""
-    from state import portable
     from state.serde import decode_state
 
-    states = {key: decode_state(data, object) for key, data in snapshots.items()}
-    for cls in portable.register_compiled_states():
+    keys = list(snapshots)
+    encoded, _ = _old_pickles([decode_state(snapshots[key], object) for key in keys])
+    return dict(zip(keys, encoded))
+
+
+def _old_pickles(states: list[Any]) -> tuple[list[bytes], float]:
+    """Return ``states`` pickled in pickle's own form, and the seconds that took."""
+    from state import portable
+
+    classes = portable.register_compiled_states()
+    for cls in classes:
         copyreg.dispatch_table.pop(cls, None)
     try:
-        return {key: pickle.dumps(state, protocol=5) for key, state in states.items()}
+        started = time.perf_counter()
+        encoded = [pickle.dumps(state, protocol=5) for state in states]
+        return encoded, time.perf_counter() - started
     finally:
-        for cls in portable.register_compiled_states():
+        for cls in classes:
             copyreg.pickle(cls, portable.reducer(cls))
+
+
+def sizes(path: Path) -> dict[str, Any]:
+    """Return the snapshots' bytes per held key, portable and in pickle's own form, and encoding times."""
+    from state.serde import decode_state
+
+    snapshots = user_snapshots(path)
+    states = [decode_state(data, object) for data in snapshots.values()]
+    started = time.perf_counter()
+    portable_bytes = sum(len(pickle.dumps(state, protocol=5)) for state in states)
+    portable_s = time.perf_counter() - started
+    old, old_s = _old_pickles(states)
+    old_bytes = sum(map(len, old))
+    keys = len(states)
+    return {
+        "build": build_name(),
+        "keys": keys,
+        "portable_bytes_per_key": round(portable_bytes / keys),
+        "old_bytes_per_key": round(old_bytes / keys),
+        "portable_to_old": round(portable_bytes / old_bytes, 3),
+        "portable_encode_us_per_key": round(portable_s / keys * 1e6, 1),
+        "old_encode_us_per_key": round(old_s / keys * 1e6, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=["write", "reload"])
+    parser.add_argument("mode", choices=["write", "reload", "sizes"])
     parser.add_argument("source", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("out", type=Path, nargs="?")
     parser.add_argument("--old", action="store_true", help="write pickle's own form (as before state/portable.py)")
     args = parser.parse_args(argv)
+    if args.mode == "sizes":
+        print(sizes(args.source))
+        return 0
     if args.mode == "write":
         snapshots = user_snapshots(args.source)
     else:
