@@ -1,5 +1,7 @@
-"""The profile store in Redis (:class:`RedisStore`); the layout and the order in which
-records apply are in :mod:`state.store`.
+"""The profile store in Redis (:class:`RedisStore`): connecting, retrying a batch through
+an outage, noticing lost data. The commands each record sends are in
+:mod:`state.redis_commands`; the layout and the order in which records apply are in
+:mod:`state.store`.
 """
 
 from __future__ import annotations
@@ -22,18 +24,8 @@ from journeyflow.connection_failures import explain_redis_failure
 from journeyflow.errors import ConfigError, ConnectionFailure
 from journeyflow.metrics import REDIS_WRITE_ERRORS
 from journeyflow.outages import Outage, RetryPolicy
-from journeyflow.records import IdentityMerge, ProfileRow, SegmentChange
-from state.store import (
-    LOSSES,
-    Restore,
-    StoreRecord,
-    alias_key,
-    check_record,
-    profile_key,
-    row_changes,
-    segment_key,
-    segments_json,
-)
+from state.redis_commands import RecordCommands
+from state.store import LOSSES, StoreRecord, alias_key, check_record, profile_key, segment_key
 
 __all__ = ["RedisStore"]
 
@@ -52,51 +44,6 @@ _TRANSIENT = (
     redis.exceptions.TryAgainError,
     redis.exceptions.ReadOnlyError,
 )
-
-
-# Sets updated_at (ARGV[1]) unless the hash holds a later one. Times are
-# format_ts output: 20 characters without milliseconds, 24 with; padding the
-# former to ".000Z" makes them compare as text in time order.
-_KEEP_LATEST_UPDATED_AT = """
-local function norm(s)
-  if string.len(s) == 20 then return string.sub(s, 1, 19) .. '.000Z' end
-  return s
-end
-local current = redis.call('HGET', KEYS[1], 'updated_at')
-if (not current) or norm(current) < norm(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
-end
-return 0
-"""
-
-
-# Sets a user's segment list and memberships. KEYS[1]: the profile hash;
-# ARGV: the user id, the segment keys' prefix ("jf:segment:"), the new list as
-# JSON ("" deletes the hash instead), and segments to leave besides the old
-# list (JSON). Touches segment keys it is not given in KEYS: standalone Redis.
-_SYNC_SEGMENTS = """
-local user, prefix = ARGV[1], ARGV[2]
-local keep = {}
-if ARGV[3] ~= '' then
-  for _, s in ipairs(cjson.decode(ARGV[3])) do keep[s] = true end
-end
-local leave = cjson.decode(ARGV[4])
-local old = redis.call('HGET', KEYS[1], 'segments')
-if old then
-  for _, s in ipairs(cjson.decode(old)) do leave[#leave + 1] = s end
-end
-for _, s in ipairs(leave) do
-  if not keep[s] then redis.call('SREM', prefix .. s, user) end
-end
-if ARGV[3] == '' then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-for s, _ in pairs(keep) do redis.call('SADD', prefix .. s, user) end
-redis.call('HSET', KEYS[1], 'segments', ARGV[3])
-return 0
-"""
-
 
 
 def _redacted(url: str) -> str:
@@ -145,10 +92,9 @@ class RedisStore:
             msg = f"redis profile_ttl_s must be >= 0; got {ttl_s!r} instead"
             raise ConfigError(msg)
         self._client = client
-        self._keep_latest_updated_at = client.register_script(_KEEP_LATEST_UPDATED_AT)
-        self._sync_segments = client.register_script(_SYNC_SEGMENTS)
         self.key_prefix = key_prefix
         self.ttl_s = ttl_s
+        self._commands = RecordCommands(client, key_prefix=key_prefix, ttl_s=ttl_s)
         self.policy = policy or RetryPolicy()
         self._outage = Outage("redis", "profile store", self.policy, logger=log, sleep=sleep)
         # Loss detection: every store keeps its own marker key (so that each
@@ -242,46 +188,10 @@ class RedisStore:
             return
 
     def _write(self, records: Sequence[StoreRecord]) -> None:
-        prefix = self.key_prefix
-        sets = segment_key(prefix, "")
-        ttl = self.ttl_s
         pipe = self._client.pipeline(transaction=False)
         # The marker is read before the batch's writes, in the same round trip.
         pipe.exists(self._marker if self._marked else self._shared_marker)
-        for record in records:
-            user = record.user_id
-            if isinstance(record, IdentityMerge):
-                pipe.set(alias_key(prefix, record.anonymous_id), user, ex=ttl or None)
-                continue
-            key = profile_key(prefix, user)
-            if isinstance(record, ProfileRow):
-                updates, deletes = row_changes(record)
-                updated_at = updates.pop("updated_at")
-                segments = updates.pop("segments", None)
-                if updates:
-                    pipe.hset(key, mapping=updates)
-                if deletes:
-                    pipe.hdel(key, *deletes)
-                if segments is not None:
-                    self._sync_segments(keys=[key], args=[user, sets, segments, "[]"], client=pipe)
-                self._keep_latest_updated_at(keys=[key], args=[updated_at], client=pipe)
-            elif isinstance(record, SegmentChange):
-                new = segments_json(record.segments)
-                self._sync_segments(keys=[key], args=[user, sets, new, segments_json(record.exited)], client=pipe)
-            elif isinstance(record, Restore):
-                fields = dict(record.fields)
-                segments_text = fields.pop("segments", "[]")
-                pipe.delete(key)
-                if fields:
-                    pipe.hset(key, mapping=fields)
-                self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
-            else:
-                self._sync_segments(keys=[key], args=[user, sets, "", segments_json(record.segments)], client=pipe)
-                if record.aliases:
-                    pipe.delete(*(alias_key(prefix, device) for device in record.aliases))
-                continue
-            if ttl:
-                pipe.expire(key, ttl)
+        self._commands.queue(pipe, records)
         pipe.set(self._marker, "1", ex=_MARKER_TTL_S)
         pipe.set(self._shared_marker, "1")
         results = pipe.execute()

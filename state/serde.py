@@ -18,6 +18,7 @@ import pickle
 from typing import Any, TypeVar
 
 from journeyflow.errors import StateSerializationError
+from state import portable  # the compiled modules' classes pickle alike in both builds
 
 __all__ = ["encode_state", "decode_state"]
 
@@ -31,7 +32,7 @@ def encode_state(state: Any) -> bytes:
     {'a': 1}
     """
     try:
-        return pickle.dumps(state, protocol=5)
+        return portable.dumps(state)
     except (pickle.PicklingError, TypeError, AttributeError) as ex:
         msg = f"cannot encode state of type {type(state).__name__}: {ex}"
         raise StateSerializationError(msg) from ex
@@ -46,7 +47,7 @@ def decode_state(data: bytes, expected: type[T]) -> T:
     journeyflow.errors.StateSerializationError: cannot decode dict snapshot of 4 bytes: ...
     """
     try:
-        state = pickle.loads(data)
+        state = portable.loads(data)
     except Exception as ex:  # pickle raises many types on corrupt input
         msg = f"cannot decode {expected.__name__} snapshot of {len(data)} bytes: {ex}"
         raise StateSerializationError(msg) from ex

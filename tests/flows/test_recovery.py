@@ -42,6 +42,7 @@ import orjson
 import pytest
 
 from journeyflow import generator
+from journeyflow.compiled import PURE_VARIABLE, compiled_modules
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
 from operators.variables import MODEL
 from state.memory_store import InMemoryStore
@@ -425,6 +426,42 @@ def test_two_processes_write_what_one_process_writes(
     assert one.topics["sessions"] and one.topics["triggers"]
     assert_same_model_free(one, two)
     print(f"\nmodel-dependent differences, one process vs two: {model_dependent_differences(one, two)}")
+
+
+# --- 6. a restart on the other build -------------------------------------------------------
+
+
+@pytest.mark.skipif(compiled_modules() is None, reason="no compiled build in use (make install)")
+def test_a_restart_on_the_other_build_resumes_the_snapshots(
+    dataset: list[bytes], kafka_broker: KafkaBroker, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # The worker stops after the first half on the compiled build and resumes on the source
+    # (JOURNEYFLOW_PURE=1), as after `make install` replaced a fallback or the other way round:
+    # its users' snapshots must resume (state/portable.py), and the outputs be a clean run's.
+    bootstrap = kafka_broker.bootstrap
+    events = make_topics(bootstrap, f"builds-in-{free_port()}", partitions=2).events
+    half = len(dataset) // 2
+    first = send(bootstrap, events, dataset[:half])
+    topics = make_topics(bootstrap, f"builds-{free_port()}", events=events)
+    url = redis_db_url(redis_server, 7)
+    recovery = tmp_path / "builds-recovery"
+    env = worker_env(bootstrap, url, topics, recovery_dir=recovery)
+    with Worker({**env, PURE_VARIABLE: "0"}, tmp_path, "compiled") as worker:
+        wait_committed(recovery, first.ends(), worker, timeout_s=120)
+        code, _ = worker.stop(signal.SIGTERM)
+        assert code == 0, worker.stderr()
+    second = send(bootstrap, events, dataset[half:])
+    sent = Sent(first.places + second.places)
+    with Worker({**env, PURE_VARIABLE: "1"}, tmp_path, "source") as worker:
+        wait_committed(recovery, sent.ends(), worker, timeout_s=120)
+        code, _ = worker.stop(signal.SIGTERM)
+        assert code == 0, worker.stderr()
+        no_traceback(worker.stderr())
+    resumed = collect(bootstrap, topics, url)
+    clean = clean_run(kafka_broker, redis_server, events, sent, 8, tmp_path, "clean-builds")
+    assert clean.topics["sessions"] and clean.topics["triggers"]
+    assert_same_model_free(clean, resumed)
+    check_store_in_step(resumed.redis)
 
 
 # --- the profile store under replays ------------------------------------------------------
