@@ -69,7 +69,7 @@ class InMemoryStore:
                 self._aliases.pop(device, None)
 
     def _sync(self, user: str, segments: Iterable[str] | None, leave: Iterable[str]) -> None:
-        # As _SYNC_SEGMENTS does in Redis: None deletes the profile.
+        # As redis_commands._SYNC_SEGMENTS does in Redis: None deletes the profile.
         fields = self._profiles.get(user)
         old = orjson.loads(fields["segments"]) if fields and "segments" in fields else []
         keep = set(segments) if segments is not None else set()

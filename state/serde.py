@@ -1,8 +1,10 @@
 """Encode and decode keyed state for bytewax snapshots; fail loudly.
 
 Layout: every snapshot is ``pickle`` (protocol 5) of the state dataclass.
-Slotted dataclasses pickle as their class path plus a list of field values,
-which is compact and fast; the state classes carry a ``version`` field so a
+The dataclasses of the compiled modules pickle in the form
+:mod:`state.portable` registers (class path, a digest of the field names, the
+field values in order), the same bytes from the mypyc build and from source,
+so a worker resumes after a change of build; the state classes carry a ``version`` field so a
 future layout change can be detected when an old snapshot is read back.
 Renaming a state class or its module makes old snapshots unreadable: that
 raises :class:`~journeyflow.errors.StateSerializationError` at resume rather
