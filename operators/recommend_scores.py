@@ -83,16 +83,19 @@ def ranking_top(ranking: Ranking) -> tuple[str, ...]:
 # -- successors (the product step, keyed by shard) -----------------------------
 
 
-def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float) -> None:
+def learn(
+    table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float, cap: int = 0
+) -> None:
     """Add ``weight`` to ``successor`` after ``source``; bound the table and the node.
 
     A node is ``[weights, total, cached answer]``; the table is in least
-    recently touched order, so the first node is the one to forget.
+    recently touched order, so the first node is the one to forget. The
+    table holds at most ``cap`` products (0: a shard's, ``cfg.per_shard``).
     """
     node = table.pop(source, None)
     if node is None:
         node = [{}, 0.0, None]
-        if len(table) >= cfg.per_shard:
+        if len(table) >= (cap or cfg.per_shard):
             del table[next(iter(table))]
     table[source] = node
     weights: dict[str, float] = node[0]

@@ -132,9 +132,9 @@ def test_product_state_holds_no_customer_id() -> None:
     pipe = _trained()
     pipe.do("customer-secret-42", "product_view", "a", 10_000 * MIN)
     pipe.do("customer-secret-42", "product_view", "b", 10_001 * MIN)
-    blobs = [pipe.chain.popularity.snapshot(), *(s.snapshot() for s in pipe.chain.shards.values())]
-    assert all(b"customer-secret-42" not in blob for blob in blobs)
-    assert all(b"customer-secret-42" not in pickle.dumps(s.state) for s in pipe.chain.shards.values())
+    assert b"customer-secret-42" not in pipe.chain.catalog.snapshot()
+    assert b"customer-secret-42" not in pickle.dumps(pipe.chain.catalog.state)
+    assert "a" in pipe.chain.catalog.state.table  # what it does hold: products
 
 
 def test_memory_is_bounded_by_products_and_neighbours() -> None:
@@ -142,12 +142,12 @@ def test_memory_is_bounded_by_products_and_neighbours() -> None:
     pipe = Pipeline(cfg)
     for n in range(200):
         pipe.do(f"s{n % 7}", "product_view", f"p{n % 37}", n * MIN, category=f"k{n % 5}")
-    for shard in pipe.chain.shards.values():
-        assert len(shard.state.table) <= cfg.per_shard
-        assert all(len(node[0]) <= 2 * cfg.neighbours for node in shard.state.table.values())
-    assert len(pipe.chain.popularity.state.counts) <= cfg.max_products
-    assert len(pipe.chain.popularity.state.categories) <= cfg.max_categories
-    assert len(pipe.chain.popularity.state.overall.top) <= cfg.popular
+    state = pipe.chain.catalog.state
+    assert len(state.table) == cfg.max_products  # 37 products seen: the least recently learned forgotten
+    assert all(len(node[0]) <= 2 * cfg.neighbours for node in state.table.values())
+    assert len(state.popularity.counts) <= cfg.max_products
+    assert len(state.popularity.categories) <= cfg.max_categories
+    assert len(state.popularity.overall.top) <= cfg.popular
 
 
 def test_online_hits_are_counted_for_the_list_and_for_popularity() -> None:
