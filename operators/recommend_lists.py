@@ -247,6 +247,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             return _fill_position(scores, exclude, state.fill, product)
         if product in exclude:
             return None
+        depth = rec.EVAL_DEPTH
         before = 0
         earlier = True  # products scored before this one rank first on equal scores
         for other, value in scores.items():
@@ -255,7 +256,9 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             elif value > score or (earlier and value == score):
                 if other not in exclude:
                     before += 1
-        return before + 1 if before < rec.EVAL_DEPTH else None
+                    if before >= depth:
+                        return None  # below the list's depth: the rest need not be looked at
+        return before + 1
 
     def answer(self, answer: RecAnswer) -> ProfileRow | None:
         """Blend ``answer`` into the list; return the store row if the list changed (live), or None."""

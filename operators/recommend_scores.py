@@ -123,9 +123,12 @@ def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, fl
     cached = node[2]
     if cached is None:
         total = node[1] or 1.0
-        # The answer is a list's depth long; more successors are kept to learn from.
-        best = sorted(node[0].items(), key=_WEIGHT, reverse=True)[:EVAL_DEPTH]
-        cached = node[2] = tuple([(p, w / total) for p, w in best])
+        weights: dict[str, float] = node[0]
+        # The answer is a list's depth long; more successors are kept to learn from. The keys
+        # are sorted, not the items: no pair is made per successor only to be thrown away, and
+        # the stable sort over the dict's order gives the same order, ties included.
+        best = sorted(weights, key=weights.__getitem__, reverse=True)[:EVAL_DEPTH]
+        cached = node[2] = tuple([(p, weights[p] / total) for p in best])
     return cached
 
 
@@ -174,7 +177,9 @@ def blend(
     for product, weight in found:
         scores[product] = scores.get(product, 0.0) + weight * scale
     if len(scores) > 2 * cfg.candidates:
-        scores = dict(sorted(scores.items(), key=_WEIGHT, reverse=True)[: cfg.candidates])
+        # Keys sorted, not items (see successors): the same order, ties included.
+        best = sorted(scores, key=scores.__getitem__, reverse=True)[: cfg.candidates]
+        scores = {p: scores[p] for p in best}
     return scores, scale
 
 
