@@ -11,14 +11,11 @@ the same, ties included (``nlargest`` is documented as equivalent).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from operators.recommend import EVAL_DEPTH, RecommendConfig
 
 __all__ = ["Ranking", "ranking_add", "ranking_top", "learn", "successors", "blend", "rank"]
-
-_WEIGHT = itemgetter(1)
 
 
 # -- popularity (a global step: a few dict operations per event) ---------------
@@ -88,24 +85,66 @@ def learn(
 ) -> None:
     """Add ``weight`` to ``successor`` after ``source``; bound the table and the node.
 
-    A node is ``[weights, total, cached answer]``; the table is in least
-    recently touched order, so the first node is the one to forget. The
-    table holds at most ``cap`` products (0: a shard's, ``cfg.per_shard``).
+    A node is ``[weights, total, cached answer, best]``: ``best`` is the
+    order :func:`successors` answers in (the best ``EVAL_DEPTH`` by weight,
+    ties in the order first learned), kept up to date here, or None when
+    unknown (then the next answer sorts). The table is in least recently
+    touched order, so the first node is the one to forget; it holds at most
+    ``cap`` products (0: a shard's, ``cfg.per_shard``).
     """
     node = table.pop(source, None)
     if node is None:
-        node = [{}, 0.0, None]
+        node = [{}, 0.0, None, []]
         if len(table) >= (cap or cfg.per_shard):
             del table[next(iter(table))]
+    elif len(node) < 4:
+        node.append(None)  # a node from a snapshot of before ``best``
     table[source] = node
     weights: dict[str, float] = node[0]
-    weights[successor] = weights.get(successor, 0.0) + weight
+    old = weights.get(successor)
+    score = weight if old is None else old + weight
+    weights[successor] = score
     node[1] += weight
     node[2] = None
+    best: list[str] | None = node[3]
     if len(weights) > 2 * cfg.neighbours:
-        kept = sorted(weights.items(), key=_WEIGHT, reverse=True)[: cfg.neighbours]
-        node[0] = dict(kept)
-        node[1] = sum(w for _, w in kept)
+        kept = sorted(weights, key=weights.__getitem__, reverse=True)[: cfg.neighbours]
+        node[0] = {p: weights[p] for p in kept}
+        node[1] = sum([weights[p] for p in kept])
+        node[3] = None
+    elif best is not None:
+        node[3] = _placed(best, weights, successor, score, old is None)
+
+
+def _placed(best: list[str], weights: dict[str, float], successor: str, score: float, new: bool) -> list[str] | None:
+    """Return ``best`` with ``successor``'s score raised to ``score``, or None when a tie
+    with an older successor leaves the order to the dict's (the next answer sorts then).
+
+    A new successor is last in the dict's order, so it ranks after every equal score.
+    """
+    if successor in best:
+        i = best.index(successor)
+    elif len(best) < EVAL_DEPTH:
+        best.append(successor)
+        i = len(best) - 1
+    else:
+        last = weights[best[-1]]
+        if score < last or (new and score == last):
+            return best
+        if score == last:
+            return None
+        best[-1] = successor
+        i = EVAL_DEPTH - 1
+    # Scores only grow: the successor can only move up.
+    while i > 0:
+        ahead = weights[best[i - 1]]
+        if ahead > score or (new and ahead == score):
+            break
+        if ahead == score:
+            return None
+        best[i - 1], best[i] = best[i], best[i - 1]
+        i -= 1
+    return best
 
 
 def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, float], ...]:
@@ -124,10 +163,14 @@ def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, fl
     if cached is None:
         total = node[1] or 1.0
         weights: dict[str, float] = node[0]
-        # The answer is a list's depth long; more successors are kept to learn from. The keys
-        # are sorted, not the items: no pair is made per successor only to be thrown away, and
-        # the stable sort over the dict's order gives the same order, ties included.
-        best = sorted(weights, key=weights.__getitem__, reverse=True)[:EVAL_DEPTH]
+        best: list[str] | None = node[3] if len(node) > 3 else None
+        if best is None:
+            # The answer is a list's depth long; more successors are kept to learn from. The
+            # keys are sorted, not the items (no pair made per successor), and the stable sort
+            # over the dict's order gives ties in the order first learned.
+            best = sorted(weights, key=weights.__getitem__, reverse=True)[:EVAL_DEPTH]
+            if len(node) > 3:
+                node[3] = best
         cached = node[2] = tuple([(p, weights[p] / total) for p in best])
     return cached
 

@@ -237,3 +237,27 @@ def test_a_customers_answers_out_of_time_order_are_blended_in_time_order() -> No
     (got,) = shuffled.on_batch([[third, first], change, [second]])[0]
     assert got.profile["recommendations"] == expected.profile["recommendations"]
     assert shuffled.state.scores == in_order.state.scores and shuffled.state.evaluated == in_order.state.evaluated
+
+
+def test_the_successors_kept_in_order_are_the_ones_a_sort_gives() -> None:
+    # learn keeps each product's best successors in order between answers (ties by first
+    # learned) instead of sorting at each answer: it must answer what a stable sort gives.
+    import random
+
+    from operators.recommend_scores import learn, successors
+
+    rng = random.Random(11)
+    cfg = RecommendConfig(neighbours=15)  # prunes past 30 successors: the order is rebuilt then
+    table: dict[str, list[Any]] = {}
+    checked = 0
+    for _ in range(20_000):
+        source = f"s{rng.randrange(3)}"
+        # Weights 1, 1/2, 1/3 as the journey step sends them: equal sums (ties) are common.
+        learn(table, cfg, source, f"p{rng.randrange(60)}", 1.0 / rng.randint(1, 3))
+        if rng.random() < 0.5:
+            weights = table[source][0]
+            expected = sorted(weights.items(), key=lambda kv: kv[1], reverse=True)[: rec.EVAL_DEPTH]
+            total = table[source][1]
+            assert successors(table, source) == tuple((p, w / total) for p, w in expected)
+            checked += 1
+    assert checked > 5000
