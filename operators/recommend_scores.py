@@ -15,7 +15,7 @@ from typing import Any
 
 from operators.recommend import EVAL_DEPTH, RecommendConfig
 
-__all__ = ["Ranking", "ranking_add", "ranking_top", "learn", "successors", "blend", "rank"]
+__all__ = ["Ranking", "ranking_add", "ranking_top", "learn", "successors", "blend", "rank", "fill_position"]
 
 
 # -- popularity (a global step: a few dict operations per event) ---------------
@@ -254,3 +254,35 @@ def rank(
             if len(ranked) >= depth:
                 break
     return tuple(ranked[:depth])
+
+
+def fill_position(
+    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+) -> int | None:
+    """Return the 1-based position of ``product``, which is not scored, in the list, or None.
+
+    The same place :func:`rank` would give it, without sorting the scores
+    (most views of a customer with a short list land here, and the ranking
+    would be thrown away at the answer): the scored products that are not
+    left out come first, then the popular fill, each product once.
+    """
+    depth = EVAL_DEPTH
+    # ``exclude`` may name a product twice (bought and in the cart): count each once.
+    left_out = {p for p in exclude if p in scores}
+    position = len(scores) - len(left_out)
+    if position >= depth:
+        return None  # the list is full of scored products, and this is not one
+    if product in exclude or not any(product in products for products in fill):
+        return None  # most views: the product is in no popular list (a scan in C)
+    counted: set[str] = set()
+    for products in fill:
+        for other in products:
+            if other in scores or other in exclude or other in counted:
+                continue
+            position += 1
+            if other == product:
+                return position
+            if position >= depth:
+                return None
+            counted.add(other)
+    return None
