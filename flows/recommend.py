@@ -62,7 +62,6 @@ def recommend_config(
         neighbours=r.neighbours,
         max_products=r.max_products,
         max_categories=r.max_categories,
-        shards=r.shards,
         session_gap_ms=settings.sessions.gap_s * 1000,
         popularity_half_life_ms=r.popularity_half_life_s * 1000,
         store_rows=store_rows,
