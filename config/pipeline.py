@@ -91,7 +91,6 @@ class RecommendationSettings:
     neighbours: int = setting(positive)
     max_products: int = setting(positive)
     max_categories: int = setting(positive)
-    shards: int = setting(positive)
     popularity_half_life_s: int = setting(positive)
 
 

@@ -2,9 +2,9 @@
 
 ::
 
-    journey ─► asks, split by shard ─► rec_products (by product shard) ─► rec_popularity (one key)
-                                                                               │ answers, a list per user and batch
-    models (scored updates) ─────────────────────────────────────────────────► audience (by user, with the lists) ─► outputs
+    journey ─► asks, one item per batch ─► rec_catalog (one key: every product's successors, popularity)
+                                                   │ answers, a list per user and batch
+    models (scored updates) ───────────────────────► audience (by user, with the lists) ─► outputs
 
 The customers' lists live in the audience step (:mod:`operators.recommend_audience`),
 so that the records it publishes per user (segment changes, a replay's final
@@ -25,17 +25,17 @@ from bytewax.outputs import DynamicSink, Sink, StatelessSinkPartition
 from config.settings import Settings
 from journeyflow.errors import RuleError
 from journeyflow.records import Trigger
-from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig, RecQuality, ShardWork
+from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality
 from operators.audience import AudienceConfig
 from operators.recommend_audience import build_audience_lists
-from operators.recommend_steps import batch_order, build_popularity, build_shard, split
+from operators.recommend_steps import build_catalog
 from operators.rule_types import Rules
 from operators.rules import recommendation_payloads
 from operators.unsaved import stateful, stateful_batch
 
-__all__ = ["POPULARITY_KEY", "recommend_config", "audience_with_recommendations", "routed_here", "QualitySink"]
+__all__ = ["CATALOG_KEY", "recommend_config", "audience_with_recommendations", "routed_here", "QualitySink"]
 
-POPULARITY_KEY = "popularity"
+CATALOG_KEY = "catalog"
 
 
 def recommend_config(
@@ -62,7 +62,6 @@ def recommend_config(
         neighbours=r.neighbours,
         max_products=r.max_products,
         max_categories=r.max_categories,
-        shards=r.shards,
         session_gap_ms=settings.sessions.gap_s * 1000,
         popularity_half_life_ms=r.popularity_half_life_s * 1000,
         store_rows=store_rows,
@@ -73,21 +72,13 @@ def recommend_config(
 # The steps between the recommender's stateful steps are batch functions
 # (flat_map_batch): one Python call per batch rather than bytewax's per-item
 # shims of map/filter_map, which cost about a microsecond per item, and
-# rec_asks sees every record of the journey step.
+# rec_to_catalog sees every record of the journey step's recommender route.
 
 
-def _by_shard(cfg: RecommendConfig) -> Any:
-    """Return the batch function that splits a batch of asks into one item of work per shard."""
-
-    def by_shard(items: list[tuple[str, Any]]) -> list[tuple[str, list[ShardWork]]]:
-        asks = [value for _, value in items if type(value) is RecAsk]
-        return list(split(cfg, asks, batch_order()).items()) if asks else []
-
-    return by_shard
-
-
-def _to_popularity(items: list[tuple[str, list[Found]]]) -> list[tuple[str, list[Found]]]:
-    return [(POPULARITY_KEY, found) for _, found in items]
+def _to_catalog(items: list[tuple[str, Any]]) -> list[tuple[str, list[RecAsk]]]:
+    """Return a batch's asks as one item for the catalog step (the hop costs per item)."""
+    asks = [value for _, value in items if type(value) is RecAsk]
+    return [(CATALOG_KEY, asks)] if asks else []
 
 
 def _by_user(items: list[tuple[str, list[RecAnswer]]]) -> list[tuple[str, list[RecAnswer]]]:
@@ -122,13 +113,10 @@ def audience_with_recommendations(
     """
     if cfg is None:
         return stateful("audience", scored, audience_cfg.build, snapshots=snapshots)
-    by_shard = op.flat_map_batch("rec_by_shard", journey, _by_shard(cfg))
-    # ("rec:N", [ShardWork]): one item per shard and batch, in event order
-    found = stateful_batch("rec_products", by_shard, build_shard(cfg), snapshots=snapshots)  # type: ignore[arg-type]
-    # ("rec:N", [Found]): one item per shard and batch
-    counted = op.flat_map_batch("rec_to_popularity", found, _to_popularity)
-    answers = stateful_batch("rec_popularity", counted, build_popularity(cfg), snapshots=snapshots)  # type: ignore[arg-type]
-    # ("popularity", [RecAnswer]): one item per customer and batch
+    asks = op.flat_map_batch("rec_to_catalog", journey, _to_catalog)
+    # ("catalog", [RecAsk]): one item per batch, in event order
+    answers = stateful_batch("rec_catalog", asks, build_catalog(cfg), snapshots=snapshots)  # type: ignore[arg-type]
+    # ("catalog", [RecAnswer]): one item per customer and batch
     inputs: list[Stream[Any]] = [scored, op.flat_map_batch("rec_by_user", answers, _by_user)]
     if cfg.payloads:
         payloads = cfg.payloads

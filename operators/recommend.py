@@ -9,7 +9,7 @@ the successors of the products they looked at, the latest counting most
 then overall (cold start). What they just bought and, configurably, what is
 in their cart are never recommended, nor the product being looked at.
 
-Three steps run it (:mod:`operators.recommend_steps`,
+Two steps run it (:mod:`operators.recommend_steps`,
 :mod:`operators.recommend_lists`); this module holds their settings, their
 records and the per-user part of the algorithm, and
 :mod:`operators.recommend_scores` the scores. The offline evaluation
@@ -18,17 +18,14 @@ same algorithm:
 
 * the per-user journey step calls :func:`observe` per product event, which
   keeps the user's last products (a few ids) and returns a :class:`RecAsk`;
-* a batch of asks is split, without state, into :class:`ShardWork` per
-  product shard: the pairs to learn, keyed by the shard of their source,
-  and the question for the current product;
-* the product step, keyed by shard, learns the pairs
-  (:func:`operators.recommend_scores.learn`) and finds the product's
-  successors (:func:`operators.recommend_scores.successors`), one
-  :class:`Found` per ask;
-* a global popularity step takes each shard's batch of them, puts them back
-  in event order, counts product events (decayed), keeps the top products
-  overall and per category, and answers each customer with one list of
-  :class:`RecAnswer` per batch;
+* the catalog step (one key) takes a batch's asks as one item and, per ask
+  in order, learns the pairs (:func:`operators.recommend_scores.learn`),
+  finds the product's successors
+  (:func:`operators.recommend_scores.successors`), counts the product
+  (decayed) in the top products overall and per category, and answers each
+  customer with one list of :class:`RecAnswer` per batch (the sharded path
+  it replaced, with :class:`ShardWork` and :class:`Found`, is in
+  :mod:`operators.recommend_shards`);
 * the audience step (per user) blends the answers into the user's list
   (:func:`operators.recommend_scores.blend`, ``rank``).
 
@@ -89,7 +86,8 @@ class RecommendConfig:
     candidates: int = 30
     """Scored products a customer's list keeps between events (up to twice as many, see :func:`operators.recommend_scores.blend`)."""
     shards: int = 64
-    """Product-table keys: products spread over this many keys (and so over workers)."""
+    """Product shards of the sharded path (:mod:`operators.recommend_shards`); the flow's
+    catalog step is one key, and the setting is no longer read from ``[recommendations]``."""
     session_gap_ms: int = 30 * 60_000
     """Products further apart than this are not a sequence (another session)."""
     popularity_half_life_ms: int = 7 * 86_400_000

@@ -30,7 +30,7 @@ from bytewax.operators import StatefulBatchLogic
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators import recommend as rec
 from operators.recommend import RecAnswer, RecommendConfig, RecQuality
-from operators.recommend_scores import blend, rank
+from operators.recommend_scores import blend, fill_position, rank
 from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
@@ -75,38 +75,6 @@ class ListState:
     """A replay's final profile row, held until the end of the input."""
     evaluated: int = 0
     hits: dict[str, dict[str, float]] = field(default_factory=dict)
-
-
-def _fill_position(
-    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
-) -> int | None:
-    """Return the 1-based position of ``product``, which is not scored, in the list, or None.
-
-    The same place :func:`rank` would give it, without sorting the scores
-    (most views of a customer with a short list land here, and the ranking
-    would be thrown away at the answer): the scored products that are not
-    left out come first, then the popular fill, each product once.
-    """
-    depth = rec.EVAL_DEPTH
-    # ``exclude`` may name a product twice (bought and in the cart): count each once.
-    left_out = {p for p in exclude if p in scores}
-    position = len(scores) - len(left_out)
-    if position >= depth:
-        return None  # the list is full of scored products, and this is not one
-    if product in exclude or not any(product in products for products in fill):
-        return None  # most views: the product is in no popular list (a scan in C)
-    counted: set[str] = set()
-    for products in fill:
-        for other in products:
-            if other in scores or other in exclude or other in counted:
-                continue
-            position += 1
-            if other == product:
-                return position
-            if position >= depth:
-                return None
-            counted.add(other)
-    return None
 
 
 class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
@@ -244,9 +212,10 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         exclude = state.exclude
         score = scores.get(product)
         if score is None:
-            return _fill_position(scores, exclude, state.fill, product)
+            return fill_position(scores, exclude, state.fill, product)
         if product in exclude:
             return None
+        depth = rec.EVAL_DEPTH
         before = 0
         earlier = True  # products scored before this one rank first on equal scores
         for other, value in scores.items():
@@ -255,7 +224,9 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             elif value > score or (earlier and value == score):
                 if other not in exclude:
                     before += 1
-        return before + 1 if before < rec.EVAL_DEPTH else None
+                    if before >= depth:
+                        return None  # below the list's depth: the rest need not be looked at
+        return before + 1
 
     def answer(self, answer: RecAnswer) -> ProfileRow | None:
         """Blend ``answer`` into the list; return the store row if the list changed (live), or None."""

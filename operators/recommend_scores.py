@@ -11,14 +11,11 @@ the same, ties included (``nlargest`` is documented as equivalent).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from operators.recommend import EVAL_DEPTH, RecommendConfig
 
-__all__ = ["Ranking", "ranking_add", "ranking_top", "learn", "successors", "blend", "rank"]
-
-_WEIGHT = itemgetter(1)
+__all__ = ["Ranking", "ranking_add", "ranking_top", "learn", "successors", "blend", "rank", "fill_position"]
 
 
 # -- popularity (a global step: a few dict operations per event) ---------------
@@ -83,26 +80,71 @@ def ranking_top(ranking: Ranking) -> tuple[str, ...]:
 # -- successors (the product step, keyed by shard) -----------------------------
 
 
-def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float) -> None:
+def learn(
+    table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float, cap: int = 0
+) -> None:
     """Add ``weight`` to ``successor`` after ``source``; bound the table and the node.
 
-    A node is ``[weights, total, cached answer]``; the table is in least
-    recently touched order, so the first node is the one to forget.
+    A node is ``[weights, total, cached answer, best]``: ``best`` is the
+    order :func:`successors` answers in (the best ``EVAL_DEPTH`` by weight,
+    ties in the order first learned), kept up to date here, or None when
+    unknown (then the next answer sorts). The table is in least recently
+    touched order, so the first node is the one to forget; it holds at most
+    ``cap`` products (0: a shard's, ``cfg.per_shard``).
     """
     node = table.pop(source, None)
     if node is None:
-        node = [{}, 0.0, None]
-        if len(table) >= cfg.per_shard:
+        node = [{}, 0.0, None, []]
+        if len(table) >= (cap or cfg.per_shard):
             del table[next(iter(table))]
+    elif len(node) < 4:
+        node.append(None)  # a node from a snapshot of before ``best``
     table[source] = node
     weights: dict[str, float] = node[0]
-    weights[successor] = weights.get(successor, 0.0) + weight
+    old = weights.get(successor)
+    score = weight if old is None else old + weight
+    weights[successor] = score
     node[1] += weight
     node[2] = None
+    best: list[str] | None = node[3]
     if len(weights) > 2 * cfg.neighbours:
-        kept = sorted(weights.items(), key=_WEIGHT, reverse=True)[: cfg.neighbours]
-        node[0] = dict(kept)
-        node[1] = sum(w for _, w in kept)
+        kept = sorted(weights, key=weights.__getitem__, reverse=True)[: cfg.neighbours]
+        node[0] = {p: weights[p] for p in kept}
+        node[1] = sum([weights[p] for p in kept])
+        node[3] = None
+    elif best is not None:
+        node[3] = _placed(best, weights, successor, score, old is None)
+
+
+def _placed(best: list[str], weights: dict[str, float], successor: str, score: float, new: bool) -> list[str] | None:
+    """Return ``best`` with ``successor``'s score raised to ``score``, or None when a tie
+    with an older successor leaves the order to the dict's (the next answer sorts then).
+
+    A new successor is last in the dict's order, so it ranks after every equal score.
+    """
+    if successor in best:
+        i = best.index(successor)
+    elif len(best) < EVAL_DEPTH:
+        best.append(successor)
+        i = len(best) - 1
+    else:
+        last = weights[best[-1]]
+        if score < last or (new and score == last):
+            return best
+        if score == last:
+            return None
+        best[-1] = successor
+        i = EVAL_DEPTH - 1
+    # Scores only grow: the successor can only move up.
+    while i > 0:
+        ahead = weights[best[i - 1]]
+        if ahead > score or (new and ahead == score):
+            break
+        if ahead == score:
+            return None
+        best[i - 1], best[i] = best[i], best[i - 1]
+        i -= 1
+    return best
 
 
 def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, float], ...]:
@@ -120,9 +162,16 @@ def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, fl
     cached = node[2]
     if cached is None:
         total = node[1] or 1.0
-        # The answer is a list's depth long; more successors are kept to learn from.
-        best = sorted(node[0].items(), key=_WEIGHT, reverse=True)[:EVAL_DEPTH]
-        cached = node[2] = tuple([(p, w / total) for p, w in best])
+        weights: dict[str, float] = node[0]
+        best: list[str] | None = node[3] if len(node) > 3 else None
+        if best is None:
+            # The answer is a list's depth long; more successors are kept to learn from. The
+            # keys are sorted, not the items (no pair made per successor), and the stable sort
+            # over the dict's order gives ties in the order first learned.
+            best = sorted(weights, key=weights.__getitem__, reverse=True)[:EVAL_DEPTH]
+            if len(node) > 3:
+                node[3] = best
+        cached = node[2] = tuple([(p, weights[p] / total) for p in best])
     return cached
 
 
@@ -171,7 +220,9 @@ def blend(
     for product, weight in found:
         scores[product] = scores.get(product, 0.0) + weight * scale
     if len(scores) > 2 * cfg.candidates:
-        scores = dict(sorted(scores.items(), key=_WEIGHT, reverse=True)[: cfg.candidates])
+        # Keys sorted, not items (see successors): the same order, ties included.
+        best = sorted(scores, key=scores.__getitem__, reverse=True)[: cfg.candidates]
+        scores = {p: scores[p] for p in best}
     return scores, scale
 
 
@@ -203,3 +254,35 @@ def rank(
             if len(ranked) >= depth:
                 break
     return tuple(ranked[:depth])
+
+
+def fill_position(
+    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+) -> int | None:
+    """Return the 1-based position of ``product``, which is not scored, in the list, or None.
+
+    The same place :func:`rank` would give it, without sorting the scores
+    (most views of a customer with a short list land here, and the ranking
+    would be thrown away at the answer): the scored products that are not
+    left out come first, then the popular fill, each product once.
+    """
+    depth = EVAL_DEPTH
+    # ``exclude`` may name a product twice (bought and in the cart): count each once.
+    left_out = {p for p in exclude if p in scores}
+    position = len(scores) - len(left_out)
+    if position >= depth:
+        return None  # the list is full of scored products, and this is not one
+    if product in exclude or not any(product in products for products in fill):
+        return None  # most views: the product is in no popular list (a scan in C)
+    counted: set[str] = set()
+    for products in fill:
+        for other in products:
+            if other in scores or other in exclude or other in counted:
+                continue
+            position += 1
+            if other == product:
+                return position
+            if position >= depth:
+                return None
+            counted.add(other)
+    return None

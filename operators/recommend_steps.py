@@ -1,29 +1,32 @@
-"""The recommender's product side: products (by shard), then popularity (one key).
+"""The recommender's product side: one step, keyed by one key, for every product.
 
 See :mod:`operators.recommend` for the algorithm and
-:mod:`operators.recommend_lists` for the per-customer part. Guarantees:
+:mod:`operators.recommend_lists` for the per-customer part. The catalog step
+(:class:`CatalogLogic`) takes a batch's asks as one item and, for each in
+event order, learns the pairs it brings, finds its product's successors,
+counts it in the popularity rankings and answers it; it sends each customer
+one list of :class:`~operators.recommend.RecAnswer` per batch. Guarantees:
 
-* Ordering: :func:`split` turns a batch of asks into one item of work per
-  product shard, in event order, numbered (``order``); each shard learns and
-  answers in that order, so a product answers with what it learned before
-  the event, never after. The popularity step takes the shards' answers of a
-  batch together and puts them back in the numbered order before counting,
-  so popular lists and ranks are as of each event, as if it came first.
+* Ordering: asks are answered in the order they arrive (a customer's in
+  the order the journey step emitted them), each with what was learned and
+  counted before it, never after.
 * Hops: a product event crosses one keyed hop one item at a time, into the
   audience step, and only as part of its customer's list of answers of the
-  batch; into the shards and into the popularity step it travels inside one
-  item per shard and batch (the cost of a keyed step is per item and key).
+  batch; into the catalog it travels inside one item per batch.
+* Why one key is enough: the catalog costs about a tenth of the models step,
+  which is global too (see README, Recommendations, for the figures); the
+  sharded path it replaced (:mod:`operators.recommend_shards`: a split, 64
+  product shards and a global popularity step after them) cost more in
+  records and hops than its work spread over workers could save.
 * Product state holds product ids and weights only, never a customer id.
-* Memory: popularity keeps at most ``max_products`` counts and
-  ``max_categories`` category rankings (least recently seen forgotten);
-  each shard keeps at most ``max_products / shards`` products with at most
-  ``2 * neighbours`` successors each.
+* Memory: at most ``max_products`` products with at most ``2 * neighbours``
+  successors each, ``max_products`` popularity counts and ``max_categories``
+  category rankings (least recently seen forgotten, each table on its own).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -32,9 +35,11 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from operators import recommend as rec
-from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig, ShardWork
+from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_lists import ListLogic, ListState, build_lists
 from operators.recommend_scores import Ranking, learn, ranking_add, ranking_top, successors
+# The sharded path, importable from here as before (old snapshots name ShardState here).
+from operators.recommend_shards import ShardLogic, ShardState, batch_order, build_shard, split
 from state.serde import decode_state, encode_state
 
 __all__ = [
@@ -47,6 +52,9 @@ __all__ = [
     "build_popularity",
     "build_shard",
     "build_lists",
+    "CatalogState",
+    "CatalogLogic",
+    "build_catalog",
     "Chain",
 ]
 
@@ -59,66 +67,6 @@ _REBASE_EXPONENT = 500.0
 _new = tuple.__new__
 
 _ORDER = itemgetter(0)
-
-#: Room for a batch's asks below a batch's number in ``order`` (see :func:`batch_order`).
-_BATCH_BITS = 32
-
-
-def batch_order() -> int:
-    """Return the ``order`` of a batch's first ask: later batches get larger numbers.
-
-    A monotonic clock, not a counter: the split keeps no state, and batches
-    a worker splits one after the other are microseconds apart at least.
-    """
-    return time.monotonic_ns() << _BATCH_BITS
-
-
-def split(cfg: RecommendConfig, asks: list[RecAsk], first: int, *, count: bool = True) -> dict[str, list[ShardWork]]:
-    """Return a batch of asks as each shard's work, in event order, numbered from ``first``.
-
-    "Learn ``c`` after ``b``" goes to ``b``'s shard, "what follows ``c``?"
-    to ``c``'s (with the pairs that shard learns first). Not ``count``:
-    nothing is learned, the question is only asked.
-    """
-    by_shard: dict[str, list[ShardWork]] = {}
-    shards = cfg.shards
-    # Product -> shard key for this batch: a dict lookup rather than a call of the cached
-    # shard_of per product (an ask names up to window + 1 products).
-    known: dict[str, str] = {}
-    order = first
-    for ask in asks:
-        product = ask.product
-        if product is None:
-            by_shard.setdefault("rec:0", []).append(_new(ShardWork, ("rec:0", (), ask, order)))
-            order += 1
-            continue
-        if not count:
-            ask = ask._replace(previous=())
-        home = known.get(product)
-        if home is None:
-            home = known[product] = rec.shard_of(product, shards)
-        own: list[tuple[str, str, float]] = []
-        for distance, source in enumerate(ask.previous, start=1):
-            shard = known.get(source)
-            if shard is None:
-                shard = known[source] = rec.shard_of(source, shards)
-            pair = (source, product, 1.0 / distance)
-            if shard == home:
-                own.append(pair)
-            else:
-                _append(by_shard, shard, _new(ShardWork, (shard, (pair,), None, order)))
-        _append(by_shard, home, _new(ShardWork, (home, tuple(own), ask, order)))
-        order += 1
-    return by_shard
-
-
-def _append(by_shard: dict[str, list[ShardWork]], shard: str, work: ShardWork) -> None:
-    # Not setdefault(shard, []): that makes an empty list per call, kept or not.
-    listed = by_shard.get(shard)
-    if listed is None:
-        by_shard[shard] = [work]
-    else:
-        listed.append(work)
 
 
 @dataclass(slots=True)
@@ -134,6 +82,9 @@ class PopularityState:
 
 class PopularityLogic(StatefulBatchLogic[list[Found], list[RecAnswer], bytes]):
     """Count product events in event order; answer each customer once per batch.
+
+    The catalog step counts through :meth:`answer`; as a step of its own, it
+    follows the product shards (:mod:`operators.recommend_shards`).
 
     Takes each shard's list of :class:`Found` (one item per shard and batch)
     and emits one list of answers per customer, in event order: the hop into
@@ -241,55 +192,74 @@ def _drop(ranking: Ranking, product: str) -> None:
         ranking.view = None
 
 
-@dataclass(slots=True)
-class ShardState:
-    """The products of one shard and their successors."""
-
-    version: int = 2
-    table: dict[str, list[Any]] = field(default_factory=dict)
-
-
-class ShardLogic(StatefulBatchLogic[list[ShardWork], list[Found], bytes]):
-    """Learn the pairs whose source is in this shard; find the successors of its products.
-
-    Each item is a batch's work for this shard, in event order: a product
-    answers with what it had learned before the event, never after. What it
-    found goes out as one list per batch (to the popularity step).
-    """
-
-    def __init__(self, cfg: RecommendConfig, state: ShardState) -> None:
-        self.cfg = cfg
-        self.state = state
-
-    def on_batch(self, values: list[list[ShardWork]]) -> tuple[Iterable[list[Found]], bool]:
-        out: list[Found] = []
-        table = self.state.table
-        cfg = self.cfg
-        for works in values:
-            for _, pairs, ask, order in works:
-                for source, successor, weight in pairs:
-                    learn(table, cfg, source, successor, weight)
-                if ask is not None:
-                    found = successors(table, ask.product) if ask.product is not None else ()
-                    out.append(_new(Found, (order, ask, found)))
-        return ([out] if out else []), StatefulBatchLogic.RETAIN
-
-    def on_item(self, value: ShardWork) -> tuple[Iterable[list[Found]], bool]:
-        """Handle one event's work outside a dataflow."""
-        return self.on_batch([[value]])
-
-    def snapshot(self) -> bytes:
-        return encode_state(self.state)
-
-
 def build_popularity(cfg: RecommendConfig) -> Any:
     """Return the popularity step's builder."""
     return lambda resume: PopularityLogic(cfg, PopularityState() if resume is None else decode_state(resume, PopularityState))
 
 
-def build_shard(cfg: RecommendConfig) -> Any:
-    """Return the product step's builder."""
-    return lambda resume: ShardLogic(cfg, ShardState() if resume is None else decode_state(resume, ShardState))
+@dataclass(slots=True)
+class CatalogState:
+    """Every product's successors and the popularity counts."""
+
+    version: int = 1
+    table: dict[str, list[Any]] = field(default_factory=dict)
+    """Product -> ``[successor weights, total, cached answer]``, least recently learned first."""
+    popularity: PopularityState = field(default_factory=PopularityState)
+
+
+class CatalogLogic(StatefulBatchLogic[list[RecAsk], list[RecAnswer], bytes]):
+    """Learn, find successors, count popularity and answer, per ask in arrival order.
+
+    Takes a batch's asks as one item and emits one list of answers per
+    customer, in event order: see the module docstring.
+    """
+
+    def __init__(self, cfg: RecommendConfig, state: CatalogState) -> None:
+        self.cfg = cfg
+        self.state = state
+        self.popularity = PopularityLogic(cfg, state.popularity)
+
+    def on_batch(self, values: list[list[RecAsk]]) -> tuple[Iterable[list[RecAnswer]], bool]:
+        asks = values[0] if len(values) == 1 else [ask for group in values for ask in group]
+        return list(self.answers(asks).values()), StatefulBatchLogic.RETAIN
+
+    def answers(self, asks: list[RecAsk], *, count: bool = True) -> dict[str, list[RecAnswer]]:
+        """Return each customer's answers to ``asks`` (in order); learn and count each ask first
+        (unless not ``count``: then nothing is learned or counted)."""
+        table = self.state.table
+        cfg = self.cfg
+        cap = cfg.max_products
+        answer = self.popularity.answer
+        by_user: dict[str, list[RecAnswer]] = {}
+        for ask in asks:
+            product = ask.product
+            found: tuple[tuple[str, float], ...] = ()
+            if product is not None:
+                if count:
+                    distance = 1
+                    for source in ask.previous:
+                        learn(table, cfg, source, product, 1.0 / distance, cap)
+                        distance += 1
+                found = successors(table, product)
+            made = answer(ask, found, count)
+            listed = by_user.get(ask.user)
+            if listed is None:
+                by_user[ask.user] = [made]
+            else:
+                listed.append(made)
+        return by_user
+
+    def on_item(self, value: list[RecAsk]) -> tuple[Iterable[list[RecAnswer]], bool]:
+        """Handle one batch of asks outside a dataflow."""
+        return self.on_batch([value])
+
+    def snapshot(self) -> bytes:
+        return encode_state(self.state)
+
+
+def build_catalog(cfg: RecommendConfig) -> Any:
+    """Return the catalog step's builder."""
+    return lambda resume: CatalogLogic(cfg, CatalogState() if resume is None else decode_state(resume, CatalogState))
 
 
 class Chain:
@@ -302,8 +272,7 @@ class Chain:
 
     def __init__(self, cfg: RecommendConfig) -> None:
         self.cfg = cfg
-        self.popularity = PopularityLogic(cfg, PopularityState())
-        self.shards: dict[str, ShardLogic] = {}
+        self.catalog = CatalogLogic(cfg, CatalogState())
         self.lists: dict[str, ListLogic] = {}
         self.recent: dict[str, tuple[tuple[str, int], ...]] = {}
 
@@ -319,16 +288,8 @@ class Chain:
 
     def batch(self, asks: list[RecAsk], *, learn: bool = True) -> list[Any]:
         """Run a batch of asks through the steps as the dataflow does; return what the lists emitted."""
-        found: list[Found] = []
-        for shard, works in split(self.cfg, asks, 0, count=learn).items():
-            logic = self.shards.get(shard)
-            if logic is None:
-                logic = self.shards[shard] = ShardLogic(self.cfg, ShardState())
-            for listed in logic.on_batch([works])[0]:
-                found.extend(listed)
-        found.sort(key=_ORDER)
         out: list[Any] = []
-        for user, answers in self.popularity.answers(found, count=learn).items():
+        for user, answers in self.catalog.answers(asks, count=learn).items():
             out.extend(self.logic(user).on_batch([answers])[0])
         return out
 

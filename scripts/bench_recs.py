@@ -5,11 +5,11 @@
 
 * the whole pipeline replayed with the recommender off and on, alternately
   (``--rounds`` times each, each replay in a fresh process), events/s and their ratio;
-* the recommender's three steps driven directly, without bytewax, on the
+* the recommender's steps (catalog, then each customer's list) driven directly, without bytewax, on the
   asks the journey step makes for the same events: microseconds per event
   and per product event;
-* state: bytes per product (popularity and product shards, snapshots) and
-  per customer list.
+* state: bytes per product (the catalog step's snapshot: successors and
+  popularity) and per customer list.
 
 Run it alone on the machine (``flock /tmp/bench.lock ...``) and read the ratio.
 """
@@ -129,10 +129,9 @@ def steps(path: Path, settings: Settings) -> dict[str, Any]:
     for batch in batches:
         chain.batch(batch)
     elapsed = time.perf_counter() - started
-    popularity, shards, lists = chain.popularity, chain.shards, chain.lists
-    products = len(popularity.state.counts)
-    product_bytes = len(popularity.snapshot()) + sum(len(s.snapshot()) for s in shards.values())
-    list_sizes = [len(logic.snapshot()) for logic in lists.values()]
+    products = len(chain.catalog.state.popularity.counts)
+    product_bytes = len(chain.catalog.snapshot())
+    list_sizes = [len(logic.snapshot()) for logic in chain.lists.values()]
     return {
         "events": events,
         "product_events": len(asks),

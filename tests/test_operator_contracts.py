@@ -22,7 +22,7 @@ from journeyflow.records import Trigger
 from journeyflow.step_records import RawRecord, UserUpdate
 from operators.labels import Example
 from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig, ShardWork
-from operators.recommend_steps import build_lists, build_popularity, build_shard
+from operators.recommend_steps import build_catalog, build_lists, build_popularity, build_shard
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
 
@@ -126,6 +126,7 @@ CASES.append(_loop_case())
 _REC = RecommendConfig(shards=2)
 _ASK = RecAsk("u1", 0, "view", "b", "shoes", ("a",), ())
 CASES += [
+    Case("rec_catalog", build_catalog(_REC), [[_ASK]], None),
     Case("rec_popularity", build_popularity(_REC), [[Found(0, _ASK, ())]], None),
     Case("rec_products", build_shard(_REC), [ShardWork("rec:0", (("a", "b", 1.0),), _ASK)], None),
     Case(
