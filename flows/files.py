@@ -163,7 +163,7 @@ def replay_stream(
 
 
 #: Lines a replay's source reads per batch: the unit the steps downstream take at once
-#: (the recommender's shards and popularity step work a batch at a time).
+#: (the recommender's catalog step works a batch at a time).
 REPLAY_BATCH = 1000
 
 

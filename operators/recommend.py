@@ -23,9 +23,7 @@ same algorithm:
   finds the product's successors
   (:func:`operators.recommend_scores.successors`), counts the product
   (decayed) in the top products overall and per category, and answers each
-  customer with one list of :class:`RecAnswer` per batch (the sharded path
-  it replaced, with :class:`ShardWork` and :class:`Found`, is in
-  :mod:`operators.recommend_shards`);
+  customer with one list of :class:`RecAnswer` per batch;
 * the audience step (per user) blends the answers into the user's list
   (:func:`operators.recommend_scores.blend`, ``rank``).
 
@@ -35,8 +33,6 @@ never a customer id.
 
 from __future__ import annotations
 
-import functools
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -44,11 +40,8 @@ from typing import Any, NamedTuple
 __all__ = [
     "RecommendConfig",
     "RecAsk",
-    "ShardWork",
-    "Found",
     "RecAnswer",
     "RecQuality",
-    "shard_of",
     "observe",
     "hit_figures",
     "position_of",
@@ -85,9 +78,6 @@ class RecommendConfig:
     """Popular products kept overall and per category."""
     candidates: int = 30
     """Scored products a customer's list keeps between events (up to twice as many, see :func:`operators.recommend_scores.blend`)."""
-    shards: int = 64
-    """Product shards of the sharded path (:mod:`operators.recommend_shards`); the flow's
-    catalog step is one key, and the setting is no longer read from ``[recommendations]``."""
     session_gap_ms: int = 30 * 60_000
     """Products further apart than this are not a sequence (another session)."""
     popularity_half_life_ms: int = 7 * 86_400_000
@@ -96,11 +86,6 @@ class RecommendConfig:
     """Write each new list to the profile store as it changes (live)."""
     payloads: Mapping[str, tuple[tuple[str, Any], ...]] = field(default_factory=dict)
     """Trigger name -> its payload entries (name, CEL expression) over ``recommendations``."""
-
-    @property
-    def per_shard(self) -> int:
-        """Return the product cap of one shard."""
-        return max(1, -(-self.max_products // self.shards))
 
 
 class RecAsk(NamedTuple):
@@ -124,26 +109,6 @@ class RecAsk(NamedTuple):
     """Products not to recommend: just bought, in the cart (if configured)."""
 
 
-class ShardWork(NamedTuple):
-    """What one product shard has to do for one event (a shard gets all of a
-    batch's work at once, in event order)."""
-
-    shard: str
-    pairs: tuple[tuple[str, str, float], ...]
-    """``(source, successor, weight)`` with the source in this shard."""
-    ask: RecAsk | None = None
-    order: int = 0
-    """The ask's place in the journey step's output: the popularity step counts in this order."""
-
-
-class Found(NamedTuple):
-    """A product's successors, found by its shard for one ask (to the popularity step)."""
-
-    order: int
-    ask: RecAsk
-    successors: tuple[tuple[str, float], ...]
-
-
 class RecAnswer(NamedTuple):
     """A product's successors and the popular fill, for one customer's event."""
 
@@ -161,18 +126,6 @@ class RecQuality:
     evaluated: int
     hits: dict[str, dict[str, float]]
     """``{"online" | "popularity": {"hit_10", "rr_10", "hit_20", "rr_20"}}`` sums."""
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def shard_of(product: str, shards: int) -> str:
-    """Return the key of the shard that holds ``product`` (stable across processes).
-
-    >>> shard_of("sku-1", 64) == shard_of("sku-1", 64)
-    True
-    >>> shard_of("sku-1", 1)
-    'rec:0'
-    """
-    return f"rec:{zlib.crc32(product.encode()) % shards}"
 
 
 def observe(

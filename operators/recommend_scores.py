@@ -77,7 +77,7 @@ def ranking_top(ranking: Ranking) -> tuple[str, ...]:
     return view
 
 
-# -- successors (the product step, keyed by shard) -----------------------------
+# -- successors (the catalog step) ---------------------------------------------
 
 
 def learn(
@@ -90,12 +90,12 @@ def learn(
     ties in the order first learned), kept up to date here, or None when
     unknown (then the next answer sorts). The table is in least recently
     touched order, so the first node is the one to forget; it holds at most
-    ``cap`` products (0: a shard's, ``cfg.per_shard``).
+    ``cap`` products (0: ``cfg.max_products``).
     """
     node = table.pop(source, None)
     if node is None:
         node = [{}, 0.0, None, []]
-        if len(table) >= (cap or cfg.per_shard):
+        if len(table) >= (cap or cfg.max_products):
             del table[next(iter(table))]
     elif len(node) < 4:
         node.append(None)  # a node from a snapshot of before ``best``

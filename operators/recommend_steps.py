@@ -15,9 +15,9 @@ one list of :class:`~operators.recommend.RecAnswer` per batch. Guarantees:
   batch; into the catalog it travels inside one item per batch.
 * Why one key is enough: the catalog costs about a tenth of the models step,
   which is global too (see README, Recommendations, for the figures); the
-  sharded path it replaced (:mod:`operators.recommend_shards`: a split, 64
-  product shards and a global popularity step after them) cost more in
-  records and hops than its work spread over workers could save.
+  sharded path it replaced (a split, 64 product shards and a global
+  popularity step after them) cost more in records and hops than its work
+  spread over workers could save.
 * Product state holds product ids and weights only, never a customer id.
 * Memory: at most ``max_products`` products with at most ``2 * neighbours``
   successors each, ``max_products`` popularity counts and ``max_categories``
@@ -29,28 +29,19 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
 from operators import recommend as rec
-from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
+from operators.recommend import RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_lists import ListLogic, ListState, build_lists
 from operators.recommend_scores import Ranking, learn, ranking_add, ranking_top, successors
-# The sharded path, importable from here as before (old snapshots name ShardState here).
-from operators.recommend_shards import ShardLogic, ShardState, batch_order, build_shard, split
 from state.serde import decode_state, encode_state
 
 __all__ = [
-    "split",
-    "batch_order",
     "PopularityState",
-    "PopularityLogic",
-    "ShardState",
-    "ShardLogic",
-    "build_popularity",
-    "build_shard",
+    "Popularity",
     "build_lists",
     "CatalogState",
     "CatalogLogic",
@@ -66,8 +57,6 @@ _REBASE_EXPONENT = 500.0
 # of calling the class, and one is made per product event.
 _new = tuple.__new__
 
-_ORDER = itemgetter(0)
-
 
 @dataclass(slots=True)
 class PopularityState:
@@ -80,47 +69,12 @@ class PopularityState:
     categories: dict[str, Ranking] = field(default_factory=dict)
 
 
-class PopularityLogic(StatefulBatchLogic[list[Found], list[RecAnswer], bytes]):
-    """Count product events in event order; answer each customer once per batch.
-
-    The catalog step counts through :meth:`answer`; as a step of its own, it
-    follows the product shards (:mod:`operators.recommend_shards`).
-
-    Takes each shard's list of :class:`Found` (one item per shard and batch)
-    and emits one list of answers per customer, in event order: the hop into
-    the audience step costs per item, and a customer has several product
-    events in most batches.
-    """
+class Popularity:
+    """Count product events in event order, for the catalog step (:meth:`answer`)."""
 
     def __init__(self, cfg: RecommendConfig, state: PopularityState) -> None:
         self.cfg = cfg
         self.state = state
-
-    def on_batch(self, values: list[list[Found]]) -> tuple[Iterable[list[RecAnswer]], bool]:
-        if len(values) == 1:
-            found = values[0]
-        else:
-            found = [f for group in values for f in group]
-            found.sort(key=_ORDER)
-        return list(self.answers(found).values()), StatefulBatchLogic.RETAIN
-
-    def on_item(self, value: list[Found]) -> tuple[Iterable[list[RecAnswer]], bool]:
-        """Handle one shard's list outside a dataflow."""
-        return self.on_batch([value])
-
-    def answers(self, found: list[Found], *, count: bool = True) -> dict[str, list[RecAnswer]]:
-        """Return each customer's answers to ``found`` (in event order), counting their products
-        first (unless not ``count``: then nothing is counted)."""
-        by_user: dict[str, list[RecAnswer]] = {}
-        answer = self.answer
-        for _, ask, found_successors in found:
-            made = answer(ask, found_successors, count)
-            listed = by_user.get(ask.user)
-            if listed is None:
-                by_user[ask.user] = [made]
-            else:
-                listed.append(made)
-        return by_user
 
     def answer(self, ask: RecAsk, found: tuple[tuple[str, float], ...], count: bool = True) -> RecAnswer:
         """Return the answer to ``ask``: the successors ``found``, the popular fill and the product's
@@ -142,9 +96,6 @@ class PopularityLogic(StatefulBatchLogic[list[Found], list[RecAnswer], bytes]):
         popular = ranking_top(state.overall)
         in_category = ranking_top(ranking) if ranking is not None else ()
         return _new(RecAnswer, (ask, found, popular, in_category, popular_rank))
-
-    def snapshot(self) -> bytes:
-        return encode_state(self.state)
 
     def _count(self, product: str, category: str | None, ts_ms: int) -> Ranking | None:
         cfg = self.cfg
@@ -192,10 +143,6 @@ def _drop(ranking: Ranking, product: str) -> None:
         ranking.view = None
 
 
-def build_popularity(cfg: RecommendConfig) -> Any:
-    """Return the popularity step's builder."""
-    return lambda resume: PopularityLogic(cfg, PopularityState() if resume is None else decode_state(resume, PopularityState))
-
 
 @dataclass(slots=True)
 class CatalogState:
@@ -217,7 +164,7 @@ class CatalogLogic(StatefulBatchLogic[list[RecAsk], list[RecAnswer], bytes]):
     def __init__(self, cfg: RecommendConfig, state: CatalogState) -> None:
         self.cfg = cfg
         self.state = state
-        self.popularity = PopularityLogic(cfg, state.popularity)
+        self.popularity = Popularity(cfg, state.popularity)
 
     def on_batch(self, values: list[list[RecAsk]]) -> tuple[Iterable[list[RecAnswer]], bool]:
         asks = values[0] if len(values) == 1 else [ask for group in values for ask in group]

@@ -42,7 +42,7 @@ from journeyflow.events import DeadLetter
 from journeyflow.step_records import Expect, UserUpdate
 from operators.recommend import RecAsk
 from operators.recommend_audience import build_audience_lists
-from operators.recommend_steps import build_popularity, build_shard, split
+from operators.recommend_steps import build_catalog
 from operators.rules import load_rules
 
 __all__ = ["PROBES", "Probes", "drive"]
@@ -70,8 +70,7 @@ class _Flow:
         self.audience = audience_config(rules)
         self.rec = recommend_config(settings, rules=rules)
         self.loop = loop_config(settings, rules).build(None)
-        self.popularity = build_popularity(self.rec)(None) if self.rec is not None else None
-        self.make_shard = build_shard(self.rec) if self.rec is not None else None
+        self.catalog = build_catalog(self.rec)(None) if self.rec is not None else None
         # With the recommender on, the flow's audience step holds the customers' lists
         # (operators/recommend_audience.py): its audience part is charged to the audience,
         # its lists part to the recommender.
@@ -79,7 +78,6 @@ class _Flow:
             self.audience.build if self.rec is None else build_audience_lists(self.audience, self.rec)
         )
         self.audiences: dict[str, Any] = {}
-        self.shards: dict[str, Any] = {}
         self.seconds: dict[str, dict[str, float]] = {part: defaultdict(float) for part in PARTS}
         # The garbage collector's pauses, charged where they happen (see bench_probes.GcCharge).
         self.gc = GcCharge()
@@ -120,16 +118,9 @@ class _Flow:
                 if routed_here(rec, record):
                     through.setdefault(record.user_id, []).append(record)
             unrouted = [r for r in out if not routed_here(rec, r)]
-            # The flow's path: asks split by shard, the shards, popularity, each customer's list.
+            # The flow's path: the catalog answers the asks, each customer's list blends them.
             asks = [r for r in out if isinstance(r, RecAsk)]
-            found: list[Any] = []
-            for shard, works in split(rec, asks, 0).items():
-                shard_logic = self.shards.get(shard)
-                if shard_logic is None:
-                    shard_logic = self.shards[shard] = self.make_shard(None)
-                for listed in shard_logic.on_batch([works])[0]:
-                    found.extend(listed)
-            for user, answers in self.popularity.answers(found).items():
+            for user, answers in self.catalog.answers(asks).items():  # type: ignore[union-attr]
                 through.setdefault(user, []).append(answers)
             for key, records in through.items():
                 logic = self.audiences.get(key)
@@ -184,7 +175,7 @@ class _Flow:
         for part, logics in (
             ("models", [self.models]),
             ("audience", list(self.audiences.values()) if self.rec is None else []),
-            ("recommender", [*filter(None, [self.popularity]), *self.shards.values()]),
+            ("recommender", [*filter(None, [self.catalog])]),
             ("loop", [self.loop]),
         ):
             self.gc.at[:] = [part, kind]

@@ -21,8 +21,8 @@ from flows.step_configs import audience_config, journey_config, model_config
 from journeyflow.records import Trigger
 from journeyflow.step_records import RawRecord, UserUpdate
 from operators.labels import Example
-from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig, ShardWork
-from operators.recommend_steps import build_catalog, build_lists, build_popularity, build_shard
+from operators.recommend import RecAnswer, RecAsk, RecommendConfig
+from operators.recommend_steps import build_catalog, build_lists
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
 
@@ -123,12 +123,10 @@ def _loop_case() -> Case:
 CASES.append(_loop_case())
 
 
-_REC = RecommendConfig(shards=2)
+_REC = RecommendConfig()
 _ASK = RecAsk("u1", 0, "view", "b", "shoes", ("a",), ())
 CASES += [
     Case("rec_catalog", build_catalog(_REC), [[_ASK]], None),
-    Case("rec_popularity", build_popularity(_REC), [[Found(0, _ASK, ())]], None),
-    Case("rec_products", build_shard(_REC), [ShardWork("rec:0", (("a", "b", 1.0),), _ASK)], None),
     Case(
         "rec_lists",
         build_lists(_REC),

@@ -52,7 +52,7 @@ class Pipeline:
 
 def _trained(cfg: RecommendConfig | None = None) -> Pipeline:
     """Ten shoppers look at a then b then c; eight at a then d."""
-    pipe = Pipeline(cfg or RecommendConfig(size=3, shards=4))
+    pipe = Pipeline(cfg or RecommendConfig(size=3))
     for n in range(10):
         for step, product in enumerate(("a", "b", "c")):
             pipe.do(f"s{n}", "product_view", product, n * 100 * MIN + step * MIN)
@@ -72,7 +72,7 @@ def test_a_view_refreshes_the_list_with_what_follows_it() -> None:
 
 
 def test_a_new_session_starts_over() -> None:
-    pipe = _trained(RecommendConfig(size=3, shards=4, decay=0.9))
+    pipe = _trained(RecommendConfig(size=3, decay=0.9))
     pipe.do("u", "product_view", "b", 10_000 * MIN)
     later = pipe.do("u", "product_view", "a", 10_000 * MIN + pipe.cfg.session_gap_ms + MIN)
     assert later[:2] == ["b", "d"]  # not c, which only followed the first session's b
@@ -82,7 +82,7 @@ def test_what_was_bought_and_what_is_in_the_cart_are_left_out() -> None:
     pipe = _trained()
     assert pipe.do("u", "product_view", "a", 10_000 * MIN, cart=("b",))[0] == "d"
     assert "d" not in pipe.do("u", "purchase", None, 10_001 * MIN, bought=("d",))
-    keep_cart = _trained(RecommendConfig(size=3, shards=4, exclude_cart=False))
+    keep_cart = _trained(RecommendConfig(size=3, exclude_cart=False))
     assert keep_cart.do("u", "product_view", "a", 10_000 * MIN, cart=("b",))[0] == "b"
 
 
@@ -121,7 +121,7 @@ def test_a_final_profile_row_waits_for_the_end_of_the_input_and_carries_the_list
 
 
 def test_live_the_store_gets_a_row_when_the_list_changes() -> None:
-    pipe = _trained(RecommendConfig(size=3, shards=4, store_rows=True))
+    pipe = _trained(RecommendConfig(size=3, store_rows=True))
     pipe.rows.clear()
     pipe.do("u", "product_view", "a", 10_000 * MIN)
     rows = [r for r in pipe.rows if isinstance(r, ProfileRow)]
@@ -138,7 +138,7 @@ def test_product_state_holds_no_customer_id() -> None:
 
 
 def test_memory_is_bounded_by_products_and_neighbours() -> None:
-    cfg = RecommendConfig(shards=2, max_products=10, neighbours=3, max_categories=2)
+    cfg = RecommendConfig(max_products=10, neighbours=3, max_categories=2)
     pipe = Pipeline(cfg)
     for n in range(200):
         pipe.do(f"s{n % 7}", "product_view", f"p{n % 37}", n * MIN, category=f"k{n % 5}")

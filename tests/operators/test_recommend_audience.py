@@ -47,7 +47,7 @@ def test_records_are_the_audience_steps_with_the_list_added() -> None:
 
 def test_answers_of_a_batch_are_blended_in_time_order() -> None:
     logic = build_audience_lists(audience_config(RULES), CFG)(None)
-    # The product step answers shard by shard: the later view's answer can come first.
+    # A late event's ask is answered after the later one's: answers can come out of time order.
     later, earlier = _answer(2, "b", (("x", 1.0),)), _answer(1, "a", (("y", 1.0),))
     logic.on_batch([later, earlier])
     assert logic.lists is not None and logic.lists.published[0] == "x"  # the latest view's successor leads
