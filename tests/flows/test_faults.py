@@ -10,7 +10,7 @@ port and the proxy is cut instead). Waits are bounded; outages last as long
 as the issue asks (Redis 60 s, the broker 30 s).
 
 Runs under faults are compared with a clean run over the same events topic
-with ``tests.flows.test_recovery.assert_same_model_free``: sessions, dead
+with ``tests.flows.run_comparison.assert_same_model_free``: sessions, dead
 letters, tombstones and the triggers of rules that read no score byte for
 byte, segment transitions, and the Redis profiles field by field (see that
 module for why what the global models decide is left out).
@@ -48,7 +48,6 @@ from tests.live_worker import (
     wait_until,
     worker_env,
 )
-from tests.flows.test_recovery import Feed, assert_same_model_free, clean_run, collect, dataset, model_free  # noqa: F401
 from tests.helpers import at, event, run_replay, settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
