@@ -12,7 +12,9 @@ import pytest
 from journeyflow import generator
 from tests.conftest import KafkaBroker, RedisServer
 from tests.flows.run_comparison import DAYS, SEED, USERS, Feed
-from tests.live_worker import Topics, Worker, make_topics, redis_db_url, worker_env
+from tests.live_checks import redis_db_url
+from tests.live_topics import Topics, make_topics
+from tests.live_worker import Worker, worker_env
 
 
 @pytest.fixture

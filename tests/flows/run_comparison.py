@@ -7,7 +7,7 @@ groups: each worker keeps its own offsets in its recovery directory) and
 write to their own output topics and Redis database, so their records can be
 compared byte for byte, dead letters' ``source`` included. Completion is
 judged by bytewax's committed offsets reaching the end of every partition
-(``tests/live_worker.py``: ``wait_committed``), never by the broker's end offsets.
+(``tests/live_checks.py``: ``wait_committed``), never by the broker's end offsets.
 
 What is compared exactly: everything the global models do not influence
 (:func:`model_free`): sessions, dead letters, tombstones, the triggers of
@@ -43,22 +43,16 @@ import pytest
 
 from operators.variables import MODEL
 from tests.conftest import KafkaBroker, RedisServer, free_port
-from tests.live_worker import (
+from tests.live_checks import (
     MODEL_RULES,
     MODEL_SEGMENT_PREFIXES,
     MODEL_SEGMENTS,
-    OUTPUTS,
-    Sent,
-    Topics,
-    TopicReader,
-    Worker,
-    make_topics,
     redis_db_url,
     redis_dump,
-    send,
     wait_committed,
-    worker_env,
 )
+from tests.live_topics import OUTPUTS, Sent, Topics, TopicReader, make_topics, send
+from tests.live_worker import Worker, worker_env
 
 
 USERS = 150

@@ -35,19 +35,9 @@ from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter
 from journeyflow.metrics import start_metrics_server
 from tests.conftest import KafkaBroker, RedisServer, free_port
-from tests.live_worker import (
-    REPO,
-    TopicReader,
-    Topics,
-    Worker,
-    make_topics,
-    no_traceback,
-    redis_db_url,
-    send,
-    try_metrics,
-    wait_until,
-    worker_env,
-)
+from tests.live_checks import no_traceback, redis_db_url, try_metrics
+from tests.live_topics import TopicReader, Topics, make_topics, send
+from tests.live_worker import REPO, Worker, wait_until, worker_env
 from tests.helpers import at, event, run_replay, settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]

@@ -1,7 +1,8 @@
 """``journeyflow run`` end to end: the worker as a real subprocess, against a real
 Kafka-protocol broker (Tansu) and a real redis-server (``tests/conftest.py``).
 
-How the tests run the worker and know it has handled everything: ``tests/live_worker.py``.
+How the tests run the worker and know it has handled everything: ``tests/live_worker.py`` and
+``tests/live_checks.py``.
 """
 
 from __future__ import annotations
@@ -20,22 +21,17 @@ from journeyflow.events import parse_ts
 from operators.triggers import trigger_id
 from tests.conftest import KafkaBroker, RedisServer, free_port
 from tests.helpers import at, event
-from tests.live_worker import (
+from tests.live_checks import (
     CONTRACT_PROFILE,
-    TopicReader,
-    Topics,
-    Worker,
     check_store_in_step,
-    make_topics,
     no_traceback,
     redis_db_url,
     redis_dump,
-    send,
     try_metrics,
     wait_committed,
-    wait_until,
-    worker_env,
 )
+from tests.live_topics import TopicReader, Topics, make_topics, send
+from tests.live_worker import Worker, wait_until, worker_env
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 

@@ -14,23 +14,18 @@ import pytest
 
 from journeyflow.compiled import PURE_VARIABLE, compiled_modules
 from tests.conftest import KafkaBroker, RedisServer, free_port
-from tests.live_worker import (
+from tests.live_checks import (
     MODEL_RULES,
-    Sent,
-    TopicReader,
-    Worker,
     check_store_in_step,
     committed_offsets,
-    make_topics,
     metrics,
     no_traceback,
     redis_db_url,
-    send,
     try_metrics,
     wait_committed,
-    wait_until,
-    worker_env,
 )
+from tests.live_topics import Sent, TopicReader, make_topics, send
+from tests.live_worker import Worker, wait_until, worker_env
 from tests.flows.run_comparison import (
     assert_same_model_free,
     check_repeats_identical,
