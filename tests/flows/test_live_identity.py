@@ -10,7 +10,9 @@ import pytest
 
 from tests.conftest import KafkaBroker
 from tests.helpers import at, event
-from tests.live_worker import TopicReader, Topics, Worker, redis_dump, send, wait_committed, wait_until
+from tests.live_checks import redis_dump, wait_committed
+from tests.live_topics import TopicReader, Topics, send
+from tests.live_worker import Worker, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
