@@ -23,7 +23,7 @@ their interleaving. Scores, learned clusters (``cluster:N``), ``at_risk``,
 Redis ``segments`` and ``updated_at``) therefore differ between any two runs
 that do not read the input in the same batches, a restart after a crash
 included; so do the recommendations (the Redis ``recommendations`` field),
-which the product shards learn from every user in arrival order. Two runs over a topic produced beforehand were identical; one run
+which the recommender's catalog learns from every user in arrival order. Two runs over a topic produced beforehand were identical; one run
 reading the same 3,500 messages while they were produced (700/s) differed
 from them in about 240 of 370 segment changes, with one partition and no
 crash. The tests print these model-dependent differences (``pytest -s``).
