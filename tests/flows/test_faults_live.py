@@ -13,46 +13,23 @@ from __future__ import annotations
 
 import hashlib
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from kafka import KafkaProducer
 
-from tests.conftest import KafkaBroker, RedisServer, free_port
-from tests.live_checks import no_traceback, redis_db_url, try_metrics
-from tests.live_topics import TopicReader, Topics, make_topics, send
-from tests.live_worker import Worker, wait_until, worker_env
+from tests.conftest import KafkaBroker, free_port
+from tests.live_checks import no_traceback, try_metrics
+from tests.live_topics import TopicReader, Topics, send
+from tests.live_worker import Worker, wait_until
 from tests.flows.fault_inputs import NO_HOLDOUT_RULES, assert_no_personal_data, poison_inputs, valid_after
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis]
 
 
-# --- fixtures: a worker on the session's broker and Redis -------------------------------
-
-
-@pytest.fixture
-def live(
-    kafka_broker: KafkaBroker, redis_server: RedisServer, tmp_path: Path
-) -> Iterator[Callable[..., tuple[Topics, Worker]]]:
-    """``make(db=7, **settings) -> (topics, worker)`` on fresh topics (not started)."""
-    workers: list[Worker] = []
-
-    def make(db: int = 7, *, recovery: bool = False, metrics_port: int | None = None,
-             **extra: Any) -> tuple[Topics, Worker]:
-        topics = make_topics(kafka_broker.bootstrap, partitions=2)
-        env = worker_env(kafka_broker.bootstrap, redis_db_url(redis_server, db), topics,
-                         recovery_dir=tmp_path / "recovery" if recovery else None,
-                         metrics_port=metrics_port, **extra)
-        worker = Worker(env, tmp_path, f"faults{len(workers)}")
-        workers.append(worker)
-        return topics, worker
-
-    yield make
-    for worker in workers:
-        worker.kill()
+# The `live` fixture is tests/flows/conftest.py's; these tests use Redis database 7.
 
 
 def _big_producer(bootstrap: str) -> KafkaProducer:
@@ -62,7 +39,7 @@ def _big_producer(bootstrap: str) -> KafkaProducer:
 @pytest.mark.slow
 def test_fuzz_through_the_live_worker(live: Callable[..., tuple[Topics, Worker]], kafka_broker: KafkaBroker) -> None:
     port = free_port()
-    topics, worker = live(metrics_port=port)
+    topics, worker = live(db=7, metrics_port=port)
     poison = poison_inputs()
     dead = TopicReader(kafka_broker.bootstrap, topics.dead_letters)
     triggers = TopicReader(kafka_broker.bootstrap, topics.triggers)
@@ -101,7 +78,7 @@ def test_sigterm_stops_without_a_panic_and_metrics_listen_on_loopback_and_count_
     live: Callable[..., tuple[Topics, Worker]], kafka_broker: KafkaBroker
 ) -> None:
     port = free_port()
-    topics, worker = live(metrics_port=port)
+    topics, worker = live(db=7, metrics_port=port)
     views = valid_after("u-dup")
     with worker:
         send(kafka_broker.bootstrap, topics.events, views + views[:3])  # three duplicates
@@ -147,7 +124,7 @@ def test_the_worker_needs_no_holdout_topic_unless_a_rule_has_a_holdout(
 ) -> None:
     rules = tmp_path / "no-holdouts.toml"
     rules.write_text(NO_HOLDOUT_RULES)
-    topics, worker = live(segments_rules_file=rules)
+    topics, worker = live(db=7, segments_rules_file=rules)
     worker.env["JOURNEYFLOW_KAFKA_HOLDOUTS_TOPIC"] = f"absent-holdouts-{free_port()}"
     triggers = TopicReader(kafka_broker.bootstrap, topics.triggers)
     try:
