@@ -80,9 +80,7 @@ def ranking_top(ranking: Ranking) -> tuple[str, ...]:
 # -- successors (the catalog step) ---------------------------------------------
 
 
-def learn(
-    table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float, cap: int = 0
-) -> None:
+def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float) -> None:
     """Add ``weight`` to ``successor`` after ``source``; bound the table and the node.
 
     A node is ``[weights, total, cached answer, best]``: ``best`` is the
@@ -90,15 +88,13 @@ def learn(
     ties in the order first learned), kept up to date here, or None when
     unknown (then the next answer sorts). The table is in least recently
     touched order, so the first node is the one to forget; it holds at most
-    ``cap`` products (0: ``cfg.max_products``).
+    ``cfg.max_products`` products.
     """
     node = table.pop(source, None)
     if node is None:
         node = [{}, 0.0, None, []]
-        if len(table) >= (cap or cfg.max_products):
+        if len(table) >= cfg.max_products:
             del table[next(iter(table))]
-    elif len(node) < 4:
-        node.append(None)  # a node from a snapshot of before ``best``
     table[source] = node
     weights: dict[str, float] = node[0]
     old = weights.get(successor)
@@ -163,14 +159,12 @@ def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, fl
     if cached is None:
         total = node[1] or 1.0
         weights: dict[str, float] = node[0]
-        best: list[str] | None = node[3] if len(node) > 3 else None
+        best: list[str] | None = node[3]
         if best is None:
             # The answer is a list's depth long; more successors are kept to learn from. The
             # keys are sorted, not the items (no pair made per successor), and the stable sort
             # over the dict's order gives ties in the order first learned.
-            best = sorted(weights, key=weights.__getitem__, reverse=True)[:EVAL_DEPTH]
-            if len(node) > 3:
-                node[3] = best
+            best = node[3] = sorted(weights, key=weights.__getitem__, reverse=True)[:EVAL_DEPTH]
         cached = node[2] = tuple([(p, weights[p] / total) for p in best])
     return cached
 

@@ -150,7 +150,8 @@ class CatalogState:
 
     version: int = 1
     table: dict[str, list[Any]] = field(default_factory=dict)
-    """Product -> ``[successor weights, total, cached answer]``, least recently learned first."""
+    """Product -> ``[successor weights, total, cached answer, best order]`` (see
+    :func:`~operators.recommend_scores.learn`), least recently learned first."""
     popularity: PopularityState = field(default_factory=PopularityState)
 
 
@@ -175,7 +176,6 @@ class CatalogLogic(StatefulBatchLogic[list[RecAsk], list[RecAnswer], bytes]):
         (unless not ``count``: then nothing is learned or counted)."""
         table = self.state.table
         cfg = self.cfg
-        cap = cfg.max_products
         answer = self.popularity.answer
         by_user: dict[str, list[RecAnswer]] = {}
         for ask in asks:
@@ -185,7 +185,7 @@ class CatalogLogic(StatefulBatchLogic[list[RecAsk], list[RecAnswer], bytes]):
                 if count:
                     distance = 1
                     for source in ask.previous:
-                        learn(table, cfg, source, product, 1.0 / distance, cap)
+                        learn(table, cfg, source, product, 1.0 / distance)
                         distance += 1
                 found = successors(table, product)
             made = answer(ask, found, count)
