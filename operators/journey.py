@@ -71,11 +71,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self._heard_ms = 0
         # Whether the profile's last prune came after every item applied to it (so the
         # same prune again changes nothing). Not in the snapshot: after a restart, False.
-        self._pruned_after_items = False
+        self.pruned_after_items = False
         # Wall clock of the last timer (live worker), see notify_at.
         self._notified_ms = 0
         # What the item being handled asks of the models (sent by flush).
-        self._asks = ModelAsks()
+        self.asks = ModelAsks()
 
     # -- bytewax callbacks -------------------------------------------------
 
@@ -96,7 +96,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             elif score is not None:
                 # Segments and scores are decided anew on the merged profile.
                 self._segment_inputs = None
-                self._asks.score = score
+                self.asks.score = score
             event = value.event
         elif isinstance(value, RawRecord):
             parsed = self.cfg.parser.parse(value.data, value.source, value.key)
@@ -110,11 +110,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             self.replace_state(privacy.forget(self.state, self.cfg, event, out))
         else:
             self._on_event(event, out)
-            flush(self._asks, self.state, self.cfg, out)
+            flush(self.asks, self.state, self.cfg, out)
         # Not trusted later: the item may change what segments read after judging them,
         # and what a prune before it would have pruned.
         self._judged_ms = None
-        self._pruned_after_items = False
+        self.pruned_after_items = False
         return out, self._retain(out)
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
@@ -189,7 +189,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             ask, state.recent = recommend.observe(cfg.recommend, state.recent, event, profile.cart, profile.bought)
             if ask is not None:
                 out.append(ask)
-        model_asks.on_event(self._asks, state, cfg, event)
+        model_asks.on_event(self.asks, state, cfg, event)
         event_triggers(state, cfg, event, out)
         segments_cfg = cfg.segments
         changed = False
@@ -208,8 +208,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         self.state = state
         self._segment_inputs = None
         self._judged_ms = None
-        self._pruned_after_items = False
-        self._asks.clear()
+        self.pruned_after_items = False
+        self.asks.clear()
 
     # -- time --------------------------------------------------------------
 
@@ -229,14 +229,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return changed
 
     # -- what the parts use (operators/journey_time.py) -------------------
-    # A narrow interface over the working fields beside the state: the parts
-    # read and mark them through these (and evaluate(), replace_state()),
-    # never through the fields themselves.
-
-    @property
-    def asks(self) -> ModelAsks:
-        """What the item being handled asks of the models (sent by :func:`~operators.model_asks.flush`)."""
-        return self._asks
+    # Besides the public working fields (asks, pruned_after_items), evaluate()
+    # and replace_state(): the parts never touch the private ones.
 
     @property
     def judged_ms(self) -> int | None:
@@ -246,15 +240,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def segments_stale(self) -> None:
         """Note that something the segments read has changed since they were last judged."""
         self._judged_ms = None
-
-    @property
-    def pruned_after_items(self) -> bool:
-        """Whether the profile's last prune came after every item applied to it."""
-        return self._pruned_after_items
-
-    @pruned_after_items.setter
-    def pruned_after_items(self, pruned: bool) -> None:
-        self._pruned_after_items = pruned
 
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""
