@@ -163,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # Ctrl-C stops everything, even when a shell started us with SIGINT ignored
+    # (a background job of a script): Python then installs no handler of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     return run(_parser().parse_args(argv))
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -122,6 +123,9 @@ def tail(args: argparse.Namespace, settings: Any) -> int:
 def main(argv: list[str] | None = None) -> int:
     # kafka-python logs every refused connection; the one-line error says it all.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    # Ctrl-C stops it, even when a shell started it with SIGINT ignored (a
+    # background job of a script): Python then installs no handler of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         settings = load_settings()
         args = _parser(settings).parse_args(argv)

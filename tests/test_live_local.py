@@ -36,6 +36,8 @@ def test_live_local_runs_the_stack_and_ctrl_c_stops_everything(tmp_path: Path) -
         proc = subprocess.Popen(
             [sys.executable, "scripts/live_local.py", str(events), "--workdir", str(tmp_path / "w")],
             cwd=REPO, stdout=sink, stderr=subprocess.STDOUT,
+            # SIGINT ignored, as a background job of a script starts it: Ctrl-C must still stop it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
         )
     try:
         deadline = time.monotonic() + 180

@@ -29,6 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 # --- scripts ----------------------------------------------------------------------
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _script(name: str, *args: str, **kwargs: Any) -> subprocess.Popen[str]:
     env = {**os.environ, "JOURNEYFLOW_KAFKA_CONNECT_TIMEOUT_S": "1"}
     return subprocess.Popen(
@@ -91,8 +95,9 @@ def test_tail_triggers_prints_one_line_per_trigger(
     trigger = Trigger("t1", "cart_abandonment", "u42", 1_795_343_460_000, "e-990", "treatment",
                       {"products": ["sku-7"], "cart_value": 59.0})
     produce(kafka_broker.bootstrap, topic, [(b"u42", trigger.to_json()), (None, b"not json")])
+    # Started with SIGINT ignored, as a background job of a script starts it: Ctrl-C must still stop it.
     proc = _script("tail_triggers.py", "--brokers", kafka_broker.bootstrap, "--topic", topic,
-                   "--from-beginning")
+                   "--from-beginning", preexec_fn=_ignore_sigint)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
