@@ -103,10 +103,11 @@ class RecordCommands:
             elif isinstance(record, Restore):
                 fields = dict(record.fields)
                 segments_text = fields.pop("segments", "[]")
-                pipe.delete(key)
-                if fields:
-                    pipe.hset(key, mapping=fields)
+                # Memberships first: the script leaves the segments of the list the
+                # hash still holds, which deleting the hash first would forget.
                 self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
+                pipe.delete(key)
+                pipe.hset(key, mapping={**fields, "segments": segments_text})
             else:
                 self._sync_segments(keys=[key], args=[user, sets, "", segments_json(record.segments)], client=pipe)
                 if record.aliases:

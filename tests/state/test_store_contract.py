@@ -13,7 +13,7 @@ import redis
 from journeyflow.records import IdentityMerge, Tombstone
 from state.memory_store import InMemoryStore
 from state.redis_store import RedisStore
-from state.store import StateStore
+from state.store import Restore, StateStore
 from tests.state.store_records import TS, change, row
 
 
@@ -93,6 +93,20 @@ def test_segment_changes_update_members_and_the_profile(make_store: Callable[...
     profile = store.profile("u1")
     assert profile is not None
     assert orjson.loads(profile["segments"]) == ["highly_engaged"]
+
+
+def test_a_restore_rewrites_the_profile_and_leaves_the_segments_it_no_longer_has(
+    make_store: Callable[..., StateStore],
+) -> None:
+    # The repair rewrites a user whose hash lost fields: memberships of the list the
+    # hash still held must follow the restored list, as a segment change would.
+    store = make_store()
+    store.apply([row("u1", visits=1, channel="web"), change("u1", ("vip", "new_visitor"), (), ("vip", "new_visitor"))])
+    store.apply([Restore("u1", {"visits": "2", "segments": '["vip","at_risk"]', "updated_at": "2026-11-22T10:31:00Z"})])
+    assert store.profile("u1") == {"visits": "2", "segments": '["vip","at_risk"]', "updated_at": "2026-11-22T10:31:00Z"}
+    assert store.members("vip") == {"u1"}
+    assert store.members("at_risk") == {"u1"}
+    assert store.members("new_visitor") == set()
 
 
 def test_tombstone_erases_the_profile_and_memberships(make_store: Callable[..., StateStore]) -> None:
