@@ -117,7 +117,9 @@ class JourneyConfig:
 class JourneyState:
     """All that journeyflow keeps about one user."""
 
-    version: int = 1
+    version: int = 2
+    """Layout of the code that wrote the state: 2 since dedup ids are digests (a snapshot
+    of 1 resumes: :data:`state.portable.UPGRADES`)."""
     user: str = ""
     max_ts_ms: int | None = None
     """Latest event time seen; the watermark is this minus the allowed lateness."""

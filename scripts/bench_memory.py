@@ -25,6 +25,8 @@ between users are counted once, in the first user walked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import gc
 import sys
 import tracemalloc
@@ -46,6 +48,15 @@ from journeyflow.events import DeadLetter  # noqa: E402
 from journeyflow.step_records import Expect  # noqa: E402
 
 _NOT_WALKED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+@functools.cache
+def _unboxed(cls: type) -> frozenset[str]:
+    """A mypyc native class's fields stored in the object itself (C ints, doubles, bools):
+    reading one makes a new object, which the instance does not hold."""
+    if not dataclasses.is_dataclass(cls):
+        return frozenset()
+    return frozenset(f.name for f in dataclasses.fields(cls) if f.type in ("int", "float", "bool", int, float, bool))
 
 
 class Sizer:
@@ -79,7 +90,8 @@ class Sizer:
             cls = type(obj)
             names = getattr(cls, "__mypyc_attrs__", None)
             if names is not None:
-                stack.extend(getattr(obj, a) for a in names if hasattr(obj, a) and a != "__dict__")
+                unboxed = _unboxed(cls)
+                stack.extend(getattr(obj, a) for a in names if hasattr(obj, a) and a != "__dict__" and a not in unboxed)
             d = getattr(obj, "__dict__", None)
             if isinstance(d, dict):
                 stack.append(d)
@@ -113,6 +125,30 @@ def drive_to_end(path: Path, config: str | None) -> tuple[_Flow, int, int]:
     return flow, progress.users, base
 
 
+def _attrs(obj: Any) -> list[str]:
+    names = getattr(type(obj), "__mypyc_attrs__", None)
+    if names is None:
+        names = [a for k in type(obj).__mro__ for a in k.__dict__.get("__slots__", ())] or list(vars(obj))
+    return [n for n in names if n != "__dict__" and hasattr(obj, n) and n not in _unboxed(type(obj))]
+
+
+def _breakdown(logics: Iterable[Any], per: int, shared: Sizer) -> None:
+    """The profile's fields and the logic's own attributes, deep size per user seen (walked apart)."""
+    for label, get in (("profile", lambda lg: lg.state.profile), ("logic", lambda lg: lg)):
+        sizer = Sizer()
+        sizer.seen |= shared.seen
+        found: Counter[str] = Counter()
+        for logic in logics:
+            obj = get(logic)
+            if obj is None:
+                continue
+            if label == "logic":
+                sizer.seen.add(id(logic.state))
+            for n in _attrs(obj):
+                found[n] += sizer.size(getattr(obj, n))
+        print(f"  {label}: " + ", ".join(f"{n} {v / per:,.0f}" for n, v in found.most_common(14)))
+
+
 def report(flow: _Flow, users: int) -> None:
     skip = [flow.journey, flow.audience, flow.rec, flow.settings, flow.parser]
     per = max(1, users)
@@ -133,12 +169,12 @@ def report(flow: _Flow, users: int) -> None:
         total = 0
         for logic in logics:
             state = logic.state
-            names = getattr(type(state), "__mypyc_attrs__", None) or getattr(type(state), "__slots__", ())
-            for field_name in names:
-                if field_name != "__dict__" and hasattr(state, field_name):
-                    fields[field_name] += sizer.size(getattr(state, field_name))
+            for field_name in _attrs(state):
+                fields[field_name] += sizer.size(getattr(state, field_name))
             total += sizer.size(logic)
         total += sum(fields.values())
+        if name.startswith("customers"):
+            _breakdown(flow.steps.customers.values(), per, shared)
         print(f"\n{name}: {total / per:,.0f} B per user seen")
         for field_name, n in fields.most_common(12):
             print(f"  state.{field_name:<22} {n / per:8,.0f}")

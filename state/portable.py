@@ -23,6 +23,11 @@ raises :class:`~journeyflow.errors.StateSerializationError` naming the class.
 
 Snapshots written before this form (by either build) name the classes
 themselves; :func:`loads` reads them in both builds (:class:`_Unpickler`).
+
+A class whose layout changed on purpose lists its former layouts in
+:data:`UPGRADES`: a snapshot of one (in either form) is read by the upgrade's
+``convert``, given the former fields' values by name, so a live worker's
+snapshots written before the change still resume.
 """
 
 from __future__ import annotations
@@ -36,14 +41,42 @@ import io
 import operator
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from journeyflow.compiled import listed_modules
 from journeyflow.errors import StateSerializationError
 
-__all__ = ["dumps", "loads", "portable_classes", "rebuild", "reducer", "register_compiled_states"]
+__all__ = ["UPGRADES", "Upgrade", "dumps", "loads", "portable_classes", "rebuild", "reducer", "register_compiled_states"]
 
 _MISSING = dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """How to read a snapshot of a class's former layout."""
+
+    cls: str
+    """The class, ``module:Qualname``."""
+    fields: tuple[str, ...]
+    """The former layout's field names, in declared order."""
+    convert: str
+    """``module:function`` taking the former fields' values by name; returns the instance now."""
+
+
+#: Former layouts still read. State version 2 (mem5 branch): a user's dedup ids are
+#: 64-bit digests in packed arrays, not a dict of the ids' strings.
+UPGRADES: tuple[Upgrade, ...] = (Upgrade("operators.dedup:DedupState", ("seen",), "operators.dedup:from_seen"),)
+
+
+def _upgrade(cls: type, matches: Callable[[tuple[str, ...]], bool]) -> tuple[tuple[str, ...], Callable[[dict[str, Any]], Any]] | None:
+    """Return the former field names and the converter of ``cls``'s former layout that ``matches``, if any."""
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    for upgrade in UPGRADES:
+        if upgrade.cls == name and matches(upgrade.fields):
+            module_name, function = upgrade.convert.split(":")
+            return upgrade.fields, getattr(importlib.import_module(module_name), function)
+    return None
 
 
 def _digest(names: tuple[str, ...]) -> str:
@@ -103,8 +136,9 @@ def register_compiled_states() -> frozenset[type]:
 
 
 @functools.cache
-def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int]:
-    """Return the class a layout names, its fields, and how many of them the snapshot holds."""
+def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int, Callable[[dict[str, Any]], Any] | None]:
+    """Return the class a layout names, its fields, how many values the snapshot holds, and
+    the converter that reads them when the layout is a former one (:data:`UPGRADES`)."""
     module_name, qualname, digest = layout.split(":")
     try:
         cls: Any = functools.reduce(getattr, qualname.split("."), importlib.import_module(module_name))
@@ -117,11 +151,15 @@ def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int]
     fields = dataclasses.fields(cls)
     names = tuple(f.name for f in fields)
     if _digest(names) == digest:
-        return cls, fields, len(fields)
+        return cls, fields, len(fields), None
     # Fields added at the end since the snapshot: it holds the ones before them.
     for held in range(len(names) - 1, 0, -1):
         if _digest(names[:held]) == digest and all(_has_default(f) for f in fields[held:]):
-            return cls, fields, held
+            return cls, fields, held, None
+    upgrade = _upgrade(cls, lambda former: _digest(former) == digest)
+    if upgrade is not None:
+        former, convert = upgrade
+        return cls, fields, len(former), lambda values: convert(dict(zip(former, values)))
     msg = (
         f"snapshot of {module_name}.{qualname} must have the fields {', '.join(names)} "
         f"(or fewer, the rest with defaults); got another layout (digest {digest}) instead: "
@@ -150,10 +188,12 @@ def _make(cls: Any, fields: tuple[dataclasses.Field[Any], ...], values: tuple[An
 
 def rebuild(layout: str, values: tuple[Any, ...]) -> Any:
     """Return the instance a portable pickle describes (pickle calls this)."""
-    cls, fields, held = _resolve(layout)
+    cls, fields, held, convert = _resolve(layout)
     if len(values) != held:
         msg = f"snapshot of {layout} must hold {held} field values; got {len(values)} instead"
         raise StateSerializationError(msg)
+    if convert is not None:
+        return convert(values)
     return _make(cls, fields, values)
 
 
@@ -250,6 +290,11 @@ class _Convert:
             if isinstance(part, dict):
                 values.update(part)
         unknown = set(values) - {f.name for f in fields}
+        upgrade = _upgrade(cls, lambda former: set(former) == set(values)) if unknown else None
+        if upgrade is not None:
+            obj = upgrade[1]({name: self.value(value) for name, value in values.items()})
+            self.done[id(legacy)] = obj
+            return obj
         missing = [f.name for f in fields if f.name not in values and not _has_default(f)]
         if unknown or missing:
             msg = (
