@@ -62,20 +62,37 @@ class Upgrade:
     """The former layout's field names, in declared order."""
     convert: str
     """``module:function`` taking the former fields' values by name; returns the instance now."""
+    below: int = 0
+    """When the layout is today's (same field names, a field's type changed): the
+    upgrade reads the snapshots whose ``version`` field is below this; 0: by layout."""
 
 
-#: Former layouts still read. State version 2 (mem5 branch): a user's dedup ids are
-#: 64-bit digests in packed arrays, not a dict of the ids' strings.
-UPGRADES: tuple[Upgrade, ...] = (Upgrade("operators.dedup:DedupState", ("seen",), "operators.dedup:from_seen"),)
+#: Former layouts still read (mem5 branch): a user's dedup ids are 64-bit digests in
+#: packed arrays, not a dict of the ids' strings (version 2); a user's segments are a
+#: sorted tuple, not a frozenset (version 3).
+UPGRADES: tuple[Upgrade, ...] = (
+    Upgrade("operators.dedup:DedupState", ("seen",), "operators.dedup:from_seen"),
+    Upgrade(
+        "operators.journey_state:JourneyState",
+        tuple(
+            "version user max_ts_ms offset_ms dedup sessions profile segments evaluated_ms cooldowns pending "
+            "snapshot_ms scored_ms opted_out recent devices erased_devices processed duplicates skipped".split()
+        ),
+        "operators.journey_state:upgrade_version_2",
+        below=3,
+    ),
+)
+
+_Converter = Callable[[dict[str, Any]], Any]
 
 
-def _upgrade(cls: type, matches: Callable[[tuple[str, ...]], bool]) -> tuple[tuple[str, ...], Callable[[dict[str, Any]], Any]] | None:
-    """Return the former field names and the converter of ``cls``'s former layout that ``matches``, if any."""
+def _upgrade(cls: type, matches: Callable[[Upgrade], bool]) -> tuple[tuple[str, ...], _Converter, int] | None:
+    """Return the former field names, the converter and ``below`` of ``cls``'s upgrade that ``matches``, if any."""
     name = f"{cls.__module__}:{cls.__qualname__}"
     for upgrade in UPGRADES:
-        if upgrade.cls == name and matches(upgrade.fields):
+        if upgrade.cls == name and matches(upgrade):
             module_name, function = upgrade.convert.split(":")
-            return upgrade.fields, getattr(importlib.import_module(module_name), function)
+            return upgrade.fields, getattr(importlib.import_module(module_name), function), upgrade.below
     return None
 
 
@@ -136,7 +153,7 @@ def register_compiled_states() -> frozenset[type]:
 
 
 @functools.cache
-def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int, Callable[[dict[str, Any]], Any] | None]:
+def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int, Callable[[tuple[Any, ...]], Any] | None]:
     """Return the class a layout names, its fields, how many values the snapshot holds, and
     the converter that reads them when the layout is a former one (:data:`UPGRADES`)."""
     module_name, qualname, digest = layout.split(":")
@@ -151,14 +168,22 @@ def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int,
     fields = dataclasses.fields(cls)
     names = tuple(f.name for f in fields)
     if _digest(names) == digest:
-        return cls, fields, len(fields), None
+        versioned = _upgrade(cls, lambda up: up.below > 0 and up.fields == names)
+        if versioned is None:
+            return cls, fields, len(fields), None
+        # Today's field names, a field's type changed since: older versions are converted.
+        _, upgrade, below = versioned
+        at = names.index("version")
+        return cls, fields, len(fields), lambda values: (
+            upgrade(dict(zip(names, values))) if values[at] < below else _make(cls, fields, values)
+        )
     # Fields added at the end since the snapshot: it holds the ones before them.
     for held in range(len(names) - 1, 0, -1):
         if _digest(names[:held]) == digest and all(_has_default(f) for f in fields[held:]):
             return cls, fields, held, None
-    upgrade = _upgrade(cls, lambda former: _digest(former) == digest)
+    upgrade = _upgrade(cls, lambda up: up.below == 0 and _digest(up.fields) == digest)
     if upgrade is not None:
-        former, convert = upgrade
+        former, convert, _ = upgrade
         return cls, fields, len(former), lambda values: convert(dict(zip(former, values)))
     msg = (
         f"snapshot of {module_name}.{qualname} must have the fields {', '.join(names)} "
@@ -290,7 +315,10 @@ class _Convert:
             if isinstance(part, dict):
                 values.update(part)
         unknown = set(values) - {f.name for f in fields}
-        upgrade = _upgrade(cls, lambda former: set(former) == set(values)) if unknown else None
+        if unknown:
+            upgrade = _upgrade(cls, lambda up: up.below == 0 and set(up.fields) == set(values))
+        else:
+            upgrade = _upgrade(cls, lambda up: 0 < up.below and values.get("version", up.below) < up.below)
         if upgrade is not None:
             obj = upgrade[1]({name: self.value(value) for name, value in values.items()})
             self.done[id(legacy)] = obj

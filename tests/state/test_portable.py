@@ -72,7 +72,7 @@ def test_every_state_class_of_the_compiled_modules_is_registered() -> None:
 
 
 def test_a_state_round_trips_through_the_portable_form() -> None:
-    state = JourneyState(user="u1", max_ts_ms=5, dedup=from_seen({"seen": {"e1": 4}}), segments=frozenset({"vip"}))
+    state = JourneyState(user="u1", max_ts_ms=5, dedup=from_seen({"seen": {"e1": 4}}), segments=("vip",))
     data = encode_state(state)
     assert b"state.portable" in data and b"operators.journey_state:JourneyState:" in data
     assert decode_state(data, JourneyState) == state

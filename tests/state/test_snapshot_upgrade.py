@@ -70,3 +70,23 @@ def test_a_resumed_device_snapshots_in_todays_layout() -> None:
     device = DeviceConfig(JOURNEY, link_idle_ms=SETTINGS.identity.link_idle_s * 1000).build(FIXTURE["old_form"][key])
     data = device.snapshot()
     assert b"operators.dedup:DedupState:" in data and b"seen" not in data
+
+
+def test_main_s_segments_resume_as_a_sorted_tuple() -> None:
+    # main kept a customer's segments as a frozenset; version 3 keeps a sorted tuple.
+    for form in ("portable", "old_form"):
+        for key, data in FIXTURE[form].items():
+            state = _journey_of(decode_state(data, DeviceState if key.startswith("device/") else JourneyState))
+            assert type(state.segments) is tuple and list(state.segments) == sorted(state.segments)
+            assert state.version == 3
+    assert any(_journey_of(decode_state(d, object)).segments for d in FIXTURE["portable"].values() if d)
+
+
+def test_the_versioned_upgrade_names_today_s_fields() -> None:
+    # An upgrade by version applies to today's field names only: a field added since must be added to it.
+    import dataclasses
+
+    from state.portable import UPGRADES
+
+    (journey,) = [u for u in UPGRADES if u.cls == "operators.journey_state:JourneyState"]
+    assert journey.fields == tuple(f.name for f in dataclasses.fields(JourneyState))
