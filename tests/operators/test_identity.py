@@ -159,3 +159,12 @@ def test_a_replay_lets_go_of_a_users_logic_at_its_end_of_input() -> None:
     live.on_batch([_event("page_view", 0, user="u1", device=None)])
     out, discard = live.on_eof()
     assert discard is False and live.logic is not None
+
+
+def test_a_replay_lets_go_of_a_visitors_journey_at_its_end_of_input() -> None:
+    for release in (True, False):
+        device = DeviceConfig(JOURNEY, link_idle_ms=90 * DAY_MS, release_at_eof=release).build(None)
+        device.on_item(_event("page_view", 0))
+        out, discard = device.on_eof()
+        assert any(isinstance(r, UserUpdate) and r.kind == "final" for r in out)
+        assert (device.journey is None and device.state.journey is None) is release and discard is release
