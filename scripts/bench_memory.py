@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import gc
 import sys
 import tracemalloc
@@ -50,8 +49,7 @@ from journeyflow.step_records import Expect  # noqa: E402
 _NOT_WALKED = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
 
-@functools.cache
-def _unboxed(cls: type) -> frozenset[str]:
+def _unboxed(cls: Any) -> frozenset[str]:
     """A mypyc native class's fields stored in the object itself (C ints, doubles, bools):
     reading one makes a new object, which the instance does not hold."""
     if not dataclasses.is_dataclass(cls):
@@ -65,6 +63,7 @@ class Sizer:
     def __init__(self, skip: Iterable[Any] = ()) -> None:
         self.seen: set[int] = {id(o) for o in skip}
         self.by_type: Counter[str] = Counter()
+        self.unboxed: dict[type, frozenset[str]] = {}
 
     def size(self, root: Any) -> int:
         total = 0
@@ -90,7 +89,9 @@ class Sizer:
             cls = type(obj)
             names = getattr(cls, "__mypyc_attrs__", None)
             if names is not None:
-                unboxed = _unboxed(cls)
+                unboxed = self.unboxed.get(cls)
+                if unboxed is None:
+                    unboxed = self.unboxed[cls] = _unboxed(cls)
                 stack.extend(getattr(obj, a) for a in names if hasattr(obj, a) and a != "__dict__" and a not in unboxed)
             d = getattr(obj, "__dict__", None)
             if isinstance(d, dict):
@@ -168,7 +169,7 @@ def report(flow: _Flow, users: int) -> None:
         fields: Counter[str] = Counter()
         total = 0
         for logic in logics:
-            state = logic.state
+            state = logic.state  # type: ignore[attr-defined]
             for field_name in _attrs(state):
                 fields[field_name] += sizer.size(getattr(state, field_name))
             total += sizer.size(logic)
@@ -192,11 +193,11 @@ def report(flow: _Flow, users: int) -> None:
         s2 = Sizer()
         s2.seen |= shared.seen
         for a in flow.audiences.values():
-            for n in names:
-                if n != "__dict__" and hasattr(a, n):
-                    parts[n] += s2.size(getattr(a, n))
-        for n, v in parts.most_common(10):
-            print(f"  audience.{n:<22} {v / per:8,.0f}")
+            for part in names:
+                if part != "__dict__" and hasattr(a, part):
+                    parts[part] += s2.size(getattr(a, part))
+        for part, v in parts.most_common(10):
+            print(f"  audience.{part:<22} {v / per:8,.0f}")
     for name, obj in (("models", flow.models), ("loop", flow.loop), ("catalog", flow.catalog)):
         sizer = Sizer()
         sizer.seen |= shared.seen

@@ -181,9 +181,9 @@ def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int,
     for held in range(len(names) - 1, 0, -1):
         if _digest(names[:held]) == digest and all(_has_default(f) for f in fields[held:]):
             return cls, fields, held, None
-    upgrade = _upgrade(cls, lambda up: up.below == 0 and _digest(up.fields) == digest)
-    if upgrade is not None:
-        former, convert, _ = upgrade
+    by_layout = _upgrade(cls, lambda up: up.below == 0 and _digest(up.fields) == digest)
+    if by_layout is not None:
+        former, convert, _ = by_layout
         return cls, fields, len(former), lambda values: convert(dict(zip(former, values)))
     msg = (
         f"snapshot of {module_name}.{qualname} must have the fields {', '.join(names)} "
