@@ -185,7 +185,7 @@ def build_flow(
     routed = op.branch("route_identity", events, lambda kv: to_device(kv[1]))
     device_in = op.map("key_by_device", routed.trues, lambda kv: (device_key(kv[1]), kv[1]))
     # (anonymous id, Event | Tick): anonymous events, logins, unlinked devices' time
-    device_cfg = DeviceConfig(journey_cfg, link_idle_ms=settings.identity.link_idle_s * 1000)
+    device_cfg = DeviceConfig(journey_cfg, link_idle_ms=settings.identity.link_idle_s * 1000, release_at_eof=not live)
     devices = stateful("devices", device_in, device_cfg.build, snapshots=snapshots)
     # (anonymous id, Forward | what the journey step emits, for an unlinked visitor | IdentityMerge)
     handed = op.branch("split_forwards", devices, lambda kv: isinstance(kv[1], Forward))

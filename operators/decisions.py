@@ -95,9 +95,10 @@ def evaluate_segments(
         return False, last_inputs
     view = view_of(state, cfg, now_ms)
     inputs = tuple([get(view) for get in cfg.segment_getters])
-    members = segments.evaluate(cfg.segments, inputs, state.segments, last_inputs)
-    if members is state.segments:
+    current = frozenset(state.segments)
+    members = segments.evaluate(cfg.segments, inputs, current, last_inputs)
+    if members is current:
         return False, inputs
-    state.segments = members
+    state.segments = tuple(sorted(members))
     out.append(updates.update(state, cfg, now_ms, "update", cause, cause_event_id, view))
     return True, inputs

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from operators.dedup import oldest_ms
+
 if TYPE_CHECKING:
     from operators.journey_state import JourneyConfig, JourneyState
 
@@ -38,9 +40,10 @@ def next_due_ms(state: JourneyState, cfg: JourneyConfig) -> int | None:
     if state.sessions:
         # The first open session ends first (open sessions never overlap).
         due = state.sessions[0].end_ms + cfg.sessions.gap_ms + cfg.lateness_ms + 1
-    if state.dedup.seen:
+    oldest = oldest_ms(state.dedup)
+    if oldest is not None:
         # Ids are remembered in arrival order: expiry stops at the first one still in the window.
-        expires = next(iter(state.dedup.seen.values())) + cfg.dedup.window_ms + 1
+        expires = oldest + cfg.dedup.window_ms + 1
         due = expires if due is None else min(due, expires)
     profile = state.profile
     if profile is None:

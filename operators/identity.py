@@ -89,6 +89,9 @@ class DeviceConfig:
 
     journey: JourneyConfig
     link_idle_ms: int
+    release_at_eof: bool = False
+    """Let go of the visitor's journey once its end of input is told (a replay: nothing
+    reads a key after that, and bytewax frees keys only after every key's end)."""
 
     def __post_init__(self) -> None:
         if self.link_idle_ms <= 0:
@@ -155,7 +158,11 @@ class DeviceLogic(StatefulLogic[Any, Any, bytes]):
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         if self.journey is None:
             return [], StatefulLogic.RETAIN
-        return self._journey_says(self.journey.on_eof())
+        said = self._journey_says(self.journey.on_eof())
+        if self.cfg.release_at_eof:
+            self.journey = self.state.journey = None
+            return said[0], StatefulLogic.DISCARD
+        return said
 
     def notify_at(self) -> datetime | None:
         state = self.state

@@ -120,6 +120,13 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
             return out, True
         said, discard = self.logic.on_eof()
         out.extend(said)
+        if self.placeholders:
+            # A replay: nothing reads the key after its end of input (no snapshot, no
+            # resume), and bytewax drops logics only after every key's end of input.
+            # Letting go now frees this user's state before the next user's final
+            # update is built, so the peak is not the held state plus every final update.
+            self.logic = None
+            return out, True
         return out, discard
 
     def notify_at(self) -> datetime | None:

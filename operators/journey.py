@@ -159,7 +159,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             state.processed += 1
             state.skipped += 1
             return
-        if dedup.is_duplicate(state.dedup, event.event_id):
+        id_key = dedup.id_key(event.event_id)
+        if dedup.is_duplicate(state.dedup, id_key):
             state.duplicates += 1
             metrics.DUPLICATES.inc()
             return
@@ -168,7 +169,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if clock.is_late(state, cfg, ts):
             out.append(clock.late_letter(cfg, event, max_ts))  # type: ignore[arg-type]
             return
-        dedup.remember(state.dedup, cfg.dedup, event.event_id, ts)
+        dedup.remember(state.dedup, cfg.dedup, id_key, ts)
         state.processed += 1
         if max_ts is None or ts > max_ts:
             self._advance(ts, out)
@@ -244,7 +245,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""
         state = self.state
-        if state.profile is not None or state.sessions or state.dedup.seen or state.opted_out or state.erased_devices:
+        if state.profile is not None or state.sessions or state.dedup.keys or state.opted_out or state.erased_devices:
             return StatefulLogic.RETAIN
         out.extend(updates.tallies(state))
         return StatefulLogic.DISCARD

@@ -117,7 +117,9 @@ class JourneyConfig:
 class JourneyState:
     """All that journeyflow keeps about one user."""
 
-    version: int = 1
+    version: int = 3
+    """Layout of the code that wrote the state: 2 since dedup ids are digests, 3 since
+    segments are a sorted tuple (older snapshots resume: :data:`state.portable.UPGRADES`)."""
     user: str = ""
     max_ts_ms: int | None = None
     """Latest event time seen; the watermark is this minus the allowed lateness."""
@@ -126,8 +128,10 @@ class JourneyState:
     dedup: DedupState = field(default_factory=DedupState)
     sessions: list[Session] = field(default_factory=list)
     profile: Profile | None = None
-    segments: frozenset[str] = frozenset()
-    """Segments decided here (over the profile alone)."""
+    segments: tuple[str, ...] = ()
+    """Segments decided here (over the profile alone), sorted: what updates carry as
+    is (a tuple of one or two names is 64 bytes, a frozenset 216). A frozenset before
+    version 3 (:func:`upgrade_version_2`)."""
     evaluated_ms: int = 0
     """Event time of the last segment evaluation."""
     cooldowns: dict[str, int] = field(default_factory=dict)
@@ -149,6 +153,15 @@ class JourneyState:
     duplicates: int = 0
     skipped: int = 0
 
+
+def upgrade_version_2(former: dict[str, Any]) -> JourneyState:
+    """Return the state a snapshot of version 2 or older held, in today's layout (segments
+    a sorted tuple), for :data:`state.portable.UPGRADES`.
+
+    >>> upgrade_version_2({"version": 1, "user": "u1", "segments": frozenset({"b", "a"})}).segments
+    ('a', 'b')
+    """
+    return JourneyState(**{**former, "version": 3, "segments": tuple(sorted(former["segments"]))})
 
 
 

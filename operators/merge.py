@@ -22,8 +22,9 @@ The functions change ``into`` in place and leave ``other`` unusable.
 from __future__ import annotations
 
 import math
+from array import array
 
-from operators.dedup import DedupConfig, DedupState
+from operators.dedup import DedupConfig, DedupState, reindex
 from operators.labels import Pending
 from operators.profiles import _MAX_VIEWS_PER_PRODUCT, Profile, ProfileConfig, _evict_least_recent, window_count
 from operators.sessions import Session, SessionConfig, _merge
@@ -34,13 +35,21 @@ __all__ = ["merge_dedup", "merge_sessions", "merge_profile", "merge_pending", "m
 def merge_dedup(into: DedupState, other: DedupState, cfg: DedupConfig) -> None:
     """Remember both sets of ids, oldest first, within the cap.
 
-    >>> a, b = DedupState({"e1": 1, "e3": 3}), DedupState({"e2": 2})
-    >>> merge_dedup(a, b, DedupConfig(window_ms=10, max_ids=2))
-    >>> a.seen
-    {'e2': 2, 'e3': 3}
+    >>> from operators.dedup import id_key, is_duplicate, remember
+    >>> a, b, cfg = DedupState(), DedupState(), DedupConfig(window_ms=10, max_ids=2)
+    >>> remember(a, cfg, id_key("e1"), 1); remember(a, cfg, id_key("e3"), 3); remember(b, cfg, id_key("e2"), 2)
+    >>> merge_dedup(a, b, cfg)
+    >>> list(a.times), [is_duplicate(a, id_key(e)) for e in ("e1", "e2", "e3")]
+    ([2, 3], [False, True, True])
     """
-    joined = sorted({**other.seen, **into.seen}.items(), key=lambda item: item[1])
-    into.seen = dict(joined[-cfg.max_ids :])
+    # As a dict of the device's ids updated with the customer's: an id in both
+    # keeps the device's place and the customer's time; then a stable sort by time.
+    joined = dict(zip(other.keys, other.times))
+    joined.update(zip(into.keys, into.times))
+    kept = sorted(joined.items(), key=lambda item: item[1])[-cfg.max_ids :]
+    into.keys = array("q", [key for key, _ in kept])
+    into.times = array("q", [ts for _, ts in kept])
+    reindex(into)
 
 
 def merge_sessions(into: list[Session], other: list[Session], cfg: SessionConfig) -> None:

@@ -33,6 +33,7 @@ never a customer id.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -154,9 +155,10 @@ def observe(
     if event.type in _LEARNS and product is not None:
         previous = tuple(p for p, t in recent if ts - t <= cfg.session_gap_ms and p != product)
         if not recent or recent[0][0] != product:
-            recent = ((product, ts), *recent[: cfg.window - 1])
+            # Interned: every customer's recent products share one string (mem5).
+            recent = ((sys.intern(product), ts), *recent[: cfg.window - 1])
         else:
-            recent = ((product, ts), *recent[1:])
+            recent = ((recent[0][0], ts), *recent[1:])
     # Most customers have bought nothing lately and have an empty cart: tuple() of an empty
     # dict is the shared empty tuple, so only a non-empty cart costs a concatenation.
     exclude = tuple(bought)

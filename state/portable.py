@@ -23,6 +23,11 @@ raises :class:`~journeyflow.errors.StateSerializationError` naming the class.
 
 Snapshots written before this form (by either build) name the classes
 themselves; :func:`loads` reads them in both builds (:class:`_Unpickler`).
+
+A class whose layout changed on purpose lists its former layouts in
+:data:`UPGRADES`: a snapshot of one (in either form) is read by the upgrade's
+``convert``, given the former fields' values by name, so a live worker's
+snapshots written before the change still resume.
 """
 
 from __future__ import annotations
@@ -36,14 +41,59 @@ import io
 import operator
 import pickle
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from journeyflow.compiled import listed_modules
 from journeyflow.errors import StateSerializationError
 
-__all__ = ["dumps", "loads", "portable_classes", "rebuild", "reducer", "register_compiled_states"]
+__all__ = ["UPGRADES", "Upgrade", "dumps", "loads", "portable_classes", "rebuild", "reducer", "register_compiled_states"]
 
 _MISSING = dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class Upgrade:
+    """How to read a snapshot of a class's former layout."""
+
+    cls: str
+    """The class, ``module:Qualname``."""
+    fields: tuple[str, ...]
+    """The former layout's field names, in declared order."""
+    convert: str
+    """``module:function`` taking the former fields' values by name; returns the instance now."""
+    below: int = 0
+    """When the layout is today's (same field names, a field's type changed): the
+    upgrade reads the snapshots whose ``version`` field is below this; 0: by layout."""
+
+
+#: Former layouts still read (mem5 branch): a user's dedup ids are 64-bit digests in
+#: packed arrays, not a dict of the ids' strings (version 2); a user's segments are a
+#: sorted tuple, not a frozenset (version 3).
+UPGRADES: tuple[Upgrade, ...] = (
+    Upgrade("operators.dedup:DedupState", ("seen",), "operators.dedup:from_seen"),
+    Upgrade(
+        "operators.journey_state:JourneyState",
+        tuple(
+            "version user max_ts_ms offset_ms dedup sessions profile segments evaluated_ms cooldowns pending "
+            "snapshot_ms scored_ms opted_out recent devices erased_devices processed duplicates skipped".split()
+        ),
+        "operators.journey_state:upgrade_version_2",
+        below=3,
+    ),
+)
+
+_Converter = Callable[[dict[str, Any]], Any]
+
+
+def _upgrade(cls: type, matches: Callable[[Upgrade], bool]) -> tuple[tuple[str, ...], _Converter, int] | None:
+    """Return the former field names, the converter and ``below`` of ``cls``'s upgrade that ``matches``, if any."""
+    name = f"{cls.__module__}:{cls.__qualname__}"
+    for upgrade in UPGRADES:
+        if upgrade.cls == name and matches(upgrade):
+            module_name, function = upgrade.convert.split(":")
+            return upgrade.fields, getattr(importlib.import_module(module_name), function), upgrade.below
+    return None
 
 
 def _digest(names: tuple[str, ...]) -> str:
@@ -103,8 +153,9 @@ def register_compiled_states() -> frozenset[type]:
 
 
 @functools.cache
-def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int]:
-    """Return the class a layout names, its fields, and how many of them the snapshot holds."""
+def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int, Callable[[tuple[Any, ...]], Any] | None]:
+    """Return the class a layout names, its fields, how many values the snapshot holds, and
+    the converter that reads them when the layout is a former one (:data:`UPGRADES`)."""
     module_name, qualname, digest = layout.split(":")
     try:
         cls: Any = functools.reduce(getattr, qualname.split("."), importlib.import_module(module_name))
@@ -117,11 +168,23 @@ def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int]
     fields = dataclasses.fields(cls)
     names = tuple(f.name for f in fields)
     if _digest(names) == digest:
-        return cls, fields, len(fields)
+        versioned = _upgrade(cls, lambda up: up.below > 0 and up.fields == names)
+        if versioned is None:
+            return cls, fields, len(fields), None
+        # Today's field names, a field's type changed since: older versions are converted.
+        _, upgrade, below = versioned
+        at = names.index("version")
+        return cls, fields, len(fields), lambda values: (
+            upgrade(dict(zip(names, values))) if values[at] < below else _make(cls, fields, values)
+        )
     # Fields added at the end since the snapshot: it holds the ones before them.
     for held in range(len(names) - 1, 0, -1):
         if _digest(names[:held]) == digest and all(_has_default(f) for f in fields[held:]):
-            return cls, fields, held
+            return cls, fields, held, None
+    by_layout = _upgrade(cls, lambda up: up.below == 0 and _digest(up.fields) == digest)
+    if by_layout is not None:
+        former, convert, _ = by_layout
+        return cls, fields, len(former), lambda values: convert(dict(zip(former, values)))
     msg = (
         f"snapshot of {module_name}.{qualname} must have the fields {', '.join(names)} "
         f"(or fewer, the rest with defaults); got another layout (digest {digest}) instead: "
@@ -150,10 +213,12 @@ def _make(cls: Any, fields: tuple[dataclasses.Field[Any], ...], values: tuple[An
 
 def rebuild(layout: str, values: tuple[Any, ...]) -> Any:
     """Return the instance a portable pickle describes (pickle calls this)."""
-    cls, fields, held = _resolve(layout)
+    cls, fields, held, convert = _resolve(layout)
     if len(values) != held:
         msg = f"snapshot of {layout} must hold {held} field values; got {len(values)} instead"
         raise StateSerializationError(msg)
+    if convert is not None:
+        return convert(values)
     return _make(cls, fields, values)
 
 
@@ -250,6 +315,14 @@ class _Convert:
             if isinstance(part, dict):
                 values.update(part)
         unknown = set(values) - {f.name for f in fields}
+        if unknown:
+            upgrade = _upgrade(cls, lambda up: up.below == 0 and set(up.fields) == set(values))
+        else:
+            upgrade = _upgrade(cls, lambda up: 0 < up.below and values.get("version", up.below) < up.below)
+        if upgrade is not None:
+            obj = upgrade[1]({name: self.value(value) for name, value in values.items()})
+            self.done[id(legacy)] = obj
+            return obj
         missing = [f.name for f in fields if f.name not in values and not _has_default(f)]
         if unknown or missing:
             msg = (

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import orjson
 
 from flows.step_configs import journey_config
-from operators import clock
+from operators import clock, dedup
 from operators.journey_state import JourneyState
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
@@ -48,7 +48,7 @@ def test_live_the_offset_maps_the_users_event_time_to_the_wall_clock() -> None:
 def test_a_timer_is_never_set_sooner_than_a_second_after_the_last() -> None:
     cfg = dataclasses.replace(CFG, timers=True, now_ms=lambda: 0)
     state = JourneyState(max_ts_ms=0, offset_ms=0)
-    state.dedup.seen["e1"] = 0  # the id leaves the dedup window: something is due
+    dedup.remember(state.dedup, CFG.dedup, dedup.id_key("e1"), 0)  # the id leaves the dedup window: something is due
     due = clock.timer_at(state, cfg, 0)
     assert due == datetime.fromtimestamp((cfg.dedup.window_ms + 1) / 1000, timezone.utc)
     late = clock.timer_at(state, cfg, cfg.dedup.window_ms + 50_000)

@@ -1,49 +1,108 @@
-"""Deduplication: window, out-of-order repeats, memory bound."""
+"""Deduplication: window, out-of-order repeats, memory bound, stable digests."""
 
 from __future__ import annotations
 
-from operators.dedup import DedupConfig, DedupState, expire, is_duplicate, remember
+import pickle
+import subprocess
+import sys
+
+from operators.dedup import INDEXED, DedupConfig, DedupState, expire, id_key, is_duplicate, oldest_ms, remember
+from operators.merge import merge_dedup
 
 HOUR = 3_600_000
 CFG = DedupConfig(window_ms=24 * HOUR, max_ids=5)
 
 
+def _remember(state: DedupState, cfg: DedupConfig, event_id: str, ts_ms: int) -> None:
+    remember(state, cfg, id_key(event_id), ts_ms)
+
+
+def _held(state: DedupState, *event_ids: str) -> list[str]:
+    return [e for e in event_ids if is_duplicate(state, id_key(e))]
+
+
 def test_repeat_inside_the_window_is_a_duplicate_even_out_of_order() -> None:
     state = DedupState()
-    remember(state, CFG, "e1", 10 * HOUR)
-    remember(state, CFG, "e2", 9 * HOUR)  # arrived late
+    _remember(state, CFG, "e1", 10 * HOUR)
+    _remember(state, CFG, "e2", 9 * HOUR)  # arrived late
     expire(state, CFG, 10 * HOUR + 23 * HOUR)
-    assert is_duplicate(state, "e1")
-    assert is_duplicate(state, "e2")
+    assert _held(state, "e1", "e2", "e3") == ["e1", "e2"]
 
 
 def test_ids_older_than_the_window_are_freed() -> None:
     state = DedupState()
     for n in range(3):
-        remember(state, CFG, f"e{n}", n * HOUR)
+        _remember(state, CFG, f"e{n}", n * HOUR)
     expire(state, CFG, 24 * HOUR + HOUR + 1)  # e0 and e1 are now more than 24 h old
-    assert list(state.seen) == ["e2"]
-    assert not is_duplicate(state, "e0")
+    assert _held(state, "e0", "e1", "e2") == ["e2"]
+    assert list(state.times) == [2 * HOUR] and len(state.keys) == 1
 
 
 def test_memory_is_capped_per_user() -> None:
     state = DedupState()
     for n in range(50):
-        remember(state, CFG, f"e{n}", n)
-    assert len(state.seen) == 5
-    assert list(state.seen) == [f"e{n}" for n in range(45, 50)]
+        _remember(state, CFG, f"e{n}", n)
+    assert len(state.keys) == len(state.times) == 5
+    assert _held(state, *[f"e{n}" for n in range(50)]) == [f"e{n}" for n in range(45, 50)]
+    assert oldest_ms(state) == 45
 
 
 def test_expiry_stops_at_the_first_id_still_in_the_window_in_arrival_order() -> None:
     cfg = DedupConfig(window_ms=1000, max_ids=10)
     # Arrival order, not event time: "late" arrived after "b" and is older, but stays
     # while an id before it is still in the window (as before).
-    state = DedupState({"a": 0, "b": 900, "late": 100, "c": 950})
+    state = DedupState()
+    for event_id, ts in (("a", 0), ("b", 900), ("late", 100), ("c", 950)):
+        _remember(state, cfg, event_id, ts)
     expire(state, cfg, 1500)
-    assert list(state.seen.items()) == [("b", 900), ("late", 100), ("c", 950)]
+    assert _held(state, "a", "b", "late", "c") == ["b", "late", "c"] and list(state.times) == [900, 100, 950]
     expire(state, cfg, 1950)
-    assert list(state.seen.items()) == [("c", 950)]
+    assert _held(state, "a", "b", "late", "c") == ["c"]
     expire(state, cfg, 5000)
-    assert state.seen == {}
+    assert oldest_ms(state) is None and not state.keys
     expire(state, cfg, 6000)  # nothing left: nothing to do
-    assert state.seen == {}
+    assert not state.keys and not state.times
+
+
+def test_merged_ids_keep_time_order_and_the_cap() -> None:
+    cfg = DedupConfig(window_ms=1000, max_ids=3)
+    customer, device = DedupState(), DedupState()
+    for event_id, ts in (("c1", 10), ("c2", 40)):
+        _remember(customer, cfg, event_id, ts)
+    for event_id, ts in (("d1", 5), ("d2", 20), ("d3", 30)):
+        _remember(device, cfg, event_id, ts)
+    merge_dedup(customer, device, cfg)
+    assert list(customer.times) == [20, 30, 40]
+    assert _held(customer, "c1", "c2", "d1", "d2", "d3") == ["c2", "d2", "d3"]
+
+
+def test_digests_are_the_same_in_another_process_and_survive_a_snapshot() -> None:
+    # A restored snapshot must still catch repeats: str hash() is salted per process, this is not.
+    code = "from operators.dedup import id_key; print(id_key('e-5-12617-1'))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(other.stdout) == id_key("e-5-12617-1")
+    state = DedupState()
+    _remember(state, CFG, "e1", 7)
+    restored = pickle.loads(pickle.dumps(state))
+    assert _held(restored, "e1", "e2") == ["e1"] and list(restored.times) == [7]
+
+
+def test_many_ids_are_also_indexed_and_the_index_follows_every_change() -> None:
+    cfg = DedupConfig(window_ms=1000, max_ids=INDEXED + 10)
+    state = DedupState()
+    for n in range(INDEXED):
+        _remember(state, cfg, f"e{n}", n)
+    assert state.index is None  # few ids: the arrays alone
+    for n in range(INDEXED, INDEXED + 20):  # past the cap: the oldest go, from the set too
+        _remember(state, cfg, f"e{n}", n)
+    assert state.index == set(state.keys) and len(state.keys) == INDEXED + 10
+    assert _held(state, "e9", "e10", f"e{INDEXED + 19}") == ["e10", f"e{INDEXED + 19}"]
+    expire(state, cfg, 1000 + 15)  # ids before 15 leave the window: still more than INDEXED
+    assert state.index == set(state.keys) and oldest_ms(state) == 15
+    expire(state, cfg, 1000 + INDEXED + 5)  # few left: the set goes
+    assert state.index is None and _held(state, f"e{INDEXED + 4}", f"e{INDEXED + 5}") == [f"e{INDEXED + 5}"]
+    other = DedupState()
+    for n in range(INDEXED):
+        _remember(other, cfg, f"d{n}", 500 + n)
+    merge_dedup(state, other, cfg)
+    assert state.index == set(state.keys) and _held(state, "d0", f"e{INDEXED + 10}") == ["d0", f"e{INDEXED + 10}"]

@@ -143,3 +143,28 @@ def test_live_applies_a_handoff_before_the_customers_later_event_that_arrived_wi
     view = _event("page_view", 4, user="u1", device=None)
     # bytewax hands over the customer's own items first, then the device path's.
     assert in_order.on_batch([view, handoff])[0] == [handoff, view]
+
+
+def test_a_replay_lets_go_of_a_users_logic_at_its_end_of_input() -> None:
+    # bytewax frees discarded keys only after every key's end of input: the replay's
+    # wrapper drops the logic itself, so the peak is not all state plus all final updates.
+    in_order = _InOrder(JOURNEY.build, None, placeholders=True)
+    view = _event("page_view", 0, user="u1", device=None)._replace(seq=1)
+    in_order.on_batch([view])
+    out, discard = in_order.on_eof()
+    assert discard is True and in_order.logic is None
+    assert any(isinstance(r, UserUpdate) and r.kind == "final" for r in out)
+    # Live (snapshots follow the end of input), the logic keeps its state.
+    live = _InOrder(JOURNEY.build, None, placeholders=False)
+    live.on_batch([_event("page_view", 0, user="u1", device=None)])
+    out, discard = live.on_eof()
+    assert discard is False and live.logic is not None
+
+
+def test_a_replay_lets_go_of_a_visitors_journey_at_its_end_of_input() -> None:
+    for release in (True, False):
+        device = DeviceConfig(JOURNEY, link_idle_ms=90 * DAY_MS, release_at_eof=release).build(None)
+        device.on_item(_event("page_view", 0))
+        out, discard = device.on_eof()
+        assert any(isinstance(r, UserUpdate) and r.kind == "final" for r in out)
+        assert (device.journey is None and device.state.journey is None) is release and discard is release

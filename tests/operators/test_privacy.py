@@ -22,7 +22,7 @@ def _parse(doc: dict) -> object:
 def _known_user() -> JourneyState:
     state = JourneyState(user="u1", max_ts_ms=0, devices=("a1", "a2"), processed=3)
     state.profile = profiles.new_profile(0)
-    state.segments = frozenset({"new_visitor"})
+    state.segments = ("new_visitor",)
     return state
 
 

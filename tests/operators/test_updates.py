@@ -14,7 +14,7 @@ CFG = journey_config(SETTINGS, load_rules(SETTINGS.rules_path), timers=False)
 
 
 def test_an_update_with_a_view_carries_the_update_variables_and_null_recency_before_a_purchase() -> None:
-    state = JourneyState(user="u1", segments=frozenset({"b", "a"}))
+    state = JourneyState(user="u1", segments=("a", "b"))
     state.profile = profiles.new_profile(0)
     update = updates.update(state, CFG, 5, "update", "event", "e1", view_of(state, CFG, 5))
     assert tuple(update.values) == CFG.update_variables
@@ -38,7 +38,7 @@ def test_counts_are_reported_once() -> None:
 
 
 def test_the_final_update_reads_its_values_from_the_profile_fields_the_same_as_any_update() -> None:
-    state = JourneyState(user="u1", segments=frozenset({"a"}))
+    state = JourneyState(user="u1", segments=("a",))
     state.profile = profiles.new_profile(0)
     state.profile.purchases_total, state.profile.last_purchase_ms = 1, 0
     view = view_of(state, CFG, 3 * 86_400_000)

@@ -19,7 +19,7 @@ import pytest
 from journeyflow import generator
 from journeyflow.compiled import PURE_VARIABLE, ROOT, compiled_modules
 from journeyflow.errors import StateSerializationError
-from operators.dedup import DedupState
+from operators.dedup import DedupState, from_seen
 from operators.journey_state import JourneyState
 from state import portable
 from state.serde import decode_state, encode_state
@@ -72,7 +72,7 @@ def test_every_state_class_of_the_compiled_modules_is_registered() -> None:
 
 
 def test_a_state_round_trips_through_the_portable_form() -> None:
-    state = JourneyState(user="u1", max_ts_ms=5, dedup=DedupState({"e1": 4}), segments=frozenset({"vip"}))
+    state = JourneyState(user="u1", max_ts_ms=5, dedup=from_seen({"seen": {"e1": 4}}), segments=("vip",))
     data = encode_state(state)
     assert b"state.portable" in data and b"operators.journey_state:JourneyState:" in data
     assert decode_state(data, JourneyState) == state
@@ -89,7 +89,7 @@ def test_the_portable_form_is_smaller_than_pickles_own(events: Path) -> None:
 
 
 def test_an_old_snapshot_loads_with_shared_references_kept() -> None:
-    shared = DedupState({"e1": 1})
+    shared = from_seen({"seen": {"e1": 1}})
     old = _old_form([shared, shared, JourneyState(user="u1", dedup=shared)])
     assert b"state.portable" not in old
     first, second, journey = decode_state(old, list)
