@@ -200,9 +200,6 @@ class Combiner:
             if min(positives, len(y) - positives) < MIN_CLASS:
                 continue
             x = np.array([r[1] for r in stack.resolved], dtype=float)
-            import os  # EXPERIMENT
-            mask = [c == "1" for c in os.environ.get("JF_STACK_INPUTS", "1111")]
-            x[:, [not m for m in mask]] = 0.0
             means = x.mean(axis=0)
             sds = x.std(axis=0)
             sds[sds < 1e-9] = 1.0

@@ -119,6 +119,7 @@ class Scorer:
         self.interval_days = cfg.interval_ms / DAY_MS
         self.interval_ms = cfg.interval_ms
         self.min_resolved = cfg.min_resolved
+        self.stack = cfg.stack
         self.weights = {name: horizon_weights(h, cfg.interval_ms) for name, h in cfg.horizons_ms.items()}
         self.horizon_days = {name: h / DAY_MS for name, h in cfg.horizons_ms.items()}
         # Derived: the scaler's figures as scoring reads them (see scaled).
@@ -157,11 +158,12 @@ class Scorer:
         """
         rows = unpack_rows(packed)
         published, prior = self.raw(state, rows, now_ms)
-        combiner = state.combiner
-        combiner.refit(now_ms, self.interval_ms, self.min_resolved)
-        churn_in, propensity_in = stack_inputs(rows[0], published, prior)
-        published["churn"] = combiner.apply("churn", churn_in, published["churn"])
-        published["propensity"] = min(combiner.apply("propensity", propensity_in, published["propensity"]), 1.0 - published["churn"])
+        if self.stack:
+            combiner = state.combiner
+            combiner.refit(now_ms, self.interval_ms, self.min_resolved)
+            churn_in, propensity_in = stack_inputs(rows[0], published, prior)
+            published["churn"] = combiner.apply("churn", churn_in, published["churn"])
+            published["propensity"] = min(combiner.apply("propensity", propensity_in, published["propensity"]), 1.0 - published["churn"])
         scores = {}
         for name, score in TASKS.items():
             scores[score] = round(published[name], SCORE_DIGITS)

@@ -116,8 +116,10 @@ class ModelConfig:
     """Task name -> the horizon its published score looks ahead."""
     warm_start: ModelState | None = None
     """Models to start from when there is no snapshot (see :func:`load_models`)."""
+    stack: bool = False
+    """Publish each task's stack (:mod:`operators.combiner`), learned from the followed customers' grid moments."""
     min_resolved: int = 1000
-    """Resolved grid moments a task's stack (:mod:`operators.combiner`) needs before it publishes."""
+    """Resolved grid moments a task's stack needs before it publishes."""
     engagement_half_life_ms: int = 7 * _DAY_MS
     """The profiles' engagement half-life: how a snapshot's engagement decays along a silence."""
 
@@ -196,6 +198,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         # the stream's start (left-censored), so their recency and frequency, and
         # the young models' scores, do not say what they say later on.
         self._censored_ms = max(cfg.horizons_ms.values())
+        self.stack = cfg.stack
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         state = self.state
@@ -212,7 +215,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
-                if start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(value.user_id):
+                if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(value.user_id):
                     self._record(value.user_id, v, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
@@ -224,7 +227,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.features is not None and (fitted or self.min_examples == 0):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
-            if value.user_id and _rank(value.user_id) in state.moments.followed:
+            if self.stack and _rank(value.user_id) in state.moments.followed:
                 self._resolve(value.user_id, value.features, value.ts_ms)
             scores.update(self.scorer.score(state, value.features, value.ts_ms))
             state.scored += 1
@@ -297,9 +300,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         tasks["churn"]["silence_young"] = [
             [None if (q := curve.young_quiet(a, b)) is None else round(q, 4) for b in range(AGE_BANDS)] for a in range(AGE_BANDS)
         ]
-        stacks = state.combiner.report()
-        for name in TASKS:
-            tasks[name]["stack"] = {**state.moments.report(), **stacks[name]}
+        if self.stack:
+            stacks = state.combiner.report()
+            for name in TASKS:
+                tasks[name]["stack"] = {**state.moments.report(), **stacks[name]}
         return ModelReport(
             model_version=state.model_version,
             tasks=tasks,
