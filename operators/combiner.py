@@ -220,8 +220,8 @@ class Combiner:
             for i, who in enumerate(INPUTS):
                 a = roc_auc([r[1][i] for r in stack.resolved], labels)
                 aucs[who] = None if a is None else round(a, 4)
-            scored = [r for r in stack.resolved if r[2] is not None]
-            a = roc_auc([float(r[2]) for r in scored], [r[0] for r in scored]) if scored else None
+            scored = [(r[0], r[2]) for r in stack.resolved if r[2] is not None]
+            a = roc_auc([p for _, p in scored], [y for y, _ in scored]) if scored else None
             aucs["stack_progressive"] = None if a is None else round(a, 4)
             fit = stack.fit
             out[name] = {

@@ -51,6 +51,10 @@ does worse than the prior on recent examples hands the score to the prior.
 The same scoring feeds a ROC AUC per task and an ADWIN drift detector on
 the absolute error.
 
+With ``stack`` on, each task's score goes through a stack fitted to the
+horizon's own question (:mod:`operators.combiner`), learned from grid
+moments of a followed sample of customers (:mod:`operators.grid_moments`).
+
 The scoring path (a customer's rows to both scores) is :mod:`operators.model_scoring`.
 The state can be exported (``models.bin`` next to a replay's outputs) and
 loaded as the starting point of another run (``[models] warm_start``).
@@ -73,9 +77,8 @@ from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_AUC
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
-from operators.bgnbd import OnlinePrior
+from operators.bgnbd import OnlinePrior, _rank
 from operators.clusters import Clusters
-from operators.bgnbd import _rank
 from operators.combiner import Combiner
 from operators.features import CLASSIFIER_FEATURES, DAYS_SINCE_LAST_SEEN, LAYOUT, pack_rows, unpack, unpack_rows
 from operators.grid_moments import GridMoments
