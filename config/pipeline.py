@@ -127,6 +127,10 @@ class ModelSettings:
     churn_learning_rate: float = setting(positive)
     min_examples: int = setting(non_negative)
     """No score until a model has learned from this many examples. Env: JOURNEYFLOW_MODELS_MIN_EXAMPLES."""
+    stack: bool = setting()
+    """Publish each task's stack fitted to the horizon's outcomes. Env: JOURNEYFLOW_MODELS_STACK."""
+    min_resolved: int = setting(non_negative)
+    """Resolved 30-day grid moments per task before its stack publishes. Env: JOURNEYFLOW_MODELS_MIN_RESOLVED."""
     seed: int = setting()
     warm_start: str = setting()
     """Model state exported by a replay (models.bin) to start from; empty for none.

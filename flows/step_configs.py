@@ -99,6 +99,9 @@ def model_config(settings: Settings) -> ModelConfig:
         cluster_halflife=settings.clusters.learning_rate,
         seed=settings.models.seed,
         min_examples=settings.models.min_examples,
+        stack=settings.models.stack,
+        min_resolved=settings.models.min_resolved,
+        engagement_half_life_ms=settings.profiles.engagement_half_life_s * 1000,
         interval_ms=settings.models.example_interval_s * 1000,
         horizons_ms={
             "propensity": settings.models.propensity_horizon_s * 1000,

@@ -51,6 +51,10 @@ does worse than the prior on recent examples hands the score to the prior.
 The same scoring feeds a ROC AUC per task and an ADWIN drift detector on
 the absolute error.
 
+With ``stack`` on, each task's score goes through a stack fitted to the
+horizon's own question (:mod:`operators.combiner`), learned from grid
+moments of a followed sample of customers (:mod:`operators.grid_moments`).
+
 The scoring path (a customer's rows to both scores) is :mod:`operators.model_scoring`.
 The state can be exported (``models.bin`` next to a replay's outputs) and
 loaded as the starting point of another run (``[models] warm_start``).
@@ -73,12 +77,15 @@ from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_AUC
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
-from operators.bgnbd import OnlinePrior
+from operators.bgnbd import OnlinePrior, _rank
 from operators.clusters import Clusters
-from operators.features import unpack
+from operators.combiner import Combiner
+from operators.features import CLASSIFIER_FEATURES, DAYS_SINCE_LAST_SEEN, LAYOUT, pack_rows, unpack, unpack_rows
+from operators.grid_moments import GridMoments
 from operators.model_scoring import DAY_MS as _DAY_MS
-from operators.model_scoring import TASKS, Scorer, learn_input
+from operators.model_scoring import TASKS, Scorer, learn_input, stack_inputs
 from operators.silence import AGE_BANDS, SilenceCurve
+from operators.silent_path import silent_path
 from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
@@ -90,6 +97,9 @@ log = logging.getLogger(__name__)
 #: are learned: they resolve in bursts (every silent user's at once when time
 #: passes), and SGD fed a burst of one label drifts with it.
 _SHUFFLE = 1000
+
+_DAYS_SINCE_PURCHASE = CLASSIFIER_FEATURES.index("days_since_last_purchase")
+_HAS_PURCHASED = CLASSIFIER_FEATURES.index("has_purchased")
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,12 @@ class ModelConfig:
     """Task name -> the horizon its published score looks ahead."""
     warm_start: ModelState | None = None
     """Models to start from when there is no snapshot (see :func:`load_models`)."""
+    stack: bool = False
+    """Publish each task's stack (:mod:`operators.combiner`), learned from the followed customers' grid moments."""
+    min_resolved: int = 1000
+    """Resolved grid moments a task's stack needs before it publishes."""
+    engagement_half_life_ms: int = 7 * _DAY_MS
+    """The profiles' engagement half-life: how a snapshot's engagement decays along a silence."""
 
     def new_state(self) -> ModelState:
         """Return untrained models."""
@@ -135,6 +151,10 @@ class ModelConfig:
         elif not hasattr(state.silence, "start_ms"):
             # Exported before the young rows existed: the all-ages counts go on, the rows count from now on.
             state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
+        if not hasattr(state, "combiner"):
+            # Exported before the stacks existed: they follow customers and learn from now on.
+            state.combiner = Combiner()
+            state.moments = GridMoments()
         return ModelLogic(state, self)
 
 
@@ -153,6 +173,10 @@ class ModelState:
     """One-interval examples waiting to be learned: (task, features, label, ts_ms)."""
     silence: SilenceCurve = field(default_factory=SilenceCurve)
     """The chance of no return by weeks already silent: the floor of ``churn_risk``."""
+    combiner: Combiner = field(default_factory=Combiner)
+    """Per task, the stack fitted to the horizon's question (:mod:`operators.combiner`)."""
+    moments: GridMoments = field(default_factory=GridMoments)
+    """The followed customers' grid moments waiting for their horizon: the stacks' examples."""
     version: int = 4
     scored: int = 0
 
@@ -172,12 +196,19 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         self.min_examples = cfg.min_examples
         # Derived, never pickled: the scoring path and what it reads from the configuration.
         self.scorer = Scorer(cfg)
+        # Grid moments within a horizon of the stream's first customer are not
+        # recorded for the stacks: every customer's history there is cut short by
+        # the stream's start (left-censored), so their recency and frequency, and
+        # the young models' scores, do not say what they say later on.
+        self._censored_ms = max(cfg.horizons_ms.values())
+        self.stack = cfg.stack
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         state = self.state
         if value.kind in ("erase", "opt_out", "merge"):
             for prior in state.priors.values():
                 prior.forget(value.user_id)
+            state.moments.forget(value.user_id)
         for example in value.examples:
             if example.task == "churn":
                 # One churn example per snapshot: each snapshot is observed once.
@@ -186,6 +217,9 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
+                start_ms = state.silence.start_ms
+                if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(value.user_id):
+                    self._record(value.user_id, v, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
@@ -196,6 +230,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.features is not None and (fitted or self.min_examples == 0):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
+            if self.stack and _rank(value.user_id) in state.moments.followed:
+                self._resolve(value.user_id, value.features, value.ts_ms)
             scores.update(self.scorer.score(state, value.features, value.ts_ms))
             state.scored += 1
         if value.cluster_features is not None:
@@ -205,6 +241,24 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         scores["model_version"] = state.model_version
         value.scores = scores
         return [value], StatefulLogic.RETAIN
+
+    def _record(self, user_id: str, v: dict[str, float], moment_ms: int) -> None:
+        """Keep a followed customer's grid moment, scored as it would have been at its moment (the stacks' inputs)."""
+        cfg = self.cfg
+        steps = len(self.scorer.weights["churn"])
+        path = silent_path(v, steps, self.scorer.interval_days, cfg.engagement_half_life_ms / _DAY_MS)
+        rows = unpack_rows(pack_rows(path))
+        published, prior = self.scorer.raw(self.state, rows, moment_ms)
+        self.state.moments.record(user_id, moment_ms, *stack_inputs(rows[0], published, prior))
+
+    def _resolve(self, user_id: str, packed: bytes, now_ms: int) -> None:
+        """Learn what a followed customer's rows now say of their pending grid moments."""
+        now = LAYOUT.unpack_from(packed)
+        days_bought = math.expm1(now[_DAYS_SINCE_PURCHASE]) if now[_HAS_PURCHASED] else None
+        cfg = self.cfg
+        self.state.moments.resolve(
+            user_id, now_ms, math.expm1(now[DAYS_SINCE_LAST_SEEN]), days_bought, self.state.combiner, cfg.horizons_ms, cfg.interval_ms
+        )
 
     def _learn_one(self) -> None:
         """Learn one example drawn at random from the shuffle buffer."""
@@ -249,6 +303,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         tasks["churn"]["silence_young"] = [
             [None if (q := curve.young_quiet(a, b)) is None else round(q, 4) for b in range(AGE_BANDS)] for a in range(AGE_BANDS)
         ]
+        if self.stack:
+            stacks = state.combiner.report()
+            for name in TASKS:
+                tasks[name]["stack"] = {**state.moments.report(), **stacks[name]}
         return ModelReport(
             model_version=state.model_version,
             tasks=tasks,

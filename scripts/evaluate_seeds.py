@@ -8,13 +8,14 @@ over the seven default regimes, each generated one again with seed + 100
 (``-s3``), then prints one line per regime and task: AUC next to the best
 naive baseline, Brier, reliability gap and the learned model's trust.
 Hold the machine lock: ``flock /tmp/bench.lock .venv/bin/python
-scripts/evaluate_seeds.py OUT``.
+scripts/evaluate_seeds.py OUT [--regimes a,b]`` (``--regimes`` picks some of
+the 16 by name, for a quicker look while developing).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import sys
 from pathlib import Path
 
 from config.settings import load_settings
@@ -31,8 +32,13 @@ def regimes() -> tuple[Regime, ...]:
     return (*REGIMES, *second, *third)
 
 
-def main(out: Path) -> None:
-    report = evaluate(out, load_settings(), regimes(), cache=Path.home() / ".cache" / "journeyflow")
+def main(out: Path, names: tuple[str, ...] = ()) -> None:
+    chosen = tuple(r for r in regimes() if not names or r.name in names)
+    unknown = set(names) - {r.name for r in chosen}
+    if unknown:
+        msg = f"--regimes must name regimes of {[r.name for r in regimes()]}; got {sorted(unknown)} instead"
+        raise SystemExit(msg)
+    report = evaluate(out, load_settings(), chosen, cache=Path.home() / ".cache" / "journeyflow")
     for result in report["regimes"]:
         for task in ("churn", "propensity"):
             q = result["quality"].get(task)
@@ -58,4 +64,8 @@ def _params(params: dict[str, float] | None) -> str:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "out/evaluate-seeds"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default="out/evaluate-seeds", type=Path)
+    parser.add_argument("--regimes", default="", help="comma-separated names of the regimes to run (all 16 by default)")
+    args = parser.parse_args()
+    main(args.out, tuple(n for n in args.regimes.split(",") if n))

@@ -12,6 +12,7 @@ from journeyflow.step_records import UserUpdate
 from operators import bgnbd
 from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, TIMED, pack, pack_rows
 from operators.labels import Example
+from operators.model_scoring import SCORE_DIGITS
 from operators.models import _DAY_MS, ModelConfig, ModelLogic
 from operators.odds import clip, logit, sigmoid
 
@@ -82,7 +83,7 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
     if floor is not None:
         published["churn"] = max(published["churn"], floor)
     published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
-    return {"purchase_propensity": round(published["propensity"], 4), "churn_risk": round(published["churn"], 4)}
+    return {"purchase_propensity": round(published["propensity"], SCORE_DIGITS), "churn_risk": round(published["churn"], SCORE_DIGITS)}
 
 
 def _learn(logic: ModelLogic, rng: random.Random, tasks: tuple[str, ...], n: int) -> None:
