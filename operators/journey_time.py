@@ -67,8 +67,9 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
         # from the profile as it was then (before this prune).
         model_asks.on_time(logic.asks, state, cfg, now_ms)
         if now_ms - profile.pruned_ms >= cfg.refresh_ms:
-            # (Segments read the peak of product views, which a prune recomputes.)
-            logic.profile_changed()
+            # (Segments read the peak of product views, which a prune recomputes; scores
+            # count the windows as of their own time, which a prune as of then leaves as they were.)
+            logic.segments_stale()
             profiles.prune(profile, cfg.profiles, now_ms)
             logic.pruned_after_items = True
             triggers.prune_cooldowns(cfg.triggers, state.cooldowns, now_ms)
@@ -119,7 +120,7 @@ def finish(logic: JourneyLogic, as_of_ms: int) -> list[Any]:
         # Exact windows for the final profile, whenever the last prune was. (Pruned as
         # of then with nothing applied since, mostly by a replay's last tick: the same
         # prune would change nothing; 98% of the users of a 60k-line slice, 7 us each.)
-        logic.profile_changed()  # (a prune now may lower the peak of product views)
+        logic.segments_stale()  # (a prune now may lower the peak of product views; not the score's features)
         profiles.prune(state.profile, cfg.profiles, as_of_ms)
     judged = catch_up(logic, as_of_ms, None, out)
     if state.profile is not None:
