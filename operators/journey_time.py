@@ -128,12 +128,11 @@ def finish(logic: JourneyLogic, as_of_ms: int) -> list[Any]:
             # (Judged as of now since the last change, by the catch-up or a replay's
             # last tick: the same inputs would decide the same again.)
             logic.evaluate(as_of_ms, "time", None, out)
-        # The final row carries a fresh score (and what else the models were asked) itself,
-        # unless the user was scored within the refresh interval with nothing but time
-        # changed since (a replay's last ticks close most sessions): the audience keeps
-        # that score and the final row publishes it, as segments over time are refreshed.
-        scored_ms = logic.asks.scored_ms
-        if scored_ms is None or as_of_ms - scored_ms >= cfg.refresh_ms:
+        # The final row carries the last score (and what else the models were asked) itself,
+        # unless the user was scored as of this time with nothing changed since (a
+        # replay's last tick closed its session): the audience keeps that score and
+        # the final row publishes it, so the same view is not scored and placed twice.
+        if logic.asks.scored_ms != as_of_ms:
             logic.asks.score = ScoreAsk(as_of_ms, "time", None, True)
         extra = model_asks.payload(logic.asks, state, cfg)
         out.append(updates.final(state, cfg, view_of(state, cfg, as_of_ms), **extra))

@@ -49,9 +49,10 @@ class ModelAsks:
     empty tuple costs them no list of their own)."""
     score: ScoreAsk | None = None
     scored_ms: int | None = None
-    """As of when the last score sent was taken, while nothing it reads but the time
-    (the profile, the open sessions) has changed since; else None. Not in the
-    snapshot. The end of input reuses a score this recent (:func:`operators.journey_time.finish`)."""
+    """As of when the last score sent was taken, while nothing it reads (the profile,
+    the open sessions) has changed since; else None. Not in the snapshot: a score
+    asked again as of the same time would read the same view (the end of input
+    right after a replay's last tick reuses the tick's, :func:`operators.journey_time.finish`)."""
 
     def clear(self) -> None:
         """Forget what was asked (the user's state was dropped)."""

@@ -199,20 +199,3 @@ def test_the_end_of_input_scores_when_it_closes_a_session_the_tick_left_open() -
     out, _ = logic.on_eof()
     assert _of(out, SessionSummary)
     assert _final(out).features is not None
-
-
-def test_the_end_of_input_reuses_a_score_within_the_refresh_interval_and_rescores_after_it() -> None:
-    # Scored by a tick as of T (its session closed), nothing but time changed since:
-    # the end of input as of T + 30 min keeps that score, as of T + the refresh
-    # interval (an hour here) scores anew; the final row's other fields are as of then.
-    finals = []
-    for later_ms in (30 * MIN, 60 * MIN):
-        logic = _config().build(None)
-        last = _parse(event("add_to_cart", ts=at(0)))
-        logic.on_item(last)
-        tick_ms = last.ts_ms + 2 * 3_600_000
-        logic.on_item(Tick(tick_ms, "u1"))
-        logic._heard_ms = tick_ms + later_ms
-        finals.append(_final(logic.on_eof()[0]))
-    assert [f.ts_ms for f in finals] == [tick_ms + 30 * MIN, tick_ms + 60 * MIN]
-    assert finals[0].features is None and finals[1].features is not None
