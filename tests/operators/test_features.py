@@ -19,7 +19,8 @@ from operators.features import (
 )
 from operators.labels import LabelConfig
 from operators.variables import PROFILE
-from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile
+from operators.cluster_features import cluster_features
+from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile, prune
 
 DAY = 86_400_000
 CFG = ProfileConfig(engagement_half_life_ms=7 * DAY, affinity_half_life_ms=30 * DAY, product_window_ms=DAY)
@@ -99,3 +100,20 @@ def test_steady_features_are_the_same_in_every_row() -> None:
     timed = [CLASSIFIER_FEATURES[i] for i in TIMED]
     assert set(timed) | set(STEADY_FEATURES) == set(CLASSIFIER_FEATURES)
     assert all(len({row[name] for row in rows}) > 1 for name in ("days_since_last_seen", "events_7d", "engagement"))
+
+
+def test_a_prune_as_of_the_scores_time_leaves_its_features_as_they_were() -> None:
+    # The end of input reuses a score taken as of the same time before its prune
+    # (operators.journey_time.finish): the features count the windows as of their
+    # own time, so what a prune as of then drops was never counted. Edges included:
+    # exactly 90 days after a purchase, 30 days after a session's start, midnight.
+    cfg = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=30 * DAY, purchase_horizon_ms=30 * DAY, max_silence_ms=90 * DAY)
+    first_purchase = 3_600_000 + 1000
+    for now in (121 * DAY, 122 * DAY, first_purchase + 90 * DAY, 3 * DAY + 3_600_000 + 30 * DAY, 160 * DAY - 1):
+        view = _profile()
+        view = View(view.profile, CFG, now, open_sessions=1)
+        before = (scoring_vectors(view, cfg), cluster_features(view))
+        pruned = _profile().profile
+        prune(pruned, CFG, now)
+        assert len(pruned.purchases) < len(view.profile.purchases) or now < 100 * DAY  # the prune dropped something
+        assert (scoring_vectors(View(pruned, CFG, now, 1), cfg), cluster_features(View(pruned, CFG, now, 1))) == before, now
