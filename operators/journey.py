@@ -114,7 +114,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # Not trusted later: the item may change what segments read after judging them,
         # and what a prune before it would have pruned.
         self._judged_ms = None
-        self.asks.scored_ms = None
         self.pruned_after_items = False
         return out, self._retain(out)
 
@@ -231,8 +230,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return changed
 
     # -- what the parts use (operators/journey_time.py) -------------------
-    # Besides the public working fields (asks, pruned_after_items), evaluate(),
-    # profile_changed() and replace_state(): the parts never touch the private ones.
+    # Besides the public working fields (asks, pruned_after_items), evaluate()
+    # and replace_state(): the parts never touch the private ones.
 
     @property
     def judged_ms(self) -> int | None:
@@ -242,11 +241,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def segments_stale(self) -> None:
         """Note that something the segments read has changed since they were last judged."""
         self._judged_ms = None
-
-    def profile_changed(self) -> None:
-        """Note that the profile or the open sessions changed: segments and scores read both."""
-        self._judged_ms = None
-        self.asks.scored_ms = None
 
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""

@@ -7,7 +7,7 @@ A part of :class:`~operators.journey.JourneyLogic` (split from
 end of input (and for an idle release). The functions read and update the
 logic's state, and its working fields beside it (never in the snapshot)
 through the logic's narrow interface: :attr:`~operators.journey.JourneyLogic.asks`,
-``judged_ms`` and ``profile_changed()``, ``pruned_after_items``,
+``judged_ms`` and ``segments_stale()``, ``pruned_after_items``,
 ``evaluate()`` and ``replace_state()``.
 
 Guarantees (see :mod:`operators.journey`): sessions close once no on-time
@@ -67,8 +67,7 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
         # from the profile as it was then (before this prune).
         model_asks.on_time(logic.asks, state, cfg, now_ms)
         if now_ms - profile.pruned_ms >= cfg.refresh_ms:
-            # (Segments read the peak of product views, which a prune recomputes; scores
-            # count the windows as of their own time, which a prune as of then leaves as they were.)
+            # (Segments read the peak of product views, which a prune recomputes.)
             logic.segments_stale()
             profiles.prune(profile, cfg.profiles, now_ms)
             logic.pruned_after_items = True
@@ -97,7 +96,7 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
 
 def _on_session_closed(logic: JourneyLogic, session: Session, out: list[Any]) -> None:
     state = logic.state
-    logic.profile_changed()
+    logic.segments_stale()
     summary = sessions.summarise(session, state.user)
     out.append(summary)
     if state.profile is None:
@@ -120,7 +119,7 @@ def finish(logic: JourneyLogic, as_of_ms: int) -> list[Any]:
         # Exact windows for the final profile, whenever the last prune was. (Pruned as
         # of then with nothing applied since, mostly by a replay's last tick: the same
         # prune would change nothing; 98% of the users of a 60k-line slice, 7 us each.)
-        logic.segments_stale()  # (a prune now may lower the peak of product views; not the score's features)
+        logic.segments_stale()  # (a prune now may lower the peak of product views)
         profiles.prune(state.profile, cfg.profiles, as_of_ms)
     judged = catch_up(logic, as_of_ms, None, out)
     if state.profile is not None:
@@ -128,12 +127,8 @@ def finish(logic: JourneyLogic, as_of_ms: int) -> list[Any]:
             # (Judged as of now since the last change, by the catch-up or a replay's
             # last tick: the same inputs would decide the same again.)
             logic.evaluate(as_of_ms, "time", None, out)
-        # The final row carries the last score (and what else the models were asked) itself,
-        # unless the user was scored as of this time with nothing changed since (a
-        # replay's last tick closed its session): the audience keeps that score and
-        # the final row publishes it, so the same view is not scored and placed twice.
-        if logic.asks.scored_ms != as_of_ms:
-            logic.asks.score = ScoreAsk(as_of_ms, "time", None, True)
+        # The final row carries the last score (and what else the models were asked) itself.
+        logic.asks.score = ScoreAsk(as_of_ms, "time", None, True)
         extra = model_asks.payload(logic.asks, state, cfg)
         out.append(updates.final(state, cfg, view_of(state, cfg, as_of_ms), **extra))
     else:

@@ -48,17 +48,11 @@ class ModelAsks:
     """Labelled snapshots to learn from (a tuple: most users hold none, and an
     empty tuple costs them no list of their own)."""
     score: ScoreAsk | None = None
-    scored_ms: int | None = None
-    """As of when the last score sent was taken, while nothing it reads (the profile,
-    the open sessions) has changed since; else None. Not in the snapshot: a score
-    asked again as of the same time would read the same view (the end of input
-    right after a replay's last tick reuses the tick's, :func:`operators.journey_time.finish`)."""
 
     def clear(self) -> None:
         """Forget what was asked (the user's state was dropped)."""
         self.examples = ()
         self.score = None
-        self.scored_ms = None
 
 
 def on_event(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, event: Event) -> None:
@@ -114,7 +108,6 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
             extra["cluster_features"] = cluster_features.cluster_features(view)
             extra["learn_cluster"] = True
         state.scored_ms = max(state.scored_ms, score.at_ms)
-        asks.scored_ms = score.at_ms
     return extra
 
 

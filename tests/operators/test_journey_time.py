@@ -163,39 +163,3 @@ def test_an_event_applied_after_the_ticks_prune_is_pruned_at_the_end_of_input() 
     assert final.ts_ms == tick_ms
     assert final.profile is not None and final.profile["product_views_24h"] == {}
     assert final.profile["max_product_views_24h"] == 0
-
-
-def test_the_end_of_input_reuses_the_score_a_tick_took_as_of_its_time_with_nothing_changed_since() -> None:
-    # The replay's last tick closed the session and scored the user as of T: the end of
-    # input as of T would score the same view again, so its final row asks for no score
-    # (the audience keeps the tick's); a session the end of input closes changes the view.
-    logic = _config().build(None)
-    last = _parse(event("add_to_cart", ts=at(0)))
-    logic.on_item(last)
-    tick_ms = last.ts_ms + 2 * 3_600_000
-    ticked, _ = logic.on_item(Tick(tick_ms, "u1"))
-    (scored,) = [u for u in _of(ticked, UserUpdate) if u.features is not None]
-    assert scored.ts_ms == tick_ms and scored.cluster_features is not None
-    final = _final(logic.on_eof()[0])
-    assert final.ts_ms == tick_ms and final.features is None and final.cluster_features is None
-    # The same, but an event after the tick's score that opens no session (so the end
-    # of input closes none and must notice the change itself): scored anew.
-    logic = _config().build(None)
-    logic.on_item(last)
-    logic.on_item(Tick(tick_ms, "u1"))
-    consent = {"consent": {"personalization": True, "marketing": False}}
-    logic.on_item(_parse(event("consent", ts=at(0), context=consent)))
-    final = _final(logic.on_eof()[0])
-    assert final.features is not None and final.cluster_features is not None
-
-
-def test_the_end_of_input_scores_when_it_closes_a_session_the_tick_left_open() -> None:
-    logic = _config().build(None)
-    first = _parse(event("page_view", ts=at(0)))
-    logic.on_item(first)
-    # A tick with a session still open: nothing due, no score as of its time.
-    logic.on_item(Tick(first.ts_ms + 5 * MIN, "u1"))
-    logic._heard_ms = first.ts_ms + 5 * MIN
-    out, _ = logic.on_eof()
-    assert _of(out, SessionSummary)
-    assert _final(out).features is not None
