@@ -83,8 +83,9 @@ from operators.combiner import Combiner
 from operators.features import CLASSIFIER_FEATURES, DAYS_SINCE_LAST_SEEN, LAYOUT, pack_rows, unpack, unpack_rows
 from operators.grid_moments import GridMoments
 from operators.model_scoring import DAY_MS as _DAY_MS
+from operators.model_report import models_report
 from operators.model_scoring import TASKS, Scorer, learn_input, stack_inputs
-from operators.silence import AGE_BANDS, SilenceCurve
+from operators.silence import SilenceCurve
 from operators.silent_path import silent_path
 from operators.weekly import Task
 from state.serde import decode_state, encode_state
@@ -285,37 +286,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
 
     def report(self, *, with_state: bool = False) -> ModelReport:
         """Return the models' quality figures, priors and clusters (and their state, to export)."""
-        state = self.state
-        silhouette = state.clusters.silhouette()
-        tasks = {name: task.report(self.min_examples) for name, task in state.tasks.items()}
-        for name, prior in (("churn", state.priors["sessions"]), ("propensity", state.priors["purchases"])):
-            params = prior.params
-            tasks[name]["prior"] = {
-                "over": "sessions" if name == "churn" else "purchases",
-                "customers": len(prior.sample),
-                "fits": prior.fits,
-                "params": None if params is None else {k: round(getattr(params, k), 4) for k in ("r", "alpha", "a", "b")},
-            }
-        curve = state.silence
-        # Chance of no return in the next interval by intervals already silent (None: too few examples).
-        tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]
-        # The same for really new customers, by intervals of age (rows) and of silence (columns).
-        tasks["churn"]["silence_young"] = [
-            [None if (q := curve.young_quiet(a, b)) is None else round(q, 4) for b in range(AGE_BANDS)] for a in range(AGE_BANDS)
-        ]
-        if self.stack:
-            stacks = state.combiner.report()
-            for name in TASKS:
-                tasks[name]["stack"] = {**state.moments.report(), **stacks[name]}
-        return ModelReport(
-            model_version=state.model_version,
-            tasks=tasks,
-            clusters=state.clusters.describe(),
-            silhouette=None if silhouette is None else round(silhouette, 4),
-            scored=state.scored,
-            state=encode_state(state) if with_state else None,
-        )
-
+        return models_report(self.state, self.min_examples, stack=self.stack, with_state=with_state)
 
 def load_models(path: Path) -> ModelState:
     """Return the model state exported to ``path`` (``models.bin``)."""

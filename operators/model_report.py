@@ -1,0 +1,50 @@
+"""The models step's report: quality figures per task, the priors, the silence curve,
+the stacks and the clusters (``summary.json`` ``models``; with the state, ``models.bin``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from journeyflow.records import ModelReport
+from operators.model_scoring import TASKS
+from operators.silence import AGE_BANDS
+from state.serde import encode_state
+
+if TYPE_CHECKING:
+    from operators.models import ModelState
+
+__all__ = ["models_report"]
+
+
+def models_report(state: ModelState, min_examples: int, *, stack: bool, with_state: bool = False) -> ModelReport:
+    """Return the models' quality figures, priors and clusters (and their state, to export)."""
+    silhouette = state.clusters.silhouette()
+    tasks = {name: task.report(min_examples) for name, task in state.tasks.items()}
+    for name, prior in (("churn", state.priors["sessions"]), ("propensity", state.priors["purchases"])):
+        params = prior.params
+        tasks[name]["prior"] = {
+            "over": "sessions" if name == "churn" else "purchases",
+            "customers": len(prior.sample),
+            "fits": prior.fits,
+            "params": None if params is None else {k: round(getattr(params, k), 4) for k in ("r", "alpha", "a", "b")},
+        }
+    curve = state.silence
+    # Chance of no return in the next interval by intervals already silent (None: too few examples).
+    tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]
+    # The same for really new customers, by intervals of age (rows) and of silence (columns).
+    tasks["churn"]["silence_young"] = [
+        [None if (q := curve.young_quiet(a, b)) is None else round(q, 4) for b in range(AGE_BANDS)] for a in range(AGE_BANDS)
+    ]
+    if stack:
+        stacks = state.combiner.report()
+        for name in TASKS:
+            tasks[name]["stack"] = {**state.moments.report(), **stacks[name]}
+    return ModelReport(
+        model_version=state.model_version,
+        tasks=tasks,
+        clusters=state.clusters.describe(),
+        silhouette=None if silhouette is None else round(silhouette, 4),
+        scored=state.scored,
+        state=encode_state(state) if with_state else None,
+    )
+
