@@ -36,7 +36,7 @@ from journeyflow.errors import StateSerializationError
 from journeyflow.step_records import UserUpdate
 from operators.audience import AudienceConfig, AudienceLogic, AudienceState
 from operators.recommend import RecommendConfig
-from operators.recommend_lists import ListLogic, ListState
+from operators.recommend_lists import ListLogic, ListState, without_state
 from state.serde import decode_state, encode_state
 
 __all__ = ["AudienceListsState", "AudienceListsLogic", "build_audience_lists"]
@@ -135,6 +135,9 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
             return records
         lists = self.lists
         if lists is None:
+            said = without_state(self.cfg, records)
+            if said is not None:
+                return said  # nothing to hold: the part stays empty, as a discarded one would
             lists = self.lists = ListLogic(self.cfg, ListState())
         out, discard = lists.on_batch(records)
         if discard:
