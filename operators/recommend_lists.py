@@ -35,7 +35,7 @@ from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
 
-__all__ = ["ListState", "ListLogic", "build_lists", "with_list", "without_state"]
+__all__ = ["ListState", "ListLogic", "build_lists", "with_list"]
 
 def _answer_ms(answer: RecAnswer) -> int:
     return answer.ask.ts_ms
@@ -279,43 +279,16 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         return StatefulBatchLogic.DISCARD
 
 
-
 def with_list(change: SegmentChange, published: list[str]) -> SegmentChange:
     """Return ``change`` with the customer's list in its profile."""
     profile = {**change.profile, "recommendations": published}
     # Made directly: dataclasses.replace costs three times as much, per segment change.
     return SegmentChange(
-        change.user_id,
-        change.ts_ms,
-        change.entered,
-        change.exited,
-        change.segments,
-        change.cause_event_id,
-        profile,
-        change.cause,
-        change.fields + ("recommendations",),
+        change.user_id, change.ts_ms, change.entered, change.exited, change.segments,
+        change.cause_event_id, profile, change.cause, change.fields + ("recommendations",),
     )
-
-
-def without_state(cfg: RecommendConfig, records: list[Any]) -> list[Any] | None:
-    """Return what the lists part emits for ``records`` of a customer it holds nothing for, when
-    none of them would leave it something to hold (else None: a :class:`ListLogic` takes them).
-
-    Most records reaching the lists part are segment changes of customers with no list (no
-    product activity yet): each gets the empty list, as a new logic would give it before being
-    discarded, without building one.
-    """
-    for value in records:
-        kind = type(value)
-        if kind is list or kind is RecAnswer or isinstance(value, Tombstone):
-            return None
-        if isinstance(value, ProfileRow) and value.final or isinstance(value, Trigger) and value.rule in cfg.payloads:
-            return None
-    return [with_list(value, []) if type(value) is SegmentChange else value for value in records]
 
 
 def build_lists(cfg: RecommendConfig) -> Any:
     """Return the lists step's builder."""
     return lambda resume: ListLogic(cfg, ListState() if resume is None else decode_state(resume, ListState))
-
-
