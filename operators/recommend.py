@@ -42,6 +42,8 @@ __all__ = [
     "RecommendConfig",
     "RecAsk",
     "RecAnswer",
+    "Found",
+    "NOTHING_FOUND",
     "RecQuality",
     "observe",
     "hit_figures",
@@ -110,11 +112,31 @@ class RecAsk(NamedTuple):
     """Products not to recommend: just bought, in the cart (if configured)."""
 
 
+class Found(NamedTuple):
+    """A product's best successors as learned when asked: each one's chance of coming next
+    is ``weights[i] / total``.
+
+    The learned weights themselves, not the chances: the floats are the
+    successor table's own (shared, not made per answer), and three tuples
+    are made where pairs cost one tuple and one float per successor. The
+    customer's list divides when it blends (the same division, so the same
+    floats, as dividing here).
+    """
+
+    products: tuple[str, ...]
+    weights: tuple[float, ...]
+    total: float
+
+
+#: The answer for a product with no successors learned yet.
+NOTHING_FOUND = Found((), (), 1.0)
+
+
 class RecAnswer(NamedTuple):
     """A product's successors and the popular fill, for one customer's event."""
 
     ask: RecAsk
-    successors: tuple[tuple[str, float], ...]
+    successors: Found
     popular: tuple[str, ...]
     in_category: tuple[str, ...]
     popular_rank: int | None
@@ -151,6 +173,13 @@ def observe(
     if kind == "purchase" and event.items:
         product = event.items[0].product_id
         category = event.items[0].category
+    # Interned: the catalog's tables, the customers' scores and what they leave out then hold
+    # one object per product, and their lookups match by identity rather than comparing
+    # characters in another object (one lookup here saves several there).
+    if product is not None:
+        product = sys.intern(product)
+    if category is not None:
+        category = sys.intern(category)
     previous: tuple[str, ...] = ()
     if event.type in _LEARNS and product is not None:
         previous = tuple(p for p, t in recent if ts - t <= cfg.session_gap_ms and p != product)

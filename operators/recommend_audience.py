@@ -33,10 +33,11 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from journeyflow.errors import StateSerializationError
+from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from journeyflow.step_records import UserUpdate
 from operators.audience import AudienceConfig, AudienceLogic, AudienceState
-from operators.recommend import RecommendConfig
-from operators.recommend_lists import ListLogic, ListState
+from operators.recommend import RecAnswer, RecommendConfig
+from operators.recommend_lists import ListLogic, ListState, with_list
 from state.serde import decode_state, encode_state
 
 __all__ = ["AudienceListsState", "AudienceListsLogic", "build_audience_lists"]
@@ -135,6 +136,9 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
             return records
         lists = self.lists
         if lists is None:
+            said = _without_state(self.cfg, records)
+            if said is not None:
+                return said  # nothing to hold: the part stays empty, as a discarded one would
             lists = self.lists = ListLogic(self.cfg, ListState())
         out, discard = lists.on_batch(records)
         if discard:
@@ -144,6 +148,23 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
     def discarded(self) -> bool:
         """Return whether both parts hold nothing (the key's state is dropped)."""
         return self.audience is None and self.lists is None
+
+
+def _without_state(cfg: RecommendConfig, records: list[Any]) -> list[Any] | None:
+    """Return what the lists part emits for ``records`` of a customer it holds nothing for, when
+    none of them would leave it something to hold (else None: a :class:`ListLogic` takes them).
+
+    Most records reaching the lists part are segment changes of customers with no list (no
+    product activity yet): each gets the empty list, as a new logic would give it before being
+    discarded, without building one.
+    """
+    for value in records:
+        kind = type(value)
+        if kind is list or kind is RecAnswer or isinstance(value, Tombstone):
+            return None
+        if isinstance(value, ProfileRow) and value.final or isinstance(value, Trigger) and value.rule in cfg.payloads:
+            return None
+    return [with_list(value, []) if type(value) is SegmentChange else value for value in records]
 
 
 def _resume(audience_cfg: AudienceConfig, cfg: RecommendConfig, data: bytes) -> AudienceListsLogic:

@@ -35,7 +35,7 @@ from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
 
-__all__ = ["ListState", "ListLogic", "build_lists"]
+__all__ = ["ListState", "ListLogic", "build_lists", "with_list"]
 
 def _answer_ms(answer: RecAnswer) -> int:
     return answer.ask.ts_ms
@@ -135,21 +135,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             }
             return [dataclasses.replace(value, payload={**value.payload, **filled})]
         if type(value) is SegmentChange:
-            profile = {**value.profile, "recommendations": self.published}
-            # Made directly: dataclasses.replace costs three times as much, per segment change.
-            return [
-                SegmentChange(
-                    value.user_id,
-                    value.ts_ms,
-                    value.entered,
-                    value.exited,
-                    value.segments,
-                    value.cause_event_id,
-                    profile,
-                    value.cause,
-                    value.fields + ("recommendations",),
-                )
-            ]
+            return [with_list(value, self.published)]
         if isinstance(value, ProfileRow) and value.final:
             self.state.final = value
             return []
@@ -165,7 +151,9 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         out: list[Any] = self._quality()
         if state.final is not None:
             row = state.final
-            out.append(dataclasses.replace(row, fields={**row.fields, "recommendations": self.published}))
+            # Made directly: dataclasses.replace costs several times as much, per customer.
+            fields = {**row.fields, "recommendations": self.published}
+            out.append(ProfileRow(row.user_id, row.ts_ms, fields, row.segments, row.final))
             state.final = None
         state.erased_ms = None
         return out, self._retain()
@@ -244,7 +232,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         # Live, the store gets a row when the list changes (ranked before blend changes the scores).
         before = self.published if cfg.store_rows else None
         last_ms = state.last_ms
-        if kind == "view" or kind == "cart" and answer.successors:
+        if kind == "view" or kind == "cart" and answer.successors.products:
             fresh = last_ms is None or ask.ts_ms - last_ms > cfg.session_gap_ms
             state.scores, state.scale = blend(state.scores, state.scale, cfg, answer.successors, fresh)
         state.last_ms = ask.ts_ms if last_ms is None or ask.ts_ms > last_ms else last_ms
@@ -291,9 +279,16 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         return StatefulBatchLogic.DISCARD
 
 
+def with_list(change: SegmentChange, published: list[str]) -> SegmentChange:
+    """Return ``change`` with the customer's list in its profile."""
+    profile = {**change.profile, "recommendations": published}
+    # Made directly: dataclasses.replace costs three times as much, per segment change.
+    return SegmentChange(
+        change.user_id, change.ts_ms, change.entered, change.exited, change.segments,
+        change.cause_event_id, profile, change.cause, change.fields + ("recommendations",),
+    )
+
 
 def build_lists(cfg: RecommendConfig) -> Any:
     """Return the lists step's builder."""
     return lambda resume: ListLogic(cfg, ListState() if resume is None else decode_state(resume, ListState))
-
-

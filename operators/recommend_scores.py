@@ -13,7 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from operators.recommend import EVAL_DEPTH, RecommendConfig
+from operators.recommend import EVAL_DEPTH, NOTHING_FOUND, Found, RecommendConfig
+
+# Found is a named tuple built with tuple.__new__: a third of the cost of calling the class.
+_new = tuple.__new__
 
 __all__ = ["Ranking", "ranking_add", "ranking_top", "learn", "successors", "blend", "rank", "fill_position"]
 
@@ -143,21 +146,19 @@ def _placed(best: list[str], weights: dict[str, float], successor: str, score: f
     return best
 
 
-def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, float], ...]:
-    """Return ``product``'s successors, best first, weights summing to 1 (an estimate
-    of the chance that each comes next).
+def successors(table: dict[str, list[Any]], product: str) -> Found:
+    """Return ``product``'s best successors and their learned weights (see :class:`Found`).
 
     >>> table: dict[str, list[Any]] = {}
     >>> learn(table, RecommendConfig(), "a", "b", 1.0); learn(table, RecommendConfig(), "a", "c", 3.0)
     >>> successors(table, "a")
-    (('c', 0.75), ('b', 0.25))
+    Found(products=('c', 'b'), weights=(3.0, 1.0), total=4.0)
     """
     node = table.get(product)
     if node is None:
-        return ()
+        return NOTHING_FOUND
     cached = node[2]
     if cached is None:
-        total = node[1] or 1.0
         weights: dict[str, float] = node[0]
         best: list[str] | None = node[3]
         if best is None:
@@ -165,7 +166,9 @@ def successors(table: dict[str, list[Any]], product: str) -> tuple[tuple[str, fl
             # keys are sorted, not the items (no pair made per successor), and the stable sort
             # over the dict's order gives ties in the order first learned.
             best = node[3] = sorted(weights, key=weights.__getitem__, reverse=True)[:EVAL_DEPTH]
-        cached = node[2] = tuple([(p, weights[p] / total) for p in best])
+        # Cached until the node learns again: the tuples are immutable, so answers already
+        # sent keep what was learned when they were made.
+        cached = node[2] = _new(Found, (tuple(best), tuple([weights[p] for p in best]), node[1] or 1.0))
     return cached
 
 
@@ -180,7 +183,7 @@ def blend(
     scores: dict[str, float],
     scale: float,
     cfg: RecommendConfig,
-    found: tuple[tuple[str, float], ...],
+    found: Found,
     fresh: bool,
 ) -> tuple[dict[str, float], float]:
     """Return the customer's candidate scores and scale after a product with successors ``found``.
@@ -195,9 +198,9 @@ def blend(
     rather than at every one.
 
     >>> cfg = RecommendConfig(decay=0.5, candidates=1)
-    >>> blend({"a": 1.0}, 1.0, cfg, (("b", 0.5),), True)
+    >>> blend({"a": 1.0}, 1.0, cfg, Found(("b",), (1.0,), 2.0), True)
     ({'b': 0.5}, 1.0)
-    >>> blend({"a": 1.0, "b": 0.2}, 1.0, cfg, (("b", 0.5), ("c", 0.3)), False)
+    >>> blend({"a": 1.0, "b": 0.2}, 1.0, cfg, Found(("b", "c"), (0.5, 0.3), 1.0), False)
     ({'b': 1.2}, 2.0)
     """
     decay = cfg.decay
@@ -211,8 +214,13 @@ def blend(
             scale = 1.0
     # scores.get called directly, not through a bound method kept in a local: compiled, the
     # direct call is a C dict lookup, the bound one a generic Python call per successor.
-    for product, weight in found:
-        scores[product] = scores.get(product, 0.0) + weight * scale
+    # (weight / total) * scale: the chance first, as it was when answers carried chances.
+    products = found.products
+    weights = found.weights
+    total = found.total
+    for i in range(len(products)):
+        product = products[i]
+        scores[product] = scores.get(product, 0.0) + weights[i] / total * scale
     if len(scores) > 2 * cfg.candidates:
         # Keys sorted, not items (see successors): the same order, ties included.
         best = sorted(scores, key=scores.__getitem__, reverse=True)[: cfg.candidates]

@@ -34,7 +34,7 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from operators import recommend as rec
-from operators.recommend import RecAnswer, RecAsk, RecommendConfig
+from operators.recommend import NOTHING_FOUND, Found, RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_lists import ListLogic, ListState, build_lists
 from operators.recommend_scores import Ranking, learn, ranking_add, ranking_top, successors
 from state.serde import decode_state, encode_state
@@ -76,7 +76,7 @@ class Popularity:
         self.cfg = cfg
         self.state = state
 
-    def answer(self, ask: RecAsk, found: tuple[tuple[str, float], ...], count: bool = True) -> RecAnswer:
+    def answer(self, ask: RecAsk, found: Found, count: bool = True) -> RecAnswer:
         """Return the answer to ``ask``: the successors ``found``, the popular fill and the product's
         popularity rank before the event, which is then counted (if ``count``)."""
         state = self.state
@@ -180,7 +180,7 @@ class CatalogLogic(StatefulBatchLogic[list[RecAsk], list[RecAnswer], bytes]):
         by_user: dict[str, list[RecAnswer]] = {}
         for ask in asks:
             product = ask.product
-            found: tuple[tuple[str, float], ...] = ()
+            found = NOTHING_FOUND
             if product is not None:
                 if count:
                     distance = 1
@@ -206,7 +206,16 @@ class CatalogLogic(StatefulBatchLogic[list[RecAsk], list[RecAnswer], bytes]):
 
 def build_catalog(cfg: RecommendConfig) -> Any:
     """Return the catalog step's builder."""
-    return lambda resume: CatalogLogic(cfg, CatalogState() if resume is None else decode_state(resume, CatalogState))
+    return lambda resume: CatalogLogic(cfg, CatalogState() if resume is None else _resumed(resume))
+
+
+def _resumed(data: bytes) -> CatalogState:
+    state = decode_state(data, CatalogState)
+    # Each node's cached answer is made again when first asked: a snapshot taken before the
+    # recs7 change holds it in the older form (pairs of product and chance).
+    for node in state.table.values():
+        node[2] = None
+    return state
 
 
 class Chain:

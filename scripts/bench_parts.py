@@ -114,14 +114,17 @@ class _Flow:
         at[0] = "recommender"
         unrouted = out
         if rec is not None:
-            for record in out:
-                if routed_here(rec, record):
-                    through.setdefault(record.user_id, []).append(record)
-            unrouted = [r for r in out if not routed_here(rec, r)]
+            if rec.payloads:
+                # The flow's rec_triggers step, built only when a payload reads the list.
+                for record in out:
+                    if routed_here(rec, record):
+                        through.setdefault(record.user_id, []).append(record)
+                unrouted = [r for r in out if not routed_here(rec, r)]
             # The flow's path: the catalog answers the asks, each customer's list blends them.
-            asks = [r for r in out if isinstance(r, RecAsk)]
-            for user, answers in self.catalog.answers(asks).items():  # type: ignore[union-attr]
-                through.setdefault(user, []).append(answers)
+            asks = [r for r in out if type(r) is RecAsk]
+            if asks:
+                for user, answers in self.catalog.answers(asks).items():  # type: ignore[union-attr]
+                    through.setdefault(user, []).append(answers)
             for key, records in through.items():
                 logic = self.audiences.get(key)
                 if logic is None:

@@ -21,7 +21,7 @@ from flows.step_configs import audience_config, journey_config, model_config
 from journeyflow.records import Trigger
 from journeyflow.step_records import RawRecord, UserUpdate
 from operators.labels import Example
-from operators.recommend import RecAnswer, RecAsk, RecommendConfig
+from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_steps import build_catalog, build_lists
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
@@ -130,7 +130,7 @@ CASES += [
     Case(
         "rec_lists",
         build_lists(_REC),
-        [RecAnswer(_ASK, (("c", 1.0),), ("a",), ("a",), None)],
+        [RecAnswer(_ASK, Found(("c",), (1.0,), 1.0), ("a",), ("a",), None)],
         Trigger("t", "r", "u1", 0, None, "treatment", {}),
     ),
 ]

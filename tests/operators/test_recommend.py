@@ -13,7 +13,7 @@ from flows.recommend import recommend_config
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone
 from journeyflow.step_records import RawRecord
 from operators import recommend as rec
-from operators.recommend import RecAnswer, RecAsk, RecommendConfig
+from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_steps import Chain, ListLogic
 from operators.rules import load_rules
 from tests.helpers import event, settings
@@ -101,7 +101,7 @@ def test_a_tombstone_drops_the_list_and_answers_on_their_way_are_ignored() -> No
     logic = pipe.logic("u")
     assert logic.published
     # An answer to the view is still on its way when the erasure arrives.
-    stale = RecAnswer(RecAsk("u", 10_000 * MIN, "view", "a", "c", (), ()), (("b", 1.0),), ("c",), (), None)
+    stale = RecAnswer(RecAsk("u", 10_000 * MIN, "view", "a", "c", (), ()), Found(("b",), (1.0,), 1.0), ("c",), (), None)
     out, keep = logic.on_item(Tombstone("u", 10_002 * MIN, "e-9"))
     assert any(isinstance(r, Tombstone) for r in out) and keep is StatefulLogic.RETAIN
     assert logic.on_item(stale)[0] == [] and logic.published == []
@@ -224,7 +224,8 @@ def test_a_customers_answers_out_of_time_order_are_blended_in_time_order() -> No
 
     def answer(ts_ms: int, product: str, successors: tuple[tuple[str, float], ...]) -> RecAnswer:
         ask = RecAsk("u", ts_ms, "view", product, None, (), ())
-        return RecAnswer(ask, successors, ("z",), (), None)
+        found = Found(tuple(p for p, _ in successors), tuple(w for _, w in successors), 1.0)
+        return RecAnswer(ask, found, ("z",), (), None)
 
     first = answer(1_000, "a", (("b", 1.0),))
     second = answer(2_000, "b", (("c", 1.0),))
@@ -258,6 +259,6 @@ def test_the_successors_kept_in_order_are_the_ones_a_sort_gives() -> None:
             weights = table[source][0]
             expected = sorted(weights.items(), key=lambda kv: kv[1], reverse=True)[: rec.EVAL_DEPTH]
             total = table[source][1]
-            assert successors(table, source) == tuple((p, w / total) for p, w in expected)
+            assert successors(table, source) == (tuple(p for p, _ in expected), tuple(w for _, w in expected), total)
             checked += 1
     assert checked > 5000

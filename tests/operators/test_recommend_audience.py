@@ -9,7 +9,7 @@ from flows.step_configs import audience_config
 from journeyflow.records import SegmentChange, Tombstone
 from journeyflow.step_records import UserUpdate
 from operators.audience import AudienceState
-from operators.recommend import RecAnswer, RecAsk, RecommendConfig
+from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_audience import AudienceListsLogic, build_audience_lists
 from operators.rules import load_rules
 from state.serde import encode_state
@@ -25,7 +25,8 @@ def _update(ts_ms: int, kind: str = "update", segments: tuple[str, ...] = ("new_
 
 def _answer(ts_ms: int, product: str, found: tuple[tuple[str, float], ...]) -> RecAnswer:
     ask = RecAsk("u1", ts_ms, "view", product, "c", (), ())
-    return RecAnswer(ask, found, ("p1", "p2"), (), None)
+    successors = Found(tuple(p for p, _ in found), tuple(w for _, w in found), 1.0)
+    return RecAnswer(ask, successors, ("p1", "p2"), (), None)
 
 
 def _changes(out: Any) -> list[SegmentChange]:
