@@ -184,8 +184,7 @@ def observe(
     if event.type in _LEARNS and product is not None:
         previous = tuple(p for p, t in recent if ts - t <= cfg.session_gap_ms and p != product)
         if not recent or recent[0][0] != product:
-            # Interned: every customer's recent products share one string (mem5).
-            recent = ((sys.intern(product), ts), *recent[: cfg.window - 1])
+            recent = ((product, ts), *recent[: cfg.window - 1])
         else:
             recent = ((recent[0][0], ts), *recent[1:])
     # Most customers have bought nothing lately and have an empty cart: tuple() of an empty
