@@ -157,7 +157,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _evaluate_recommendations(args: argparse.Namespace) -> int:
     from flows.recommend import recommend_config
-    from journeyflow.recs_eval import run
+    from journeyflow.recs_eval import generated_regime, run
 
     settings = _settings(args, recommendations={"enabled": True})
     if not 0 < args.test_share < 1:
@@ -165,8 +165,12 @@ def _evaluate_recommendations(args: argparse.Namespace) -> int:
         raise ConfigError(msg)
     cfg = recommend_config(settings)
     assert cfg is not None
-    run(Path(args.out), cfg, clicks=[Path(p) for p in args.clicks], users=args.users, days=args.days,
-        seed=args.seed, test_share=args.test_share)
+    users, days, seed = generated_regime(args.users, args.days, args.seed)
+    if users < 0 or days < 1:
+        msg = f"--users must be >= 0 and --days >= 1; got {users} and {days} instead"
+        raise ConfigError(msg)
+    run(Path(args.out), cfg, clicks=[Path(p) for p in args.clicks], users=users, days=days, seed=seed,
+        test_share=args.test_share)
     return 0
 
 
@@ -250,7 +254,9 @@ def _parser() -> argparse.ArgumentParser:
         help="simulate responses to a cart-abandonment rule (see generate) and judge the measured uplift",
     )
     evaluate.add_argument(
-        "--recommendations", action="store_true", help="judge the recommender on held-out next clicks instead"
+        "--recommendations", action="store_true",
+        help="judge the recommender on held-out next clicks instead (generated: --users 5000 --days 30 --seed 11 "
+        "unless given; --users 0: none)",
     )
     evaluate.add_argument(
         "--clicks", nargs="*", default=[], metavar="FILE",

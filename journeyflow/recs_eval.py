@@ -40,7 +40,19 @@ from operators import recommend as rec
 from operators.recommend import RecommendConfig
 from operators.recommend_steps import Chain
 
-__all__ = ["split_sessions", "evaluate_recommendations", "format_recommendations", "run"]
+__all__ = ["split_sessions", "evaluate_recommendations", "format_recommendations", "generated_regime", "run"]
+
+#: The generated sessions judged when the command names no size: the README's measured regime.
+GENERATED_USERS, GENERATED_DAYS, GENERATED_SEED = 5000, 30, 11
+
+
+def generated_regime(users: int | None, days: int | None, seed: int | None) -> tuple[int, int, int]:
+    """Return (users, days, seed) of the generated sessions, each the default when not given."""
+    return (
+        GENERATED_USERS if users is None else users,
+        GENERATED_DAYS if days is None else days,
+        GENERATED_SEED if seed is None else seed,
+    )
 
 @dataclass(frozen=True, slots=True)
 class _Split:

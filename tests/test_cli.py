@@ -94,3 +94,25 @@ def test_verbose_goes_before_or_after_the_subcommand() -> None:
     assert parser.parse_args(["-v", "replay", "x", "--out", "o"]).verbose == 1
     assert parser.parse_args(["replay", "-v", "x", "--out", "o"]).verbose == 1
     assert parser.parse_args(["replay", "x", "--out", "o"]).verbose == 0
+
+
+def test_evaluate_recommendations_on_a_click_log_and_generated_sessions(tmp_path: Path) -> None:
+    # Every option but the size given: the command used to stop on a TypeError without --users.
+    clicks = tmp_path / "clicks.csv"
+    rows = [f"s{s},p{(s + i) % 7},{s * 1000 + i}" for s in range(120) for i in range(4)]
+    clicks.write_text("session_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
+    result = _run("evaluate", "--recommendations", "--clicks", str(clicks), "--users", "40", "--days", "3",
+                  "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    report = orjson.loads((tmp_path / "out" / "recommendations.json").read_bytes())
+    assert set(report) == {"clicks.csv", "events-40u-3d-11.jsonl.gz"}
+    bad = _run("evaluate", "--recommendations", "--users", "-1", "--out", str(tmp_path / "out2"))
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "journeyflow: error: --users must be >= 0 and --days >= 1; got -1 and 30 instead"
+
+
+def test_evaluate_recommendations_defaults_to_the_readmes_generated_regime() -> None:
+    from journeyflow.recs_eval import generated_regime
+
+    assert generated_regime(None, None, None) == (5000, 30, 11)
+    assert generated_regime(0, 7, None) == (0, 7, 11)
