@@ -59,7 +59,8 @@ class Upgrade:
     cls: str
     """The class, ``module:Qualname``."""
     fields: tuple[str, ...]
-    """The former layout's field names, in declared order."""
+    """The former layout's field names, in declared order (an upgrade by version: none,
+    the class's own names, or the first of them a snapshot written before others holds)."""
     convert: str
     """``module:function`` taking the former fields' values by name; returns the instance now."""
     below: int = 0
@@ -72,15 +73,7 @@ class Upgrade:
 #: sorted tuple, not a frozenset (version 3).
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade("operators.dedup:DedupState", ("seen",), "operators.dedup:from_seen"),
-    Upgrade(
-        "operators.journey_state:JourneyState",
-        tuple(
-            "version user max_ts_ms offset_ms dedup sessions profile segments evaluated_ms cooldowns pending "
-            "snapshot_ms scored_ms opted_out recent devices erased_devices processed duplicates skipped".split()
-        ),
-        "operators.journey_state:upgrade_version_2",
-        below=3,
-    ),
+    Upgrade("operators.journey_state:JourneyState", (), "operators.journey_state:upgrade_version_2", below=3),
 )
 
 _Converter = Callable[[dict[str, Any]], Any]
@@ -168,19 +161,25 @@ def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int,
     fields = dataclasses.fields(cls)
     names = tuple(f.name for f in fields)
     if _digest(names) == digest:
-        versioned = _upgrade(cls, lambda up: up.below > 0 and up.fields == names)
-        if versioned is None:
-            return cls, fields, len(fields), None
-        # Today's field names, a field's type changed since: older versions are converted.
-        _, upgrade, below = versioned
-        at = names.index("version")
-        return cls, fields, len(fields), lambda values: (
-            upgrade(dict(zip(names, values))) if values[at] < below else _make(cls, fields, values)
+        held = len(names)
+    else:
+        # Fields added at the end since the snapshot: it holds the ones before them.
+        held = next(
+            (n for n in range(len(names) - 1, 0, -1)
+             if _digest(names[:n]) == digest and all(_has_default(f) for f in fields[n:])),
+            0,
         )
-    # Fields added at the end since the snapshot: it holds the ones before them.
-    for held in range(len(names) - 1, 0, -1):
-        if _digest(names[:held]) == digest and all(_has_default(f) for f in fields[held:]):
+    if held:
+        versioned = _upgrade(cls, lambda up: up.below > 0)
+        if versioned is None:
             return cls, fields, held, None
+        # The field names of then, a field's type changed since: older versions are converted.
+        _, upgrade, below = versioned
+        names_held = names[:held]
+        at = names_held.index("version")
+        return cls, fields, held, lambda values: (
+            upgrade(dict(zip(names_held, values))) if values[at] < below else _make(cls, fields, values)
+        )
     by_layout = _upgrade(cls, lambda up: up.below == 0 and _digest(up.fields) == digest)
     if by_layout is not None:
         former, convert, _ = by_layout
