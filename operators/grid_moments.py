@@ -51,6 +51,10 @@ class GridMoments:
     _heap: list[int] = field(default_factory=list)
     """Negated hashes of the followed: the root is the largest, the first to go."""
 
+    def is_followed(self, user_id: str) -> bool:
+        """Return whether ``user_id`` is one of the followed customers (changes nothing)."""
+        return _rank(user_id) in self.followed
+
     def follows(self, user_id: str) -> bool:
         """Return whether ``user_id`` is (or now becomes) one of the followed customers."""
         rank = _rank(user_id)

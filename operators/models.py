@@ -77,7 +77,7 @@ from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_AUC
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
-from operators.bgnbd import OnlinePrior, _rank
+from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
 from operators.combiner import Combiner
 from operators.features import CLASSIFIER_FEATURES, DAYS_SINCE_LAST_SEEN, LAYOUT, pack_rows, unpack, unpack_rows
@@ -231,7 +231,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if value.features is not None and (fitted or self.min_examples == 0):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
-            if self.stack and _rank(value.user_id) in state.moments.followed:
+            if self.stack and state.moments.is_followed(value.user_id):
                 self._resolve(value.user_id, value.features, value.ts_ms)
             scores.update(self.scorer.score(state, value.features, value.ts_ms))
             state.scored += 1

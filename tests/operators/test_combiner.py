@@ -168,3 +168,10 @@ def test_a_snapshot_from_before_the_stacks_still_loads_and_starts_following() ->
         assert 0.0 <= scores["churn_risk"] <= 1.0
     assert resumed.state.moments.followed
     assert decode_state(encode_state(resumed.state), type(resumed.state)).combiner.stacks["churn"].outcomes == resumed.state.combiner.stacks["churn"].outcomes
+
+
+def test_asking_whether_a_customer_is_followed_does_not_follow_them() -> None:
+    moments = GridMoments()
+    assert not moments.is_followed("u1")
+    assert moments.follows("u1") and moments.is_followed("u1")
+    assert not moments.is_followed("u2") and len(moments.followed) == 1
