@@ -7,6 +7,7 @@ is drawn per event from the user's own random stream.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import orjson
@@ -82,7 +83,7 @@ def _respond(user: User, number: int, steps: list[Step], end_ms: int, out: list[
     starts = user.period_starts
     next_start = starts[number + 1] if number + 1 < len(starts) else None
     for rule in config.responses:
-        draw = lambda what: response.response_draw(config.seed, user.user_id, number, f"{rule.rule}:{what}")  # noqa: E731
+        draw = functools.partial(_rule_draw, config.seed, user.user_id, number, rule.rule)
         at = response.response_delay_ms(trigger_ms, next_start, user.shared.period_end_ms, draw("when"))
         occasion = {
             "rule": rule.rule,
@@ -110,6 +111,11 @@ def _respond(user: User, number: int, steps: list[Step], end_ms: int, out: list[
             out.append((ts, orjson.dumps(event)))
             user.events += 1
             user.last_ts = ts
+
+
+def _rule_draw(seed: int, user_id: str, number: int, rule: str, what: str) -> float:
+    """The seeded draw of one response of ``user_id`` to ``rule`` after session ``number``."""
+    return response.response_draw(seed, user_id, number, f"{rule}:{what}")
 
 
 def _write(user: User, stamps: list[int], steps: list[Step], out: list[tuple[int, bytes]]) -> None:
