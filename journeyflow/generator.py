@@ -49,8 +49,8 @@ import gzip
 from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from io import BufferedIOBase
 from pathlib import Path
-from typing import BinaryIO
 
 from journeyflow.errors import ConfigError
 from journeyflow.generator_personas import MIXES, persona_mix
@@ -160,7 +160,7 @@ def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _open_binary(path: Path, stack: contextlib.ExitStack) -> BinaryIO:
+def _open_binary(path: Path, stack: contextlib.ExitStack) -> BufferedIOBase:
     """Open ``path`` for writing, gzip-compressed when it ends in ``.gz``."""
     raw = stack.enter_context(open(path, "wb"))
     if path.suffix != ".gz":
@@ -170,7 +170,7 @@ def _open_binary(path: Path, stack: contextlib.ExitStack) -> BinaryIO:
     return stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=3, mtime=0))
 
 
-def _write_lines(sink: BinaryIO, items: list[tuple[int, bytes]]) -> int:
+def _write_lines(sink: BufferedIOBase, items: list[tuple[int, bytes]]) -> int:
     """Write the lines of ``items`` and return how many there were."""
     if items:
         sink.write(b"\n".join([line for _, line in items]) + b"\n")

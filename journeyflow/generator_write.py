@@ -8,7 +8,7 @@ is drawn per event from the user's own random stream.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -73,7 +73,7 @@ def _respond(user: User, number: int, steps: list[Step], end_ms: int, out: list[
     if user.opt_out_session != -1 and user.opt_out_session <= number + 1:
         return
     catalogue = user.shared.catalogue
-    carted = {props["product_id"] for kind, props, _, _ in steps if kind == "add_to_cart"}
+    carted = {props["product_id"] for kind, props, _, _ in steps if kind == "add_to_cart" and props is not None}
     abandoned = [p for p in user.cart if catalogue.view_props[p]["product_id"] in carted]
     if not abandoned:
         return
@@ -85,7 +85,7 @@ def _respond(user: User, number: int, steps: list[Step], end_ms: int, out: list[
     for rule in config.responses:
         draw = functools.partial(_rule_draw, config.seed, user.user_id, number, rule.rule)
         at = response.response_delay_ms(trigger_ms, next_start, user.shared.period_end_ms, draw("when"))
-        occasion = {
+        occasion: dict[str, Any] = {
             "rule": rule.rule,
             "trigger_ts": fmt(trigger_ms),
             "held_out": holdout_draw(rule.rule, user.user_id) < rule.holdout,

@@ -87,7 +87,7 @@ def split_sessions(clicks: Iterable[Click], test_share: float) -> _Split:
 
 
 def _sequential_rules(train: list[list[Click]], steps: int = 10, keep: int = 20) -> dict[str, tuple[str, ...]]:
-    rules: dict[str, Counter[str]] = defaultdict(Counter)
+    rules: defaultdict[str, defaultdict[str, float]] = defaultdict(lambda: defaultdict(float))
     for session in train:
         items = [c.item for c in session]
         for i, source in enumerate(items):
@@ -113,7 +113,7 @@ def evaluate_recommendations(clicks: list[Click], cfg: RecommendConfig, test_sha
             evaluated += 1
             previous = online.previous_item(click.session)
             _add(sums["popularity"], rec.position_of(popular, click.item))
-            _add(sums["sequential_rules"], rec.position_of(rules.get(previous, ()), click.item))
+            _add(sums["sequential_rules"], rec.position_of(rules.get(previous, ()) if previous is not None else (), click.item))
             _add(sums["journeyflow"], rec.position_of(online.ranked(click.session), click.item))
             _add(sums["journeyflow_frozen"], rec.position_of(frozen.ranked(click.session), click.item))
         online.click(click, learn=True)

@@ -82,6 +82,11 @@ def sections(data: ReportData) -> list[Section]:
     ]
 
 
+def _yes_no(flag: Any) -> str:
+    """A summary's boolean as the report shows it; "–" when the summary lacks it."""
+    return "yes" if flag is True else "NO" if flag is False else "–"
+
+
 def _headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
     def count(key: str) -> str:
         value = summary.get(key)
@@ -100,7 +105,7 @@ def _headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("held out", count("holdouts")),
         ("replay time", f"{summary['elapsed_s']:,.1f} s" if isinstance(summary.get("elapsed_s"), int | float) else "–"),
         ("lines/s", f"{rate:,}" if isinstance(rate, int) else "–"),
-        ("every line accounted for", {True: "yes", False: "NO"}.get(summary.get("accounted"), "–")),
+        ("every line accounted for", _yes_no(summary.get("accounted"))),
     ]
 
 

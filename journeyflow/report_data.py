@@ -64,7 +64,7 @@ class ReportData:
     sessions: Counter[str] = field(default_factory=Counter)
     customers: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     """Users with a session starting that day."""
-    revenue: Counter[str] = field(default_factory=Counter)
+    revenue: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     funnel_sessions: list[int] = field(default_factory=lambda: [0] * (len(FUNNEL_STEPS) + 1))
     funnel_customers: list[int] = field(default_factory=lambda: [0] * (len(FUNNEL_STEPS) + 1))
     checkouts_recorded: bool = True

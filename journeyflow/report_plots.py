@@ -10,6 +10,7 @@ and titled axes, units in brackets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ def layout(title: str, x: str, y: str, **extra: Any) -> dict[str, Any]:
     return base
 
 
-def _series(counts: dict[str, float], days: list[str]) -> list[float]:
+def _series(counts: Mapping[str, float], days: list[str]) -> list[float]:
     return [counts.get(day, 0) for day in days]
 
 
@@ -145,7 +146,7 @@ def segment_charts(data: ReportData) -> list[Chart]:
     flows = []
     for segment in segments:
         entries, exits = _series(data.entries[segment], days), _series(data.exits[segment], days)
-        common = {"type": "bar", "x": days, "legendgroup": segment, "marker": {"color": colour[segment]}}
+        common: dict[str, Any] = {"type": "bar", "x": days, "legendgroup": segment, "marker": {"color": colour[segment]}}
         flows.append({**common, "name": segment, "y": entries, "hovertemplate": "%{y} in<extra>" + segment + "</extra>"})
         flows.append({**common, "name": segment, "y": [-v for v in exits], "showlegend": False, "opacity": 0.55,
                       "customdata": exits, "hovertemplate": "%{customdata} out<extra>" + segment + "</extra>"})

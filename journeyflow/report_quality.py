@@ -182,11 +182,12 @@ def cluster_charts(data: ReportData) -> list[Chart]:
     used = [i for i, c in enumerate(clusters) if c.get("assignments")]
     colour: list[list[float | None]] = [[None] * len(features) for _ in clusters]
     for j in range(len(features)):
-        column = [values[i][j] for i in used if number(values[i][j])]
+        column = [v for i in used if (v := values[i][j]) is not None and number(v)]
         low, high = (min(column), max(column)) if column else (0.0, 0.0)
         for i in used:
-            if number(values[i][j]):
-                colour[i][j] = 0.5 if high == low else (values[i][j] - low) / (high - low)
+            value = values[i][j]
+            if value is not None and number(value):
+                colour[i][j] = 0.5 if high == low else (value - low) / (high - low)
     text = [[("" if v is None else f"{v:,.3g}") for v in row] for row in values]
     heatmap = {
         "data": [{"type": "heatmap", "x": features, "y": names, "z": colour, "text": text,
