@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from journeyflow.metrics import MODEL_SCORE
 from operators import bgnbd
+from operators.batch_scoring import raw_many
 from operators.bgnbd import OnlinePrior
 from operators.combiner import Combiner
 from operators.features import (
@@ -164,6 +165,18 @@ class Scorer:
             churn_in, propensity_in = stack_inputs(rows[0], published, prior)
             published["churn"] = combiner.apply("churn", churn_in, published["churn"])
             published["propensity"] = min(combiner.apply("propensity", propensity_in, published["propensity"]), 1.0 - published["churn"])
+        return self._published(published)
+
+    def score_many(self, state: ModelState, packed: list[bytes], now_ms: list[int]) -> list[dict[str, float]]:
+        """Return :meth:`score` of each customer, all from this state (the same floats: :mod:`operators.batch_scoring`).
+
+        Only for a state :func:`~operators.batch_scoring.can_score` accepts,
+        and rows of the same number for every customer.
+        """
+        return [self._published({"churn": churn, "propensity": propensity}) for churn, propensity in raw_many(self, state, packed, now_ms)]
+
+    def _published(self, published: dict[str, float]) -> dict[str, float]:
+        """Return the profile's scores from the models' final ``published`` ones (rounded), and observe them."""
         scores = {}
         for name, score in TASKS.items():
             scores[score] = round(published[name], SCORE_DIGITS)
