@@ -64,6 +64,9 @@ INPUT_KEYS = (*CLASSIFIER_FEATURES, "prior_quiet", "prior_no_purchase")
 #: hundred numpy calls) is worth it from about this many customers.
 TOGETHER = 32
 
+#: Customers scored per set of arrays (a run longer than this is scored in slices).
+_SLICE = 2048
+
 _FEATURES = len(CLASSIFIER_FEATURES)
 _STEADY = np.array([i for i in range(_FEATURES) if i not in TIMED], dtype=np.intp)
 
@@ -209,7 +212,12 @@ def scores_of_run(scorer: Scorer, state: ModelState, run: list[UserUpdate]) -> d
             by_size.setdefault(len(value.features), []).append(value)
     ready: dict[int, dict[str, float]] = {}
     for same in by_size.values():
-        if len(same) >= TOGETHER:
-            scores = scorer.score_many(state, [v.features for v in same], [v.ts_ms for v in same])  # type: ignore[misc]
-            ready.update(zip(map(id, same), scores, strict=True))
+        if len(same) < TOGETHER:
+            continue
+        # In slices: the arrays of the end of input's run at once would add about 1.5 KB per
+        # customer to the end of input's peak memory (the rows joined, scaled, and temporaries).
+        for start in range(0, len(same), _SLICE):
+            part = same[start : start + _SLICE]
+            scores = scorer.score_many(state, [v.features for v in part], [v.ts_ms for v in part])  # type: ignore[misc]
+            ready.update(zip(map(id, part), scores, strict=True))
     return ready

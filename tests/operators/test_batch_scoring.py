@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from journeyflow.step_records import UserUpdate
-from operators import bgnbd
+from operators import batch_scoring, bgnbd
 from operators.batch_scoring import TOGETHER, can_score, p_none_many, raw_many
 from operators.features import pack, pack_rows
 from operators.labels import Example
@@ -67,8 +67,11 @@ def _updates(rng: random.Random, n: int, *, with_examples_every: int) -> list[Us
     return out
 
 
-@pytest.mark.parametrize("every", [10**9, 50, 7], ids=["one run", "runs between examples", "short runs"])
-def test_a_batch_gives_the_records_and_state_of_its_updates_one_by_one(every: int) -> None:
+@pytest.mark.parametrize(
+    ("every", "slice_"), [(10**9, 2048), (10**9, 40), (50, 2048), (7, 2048)], ids=["one run", "one run in slices", "runs between examples", "short runs"]
+)
+def test_a_batch_gives_the_records_and_state_of_its_updates_one_by_one(every: int, slice_: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_scoring, "_SLICE", slice_)
     batched, rng = _trained(("churn", "propensity"), 0)
     single, _ = _trained(("churn", "propensity"), 0)
     updates = _updates(rng, 300, with_examples_every=every)
