@@ -92,3 +92,22 @@ def test_a_run_shorter_than_the_threshold_or_with_the_stacks_on_is_scored_one_by
     assert len(scores_of_run(logic.scorer, logic.state, _updates(rng, TOGETHER, with_examples_every=10**9))) == TOGETHER
     stacked = ModelConfig(**{**CFG.__dict__, "stack": True}).build(None)
     assert not can_score(stacked.scorer, stacked.state)
+
+
+@pytest.mark.parametrize("name", ["churn", "propensity"])
+def test_the_linear_predict_gives_rivers_float_with_or_without_the_weights(name: str) -> None:
+    from operators.batch_scoring import INPUT_KEYS
+    from operators.model_scoring import predict
+
+    logic, rng = _trained(("churn", "propensity"), 0)
+    task = logic.state.tasks[name]
+    linear = logic.scorer.linear(name, task)
+    assert linear is not None
+    for _ in range(2000):
+        x = [rng.gauss(0, 2) for _ in INPUT_KEYS]
+        expected = task.predict(dict(zip(INPUT_KEYS, x, strict=True)))
+        assert predict(task, linear, x) == expected
+        assert predict(task, None, x) == expected
+    # Taken again once the model has learned more (its weights moved).
+    _learn(logic, rng, (name,), 5)
+    assert logic.scorer.linear(name, task) != linear
