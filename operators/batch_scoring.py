@@ -206,10 +206,10 @@ def scores_of_run(scorer: Scorer, state: ModelState, run: list[UserUpdate]) -> d
         return {}
     if not (scorer.min_examples == 0 or all(p.params is not None for p in state.priors.values())):
         return {}
-    by_size: dict[int, list[UserUpdate]] = {}
+    by_size: dict[int, list[tuple[UserUpdate, bytes]]] = {}
     for value in run:
         if value.features is not None:
-            by_size.setdefault(len(value.features), []).append(value)
+            by_size.setdefault(len(value.features), []).append((value, value.features))
     ready: dict[int, dict[str, float]] = {}
     for same in by_size.values():
         if len(same) < TOGETHER:
@@ -218,6 +218,6 @@ def scores_of_run(scorer: Scorer, state: ModelState, run: list[UserUpdate]) -> d
         # customer to the end of input's peak memory (the rows joined, scaled, and temporaries).
         for start in range(0, len(same), _SLICE):
             part = same[start : start + _SLICE]
-            scores = scorer.score_many(state, [v.features for v in part], [v.ts_ms for v in part])  # type: ignore[misc]
-            ready.update(zip(map(id, part), scores, strict=True))
+            scores = scorer.score_many(state, [packed for _, packed in part], [v.ts_ms for v, _ in part])
+            ready.update(zip([id(v) for v, _ in part], scores, strict=True))
     return ready
