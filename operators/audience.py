@@ -41,6 +41,10 @@ __all__ = ["AudienceConfig", "AudienceState", "AudienceLogic"]
 #: is unknown until the clusters' warm-up is over).
 _UNSCORED = dict.fromkeys(MODEL)
 
+_SNAPSHOT = frozenset(SNAPSHOT_FIELDS)
+#: What a ``cluster:N`` segment reads.
+_CLUSTER = ("cluster",)
+
 
 @dataclass(frozen=True)
 class AudienceConfig:
@@ -99,7 +103,10 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         segments = tuple(sorted(set(value.segments) | model | learned))
         self._publish(value, segments, values, out)
         if value.kind == "final" and value.profile is not None:
-            fields = {**value.profile, **self.state.scores}
+            # The scores go into the update's own profile (the same keys in the same order as a
+            # merged copy): the final update is this step's alone, and read no more after this.
+            fields = value.profile
+            fields.update(self.state.scores)
             out.append(ProfileRow(value.user_id, value.ts_ms, fields, segments, final=True))
             # The last update of the user's state (end of input, or released
             # idle): a user who comes back later starts afresh here too.
@@ -164,10 +171,17 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
             out.extend(self._entry_triggers(update, segment, values))
 
     def _fields(self, changed: tuple[str, ...]) -> tuple[str, ...]:
-        names = dict.fromkeys(SNAPSHOT_FIELDS)
+        """Return the snapshot fields, then what the ``changed`` segments' rules read, each once, first seen first."""
+        reads = self.cfg.reads
+        extra: dict[str, None] | None = None
         for segment in changed:
-            names.update(dict.fromkeys(self.cfg.reads.get(segment, ("cluster",) if segment.startswith("cluster:") else ())))
-        return tuple(names)
+            for name in reads.get(segment, _CLUSTER if segment.startswith("cluster:") else ()):
+                if name not in _SNAPSHOT:
+                    if extra is None:
+                        extra = {}
+                    extra[name] = None
+        # Most changes read nothing beyond the snapshot: its tuple as is, nothing built.
+        return SNAPSHOT_FIELDS if extra is None else (*SNAPSHOT_FIELDS, *extra)
 
     def _entry_triggers(self, update: UserUpdate, segment: str, values: dict[str, Any]) -> list[Trigger]:
         fired = []

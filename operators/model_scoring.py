@@ -19,8 +19,11 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from river.utils.math import sigmoid as river_sigmoid
+
 from journeyflow.metrics import MODEL_SCORE
 from operators import bgnbd
+from operators.batch_scoring import INPUT_KEYS, learned_weights, raw_many
 from operators.bgnbd import OnlinePrior
 from operators.combiner import Combiner
 from operators.features import (
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from river import preprocessing
 
     from operators.models import ModelConfig, ModelState
+    from operators.weekly import Task
 
 __all__ = ["TASKS", "DAY_MS", "SCORE_DIGITS", "Scorer", "prior_chances", "learn_input", "stack_inputs"]
 
@@ -55,6 +59,7 @@ DAY_MS = 86_400_000
 #: 0.795 at four places, 0.800 at six, the same scores otherwise).
 SCORE_DIGITS = 6
 
+_CLASSIFIER = len(CLASSIFIER_FEATURES)
 _SESSIONS_TOTAL = CLASSIFIER_FEATURES.index("sessions_total")
 _PURCHASES_TOTAL = CLASSIFIER_FEATURES.index("purchases_total")
 _DAYS_SINCE_PURCHASE = CLASSIFIER_FEATURES.index("days_since_last_purchase")
@@ -91,24 +96,41 @@ def learn_input(state: ModelState, v: dict[str, float], interval_days: float, *,
 
 
 def row_input(
-    stats: list[tuple[str, float, float]], row: tuple[float, ...], quiet: float, no_buy: float, first: dict[str, float] | None = None
-) -> dict[str, float]:
-    """Return what :func:`learn_input` returns for ``row`` (unpacked), from the scaler's ``stats`` and the prior's chances.
+    stats: list[tuple[str, float, float]], row: tuple[float, ...], quiet: float, no_buy: float, first: list[float] | None = None
+) -> list[float]:
+    """Return what :func:`learn_input` returns for ``row`` (unpacked), from the scaler's ``stats`` and the prior's chances,
+    as a list of its values in :data:`~operators.batch_scoring.INPUT_KEYS` order (the order of its keys).
 
     With ``first``, the input of an earlier row of the same score: the
     steady features (:data:`~operators.features.STEADY_FEATURES`, the same
-    in every row) are copied from it, in the same key order.
+    in every row) are copied from it.
     """
     if first is None:
-        x = {name: (row[i] - mean) / sd if sd else 0.0 for i, (name, mean, sd) in enumerate(stats)}
+        x = [(row[i] - mean) / sd if sd else 0.0 for i, (_, mean, sd) in enumerate(stats)]
     else:
-        x = first.copy()
+        x = first[:_CLASSIFIER]
         for i in TIMED:
-            name, mean, sd = stats[i]
-            x[name] = (row[i] - mean) / sd if sd else 0.0
-    x["prior_quiet"] = logit(quiet) / 4.0
-    x["prior_no_purchase"] = logit(no_buy) / 4.0
+            _, mean, sd = stats[i]
+            x[i] = (row[i] - mean) / sd if sd else 0.0
+    x.append(logit(quiet) / 4.0)
+    x.append(logit(no_buy) / 4.0)
     return x
+
+
+def predict(task: Task, linear: tuple[list[float], float] | None, x: list[float]) -> float:
+    """Return ``task.predict`` of the input ``x`` (:func:`row_input`), the same float.
+
+    With the model's weights in input order (``linear``, see :meth:`Scorer.linear`), summed
+    feature by feature as River's ``VectorDict.dot`` sums them, then River's sigmoid; without
+    (a weight missing), River itself on the input as a dict.
+    """
+    if linear is None:
+        return task.predict(dict(zip(INPUT_KEYS, x, strict=True)))
+    weights, intercept = linear
+    z = 0.0
+    for value, weight in zip(x, weights, strict=True):
+        z += value * weight
+    return float(river_sigmoid(z + intercept))
 
 
 class Scorer:
@@ -125,6 +147,8 @@ class Scorer:
         # Derived: the scaler's figures as scoring reads them (see scaled).
         self._scaled_version: tuple[int, int] | None = None
         self._scaled_stats: list[tuple[str, float, float]] = []
+        # Derived: each task's weights in input order, by (model, examples learned) (see linear).
+        self._linear: dict[str, tuple[tuple[int, int], tuple[list[float], float] | None]] = {}
         # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
         self._observe: dict[str, Callable[[float], None]] = {name: MODEL_SCORE.labels(model=name).observe for name in TASKS}
 
@@ -149,6 +173,15 @@ class Scorer:
             self._scaled_version = version
         return self._scaled_stats
 
+    def linear(self, name: str, task: Task) -> tuple[list[float], float] | None:
+        """Return the task's learned weights in input order and its intercept (None: a weight is missing), taken once per model state."""
+        version = (id(task.model), task.examples)
+        cached = self._linear.get(name)
+        if cached is None or cached[0] != version:
+            found = learned_weights(task.model)
+            cached = self._linear[name] = (version, None if found is None else (found[0].tolist(), found[1]))
+        return cached[1]
+
     def score(self, state: ModelState, packed: bytes, now_ms: int) -> dict[str, float]:
         """Return both published scores from the rows now and along the silent path (see :mod:`operators.models`).
 
@@ -164,6 +197,18 @@ class Scorer:
             churn_in, propensity_in = stack_inputs(rows[0], published, prior)
             published["churn"] = combiner.apply("churn", churn_in, published["churn"])
             published["propensity"] = min(combiner.apply("propensity", propensity_in, published["propensity"]), 1.0 - published["churn"])
+        return self._published(published)
+
+    def score_many(self, state: ModelState, packed: list[bytes], now_ms: list[int]) -> list[dict[str, float]]:
+        """Return :meth:`score` of each customer, all from this state (the same floats: :mod:`operators.batch_scoring`).
+
+        Only for a state :func:`~operators.batch_scoring.can_score` accepts,
+        and rows of the same number for every customer.
+        """
+        return [self._published({"churn": churn, "propensity": propensity}) for churn, propensity in raw_many(self, state, packed, now_ms)]
+
+    def _published(self, published: dict[str, float]) -> dict[str, float]:
+        """Return the profile's scores from the models' final ``published`` ones (rounded), and observe them."""
         scores = {}
         for name, score in TASKS.items():
             scores[score] = round(published[name], SCORE_DIGITS)
@@ -195,6 +240,7 @@ class Scorer:
             x_now = None
             if trust["churn"]:
                 churn = tasks["churn"]
+                linear = self.linear("churn", churn)
                 log_quiet = 0.0
                 for weight, row in zip(self.weights["churn"], rows, strict=False):
                     quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
@@ -202,7 +248,7 @@ class Scorer:
                     x = row_input(stats, row, quiet, no_buy, x_now)
                     if x_now is None:
                         x_now, week_no_buy = x, no_buy
-                    log_quiet += weight * math.log(clip(churn.predict(x)))
+                    log_quiet += weight * math.log(clip(predict(churn, linear, x)))
                 t = trust["churn"]
                 published["churn"] = t * math.exp(log_quiet) + (1.0 - t) * prior["churn"]
             if trust["propensity"]:
@@ -212,7 +258,8 @@ class Scorer:
                     x_now = row_input(stats, now, quiet, week_no_buy)
                 # The learned model's odds of a purchase within the next interval,
                 # relative to the prior's, carried over to the prior's horizon odds.
-                shift = logit(tasks["propensity"].predict(x_now)) - logit(1.0 - week_no_buy)
+                propensity = tasks["propensity"]
+                shift = logit(predict(propensity, self.linear("propensity", propensity), x_now)) - logit(1.0 - week_no_buy)
                 t = trust["propensity"]
                 learned = sigmoid(logit(prior["propensity"]) + shift)
                 published["propensity"] = t * learned + (1.0 - t) * prior["propensity"]

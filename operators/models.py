@@ -77,6 +77,7 @@ from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_AUC
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
+from operators.batch_scoring import scores_of_run
 from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
 from operators.combiner import Combiner
@@ -203,6 +204,34 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         # the young models' scores, do not say what they say later on.
         self._censored_ms = max(cfg.horizons_ms.values())
         self.stack = cfg.stack
+        # Scores taken for a batch's updates before on_item reaches them (see on_batch), by id of the update.
+        self._ready: dict[int, dict[str, float]] = {}
+
+    def on_batch(self, values: list[UserUpdate]) -> tuple[Iterable[Any], bool]:
+        """Handle ``values`` in order, as :meth:`on_item` one by one would: the same records, the same state.
+
+        An update that carries no example (and is no erasure, opt-out or merge)
+        changes nothing a score reads, so every score of a run of such updates
+        comes from the same state: the run's scores are taken together
+        (:mod:`operators.batch_scoring`: the same floats, a fraction of the
+        time), then each update goes through :meth:`on_item` in its turn (the
+        clusters learn in order). The end of input's final rows are one run.
+        """
+        out: list[Any] = []
+        run: list[UserUpdate] = []
+        for value in [*values, None]:
+            if value is not None and not value.examples and value.kind not in ("erase", "opt_out", "merge"):
+                run.append(value)
+                continue
+            # The run's scores as of now: after every update before it, before the next that teaches.
+            self._ready = scores_of_run(self.scorer, self.state, run)
+            for update in run:
+                out.extend(self.on_item(update)[0])
+            run = []
+            if value is not None:
+                out.extend(self.on_item(value)[0])
+        self._ready = {}
+        return out, StatefulLogic.RETAIN
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         state = self.state
@@ -233,7 +262,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             # once, unless asked for no warm-up at all (their starting parameters).
             if self.stack and state.moments.is_followed(value.user_id):
                 self._resolve(value.user_id, value.features, value.ts_ms)
-            scores.update(self.scorer.score(state, value.features, value.ts_ms))
+            ready = self._ready.pop(id(value), None)
+            scores.update(self.scorer.score(state, value.features, value.ts_ms) if ready is None else ready)
             state.scored += 1
         if value.cluster_features is not None:
             found = state.clusters.learn_predict(value.cluster_features, learn=value.learn_cluster)

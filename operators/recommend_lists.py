@@ -151,9 +151,10 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         out: list[Any] = self._quality()
         if state.final is not None:
             row = state.final
-            # Made directly: dataclasses.replace costs several times as much, per customer.
-            fields = {**row.fields, "recommendations": self.published}
-            out.append(ProfileRow(row.user_id, row.ts_ms, fields, row.segments, row.final))
+            # Into the held row's own fields (the audience step made them for this row alone):
+            # the same keys in the same order as a copy with the list added, without the copy.
+            row.fields["recommendations"] = self.published
+            out.append(row)
             state.final = None
         state.erased_ms = None
         return out, self._retain()

@@ -62,6 +62,9 @@ class _PerItem(StatefulBatchLogic[Any, Any, Any]):
         self.builder = builder
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
+        if hasattr(self.logic, "on_batch"):
+            # A logic that takes a batch at once as it would one by one (the models step).
+            return self.logic.on_batch(values)  # type: ignore[union-attr]
         out: list[Any] = []
         for value in values:
             if self.logic is None:

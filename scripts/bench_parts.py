@@ -88,10 +88,9 @@ class _Flow:
         seconds = self.seconds
         at = self.gc.at
         at[0], at[1] = "models", kind
-        scored: list[Any] = []
-        for record in out:
-            if isinstance(record, UserUpdate):
-                scored.extend(self.models.on_item(record)[0])
+        # The models step takes the updates as a batch (the end of input's final rows are one).
+        updates = [record for record in out if isinstance(record, UserUpdate)]
+        scored: list[Any] = list(self.models.on_batch(updates)[0]) if updates else []
         t_models = clock()
         seconds["models"][kind] += t_models - started
         at[0] = "audience"
