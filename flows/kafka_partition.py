@@ -15,6 +15,7 @@ import kafka.errors as kafka_errors
 from bytewax.inputs import StatefulSourcePartition
 from kafka import KafkaConsumer, TopicPartition
 
+from journeyflow.io_metrics import SOURCE_BATCH_RECORDS
 from journeyflow.metrics import EVENTS_READ, KAFKA_ERRORS, KAFKA_LAG, service_down, service_up
 from journeyflow.step_records import RawRecord
 
@@ -108,6 +109,7 @@ class KafkaPartition(StatefulSourcePartition[RawRecord, int]):
         if self._outage or self._down_since is not None:
             self._recovered()
         self._read.inc(len(batch))
+        SOURCE_BATCH_RECORDS.observe(len(batch))
         self._update_lag()
         return batch
 
