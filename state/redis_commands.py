@@ -11,8 +11,11 @@ from collections.abc import Sequence
 import redis
 import redis.client
 
-from journeyflow.records import IdentityMerge, ProfileRow, SegmentChange
-from state.store import Restore, StoreRecord, alias_key, profile_key, row_changes, segment_key, segments_json
+import orjson
+
+from journeyflow.records import IdentityMerge
+from state.coalesce import RowPatch, coalesce
+from state.store import Restore, StoreRecord, alias_key, profile_key, segment_key, segments_json
 
 __all__ = ["RecordCommands"]
 
@@ -68,21 +71,22 @@ sync(KEYS[1], ARGV[1], ARGV[2], ARGV[3], cjson.decode(ARGV[4]))
 return 0
 """
 
-# A whole profile row in one command (most records are rows: one EVALSHA each
-# instead of HSET, HDEL, two scripts and EXPIRE, which cost the worker most of
-# its time in redis-py). KEYS[1]: the profile hash; ARGV: the user id, the
-# segment keys' prefix, updated_at, the segment list as JSON ("" leaves it as it
-# is), the TTL in seconds (0: none), the number N of fields to set, N name/value
-# pairs, then the names of the fields to delete. Applied in that order: fields,
-# deletions, segments, updated_at (only forward), expiry.
-_APPLY_ROW = _SYNC_FUNCTION + _KEEP_LATEST_FUNCTION + """
-local key, n = KEYS[1], tonumber(ARGV[6])
-local first_delete = 7 + 2 * n
-if n > 0 then redis.call('HSET', key, unpack(ARGV, 7, first_delete - 1)) end
+# A user's rows and segment changes of a batch in one command (state/coalesce.py:
+# one EVALSHA instead of HSET, HDEL, two scripts and EXPIRE per record, which
+# cost the worker most of its time in redis-py). KEYS[1]: the profile hash;
+# ARGV: the user id, the segment keys' prefix, updated_at ("" leaves it), the
+# segment list as JSON ("" leaves it), segments to leave besides the old list
+# (JSON), the TTL in seconds (0: none), the number N of fields to set, N
+# name/value pairs, then the names of the fields to delete. Applied in that
+# order: fields, deletions, segments, updated_at (only forward), expiry.
+_APPLY_PATCH = _SYNC_FUNCTION + _KEEP_LATEST_FUNCTION + """
+local key, n = KEYS[1], tonumber(ARGV[7])
+local first_delete = 8 + 2 * n
+if n > 0 then redis.call('HSET', key, unpack(ARGV, 8, first_delete - 1)) end
 if #ARGV >= first_delete then redis.call('HDEL', key, unpack(ARGV, first_delete, #ARGV)) end
-if ARGV[4] ~= '' then sync(key, ARGV[1], ARGV[2], ARGV[4], {}) end
-keep_latest(key, ARGV[3])
-local ttl = tonumber(ARGV[5])
+if ARGV[4] ~= '' then sync(key, ARGV[1], ARGV[2], ARGV[4], cjson.decode(ARGV[5])) end
+if ARGV[3] ~= '' then keep_latest(key, ARGV[3]) end
+local ttl = tonumber(ARGV[6])
 if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 return 0
 """
@@ -97,7 +101,7 @@ class RecordCommands:
     """
 
     def __init__(self, client: redis.Redis, *, key_prefix: str, ttl_s: int) -> None:
-        self._apply_row = client.register_script(_APPLY_ROW)
+        self._apply_patch = client.register_script(_APPLY_PATCH)
         self._sync_segments = client.register_script(_SYNC_SEGMENTS)
         self.key_prefix = key_prefix
         self.ttl_s = ttl_s
@@ -107,26 +111,24 @@ class RecordCommands:
         prefix = self.key_prefix
         sets = segment_key(prefix, "")
         ttl = self.ttl_s
-        for record in records:
+        for record in coalesce(records):
+            if isinstance(record, RowPatch):
+                user = record.user_id
+                leave = orjson.dumps(sorted(record.leave)).decode() if record.leave else "[]"
+                args: list[str | int] = [
+                    user, sets, record.updated_at, record.segments, leave, ttl, len(record.updates)
+                ]
+                for pair in record.updates.items():
+                    args.extend(pair)
+                args.extend(record.deletes)
+                self._apply_patch(keys=[profile_key(prefix, user)], args=args, client=pipe)
+                continue  # the script set the expiry
             user = record.user_id
             if isinstance(record, IdentityMerge):
                 pipe.set(alias_key(prefix, record.anonymous_id), user, ex=ttl or None)
                 continue
             key = profile_key(prefix, user)
-            if isinstance(record, ProfileRow):
-                updates, deletes = row_changes(record)
-                updated_at = updates.pop("updated_at")
-                segments = updates.pop("segments", "")
-                args: list[str | int] = [user, sets, updated_at, segments, ttl, len(updates)]
-                for pair in updates.items():
-                    args.extend(pair)
-                args.extend(deletes)
-                self._apply_row(keys=[key], args=args, client=pipe)
-                continue  # the script set the expiry
-            elif isinstance(record, SegmentChange):
-                new = segments_json(record.segments)
-                self._sync_segments(keys=[key], args=[user, sets, new, segments_json(record.exited)], client=pipe)
-            elif isinstance(record, Restore):
+            if isinstance(record, Restore):
                 fields = dict(record.fields)
                 segments_text = fields.pop("segments", "[]")
                 # Memberships first: the script leaves the segments of the list the
