@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from journeyflow.events import format_ts
 from journeyflow.records import IdentityMerge, ProfileRow, SegmentChange
-from state.store import StoreRecord, field_text, later_ts, segments_json
+from state.store import StoreRecord, field_text, segments_json
 
 __all__ = ["RowPatch", "coalesce"]
 
@@ -47,18 +47,23 @@ __all__ = ["RowPatch", "coalesce"]
 class RowPatch:
     """One user's rows and segment changes of a batch, merged (see the module docstring).
 
-    ``updated_at`` is ``""`` when only segment changes were merged (they do not
-    move it); ``segments`` is ``""`` when no record set the list.
+    ``latest_ms`` is ``None`` when only segment changes were merged (they do not
+    move ``updated_at``); ``segments`` is ``""`` when no record set the list.
     """
 
     user_id: str
     updates: dict[str, str] = field(default_factory=dict)
     deletes: set[str] = field(default_factory=set)
-    updated_at: str = ""
+    latest_ms: int | None = None
     segments: str = ""
     leave: set[str] = field(default_factory=set)
     listed: Sequence[str] | None = field(default=None, repr=False)
     """The last list set, as given (``segments`` is its JSON)."""
+
+    @property
+    def updated_at(self) -> str:
+        """The rows' latest time as the hash holds it (``""``: no row)."""
+        return "" if self.latest_ms is None else format_ts(self.latest_ms)
 
     def add_row(self, row: ProfileRow) -> None:
         updates, deletes = self.updates, self.deletes
@@ -69,9 +74,9 @@ class RowPatch:
             else:
                 updates[name] = field_text(value)
                 deletes.discard(name)
-        stamp = format_ts(row.ts_ms)
-        if later_ts(self.updated_at or None, stamp):
-            self.updated_at = stamp
+        # Formatted once per patch: format_ts keeps time order, and it costs more than the rest.
+        if self.latest_ms is None or row.ts_ms > self.latest_ms:
+            self.latest_ms = row.ts_ms
         if row.segments is not None:
             self._set_segments(row.segments, ())
 
