@@ -15,7 +15,7 @@ import kafka.errors as kafka_errors
 from bytewax.inputs import StatefulSourcePartition
 from kafka import KafkaConsumer, TopicPartition
 
-from journeyflow.io_metrics import SOURCE_BATCH_RECORDS
+from journeyflow.io_metrics import INPUT_DELAY_SECONDS, SOURCE_BATCH_RECORDS
 from journeyflow.metrics import EVENTS_READ, KAFKA_ERRORS, KAFKA_LAG, service_down, service_up
 from journeyflow.step_records import RawRecord
 
@@ -110,6 +110,8 @@ class KafkaPartition(StatefulSourcePartition[RawRecord, int]):
             self._recovered()
         self._read.inc(len(batch))
         SOURCE_BATCH_RECORDS.observe(len(batch))
+        if messages[0].timestamp > 0:
+            INPUT_DELAY_SECONDS.observe(max(0.0, time.time() - messages[0].timestamp / 1000))
         self._update_lag()
         return batch
 

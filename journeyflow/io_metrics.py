@@ -11,6 +11,9 @@ reads them after each run and prints the shares; Prometheus can graph them):
 - ``journeyflow_sink_records_total{sink}``: records in those batches.
 - ``journeyflow_source_batch_records``: records per non-empty poll of an input
   partition (``_count`` polls that returned records).
+- ``journeyflow_input_delay_seconds``: per non-empty poll, how long ago its
+  oldest record was written (its Kafka timestamp; across machines this
+  includes their clock difference): the wait before the worker saw it.
 - ``journeyflow_gc_pause_seconds{generation}``: each collection the cyclic
   garbage collector ran while the flow was running.
 
@@ -34,6 +37,7 @@ from prometheus_client import Counter, Histogram
 
 __all__ = [
     "GC_PAUSE_SECONDS",
+    "INPUT_DELAY_SECONDS",
     "SINK_RECORDS",
     "SINK_WRITE_SECONDS",
     "SOURCE_BATCH_RECORDS",
@@ -56,6 +60,12 @@ SOURCE_BATCH_RECORDS = Histogram(
     "journeyflow_source_batch_records",
     "Records per non-empty poll of one input partition.",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
+
+INPUT_DELAY_SECONDS = Histogram(
+    "journeyflow_input_delay_seconds",
+    "Per non-empty poll of an input partition, seconds since its oldest record's Kafka timestamp.",
+    buckets=_SECONDS,
 )
 
 GC_PAUSE_SECONDS = Histogram(

@@ -97,7 +97,8 @@ def report(figures: dict[str, Any]) -> None:
         if spent:
             print(f"    where the worker's {spent['wall_s']:g} s went (its own metrics; the rest is the steps, "
                   f"bytewax and snapshots): {spent['input_polls']:,} input polls, "
-                  f"{spent['records_per_poll']} records each")
+                  f"{spent['records_per_poll']} records each, the oldest written "
+                  f"{spent['input_delay_ms']} ms before the poll on average")
             for name, s in sorted(spent["sinks"].items(), key=lambda kv: -kv[1]["seconds"]):
                 print(f"      {name:<24} {s['batches']:>6,} batches {s['records']:>8,} records "
                       f"{s['seconds']:>7.2f} s  {s['share']:>6.1%}")

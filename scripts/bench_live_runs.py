@@ -255,4 +255,5 @@ def where_time_went(before: dict[str, float], after: dict[str, float], wall_s: f
         "gc": gc_pauses,
         "input_polls": int(polls),
         "records_per_poll": round(delta("journeyflow_source_batch_records_sum") / polls, 1) if polls else None,
+        "input_delay_ms": round(delta("journeyflow_input_delay_seconds_sum") / polls * 1000, 1) if polls else None,
     }
