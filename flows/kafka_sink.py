@@ -141,14 +141,16 @@ class KafkaSink(DynamicSink[Any]):
     def new_producer(self) -> KafkaProducer:
         """Return a new producer for this sink (also after the broker lost its state)."""
         delivery_ms = to_ms(self.delivery_timeout_s)
+        # Kafka requires delivery timeout >= linger + request timeout: a short
+        # delivery timeout shortens the linger (it never delays a record anyway).
+        linger_ms = min(self.linger_ms, delivery_ms // 4)
         try:
             return KafkaProducer(
                 bootstrap_servers=self.brokers,
                 client_id=self.client_id,
-                linger_ms=self.linger_ms,
+                linger_ms=linger_ms,
                 delivery_timeout_ms=delivery_ms,
-                # Kafka requires delivery timeout >= linger + request timeout.
-                request_timeout_ms=min(30_000, delivery_ms - self.linger_ms),
+                request_timeout_ms=min(30_000, delivery_ms - linger_ms),
                 max_request_size=self.max_request_size,
                 batch_size=min(_BATCH_BYTES, self.max_request_size),
                 # send() waits this long for a topic's metadata; the sink's own
