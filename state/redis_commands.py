@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 import redis
 import redis.client
-
-import orjson
 
 from journeyflow.records import IdentityMerge
 from state.coalesce import RowPatch, coalesce
@@ -93,7 +92,8 @@ return 0
 
 
 class RecordCommands:
-    """Queue the commands of store records on a pipeline, in record order.
+    """Queue the commands of store records on a pipeline, in record order (each user's
+    rows and segment changes of the batch merged into one command: :mod:`state.coalesce`).
 
     With ``ttl_s`` > 0 a record that writes a profile hash (or an alias) resets its
     expiry. The scripts are registered on ``client`` once; a pipeline loads them
