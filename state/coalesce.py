@@ -91,10 +91,10 @@ class RowPatch:
         self.segments = segments_json(segments)
 
 
-def coalesce(records: Sequence[StoreRecord]) -> list[object]:
+def coalesce(records: Sequence[StoreRecord]) -> list[RowPatch | StoreRecord]:
     """Return ``records`` with each user's rows and segment changes merged into a
     :class:`RowPatch` at the place of the first of them (see the module docstring)."""
-    out: list[object] = []
+    out: list[RowPatch | StoreRecord] = []
     open_patches: dict[str, RowPatch] = {}
     for record in records:
         kind = type(record)

@@ -12,7 +12,7 @@ import orjson
 import redis
 import redis.client
 
-from journeyflow.records import IdentityMerge
+from journeyflow.records import IdentityMerge, Tombstone
 from state.coalesce import RowPatch, coalesce
 from state.store import Restore, StoreRecord, alias_key, profile_key, segment_key, segments_json
 
@@ -136,7 +136,7 @@ class RecordCommands:
                 self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
                 pipe.delete(key)
                 pipe.hset(key, mapping={**fields, "segments": segments_text})
-            else:
+            elif isinstance(record, Tombstone):
                 self._sync_segments(keys=[key], args=[user, sets, "", segments_json(record.segments)], client=pipe)
                 if record.aliases:
                     pipe.delete(*(alias_key(prefix, device) for device in record.aliases))
