@@ -17,6 +17,7 @@ from bytewax.outputs import StatelessSinkPartition
 from kafka import KafkaProducer
 
 from journeyflow.errors import ConnectionFailure
+from journeyflow.io_metrics import sink_timer
 from journeyflow.events import DeadLetter
 from journeyflow.metrics import KAFKA_ERRORS, UNDELIVERABLE
 from journeyflow.outages import Outage
@@ -131,12 +132,14 @@ class KafkaSinkPartition(StatelessSinkPartition[Any]):
         self._sink = sink
         self._producer: KafkaProducer | None = sink.new_producer()
         self._outage = Outage("kafka", f"sink {step_id} ({sink.topic})", sink.policy, logger=log)
+        self._step_id = step_id
 
     def write_batch(self, items: list[Any]) -> None:
         topic = self._sink.topic
-        todo = [_Out(topic, record_key(item), item.to_json(), item) for item in items]
-        while todo:
-            todo = self._attempt(todo)
+        with sink_timer(self._step_id, len(items)):
+            todo = [_Out(topic, record_key(item), item.to_json(), item) for item in items]
+            while todo:
+                todo = self._attempt(todo)
         self._outage.succeeded()
 
     def _attempt(self, todo: list[_Out]) -> list[_Out]:

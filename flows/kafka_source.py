@@ -49,7 +49,7 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
 
     Start-up raises ``ConnectionFailure`` within ``connect_timeout_s`` when
     the brokers do not answer or the topic does not exist. ``next_batch``
-    never blocks; empty polls back off 10 to 50 ms. Keep the partition count
+    never blocks; empty polls back off 2 to 20 ms. Keep the partition count
     a multiple of the total worker count (bytewax trap 6).
 
     :arg brokers: ``host:port`` strings (or one comma-separated string).
@@ -165,9 +165,13 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
                 max_poll_records=self.batch_size,
                 reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
                 # Apache Kafka answers a fetch as soon as records arrive; some
-                # Kafka-protocol brokers (Tansu) wait the whole fetch_max_wait,
-                # 500 ms by default, which would be the trigger latency.
-                fetch_max_wait_ms=50,
+                # Kafka-protocol brokers (Tansu) hold it longer, up to the whole
+                # fetch_max_wait (500 ms by default), which would be the trigger
+                # latency. Measured against Tansu, a record sent at a random
+                # moment reached a polling consumer after 9 ms (median; 29 ms
+                # p90) with 50 ms, 6.5 ms (9.4 ms p90) with 10 ms; an idle
+                # partition then costs 100 empty fetches a second.
+                fetch_max_wait_ms=10,
                 **self.options,
             )
         except (kafka_errors.KafkaError, OSError) as ex:

@@ -7,18 +7,21 @@ from typing import Any
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
+from journeyflow.io_metrics import sink_timer
 from state.store import StateStore
 
 __all__ = ["StoreSink"]
 
 
 class _StorePartition(StatelessSinkPartition[Any]):
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, step_id: str) -> None:
         self._store = store
+        self._step_id = step_id
 
     def write_batch(self, items: list[Any]) -> None:
         # The store refuses a batch holding anything else before writing any of it.
-        self._store.apply(items)
+        with sink_timer(self._step_id, len(items)):
+            self._store.apply(items)
 
     def close(self) -> None:
         self._store.close()
@@ -42,4 +45,4 @@ class StoreSink(DynamicSink[Any]):
         self._store_factory = store_factory
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _StorePartition:
-        return _StorePartition(self._store_factory())
+        return _StorePartition(self._store_factory(), step_id)

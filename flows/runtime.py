@@ -31,6 +31,7 @@ from bytewax._bytewax import cli_main
 from bytewax.dataflow import Dataflow
 
 from journeyflow.errors import JourneyflowError
+from journeyflow.io_metrics import GcPauses
 
 __all__ = ["execute", "GC_THRESHOLDS"]
 
@@ -59,6 +60,8 @@ def execute(flow: Dataflow, **options: Any) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    pauses = GcPauses()
+    pauses.install()
     try:
         cli_main(flow, **options)
     except BaseException as ex:
@@ -70,6 +73,7 @@ def execute(flow: Dataflow, **options: Any) -> None:
         log.error("dataflow failed", exc_info=ex)
         raise type(failure)(str(failure)) from None
     finally:
+        pauses.remove()
         gc.set_threshold(*thresholds)
         gc.unfreeze()
         quiet.restore(previous)

@@ -93,6 +93,18 @@ def report(figures: dict[str, Any]) -> None:
         print(f"    send -> worker wrote it          p50 {o['p50']:>7.1f} ms   p99 {o['p99']:>7.1f} ms   "
               f"max {o['max']:>7.1f} ms   (record timestamp)")
         print(f"    worst latency per second of the run (ms): {lat['max_ms_by_second']}")
+        spent = lat.get("spent")
+        if spent:
+            print(f"    where the worker's {spent['wall_s']:g} s went (its own metrics; the rest is the steps, "
+                  f"bytewax and snapshots): {spent['input_polls']:,} input polls, "
+                  f"{spent['records_per_poll']} records each, the oldest written "
+                  f"{spent['input_delay_ms']} ms before the poll on average")
+            for name, s in sorted(spent["sinks"].items(), key=lambda kv: -kv[1]["seconds"]):
+                print(f"      {name:<24} {s['batches']:>6,} batches {s['records']:>8,} records "
+                      f"{s['seconds']:>7.2f} s  {s['share']:>6.1%}")
+            for gen, g in spent["gc"].items():
+                print(f"      gc generation {gen:<10} {g['count']:>6,} pauses {'':>16}{g['seconds']:>7.2f} s  "
+                      f"{g['share']:>6.1%}")
     if not figures.get("fast_crc", True):
         print("  kafka-python computes CRC32C in pure Python here (no `crc32c` package): "
               "producing and fetching pay for it")

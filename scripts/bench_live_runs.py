@@ -175,6 +175,7 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
         wait_for(lambda: "warm-3" in arrivals, args.timeout, "the warm-up trigger", worker)
 
         plan = _views(args.rate, args.duration)
+        before = metrics(port)
         sent_at: dict[str, float] = {}
         started = time.time()
         for n, (event_id, user, product) in enumerate(plan):
@@ -189,6 +190,7 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
         send_s = time.time() - started
         wait_for(lambda: all(e in arrivals for e in sent_at), args.timeout, "every trigger", worker)
         lag_s = time.time() - started - send_s
+        spent = where_time_went(before, metrics(port), send_s + lag_s)
     finally:
         stop.set()
         reader.join(timeout=5)
@@ -219,4 +221,39 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
         "output_ms": {"p50": pct(to_output, 0.5), "p99": pct(to_output, 0.99),
                       "max": round(to_output[-1], 1)},
         "max_ms_by_second": [round(by_second.get(i, 0.0)) for i in range(int(send_s) + 1)],
+        "spent": spent,
+    }
+
+
+def where_time_went(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict[str, Any]:
+    """Return, from two scrapes of the worker's metrics (``journeyflow/io_metrics.py``), what
+    each sink and the garbage collector took between them: batches, records, seconds and
+    their share of ``wall_s``; and the records per non-empty input poll."""
+    def delta(series: str) -> float:
+        return after.get(series, 0.0) - before.get(series, 0.0)
+
+    sinks: dict[str, dict[str, float]] = {}
+    for series in after:
+        if series.startswith("journeyflow_sink_write_seconds_count{"):
+            label = series[series.index("{"):]
+            name = label.split('"')[1]
+            batches = delta(series)
+            if batches:
+                seconds = delta(f"journeyflow_sink_write_seconds_sum{label}")
+                sinks[name] = {"batches": int(batches), "records": int(delta(f"journeyflow_sink_records_total{label}")),
+                               "seconds": round(seconds, 2), "share": round(seconds / wall_s, 3)}
+    gc_pauses = {}
+    for gen in range(3):
+        label = f'{{generation="{gen}"}}'
+        seconds = delta(f"journeyflow_gc_pause_seconds_sum{label}")
+        gc_pauses[str(gen)] = {"count": int(delta(f"journeyflow_gc_pause_seconds_count{label}")),
+                               "seconds": round(seconds, 3), "share": round(seconds / wall_s, 3)}
+    polls = delta("journeyflow_source_batch_records_count")
+    return {
+        "wall_s": round(wall_s, 2),
+        "sinks": sinks,
+        "gc": gc_pauses,
+        "input_polls": int(polls),
+        "records_per_poll": round(delta("journeyflow_source_batch_records_sum") / polls, 1) if polls else None,
+        "input_delay_ms": round(delta("journeyflow_input_delay_seconds_sum") / polls * 1000, 1) if polls else None,
     }

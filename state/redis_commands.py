@@ -8,61 +8,92 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import orjson
 import redis
 import redis.client
 
-from journeyflow.records import IdentityMerge, ProfileRow, SegmentChange
-from state.store import Restore, StoreRecord, alias_key, profile_key, row_changes, segment_key, segments_json
+from journeyflow.records import IdentityMerge, Tombstone
+from state.coalesce import RowPatch, coalesce
+from state.store import Restore, StoreRecord, alias_key, profile_key, segment_key, segments_json
 
 __all__ = ["RecordCommands"]
 
 
-# Sets updated_at (ARGV[1]) unless the hash holds a later one. Times are
-# format_ts output: 20 characters without milliseconds, 24 with; padding the
-# former to ".000Z" makes them compare as text in time order.
-_KEEP_LATEST_UPDATED_AT = """
+# Sets a hash's updated_at unless it holds a later one. Times are format_ts
+# output: 20 characters without milliseconds, 24 with; padding the former to
+# ".000Z" makes them compare as text in time order.
+_KEEP_LATEST_FUNCTION = """
 local function norm(s)
   if string.len(s) == 20 then return string.sub(s, 1, 19) .. '.000Z' end
   return s
 end
-local current = redis.call('HGET', KEYS[1], 'updated_at')
-if (not current) or norm(current) < norm(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'updated_at', ARGV[1])
+local function keep_latest(key, updated_at)
+  local current = redis.call('HGET', key, 'updated_at')
+  if (not current) or norm(current) < norm(updated_at) then
+    redis.call('HSET', key, 'updated_at', updated_at)
+  end
 end
-return 0
 """
 
+
+# The segment list and memberships: sync(key, user, prefix, new list as JSON
+# or "" to delete the hash instead, segments to leave besides the old list).
+# Touches segment keys it is not given in KEYS: standalone Redis.
+_SYNC_FUNCTION = """
+local function sync(key, user, prefix, new, leave)
+  local keep = {}
+  if new ~= '' then
+    for _, s in ipairs(cjson.decode(new)) do keep[s] = true end
+  end
+  local old = redis.call('HGET', key, 'segments')
+  if old then
+    for _, s in ipairs(cjson.decode(old)) do leave[#leave + 1] = s end
+  end
+  for _, s in ipairs(leave) do
+    if not keep[s] then redis.call('SREM', prefix .. s, user) end
+  end
+  if new == '' then
+    redis.call('DEL', key)
+    return
+  end
+  for s, _ in pairs(keep) do redis.call('SADD', prefix .. s, user) end
+  redis.call('HSET', key, 'segments', new)
+end
+"""
 
 # Sets a user's segment list and memberships. KEYS[1]: the profile hash;
 # ARGV: the user id, the segment keys' prefix ("jf:segment:"), the new list as
 # JSON ("" deletes the hash instead), and segments to leave besides the old
-# list (JSON). Touches segment keys it is not given in KEYS: standalone Redis.
-_SYNC_SEGMENTS = """
-local user, prefix = ARGV[1], ARGV[2]
-local keep = {}
-if ARGV[3] ~= '' then
-  for _, s in ipairs(cjson.decode(ARGV[3])) do keep[s] = true end
-end
-local leave = cjson.decode(ARGV[4])
-local old = redis.call('HGET', KEYS[1], 'segments')
-if old then
-  for _, s in ipairs(cjson.decode(old)) do leave[#leave + 1] = s end
-end
-for _, s in ipairs(leave) do
-  if not keep[s] then redis.call('SREM', prefix .. s, user) end
-end
-if ARGV[3] == '' then
-  redis.call('DEL', KEYS[1])
-  return 0
-end
-for s, _ in pairs(keep) do redis.call('SADD', prefix .. s, user) end
-redis.call('HSET', KEYS[1], 'segments', ARGV[3])
+# list (JSON).
+_SYNC_SEGMENTS = _SYNC_FUNCTION + """
+sync(KEYS[1], ARGV[1], ARGV[2], ARGV[3], cjson.decode(ARGV[4]))
+return 0
+"""
+
+# A user's rows and segment changes of a batch in one command (state/coalesce.py:
+# one EVALSHA instead of HSET, HDEL, two scripts and EXPIRE per record, which
+# cost the worker most of its time in redis-py). KEYS[1]: the profile hash;
+# ARGV: the user id, the segment keys' prefix, updated_at ("" leaves it), the
+# segment list as JSON ("" leaves it), segments to leave besides the old list
+# (JSON), the TTL in seconds (0: none), the number N of fields to set, N
+# name/value pairs, then the names of the fields to delete. Applied in that
+# order: fields, deletions, segments, updated_at (only forward), expiry.
+_APPLY_PATCH = _SYNC_FUNCTION + _KEEP_LATEST_FUNCTION + """
+local key, n = KEYS[1], tonumber(ARGV[7])
+local first_delete = 8 + 2 * n
+if n > 0 then redis.call('HSET', key, unpack(ARGV, 8, first_delete - 1)) end
+if #ARGV >= first_delete then redis.call('HDEL', key, unpack(ARGV, first_delete, #ARGV)) end
+if ARGV[4] ~= '' then sync(key, ARGV[1], ARGV[2], ARGV[4], cjson.decode(ARGV[5])) end
+if ARGV[3] ~= '' then keep_latest(key, ARGV[3]) end
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then redis.call('EXPIRE', key, ttl) end
 return 0
 """
 
 
 class RecordCommands:
-    """Queue the commands of store records on a pipeline, in record order.
+    """Queue the commands of store records on a pipeline, in record order (each user's
+    rows and segment changes of the batch merged into one command: :mod:`state.coalesce`).
 
     With ``ttl_s`` > 0 a record that writes a profile hash (or an alias) resets its
     expiry. The scripts are registered on ``client`` once; a pipeline loads them
@@ -70,7 +101,7 @@ class RecordCommands:
     """
 
     def __init__(self, client: redis.Redis, *, key_prefix: str, ttl_s: int) -> None:
-        self._keep_latest_updated_at = client.register_script(_KEEP_LATEST_UPDATED_AT)
+        self._apply_patch = client.register_script(_APPLY_PATCH)
         self._sync_segments = client.register_script(_SYNC_SEGMENTS)
         self.key_prefix = key_prefix
         self.ttl_s = ttl_s
@@ -80,27 +111,24 @@ class RecordCommands:
         prefix = self.key_prefix
         sets = segment_key(prefix, "")
         ttl = self.ttl_s
-        for record in records:
+        for record in coalesce(records):
+            if isinstance(record, RowPatch):
+                user = record.user_id
+                leave = orjson.dumps(sorted(record.leave)).decode() if record.leave else "[]"
+                args: list[str | int] = [
+                    user, sets, record.updated_at, record.segments, leave, ttl, len(record.updates)
+                ]
+                for pair in record.updates.items():
+                    args.extend(pair)
+                args.extend(record.deletes)
+                self._apply_patch(keys=[profile_key(prefix, user)], args=args, client=pipe)
+                continue  # the script set the expiry
             user = record.user_id
             if isinstance(record, IdentityMerge):
                 pipe.set(alias_key(prefix, record.anonymous_id), user, ex=ttl or None)
                 continue
             key = profile_key(prefix, user)
-            if isinstance(record, ProfileRow):
-                updates, deletes = row_changes(record)
-                updated_at = updates.pop("updated_at")
-                segments = updates.pop("segments", None)
-                if updates:
-                    pipe.hset(key, mapping=updates)
-                if deletes:
-                    pipe.hdel(key, *deletes)
-                if segments is not None:
-                    self._sync_segments(keys=[key], args=[user, sets, segments, "[]"], client=pipe)
-                self._keep_latest_updated_at(keys=[key], args=[updated_at], client=pipe)
-            elif isinstance(record, SegmentChange):
-                new = segments_json(record.segments)
-                self._sync_segments(keys=[key], args=[user, sets, new, segments_json(record.exited)], client=pipe)
-            elif isinstance(record, Restore):
+            if isinstance(record, Restore):
                 fields = dict(record.fields)
                 segments_text = fields.pop("segments", "[]")
                 # Memberships first: the script leaves the segments of the list the
@@ -108,7 +136,7 @@ class RecordCommands:
                 self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
                 pipe.delete(key)
                 pipe.hset(key, mapping={**fields, "segments": segments_text})
-            else:
+            elif isinstance(record, Tombstone):
                 self._sync_segments(keys=[key], args=[user, sets, "", segments_json(record.segments)], client=pipe)
                 if record.aliases:
                     pipe.delete(*(alias_key(prefix, device) for device in record.aliases))
