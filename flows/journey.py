@@ -164,6 +164,7 @@ def build_flow(
     live: bool,
     rules: Rules | None = None,
     flow_id: str = "journeyflow",
+    models_key: str = MODELS_KEY,
 ) -> Dataflow:
     """Return the dataflow for the live worker (``live``) or a replay.
 
@@ -172,7 +173,9 @@ def build_flow(
     event time alone (deterministic) and writes each user's final profile.
 
     Renaming a step or ``flow_id`` makes bytewax recovery lose that step's
-    state: keep them stable.
+    state: keep them stable (and ``models_key``, the models step's one key,
+    for the live worker; a replay cluster places it on a worker of its
+    choice, :func:`flows.replay_shares.placed_key`).
     """
     rules = rules if rules is not None else load_rules(settings.rules_path)
     # Only the live worker can be resumed: a replay's snapshots would never be read (operators/unsaved.py).
@@ -201,7 +204,7 @@ def build_flow(
     updates = by_kind["models"]
     # (user, UserUpdate)
     learned = stateful(
-        "models", rekey("to_models", updates, MODELS_KEY), model_config(settings).build, snapshots=snapshots
+        "models", rekey("to_models", updates, models_key), model_config(settings).build, snapshots=snapshots
     )
     # ("models", UserUpdate with scores | ModelReport)
     modelled = route("route_models", learned, [("scored", is_a(UserUpdate)), ("report", is_a(ModelReport))])
