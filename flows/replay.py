@@ -199,7 +199,8 @@ def _run_process(
 
     outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports, loop_report=loop_reports, recommendations=rec_quality)
     models_key = MODELS_KEY if addresses is None else models_key_for(len(addresses), workers)
-    flow = build_flow(settings, read_files, outputs, live=False, models_key=models_key)
+    # A cluster sends the models compact asks and keeps each update on its worker (flows/models_hop.py).
+    flow = build_flow(settings, read_files, outputs, live=False, models_key=models_key, models_apart=addresses is not None)
     errors_before = metrics.rule_error_counts()
     cluster = {} if addresses is None else {"process_id": process_id or 0, "addresses": addresses}
     execute(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=settings.run.epoch_s), **cluster)
