@@ -27,15 +27,15 @@ from bytewax.outputs import Sink
 
 from config.settings import Settings
 from flows.loop import close_loop
+from flows.models_hop import models_hop
 from flows.recommend import audience_with_recommendations, recommend_config, routed_here
-from flows.routing import is_a, rekey, route, values
-from flows.step_configs import audience_config, journey_config, model_config
+from flows.routing import is_a, route, values
+from flows.step_configs import audience_config, journey_config
 from flows.store_state import StoreStateConfig, store_state
 from journeyflow import metrics
 from journeyflow.events import DeadLetter
 from journeyflow.records import (
     IdentityMerge,
-    ModelReport,
     ProfileRow,
     SegmentChange,
     SessionSummary,
@@ -113,13 +113,6 @@ def _journey_routes(recommend: RecommendConfig | None) -> list[tuple[str, Callab
     ]
 
 
-def _back_to_users(items: list[tuple[str, UserUpdate]]) -> list[tuple[str, UserUpdate]]:
-    """Key scored updates by user again, without what only the models read (less to pickle in a cluster)."""
-    for _, update in items:
-        update.drop_model_inputs()
-    return [(update.user_id, update) for _, update in items]
-
-
 def _is_published(record: Any) -> bool:
     # Tombstones of merges and opt-outs only tell the store; erasures are published.
     return type(record) is SegmentChange or (type(record) is Tombstone and record.reason == "forget")
@@ -164,6 +157,8 @@ def build_flow(
     live: bool,
     rules: Rules | None = None,
     flow_id: str = "journeyflow",
+    models_key: str = MODELS_KEY,
+    models_apart: bool = False,
 ) -> Dataflow:
     """Return the dataflow for the live worker (``live``) or a replay.
 
@@ -172,7 +167,11 @@ def build_flow(
     event time alone (deterministic) and writes each user's final profile.
 
     Renaming a step or ``flow_id`` makes bytewax recovery lose that step's
-    state: keep them stable.
+    state: keep them stable (and ``models_key``, the models step's one key,
+    for the live worker; a replay cluster places it on a worker of its
+    choice, :func:`flows.replay_shares.placed_key`). ``models_apart`` (a
+    replay cluster) sends the models compact asks and joins their scores
+    back to the updates kept on their workers (:mod:`flows.models_hop`).
     """
     rules = rules if rules is not None else load_rules(settings.rules_path)
     # Only the live worker can be resumed: a replay's snapshots would never be read (operators/unsaved.py).
@@ -200,13 +199,8 @@ def build_flow(
     by_kind = route("route_journey", journey, _journey_routes(recommend_cfg))
     updates = by_kind["models"]
     # (user, UserUpdate)
-    learned = stateful(
-        "models", rekey("to_models", updates, MODELS_KEY), model_config(settings).build, snapshots=snapshots
-    )
-    # ("models", UserUpdate with scores | ModelReport)
-    modelled = route("route_models", learned, [("scored", is_a(UserUpdate)), ("report", is_a(ModelReport))])
-    scored = op.flat_map_batch("scored", modelled["scored"], _back_to_users)
-    # (user, UserUpdate): one global key, so the models learn from everyone; back to each user
+    scored, model_report = models_hop(settings, updates, models_key=models_key, apart=models_apart, snapshots=snapshots)
+    # (user, UserUpdate with scores): one global key, so the models learn from everyone; back to each user
     asks = by_kind["recommender"] if "recommender" in by_kind else journey
     audience_cfg = audience_config(rules, store_rows=store_rows)
     audience = audience_with_recommendations(
@@ -219,7 +213,7 @@ def build_flow(
     records = values("audience_records", published_by_kind["records"])
     # ProfileRow | SegmentChange | Tombstone, in the order the audience step emitted them
     if outputs.models is not None:
-        op.output("write_model_report", values("model_report", modelled["report"]), outputs.models)
+        op.output("write_model_report", values("model_report", model_report), outputs.models)
 
     closed = op.inspect("count_sessions", values("sessions", by_kind["sessions"]), _count_session)
     op.output("write_sessions", closed, outputs.sessions)

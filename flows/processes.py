@@ -6,8 +6,11 @@ cluster's ``addresses`` (bytewax's ``-i``/``-a``). Every process reads and
 parses the whole input and keeps the items of the users whose state lives on
 its own workers (:mod:`flows.replay_shares`), so input never crosses between
 processes and the per-user steps share the cores. The global steps (models,
-the recommender's popularity, the loop) each stay on one worker: what the
+the recommender's catalog, the loop) each stay on one worker: what the
 per-user steps send them crosses when that worker is in the other process.
+The models step is placed on a process without the other two
+(:func:`flows.replay_shares.models_key_for`), and gets compact asks, one
+list per batch, answering with scores alone (:mod:`flows.models_hop`).
 
 The worker processes are forked from process 0 once it has imported
 everything (``fork``): a fresh interpreter took about 1.5 CPU seconds to

@@ -22,13 +22,13 @@ from bytewax.dataflow import Dataflow
 from config.settings import Settings
 from flows.file_sinks import CollectSink, JsonLinesSink, TallySink, combine_parts
 from flows.files import ReplayClock, ReplayProgress, ReplaySource, print_progress
-from flows.journey import Outputs, build_flow
+from flows.journey import MODELS_KEY, Outputs, build_flow
 from flows.step_configs import event_parser
 from flows.processes import Collected, free_addresses, start_workers, stop_workers, wait_workers
 from flows.uplift_report import loop_summary
 from flows.recommend import QualitySink
 from flows.replay_outputs import OUTPUT_FILES, OUTPUT_ORDER, model_summary, segment_sizes
-from flows.replay_shares import ReplayShares
+from flows.replay_shares import ReplayShares, models_key_for
 from flows.runtime import execute
 from journeyflow import metrics
 from journeyflow.events import DeadLetter, format_ts
@@ -198,7 +198,9 @@ def _run_process(
         return keyed, split.trues
 
     outputs = Outputs(**sinks, store=store, tallies=tallies, models=reports, loop_report=loop_reports, recommendations=rec_quality)
-    flow = build_flow(settings, read_files, outputs, live=False)
+    models_key = MODELS_KEY if addresses is None else models_key_for(len(addresses), workers)
+    # A cluster sends the models compact asks and keeps each update on its worker (flows/models_hop.py).
+    flow = build_flow(settings, read_files, outputs, live=False, models_key=models_key, models_apart=addresses is not None)
     errors_before = metrics.rule_error_counts()
     cluster = {} if addresses is None else {"process_id": process_id or 0, "addresses": addresses}
     execute(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=settings.run.epoch_s), **cluster)

@@ -38,7 +38,7 @@ from journeyflow.events import DeadLetter, Event
 from journeyflow.step_records import Expect
 from operators.identity import device_key, to_device
 
-__all__ = ["ReplayShares", "owner_worker", "first_key", "siphash13"]
+__all__ = ["ReplayShares", "owner_worker", "first_key", "placed_key", "models_key_for", "siphash13"]
 
 _MASK = (1 << 64) - 1
 
@@ -93,6 +93,48 @@ def owner_worker(key: str, worker_count: int) -> int:
     """
     # A Rust ``str`` hashes as its bytes then 0xff (so "ab" + "c" differs from "a" + "bc").
     return siphash13(key.encode() + b"\xff") % worker_count
+
+
+def placed_key(base: str, worker: int, worker_count: int) -> str:
+    """Return ``base``, or ``base-N`` for the first N, that bytewax keeps on ``worker``.
+
+    A global step has one key, so one worker does all its work: the cluster
+    places each global step's key where it chooses (a replay takes no
+    snapshots, so the key's name is free there).
+
+    >>> [owner_worker(placed_key("models", w, 2), 2) for w in (0, 1)]
+    [0, 1]
+    """
+    if not 0 <= worker < worker_count:
+        msg = f"worker must be in [0, {worker_count}); got {worker} instead"
+        raise ValueError(msg)
+    key, n = base, 0
+    while owner_worker(key, worker_count) != worker:
+        n += 1
+        key = f"{base}-{n}"
+    return key
+
+
+def models_key_for(processes: int, workers_per_process: int) -> str:
+    """Return the models step's key in a cluster: on the last worker of a process holding no other global step.
+
+    The recommender's catalog and the loop each keep one key too; with all
+    three on one process (bytewax's hash put them all on worker 0 of two),
+    that process did about a quarter more work per line than the other.
+
+    >>> owner_worker(models_key_for(2, 1), 2)
+    1
+    """
+    # Imported here: the global steps' modules import much of the flow.
+    from flows.recommend import CATALOG_KEY
+    from operators.loop import LOOP_KEY
+
+    worker_count = processes * workers_per_process
+    busy = [0] * processes
+    for key in (CATALOG_KEY, LOOP_KEY):
+        busy[owner_worker(key, worker_count) // workers_per_process] += 1
+    process = min(range(processes - 1, -1, -1), key=lambda p: busy[p])
+    return placed_key("models", (process + 1) * workers_per_process - 1, worker_count)
 
 
 def first_key(item: Any) -> str:

@@ -234,44 +234,68 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         return out, StatefulLogic.RETAIN
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
+        value.scores = self.learn_and_score(
+            value.user_id, value.kind, value.ts_ms, value.examples, value.features, value.cluster_features,
+            value.learn_cluster, self._ready.pop(id(value), None),
+        )
+        return [value], StatefulLogic.RETAIN
+
+    def learn_and_score(
+        self,
+        user_id: str,
+        kind: str,
+        ts_ms: int,
+        examples: tuple[Any, ...],
+        features: bytes | None,
+        cluster_features: dict[str, float] | None,
+        learn_cluster: bool,
+        ready: dict[str, float] | None = None,
+    ) -> dict[str, Any] | None:
+        """Learn from an update's examples; return its scores (``None``: it asked for none).
+
+        ``ready``: the models' scores of ``features`` already taken as of this
+        state (:meth:`on_batch`), so they are not taken again.
+
+        What an update brings the models (see :class:`UserUpdate`), whichever
+        record carried it here: a whole update (:meth:`on_item`) or a replay
+        cluster's compact ask (:mod:`operators.model_batches`).
+        """
         state = self.state
-        if value.kind in ("erase", "opt_out", "merge"):
+        if kind in ("erase", "opt_out", "merge"):
             for prior in state.priors.values():
-                prior.forget(value.user_id)
-            state.moments.forget(value.user_id)
-        for example in value.examples:
+                prior.forget(user_id)
+            state.moments.forget(user_id)
+        for example in examples:
             if example.task == "churn":
                 # One churn example per snapshot: each snapshot is observed once.
                 v = unpack(example.features)
                 age = v["bg_age"]
-                state.priors["sessions"].observe(value.user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
-                state.priors["purchases"].observe(value.user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
+                state.priors["sessions"].observe(user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
+                state.priors["purchases"].observe(user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
-                if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(value.user_id):
-                    self._record(value.user_id, v, example.ts_ms)
+                if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
+                    self._record(user_id, v, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
-        if value.features is None and value.cluster_features is None:
-            return [value], StatefulLogic.RETAIN
+        if features is None and cluster_features is None:
+            return None
         scores: dict[str, Any] = {}
         fitted = all(p.params is not None for p in state.priors.values())
-        if value.features is not None and (fitted or self.min_examples == 0):
+        if features is not None and (fitted or self.min_examples == 0):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
-            if self.stack and state.moments.is_followed(value.user_id):
-                self._resolve(value.user_id, value.features, value.ts_ms)
-            ready = self._ready.pop(id(value), None)
-            scores.update(self.scorer.score(state, value.features, value.ts_ms) if ready is None else ready)
+            if self.stack and state.moments.is_followed(user_id):
+                self._resolve(user_id, features, ts_ms)
+            scores.update(self.scorer.score(state, features, ts_ms) if ready is None else ready)
             state.scored += 1
-        if value.cluster_features is not None:
-            found = state.clusters.learn_predict(value.cluster_features, learn=value.learn_cluster)
+        if cluster_features is not None:
+            found = state.clusters.learn_predict(cluster_features, learn=learn_cluster)
             if found is not None:
                 scores["cluster"] = found
         scores["model_version"] = state.model_version
-        value.scores = scores
-        return [value], StatefulLogic.RETAIN
+        return scores
 
     def _record(self, user_id: str, v: dict[str, float], moment_ms: int) -> None:
         """Keep a followed customer's grid moment, scored as it would have been at its moment (the stacks' inputs)."""

@@ -1,0 +1,75 @@
+"""The hop to the one models step and back: whole updates, or, in a replay cluster, compact asks.
+
+::
+
+    updates (by key) ─► to_models ─► models (one key) ─► route_models ─► scored (by user) ─► audience
+                                                              └─► report
+
+With ``apart`` (a replay cluster, see :mod:`operators.model_batches`) the
+updates stay on their own worker while the models step gets one list of
+compact asks per batch and answers with scores, which ``await_scores``
+joins back to the updates::
+
+    updates (by key) ─┬─► to_models: [ModelAsk] per batch ─► models ─► answers (key, Scored)
+                      └──────────────────────────────────────────────► await_scores (by key) ─► scored (by user)
+
+Without it (one process, the live worker) the steps, their ids and what
+crosses them are those the flow always had.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.operators import KeyedStream
+
+from config.settings import Settings
+from flows.routing import is_a, rekey, route
+from flows.step_configs import model_config
+from journeyflow.records import ModelReport
+from journeyflow.step_records import UserUpdate
+from operators.model_batches import AwaitScores, BatchedModels, Scored, asks_of
+from operators.unsaved import stateful
+
+__all__ = ["models_hop"]
+
+
+def _back_to_users(items: list[tuple[str, UserUpdate]]) -> list[tuple[str, UserUpdate]]:
+    """Key scored updates by user again, without what only the models read (less to pickle in a cluster)."""
+    for _, update in items:
+        update.drop_model_inputs()
+    return [(update.user_id, update) for _, update in items]
+
+
+def _answers(items: list[tuple[str, list[tuple[str, Scored]]]]) -> list[tuple[str, Scored]]:
+    return [answer for _, answers in items for answer in answers]
+
+
+def models_hop(
+    settings: Settings, updates: KeyedStream[UserUpdate], *, models_key: str, apart: bool, snapshots: bool
+) -> tuple[KeyedStream[UserUpdate], KeyedStream[ModelReport]]:
+    """Add the models step; return the scored updates keyed by user, and the models' report (keyed by the models' key)."""
+    cfg = model_config(settings)
+    if not apart:
+        learned = stateful("models", rekey("to_models", updates, models_key), cfg.build, snapshots=snapshots)
+        # ("models", UserUpdate with scores | ModelReport)
+        modelled = route("route_models", learned, [("scored", is_a(UserUpdate)), ("report", is_a(ModelReport))])
+        return op.flat_map_batch("scored", modelled["scored"], _back_to_users), modelled["report"]
+    if snapshots:
+        msg = "the models step apart from the updates must run without snapshots (a replay); got snapshots instead"
+        raise ValueError(msg)
+
+    def to_models(items: list[tuple[str, UserUpdate]]) -> list[tuple[str, Any]]:
+        asks = asks_of(items)
+        return [(models_key, asks)] if asks else []
+
+    asked = op.flat_map_batch("to_models", updates, to_models)
+    # (models key, [ModelAsk]): one item per batch and worker
+    learned = stateful("models", asked, lambda resume: BatchedModels(cfg.build(resume)), snapshots=False)
+    # (models key, [(key, Scored)] | ModelReport)
+    modelled = route("route_models", learned, [("answers", is_a(list)), ("report", is_a(ModelReport))])
+    answers = op.flat_map_batch("answers", modelled["answers"], _answers)
+    # (key, Scored): to the worker holding the key's updates
+    joined = stateful("await_scores", op.merge("updates_and_answers", updates, answers), lambda _: AwaitScores(), snapshots=False)
+    return op.flat_map_batch("scored", joined, _back_to_users), modelled["report"]

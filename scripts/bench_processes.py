@@ -1,0 +1,96 @@
+"""Time ``journeyflow replay --processes N`` as a whole command, with each process's CPU seconds.
+
+Run under the machine lock, alternating the process counts in one hold::
+
+    flock /tmp/bench.lock .venv/bin/python scripts/bench_processes.py FILE --counts 1 2 1 2
+
+Each run is a fresh ``journeyflow replay FILE --out DIR --processes N -q``
+(DIR under ``--workdir``). The process tree is sampled every 0.1 s from
+``/proc``: a process's CPU (user + system) is its last sample, so a
+worker's last 0.1 s may be missed (the figure is a floor); the command's
+total is ``getrusage`` of the whole tree, exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(pid: int) -> float | None:
+    """Return the user + system CPU seconds of ``pid`` so far (``None``: gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command's name: state is field 3, utime 14, stime 15 (1-based, man proc).
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def run_once(path: Path, out: Path, processes: int, env: dict[str, str]) -> dict[str, object]:
+    """Run the command once; return wall seconds, CPU seconds per process and in total."""
+    command = [sys.executable, "-m", "journeyflow.cli", "replay", str(path), "--out", str(out)]
+    command += ["--processes", str(processes), "-q"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    cpu: dict[int, float] = {}
+    order: list[int] = []
+    while proc.poll() is None:
+        for pid in [proc.pid, *_children(proc.pid)]:
+            seconds = _cpu_s(pid)
+            if seconds is not None:
+                if pid not in cpu:
+                    order.append(pid)
+                cpu[pid] = seconds
+        time.sleep(0.1)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        msg = f"journeyflow replay must end with status 0; got {proc.returncode} instead"
+        raise RuntimeError(msg)
+    total = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    summary = json.loads((out / "summary.json").read_text())
+    return {
+        "processes": processes,
+        "wall_s": round(wall, 2),
+        "flow_s": summary["elapsed_s"],
+        "cpu_s_total": round(total, 2),
+        "cpu_s_per_process": [round(cpu[pid], 2) for pid in order],
+        "read": summary["read"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("input", type=Path)
+    parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 1, 2], help="process counts, run in this order")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_processes"))
+    parser.add_argument("--pure", action="store_true", help="run the source (JOURNEYFLOW_PURE=1)")
+    args = parser.parse_args()
+    env = dict(os.environ)
+    if args.pure:
+        env["JOURNEYFLOW_PURE"] = "1"
+    for i, n in enumerate(args.counts):
+        out = args.workdir / f"{args.input.stem}-p{n}-{i}"
+        print(json.dumps(run_once(args.input, out, n, env)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
