@@ -1,65 +1,34 @@
-"""Online models: purchase propensity, churn risk and behavioural clusters.
+"""Online models: purchase propensity, churn risk and behavioural clusters (README "Models").
 
-Where the models live: in one global keyed step (key ``models``) between the
-per-user journey step and the audience step. A model that learns from
-everyone needs every user's examples in one place; per-user models would be
-tiny but would learn from a handful of examples each. Only the updates that
-matter reach this step (a session closed, the cart changed, a purchase, a
-label resolved, a segment changed, a weekly rescore), so the one worker that
-holds it is not the bottleneck. Its state (River objects and the prior's
-sample, a few hundred KB) is snapshotted as pickled bytes with bytewax
-recovery, so a restart resumes with the learned models and gives the same
-scores as an uninterrupted run.
+One global keyed step (key ``models``) between the per-user journey step and
+the audience step: a model that learns from everyone needs every user's
+examples in one place, and only the updates that matter reach it (a session
+closed, the cart changed, a purchase, a label resolved, a weekly rescore).
+Its state is snapshotted with bytewax recovery, so a restart resumes with the
+learned models and gives the same scores as an uninterrupted run; a replay
+exports it (``models.bin``) and ``[models] warm_start`` starts from it.
 
-What is learned (see :mod:`operators.labels`): for each task, the chance
-of the outcome within one interval (a week) from a snapshot of any known
-customer, by a logistic regression (River, AdaGrad) over the profile's
-features and the prior's one-interval chances. Examples wait in a small
-shuffle buffer first: they resolve in bursts when time passes for many
-users at once, and online learning fed one label at a time drifts with it.
-
-From one interval to the horizon:
-
-* ``churn_risk`` chains the intervals along the silent path
-  (:func:`operators.features.scoring_vectors`): no return in the first week,
-  then none in the second given the first was silent (the customer's state
-  after a silent week), and so on; the chance of a silent horizon is their
-  product (a discrete-time survival model).
-  It is never below the life table of silences
-  (:mod:`operators.silence`): the chance of no return by weeks already
-  silent, counted from the same labels, chained the same way.
-* ``purchase_propensity`` carries the learned model's odds of a purchase in
-  the next interval, relative to the prior's, over to the prior's odds of a
-  purchase within the horizon. (A chain like churn's would assume the
-  customer stays away meanwhile, which is wrong for the ones who come back
-  and buy later: it ranked as well and calibrated worse.) It is never above
-  ``1 - churn_risk``: a purchase needs a return (on a log of purchases only,
-  CDNOW, that bound is what calibrates it).
+What is learned (examples: :mod:`operators.labels`): per task, the chance of
+the outcome within one interval (a week) from a snapshot of any known
+customer, by a logistic regression (River, AdaGrad; :mod:`operators.weekly`)
+over the profile's features and the prior's one-interval chances. Examples
+wait in a shuffle buffer: they resolve in bursts, and online learning fed one
+label at a time drifts with it. From a week to the horizon
+(:mod:`operators.model_scoring`): ``churn_risk`` chains the weeks along the
+silent path (a discrete-time survival model), never below the life table of
+silences (:mod:`operators.silence`); ``purchase_propensity`` carries the
+learned odds of a purchase next week, relative to the prior's, over to the
+prior's horizon odds, and is never above ``1 - churn_risk``.
 
 The prior: two BG/NBD models (:mod:`operators.bgnbd`), over sessions and over
-purchases, re-fitted from a sample of customers as snapshots arrive. Their
-one-interval chances are features of the learned models, and their horizon
-chances are the published scores until the learned model has
-``min_examples`` examples (no score at all before their first fit).
-
-Shrink to what works: every labelled example is scored by the learned model
-and by the prior before it is learned (progressive validation). Their
-log-losses, decayed over about the last ``LOSS_MEMORY`` examples (:mod:`operators.weekly`), weigh the
-two like a Bayesian average of two models with forgetting: the published
-score is ``trust * learned + (1 - trust) * prior``, so a learned model that
-does worse than the prior on recent examples hands the score to the prior.
-The same scoring feeds a ROC AUC per task and an ADWIN drift detector on
-the absolute error.
-
-With ``stack`` on, each task's score goes through a stack fitted to the
-horizon's own question (:mod:`operators.combiner`), learned from grid
-moments of a followed sample of customers (:mod:`operators.grid_moments`).
-
-The scoring path (a customer's rows to both scores) is :mod:`operators.model_scoring`.
-The state can be exported (``models.bin`` next to a replay's outputs) and
-loaded as the starting point of another run (``[models] warm_start``).
+purchases, re-fitted from a sample of customers. Their horizon chances are
+the published scores until the learned model has ``min_examples`` examples.
+Shrink to what works: each example is scored by the learned model and by the
+prior before it is learned; their decayed log-losses weigh the two in the
+published score, so a learned model that does worse than the prior hands
+the score to the prior. With ``stack`` on, each task's score goes through a
+stack fitted to the horizon's question (:mod:`operators.model_stack`).
 """
-
 from __future__ import annotations
 
 import logging
@@ -81,13 +50,13 @@ from operators.batch_scoring import scores_of_run
 from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
 from operators.combiner import Combiner
-from operators.features import CLASSIFIER_FEATURES, DAYS_SINCE_LAST_SEEN, LAYOUT, pack_rows, unpack, unpack_rows
+from operators.features import unpack
 from operators.grid_moments import GridMoments
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_report import models_report
-from operators.model_scoring import TASKS, Scorer, learn_input, stack_inputs
+from operators.model_scoring import TASKS, Scorer, learn_input
+from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
-from operators.silent_path import silent_path
 from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
@@ -99,9 +68,6 @@ log = logging.getLogger(__name__)
 #: are learned: they resolve in bursts (every silent user's at once when time
 #: passes), and SGD fed a burst of one label drifts with it.
 _SHUFFLE = 1000
-
-_DAYS_SINCE_PURCHASE = CLASSIFIER_FEATURES.index("days_since_last_purchase")
-_HAS_PURCHASED = CLASSIFIER_FEATURES.index("has_purchased")
 
 
 @dataclass(frozen=True)
@@ -275,7 +241,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
                 if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
-                    self._record(user_id, v, example.ts_ms)
+                    record_moment(state, self.cfg, self.scorer, user_id, v, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
@@ -287,7 +253,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
             if self.stack and state.moments.is_followed(user_id):
-                self._resolve(user_id, features, ts_ms)
+                resolve_moments(state, self.cfg, user_id, features, ts_ms)
             scores.update(self.scorer.score(state, features, ts_ms) if ready is None else ready)
             state.scored += 1
         if cluster_features is not None:
@@ -296,24 +262,6 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 scores["cluster"] = found
         scores["model_version"] = state.model_version
         return scores
-
-    def _record(self, user_id: str, v: dict[str, float], moment_ms: int) -> None:
-        """Keep a followed customer's grid moment, scored as it would have been at its moment (the stacks' inputs)."""
-        cfg = self.cfg
-        steps = len(self.scorer.weights["churn"])
-        path = silent_path(v, steps, self.scorer.interval_days, cfg.engagement_half_life_ms / _DAY_MS)
-        rows = unpack_rows(pack_rows(path))
-        published, prior = self.scorer.raw(self.state, rows, moment_ms)
-        self.state.moments.record(user_id, moment_ms, *stack_inputs(rows[0], published, prior))
-
-    def _resolve(self, user_id: str, packed: bytes, now_ms: int) -> None:
-        """Learn what a followed customer's rows now say of their pending grid moments."""
-        now = LAYOUT.unpack_from(packed)
-        days_bought = math.expm1(now[_DAYS_SINCE_PURCHASE]) if now[_HAS_PURCHASED] else None
-        cfg = self.cfg
-        self.state.moments.resolve(
-            user_id, now_ms, math.expm1(now[DAYS_SINCE_LAST_SEEN]), days_bought, self.state.combiner, cfg.horizons_ms, cfg.interval_ms
-        )
 
     def _learn_one(self) -> None:
         """Learn one example drawn at random from the shuffle buffer."""
