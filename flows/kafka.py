@@ -129,8 +129,7 @@ def topic_partitions(
     finally:
         admin.close()
     info = next((t for t in described if t.get("name") == topic), None)
-    error = kafka_errors.for_code(info["error_code"]) if info is not None else None
-    if info is None or error is kafka_errors.UnknownTopicOrPartitionError:
+    if info is None or (error := kafka_errors.for_code(info["error_code"])) is kafka_errors.UnknownTopicOrPartitionError:
         msg = f"topic {topic!r} does not exist on {_hosts(brokers)}"
         raise ConnectionFailure(msg)
     if error is not kafka_errors.NoError:

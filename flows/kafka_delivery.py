@@ -178,17 +178,17 @@ class KafkaSinkPartition(StatelessSinkPartition[Any]):
             if stuck is not None:
                 again.append(out)
                 continue
-            ex = future.exception
-            if isinstance(ex, _RECORD_ERRORS):
-                again.extend(self._refused(out, ex))
+            failure = future.exception
+            if isinstance(failure, _RECORD_ERRORS):
+                again.extend(self._refused(out, failure))
                 continue
-            if isinstance(ex, _PRODUCER_STATE_ERRORS):
+            if isinstance(failure, _PRODUCER_STATE_ERRORS):
                 recreate = True
-            elif not (getattr(ex, "retriable", False) or isinstance(ex, kafka_errors.KafkaConnectionError)):
+            elif not (getattr(failure, "retriable", False) or isinstance(failure, kafka_errors.KafkaConnectionError)):
                 KAFKA_ERRORS.inc()
-                msg = f"kafka sink cannot write to topic {out.topic!r}: {ex}"
-                raise ConnectionFailure(msg) from ex
-            error = error or ex
+                msg = f"kafka sink cannot write to topic {out.topic!r}: {failure}"
+                raise ConnectionFailure(msg) from failure
+            error = error or failure
             again.append(out)
         again.extend(unsent)
         if error is None:

@@ -19,7 +19,7 @@ import logging
 import os
 from dataclasses import fields
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import bytewax.operators as op
 from bytewax.dataflow import Dataflow
@@ -57,6 +57,11 @@ __all__ = [
 
 log = logging.getLogger("journeyflow.live")
 
+
+
+def _user_of(event: Event | DeadLetter) -> str:
+    # Dead letters took the other branch: every item here is an Event, whose user is set.
+    return cast(Event, event).user
 
 def read_rules(settings: Settings) -> Rules:
     """Return the compiled rules; a file that cannot be read is a ``ConfigError``."""
@@ -168,7 +173,7 @@ def live_flow(settings: Settings, *, check: bool = True, rules: Rules | None = N
         parsed = op.map("parse", read, parse)
         # Event | DeadLetter
         split = op.branch("split_dead_letters", parsed, lambda item: isinstance(item, DeadLetter))
-        keyed = op.key_on("key_by_user", split.falses, lambda event: event.user)
+        keyed = op.key_on("key_by_user", split.falses, _user_of)
         # (user, Event)
         return keyed, split.trues
 

@@ -90,7 +90,7 @@ class _QuietStop:
     def install(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
             return {}  # signal handlers can only be set from the main thread
-        previous = {}
+        previous: dict[int, Any] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, self._on_signal)
         return previous

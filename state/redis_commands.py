@@ -7,6 +7,7 @@ pipeline per batch. The layout and the order in which records apply are in
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 import redis
@@ -135,7 +136,8 @@ class RecordCommands:
                 # hash still holds, which deleting the hash first would forget.
                 self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
                 pipe.delete(key)
-                pipe.hset(key, mapping={**fields, "segments": segments_text})
+                row: dict[Any, str] = {**fields, "segments": segments_text}  # redis-py types keys invariantly
+                pipe.hset(key, mapping=row)
             elif isinstance(record, Tombstone):
                 self._sync_segments(keys=[key], args=[user, sets, "", segments_json(record.segments)], client=pipe)
                 if record.aliases:

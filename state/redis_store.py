@@ -10,7 +10,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -210,15 +210,16 @@ class RedisStore:
         else:
             log.info("redis holds no journeyflow data yet (new, or emptied); writing it from state")
 
+    # The client decodes replies (decode_responses=True): they are str, not the stubs' bytes | str.
     def profile(self, user_id: str) -> dict[str, str] | None:
-        fields = self._client.hgetall(profile_key(self.key_prefix, user_id))
+        fields = cast(dict[str, str], self._client.hgetall(profile_key(self.key_prefix, user_id)))
         return fields or None
 
     def alias(self, anonymous_id: str) -> str | None:
-        return self._client.get(alias_key(self.key_prefix, anonymous_id))  # type: ignore[no-any-return]
+        return cast(str | None, self._client.get(alias_key(self.key_prefix, anonymous_id)))
 
     def members(self, segment: str) -> set[str]:
-        return set(self._client.smembers(segment_key(self.key_prefix, segment)))
+        return cast(set[str], self._client.smembers(segment_key(self.key_prefix, segment)))
 
     def close(self) -> None:
         self._outage.close()
