@@ -9,7 +9,7 @@ own units (:func:`describe`).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from operators.profiles import DAY_MS, View
 from operators.variables import PROFILE
@@ -18,7 +18,7 @@ __all__ = ["CAP_DAYS", "CLUSTER_FEATURES", "CLUSTER_UNITS", "cluster_features", 
 
 #: Days beyond this read as this, in these features and the classifier's
 #: (:mod:`operators.features`): the log1p scale stays bounded.
-CAP_DAYS = 365.0
+CAP_DAYS: Final = 365.0
 
 
 def _days(view: View, since_ms: int | None) -> float:

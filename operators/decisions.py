@@ -95,6 +95,9 @@ def evaluate_segments(
         return False, last_inputs
     view = view_of(state, cfg, now_ms)
     inputs = tuple([get(view) for get in cfg.segment_getters])
+    if inputs == last_inputs:
+        # What segments.evaluate would find first, before the set of current members is made.
+        return False, inputs
     current = frozenset(state.segments)
     members = segments.evaluate(cfg.segments, inputs, current, last_inputs)
     if members is current:

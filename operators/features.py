@@ -39,8 +39,10 @@ from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
 __all__ = [
     "prior_stats",
     "snapshot_vector",
+    "snapshot_packed",
     "scoring_vectors",
     "horizon_weights",
+    "horizon_steps",
     "classifier_features",
 ]
 __all__ += feature_layout.__all__
@@ -83,8 +85,9 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     sessions_total = log(sessions)
     avg_session_s = log(p.session_ms_total / closed / 1000) if closed else 0.0
     conversion_rate = p.sessions_converted / closed if closed else 0.0
-    cart_items = log(sum(qty for _, qty in p.cart.values()))
-    cart_value = log(sum(price * qty for price, qty in p.cart.values()))
+    # (Lists, not generators: see operators.views.revenue_since.)
+    cart_items = log(sum([qty for _, qty in p.cart.values()]))
+    cart_value = log(sum([price * qty for price, qty in p.cart.values()]))
     cart_adds = p.cart_adds_total / per_session
     searches = p.searches_total / per_session
     email_clicks = log(p.email_clicks)
@@ -134,7 +137,7 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
             log(n_purchases - first_30),
             log(n_purchases - first_90),
             purchases_total,
-            log(sum(r for _, r in purchases[first_90:])),
+            log(sum([r for _, r in purchases[first_90:]])),
             revenue_total,
             log(sessions_30d),
             sessions_total,
@@ -183,6 +186,11 @@ def snapshot_vector(view: View) -> dict[str, float]:
     return dict(zip(PACKED, _classifier_rows(view, (view.now_ms,), with_prior=True)[0], strict=True))
 
 
+def snapshot_packed(view: View) -> bytes:
+    """Return :func:`snapshot_vector` packed (``pack(snapshot_vector(view))``, without the dict between)."""
+    return LAYOUT.pack(*_classifier_rows(view, (view.now_ms,), with_prior=True)[0])
+
+
 def horizon_weights(horizon_ms: int, interval_ms: int) -> tuple[float, ...]:
     """Return how much of each interval the horizon covers: whole ones, then the rest.
 
@@ -195,6 +203,16 @@ def horizon_weights(horizon_ms: int, interval_ms: int) -> tuple[float, ...]:
     return (1.0,) * whole + ((rest / interval_ms,) if rest else ())
 
 
+def horizon_steps(horizon_ms: int, interval_ms: int) -> int:
+    """Return how many intervals the horizon touches: ``len(horizon_weights(horizon_ms, interval_ms))``
+    without building the weights (every score asks).
+
+    >>> [horizon_steps(h, 7) == len(horizon_weights(h, 7)) for h in (1, 7, 14, 30)]
+    [True, True, True, True]
+    """
+    return -(-horizon_ms // interval_ms)
+
+
 def scoring_vectors(view: View, cfg: LabelConfig) -> bytes:
     """Return :func:`snapshot_vector` now and at each later interval of the longest horizon, packed (:func:`unpack_rows`).
 
@@ -205,7 +223,9 @@ def scoring_vectors(view: View, cfg: LabelConfig) -> bytes:
     floats): at the end of input every user's final update holds its rows at
     once, and in a cluster they cross to the models worker pickled.
     """
-    steps = max(len(horizon_weights(h, cfg.interval_ms)) for h in (cfg.churn_horizon_ms, cfg.purchase_horizon_ms))
-    times = tuple(view.now_ms + k * cfg.interval_ms for k in range(steps))
+    interval = cfg.interval_ms
+    steps = max(horizon_steps(cfg.churn_horizon_ms, interval), horizon_steps(cfg.purchase_horizon_ms, interval))
+    now = view.now_ms
+    times = tuple([now + k * interval for k in range(steps)])
     rows = _classifier_rows(view, times, with_prior=True)
     return b"".join([LAYOUT.pack(*row) for row in rows])

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     # Only for types: operators.profiles imports this module (mypyc still sees the classes).
@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DAY_MS", "SESSION_STARTS_MS", "add_decayed", "decay", "prune", "window_count"]
 
-DAY_MS = 86_400_000
+DAY_MS: Final = 86_400_000
 
 #: Session starts are kept this long (``sessions_30d``, the models' session counts).
-SESSION_STARTS_MS = 30 * DAY_MS
+SESSION_STARTS_MS: Final = 30 * DAY_MS
 
 
 def decay(value: float, from_ms: int, to_ms: int, half_life_ms: int) -> float:

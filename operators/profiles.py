@@ -26,7 +26,7 @@ import sys
 from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final
 
 from journeyflow.events import Event
 # Re-exported: the rest of the code imports them from here.
@@ -64,9 +64,9 @@ ENGAGEMENT_WEIGHTS = {
 
 #: Engagement is reported as raw / (raw + this), a score in [0, 1): about
 #: 0.5 for a user with ten page views' worth of recent activity.
-ENGAGEMENT_SCALE = 10.0
+ENGAGEMENT_SCALE: Final = 10.0
 
-_MAX_VIEWS_PER_PRODUCT = 64
+_MAX_VIEWS_PER_PRODUCT: Final = 64
 
 
 @dataclass(frozen=True)
@@ -251,10 +251,21 @@ def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: i
 # -- views: a profile as of a time -------------------------------------------
 
 
-class View(NamedTuple):
-    """A profile as seen at ``now_ms``, with what the per-user step adds."""
+class View:
+    """A profile as seen at ``now_ms``, with what the per-user step adds.
 
-    profile: Profile
-    cfg: ProfileConfig
-    now_ms: int
-    open_sessions: int = 0
+    A plain class, not a NamedTuple: the per-user step makes several for each
+    item it handles (rules, updates, scores), and compiled by mypyc a native
+    class is made without the interpreted ``__new__`` a NamedTuple runs.
+    """
+
+    __slots__ = ("profile", "cfg", "now_ms", "open_sessions")
+
+    def __init__(self, profile: Profile, cfg: ProfileConfig, now_ms: int, open_sessions: int = 0) -> None:
+        self.profile = profile
+        self.cfg = cfg
+        self.now_ms = now_ms
+        self.open_sessions = open_sessions
+
+    def __repr__(self) -> str:
+        return f"View(now_ms={self.now_ms}, open_sessions={self.open_sessions})"

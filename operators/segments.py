@@ -88,8 +88,17 @@ def evaluate(
         return current
     given: dict[str, Any] | None = None  # built for the first rule that is evaluated
     members = set()
-    for rule, positions in zip(cfg.rules, cfg.positions, strict=True):
-        if any(inputs[i] is MISSING for i in positions):
+    all_positions = cfg.positions
+    # (Loops rather than any() over a generator and zip(): compiled by mypyc, each
+    # generator is an object made per rule and evaluation.)
+    for r, rule in enumerate(cfg.rules):
+        positions = all_positions[r]
+        missing = False
+        for i in positions:
+            if inputs[i] is MISSING:
+                missing = True
+                break
+        if missing:
             if rule.name in current:
                 members.add(rule.name)
             continue
