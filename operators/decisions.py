@@ -30,8 +30,8 @@ def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: l
         values = variables.values(view, rule.profile_variables)
         if "event" in rule.variables:
             values["event"] = variables.fields_of(event, rule.map_fields("event"))
-        for name in EVENT_LOCALS:
-            values[name] = EVENT_LOCALS[name].get(scope)
+        for name, entry in EVENT_LOCALS.items():
+            values[name] = entry.get(scope)
         fired = triggers.fire(
             cfg.triggers,
             rule,

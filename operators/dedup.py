@@ -67,7 +67,7 @@ def _longs() -> array[int]:
     return array("q")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class DedupState:
     """Ids seen recently, as digests (:func:`id_key`), with their event times (epoch ms), oldest first."""
 
@@ -75,6 +75,19 @@ class DedupState:
     times: array[int] = field(default_factory=_longs)
     index: set[int] | None = None
     """The digests of ``keys`` as a set, while there are more than :data:`INDEXED`."""
+
+    def __init__(
+        self,
+        keys: array[int] | None = None,
+        times: array[int] | None = None,
+        index: set[int] | None = None,
+    ) -> None:
+        # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
+        # is interpreted and cost more than the rest of a new user's first event. The defaults
+        # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default.
+        self.keys = _longs() if keys is None else keys
+        self.times = _longs() if times is None else times
+        self.index = index
 
 
 def id_key(event_id: str) -> int:

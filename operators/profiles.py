@@ -83,7 +83,7 @@ class ProfileConfig:
     max_sessions: int = 200
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Profile:
     """What journeyflow knows about one user's behaviour."""
 
@@ -125,6 +125,69 @@ class Profile:
     marketing_consent: bool = True
     personal: dict[str, str] = field(default_factory=dict)
     """Personal field -> salted hash (never the clear value)."""
+
+    def __init__(
+        self,
+        first_seen_ms: int = 0,
+        last_seen_ms: int = 0,
+        events_total: int = 0,
+        sessions_closed: int = 0,
+        session_ms_total: int = 0,
+        sessions_converted: int = 0,
+        purchases_total: int = 0,
+        revenue_total: float = 0.0,
+        last_purchase_ms: int | None = None,
+        purchases: list[tuple[int, float]] | None = None,
+        session_starts: list[int] | None = None,
+        daily_events: dict[int, int] | None = None,
+        engagement_raw: float = 0.0,
+        engagement_ms: int = 0,
+        affinity: dict[str, float] | None = None,
+        affinity_ms: int = 0,
+        product_views: dict[str, list[int]] | None = None,
+        peak_views: int = 0,
+        pruned_ms: int = 0,
+        bought: dict[str, int] | None = None,
+        cart: dict[str, tuple[float, int]] | None = None,
+        cart_changed_ms: int | None = None,
+        cart_adds_total: int = 0,
+        searches_total: int = 0,
+        email_clicks: int = 0,
+        marketing_consent: bool = True,
+        personal: dict[str, str] | None = None,
+    ) -> None:
+        # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
+        # is interpreted and cost more than the rest of a new user's first event. The defaults
+        # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default.
+        # The fields without a default take 0 here: compiled, ``cls.__new__(cls)`` runs this
+        # __init__, and a snapshot is decoded that way before its fields are set (state/portable.py).
+        self.first_seen_ms = first_seen_ms
+        self.last_seen_ms = last_seen_ms
+        self.events_total = events_total
+        self.sessions_closed = sessions_closed
+        self.session_ms_total = session_ms_total
+        self.sessions_converted = sessions_converted
+        self.purchases_total = purchases_total
+        self.revenue_total = revenue_total
+        self.last_purchase_ms = last_purchase_ms
+        self.purchases = [] if purchases is None else purchases
+        self.session_starts = [] if session_starts is None else session_starts
+        self.daily_events = {} if daily_events is None else daily_events
+        self.engagement_raw = engagement_raw
+        self.engagement_ms = engagement_ms
+        self.affinity = {} if affinity is None else affinity
+        self.affinity_ms = affinity_ms
+        self.product_views = {} if product_views is None else product_views
+        self.peak_views = peak_views
+        self.pruned_ms = pruned_ms
+        self.bought = {} if bought is None else bought
+        self.cart = {} if cart is None else cart
+        self.cart_changed_ms = cart_changed_ms
+        self.cart_adds_total = cart_adds_total
+        self.searches_total = searches_total
+        self.email_clicks = email_clicks
+        self.marketing_consent = marketing_consent
+        self.personal = {} if personal is None else personal
 
 
 def new_profile(ts_ms: int) -> Profile:

@@ -21,11 +21,15 @@ __all__ = ["to_fields"]
 
 def purchases_since(view: View, days: int) -> int:
     purchases = view.profile.purchases
+    if not purchases:
+        return 0  # (most users: no bisect, no key tuple)
     return len(purchases) - bisect_left(purchases, (view.now_ms - days * DAY_MS,))
 
 
 def revenue_since(view: View, days: int) -> float:
     purchases = view.profile.purchases
+    if not purchases:
+        return 0.0  # what the sum below gives
     first = bisect_left(purchases, (view.now_ms - days * DAY_MS,))
     # The float start keeps the type when there is nothing to add: CEL does
     # not mix ints and doubles, so a rule like `monetary_30d * 2.0` needs a double.
@@ -60,10 +64,14 @@ def top_category(view: View) -> str:
 
 
 def cart_items(view: View) -> int:
+    if not view.profile.cart:
+        return 0
     return sum([qty for _, qty in view.profile.cart.values()])
 
 
 def cart_value(view: View) -> float:
+    if not view.profile.cart:
+        return 0.0  # what the sum below gives
     return round(sum([price * qty for price, qty in view.profile.cart.values()], 0.0), 2)
 
 
