@@ -257,9 +257,15 @@ def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: f
     # a later event adds its weight grown by the same factor the others will
     # decay by, which leaves every ratio, and so the ranking, exact.
     added = weight * math.pow(2.0, (ts - profile.affinity_ms) / cfg.affinity_half_life_ms)
-    profile.affinity[sys.intern(category)] = profile.affinity.get(category, 0.0) + added
-    if len(profile.affinity) > cfg.max_categories:
-        _evict_least_recent(profile.affinity, cfg.max_categories, lambda score: score)
+    affinity = profile.affinity
+    score = affinity.get(category)
+    if score is not None:
+        # (A known category keeps its key, already interned: no intern per event.)
+        affinity[category] = score + added
+        return
+    affinity[sys.intern(category)] = 0.0 + added
+    if len(affinity) > cfg.max_categories:
+        _evict_least_recent(affinity, cfg.max_categories, lambda kept: kept)
 
 
 def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> None:
