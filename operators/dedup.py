@@ -172,6 +172,8 @@ def expire(state: DedupState, cfg: DedupConfig, now_ms: int) -> None:
     """
     times = state.times
     cutoff = now_ms - cfg.window_ms
+    if not times or times[0] >= cutoff:
+        return  # (most calls: the oldest id is still in the window; no iterator made)
     expired = 0
     for ts_ms in times:
         if ts_ms >= cutoff:

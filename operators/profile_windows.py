@@ -71,15 +71,22 @@ def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
     if profile.daily_events and min(profile.daily_events) < first_day:
         profile.daily_events = {d: n for d, n in profile.daily_events.items() if d >= first_day}
     cutoff = now_ms - cfg.product_window_ms
-    stale = []
+    stale: list[str] | None = None
     peak = 0
     for product, views in profile.product_views.items():
-        del views[: bisect_left(views, cutoff)]
-        if not views:
-            stale.append(product)
-        peak = max(peak, len(views))
-    for product in stale:
-        del profile.product_views[product]
+        if not views or views[0] < cutoff:  # (sorted: most lists have nothing to drop)
+            del views[: bisect_left(views, cutoff)]
+            if not views:
+                if stale is None:
+                    stale = []
+                stale.append(product)
+                continue
+        n = len(views)
+        if n > peak:
+            peak = n
+    if stale is not None:
+        for product in stale:
+            del profile.product_views[product]
     profile.peak_views = peak
     if now_ms - profile.affinity_ms > cfg.affinity_half_life_ms:
         # Moved forward once a half-life: often enough to keep the scores far

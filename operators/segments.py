@@ -111,7 +111,8 @@ def evaluate(
                     members.add(rule.name)
                 continue
         if given is None:
-            given = dict(zip(cfg.variables, inputs, strict=True))
+            names = cfg.variables
+            given = {names[i]: inputs[i] for i in range(len(names))}
         if rule.exit_when is not None and rule.name in current:
             # Hysteresis: a member stays until the exit condition holds.
             if evaluate_safely(rule.name, rule.exit_when, given, cfg.failed) is not True:
