@@ -103,8 +103,7 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     n_bought = p.purchases_total
     prior: list[float] = []
     if with_prior:
-        stats = prior_stats(view)
-        prior = [stats[name] for name in PRIOR_STATS[:-1]]
+        prior = _prior_figures(view)[:-1]  # (the age is each row's own, below)
     rows = []
     for now in times:
         first_90 = bisect_left(purchases, (now - 90 * DAY_MS,))
@@ -169,16 +168,21 @@ def prior_stats(view: View) -> dict[str, float]:
     the birth, later sessions are repeats. Purchases are counted from the
     first visit on (the birth of a customer is their first visit, bought or not).
     """
+    return dict(zip(PRIOR_STATS, _prior_figures(view), strict=True))
+
+
+def _prior_figures(view: View) -> list[float]:
+    """Return :func:`prior_stats`' values in :data:`PRIOR_STATS` order (a score's rows take them without a dict)."""
     p = view.profile
     first = p.first_seen_ms
     sessions = p.sessions_closed + view.open_sessions
-    return {
-        "bg_sessions_x": float(max(0, sessions - 1)),
-        "bg_sessions_tx": max(0.0, (p.last_seen_ms - first) / DAY_MS) if sessions > 1 else 0.0,
-        "bg_purchases_x": float(p.purchases_total),
-        "bg_purchases_tx": max(0.0, (p.last_purchase_ms - first) / DAY_MS) if p.last_purchase_ms is not None else 0.0,
-        "bg_age": max(0.0, (view.now_ms - first) / DAY_MS),
-    }
+    return [
+        float(max(0, sessions - 1)),
+        max(0.0, (p.last_seen_ms - first) / DAY_MS) if sessions > 1 else 0.0,
+        float(p.purchases_total),
+        max(0.0, (p.last_purchase_ms - first) / DAY_MS) if p.last_purchase_ms is not None else 0.0,
+        max(0.0, (view.now_ms - first) / DAY_MS),
+    ]
 
 
 def snapshot_vector(view: View) -> dict[str, float]:
