@@ -9,7 +9,7 @@ own units (:func:`describe`).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 from operators.profiles import DAY_MS, View
 from operators.variables import PROFILE
@@ -18,7 +18,7 @@ __all__ = ["CAP_DAYS", "CLUSTER_FEATURES", "CLUSTER_UNITS", "cluster_features", 
 
 #: Days beyond this read as this, in these features and the classifier's
 #: (:mod:`operators.features`): the log1p scale stays bounded.
-CAP_DAYS = 365.0
+CAP_DAYS: Final = 365.0
 
 
 def _days(view: View, since_ms: int | None) -> float:
@@ -61,12 +61,13 @@ def cluster_features(view: View) -> dict[str, float]:
     log = math.log1p
     sessions = max(1, p.sessions_closed + view.open_sessions)
     basket = p.revenue_total / p.purchases_total if p.purchases_total else 0.0
+    table = PROFILE  # (a local: compiled, a module global is a dict look-up at every use)
     return {
-        "purchases_90d": log(PROFILE["purchases_90d"].get(view)),
+        "purchases_90d": log(table["purchases_90d"].get(view)),
         "basket": log(basket),
-        "sessions_30d": log(PROFILE["sessions_30d"].get(view)),
+        "sessions_30d": log(table["sessions_30d"].get(view)),
         "events_per_session": log(p.events_total / sessions),
-        "conversion_rate": PROFILE["conversion_rate"].get(view),
+        "conversion_rate": table["conversion_rate"].get(view),
         "cart_adds_per_session": p.cart_adds_total / sessions,
         "searches_per_session": p.searches_total / sessions,
         "email_clicks_per_session": p.email_clicks / sessions,

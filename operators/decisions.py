@@ -30,8 +30,8 @@ def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: l
         values = variables.values(view, rule.profile_variables)
         if "event" in rule.variables:
             values["event"] = variables.fields_of(event, rule.map_fields("event"))
-        for name in EVENT_LOCALS:
-            values[name] = EVENT_LOCALS[name].get(scope)
+        for name, entry in EVENT_LOCALS.items():
+            values[name] = entry.get(scope)
         fired = triggers.fire(
             cfg.triggers,
             rule,
@@ -95,6 +95,9 @@ def evaluate_segments(
         return False, last_inputs
     view = view_of(state, cfg, now_ms)
     inputs = tuple([get(view) for get in cfg.segment_getters])
+    if inputs == last_inputs:
+        # What segments.evaluate would find first, before the set of current members is made.
+        return False, inputs
     current = frozenset(state.segments)
     members = segments.evaluate(cfg.segments, inputs, current, last_inputs)
     if members is current:

@@ -46,6 +46,10 @@ __all__ = [
 #: Above this many ids, a user's digests are also kept in a set (see the module docstring).
 INDEXED = 32
 
+#: An empty 64-bit BLAKE2b, copied for every id (never updated itself): a copy costs about
+#: half of a new hasher, which parses its parameters and sets them up again.
+_DIGEST = blake2b(digest_size=8)
+
 
 @dataclass(frozen=True)
 class DedupConfig:
@@ -67,7 +71,7 @@ def _longs() -> array[int]:
     return array("q")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class DedupState:
     """Ids seen recently, as digests (:func:`id_key`), with their event times (epoch ms), oldest first."""
 
@@ -76,6 +80,19 @@ class DedupState:
     index: set[int] | None = None
     """The digests of ``keys`` as a set, while there are more than :data:`INDEXED`."""
 
+    def __init__(
+        self,
+        keys: array[int] | None = None,
+        times: array[int] | None = None,
+        index: set[int] | None = None,
+    ) -> None:
+        # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
+        # is interpreted and cost more than the rest of a new user's first event. The defaults
+        # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default.
+        self.keys = _longs() if keys is None else keys
+        self.times = _longs() if times is None else times
+        self.index = index
+
 
 def id_key(event_id: str) -> int:
     """Return the 64-bit digest an event id is remembered by (the same in every process).
@@ -83,7 +100,9 @@ def id_key(event_id: str) -> int:
     >>> id_key("e1") == id_key("e1"), id_key("e1") == id_key("e2")
     (True, False)
     """
-    return int.from_bytes(blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+    hasher = _DIGEST.copy()
+    hasher.update(event_id.encode())
+    return int.from_bytes(hasher.digest(), "little", signed=True)
 
 
 def is_duplicate(state: DedupState, key: int) -> bool:
@@ -153,6 +172,8 @@ def expire(state: DedupState, cfg: DedupConfig, now_ms: int) -> None:
     """
     times = state.times
     cutoff = now_ms - cfg.window_ms
+    if not times or times[0] >= cutoff:
+        return  # (most calls: the oldest id is still in the window; no iterator made)
     expired = 0
     for ts_ms in times:
         if ts_ms >= cutoff:

@@ -48,17 +48,26 @@ def next_due_ms(state: JourneyState, cfg: JourneyConfig) -> int | None:
     profile = state.profile
     if profile is None:
         return due
+    # The earliest of these, kept as we go (no list to build and take the min of: every tick asks).
     interval = cfg.labels.interval_ms
-    candidates = [
-        (state.snapshot_ms // interval + 1) * interval,
-        profile.pruned_ms + cfg.refresh_ms,
-        state.evaluated_ms + cfg.refresh_ms,
-        state.scored_ms + cfg.rescore_ms,
-    ]
+    soonest = (state.snapshot_ms // interval + 1) * interval
+    candidate = profile.pruned_ms + cfg.refresh_ms
+    if candidate < soonest:
+        soonest = candidate
+    candidate = state.evaluated_ms + cfg.refresh_ms
+    if candidate < soonest:
+        soonest = candidate
+    candidate = state.scored_ms + cfg.rescore_ms
+    if candidate < soonest:
+        soonest = candidate
     if state.pending:
-        candidates.append(state.pending[0].ts_ms + interval + 1)
+        candidate = state.pending[0].ts_ms + interval + 1
+        if candidate < soonest:
+            soonest = candidate
     if cfg.idle_release_ms:
-        candidates.append(state.max_ts_ms + cfg.idle_release_ms)
-    if due is not None:
-        candidates.append(due)
-    return min(candidates)
+        candidate = state.max_ts_ms + cfg.idle_release_ms
+        if candidate < soonest:
+            soonest = candidate
+    if due is not None and due < soonest:
+        soonest = due
+    return soonest

@@ -39,8 +39,10 @@ from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
 __all__ = [
     "prior_stats",
     "snapshot_vector",
+    "snapshot_packed",
     "scoring_vectors",
     "horizon_weights",
+    "horizon_steps",
     "classifier_features",
 ]
 __all__ += feature_layout.__all__
@@ -83,8 +85,9 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     sessions_total = log(sessions)
     avg_session_s = log(p.session_ms_total / closed / 1000) if closed else 0.0
     conversion_rate = p.sessions_converted / closed if closed else 0.0
-    cart_items = log(sum(qty for _, qty in p.cart.values()))
-    cart_value = log(sum(price * qty for price, qty in p.cart.values()))
+    # (Lists, not generators: see operators.views.revenue_since.)
+    cart_items = log(sum([qty for _, qty in p.cart.values()]))
+    cart_value = log(sum([price * qty for price, qty in p.cart.values()]))
     cart_adds = p.cart_adds_total / per_session
     searches = p.searches_total / per_session
     email_clicks = log(p.email_clicks)
@@ -100,8 +103,7 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     n_bought = p.purchases_total
     prior: list[float] = []
     if with_prior:
-        stats = prior_stats(view)
-        prior = [stats[name] for name in PRIOR_STATS[:-1]]
+        prior = _prior_figures(view)[:-1]  # (the age is each row's own, below)
     rows = []
     for now in times:
         first_90 = bisect_left(purchases, (now - 90 * DAY_MS,))
@@ -134,7 +136,7 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
             log(n_purchases - first_30),
             log(n_purchases - first_90),
             purchases_total,
-            log(sum(r for _, r in purchases[first_90:])),
+            log(sum([r for _, r in purchases[first_90:]])),
             revenue_total,
             log(sessions_30d),
             sessions_total,
@@ -166,21 +168,31 @@ def prior_stats(view: View) -> dict[str, float]:
     the birth, later sessions are repeats. Purchases are counted from the
     first visit on (the birth of a customer is their first visit, bought or not).
     """
+    return dict(zip(PRIOR_STATS, _prior_figures(view), strict=True))
+
+
+def _prior_figures(view: View) -> list[float]:
+    """Return :func:`prior_stats`' values in :data:`PRIOR_STATS` order (a score's rows take them without a dict)."""
     p = view.profile
     first = p.first_seen_ms
     sessions = p.sessions_closed + view.open_sessions
-    return {
-        "bg_sessions_x": float(max(0, sessions - 1)),
-        "bg_sessions_tx": max(0.0, (p.last_seen_ms - first) / DAY_MS) if sessions > 1 else 0.0,
-        "bg_purchases_x": float(p.purchases_total),
-        "bg_purchases_tx": max(0.0, (p.last_purchase_ms - first) / DAY_MS) if p.last_purchase_ms is not None else 0.0,
-        "bg_age": max(0.0, (view.now_ms - first) / DAY_MS),
-    }
+    return [
+        float(max(0, sessions - 1)),
+        max(0.0, (p.last_seen_ms - first) / DAY_MS) if sessions > 1 else 0.0,
+        float(p.purchases_total),
+        max(0.0, (p.last_purchase_ms - first) / DAY_MS) if p.last_purchase_ms is not None else 0.0,
+        max(0.0, (view.now_ms - first) / DAY_MS),
+    ]
 
 
 def snapshot_vector(view: View) -> dict[str, float]:
     """Return the classifier features and the prior's figures as of ``view.now_ms``."""
     return dict(zip(PACKED, _classifier_rows(view, (view.now_ms,), with_prior=True)[0], strict=True))
+
+
+def snapshot_packed(view: View) -> bytes:
+    """Return :func:`snapshot_vector` packed (``pack(snapshot_vector(view))``, without the dict between)."""
+    return LAYOUT.pack(*_classifier_rows(view, (view.now_ms,), with_prior=True)[0])
 
 
 def horizon_weights(horizon_ms: int, interval_ms: int) -> tuple[float, ...]:
@@ -195,6 +207,16 @@ def horizon_weights(horizon_ms: int, interval_ms: int) -> tuple[float, ...]:
     return (1.0,) * whole + ((rest / interval_ms,) if rest else ())
 
 
+def horizon_steps(horizon_ms: int, interval_ms: int) -> int:
+    """Return how many intervals the horizon touches: ``len(horizon_weights(horizon_ms, interval_ms))``
+    without building the weights (every score asks).
+
+    >>> [horizon_steps(h, 7) == len(horizon_weights(h, 7)) for h in (1, 7, 14, 30)]
+    [True, True, True, True]
+    """
+    return -(-horizon_ms // interval_ms)
+
+
 def scoring_vectors(view: View, cfg: LabelConfig) -> bytes:
     """Return :func:`snapshot_vector` now and at each later interval of the longest horizon, packed (:func:`unpack_rows`).
 
@@ -205,7 +227,9 @@ def scoring_vectors(view: View, cfg: LabelConfig) -> bytes:
     floats): at the end of input every user's final update holds its rows at
     once, and in a cluster they cross to the models worker pickled.
     """
-    steps = max(len(horizon_weights(h, cfg.interval_ms)) for h in (cfg.churn_horizon_ms, cfg.purchase_horizon_ms))
-    times = tuple(view.now_ms + k * cfg.interval_ms for k in range(steps))
+    interval = cfg.interval_ms
+    steps = max(horizon_steps(cfg.churn_horizon_ms, interval), horizon_steps(cfg.purchase_horizon_ms, interval))
+    now = view.now_ms
+    times = tuple([now + k * interval for k in range(steps)])
     rows = _classifier_rows(view, times, with_prior=True)
     return b"".join([LAYOUT.pack(*row) for row in rows])

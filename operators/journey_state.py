@@ -113,7 +113,7 @@ class JourneyConfig:
         return JourneyLogic(self, state)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class JourneyState:
     """All that journeyflow keeps about one user."""
 
@@ -153,6 +153,53 @@ class JourneyState:
     duplicates: int = 0
     skipped: int = 0
 
+    def __init__(
+        self,
+        version: int = 3,
+        user: str = "",
+        max_ts_ms: int | None = None,
+        offset_ms: int = 0,
+        dedup: DedupState | None = None,
+        sessions: list[Session] | None = None,
+        profile: Profile | None = None,
+        segments: tuple[str, ...] = (),
+        evaluated_ms: int = 0,
+        cooldowns: dict[str, int] | None = None,
+        pending: list[Pending] | None = None,
+        snapshot_ms: int = 0,
+        scored_ms: int = 0,
+        opted_out: bool = False,
+        recent: tuple[tuple[str, int], ...] = (),
+        devices: tuple[str, ...] = (),
+        erased_devices: tuple[str, ...] = (),
+        processed: int = 0,
+        duplicates: int = 0,
+        skipped: int = 0,
+    ) -> None:
+        # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
+        # is interpreted and cost more than the rest of a new user's first event. The defaults
+        # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default.
+        self.version = version
+        self.user = user
+        self.max_ts_ms = max_ts_ms
+        self.offset_ms = offset_ms
+        self.dedup = DedupState() if dedup is None else dedup
+        self.sessions = [] if sessions is None else sessions
+        self.profile = profile
+        self.segments = segments
+        self.evaluated_ms = evaluated_ms
+        self.cooldowns = {} if cooldowns is None else cooldowns
+        self.pending = [] if pending is None else pending
+        self.snapshot_ms = snapshot_ms
+        self.scored_ms = scored_ms
+        self.opted_out = opted_out
+        self.recent = recent
+        self.devices = devices
+        self.erased_devices = erased_devices
+        self.processed = processed
+        self.duplicates = duplicates
+        self.skipped = skipped
+
 
 def upgrade_version_2(former: dict[str, Any]) -> JourneyState:
     """Return the state a snapshot of version 2 or older held, in today's layout (segments
@@ -162,7 +209,6 @@ def upgrade_version_2(former: dict[str, Any]) -> JourneyState:
     ('a', 'b')
     """
     return JourneyState(**{**former, "version": 3, "segments": tuple(sorted(former["segments"]))})
-
 
 
 def view_of(state: JourneyState, cfg: JourneyConfig, now_ms: int) -> View:

@@ -10,7 +10,7 @@ together. Snapshots waiting for their labels are taken here too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from journeyflow.events import Event
 from journeyflow.step_records import UserUpdate
@@ -24,20 +24,32 @@ __all__ = ["ScoreAsk", "ModelAsks", "on_event", "on_time", "take_snapshot", "pay
 #: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
 #: needs one fresh score, not one per item).
 _SCORE_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start"})
-_EVENT_RESCORE_MS = 10 * 60_000
+_EVENT_RESCORE_MS: Final = 10 * 60_000
 
 
-@dataclass(frozen=True, slots=True)
 class ScoreAsk:
-    """Score the user as of ``at_ms`` (and, with ``place``, place it in a cluster)."""
+    """Score the user as of ``at_ms`` (and, with ``place``, place it in a cluster).
 
-    at_ms: int
-    cause: str
-    """Why: ``event``, ``session_close``, ``merge`` or ``time``."""
-    cause_event_id: str | None
-    place: bool
-    """Place the user in a cluster and let the clusters learn from it: at a
-    session's close and as time passes, not on every cart change (clusters move slowly)."""
+    ``cause`` says why: ``event``, ``session_close``, ``merge`` or ``time``.
+    ``place``: place the user in a cluster and let the clusters learn from it: at a
+    session's close and as time passes, not on every cart change (clusters move slowly).
+
+    A plain class, not a frozen dataclass: one is made for most ticks and every
+    score an event asks, and a frozen dataclass's interpreted ``__init__`` (one
+    ``object.__setattr__`` a field) cost more than the rest of the ask. Never changed
+    once made (nothing assigns its fields), never in a snapshot.
+    """
+
+    __slots__ = ("at_ms", "cause", "cause_event_id", "place")
+
+    def __init__(self, at_ms: int, cause: str, cause_event_id: str | None, place: bool) -> None:
+        self.at_ms = at_ms
+        self.cause = cause
+        self.cause_event_id = cause_event_id
+        self.place = place
+
+    def __repr__(self) -> str:
+        return f"ScoreAsk({self.at_ms}, {self.cause!r}, {self.cause_event_id!r}, {self.place})"
 
 
 @dataclass(slots=True)
@@ -86,7 +98,7 @@ def on_time(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, now_ms: in
 
 def take_snapshot(state: JourneyState, cfg: JourneyConfig, at_ms: int) -> None:
     """Keep the user's features at ``at_ms`` until their labels are known."""
-    packed = features.pack(features.snapshot_vector(view_of(state, cfg, at_ms)))
+    packed = features.snapshot_packed(view_of(state, cfg, at_ms))
     state.pending.append(Pending(at_ms, packed))
     state.snapshot_ms = at_ms
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     # Only for types: operators.profiles imports this module (mypyc still sees the classes).
@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DAY_MS", "SESSION_STARTS_MS", "add_decayed", "decay", "prune", "window_count"]
 
-DAY_MS = 86_400_000
+DAY_MS: Final = 86_400_000
 
 #: Session starts are kept this long (``sessions_30d``, the models' session counts).
-SESSION_STARTS_MS = 30 * DAY_MS
+SESSION_STARTS_MS: Final = 30 * DAY_MS
 
 
 def decay(value: float, from_ms: int, to_ms: int, half_life_ms: int) -> float:
@@ -71,15 +71,22 @@ def prune(profile: Profile, cfg: ProfileConfig, now_ms: int) -> None:
     if profile.daily_events and min(profile.daily_events) < first_day:
         profile.daily_events = {d: n for d, n in profile.daily_events.items() if d >= first_day}
     cutoff = now_ms - cfg.product_window_ms
-    stale = []
+    stale: list[str] | None = None
     peak = 0
     for product, views in profile.product_views.items():
-        del views[: bisect_left(views, cutoff)]
-        if not views:
-            stale.append(product)
-        peak = max(peak, len(views))
-    for product in stale:
-        del profile.product_views[product]
+        if not views or views[0] < cutoff:  # (sorted: most lists have nothing to drop)
+            del views[: bisect_left(views, cutoff)]
+            if not views:
+                if stale is None:
+                    stale = []
+                stale.append(product)
+                continue
+        n = len(views)
+        if n > peak:
+            peak = n
+    if stale is not None:
+        for product in stale:
+            del profile.product_views[product]
     profile.peak_views = peak
     if now_ms - profile.affinity_ms > cfg.affinity_half_life_ms:
         # Moved forward once a half-life: often enough to keep the scores far

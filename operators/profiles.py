@@ -26,7 +26,7 @@ import sys
 from bisect import insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Final
 
 from journeyflow.events import Event
 # Re-exported: the rest of the code imports them from here.
@@ -64,9 +64,9 @@ ENGAGEMENT_WEIGHTS = {
 
 #: Engagement is reported as raw / (raw + this), a score in [0, 1): about
 #: 0.5 for a user with ten page views' worth of recent activity.
-ENGAGEMENT_SCALE = 10.0
+ENGAGEMENT_SCALE: Final = 10.0
 
-_MAX_VIEWS_PER_PRODUCT = 64
+_MAX_VIEWS_PER_PRODUCT: Final = 64
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class ProfileConfig:
     max_sessions: int = 200
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Profile:
     """What journeyflow knows about one user's behaviour."""
 
@@ -125,6 +125,69 @@ class Profile:
     marketing_consent: bool = True
     personal: dict[str, str] = field(default_factory=dict)
     """Personal field -> salted hash (never the clear value)."""
+
+    def __init__(
+        self,
+        first_seen_ms: int = 0,
+        last_seen_ms: int = 0,
+        events_total: int = 0,
+        sessions_closed: int = 0,
+        session_ms_total: int = 0,
+        sessions_converted: int = 0,
+        purchases_total: int = 0,
+        revenue_total: float = 0.0,
+        last_purchase_ms: int | None = None,
+        purchases: list[tuple[int, float]] | None = None,
+        session_starts: list[int] | None = None,
+        daily_events: dict[int, int] | None = None,
+        engagement_raw: float = 0.0,
+        engagement_ms: int = 0,
+        affinity: dict[str, float] | None = None,
+        affinity_ms: int = 0,
+        product_views: dict[str, list[int]] | None = None,
+        peak_views: int = 0,
+        pruned_ms: int = 0,
+        bought: dict[str, int] | None = None,
+        cart: dict[str, tuple[float, int]] | None = None,
+        cart_changed_ms: int | None = None,
+        cart_adds_total: int = 0,
+        searches_total: int = 0,
+        email_clicks: int = 0,
+        marketing_consent: bool = True,
+        personal: dict[str, str] | None = None,
+    ) -> None:
+        # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
+        # is interpreted and cost more than the rest of a new user's first event. The defaults
+        # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default.
+        # The fields without a default take 0 here: compiled, ``cls.__new__(cls)`` runs this
+        # __init__, and a snapshot is decoded that way before its fields are set (state/portable.py).
+        self.first_seen_ms = first_seen_ms
+        self.last_seen_ms = last_seen_ms
+        self.events_total = events_total
+        self.sessions_closed = sessions_closed
+        self.session_ms_total = session_ms_total
+        self.sessions_converted = sessions_converted
+        self.purchases_total = purchases_total
+        self.revenue_total = revenue_total
+        self.last_purchase_ms = last_purchase_ms
+        self.purchases = [] if purchases is None else purchases
+        self.session_starts = [] if session_starts is None else session_starts
+        self.daily_events = {} if daily_events is None else daily_events
+        self.engagement_raw = engagement_raw
+        self.engagement_ms = engagement_ms
+        self.affinity = {} if affinity is None else affinity
+        self.affinity_ms = affinity_ms
+        self.product_views = {} if product_views is None else product_views
+        self.peak_views = peak_views
+        self.pruned_ms = pruned_ms
+        self.bought = {} if bought is None else bought
+        self.cart = {} if cart is None else cart
+        self.cart_changed_ms = cart_changed_ms
+        self.cart_adds_total = cart_adds_total
+        self.searches_total = searches_total
+        self.email_clicks = email_clicks
+        self.marketing_consent = marketing_consent
+        self.personal = {} if personal is None else personal
 
 
 def new_profile(ts_ms: int) -> Profile:
@@ -194,9 +257,15 @@ def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: f
     # a later event adds its weight grown by the same factor the others will
     # decay by, which leaves every ratio, and so the ranking, exact.
     added = weight * math.pow(2.0, (ts - profile.affinity_ms) / cfg.affinity_half_life_ms)
-    profile.affinity[sys.intern(category)] = profile.affinity.get(category, 0.0) + added
-    if len(profile.affinity) > cfg.max_categories:
-        _evict_least_recent(profile.affinity, cfg.max_categories, lambda score: score)
+    affinity = profile.affinity
+    score = affinity.get(category)
+    if score is not None:
+        # (A known category keeps its key, already interned: no intern per event.)
+        affinity[category] = score + added
+        return
+    affinity[sys.intern(category)] = 0.0 + added
+    if len(affinity) > cfg.max_categories:
+        _evict_least_recent(affinity, cfg.max_categories, lambda kept: kept)
 
 
 def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> None:
@@ -251,10 +320,21 @@ def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: i
 # -- views: a profile as of a time -------------------------------------------
 
 
-class View(NamedTuple):
-    """A profile as seen at ``now_ms``, with what the per-user step adds."""
+class View:
+    """A profile as seen at ``now_ms``, with what the per-user step adds.
 
-    profile: Profile
-    cfg: ProfileConfig
-    now_ms: int
-    open_sessions: int = 0
+    A plain class, not a NamedTuple: the per-user step makes several for each
+    item it handles (rules, updates, scores), and compiled by mypyc a native
+    class is made without the interpreted ``__new__`` a NamedTuple runs.
+    """
+
+    __slots__ = ("profile", "cfg", "now_ms", "open_sessions")
+
+    def __init__(self, profile: Profile, cfg: ProfileConfig, now_ms: int, open_sessions: int = 0) -> None:
+        self.profile = profile
+        self.cfg = cfg
+        self.now_ms = now_ms
+        self.open_sessions = open_sessions
+
+    def __repr__(self) -> str:
+        return f"View(now_ms={self.now_ms}, open_sessions={self.open_sessions})"

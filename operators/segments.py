@@ -88,8 +88,17 @@ def evaluate(
         return current
     given: dict[str, Any] | None = None  # built for the first rule that is evaluated
     members = set()
-    for rule, positions in zip(cfg.rules, cfg.positions, strict=True):
-        if any(inputs[i] is MISSING for i in positions):
+    all_positions = cfg.positions
+    # (Loops rather than any() over a generator and zip(): compiled by mypyc, each
+    # generator is an object made per rule and evaluation.)
+    for r, rule in enumerate(cfg.rules):
+        positions = all_positions[r]
+        missing = False
+        for i in positions:
+            if inputs[i] is MISSING:
+                missing = True
+                break
+        if missing:
             if rule.name in current:
                 members.add(rule.name)
             continue
@@ -102,7 +111,8 @@ def evaluate(
                     members.add(rule.name)
                 continue
         if given is None:
-            given = dict(zip(cfg.variables, inputs, strict=True))
+            names = cfg.variables
+            given = {names[i]: inputs[i] for i in range(len(names))}
         if rule.exit_when is not None and rule.name in current:
             # Hysteresis: a member stays until the exit condition holds.
             if evaluate_safely(rule.name, rule.exit_when, given, cfg.failed) is not True:

@@ -33,6 +33,10 @@ __all__ = [
 ]
 
 
+#: An empty 64-bit BLAKE2b, copied for every session id (never updated itself; see operators.dedup).
+_DIGEST = hashlib.blake2b(digest_size=8)
+
+
 @dataclass(frozen=True)
 class SessionConfig:
     """Inactivity gap and lateness that decide when a session is over."""
@@ -50,7 +54,7 @@ class SessionConfig:
             raise ValueError(msg)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Session:
     """An open session's bounds and counters."""
 
@@ -67,6 +71,39 @@ class Session:
     last_event_id: str = ""
     carted: list[str] = field(default_factory=list)
     """Products added to the cart during the session (cart abandonment)."""
+
+    def __init__(
+        self,
+        start_ms: int = 0,
+        end_ms: int = 0,
+        events: int = 0,
+        page_views: int = 0,
+        product_views: int = 0,
+        add_to_cart: int = 0,
+        checkouts: int = 0,
+        purchases: int = 0,
+        revenue: float = 0.0,
+        channel: str | None = None,
+        last_event_id: str = "",
+        carted: list[str] | None = None,
+    ) -> None:
+        # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
+        # is interpreted and cost more than the rest of a new user's first event. The defaults
+        # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default.
+        # The fields without a default take 0 here: compiled, ``cls.__new__(cls)`` runs this
+        # __init__, and a snapshot is decoded that way before its fields are set (state/portable.py).
+        self.start_ms = start_ms
+        self.end_ms = end_ms
+        self.events = events
+        self.page_views = page_views
+        self.product_views = product_views
+        self.add_to_cart = add_to_cart
+        self.checkouts = checkouts
+        self.purchases = purchases
+        self.revenue = revenue
+        self.channel = channel
+        self.last_event_id = last_event_id
+        self.carted = [] if carted is None else carted
 
 
 def _count(session: Session, event: Event, max_carted: int) -> None:
@@ -192,7 +229,9 @@ def session_id(user: str, start_ms: int) -> str:
     >>> session_id("u42", 0) == session_id("u42", 0) != session_id("u42", 1)
     True
     """
-    digest = hashlib.blake2b(f"{user}\x00{start_ms}".encode(), digest_size=8).hexdigest()
+    hasher = _DIGEST.copy()
+    hasher.update(f"{user}\x00{start_ms}".encode())
+    digest = hasher.hexdigest()
     return f"s-{digest}"
 
 
