@@ -10,7 +10,7 @@ SAMPLE := data/sample.jsonl.gz
 # The mypyc build of the per-user modules (scripts/compile.py; the source is the fallback).
 COMPILED := build/mypyc/manifest.json
 
-.PHONY: run test bench evaluate install install-test services clean live
+.PHONY: run test lint bench evaluate install install-test services clean live
 
 run: $(VENV)/.installed $(COMPILED) $(SAMPLE)
 	$(BIN)/journeyflow replay $(SAMPLE) --out out/sample --truth data/sample.truth.jsonl
@@ -26,9 +26,14 @@ live: $(VENV)/.installed-test $(COMPILED) services $(SAMPLE)
 
 # The suite runs on the compiled modules; then the per-user tests and the compiled
 # modules' doctests run again from source (JOURNEYFLOW_PURE=1), the fallback.
-test: $(VENV)/.installed-test $(COMPILED) services
+test: $(VENV)/.installed-test $(COMPILED) services lint
 	$(BIN)/python -m pytest
 	JOURNEYFLOW_PURE=1 $(BIN)/python -m pytest tests/operators tests/test_compiled.py operators
+
+# ruff (errors, bug patterns) and mypy (types) over the source; make test runs it first.
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy journeyflow config operators flows state
 
 bench: $(VENV)/.installed $(COMPILED)
 	$(BIN)/python scripts/bench.py

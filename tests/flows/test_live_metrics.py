@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import pytest
 
-from operators.triggers import trigger_id
 from tests.conftest import KafkaBroker, free_port
 from tests.helpers import at, event
 from tests.live_checks import try_metrics

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import KafkaBroker, RedisServer, free_port
-from tests.live_checks import check_store_in_step, metrics, no_traceback, redis_db_url, try_metrics, wait_committed
+from tests.live_checks import check_store_in_step, no_traceback, redis_db_url, try_metrics, wait_committed
 from tests.live_topics import make_topics
 from tests.live_worker import Worker, wait_until, worker_env
 from tests.flows.run_comparison import assert_same_model_free, clean_run, collect, model_dependent_differences

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -11,9 +10,7 @@ from bytewax.operators import StatefulLogic
 
 from flows.step_configs import journey_config
 from journeyflow.events import DeadLetter
-from journeyflow.records import SessionSummary
-from journeyflow.step_records import RawRecord, Tally, Tick, UserUpdate
-from operators.due import next_due_ms
+from journeyflow.step_records import RawRecord, Tally, UserUpdate
 from operators.journey import JourneyConfig
 from operators.rules import load_rules
 from tests.helpers import at, event, settings

@@ -54,7 +54,7 @@ def test_choices_are_deterministic_and_survive_a_snapshot() -> None:
     assert resumed.snapshot() == first.snapshot()
     # The same simulated customers from offer 300 on: same rng draws as the whole run.
     rng = random.Random(1)
-    for i in range(300):
+    for _ in range(300):
         rng.random()
     tail = []
     for i in range(300, 600):

@@ -8,7 +8,6 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from journeyflow.records import IdentityMerge, Tombstone
 from state.memory_store import InMemoryStore
