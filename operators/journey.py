@@ -41,7 +41,7 @@ from bytewax.operators import StatefulLogic
 from journeyflow import metrics
 from journeyflow.events import SESSION_EXCLUDED_TYPES, DeadLetter, Event
 from journeyflow.step_records import Handoff, RawRecord, Tick
-from operators import clock, dedup, goals, handoff, journey_time, model_asks, privacy, profiles, recommend, sessions, updates, variables
+from operators import clock, dedup, goals, handoff, journey_time, model_asks, privacy, profile_events, profiles, recommend, sessions, updates, variables
 from operators.decisions import evaluate_segments, event_triggers
 from operators.due import next_due_ms
 from operators.journey_state import Inbound, JourneyConfig, JourneyState, system_now_ms
@@ -185,7 +185,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             state.profile = profiles.new_profile(ts)
             state.evaluated_ms = state.snapshot_ms = state.scored_ms = ts
         profile = state.profile
-        profiles.apply_event(profile, cfg.profiles, event)
+        profile_events.apply_event(profile, cfg.profiles, event)
         if cfg.recommend is not None:
             ask, state.recent = recommend.observe(cfg.recommend, state.recent, event, profile.cart, profile.bought)
             if ask is not None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from operators import dedup, model_asks, privacy, profiles, sessions, triggers, updates
+from operators import dedup, model_asks, privacy, profile_events, profiles, sessions, triggers, updates
 from operators.decisions import session_triggers
 from operators.journey_state import view_of
 from operators.model_asks import ScoreAsk, flush
@@ -101,7 +101,7 @@ def _on_session_closed(logic: JourneyLogic, session: Session, out: list[Any]) ->
     out.append(summary)
     if state.profile is None:
         return
-    profiles.close_session(state.profile, logic.cfg.profiles, session.start_ms, session.end_ms, summary.converted)
+    profile_events.close_session(state.profile, logic.cfg.profiles, session.start_ms, session.end_ms, summary.converted)
     if session.start_ms < state.profile.pruned_ms - profiles.SESSION_STARTS_MS:
         # (A session longer than the starts' window: a prune as of then would drop its start.)
         logic.pruned_after_items = False

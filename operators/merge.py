@@ -26,7 +26,8 @@ from array import array
 
 from operators.dedup import DedupConfig, DedupState, reindex
 from operators.labels import Pending
-from operators.profiles import _MAX_VIEWS_PER_PRODUCT, Profile, ProfileConfig, _evict_least_recent, window_count
+from operators.profile_events import MAX_VIEWS_PER_PRODUCT, evict_least_recent
+from operators.profiles import Profile, ProfileConfig, window_count
 from operators.sessions import Session, SessionConfig, _merge
 
 __all__ = ["merge_dedup", "merge_sessions", "merge_profile", "merge_pending", "merge_latest"]
@@ -95,8 +96,8 @@ def merge_profile(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
     )
     _merge_affinity(into, other, cfg)
     for product, times in other.product_views.items():
-        into.product_views[product] = sorted([*into.product_views.get(product, ()), *times])[-_MAX_VIEWS_PER_PRODUCT:]
-    _evict_least_recent(into.product_views, cfg.max_products, lambda times: times[-1])
+        into.product_views[product] = sorted([*into.product_views.get(product, ()), *times])[-MAX_VIEWS_PER_PRODUCT:]
+    evict_least_recent(into.product_views, cfg.max_products, lambda times: times[-1])
     # An upper bound until the next prune, like the running peak of each profile.
     cutoff = into.last_seen_ms - cfg.product_window_ms
     now = max((window_count(t, cutoff) for t in into.product_views.values()), default=0)
@@ -107,7 +108,7 @@ def merge_profile(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
     for product, (price, quantity) in other.cart.items():
         _, held = into.cart.get(product, (price, 0))
         into.cart[product] = (price, held + quantity)
-    _evict_least_recent(into.cart, cfg.max_cart_items, lambda entry: 0)
+    evict_least_recent(into.cart, cfg.max_cart_items, lambda entry: 0)
     if other.cart_changed_ms is not None and (into.cart_changed_ms is None or other.cart_changed_ms > into.cart_changed_ms):
         into.cart_changed_ms = other.cart_changed_ms
     into.cart_adds_total += other.cart_adds_total
@@ -156,5 +157,5 @@ def _merge_affinity(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
     factor = math.pow(0.5, (into.affinity_ms - other.affinity_ms) / cfg.affinity_half_life_ms)
     for category, score in other.affinity.items():
         into.affinity[category] = into.affinity.get(category, 0.0) + score * factor
-    _evict_least_recent(into.affinity, cfg.max_categories, lambda score: score)
+    evict_least_recent(into.affinity, cfg.max_categories, lambda score: score)
 

@@ -9,6 +9,7 @@ windows keep timestamps, decayed scores add an event's weight discounted
 from its own time. The only order-sensitive part is the cart (an add and a
 remove that arrive swapped), which follows arrival order.
 
+What an event or a closed session changes is :mod:`operators.profile_events`.
 Memory is bounded: trailing windows drop what falls out of them (see
 :func:`~operators.profile_windows.prune`, with the decayed scores in
 :mod:`operators.profile_windows`), and per-product, per-category, cart, purchase and session
@@ -21,16 +22,11 @@ Values that rules and outputs read are computed on demand from a
 
 from __future__ import annotations
 
-import math
-import sys
-from bisect import insort
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
-from journeyflow.events import Event
 # Re-exported: the rest of the code imports them from here.
-from operators.profile_windows import DAY_MS, SESSION_STARTS_MS, add_decayed, decay, prune, window_count
+from operators.profile_windows import DAY_MS, SESSION_STARTS_MS, decay, prune, window_count
 
 __all__ = [
     "ProfileConfig",
@@ -38,8 +34,6 @@ __all__ = [
     "View",
     "ENGAGEMENT_WEIGHTS",
     "new_profile",
-    "apply_event",
-    "close_session",
     "prune",
     "window_count",
     "decay",
@@ -65,8 +59,6 @@ ENGAGEMENT_WEIGHTS = {
 #: Engagement is reported as raw / (raw + this), a score in [0, 1): about
 #: 0.5 for a user with ten page views' worth of recent activity.
 ENGAGEMENT_SCALE: Final = 10.0
-
-_MAX_VIEWS_PER_PRODUCT: Final = 64
 
 
 @dataclass(frozen=True)
@@ -195,126 +187,6 @@ def new_profile(ts_ms: int) -> Profile:
     return Profile(
         first_seen_ms=ts_ms, last_seen_ms=ts_ms, engagement_ms=ts_ms, affinity_ms=ts_ms, pruned_ms=ts_ms
     )
-
-
-def _evict_least_recent(entries: dict[str, Any], cap: int, recency: Callable[[Any], float]) -> None:
-    while len(entries) > cap:
-        del entries[min(entries, key=lambda k: recency(entries[k]))]
-
-
-def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
-    """Update ``profile`` with one valid, deduplicated, on-time event."""
-    ts = event.ts_ms
-    kind = event.type
-    profile.events_total += 1
-    if ts > profile.last_seen_ms:
-        profile.last_seen_ms = ts
-    if ts < profile.first_seen_ms:
-        profile.first_seen_ms = ts
-    day = ts // DAY_MS
-    profile.daily_events[day] = profile.daily_events.get(day, 0) + 1
-    weight = ENGAGEMENT_WEIGHTS.get(kind, 0.0)
-    if weight:
-        profile.engagement_raw, profile.engagement_ms = add_decayed(
-            profile.engagement_raw, profile.engagement_ms, weight, ts, cfg.engagement_half_life_ms
-        )
-    if event.category is not None and weight:
-        _add_affinity(profile, cfg, event.category, weight, ts)
-    if event.consent_marketing is not None:
-        profile.marketing_consent = event.consent_marketing
-    for name, hashed in event.personal:
-        profile.personal[name] = hashed
-
-    if kind == "product_view":
-        _add_view(profile, cfg, event.product_id, ts)  # type: ignore[arg-type]
-    elif kind == "add_to_cart":
-        profile.cart_adds_total += 1
-        price, quantity = profile.cart.get(event.product_id, (0.0, 0))  # type: ignore[arg-type]
-        profile.cart[sys.intern(event.product_id)] = (  # type: ignore[arg-type]
-            event.price if event.price is not None else price,
-            quantity + event.quantity,
-        )
-        _evict_least_recent(profile.cart, cfg.max_cart_items, lambda entry: 0)
-        profile.cart_changed_ms = ts
-    elif kind == "remove_from_cart":
-        if event.product_id in profile.cart:
-            price, quantity = profile.cart[event.product_id]
-            if quantity > event.quantity:
-                profile.cart[event.product_id] = (price, quantity - event.quantity)  # type: ignore[index]
-            else:
-                del profile.cart[event.product_id]
-            profile.cart_changed_ms = ts
-    elif kind == "purchase":
-        _add_purchase(profile, cfg, event)
-    elif kind == "email_click":
-        profile.email_clicks += 1
-    elif kind == "search":
-        profile.searches_total += 1
-
-
-def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: float, ts: int) -> None:
-    # Scores are kept as of `affinity_ms` and only moved forward by prune():
-    # a later event adds its weight grown by the same factor the others will
-    # decay by, which leaves every ratio, and so the ranking, exact.
-    added = weight * math.pow(2.0, (ts - profile.affinity_ms) / cfg.affinity_half_life_ms)
-    affinity = profile.affinity
-    score = affinity.get(category)
-    if score is not None:
-        # (A known category keeps its key, already interned: no intern per event.)
-        affinity[category] = score + added
-        return
-    affinity[sys.intern(category)] = 0.0 + added
-    if len(affinity) > cfg.max_categories:
-        _evict_least_recent(affinity, cfg.max_categories, lambda kept: kept)
-
-
-def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> None:
-    views = profile.product_views.get(product)
-    if views is None:
-        # Interned: every profile that keeps a product or category shares one string
-        # (each parsed event brings its own copy, about 55 bytes).
-        views = profile.product_views[sys.intern(product)] = [ts]
-        if len(profile.product_views) > cfg.max_products:
-            _evict_least_recent(profile.product_views, cfg.max_products, lambda times: times[-1])
-    else:
-        insort(views, ts)
-        # Counts above this cap do not matter to any sensible rule; keeping the
-        # latest views stops a bot from growing the list without bound.
-        if len(views) > _MAX_VIEWS_PER_PRODUCT:
-            del views[:-_MAX_VIEWS_PER_PRODUCT]
-    count = window_count(views, max(ts, profile.last_seen_ms) - cfg.product_window_ms)
-    if count > profile.peak_views:
-        profile.peak_views = count
-
-
-def _add_purchase(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
-    ts = event.ts_ms
-    profile.purchases_total += 1
-    profile.revenue_total += event.revenue
-    if profile.last_purchase_ms is None or ts > profile.last_purchase_ms:
-        profile.last_purchase_ms = ts
-    insort(profile.purchases, (ts, event.revenue))
-    if len(profile.purchases) > cfg.max_purchases:
-        del profile.purchases[: -cfg.max_purchases]
-    bought = [item.product_id for item in event.items]
-    for product in bought:
-        profile.bought[sys.intern(product)] = max(ts, profile.bought.get(product, ts))
-    _evict_least_recent(profile.bought, cfg.max_products, float)
-    if profile.cart:
-        # A purchase without line items is taken to be the whole cart.
-        for product in bought or list(profile.cart):
-            profile.cart.pop(product, None)
-        profile.cart_changed_ms = ts
-
-
-def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: int, converted: bool) -> None:
-    """Count a closed session."""
-    profile.sessions_closed += 1
-    profile.session_ms_total += end_ms - start_ms
-    profile.sessions_converted += int(converted)
-    insort(profile.session_starts, start_ms)
-    if len(profile.session_starts) > cfg.max_sessions:
-        del profile.session_starts[: -cfg.max_sessions]
 
 
 # -- views: a profile as of a time -------------------------------------------

@@ -28,8 +28,8 @@ PROBES: dict[str, tuple[str, ...]] = {
     "sessions": ("operators.sessions:add_event", "operators.sessions:pop_closed", "operators.sessions:summarise"),
     "profile": (
         "operators.profiles:new_profile",
-        "operators.profiles:apply_event",
-        "operators.profiles:close_session",
+        "operators.profile_events:apply_event",
+        "operators.profile_events:close_session",
         "operators.profiles:prune",
     ),
     "segment rules": ("operators.segments:evaluate",),

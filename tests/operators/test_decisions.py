@@ -6,7 +6,7 @@ import orjson
 
 from flows.step_configs import journey_config
 from journeyflow.step_records import UserUpdate
-from operators import profiles, sessions, updates
+from operators import profile_events, profiles, sessions, updates
 from operators.decisions import evaluate_segments, event_triggers, session_triggers
 from operators.journey_state import JourneyState
 from operators.rules import load_rules
@@ -23,7 +23,7 @@ def _apply(state: JourneyState, doc: dict) -> object:
     sessions.add_event(state.sessions, CFG.sessions, parsed)
     if state.profile is None:
         state.profile = profiles.new_profile(parsed.ts_ms)
-    profiles.apply_event(state.profile, CFG.profiles, parsed)
+    profile_events.apply_event(state.profile, CFG.profiles, parsed)
     return parsed
 
 
@@ -50,7 +50,7 @@ def test_a_session_closing_with_a_full_cart_fires_cart_abandonment() -> None:
     _apply(state, event("add_to_cart", ts=at(0)))
     (session,) = sessions.pop_closed(state.sessions, CFG.sessions, None)
     summary = sessions.summarise(session, state.user)
-    profiles.close_session(state.profile, CFG.profiles, session.start_ms, session.end_ms, summary.converted)
+    profile_events.close_session(state.profile, CFG.profiles, session.start_ms, session.end_ms, summary.converted)
     out: list = []
     session_triggers(state, CFG, session, summary, out)
     assert [t.rule for t in out] == ["cart_abandonment"]

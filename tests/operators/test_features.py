@@ -20,7 +20,8 @@ from operators.features import (
 from operators.labels import LabelConfig
 from operators.variables import PROFILE
 from operators.cluster_features import cluster_features
-from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile, prune
+from operators.profile_events import apply_event, close_session
+from operators.profiles import ProfileConfig, View, new_profile, prune
 
 DAY = 86_400_000
 CFG = ProfileConfig(engagement_half_life_ms=7 * DAY, affinity_half_life_ms=30 * DAY, product_window_ms=DAY)

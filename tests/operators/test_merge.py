@@ -9,7 +9,7 @@ import orjson
 
 from flows.step_configs import journey_config
 from journeyflow.events import Event
-from operators import profiles
+from operators import profile_events, profiles
 from operators.merge import merge_profile
 from operators.profiles import Profile
 from operators.rules import load_rules
@@ -39,7 +39,7 @@ def _events(seed: int, user: str, count: int) -> list[Event]:
 def _profile(events: list[Event]) -> Profile:
     profile = profiles.new_profile(events[0].ts_ms)
     for e in events:
-        profiles.apply_event(profile, CFG, e)
+        profile_events.apply_event(profile, CFG, e)
     return profile
 
 

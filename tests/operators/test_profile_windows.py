@@ -6,7 +6,8 @@ import math
 
 from journeyflow.events import Event, Item
 from operators.profile_windows import DAY_MS, add_decayed, decay, prune, window_count
-from operators.profiles import Profile, ProfileConfig, apply_event, close_session, new_profile
+from operators.profile_events import apply_event, close_session
+from operators.profiles import Profile, ProfileConfig, new_profile
 
 CFG = ProfileConfig(engagement_half_life_ms=7 * DAY_MS, affinity_half_life_ms=30 * DAY_MS, product_window_ms=DAY_MS)
 

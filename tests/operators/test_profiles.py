@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from journeyflow.events import Event, Item
-from operators.profiles import ProfileConfig, View, apply_event, close_session, new_profile
+from operators.profile_events import apply_event, close_session
+from operators.profiles import ProfileConfig, View, new_profile
 from operators.variables import PROFILE
 
 DAY = 86_400_000

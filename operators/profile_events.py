@@ -1,0 +1,147 @@
+"""What an event or a closed session changes in a profile (:class:`operators.profiles.Profile`).
+
+Split from :mod:`operators.profiles`, which defines the profile and its
+views. Every aggregate is insensitive to arrival order within the allowed
+lateness (windows keep timestamps; decayed scores add an event's weight
+discounted from its own time) but the cart, which follows arrival order.
+Lists are capped: the least recent entry goes first.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from bisect import insort
+from collections.abc import Callable
+from typing import Any, Final
+
+from journeyflow.events import Event
+from operators.profile_windows import DAY_MS, add_decayed, window_count
+from operators.profiles import ENGAGEMENT_WEIGHTS, Profile, ProfileConfig
+
+__all__ = ["MAX_VIEWS_PER_PRODUCT", "apply_event", "close_session", "evict_least_recent"]
+
+#: Views of one product kept per profile. Counts above this cap do not matter
+#: to any sensible rule; keeping the latest views stops a bot from growing the
+#: list without bound.
+MAX_VIEWS_PER_PRODUCT: Final = 64
+
+
+def evict_least_recent(entries: dict[str, Any], cap: int, recency: Callable[[Any], float]) -> None:
+    while len(entries) > cap:
+        del entries[min(entries, key=lambda k: recency(entries[k]))]
+
+
+def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
+    """Update ``profile`` with one valid, deduplicated, on-time event."""
+    ts = event.ts_ms
+    kind = event.type
+    profile.events_total += 1
+    if ts > profile.last_seen_ms:
+        profile.last_seen_ms = ts
+    if ts < profile.first_seen_ms:
+        profile.first_seen_ms = ts
+    day = ts // DAY_MS
+    profile.daily_events[day] = profile.daily_events.get(day, 0) + 1
+    weight = ENGAGEMENT_WEIGHTS.get(kind, 0.0)
+    if weight:
+        profile.engagement_raw, profile.engagement_ms = add_decayed(
+            profile.engagement_raw, profile.engagement_ms, weight, ts, cfg.engagement_half_life_ms
+        )
+    if event.category is not None and weight:
+        _add_affinity(profile, cfg, event.category, weight, ts)
+    if event.consent_marketing is not None:
+        profile.marketing_consent = event.consent_marketing
+    for name, hashed in event.personal:
+        profile.personal[name] = hashed
+
+    if kind == "product_view":
+        _add_view(profile, cfg, event.product_id, ts)  # type: ignore[arg-type]
+    elif kind == "add_to_cart":
+        profile.cart_adds_total += 1
+        price, quantity = profile.cart.get(event.product_id, (0.0, 0))  # type: ignore[arg-type]
+        profile.cart[sys.intern(event.product_id)] = (  # type: ignore[arg-type]
+            event.price if event.price is not None else price,
+            quantity + event.quantity,
+        )
+        evict_least_recent(profile.cart, cfg.max_cart_items, lambda entry: 0)
+        profile.cart_changed_ms = ts
+    elif kind == "remove_from_cart":
+        if event.product_id in profile.cart:
+            price, quantity = profile.cart[event.product_id]
+            if quantity > event.quantity:
+                profile.cart[event.product_id] = (price, quantity - event.quantity)  # type: ignore[index]
+            else:
+                del profile.cart[event.product_id]
+            profile.cart_changed_ms = ts
+    elif kind == "purchase":
+        _add_purchase(profile, cfg, event)
+    elif kind == "email_click":
+        profile.email_clicks += 1
+    elif kind == "search":
+        profile.searches_total += 1
+
+
+def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: float, ts: int) -> None:
+    # Scores are kept as of `affinity_ms` and only moved forward by prune():
+    # a later event adds its weight grown by the same factor the others will
+    # decay by, which leaves every ratio, and so the ranking, exact.
+    added = weight * math.pow(2.0, (ts - profile.affinity_ms) / cfg.affinity_half_life_ms)
+    affinity = profile.affinity
+    score = affinity.get(category)
+    if score is not None:
+        # (A known category keeps its key, already interned: no intern per event.)
+        affinity[category] = score + added
+        return
+    affinity[sys.intern(category)] = 0.0 + added
+    if len(affinity) > cfg.max_categories:
+        evict_least_recent(affinity, cfg.max_categories, lambda kept: kept)
+
+
+def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> None:
+    views = profile.product_views.get(product)
+    if views is None:
+        # Interned: every profile that keeps a product or category shares one string
+        # (each parsed event brings its own copy, about 55 bytes).
+        views = profile.product_views[sys.intern(product)] = [ts]
+        if len(profile.product_views) > cfg.max_products:
+            evict_least_recent(profile.product_views, cfg.max_products, lambda times: times[-1])
+    else:
+        insort(views, ts)
+        # Counts above this cap do not matter to any sensible rule; keeping the
+        # latest views stops a bot from growing the list without bound.
+        if len(views) > MAX_VIEWS_PER_PRODUCT:
+            del views[:-MAX_VIEWS_PER_PRODUCT]
+    count = window_count(views, max(ts, profile.last_seen_ms) - cfg.product_window_ms)
+    if count > profile.peak_views:
+        profile.peak_views = count
+
+
+def _add_purchase(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
+    ts = event.ts_ms
+    profile.purchases_total += 1
+    profile.revenue_total += event.revenue
+    if profile.last_purchase_ms is None or ts > profile.last_purchase_ms:
+        profile.last_purchase_ms = ts
+    insort(profile.purchases, (ts, event.revenue))
+    if len(profile.purchases) > cfg.max_purchases:
+        del profile.purchases[: -cfg.max_purchases]
+    bought = [item.product_id for item in event.items]
+    for product in bought:
+        profile.bought[sys.intern(product)] = max(ts, profile.bought.get(product, ts))
+    evict_least_recent(profile.bought, cfg.max_products, float)
+    if profile.cart:
+        # A purchase without line items is taken to be the whole cart.
+        for product in bought or list(profile.cart):
+            profile.cart.pop(product, None)
+        profile.cart_changed_ms = ts
+
+
+def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: int, converted: bool) -> None:
+    """Count a closed session."""
+    profile.sessions_closed += 1
+    profile.session_ms_total += end_ms - start_ms
+    profile.sessions_converted += int(converted)
+    insort(profile.session_starts, start_ms)
+    if len(profile.session_starts) > cfg.max_sessions:
+        del profile.session_starts[: -cfg.max_sessions]
