@@ -33,13 +33,9 @@ from typing import Any, NamedTuple
 from bytewax.operators import StatefulLogic
 
 from journeyflow.step_records import UserUpdate
-from operators.models import ModelLogic
+from operators.models import FORGETTING_KINDS, ModelLogic
 
 __all__ = ["ModelAsk", "Scored", "asks_of", "wants_scores", "BatchedModels", "AwaitScores"]
-
-#: Update kinds after which the models forget the user (see ModelLogic.learn_and_score).
-_FORGETTING = frozenset({"erase", "opt_out", "merge"})
-
 
 class ModelAsk(NamedTuple):
     """What the models step reads of one update, and the key its answer goes back to."""
@@ -74,7 +70,7 @@ def asks_of(items: list[tuple[str, UserUpdate]]) -> list[ModelAsk]:
     return [
         ModelAsk(key, u.user_id, u.kind, u.ts_ms, u.examples, u.features, u.cluster_features, u.learn_cluster)
         for key, u in items
-        if u.examples or u.features is not None or u.cluster_features is not None or u.kind in _FORGETTING
+        if u.examples or u.features is not None or u.cluster_features is not None or u.kind in FORGETTING_KINDS
     ]
 
 
@@ -91,7 +87,7 @@ class BatchedModels(StatefulLogic[list[ModelAsk], Any, bytes]):
             scores = learn_and_score(
                 ask.user_id, ask.kind, ask.ts_ms, ask.examples, ask.features, ask.cluster_features, ask.learn_cluster
             )
-            if ask.features is not None or ask.cluster_features is not None:
+            if scores is not None:  # None: the ask wanted no scores (no inputs), so no answer waits for it
                 out.append((ask.key, Scored(scores)))
         return ([out] if out else []), StatefulLogic.RETAIN
 

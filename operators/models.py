@@ -37,7 +37,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from bytewax.operators import StatefulLogic
 from river import preprocessing
@@ -60,7 +60,7 @@ from operators.silence import SilenceCurve
 from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
-__all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "load_models"]
+__all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "FORGETTING_KINDS", "load_models"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,9 @@ log = logging.getLogger(__name__)
 #: are learned: they resolve in bursts (every silent user's at once when time
 #: passes), and SGD fed a burst of one label drifts with it.
 _SHUFFLE = 1000
+
+#: Update kinds after which the models forget the customer (the priors' sample, the followed moments).
+FORGETTING_KINDS: Final = frozenset({"erase", "opt_out", "merge"})
 
 
 @dataclass(frozen=True)
@@ -170,8 +173,6 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         # the young models' scores, do not say what they say later on.
         self._censored_ms = max(cfg.horizons_ms.values())
         self.stack = cfg.stack
-        # Scores taken for a batch's updates before on_item reaches them (see on_batch), by id of the update.
-        self._ready: dict[int, dict[str, float]] = {}
 
     def on_batch(self, values: list[UserUpdate]) -> tuple[Iterable[Any], bool]:
         """Handle ``values`` in order, as :meth:`on_item` one by one would: the same records, the same state.
@@ -186,25 +187,27 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         out: list[Any] = []
         run: list[UserUpdate] = []
         for value in [*values, None]:
-            if value is not None and not value.examples and value.kind not in ("erase", "opt_out", "merge"):
+            if value is not None and not value.examples and value.kind not in FORGETTING_KINDS:
                 run.append(value)
                 continue
             # The run's scores as of now: after every update before it, before the next that teaches.
-            self._ready = scores_of_run(self.scorer, self.state, run)
-            for update in run:
-                out.extend(self.on_item(update)[0])
+            ready = scores_of_run(self.scorer, self.state, run)
+            out.extend([self._scored(update, ready.get(id(update))) for update in run])
             run = []
             if value is not None:
-                out.extend(self.on_item(value)[0])
-        self._ready = {}
+                out.append(self._scored(value, None))
         return out, StatefulLogic.RETAIN
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
+        return [self._scored(value, None)], StatefulLogic.RETAIN
+
+    def _scored(self, value: UserUpdate, ready: dict[str, float] | None) -> UserUpdate:
+        """``value`` with its scores, learned from and scored as :meth:`learn_and_score` does."""
         value.scores = self.learn_and_score(
             value.user_id, value.kind, value.ts_ms, value.examples, value.features, value.cluster_features,
-            value.learn_cluster, self._ready.pop(id(value), None),
+            value.learn_cluster, ready,
         )
-        return [value], StatefulLogic.RETAIN
+        return value
 
     def learn_and_score(
         self,
@@ -227,7 +230,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         cluster's compact ask (:mod:`operators.model_batches`).
         """
         state = self.state
-        if kind in ("erase", "opt_out", "merge"):
+        if kind in FORGETTING_KINDS:
             for prior in state.priors.values():
                 prior.forget(user_id)
             state.moments.forget(user_id)

@@ -81,7 +81,6 @@ def test_a_batch_gives_the_records_and_state_of_its_updates_one_by_one(every: in
     assert [r.scores for r in out] == [r.scores for r in expected]
     assert all("churn_risk" in r.scores for r in out)
     assert encode_state(batched.state) == encode_state(single.state)
-    assert not batched._ready
 
 
 def test_a_run_shorter_than_the_threshold_or_with_the_stacks_on_is_scored_one_by_one() -> None:
