@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime
 from typing import Any, NamedTuple
 
 import orjson
@@ -228,6 +228,12 @@ def parse_ts(value: Any) -> int:
     return ms
 
 
+_EPOCH_ORDINAL = 719163
+"""``date(1970, 1, 1).toordinal()``: the day number of the epoch."""
+_TWO_DIGITS = tuple([f"{i:02d}" for i in range(60)])
+_MILLIS = tuple([f".{i:03d}Z" for i in range(1000)])
+
+
 def format_ts(ts_ms: int) -> str:
     """Format epoch milliseconds as RFC 3339 UTC, dropping zero milliseconds.
 
@@ -236,8 +242,14 @@ def format_ts(ts_ms: int) -> str:
     >>> format_ts(1795343460250)
     '2026-11-22T10:31:00.250Z'
     """
+    # The date from its day number, the time from tables of digits: the same text as
+    # isoformat() of the UTC datetime, in a quarter of its time (every output record
+    # carries times: a session two, a final profile row four).
     seconds, ms = divmod(ts_ms, 1000)
-    # isoformat's first 19 characters: the same text as "%Y-%m-%dT%H:%M:%S" from year
-    # 1000 on, in half the time of strftime (every output record carries times).
-    stamp = datetime.fromtimestamp(seconds, timezone.utc).isoformat()[:19]
-    return f"{stamp}.{ms:03d}Z" if ms else f"{stamp}Z"
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    two = _TWO_DIGITS
+    day = date.fromordinal(days + _EPOCH_ORDINAL).isoformat()
+    return f"{day}T{two[hours]}:{two[minutes]}:{two[seconds]}{_MILLIS[ms] if ms else 'Z'}"
+

@@ -96,12 +96,14 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         out: list[Any] = []
         if value.scores is not None:
             self._scores(value, out)
-        values = {**value.values, **self.state.scores}
-        model = self._model_segments(values)
-        cluster = self.state.scores.get("cluster")
+        scores = self.state.scores
+        model = self._model_segments(value.values, scores)
+        cluster = scores.get("cluster")
         learned = {f"cluster:{cluster}"} if cluster is not None else set()
         segments = tuple(sorted(set(value.segments) | model | learned))
-        self._publish(value, segments, values, out)
+        if segments != self.state.segments:
+            # (The values a change and its triggers read: built only when the list changed.)
+            self._publish(value, segments, {**value.values, **scores}, out)
         if value.kind == "final" and value.profile is not None:
             # The scores go into the update's own profile (the same keys in the same order as a
             # merged copy): the final update is this step's alone, and read no more after this.
@@ -130,13 +132,18 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
             if changed:
                 out.append(ProfileRow(update.user_id, update.ts_ms, changed))
 
-    def _model_segments(self, values: dict[str, Any]) -> frozenset[str]:
+    def _model_segments(self, values: dict[str, Any], scores: dict[str, Any]) -> frozenset[str]:
+        """Decide the segments over the scores, reading ``scores`` first, then the update's ``values``."""
         cfg = self.cfg.segments
         if not cfg.rules:
             return self.state.model_segments
         # Until the models have scored this user, a rule over the scores keeps
-        # what was decided (segment_rules.MISSING).
-        inputs = tuple([values.get(name, segment_rules.MISSING) for name in cfg.variables])
+        # what was decided (segment_rules.MISSING). (The scores win, as in the
+        # merged values a change publishes: no merged dict per update.)
+        missing = segment_rules.MISSING
+        inputs = tuple(
+            [scores[name] if name in scores else values.get(name, missing) for name in cfg.variables]
+        )
         state = self.state
         members = segment_rules.evaluate(cfg, inputs, state.model_segments, state.model_inputs)
         state.model_segments = members
@@ -147,8 +154,6 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         self, update: UserUpdate, segments: tuple[str, ...], values: dict[str, Any], out: list[Any]
     ) -> None:
         before = self.state.segments
-        if segments == before:
-            return
         entered = tuple(s for s in segments if s not in before)
         exited = tuple(s for s in before if s not in segments)
         self.state.segments = segments
