@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, bisect_right
+from typing import Final
 
 from operators import feature_layout
 from operators.cluster_features import CAP_DAYS as _CAP
@@ -46,6 +47,10 @@ __all__ = [
     "classifier_features",
 ]
 __all__ += feature_layout.__all__
+
+
+_LOG_CAP: Final = math.log1p(_CAP)
+"""``log1p`` of the cap on days (the days since a purchase of one who never bought)."""
 
 
 def classifier_features(view: View) -> dict[str, float]:
@@ -104,10 +109,13 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     prior: list[float] = []
     if with_prior:
         prior = _prior_figures(view)[:-1]  # (the age is each row's own, below)
+    # A never-bought customer's days since a purchase: the cap at every time.
+    log_days_bought = _LOG_CAP if last_purchase is None else 0.0
     rows = []
     for now in times:
-        first_90 = bisect_left(purchases, (now - 90 * DAY_MS,))
-        first_30 = bisect_left(purchases, (now - 30 * DAY_MS,), first_90)
+        # (Without purchases the windows hold none: no bisect, no key tuples.)
+        first_90 = bisect_left(purchases, (now - 90 * DAY_MS,)) if n_purchases else 0
+        first_30 = bisect_left(purchases, (now - 30 * DAY_MS,), first_90) if n_purchases else 0
         sessions_30d = n_starts - bisect_left(starts, now - 30 * DAY_MS) + open_sessions
         today = now // DAY_MS
         events_30d = total_events - running[bisect_right(days, today - 30)]
@@ -127,21 +135,24 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
         # a lot for a daily one.
         usual_gap = days_known / per_session
         purchase_cycle = days_known / n_bought if n_bought else 0.0
-        # In CLASSIFIER_FEATURES order.
+        # In CLASSIFIER_FEATURES order. A count of zero is log1p(0) == 0.0 without the
+        # call: the later rows of a score are mostly empty windows (the same floats).
+        in_30 = n_purchases - first_30
+        in_90 = n_purchases - first_90
         row = [
             log(days_seen),
             log(days_known),
-            log(days_bought),
+            log(days_bought) if last_purchase is not None else log_days_bought,
             has_purchased,
-            log(n_purchases - first_30),
-            log(n_purchases - first_90),
+            log(in_30) if in_30 else 0.0,
+            log(in_90) if in_90 else 0.0,
             purchases_total,
-            log(sum([r for _, r in purchases[first_90:]])),
+            log(sum([r for _, r in purchases[first_90:]])) if in_90 else 0.0,
             revenue_total,
-            log(sessions_30d),
+            log(sessions_30d) if sessions_30d else 0.0,
             sessions_total,
-            log(events_7d),
-            log(events_30d),
+            log(events_7d) if events_7d else 0.0,
+            log(events_30d) if events_30d else 0.0,
             engagement_raw / (engagement_raw + ENGAGEMENT_SCALE),
             avg_session_s,
             conversion_rate,
