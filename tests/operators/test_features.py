@@ -118,3 +118,26 @@ def test_a_prune_as_of_the_scores_time_leaves_its_features_as_they_were() -> Non
         prune(pruned, CFG, now)
         assert len(pruned.purchases) < len(view.profile.purchases) or now < 100 * DAY  # the prune dropped something
         assert (scoring_vectors(View(pruned, CFG, now, 1), cfg), cluster_features(View(pruned, CFG, now, 1))) == before, now
+
+
+def test_every_row_of_a_score_counts_its_own_windows_exactly() -> None:
+    # Each row's counts are log1p of the variables as of the row's own time, bit for bit,
+    # also where a window is empty (the rows skip the call for a zero) and for a customer
+    # who never bought (the days since a purchase are the cap at every time).
+    cfg = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=70 * DAY, purchase_horizon_ms=30 * DAY, max_silence_ms=90 * DAY)
+    bought = _profile()
+    browsed = new_profile(0)
+    for day in range(0, 40, 4):
+        apply_event(browsed, CFG, Event(f"b{day}", "page_view", "u", day * DAY, "t"))
+    counted = ("purchases_30d", "purchases_90d", "sessions_30d", "events_7d", "events_30d")
+    for profile, now in ((bought.profile, bought.now_ms), (browsed, 41 * DAY)):
+        rows = rows_as_dicts(scoring_vectors(View(profile, CFG, now, open_sessions=1), cfg))
+        assert len(rows) == 10
+        for k, row in enumerate(rows):
+            then = View(profile, CFG, now + k * 7 * DAY, open_sessions=1)
+            for name in counted:
+                assert row[name] == math.log1p(PROFILE[name].get(then)), (k, name)
+            assert math.isclose(row["monetary_90d"], math.log1p(PROFILE["monetary_90d"].get(then)), abs_tol=1e-9)
+        if profile is browsed:
+            assert {row["days_since_last_purchase"] for row in rows} == {math.log1p(365.0)}
+            assert rows[-1]["events_30d"] == rows[-1]["purchases_90d"] == 0.0
