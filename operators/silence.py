@@ -148,13 +148,14 @@ class SilenceCurve:
         now_ms: int | None = None,
     ) -> float | None:
         """Return the chance of no return over the intervals ``weights`` cover, silent ``days_silent`` now (``age_days`` old at ``now_ms``)."""
+        curve = self.curve()
+        if curve is None:
+            return None
         young = now_ms is not None and self._young(age_days, now_ms - int(min(age_days, 1e5) * _DAY_MS), interval_days)
         log_quiet = 0.0
         for k, weight in enumerate(weights):
             band = self.band(days_silent + k * interval_days, interval_days)
-            q = self.quiet(band)
-            if q is None:
-                return None
+            q = curve[band]
             age = age_days + k * interval_days
             if young and age < AGE_BANDS * interval_days:
                 # Their own row where it is known; never below all ages' (the floor only lifts).
