@@ -216,12 +216,31 @@ def monotone_curve(examples: list[int], stayed: list[int]) -> list[float] | None
         end = blocks[i + 1][0] if i + 1 < len(blocks) else last + 1
         curve[first:end] = [_laplace(n, k)] * (end - first)
     back = 1.0 - curve[last]
-    ratio = 1.0
-    if len(blocks) > 1:
-        before = 1.0 - _laplace(blocks[-2][1], blocks[-2][2])
-        ratio = min(1.0, back / before)
+    ratio = min(1.0, _decay(blocks, last))
     surest = _laplace(blocks[-1][1], blocks[-1][1])
     for b in range(last + 1, len(examples)):
         back *= ratio
         curve[b] = min(surest, 1.0 - back)
     return curve
+
+
+def _decay(blocks: list[list[int]], last: int) -> float:
+    """Return the factor by which the chance of a return falls per band: a geometric fit over the silences' blocks.
+
+    Least squares of the log chance of a return on the block's middle band,
+    each block weighted by its examples, over the blocks after the first
+    (the first holds every active customer, not a silence) when two or more
+    remain, else over all; 1.0 (no fall) from a single block.
+    """
+    ends = [b[0] for b in blocks[1:]] + [last + 1]
+    points = [((first + end - 1) / 2.0, math.log(1.0 - _laplace(n, k)), float(n)) for (first, n, k), end in zip(blocks, ends, strict=True)]
+    if len(points) > 2:
+        points = points[1:]
+    if len(points) < 2:
+        return 1.0
+    total = sum(w for _, _, w in points)
+    mx = sum(x * w for x, _, w in points) / total
+    my = sum(y * w for _, y, w in points) / total
+    sxx = sum(w * (x - mx) ** 2 for x, _, w in points)
+    sxy = sum(w * (x - mx) * (y - my) for x, y, w in points)
+    return math.exp(sxy / sxx)
