@@ -84,10 +84,10 @@ def test_the_chance_of_no_return_never_falls_as_the_silence_grows() -> None:
     assert chances[2] == chances[3] == (36 + 32 + 1) / (80 + 2)
 
 
-def test_past_the_last_populated_band_the_chance_of_a_return_keeps_falling_by_the_last_ratio() -> None:
+def test_past_the_last_populated_band_the_chance_of_a_return_keeps_falling_at_the_rate_of_the_silences() -> None:
     curve = _counted([200, 100, 40, 3, 0], [40, 50, 30, 3, 0])
     back = [1.0 - q for q in (curve.quiet(b) for b in range(6)) if q is not None]
-    ratio = back[2] / back[1]
+    ratio = back[2] / back[1]  # two silences' blocks after the first: the fit is their ratio
     assert 0.0 < ratio < 1.0
     assert math.isclose(back[3], back[2] * ratio)  # band 3's three examples are too few to be read
     assert math.isclose(back[4], back[2] * ratio**2)
@@ -108,3 +108,14 @@ def test_a_restored_curve_gives_the_same_chances_and_its_snapshot_holds_only_the
     # A new count is read at once (the derived curve follows the counts).
     restored.learn(15.0, WEEK, False)
     assert restored.p_silent(15.0, WEEK, WEIGHTS) != before
+
+
+def test_the_tails_fall_is_fitted_over_every_silence_not_only_the_last_two_bands() -> None:
+    # A thin last band that barely differs from the one before (their ratio 0.92 would all but
+    # stop the fall); the fit over bands 1 to 4 keeps the fall the silences show (0.62).
+    curve = _counted([4000, 1000, 400, 200, 30, 0], [1000, 400, 240, 160, 25, 0])
+    back = [1.0 - q for q in (curve.quiet(b) for b in range(6)) if q is not None]
+    last_two = back[4] / back[3]
+    fitted = back[5] / back[4]
+    assert fitted < last_two
+    assert min(back[b + 1] / back[b] for b in range(1, 4)) <= fitted <= max(back[b + 1] / back[b] for b in range(1, 4))
