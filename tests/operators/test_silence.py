@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 from operators.silence import AGE_BANDS, MIN_BAND, SilenceCurve
 
@@ -64,3 +65,57 @@ def test_the_young_rows_never_lower_the_floor() -> None:
         curve.learn(2.0, WEEK, False, age_days=2.0, ts_ms=start + (7 * AGE_BANDS + 2) * DAY + DAY)
     now = start + 40 * DAY
     assert curve.p_silent(2.0, WEEK, WEIGHTS, age_days=3.0, now_ms=now) == curve.p_silent(2.0, WEEK, WEIGHTS)
+
+
+def _counted(examples: list[int], stayed: list[int]) -> SilenceCurve:
+    curve = SilenceCurve()
+    for band, (n, k) in enumerate(zip(examples, stayed, strict=True)):
+        for i in range(n):
+            curve.learn(band * WEEK + 1.0, WEEK, i < k)
+    return curve
+
+
+def test_the_chance_of_no_return_never_falls_as_the_silence_grows() -> None:
+    # Band 3 stays away less often than band 2 (noise): the two are pooled.
+    curve = _counted([200, 100, 40, 40, 0, 0], [40, 50, 36, 32, 0, 0])
+    chances = [curve.quiet(b) for b in range(6)]
+    assert all(q is not None for q in chances)
+    assert chances == sorted(chances)  # type: ignore[type-var]
+    assert chances[2] == chances[3] == (36 + 32 + 1) / (80 + 2)
+
+
+def test_past_the_last_populated_band_the_chance_of_a_return_keeps_falling_at_the_rate_of_the_silences() -> None:
+    curve = _counted([200, 100, 40, 3, 0], [40, 50, 30, 3, 0])
+    back = [1.0 - q for q in (curve.quiet(b) for b in range(6)) if q is not None]
+    ratio = back[2] / back[1]  # two silences' blocks after the first: the fit is their ratio
+    assert 0.0 < ratio < 1.0
+    assert math.isclose(back[3], back[2] * ratio)  # band 3's three examples are too few to be read
+    assert math.isclose(back[4], back[2] * ratio**2)
+    # Never surer than the last block's counts allow: all of its 40 stayed away, by Laplace's rule.
+    assert curve.quiet(12) == 41 / 42
+    # The floor of a long silence is higher than a constant chance (the last band copied) would give.
+    constant = (31 / 42) ** 4 * (31 / 42) ** (2 / 7)
+    floor = curve.p_silent(3 * WEEK, WEEK, WEIGHTS)
+    assert floor is not None and floor > constant
+
+
+def test_a_restored_curve_gives_the_same_chances_and_its_snapshot_holds_only_the_counts() -> None:
+    curve = _counted([200, 100, 40], [40, 50, 30])
+    before = curve.p_silent(15.0, WEEK, WEIGHTS)
+    restored = pickle.loads(pickle.dumps(curve))
+    assert "_curve" in curve.__dict__ and "_curve" not in restored.__dict__
+    assert restored.p_silent(15.0, WEEK, WEIGHTS) == before
+    # A new count is read at once (the derived curve follows the counts).
+    restored.learn(15.0, WEEK, False)
+    assert restored.p_silent(15.0, WEEK, WEIGHTS) != before
+
+
+def test_the_tails_fall_is_fitted_over_every_silence_not_only_the_last_two_bands() -> None:
+    # A thin last band that barely differs from the one before (their ratio 0.92 would all but
+    # stop the fall); the fit over bands 1 to 4 keeps the fall the silences show (0.62).
+    curve = _counted([4000, 1000, 400, 200, 30, 0], [1000, 400, 240, 160, 25, 0])
+    back = [1.0 - q for q in (curve.quiet(b) for b in range(6)) if q is not None]
+    last_two = back[4] / back[3]
+    fitted = back[5] / back[4]
+    assert fitted < last_two
+    assert min(back[b + 1] / back[b] for b in range(1, 4)) <= fitted <= max(back[b + 1] / back[b] for b in range(1, 4))
