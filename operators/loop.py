@@ -56,7 +56,7 @@ from operators.loop_records import Conversion, LoopReport
 from operators.loop_state import LoopState, _Open, count_pending, move_open
 from operators.rule_types import TriggerRule
 from operators.uplift import ArmTally
-from state.serde import decode_state, encode_state
+from operators.loop_codec import LoopRows, decode, encode
 
 __all__ = ["LOOP_KEY", "LoopConfig", "LoopState", "LoopLogic"]
 
@@ -87,12 +87,14 @@ class LoopConfig:
 
     def build(self, resume_state: bytes | None) -> LoopLogic:
         """Return the logic, from its snapshot if there is one."""
-        state = LoopState() if resume_state is None else decode_state(resume_state, LoopState)
+        if resume_state is None:
+            return LoopLogic(self, LoopState(), LoopRows())
+        state, rows = decode(resume_state)
         if not hasattr(state, "pending"):
             count_pending(state)
         if not hasattr(state, "moved"):
             state.moved = {}
-        return LoopLogic(self, state)
+        return LoopLogic(self, state, rows)
 
     def new_bandit(self, rule: str) -> bandit.ThompsonSampling:
         """Return a fresh bandit for ``rule`` (uniform Beta(1, 1) priors)."""
@@ -102,9 +104,12 @@ class LoopConfig:
 class LoopLogic(StatefulLogic[Any, Any, bytes]):
     """See the module docstring."""
 
-    def __init__(self, cfg: LoopConfig, state: LoopState) -> None:
+    def __init__(self, cfg: LoopConfig, state: LoopState, rows: LoopRows) -> None:
         self.cfg = cfg
         self.state = state
+        # The open triggers' and goal events' encoded rows (operators/loop_codec.py): a
+        # snapshot, taken at every epoch, joins them instead of pickling every object.
+        self.rows = rows
 
     def on_item(self, value: Trigger | GoalEvent | IdentityMerge | EndOfInput) -> tuple[Iterable[Any], bool]:
         out: list[Any] = []
@@ -132,7 +137,7 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
         return None
 
     def snapshot(self) -> bytes:
-        return encode_state(self.state)
+        return encode(self.state, self.rows)
 
     # -- triggers ------------------------------------------------------------
 
@@ -161,7 +166,9 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
         arms = state.pending.setdefault(rule.name, {})
         arms[arm] = arms.get(arm, 0) + 1
         state.seq += 1
-        heapq.heappush(state.due, (trigger.ts_ms + rule.goal.window_ms, state.seq, trigger.user_id, trigger.trigger_id))
+        due_ms = trigger.ts_ms + rule.goal.window_ms
+        heapq.heappush(state.due, (due_ms, state.seq, trigger.user_id, trigger.trigger_id))
+        self.rows.opened(due_ms, state.seq, followed)
 
     def _converted_earlier(self, followed: _Open, out: list[Any]) -> None:
         """Convert ``followed`` on a goal event that arrived first but happened after it."""
@@ -190,6 +197,7 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
                 self._convert(followed, event, out)
         kept = state.recent.setdefault(event.user, [])
         kept.append(event)
+        self.rows.goal_events_changed(event.user)
         if len(kept) > self.cfg.max_goal_events:
             del kept[0]
         state.recent_order.append((event.ts_ms, event.user))
@@ -243,6 +251,7 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
             followed_list = state.open[user]
             index = next(i for i, f in enumerate(followed_list) if f.trigger_id == trigger_id)
             followed = followed_list.pop(index)
+            self.rows.matured(trigger_id)
             if not followed_list:
                 del state.open[user]
             state.pending[followed.rule][followed.arm] -= 1
@@ -263,6 +272,7 @@ class LoopLogic(StatefulLogic[Any, Any, bytes]):
             kept = state.recent.get(user)
             if kept is not None:
                 kept[:] = [e for e in kept if e.ts_ms >= cutoff]
+                self.rows.goal_events_changed(user)
                 if not kept:
                     del state.recent[user]
         for name in changed:

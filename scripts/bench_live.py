@@ -105,6 +105,11 @@ def report(figures: dict[str, Any]) -> None:
             for gen, g in spent["gc"].items():
                 print(f"      gc generation {gen:<10} {g['count']:>6,} pauses {'':>16}{g['seconds']:>7.2f} s  "
                       f"{g['share']:>6.1%}")
+        snaps = lat.get("snapshots")
+        if snaps:
+            print("    epoch snapshots in the recovery database (step: snapshots, bytes, largest):")
+            for step, s in sorted(snaps.items(), key=lambda kv: -kv[1]["bytes"]):
+                print(f"      {step:<24} {s['snapshots']:>8,} {s['bytes']:>12,} B {s['largest']:>10,} B")
     if not figures.get("fast_crc", True):
         print("  kafka-python computes CRC32C in pure Python here (no `crc32c` package): "
               "producing and fetching pay for it")

@@ -30,7 +30,7 @@ from bench_live_stack import (
 )
 from tests.conftest import KafkaBroker, RedisServer, free_port
 
-__all__ = ["latency", "throughput"]
+__all__ = ["latency", "throughput", "snapshot_sizes"]
 
 
 def throughput(
@@ -222,7 +222,31 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
                       "max": round(to_output[-1], 1)},
         "max_ms_by_second": [round(by_second.get(i, 0.0)) for i in range(int(send_s) + 1)],
         "spent": spent,
+        "snapshots": snapshot_sizes(recovery) if recovery is not None else None,
     }
+
+
+def snapshot_sizes(recovery: Path) -> dict[str, dict[str, int]]:
+    """Return, per step, what the worker's epoch snapshots wrote to its recovery database:
+    snapshots, bytes, and the largest one (the loop step's one key grows with the triggers
+    in their window; a per-user step's are one per user touched in an epoch)."""
+    import pickle
+    import sqlite3
+
+    sizes: dict[str, dict[str, int]] = {}
+    for path in sorted(recovery.glob("part-*.sqlite3")):
+        with sqlite3.connect(path) as db:
+            for step, blob in db.execute("SELECT step_id, ser_change FROM snaps"):
+                # bytewax pickles what snapshot() returned: bytes for our steps (their length
+                # counts), None for a discarded key, an offset for an input partition.
+                state = pickle.loads(blob) if blob is not None else None
+                size = len(state) if isinstance(state, bytes) else len(blob or b"")
+                entry = sizes.setdefault(step.removeprefix("journeyflow.").removesuffix(".stateful_batch"),
+                                         {"snapshots": 0, "bytes": 0, "largest": 0})
+                entry["snapshots"] += 1
+                entry["bytes"] += size
+                entry["largest"] = max(entry["largest"], size)
+    return sizes
 
 
 def where_time_went(before: dict[str, float], after: dict[str, float], wall_s: float) -> dict[str, Any]:

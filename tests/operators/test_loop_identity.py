@@ -4,6 +4,7 @@ customer they log in as."""
 from __future__ import annotations
 
 from journeyflow.records import IdentityMerge
+from state.serde import encode_state
 from tests.operators.loop_helpers import (
     DAY,
     HOUR,
@@ -55,6 +56,6 @@ def test_a_snapshot_from_before_moves_existed_resumes() -> None:
     logic = loop_config().build(None)
     feed(logic, [make_trigger("anon-1", T0)])
     del logic.state.moved
-    resumed = loop_config().build(logic.snapshot())
+    resumed = loop_config().build(encode_state(logic.state))  # the layout of those days: pickled whole
     out = feed(resumed, [_login("anon-1", "c1", T0 + HOUR), make_purchase("c1", T0 + 2 * HOUR), clock_event(T0 + 3 * DAY)])
     assert [c.user_id for c in conversions_in(out)] == ["c1"]
