@@ -114,23 +114,24 @@ class EventParser:
     def _event(self, doc: dict[str, Any], source: str, raw: bytes) -> Event:
         # The common case is checked with cheap `type(...) is` tests; the
         # helpers that build precise reasons only run when a check fails.
-        get = doc.get
-        event_id = get("event_id")
+        # doc.get called directly, not through a bound method in a local: compiled, the
+        # direct call is a C dict lookup, the bound one a generic Python call.
+        event_id = doc.get("event_id")
         if type(event_id) is not str or not 0 < len(event_id) <= _MAX_EVENT_ID_CHARS:
             if event_id is None:
                 raise Invalid("missing_field", "missing field: event_id")
             text_field(doc, "event_id", _MAX_EVENT_ID_CHARS)
-        kind = get("type")
+        kind = doc.get("type")
         if type(kind) is not str or kind not in EVENT_TYPES:
             if kind is None:
                 raise Invalid("missing_field", "missing field: type")
             if not isinstance(kind, str):
                 raise wrong_type("type", "a string", kind)
             raise Invalid("unknown_type", f"unknown type: {kind[:64]}")
-        user_id = get("user_id")
+        user_id = doc.get("user_id")
         if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= 256):
             text_field(doc, "user_id", MAX_ID_CHARS)
-        anonymous_id = get("anonymous_id")
+        anonymous_id = doc.get("anonymous_id")
         if anonymous_id is not None and (
             type(anonymous_id) is not str or not 0 < len(anonymous_id) <= 256
         ):
@@ -140,7 +141,7 @@ class EventParser:
         if kind in IDENTITY_TYPES and (user_id is None or anonymous_id is None):
             missing = "user_id" if user_id is None else "anonymous_id"
             raise Invalid("missing_field", f"missing field: {missing} ({kind} links both ids)")
-        ts = get("ts")
+        ts = doc.get("ts")
         if ts is None:
             raise Invalid("missing_field", "missing field: ts")
         # The common form read directly (journeyflow.event_time); any other, and every
@@ -155,10 +156,10 @@ class EventParser:
             except ValueError:
                 raise Invalid("invalid_ts", f"unparsable ts: {str(ts)[:64]!r}") from None
 
-        props = get("properties")
+        props = doc.get("properties")
         if type(props) is not dict:
             props = object_field(doc, "properties")
-        context = get("context")
+        context = doc.get("context")
         if type(context) is not dict:
             context = object_field(doc, "context")
         channel = context.get("channel")
