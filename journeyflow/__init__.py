@@ -10,3 +10,8 @@ import os
 # where every entry point (the CLI, flows, scripts) starts; an operator's own
 # setting wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+# The parser's modules are compiled with mypyc when built (journeyflow/compiled.py).
+from journeyflow.compiled import use_compiled  # noqa: E402
+
+use_compiled(__path__, __name__)

@@ -217,7 +217,8 @@ def position_of(ranked: tuple[str, ...] | list[str], target: str) -> int | None:
     >>> position_of(("a", "b"), "b"), position_of(("a",), "c")
     (2, None)
     """
-    try:
-        return ranked.index(target) + 1
-    except ValueError:
+    # Looked for first: most views miss the list, and a raised ValueError costs several
+    # times the scan (compiled, about a microsecond per miss).
+    if target not in ranked:
         return None
+    return ranked.index(target) + 1

@@ -55,9 +55,14 @@ def _in_time_order(flat: list[Any], answers: list[int]) -> bool:
 _NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ListState:
-    """One customer's candidate scores and list."""
+    """One customer's candidate scores and list.
+
+    The fields are the stored layout (snapshots); ``__init__`` is written out
+    because, compiled, a dataclass's generated one runs interpreted (one
+    state per customer with a list, and per erasure).
+    """
 
     version: int = 4
     scores: dict[str, float] = field(default_factory=dict)
@@ -76,6 +81,30 @@ class ListState:
     evaluated: int = 0
     hits: dict[str, dict[str, float]] = field(default_factory=dict)
 
+    def __init__(
+        self,
+        version: int = 4,
+        scores: dict[str, float] | None = None,
+        scale: float = 1.0,
+        exclude: tuple[str, ...] = (),
+        fill: tuple[tuple[str, ...], ...] = (),
+        last_ms: int | None = None,
+        erased_ms: int | None = None,
+        final: ProfileRow | None = None,
+        evaluated: int = 0,
+        hits: dict[str, dict[str, float]] | None = None,
+    ) -> None:
+        self.version = version
+        self.scores = {} if scores is None else scores
+        self.scale = scale
+        self.exclude = exclude
+        self.fill = fill
+        self.last_ms = last_ms
+        self.erased_ms = erased_ms
+        self.final = final
+        self.evaluated = evaluated
+        self.hits = {} if hits is None else hits
+
 
 class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     """Keep one customer's list; add it to their segment changes and profile rows."""
@@ -89,8 +118,15 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         # it is made from it). Most answers are never published, and most
         # views miss the list, which a look at the scores tells (_position).
         self._ranked: tuple[str, ...] | None = None
+        # The published list (the first ``size`` of the ranked), made once per ranking and
+        # shared by the records published meanwhile (segment changes, the final row): none
+        # of them changes it.
+        self._published: list[str] | None = None
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
+        if len(values) == 1 and type(values[0]) is list:
+            # The common batch: one list of answers (one product event of the customer).
+            return self._answers(values[0]), self._retain()
         # The popularity step sends a customer's answers of a batch as one list (one item to
         # hop rather than several): each answer takes its place among the records.
         flat: list[Any] = []
@@ -121,6 +157,20 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
                 out.extend(self._record(value))
         return out, self._retain()
 
+    def _answers(self, answers: list[RecAnswer]) -> list[Any]:
+        """Blend one list of answers (``on_batch``'s common case): the same as the general
+        path, without the flat copy and the answers' places."""
+        if len(answers) > 1:
+            indexes = list(range(len(answers)))
+            if not _in_time_order(answers, indexes):
+                answers = sorted(answers, key=_answer_ms)
+        out: list[Any] = []
+        for value in answers:
+            row = self.answer(value)
+            if row is not None:
+                out.append(row)
+        return out
+
     def on_item(self, value: Any) -> tuple[Iterable[Any], bool]:
         """Handle one record outside a dataflow (a batch of one)."""
         return self.on_batch([value])
@@ -142,7 +192,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         if isinstance(value, Tombstone):
             quality = self._quality()
             self.state = ListState(erased_ms=value.ts_ms)
-            self._ranked = None
+            self._ranked = self._published = None
             return [value, *quality]
         return [value]
 
@@ -173,8 +223,12 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     @property
     def published(self) -> list[str]:
-        """Return the customer's list as published: ``size`` products, best first."""
-        return list(self.ranked[: self.cfg.size])
+        """Return the customer's list as published: ``size`` products, best first (one list
+        per ranking, shared: see ``_published``)."""
+        published = self._published
+        if published is None:
+            published = self._published = list(self.ranked[: self.cfg.size])
+        return published
 
     def _has_list(self) -> bool:
         """Return whether the list holds anything (without ranking it)."""
@@ -241,7 +295,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         # builds a list first.
         state.exclude = ask.exclude if product is None else ask.exclude + (product,)
         state.fill = (answer.in_category, answer.popular)
-        self._ranked = None
+        self._ranked = self._published = None
         if before is not None and self.published != before:
             return ProfileRow(ask.user, ask.ts_ms, {"recommendations": self.published})
         return None
