@@ -16,7 +16,7 @@ from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View, decay, window_cou
 if TYPE_CHECKING:
     from operators.variables import EventScope, SessionScope
 
-__all__ = ["to_fields"]
+__all__ = ["profile_values", "to_fields"]
 
 
 def purchases_since(view: View, days: int) -> int:
@@ -123,12 +123,70 @@ def _product_views_in_window(view: View) -> dict[str, int]:
     return counts
 
 
+def _events_7d_30d(view: View) -> tuple[int, int]:
+    """``events_since(view, 7)`` and ``events_since(view, 30)`` in one pass over the days."""
+    last_day = view.now_ms // DAY_MS
+    first_7 = last_day - 6
+    first_30 = last_day - 29
+    n_7 = n_30 = 0
+    for d, n in view.profile.daily_events.items():
+        if d >= first_30:
+            n_30 += n
+            if d >= first_7:
+                n_7 += n
+    return n_7, n_30
+
+
+def profile_values(view: View) -> dict[str, Any]:
+    """Return every profile variable as of ``view.now_ms``, in the registry's order.
+
+    The same values as calling each getter of :data:`operators.variables.PROFILE`
+    (``tests/operators/test_views.py`` holds them to it), in one call: a row
+    reads all of them, and a getter called through the registry is a dict
+    look-up and a dynamic call each (compiled, this takes about half the time
+    of the 26 calls); the 7- and 30-day event counts are one pass over the
+    days, and the 30- and 90-day purchase counts serve the variables that
+    repeat them.
+    """
+    p = view.profile
+    now_ms = view.now_ms
+    events_7d, events_30d = _events_7d_30d(view)
+    purchases_30d = purchases_since(view, 30)
+    purchases_90d = purchases_since(view, 90)
+    return {
+        "events_total": p.events_total,
+        "events_7d": events_7d,
+        "events_30d": events_30d,
+        "sessions_total": p.sessions_closed + view.open_sessions,
+        "sessions_30d": sessions_30d(view),
+        "purchases_total": p.purchases_total,
+        "purchases_30d": purchases_30d,
+        "purchases_90d": purchases_90d,
+        "frequency_30d": purchases_30d,
+        "frequency_90d": purchases_90d,
+        "revenue_total": round(p.revenue_total, 2),
+        "monetary_30d": revenue_since(view, 30),
+        "monetary_90d": revenue_since(view, 90),
+        "has_purchased": p.purchases_total > 0,
+        "recency_days": days_between(p.last_purchase_ms, now_ms),
+        "days_since_last_seen": days_between(p.last_seen_ms, now_ms),
+        "days_since_first_seen": days_between(p.first_seen_ms, now_ms),
+        "engagement": engagement(view),
+        "max_product_views_24h": p.peak_views,
+        "cart_items": cart_items(view),
+        "cart_value": cart_value(view),
+        "avg_session_s": avg_session_s(view),
+        "conversion_rate": conversion_rate(view),
+        "top_category": top_category(view),
+        "email_clicks": p.email_clicks,
+        "marketing_consent": p.marketing_consent,
+    }
+
+
 def to_fields(view: View) -> dict[str, Any]:
     """Return the whole profile as JSON-ready fields (``profiles.jsonl``, Redis)."""
-    from operators.variables import PROFILE
-
     p = view.profile
-    fields = {name: entry.get(view) for name, entry in PROFILE.items()}
+    fields = profile_values(view)
     fields["recency_days"] = None if p.last_purchase_ms is None else fields["recency_days"]
     fields["first_seen"] = format_ts(p.first_seen_ms)
     fields["last_seen"] = format_ts(p.last_seen_ms)
