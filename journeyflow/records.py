@@ -95,7 +95,7 @@ class _Plain:
     writes their fields after construction.
     """
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not self.__class__:
