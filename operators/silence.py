@@ -18,8 +18,9 @@ the curve reads the counts (:func:`monotone_curve`): a band with fewer than
 ``MIN_BAND`` examples is pooled with the one before, the chance never falls
 as the silence grows (a silence that has lasted longer is no likelier to
 end), and past the last band with ``MIN_BAND`` examples the chance of a
-return keeps falling at the rate it fell over the last two (the fewer are
-still coming back, the longer the silence), never surer than the counts.
+return keeps falling geometrically, at the rate fitted over the populated
+bands (:func:`_decay`; the fewer are still coming back, the longer the
+silence), never surer than the counts.
 
 Young customers have their own rows (bands of age, ``AGE_BANDS`` intervals):
 a customer who visited once or twice a few days ago is not a regular who
@@ -182,7 +183,7 @@ def monotone_curve(examples: list[int], stayed: list[int]) -> list[float] | None
       longer is no likelier to end): adjacent pooled bands that break this are
       pooled again (pool-adjacent-violators, each block read by Laplace's rule);
     * past the last band with ``MIN_BAND`` examples, the chance of a return keeps
-      falling by the ratio it fell over the last two blocks (never rising). Among
+      falling by the factor :func:`_decay` fits over the blocks (never rising). Among
       silent customers, some are gone for good and the rest return at their own
       rate, so the longer the silence the fewer are still coming back: the
       return's chance falls roughly geometrically. Copying the last band (a
