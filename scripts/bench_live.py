@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=5, help="generator seed (default 5)")
     parser.add_argument("--rate", type=float, default=5000, help="events/s of the latency run (default 5000)")
     parser.add_argument("--duration", type=float, default=10, help="seconds of the latency run (default 10)")
+    parser.add_argument("--linger-ms", type=float, default=2,
+                        help="the latency run's producer linger, ms (default 2: batches of a few records)")
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the events topic (default 2)")
     parser.add_argument("--no-recovery", action="store_true", help="run the worker without a recovery directory")
     parser.add_argument("--only", choices=("throughput", "latency"), help="run one of the two measurements")
@@ -92,6 +94,10 @@ def report(figures: dict[str, Any]) -> None:
               f"max {c['max']:>7.1f} ms")
         print(f"    send -> worker wrote it          p50 {o['p50']:>7.1f} ms   p99 {o['p99']:>7.1f} ms   "
               f"max {o['max']:>7.1f} ms   (record timestamp)")
+        if lat.get("broker_ack_ms"):
+            a = lat["broker_ack_ms"]
+            print(f"    send -> broker acknowledged it   p50 {a['p50']:>7.1f} ms   p99 {a['p99']:>7.1f} ms   "
+                  f"max {a['max']:>7.1f} ms   (this script's producer)")
         print(f"    worst latency per second of the run (ms): {lat['max_ms_by_second']}")
         spent = lat.get("spent")
         if spent:
@@ -99,6 +105,9 @@ def report(figures: dict[str, Any]) -> None:
                   f"bytewax and snapshots): {spent['input_polls']:,} input polls, "
                   f"{spent['records_per_poll']} records each, the oldest written "
                   f"{spent['input_delay_ms']} ms before the poll on average")
+            if spent.get("cpu_share"):
+                c = spent["cpu_share"]
+                print(f"      CPU over those seconds: the worker {c['worker']:.0%} of a core, the broker {c['broker']:.0%}")
             for name, s in sorted(spent["sinks"].items(), key=lambda kv: -kv[1]["seconds"]):
                 print(f"      {name:<24} {s['batches']:>6,} batches {s['records']:>8,} records "
                       f"{s['seconds']:>7.2f} s  {s['share']:>6.1%}")

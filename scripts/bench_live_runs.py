@@ -22,6 +22,7 @@ from bench_live_stack import (
     Worker,
     client_options,
     consumer,
+    cpu_seconds,
     make_topics,
     metrics,
     user_key,
@@ -145,7 +146,7 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
     port = free_port()
     recovery = None if args.no_recovery else workdir / f"recovery-{uuid.uuid4().hex[:6]}"
     env = worker_env(bootstrap, f"redis://127.0.0.1:{server.port}/{db}", topics, recovery, port, args.config)
-    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks=1, linger_ms=2, **options)
+    producer = KafkaProducer(bootstrap_servers=[bootstrap], acks=1, linger_ms=args.linger_ms, **options)
     triggers = consumer(bootstrap, topics["triggers"], options)
     arrivals: dict[str, tuple[float, int]] = {}  # cause event id -> (received at, record timestamp ms)
     stop = threading.Event()
@@ -176,21 +177,32 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
 
         plan = _views(args.rate, args.duration)
         before = metrics(port)
+        assert broker.proc is not None
+        cpu_before = {"broker": cpu_seconds(broker.proc.pid), "worker": cpu_seconds(worker.proc.pid)}
         sent_at: dict[str, float] = {}
+        # When the broker acknowledged each timed view: this script's own producer may queue
+        # (it shares the cores), and a view the broker has not got yet is not the worker's delay.
+        acked_at: dict[str, float] = {}
         started = time.time()
         for n, (event_id, user, product) in enumerate(plan):
             due = started + n / args.rate
             ahead = due - time.time()
             if ahead > 0.002:
                 time.sleep(ahead)
+            future = producer.send(topics["events"], key=user.encode(), value=view(event_id, user, product))
             if event_id.endswith("-3"):
                 sent_at[event_id] = time.time()
-            producer.send(topics["events"], key=user.encode(), value=view(event_id, user, product))
+                future.add_callback(lambda _, e=event_id: acked_at.setdefault(e, time.time()))
         producer.flush()
         send_s = time.time() - started
         wait_for(lambda: all(e in arrivals for e in sent_at), args.timeout, "every trigger", worker)
         lag_s = time.time() - started - send_s
         spent = where_time_went(before, metrics(port), send_s + lag_s)
+        # Everything shares the machine's cores: the broker's CPU share says whether it kept up.
+        spent["cpu_share"] = {
+            "broker": round((cpu_seconds(broker.proc.pid) - cpu_before["broker"]) / (send_s + lag_s), 3),
+            "worker": round((cpu_seconds(worker.proc.pid) - cpu_before["worker"]) / (send_s + lag_s), 3),
+        }
     finally:
         stop.set()
         reader.join(timeout=5)
@@ -204,6 +216,7 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
         by_second[second] = max(by_second.get(second, 0.0), (arrivals[e][0] - t) * 1000)
     to_consumer = sorted((arrivals[e][0] - t) * 1000 for e, t in sent_at.items())
     to_output = sorted(arrivals[e][1] - t * 1000 for e, t in sent_at.items())
+    to_broker = sorted((acked_at[e] - t) * 1000 for e, t in sent_at.items() if e in acked_at)
 
     def pct(values: list[float], q: float) -> float:
         return round(values[min(len(values) - 1, int(q * len(values)))], 1)
@@ -220,6 +233,8 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
                         "max": round(to_consumer[-1], 1), "mean": round(statistics.fmean(to_consumer), 1)},
         "output_ms": {"p50": pct(to_output, 0.5), "p99": pct(to_output, 0.99),
                       "max": round(to_output[-1], 1)},
+        "broker_ack_ms": {"p50": pct(to_broker, 0.5), "p99": pct(to_broker, 0.99),
+                          "max": round(to_broker[-1], 1)} if to_broker else None,
         "max_ms_by_second": [round(by_second.get(i, 0.0)) for i in range(int(send_s) + 1)],
         "spent": spent,
         "snapshots": snapshot_sizes(recovery) if recovery is not None else None,
