@@ -1,7 +1,6 @@
 """Read one Kafka partition for the live worker's source (:class:`~flows.kafka_source.KafkaSource`).
 
-A partition takes what its reader thread (:mod:`flows.kafka_reader`) fetched, so
-``next_batch`` never waits on the broker, and backs off while idle; it tells a broker outage
+A partition polls without blocking and backs off while idle; it tells a broker outage
 (its leader's connection down) from a quiet topic, and keeps the lag gauge up to date.
 Its snapshot is the next offset to read.
 """
@@ -12,10 +11,10 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 
+import kafka.errors as kafka_errors
 from bytewax.inputs import StatefulSourcePartition
 from kafka import KafkaConsumer, TopicPartition
 
-from flows.kafka_reader import PartitionReader
 from journeyflow.io_metrics import INPUT_DELAY_SECONDS, SOURCE_BATCH_RECORDS
 from journeyflow.metrics import EVENTS_READ, KAFKA_ERRORS, KAFKA_LAG, service_down, service_up
 from journeyflow.step_records import RawRecord
@@ -28,7 +27,7 @@ log = logging.getLogger("journeyflow.kafka")
 # 20 ms, so an idle worker does not spin (at most 50 polls a second per
 # partition, each without I/O) and a record that arrives meanwhile waits at
 # most 20 ms more, mostly far less: under load a poll is empty only while the
-# reader's fetch is in flight, and bytewax polls again after the back-off.
+# next fetch is in flight, and bytewax polls again after the back-off.
 _IDLE_MIN_S = 0.002
 _IDLE_MAX_S = 0.02
 # While the partition's leader is unreachable, nothing can arrive: poll less.
@@ -63,7 +62,6 @@ class KafkaPartition(StatefulSourcePartition[RawRecord, int]):
         self._next_offset = next_offset
         self._batch_size = batch_size
         self._label = f"{tp.topic}/{tp.partition}"
-        self._reader = PartitionReader(consumer, tp, batch_size, self._label)
         self._idle_s = 0.0
         self._awake: datetime | None = None
         self._down_since: float | None = None
@@ -72,8 +70,18 @@ class KafkaPartition(StatefulSourcePartition[RawRecord, int]):
         self._read = EVENTS_READ.labels(source=f"kafka:{tp.topic}")
 
     def next_batch(self) -> list[RawRecord]:
-        # Only what the reader already fetched: no I/O, no hand-over to a client thread.
-        messages = self._reader.take()
+        try:
+            polled = self._consumer.poll(timeout_ms=0, max_records=self._batch_size)
+        except kafka_errors.KafkaError as ex:
+            # Nothing was returned, so the offset did not move: retrying loses nothing.
+            KAFKA_ERRORS.inc()
+            log.warning(
+                "kafka poll failed; retrying",
+                extra={"partition": self._label, "offset": self._next_offset, "error": repr(ex)},
+            )
+            self._back_off(_OUTAGE_MAX_S)
+            return []
+        messages = polled.get(self._tp)
         if messages and messages[0].offset < self._next_offset:
             # Offsets went back: the topic was deleted and re-created (or the
             # client re-delivered). Pass them on: dropping them could lose new
@@ -120,7 +128,6 @@ class KafkaPartition(StatefulSourcePartition[RawRecord, int]):
         if self._outage:
             service_up("kafka")
             self._outage = False
-        self._reader.close()
         self._consumer.close(autocommit=False)
 
     def _back_off(self, limit_s: float) -> None:

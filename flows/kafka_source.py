@@ -48,9 +48,8 @@ class KafkaSource(FixedPartitionedSource[RawRecord, int]):
     offset still held. No consumer group is used and nothing is committed.
 
     Start-up raises ``ConnectionFailure`` within ``connect_timeout_s`` when
-    the brokers do not answer or the topic does not exist. Each partition is
-    fetched by a thread of its own (:mod:`flows.kafka_reader`), so ``next_batch``
-    never blocks nor calls the client; empty polls back off 2 to 20 ms. Keep the partition count
+    the brokers do not answer or the topic does not exist. ``next_batch``
+    never blocks; empty polls back off 2 to 20 ms. Keep the partition count
     a multiple of the total worker count (bytewax trap 6).
 
     :arg brokers: ``host:port`` strings (or one comma-separated string).
