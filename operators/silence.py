@@ -20,7 +20,14 @@ as the silence grows (a silence that has lasted longer is no likelier to
 end), and past the last band with ``MIN_BAND`` examples the chance of a
 return keeps falling geometrically, at the rate fitted over the populated
 bands (:func:`_decay`; the fewer are still coming back, the longer the
-silence), never surer than the counts.
+silence), never surer than the counts. A band's count is the mean chance
+over its silences, so the floor reads the curve at the band's middle and
+between two middles on the line between them (:func:`_between`): a step per
+band scored everyone in it alike, the customer silent 8 days as the one
+silent 13. Only completed intervals are counted: a return is known at once,
+a silence that goes on only once the interval has passed, so a return waits
+for its interval (``pending``, per snapshot moment) and the last week of a
+history does not read as "everyone comes back".
 
 Young customers have their own rows (bands of age, ``AGE_BANDS`` intervals):
 a customer who visited once or twice a few days ago is not a regular who
@@ -35,7 +42,8 @@ the chance of no return read from their own row where it has
 (the floor only lifts).
 
 Memory: two counts per band, ``BANDS`` bands (the last one holds every
-longer silence), and two per cell of the young rows (``AGE_BANDS`` squared).
+longer silence), two per cell of the young rows (``AGE_BANDS`` squared), and
+the waiting returns' counts of the moments less than an interval old.
 """
 
 from __future__ import annotations
