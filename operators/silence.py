@@ -20,7 +20,14 @@ as the silence grows (a silence that has lasted longer is no likelier to
 end), and past the last band with ``MIN_BAND`` examples the chance of a
 return keeps falling geometrically, at the rate fitted over the populated
 bands (:func:`_decay`; the fewer are still coming back, the longer the
-silence), never surer than the counts.
+silence), never surer than the counts. A band's count is the mean chance
+over its silences, so the floor reads the curve at the band's middle and
+between two middles on the line between them (:func:`_between`): a step per
+band scored everyone in it alike, the customer silent 8 days as the one
+silent 13. Only completed intervals are counted: a return is known at once,
+a silence that goes on only once the interval has passed, so a return waits
+for its interval (``pending``, per snapshot moment) and the last week of a
+history does not read as "everyone comes back".
 
 Young customers have their own rows (bands of age, ``AGE_BANDS`` intervals):
 a customer who visited once or twice a few days ago is not a regular who
@@ -35,7 +42,8 @@ the chance of no return read from their own row where it has
 (the floor only lifts).
 
 Memory: two counts per band, ``BANDS`` bands (the last one holds every
-longer silence), and two per cell of the young rows (``AGE_BANDS`` squared).
+longer silence), two per cell of the young rows (``AGE_BANDS`` squared), and
+the waiting returns' counts of the moments less than an interval old.
 """
 
 from __future__ import annotations
@@ -65,8 +73,8 @@ class SilenceCurve:
     ...     curve.learn(10.0, 7.0, stayed)
     >>> round(curve.quiet(0), 3), round(curve.quiet(1), 3), round(curve.quiet(5), 3)
     (0.304, 0.885, 0.981)
-    >>> round(curve.p_silent(2.0, 7.0, (1.0, 1.0)), 3)  # week 0, then week 1
-    0.269
+    >>> round(curve.p_silent(2.0, 7.0, (1.0, 1.0)), 3)  # 2 days silent (band 0), then 9 (between bands 0 and 1)
+    0.231
     """
 
     examples: list[int] = field(default_factory=lambda: [0] * BANDS)
@@ -76,6 +84,10 @@ class SilenceCurve:
     young_stayed: list[list[int]] = field(default_factory=lambda: [[0] * AGE_BANDS for _ in range(AGE_BANDS)])
     start_ms: int | None = None
     """First seen time of the earliest customer of the stream (its left edge)."""
+    clock_ms: int | None = None
+    """The latest moment the examples show has passed (a stay of the moment ``s``: ``s`` plus an interval)."""
+    pending: dict[int, list[int]] = field(default_factory=dict)
+    """Returns of a grid moment whose interval has not passed yet, by moment: counts per band, then per young cell."""
 
     @staticmethod
     def band(days_silent: float, interval_days: float) -> int:
@@ -85,20 +97,57 @@ class SilenceCurve:
     def learn(
         self, days_silent: float, interval_days: float, stayed_away: bool, age_days: float = 0.0, ts_ms: int | None = None
     ) -> None:
-        """Count one example: silent ``days_silent`` at its snapshot (at ``ts_ms``, ``age_days`` after the customer's first visit), and whether the next interval was silent too."""
+        """Count one example: silent ``days_silent`` at its snapshot (at ``ts_ms``, ``age_days`` after the customer's first visit), and whether the next interval was silent too.
+
+        A return is known the moment it happens, a silence that goes on only
+        once the interval has passed: counting returns at once would read a
+        moment's returns before any of its silences (the last week of a
+        history: returns only), and lower every band's chance. So a return of
+        a snapshot taken at ``ts_ms`` is counted once the interval after it
+        has passed (a life table counts completed intervals only): when an
+        example shows that time (a silence of the same moment, or a snapshot
+        an interval later). Without ``ts_ms``, counted at once.
+        """
         b = self.band(days_silent, interval_days)
-        self.examples[b] += 1
-        self.stayed[b] += int(stayed_away)
         if ts_ms is None:
+            self.examples[b] += 1
+            self.stayed[b] += int(stayed_away)
             return
         first_ms = ts_ms - int(age_days * _DAY_MS)
         if self.start_ms is None or first_ms < self.start_ms:
             self.start_ms = first_ms
+        cell = -1
         if self._young(age_days, first_ms, interval_days):
-            a = self.band(age_days, interval_days)
-            k = min(b, AGE_BANDS - 1)
-            self.young_examples[a][k] += 1
-            self.young_stayed[a][k] += int(stayed_away)
+            cell = self.band(age_days, interval_days) * AGE_BANDS + min(b, AGE_BANDS - 1)
+        interval_ms = round(interval_days * _DAY_MS)
+        passed = ts_ms + interval_ms if stayed_away else ts_ms
+        if self.clock_ms is None or passed > self.clock_ms:
+            self.clock_ms = passed
+        if stayed_away or ts_ms + interval_ms <= self.clock_ms:
+            self._count(b, cell, 1, int(stayed_away))
+        else:
+            counts = self.pending.setdefault(ts_ms, [0] * (BANDS + AGE_BANDS * AGE_BANDS))
+            counts[b] += 1
+            if cell >= 0:
+                counts[BANDS + cell] += 1
+        for moment in [m for m in self.pending if m + interval_ms <= self.clock_ms]:
+            counts = self.pending.pop(moment)
+            for band in range(BANDS):
+                if counts[band]:
+                    self._count(band, -1, counts[band], 0)
+            for young in range(AGE_BANDS * AGE_BANDS):
+                if counts[BANDS + young]:
+                    self._count(-1, young, counts[BANDS + young], 0)
+
+    def _count(self, band: int, cell: int, examples: int, stayed: int) -> None:
+        """Add ``examples`` (``stayed`` of them silences that went on) to ``band`` and to young ``cell`` (-1: none)."""
+        if band >= 0:
+            self.examples[band] += examples
+            self.stayed[band] += stayed
+        if cell >= 0:
+            a, k = divmod(cell, AGE_BANDS)
+            self.young_examples[a][k] += examples
+            self.young_stayed[a][k] += stayed
 
     def _young(self, age_days: float, first_ms: int, interval_days: float) -> bool:
         """Return whether a customer ``age_days`` old, first seen at ``first_ms``, belongs to the young rows."""
@@ -125,6 +174,11 @@ class SilenceCurve:
         curve = self.curve()
         return None if curve is None else curve[min(band, BANDS - 1)]
 
+    def quiet_after(self, intervals: float) -> float | None:
+        """Return the chance of no return in the next interval after ``intervals`` (a fraction) of silence, between the bands (:func:`_between`)."""
+        curve = self.curve()
+        return None if curve is None else _between(curve, intervals)
+
     def curve(self) -> list[float] | None:
         """Return :func:`monotone_curve` of the counts, taken once per count (they only grow)."""
         seen = sum(self.examples)
@@ -139,6 +193,10 @@ class SilenceCurve:
         state = dict(self.__dict__)
         state.pop("_curve", None)
         return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        # A snapshot from before returns waited for their interval: nothing waits, the clock starts with the next example.
+        self.__dict__.update({"clock_ms": None, "pending": {}, **state})
 
     def p_silent(
         self,
@@ -156,7 +214,7 @@ class SilenceCurve:
         log_quiet = 0.0
         for k, weight in enumerate(weights):
             band = self.band(days_silent + k * interval_days, interval_days)
-            q = curve[band]
+            q = _between(curve, (days_silent + k * interval_days) / interval_days)
             age = age_days + k * interval_days
             if young and age < AGE_BANDS * interval_days:
                 # Their own row where it is known; never below all ages' (the floor only lifts).
@@ -165,6 +223,29 @@ class SilenceCurve:
                     q = own
             log_quiet += weight * math.log(q)
         return math.exp(log_quiet)
+
+
+def _between(curve: list[float], intervals: float) -> float:
+    """Return the curve's chance after ``intervals`` intervals of silence, linear between the bands' middles.
+
+    A band's count is the mean chance over its silences, so it is read at
+    the band's middle and the chance between two middles is on the line
+    between them (the first band's and the last band's are held before and
+    after): a customer silent 8 days is not as likely gone as one silent 13,
+    and a step per band ranked every customer of a band alike. Monotone
+    wherever the curve is.
+
+    >>> _between([0.2, 0.6, 0.8], 1.5), round(_between([0.2, 0.6, 0.8], 1.0), 3), _between([0.2, 0.6, 0.8], 0.1)
+    (0.6, 0.4, 0.2)
+    """
+    x = intervals - 0.5
+    if x <= 0.0:
+        return curve[0]
+    i = int(x)
+    if i >= len(curve) - 1:
+        return curve[-1]
+    frac = x - i
+    return curve[i] + frac * (curve[i + 1] - curve[i])
 
 
 def _laplace(examples: int, stayed: int) -> float:

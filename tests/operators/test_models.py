@@ -172,6 +172,9 @@ def test_the_churn_risk_is_never_below_what_the_silence_so_far_says() -> None:
     scores = logic.on_item(_update("p", probe))[0][0].scores
     curve = logic.report().tasks["churn"]["silence_curve"]
     assert curve[6] > 0.9 and curve[12] is not None  # long silences: read from the counts, carried to the last band
-    # 45 days silent now, then 52, 59, 66 and 73 (bands 6 to 10), the last week for 2/7.
-    floor = math.prod(curve[b] ** w for b, w in zip((6, 7, 8, 9, 10), (1, 1, 1, 1, 2 / 7), strict=True))
+    # 45 days silent now, then 52, 59, 66 and 73 (bands 6 to 10, read between their middles), the last week for 2/7.
+    silence = logic.state.silence
+    chances = [silence.quiet_after((45.0 + 7 * k) / 7) for k in range(5)]
+    assert None not in chances
+    floor = math.prod(q**w for q, w in zip(chances, (1, 1, 1, 1, 2 / 7), strict=True))  # type: ignore[operator]
     assert scores["churn_risk"] >= round(floor, 4) - 2e-4

@@ -48,7 +48,7 @@ def test_a_young_customer_gets_their_own_rows_chance_and_an_old_one_all_ages() -
     # Weeks 0-3 (aged 3 to 24 days) from the young rows, where only week 0 is
     # known (carried to longer silences) unless all ages' is higher; week 4 from all ages.
     own = curve.young_quiet(0, 0)
-    all_ages = [curve.quiet(b) for b in range(5)]
+    all_ages = [curve.quiet_after((2.0 + k * WEEK) / WEEK) for k in range(5)]
     assert own is not None and None not in all_ages
     chances = [max(own, q) for q in all_ages[:4] if q is not None] + [q for q in all_ages[4:] if q is not None]
     expected = math.prod(q**w for q, w in zip(chances, WEIGHTS, strict=True))
@@ -119,3 +119,35 @@ def test_the_tails_fall_is_fitted_over_every_silence_not_only_the_last_two_bands
     fitted = back[5] / back[4]
     assert fitted < last_two
     assert min(back[b + 1] / back[b] for b in range(1, 4)) <= fitted <= max(back[b + 1] / back[b] for b in range(1, 4))
+
+
+def test_a_return_is_counted_once_its_interval_has_passed_so_a_moments_returns_never_outrun_its_silences() -> None:
+    curve = SilenceCurve()
+    week_ms = int(WEEK * DAY)
+    moment = 10 * week_ms
+    # The moment's returns are known at once, its silences a week later: the returns wait.
+    for _ in range(30):
+        curve.learn(2.0, WEEK, False, age_days=60.0, ts_ms=moment)
+    assert curve.examples[0] == 0 and curve.quiet(0) is None
+    waiting = pickle.loads(pickle.dumps(curve))  # a restart keeps what waits
+    for restored in (curve, waiting):
+        restored.learn(2.0, WEEK, True, age_days=60.0, ts_ms=moment)  # the week has passed
+        assert restored.examples[0] == 31 and restored.stayed[0] == 1 and restored.pending == {}
+        # A return known after its week has passed (a late update) is counted at once.
+        restored.learn(2.0, WEEK, False, age_days=60.0, ts_ms=moment)
+        assert restored.examples[0] == 32
+    assert curve.quiet(0) == waiting.quiet(0) == (1 + 1) / (32 + 2)
+    # A later moment's snapshot shows the earlier week has passed too.
+    curve.learn(9.0, WEEK, False, age_days=60.0, ts_ms=moment + week_ms)
+    curve.learn(2.0, WEEK, False, age_days=60.0, ts_ms=moment + 2 * week_ms)
+    assert curve.examples[:2] == [32, 1] and list(curve.pending) == [moment + 2 * week_ms]
+
+
+def test_a_snapshot_from_before_the_waiting_returns_loads_with_nothing_waiting() -> None:
+    curve = _counted([200, 100, 40], [40, 50, 30])
+    state = dict(curve.__getstate__())
+    del state["pending"], state["clock_ms"]
+    old = SilenceCurve.__new__(SilenceCurve)
+    old.__setstate__(state)
+    assert old.pending == {} and old.clock_ms is None
+    assert old.p_silent(15.0, WEEK, WEIGHTS) == curve.p_silent(15.0, WEEK, WEIGHTS)
