@@ -36,7 +36,15 @@ from bytewax.operators import StatefulBatchLogic
 from operators import recommend as rec
 from operators.recommend import NOTHING_FOUND, Found, RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_lists import ListLogic, ListState, build_lists
-from operators.recommend_scores import Ranking, learn, ranking_add, ranking_top, successors
+from operators.recommend_scores import (
+    Ranking,
+    forget_answers,
+    index_of,
+    learn,
+    ranking_add,
+    ranking_top,
+    successors,
+)
 from state.serde import decode_state, encode_state
 
 __all__ = [
@@ -87,7 +95,7 @@ class Popularity:
             ranking = state.categories.get(ask.category) if ask.category is not None else None
         elif product is not None:
             if ask.kind == "view" and product in state.overall.scores:
-                index = state.overall.top.index(product)
+                index = index_of(state.overall.top, product)
                 popular_rank = index if index < rec.EVAL_DEPTH else None
             if ask.kind != "remove":
                 ranking = self._count(product, ask.category, ask.ts_ms)
@@ -150,7 +158,8 @@ class CatalogState:
 
     version: int = 1
     table: dict[str, list[Any]] = field(default_factory=dict)
-    """Product -> ``[successor weights, total, cached answer, best order]`` (see
+    """Product -> ``[successor weights, total, cached answer, best order, what of the answer
+    still holds]`` (see
     :func:`~operators.recommend_scores.learn`), least recently learned first."""
     popularity: PopularityState = field(default_factory=PopularityState)
 
@@ -211,10 +220,7 @@ def build_catalog(cfg: RecommendConfig) -> Any:
 
 def _resumed(data: bytes) -> CatalogState:
     state = decode_state(data, CatalogState)
-    # Each node's cached answer is made again when first asked: a snapshot taken before the
-    # recs7 change holds it in the older form (pairs of product and chance).
-    for node in state.table.values():
-        node[2] = None
+    forget_answers(state.table)  # made again when first asked (older snapshots hold older forms)
     return state
 
 
