@@ -152,7 +152,9 @@ def main() -> None:
         print(round_, "items", dict(counts), "gc us per line", gc_us, "collections", collector.collections, flush=True)
         for kind, found in sizes.items():
             reached = found.pop("(reached)")
-            print(round_, "sizes", kind, reached, {name: round(n / reached, 2) for name, n in found.items()}, flush=True)
+            print(
+                round_, "sizes", kind, reached, {name: round(n / reached, 2) for name, n in found.items()}, flush=True
+            )
         del steps, out
         gc.collect()
 
