@@ -10,7 +10,7 @@ updates stay on their own worker while the models step gets one list of
 compact asks per batch and answers with scores, which ``await_scores``
 joins back to the updates::
 
-    updates (by key) ─┬─► to_models: [ModelAsk] per batch ─► models ─► answers (key, Scored)
+    updates (by key) ─┬─► to_models: [ModelAsk] per batch, pickled once ─► models ─► answers (key, Scored)
                       └──────────────────────────────────────────────► await_scores (by key) ─► scored (by user)
 
 Without it (one process, the live worker) the steps, their ids and what
@@ -30,6 +30,7 @@ from flows.step_configs import model_config
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
 from operators.model_batches import AwaitScores, BatchedModels, Scored, asks_of
+from operators.pickled_once import PickledOnce
 from operators.unsaved import stateful
 
 __all__ = ["models_hop"]
@@ -62,10 +63,11 @@ def models_hop(
 
     def to_models(items: list[tuple[str, UserUpdate]]) -> list[tuple[str, Any]]:
         asks = asks_of(items)
-        return [(models_key, asks)] if asks else []
+        # Pickled once if it crosses to the models' process (bytewax would pickle it twice).
+        return [(models_key, PickledOnce(asks))] if asks else []
 
     asked = op.flat_map_batch("to_models", updates, to_models)
-    # (models key, [ModelAsk]): one item per batch and worker
+    # (models key, PickledOnce([ModelAsk])): one item per batch and worker
     learned = stateful("models", asked, lambda resume: BatchedModels(cfg.build(resume)), snapshots=False)
     # (models key, [(key, Scored)] | ModelReport)
     modelled = route("route_models", learned, [("answers", is_a(list)), ("report", is_a(ModelReport))])

@@ -10,7 +10,9 @@ Here instead:
 * each worker sends the models step one item per batch, a list of
   :class:`ModelAsk` (what :meth:`operators.models.ModelLogic.learn_and_score`
   reads: the examples, packed feature rows, cluster vector), and only for
-  updates that bring the models something (:func:`asks_of`);
+  updates that bring the models something (:func:`asks_of`); the list is
+  wrapped in a :class:`~operators.pickled_once.PickledOnce`, so that when it
+  crosses to the other process bytewax pickles it once instead of twice;
 * the models step (:class:`BatchedModels`) answers each ask that wants
   scores with a :class:`Scored`, keyed by the key the update was emitted
   under, so the answer goes to the worker that holds the update;
@@ -34,6 +36,7 @@ from bytewax.operators import StatefulLogic
 
 from journeyflow.step_records import UserUpdate
 from operators.models import FORGETTING_KINDS, ModelLogic
+from operators.pickled_once import PickledOnce
 
 __all__ = ["ModelAsk", "Scored", "asks_of", "wants_scores", "BatchedModels", "AwaitScores"]
 
@@ -74,16 +77,16 @@ def asks_of(items: list[tuple[str, UserUpdate]]) -> list[ModelAsk]:
     ]
 
 
-class BatchedModels(StatefulLogic[list[ModelAsk], Any, bytes]):
+class BatchedModels(StatefulLogic[PickledOnce[list[ModelAsk]], Any, bytes]):
     """The models step fed a batch of asks at a time; emits ``(key, Scored)`` pairs and the report."""
 
     def __init__(self, inner: ModelLogic) -> None:
         self.inner = inner
 
-    def on_item(self, value: list[ModelAsk]) -> tuple[Iterable[Any], bool]:
+    def on_item(self, value: PickledOnce[list[ModelAsk]]) -> tuple[Iterable[Any], bool]:
         learn_and_score = self.inner.learn_and_score
         out: list[tuple[str, Scored]] = []
-        for ask in value:
+        for ask in value.value:
             scores = learn_and_score(
                 ask.user_id, ask.kind, ask.ts_ms, ask.examples, ask.features, ask.cluster_features, ask.learn_cluster
             )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 
 from journeyflow.step_records import UserUpdate
 from operators.features import pack, pack_rows
 from operators.labels import Example
+from operators.pickled_once import PickledOnce
 from operators.model_batches import AwaitScores, BatchedModels, Scored, asks_of, wants_scores
 from tests.operators.test_models import CFG, _vector
 
@@ -37,7 +39,12 @@ def test_batched_asks_give_the_scores_of_whole_updates() -> None:
     batched = BatchedModels(CFG.build(None))
     answers = []
     for start in range(0, len(items), 50):
-        out, discard = batched.on_item(asks_of(items[start : start + 50]))
+        asks = PickledOnce(asks_of(items[start : start + 50]))
+        if start % 100:
+            # Every other batch as it arrives from the other process: pickled twice, unpickled once.
+            pickle.dumps(asks)
+            asks = pickle.loads(pickle.dumps(asks))
+        out, discard = batched.on_item(asks)
         assert not discard
         answers += [(key, answer.scores) for batch in out for key, answer in batch]
     assert answers == expected
