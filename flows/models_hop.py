@@ -10,8 +10,9 @@ updates stay on their own worker while the models step gets one list of
 compact asks per batch and answers with scores, which ``await_scores``
 joins back to the updates::
 
-    updates (by key) ─┬─► to_models: [ModelAsk] per batch ─► models ─► answers (key, Scored)
-                      └──────────────────────────────────────────────► await_scores (by key) ─► scored (by user)
+    updates (by key) ─┬─► to_models: [ModelAsk] per batch ─► models ─► answers per batch ─► scores_home ─┐
+                      │                                                       (to the asking worker)   │ (key, Scored)
+                      └──────────────────────────────────────────────────────► await_scores (by key) ◄──┘ ─► scored (by user)
 
 Without it (one process, the live worker) the steps, their ids and what
 crosses them are those the flow always had.
@@ -29,8 +30,9 @@ from flows.routing import is_a, rekey, route
 from flows.step_configs import model_config
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
-from operators.model_batches import AwaitScores, BatchedModels, Scored, asks_of
-from operators.unsaved import stateful
+from operators.model_batches import Answers, AskBatch, AwaitScores, BatchedModels, Home, Scored, asks_of
+from operators.pickled_once import PickledOnce
+from operators.unsaved import stateful, stateful_batch
 
 __all__ = ["models_hop"]
 
@@ -42,8 +44,12 @@ def _back_to_users(items: list[tuple[str, UserUpdate]]) -> list[tuple[str, UserU
     return [(update.user_id, update) for _, update in items]
 
 
-def _answers(items: list[tuple[str, list[tuple[str, Scored]]]]) -> list[tuple[str, Scored]]:
-    return [answer for _, answers in items for answer in answers]
+def _answers(items: list[tuple[str, Answers]]) -> list[tuple[str, Answers]]:
+    return [(answers.reply_to, answers) for _, answers in items]
+
+
+def _scored(items: list[tuple[str, tuple[str, Scored]]]) -> list[tuple[str, Scored]]:
+    return [pair for _, pair in items]
 
 
 def models_hop(
@@ -62,14 +68,19 @@ def models_hop(
 
     def to_models(items: list[tuple[str, UserUpdate]]) -> list[tuple[str, Any]]:
         asks = asks_of(items)
-        return [(models_key, asks)] if asks else []
+        # A batch's keys all live on this worker (the per-user step emitted them here):
+        # the first is where the answers come back. Pickled once if it crosses to the
+        # models' process (bytewax would pickle it twice).
+        return [(models_key, PickledOnce(AskBatch(items[0][0], asks)))] if asks else []
 
     asked = op.flat_map_batch("to_models", updates, to_models)
-    # (models key, [ModelAsk]): one item per batch and worker
+    # (models key, PickledOnce(AskBatch)): one item per batch and worker
     learned = stateful("models", asked, lambda resume: BatchedModels(cfg.build(resume)), snapshots=False)
-    # (models key, [(key, Scored)] | ModelReport)
-    modelled = route("route_models", learned, [("answers", is_a(list)), ("report", is_a(ModelReport))])
-    answers = op.flat_map_batch("answers", modelled["answers"], _answers)
-    # (key, Scored): to the worker holding the key's updates
+    # (models key, Answers | ModelReport)
+    modelled = route("route_models", learned, [("answers", is_a(Answers)), ("report", is_a(ModelReport))])
+    # (reply_to, Answers): one item per batch, back to the worker that asked
+    home = stateful_batch("scores_home", op.flat_map_batch("answers", modelled["answers"], _answers), lambda _: Home(), snapshots=False)
+    answers = op.flat_map_batch("scored_answers", home, _scored)
+    # (key, Scored): the key lives on this worker, so the join takes it without crossing
     joined = stateful("await_scores", op.merge("updates_and_answers", updates, answers), lambda _: AwaitScores(), snapshots=False)
     return op.flat_map_batch("scored", joined, _back_to_users), modelled["report"]

@@ -10,10 +10,16 @@ Here instead:
 * each worker sends the models step one item per batch, a list of
   :class:`ModelAsk` (what :meth:`operators.models.ModelLogic.learn_and_score`
   reads: the examples, packed feature rows, cluster vector), and only for
-  updates that bring the models something (:func:`asks_of`);
+  updates that bring the models something (:func:`asks_of`); the list is
+  wrapped in a :class:`~operators.pickled_once.PickledOnce`, so that when it
+  crosses to the other process bytewax pickles it once instead of twice;
 * the models step (:class:`BatchedModels`) answers each ask that wants
-  scores with a :class:`Scored`, keyed by the key the update was emitted
-  under, so the answer goes to the worker that holds the update;
+  scores with a :class:`Scored`, paired with the key the update was emitted
+  under; a batch's answers go back together (:class:`Answers`, pickled once)
+  to the worker that sent the batch, keyed by one of that batch's own keys
+  (``reply_to``), and are handed out there (:class:`Home`) by the update's
+  key, which lives on that same worker: one item crosses per batch, not one
+  per answer;
 * :class:`AwaitScores`, keyed the same way, holds each update that waits for
   its scores and lets the updates through in the order they were emitted.
 
@@ -30,12 +36,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from bytewax.operators import StatefulLogic
+from bytewax.operators import StatefulBatchLogic, StatefulLogic
 
 from journeyflow.step_records import UserUpdate
 from operators.models import FORGETTING_KINDS, ModelLogic
+from operators.pickled_once import PickledOnce
 
-__all__ = ["ModelAsk", "Scored", "asks_of", "wants_scores", "BatchedModels", "AwaitScores"]
+__all__ = ["ModelAsk", "AskBatch", "Scored", "Answers", "asks_of", "wants_scores", "BatchedModels", "Home", "AwaitScores"]
 
 class ModelAsk(NamedTuple):
     """What the models step reads of one update, and the key its answer goes back to."""
@@ -50,10 +57,24 @@ class ModelAsk(NamedTuple):
     learn_cluster: bool
 
 
+class AskBatch(NamedTuple):
+    """One worker's asks of one batch, and a key of that worker's the answers go back under."""
+
+    reply_to: str
+    asks: list[ModelAsk]
+
+
 class Scored(NamedTuple):
     """The models' answer to one ask: the scores of the update it came from."""
 
     scores: dict[str, Any] | None
+
+
+class Answers(NamedTuple):
+    """The answers to one :class:`AskBatch`, as ``(update's key, Scored)`` in the asks' order."""
+
+    reply_to: str
+    scored: PickledOnce[list[tuple[str, Scored]]]
 
 
 def wants_scores(update: UserUpdate) -> bool:
@@ -74,28 +95,45 @@ def asks_of(items: list[tuple[str, UserUpdate]]) -> list[ModelAsk]:
     ]
 
 
-class BatchedModels(StatefulLogic[list[ModelAsk], Any, bytes]):
-    """The models step fed a batch of asks at a time; emits ``(key, Scored)`` pairs and the report."""
+class BatchedModels(StatefulLogic[PickledOnce[AskBatch], Any, bytes]):
+    """The models step fed a batch of asks at a time; emits one :class:`Answers` per batch and the report."""
 
     def __init__(self, inner: ModelLogic) -> None:
         self.inner = inner
 
-    def on_item(self, value: list[ModelAsk]) -> tuple[Iterable[Any], bool]:
+    def on_item(self, value: PickledOnce[AskBatch]) -> tuple[Iterable[Any], bool]:
         learn_and_score = self.inner.learn_and_score
         out: list[tuple[str, Scored]] = []
-        for ask in value:
+        batch = value.value
+        for ask in batch.asks:
             scores = learn_and_score(
                 ask.user_id, ask.kind, ask.ts_ms, ask.examples, ask.features, ask.cluster_features, ask.learn_cluster
             )
             if scores is not None:  # None: the ask wanted no scores (no inputs), so no answer waits for it
                 out.append((ask.key, Scored(scores)))
-        return ([out] if out else []), StatefulLogic.RETAIN
+        return ([Answers(batch.reply_to, PickledOnce(out))] if out else []), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         return self.inner.on_eof()
 
     def snapshot(self) -> bytes:
         return self.inner.snapshot()
+
+
+class Home(StatefulBatchLogic[Answers, tuple[str, Scored], None]):
+    """Hand a batch's answers out on the worker that sent the asks (keyed by ``reply_to``); keeps nothing.
+
+    Its only work is the exchange in front of it: the batch's answers cross
+    as one item, and each answer's own key lives on this worker, so the join
+    after it takes them without another crossing.
+    """
+
+    def on_batch(self, values: list[Answers]) -> tuple[Iterable[tuple[str, Scored]], bool]:
+        return [pair for answers in values for pair in answers.scored.value], StatefulBatchLogic.DISCARD
+
+    def snapshot(self) -> None:
+        # Only a replay cluster runs this step, and replays are never resumed.
+        return None
 
 
 @dataclass

@@ -4,6 +4,12 @@ Run under the machine lock, alternating the process counts in one hold::
 
     flock /tmp/bench.lock .venv/bin/python scripts/bench_processes.py FILE --counts 1 2 1 2
 
+or against another version's tree (a copy, compiled in place), each count run
+with the base first, then this tree::
+
+    flock /tmp/bench.lock .venv/bin/python scripts/bench_processes.py FILE --counts 2 1 2 \\
+        --base /tmp/base12 --base-python /work/main/.venv/bin/python
+
 Each run is a fresh ``journeyflow replay FILE --out DIR --processes N -q``
 (DIR under ``--workdir``). The process tree is sampled every 0.1 s from
 ``/proc``: a process's CPU (user + system) is its last sample, so a
@@ -43,13 +49,15 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in text.split()]
 
 
-def run_once(path: Path, out: Path, processes: int, env: dict[str, str]) -> dict[str, object]:
+def run_once(
+    path: Path, out: Path, processes: int, env: dict[str, str], python: str = sys.executable, cwd: Path | None = None
+) -> dict[str, object]:
     """Run the command once; return wall seconds, CPU seconds per process and in total."""
-    command = [sys.executable, "-m", "journeyflow.cli", "replay", str(path), "--out", str(out)]
+    command = [python, "-m", "journeyflow.cli", "replay", str(path.resolve()), "--out", str(out.resolve())]
     command += ["--processes", str(processes), "-q"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, cwd=cwd)
     cpu: dict[int, float] = {}
     order: list[int] = []
     while proc.poll() is None:
@@ -83,13 +91,25 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[1, 2, 1, 2], help="process counts, run in this order")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench_processes"))
     parser.add_argument("--pure", action="store_true", help="run the source (JOURNEYFLOW_PURE=1)")
+    parser.add_argument(
+        "--base",
+        type=Path,
+        help="a copy of another version's tree (compiled in place): each count runs it, then this tree",
+    )
+    parser.add_argument("--base-python", default=sys.executable, help="the interpreter that runs --base")
     args = parser.parse_args()
     env = dict(os.environ)
     if args.pure:
         env["JOURNEYFLOW_PURE"] = "1"
     for i, n in enumerate(args.counts):
+        if args.base is not None:
+            # The base first, then this tree, per count: alternated, so load drifts hit both.
+            base_env = {**env, "PYTHONPATH": str(args.base.resolve())}
+            out = args.workdir / f"{args.input.stem}-base-p{n}-{i}"
+            run = run_once(args.input, out, n, base_env, args.base_python, args.base)
+            print(json.dumps({"version": "base", **run}), flush=True)
         out = args.workdir / f"{args.input.stem}-p{n}-{i}"
-        print(json.dumps(run_once(args.input, out, n, env)), flush=True)
+        print(json.dumps({"version": "this", **run_once(args.input, out, n, env)}), flush=True)
 
 
 if __name__ == "__main__":

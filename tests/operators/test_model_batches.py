@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import random
 
 from journeyflow.step_records import UserUpdate
 from operators.features import pack, pack_rows
 from operators.labels import Example
-from operators.model_batches import AwaitScores, BatchedModels, Scored, asks_of, wants_scores
+from operators.pickled_once import PickledOnce
+from operators.model_batches import Answers, AskBatch, AwaitScores, BatchedModels, Home, Scored, asks_of, wants_scores
 from tests.operators.test_models import CFG, _vector
 
 
@@ -37,9 +39,18 @@ def test_batched_asks_give_the_scores_of_whole_updates() -> None:
     batched = BatchedModels(CFG.build(None))
     answers = []
     for start in range(0, len(items), 50):
-        out, discard = batched.on_item(asks_of(items[start : start + 50]))
+        asks = PickledOnce(AskBatch("u0", asks_of(items[start : start + 50])))
+        if start % 100:
+            # Every other batch as it arrives from the other process: pickled twice, unpickled once.
+            pickle.dumps(asks)
+            asks = pickle.loads(pickle.dumps(asks))
+        out, discard = batched.on_item(asks)
         assert not discard
-        answers += [(key, answer.scores) for batch in out for key, answer in batch]
+        assert all(type(batch) is Answers and batch.reply_to == "u0" for batch in out)
+        # Handed out by the asking worker's Home step, in the asks' order.
+        pairs, dropped = Home().on_batch(out)
+        assert dropped
+        answers += [(key, answer.scores) for key, answer in pairs]
     assert answers == expected
     assert any(scores and "churn_risk" in scores for _, scores in answers)
     # Updates with nothing for the models do not go.
