@@ -203,7 +203,7 @@ def _run_process(
     flow = build_flow(settings, read_files, outputs, live=False, models_key=models_key, models_apart=addresses is not None)
     errors_before = metrics.rule_error_counts()
     cluster = {} if addresses is None else {"process_id": process_id or 0, "addresses": addresses}
-    execute(flow, freeze_survivors=True, workers_per_process=workers, epoch_interval=timedelta(seconds=settings.run.epoch_s), **cluster)
+    execute(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=settings.run.epoch_s), **cluster)
     return Collected(
         read=progress.read,
         last_ts_ms=progress.last_ts_ms,

@@ -45,11 +45,9 @@ GC_THRESHOLDS = (50_000, 20, 100)
 log = logging.getLogger("journeyflow.runtime")
 
 
-def execute(flow: Dataflow, *, freeze_survivors: bool = False, **options: Any) -> None:
+def execute(flow: Dataflow, **options: Any) -> None:
     """Run ``flow`` with ``bytewax``'s ``cli_main(flow, **options)`` until it ends.
 
-    ``freeze_survivors`` (a replay's choice: see :class:`_FreezeSurvivors`)
-    freezes what outlives each collection of the middle generation.
     SIGTERM and SIGINT stop it (see the module docstring). Raises
     ``KeyboardInterrupt`` for a signal, the :class:`JourneyflowError` a step
     raised (after logging the whole chain), and anything else as is.
@@ -64,9 +62,6 @@ def execute(flow: Dataflow, *, freeze_survivors: bool = False, **options: Any) -
     gc.set_threshold(*GC_THRESHOLDS)
     pauses = GcPauses()
     pauses.install()
-    freezer = _FreezeSurvivors() if freeze_survivors else None
-    if freezer is not None:
-        gc.callbacks.append(freezer)
     try:
         cli_main(flow, **options)
     except BaseException as ex:
@@ -78,31 +73,10 @@ def execute(flow: Dataflow, *, freeze_survivors: bool = False, **options: Any) -
         log.error("dataflow failed", exc_info=ex)
         raise type(failure)(str(failure)) from None
     finally:
-        if freezer is not None:
-            gc.callbacks.remove(freezer)
         pauses.remove()
         gc.set_threshold(*thresholds)
         gc.unfreeze()
         quiet.restore(previous)
-
-
-class _FreezeSurvivors:
-    """A ``gc`` callback: once the middle generation has been collected, freeze what survived.
-
-    A replay's users' states are millions of small objects that live until the
-    end of input and form no garbage cycles: the older generations' collections
-    re-walked all of them and freed nothing (0 objects in every collection of
-    three replays of the 1M-line bench file, about 9% of the flow's CPU; README,
-    "The journey step as users grow"). Young cyclic garbage is still collected,
-    as the young generation still is; what freezing gives up is a cycle among
-    objects that had already survived a middle collection (it would stay until
-    the process ends), so only a replay, which ends, asks for it, not the live
-    worker.
-    """
-
-    def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "stop" and info["generation"] >= 1:
-            gc.freeze()
 
 
 class _QuietStop:
