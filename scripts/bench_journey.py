@@ -35,7 +35,7 @@ for path in (ROOT, ROOT / "scripts"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench_measure import kind_of  # type: ignore[import-not-found]  # noqa: E402
+from bench_measure import GcTimer, kind_of  # type: ignore[import-not-found]  # noqa: E402
 
 from config.settings import load_settings  # noqa: E402
 from flows import runtime  # noqa: E402
@@ -58,22 +58,6 @@ def _items(path: Path, settings: Any, progress: ReplayProgress) -> list[tuple[st
         kind = kind_of(item)
         found.append((item.type if kind == "view" else kind, item))
     return found
-
-
-class _GcTime:
-    """The collector's seconds and collections by generation, from ``gc.callbacks``."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self.collections = [0, 0, 0]
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.seconds += time.perf_counter() - self._started
-            self.collections[info["generation"]] += 1
 
 
 def _tick_kind(steps: PerUserSteps, tick: Any) -> str:
@@ -118,7 +102,7 @@ def main() -> None:
         seconds: dict[str, float] = defaultdict(float)
         counts: Counter[str] = Counter()
         digest = hashlib.sha256()
-        collector = _GcTime()
+        collector = GcTimer()
         gc.callbacks.append(collector)
         sizes: dict[str, Counter[str]] = defaultdict(Counter)
         for kind, item in items:

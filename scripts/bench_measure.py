@@ -74,7 +74,7 @@ def kind_of(item: Any) -> str:
 
 
 @dataclass
-class _GcTimer:
+class GcTimer:
     """Time spent in the garbage collector, from ``gc.callbacks``."""
 
     seconds: float = 0.0
@@ -156,7 +156,7 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
     """Run ``journeyflow replay`` here; return its timings, GC time and the flow's resident memory."""
     from journeyflow import cli
 
-    timer = _GcTimer()
+    timer = GcTimer()
     samples: list[tuple[float, float, int]] = []  # (wall clock, CPU time, resident bytes)
     stop = threading.Event()
     first: list[int] = []  # index of the first sample of the flow
