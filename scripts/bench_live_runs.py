@@ -22,13 +22,13 @@ from bench_live_stack import (
     Worker,
     client_options,
     consumer,
-    cpu_seconds,
     make_topics,
     metrics,
     user_key,
     wait_for,
     worker_env,
 )
+from bench_processes import cpu_seconds
 from tests.conftest import KafkaBroker, RedisServer, free_port
 
 __all__ = ["latency", "throughput", "snapshot_sizes"]

@@ -108,12 +108,6 @@ class Worker:
                 self.proc.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """Return the CPU seconds (user + system) process ``pid`` has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def metrics(port: int) -> dict[str, float]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:

@@ -31,7 +31,7 @@ from pathlib import Path
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_s(pid: int) -> float | None:
+def cpu_seconds(pid: int) -> float | None:
     """Return the user + system CPU seconds of ``pid`` so far (``None``: gone)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -62,7 +62,7 @@ def run_once(
     order: list[int] = []
     while proc.poll() is None:
         for pid in [proc.pid, *_children(proc.pid)]:
-            seconds = _cpu_s(pid)
+            seconds = cpu_seconds(pid)
             if seconds is not None:
                 if pid not in cpu:
                     order.append(pid)
