@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from typing import Final
 
+from journeyflow.events import EPOCH_ORDINAL, MAX_TS_MS
+
 __all__ = ["utc_ms"]
 
-#: Epoch milliseconds accepted: 1970 up to (not including) 2100 (as ``parse_ts``).
-_MAX_MS: Final = 4_102_444_800_000
-#: Days from 0001-01-01 to 1970-01-01 (``date(1970, 1, 1).toordinal() - 1``).
-_EPOCH_DAYS: Final = 719_162
 #: Days before each month (1-based) in a common year, and each month's length.
 _BEFORE_MONTH: Final = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 _MONTH_DAYS: Final = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -84,8 +82,8 @@ def utc_ms(text: str) -> int:
     if day > _MONTH_DAYS[month] + (1 if leap and month == 2 else 0):
         return -1
     y = year - 1
-    days = y * 365 + y // 4 - y // 100 + y // 400 - _EPOCH_DAYS + _BEFORE_MONTH[month] + day - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400 - (EPOCH_ORDINAL - 1) + _BEFORE_MONTH[month] + day - 1
     if leap and month > 2:
         days += 1
     result = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms
-    return result if result < _MAX_MS else -1
+    return result if result < MAX_TS_MS else -1

@@ -33,6 +33,8 @@ __all__ = [
     "DeadLetter",
     "json_type",
     "MAX_ID_CHARS",
+    "MAX_TS_MS",
+    "EPOCH_ORDINAL",
     "MAX_REASON_CHARS",
     "format_ts",
     "parse_ts",
@@ -63,8 +65,8 @@ SESSION_EXCLUDED_TYPES = frozenset({"consent", "forget"})
 IDENTITY_TYPES = frozenset({"login", "identify"})
 """Event types that link an ``anonymous_id`` to a ``user_id`` (they must carry both)."""
 
-# Epoch milliseconds accepted for `ts`: 1970 up to (not including) 2100.
-_MAX_TS_MS = 4_102_444_800_000
+MAX_TS_MS = 4_102_444_800_000
+"""Epoch milliseconds an event time may have: 1970 up to (not including) 2100."""
 MAX_ID_CHARS = 256
 # Longest reason and user id a dead letter keeps (a Kafka key or an id can be
 # as long as the message).
@@ -214,7 +216,7 @@ def parse_ts(value: Any) -> int:
     if isinstance(value, bool):
         raise TypeError("boolean")
     if isinstance(value, int):
-        if not 0 <= value < _MAX_TS_MS:
+        if not 0 <= value < MAX_TS_MS:
             raise ValueError(f"ts out of range: {value}")
         return value
     if not isinstance(value, str):
@@ -223,12 +225,12 @@ def parse_ts(value: Any) -> int:
     if when.tzinfo is None:
         raise ValueError(f"ts has no UTC offset: {value!r}")
     ms = round(when.timestamp() * 1000)
-    if not 0 <= ms < _MAX_TS_MS:
+    if not 0 <= ms < MAX_TS_MS:
         raise ValueError(f"ts out of range: {value!r}")
     return ms
 
 
-_EPOCH_ORDINAL = 719163
+EPOCH_ORDINAL = 719163
 """``date(1970, 1, 1).toordinal()``: the day number of the epoch."""
 _TWO_DIGITS = tuple([f"{i:02d}" for i in range(60)])
 _MILLIS = tuple([f".{i:03d}Z" for i in range(1000)])
@@ -250,6 +252,6 @@ def format_ts(ts_ms: int) -> str:
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
     two = _TWO_DIGITS
-    day = date.fromordinal(days + _EPOCH_ORDINAL).isoformat()
+    day = date.fromordinal(days + EPOCH_ORDINAL).isoformat()
     return f"{day}T{two[hours]}:{two[minutes]}:{two[seconds]}{_MILLIS[ms] if ms else 'Z'}"
 

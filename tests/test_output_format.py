@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import orjson
 
-from journeyflow.events import _MAX_TS_MS, format_ts, parse_ts
+from journeyflow.events import MAX_TS_MS, format_ts, parse_ts
 from journeyflow.records import ProfileRow
 
 
@@ -21,15 +21,15 @@ def _reference(ts_ms: int) -> str:
 def test_format_ts_equals_the_datetime_text_over_the_range_events_may_carry() -> None:
     draw = random.Random(8)
     edges = [0, 1, 999, 1000, 59_999, 86_399_999, 86_400_000, 951_782_400_000, 4_107_542_400_000 - 1]
-    times = edges + [draw.randrange(0, _MAX_TS_MS) for _ in range(20_000)]
-    times += [draw.randrange(0, _MAX_TS_MS // 1000) * 1000 for _ in range(5_000)]  # whole seconds
+    times = edges + [draw.randrange(0, MAX_TS_MS) for _ in range(20_000)]
+    times += [draw.randrange(0, MAX_TS_MS // 1000) * 1000 for _ in range(5_000)]  # whole seconds
     for ts_ms in times:
         assert format_ts(ts_ms) == _reference(ts_ms), ts_ms
 
 
 def test_format_ts_reads_back_as_the_same_time() -> None:
     draw = random.Random(9)
-    for ts_ms in [draw.randrange(0, _MAX_TS_MS) for _ in range(2_000)]:
+    for ts_ms in [draw.randrange(0, MAX_TS_MS) for _ in range(2_000)]:
         assert parse_ts(format_ts(ts_ms)) == ts_ms
 
 
