@@ -11,17 +11,19 @@ in their cart are never recommended, nor the product being looked at.
 
 Two steps run it (:mod:`operators.recommend_steps`,
 :mod:`operators.recommend_lists`); this module holds their settings, their
-records and the per-user part of the algorithm, and
-:mod:`operators.recommend_scores` the scores. The offline evaluation
+records and the per-user part of the algorithm,
+:mod:`operators.recommend_successors` the successor table,
+:mod:`operators.recommend_scores` the popularity rankings and a customer's
+blend, :mod:`operators.recommend_hits` the online hit rate. The offline evaluation
 (:mod:`journeyflow.recs_eval`) drives the same steps, so both measure the
 same algorithm:
 
 * the per-user journey step calls :func:`observe` per product event, which
   keeps the user's last products (a few ids) and returns a :class:`RecAsk`;
 * the catalog step (one key) takes a batch's asks as one item and, per ask
-  in order, learns the pairs (:func:`operators.recommend_scores.learn`),
+  in order, learns the pairs (:func:`operators.recommend_successors.learn`),
   finds the product's successors
-  (:func:`operators.recommend_scores.successors`), counts the product
+  (:func:`operators.recommend_successors.successors`), counts the product
   (decayed) in the top products overall and per category, and answers each
   customer with one list of :class:`RecAnswer` per batch;
 * the audience step (per user) blends the answers into the user's list
@@ -48,6 +50,7 @@ __all__ = [
     "observe",
     "hit_figures",
     "position_of",
+    "index_of",
     "EVAL_DEPTH",
 ]
 
@@ -222,3 +225,23 @@ def position_of(ranked: tuple[str, ...] | list[str], target: str) -> int | None:
     if target not in ranked:
         return None
     return ranked.index(target) + 1
+
+
+def index_of(items: list[str], item: str) -> int:
+    """Return the index of ``item`` in ``items`` (each id at most once), or -1.
+
+    Product ids are interned where they enter (:func:`observe`), so
+    an id is mostly the very object held here: looked for by identity first (a pointer
+    comparison, compiled), by equality only when that misses (an id from elsewhere: a
+    resumed snapshot, a test). ``list.index`` compares each element by a generic call.
+
+    >>> index_of(["a", "b"], "".join(["b"])), index_of(["a"], "c")
+    (1, -1)
+    """
+    for i in range(len(items)):
+        if items[i] is item:
+            return i
+    for i in range(len(items)):
+        if items[i] == item:
+            return i
+    return -1

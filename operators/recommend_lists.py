@@ -5,7 +5,7 @@ See :mod:`operators.recommend` for the algorithm and
 
 * Ordering: the popularity step sends a customer's answers of a batch as
   one list, in event order; answers of batches that arrive together are put
-  back in time order here. It receives
+  back in time order here (:mod:`operators.recommend_order`). It receives
   answers and the audience step's records over two paths: a segment change
   shows the list as of the answers that arrived before it; a replay's final
   profile row waits for the end of the input, so it has the last list.
@@ -30,29 +30,14 @@ from bytewax.operators import StatefulBatchLogic
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators import recommend as rec
 from operators.recommend import RecAnswer, RecommendConfig, RecQuality
-from operators.recommend_scores import blend, fill_position, rank
+from operators.recommend_hits import add_hits, list_position
+from operators.recommend_order import answers_in_time_order, records_in_time_order
+from operators.recommend_scores import blend, rank
 from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
 
 __all__ = ["ListState", "ListLogic", "build_lists", "with_list"]
-
-def _answer_ms(answer: RecAnswer) -> int:
-    return answer.ask.ts_ms
-
-
-def _in_time_order(flat: list[Any], answers: list[int]) -> bool:
-    """Return whether the answers at ``answers`` in ``flat`` are in time order (ties allowed)."""
-    last = -(2**62)
-    for i in answers:
-        ts_ms: int = flat[i].ask.ts_ms
-        if ts_ms < last:
-            return False
-        last = ts_ms
-    return True
-
-
-_NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
 
 
 @dataclass(slots=True, init=False)
@@ -127,28 +112,9 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         if len(values) == 1 and type(values[0]) is list:
             # The common batch: one list of answers (one product event of the customer).
             return self._answers(values[0]), self._retain()
-        # The popularity step sends a customer's answers of a batch as one list (one item to
-        # hop rather than several): each answer takes its place among the records.
-        flat: list[Any] = []
-        answers: list[int] = []
-        for value in values:
-            if type(value) is list:
-                answers.extend(range(len(flat), len(flat) + len(value)))
-                flat.extend(value)
-            else:
-                if type(value) is RecAnswer:
-                    answers.append(len(flat))
-                flat.append(value)
-        if len(answers) > 1 and not _in_time_order(flat, answers):
-            # One customer's events can be out of time order (late, or answers of batches that
-            # arrive together): answer them in time order, in the places answers hold (the
-            # other records keep theirs). Most batches are in order already: a stable sort
-            # would leave them as they are, so it is skipped.
-            ordered = sorted([flat[i] for i in answers], key=_answer_ms)
-            for i, answer in zip(answers, ordered):
-                flat[i] = answer
+        # Each list of answers takes its place among the records, answers in time order.
         out: list[Any] = []
-        for value in flat:
+        for value in records_in_time_order(values):
             if type(value) is RecAnswer:
                 row = self.answer(value)
                 if row is not None:
@@ -160,12 +126,8 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     def _answers(self, answers: list[RecAnswer]) -> list[Any]:
         """Blend one list of answers (``on_batch``'s common case): the same as the general
         path, without the flat copy and the answers' places."""
-        if len(answers) > 1:
-            indexes = list(range(len(answers)))
-            if not _in_time_order(answers, indexes):
-                answers = sorted(answers, key=_answer_ms)
         out: list[Any] = []
-        for value in answers:
+        for value in answers_in_time_order(answers):
             row = self.answer(value)
             if row is not None:
                 out.append(row)
@@ -241,35 +203,12 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         return any(p not in exclude for products in self.state.fill for p in products)
 
     def _position(self, product: str) -> int | None:
-        """Return ``product``'s 1-based position in the list, or None.
-
-        A product among the scores is placed by counting what ranks before it
-        (a higher score, or an equal one scored earlier: :func:`rank`'s stable
-        sort), without ranking the list; one that is not scored can only be
-        in the popular fill, after every scored product.
-        """
+        """Return ``product``'s 1-based position in the list, or None (without ranking it:
+        :func:`~operators.recommend_hits.list_position`, unless it is ranked already)."""
         if self._ranked is not None:
             return rec.position_of(self._ranked, product)
         state = self.state
-        scores = state.scores
-        exclude = state.exclude
-        score = scores.get(product)
-        if score is None:
-            return fill_position(scores, exclude, state.fill, product)
-        if product in exclude:
-            return None
-        depth = rec.EVAL_DEPTH
-        before = 0
-        earlier = True  # products scored before this one rank first on equal scores
-        for other, value in scores.items():
-            if other == product:
-                earlier = False
-            elif value > score or (earlier and value == score):
-                if other not in exclude:
-                    before += 1
-                    if before >= depth:
-                        return None  # below the list's depth: the rest need not be looked at
-        return before + 1
+        return list_position(state.scores, state.exclude, state.fill, product)
 
     def answer(self, answer: RecAnswer) -> ProfileRow | None:
         """Blend ``answer`` into the list; return the store row if the list changed (live), or None."""
@@ -304,19 +243,9 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         state = self.state
         state.evaluated += 1
         online = self._position(product)
-        popular = None if popular_rank is None else popular_rank + 1
-        # A miss adds nothing (most views): only hits touch the sums.
-        for name, position in (("online", online), ("popularity", popular)):
-            if position is not None and position <= 20:
-                sums = state.hits.get(name)
-                if sums is None:
-                    sums = state.hits[name] = dict(_NO_HITS)
-                rr = 1.0 / position
-                if position <= 10:
-                    sums["hit_10"] += 1.0
-                    sums["rr_10"] += rr
-                sums["hit_20"] += 1.0
-                sums["rr_20"] += rr
+        hits = state.hits
+        add_hits(hits, "online", online)
+        add_hits(hits, "popularity", None if popular_rank is None else popular_rank + 1)
 
     def _quality(self) -> list[RecQuality]:
         state = self.state

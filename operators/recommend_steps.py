@@ -34,17 +34,10 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from operators import recommend as rec
-from operators.recommend import NOTHING_FOUND, Found, RecAnswer, RecAsk, RecommendConfig
+from operators.recommend import NOTHING_FOUND, Found, RecAnswer, RecAsk, RecommendConfig, index_of
 from operators.recommend_lists import ListLogic, ListState, build_lists
-from operators.recommend_scores import (
-    Ranking,
-    forget_answers,
-    index_of,
-    learn,
-    ranking_add,
-    ranking_top,
-    successors,
-)
+from operators.recommend_scores import Ranking, ranking_add, ranking_top
+from operators.recommend_successors import forget_answers, learn, successors
 from state.serde import decode_state, encode_state
 
 __all__ = [
@@ -160,7 +153,7 @@ class CatalogState:
     table: dict[str, list[Any]] = field(default_factory=dict)
     """Product -> ``[successor weights, total, cached answer, best order, what of the answer
     still holds]`` (see
-    :func:`~operators.recommend_scores.learn`), least recently learned first."""
+    :func:`~operators.recommend_successors.learn`), least recently learned first."""
     popularity: PopularityState = field(default_factory=PopularityState)
 
 

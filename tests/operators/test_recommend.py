@@ -6,7 +6,6 @@ import pickle
 from typing import Any, NamedTuple
 
 import orjson
-import pytest
 from bytewax.operators import StatefulLogic
 
 from flows.step_configs import journey_config
@@ -195,31 +194,6 @@ def test_off_means_no_asks_and_no_steps() -> None:
     assert not [r for r in out if isinstance(r, RecAsk)]
 
 
-def test_the_online_position_is_the_place_in_the_ranked_list() -> None:
-    # The online hit rate places a viewed product without ranking the list (_position); the
-    # place must be the one the ranked list gives, ties, left-out products and fill included.
-    import random
-
-    from operators.recommend_lists import ListState
-    from operators.recommend_scores import rank
-
-    rng = random.Random(7)
-    products = [f"p{i}" for i in range(40)]
-    checked = 0
-    for _ in range(3000):
-        scored = rng.sample(products, rng.randint(0, 30))
-        # Few distinct scores, so that ties (kept in the order scored) are common.
-        scores = {p: float(rng.randint(1, 4)) for p in scored}
-        exclude = tuple(rng.choice(products) for _ in range(rng.randint(0, 4)))
-        fill = tuple(tuple(rng.sample(products, rng.randint(0, 25))) for _ in range(2))
-        logic = ListLogic(RecommendConfig(), ListState(scores=scores, exclude=exclude, fill=fill))
-        for product in rng.sample(products, 5):
-            expected = rec.position_of(rank(scores, exclude, fill), product)
-            assert logic._position(product) == expected
-            checked += expected is not None
-    assert checked > 1000  # the positions found are not all misses
-
-
 def test_a_customers_answers_out_of_time_order_are_blended_in_time_order() -> None:
     from operators.recommend_lists import ListState
 
@@ -239,88 +213,3 @@ def test_a_customers_answers_out_of_time_order_are_blended_in_time_order() -> No
     (got,) = shuffled.on_batch([[third, first], change, [second]])[0]
     assert got.profile["recommendations"] == expected.profile["recommendations"]
     assert shuffled.state.scores == in_order.state.scores and shuffled.state.evaluated == in_order.state.evaluated
-
-
-@pytest.mark.parametrize("interned", [False, True])
-def test_the_successors_kept_in_order_are_the_ones_a_sort_gives(interned: bool) -> None:
-    # learn keeps each product's best successors in order between answers (ties by first
-    # learned) instead of sorting at each answer, and an answer reuses the last one's tuples
-    # when only the total moved: it must answer what a stable sort gives. Ids as the journey
-    # step sends them (interned: found by identity) and as a test or a resumed snapshot may
-    # (equal strings, other objects: found by equality).
-    import random
-    import sys
-
-    from operators.recommend_scores import learn, successors
-
-    rng = random.Random(11)
-    cfg = RecommendConfig(neighbours=15)  # prunes past 30 successors: the order is rebuilt then
-    table: dict[str, list[Any]] = {}
-    checked = 0
-
-    def product(n: int) -> str:
-        name = f"p{n}"
-        return sys.intern(name) if interned else name
-
-    for _ in range(20_000):
-        source = f"s{rng.randrange(3)}"
-        # Weights 1, 1/2, 1/3 as the journey step sends them: equal sums (ties) are common.
-        learn(table, cfg, source, product(rng.randrange(60)), 1.0 / rng.randint(1, 3))
-        if rng.random() < 0.5:
-            asked = f"s{rng.randrange(3)}"  # any product: answers cached across learning
-            if asked not in table:
-                continue
-            weights = table[asked][0]
-            expected = sorted(weights.items(), key=lambda kv: kv[1], reverse=True)[: rec.EVAL_DEPTH]
-            total = table[asked][1]
-            assert successors(table, asked) == (tuple(p for p, _ in expected), tuple(w for _, w in expected), total)
-            checked += 1
-    assert checked > 5000
-
-
-@pytest.mark.parametrize("size", [40, 12])
-def test_a_popular_view_is_the_ranking_as_it_stands(size: int) -> None:
-    # ranking_top caches the first EVAL_DEPTH places until one of them changes (a count
-    # that moves a product among the lower places keeps it): it must always give what a
-    # fresh view of the ranking gives, and the ranking must be the best by score.
-    import random
-
-    from operators.recommend_scores import Ranking, ranking_add, ranking_top
-
-    rng = random.Random(5)
-    ranking = Ranking([], {})
-    counts: dict[str, float] = {}
-    kept = 0
-    for step in range(20_000):
-        product = f"p{int(rng.paretovariate(1.2)) % 90}"
-        counts[product] = counts.get(product, 0.0) + 1.0 + step / 1000  # scores only grow
-        ranking_add(ranking, product, counts[product], size)
-        before = ranking.view
-        assert ranking_top(ranking) == tuple(ranking.top[: rec.EVAL_DEPTH])
-        kept += before is not None
-        assert all(ranking.scores[a] >= ranking.scores[b] for a, b in zip(ranking.top, ranking.top[1:]))
-    assert kept > 1000  # the cache is used, not rebuilt at every count
-
-
-def test_a_resumed_catalog_answers_as_the_one_it_resumes() -> None:
-    # A snapshot holds each node's cached answer and what of it still holds; one taken before
-    # that fifth entry existed (four entries a node) must resume as well: the same answers.
-    from operators.recommend_steps import CatalogState, build_catalog
-    from state.serde import decode_state, encode_state
-
-    cfg = RecommendConfig()
-    build = build_catalog(cfg)
-    catalog = build(None)
-    asks = [
-        RecAsk(f"u{n % 7}", n * 1000, "view", f"p{(n * 7) % 23}", "c1", (f"p{(n * 3) % 23}",), ())
-        for n in range(400)
-    ]
-    catalog.on_item(asks[:300])
-    state = catalog.snapshot()
-    old = decode_state(state, CatalogState)
-    for node in old.table.values():
-        del node[4:]  # the layout before recs12
-    resumed, resumed_old = build(state), build(encode_state(old))
-    expected = list(catalog.on_item(asks[300:])[0])
-    assert expected and list(resumed.on_item(asks[300:])[0]) == expected
-    assert list(resumed_old.on_item(asks[300:])[0]) == expected

@@ -1,0 +1,102 @@
+"""The recommender's online quality: where a viewed product stood in the customer's list.
+
+At each view the lists step (:mod:`operators.recommend_lists`) asks where the
+viewed product stood in the list the customer had (:func:`list_position`),
+and in the popular products, and adds the hits to the customer's sums
+(:func:`add_hits`), reported as :class:`~operators.recommend.RecQuality`.
+Most views miss the list: the position is found from the scores without
+ranking them (the ranking would be thrown away at the answer), and the same
+place :func:`operators.recommend_scores.rank` gives (a test holds them equal).
+"""
+
+from __future__ import annotations
+
+from operators.recommend import EVAL_DEPTH
+
+__all__ = ["list_position", "fill_position", "add_hits"]
+
+_NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
+
+
+def list_position(
+    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+) -> int | None:
+    """Return ``product``'s 1-based position in the list ranked from ``scores``, or None.
+
+    A product among the scores is placed by counting what ranks before it
+    (a higher score, or an equal one scored earlier: ``rank``'s stable
+    sort), without ranking the list; one that is not scored can only be
+    in the popular fill, after every scored product.
+
+    >>> list_position({"a": 0.5, "b": 0.7, "c": 0.5}, (), (), "c")
+    3
+    """
+    score = scores.get(product)
+    if score is None:
+        return fill_position(scores, exclude, fill, product)
+    if product in exclude:
+        return None
+    depth = EVAL_DEPTH
+    before = 0
+    earlier = True  # products scored before this one rank first on equal scores
+    for other, value in scores.items():
+        if other == product:
+            earlier = False
+        elif value > score or (earlier and value == score):
+            if other not in exclude:
+                before += 1
+                if before >= depth:
+                    return None  # below the list's depth: the rest need not be looked at
+    return before + 1
+
+
+def fill_position(
+    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+) -> int | None:
+    """Return the 1-based position of ``product``, which is not scored, in the list, or None.
+
+    The same place :func:`operators.recommend_scores.rank` would give it, without sorting the scores
+    (most views of a customer with a short list land here, and the ranking
+    would be thrown away at the answer): the scored products that are not
+    left out come first, then the popular fill, each product once.
+    """
+    depth = EVAL_DEPTH
+    # ``exclude`` may name a product twice (bought and in the cart): count each once.
+    left_out = {p for p in exclude if p in scores}
+    position = len(scores) - len(left_out)
+    if position >= depth:
+        return None  # the list is full of scored products, and this is not one
+    if product in exclude or not any(product in products for products in fill):
+        return None  # most views: the product is in no popular list (a scan in C)
+    counted: set[str] = set()
+    for products in fill:
+        for other in products:
+            if other in scores or other in exclude or other in counted:
+                continue
+            position += 1
+            if other == product:
+                return position
+            if position >= depth:
+                return None
+            counted.add(other)
+    return None
+
+
+def add_hits(hits: dict[str, dict[str, float]], name: str, position: int | None) -> None:
+    """Add a target at 1-based ``position`` of list ``name`` to ``hits``' sums (a miss adds nothing).
+
+    >>> hits: dict[str, dict[str, float]] = {}
+    >>> add_hits(hits, "online", 2); add_hits(hits, "online", None); hits
+    {'online': {'hit_10': 1.0, 'rr_10': 0.5, 'hit_20': 1.0, 'rr_20': 0.5}}
+    """
+    # A miss adds nothing (most views): only hits touch the sums.
+    if position is not None and position <= 20:
+        sums = hits.get(name)
+        if sums is None:
+            sums = hits[name] = dict(_NO_HITS)
+        rr = 1.0 / position
+        if position <= 10:
+            sums["hit_10"] += 1.0
+            sums["rr_10"] += rr
+        sums["hit_20"] += 1.0
+        sums["rr_20"] += rr

@@ -1,0 +1,69 @@
+"""The recommender's scores (operators/recommend_scores.py): popularity rankings, a customer's blend and list."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from operators import recommend as rec
+from operators.recommend import Found, RecommendConfig
+from operators.recommend_scores import Ranking, blend, rank, ranking_add, ranking_top
+
+
+@pytest.mark.parametrize("size", [40, 12])
+def test_a_popular_view_is_the_ranking_as_it_stands(size: int) -> None:
+    # ranking_top caches the first EVAL_DEPTH places until one of them changes (a count
+    # that moves a product among the lower places keeps it): it must always give what a
+    # fresh view of the ranking gives, and the ranking must be the best by score.
+    rng = random.Random(5)
+    ranking = Ranking([], {})
+    counts: dict[str, float] = {}
+    kept = 0
+    for step in range(20_000):
+        product = f"p{int(rng.paretovariate(1.2)) % 90}"
+        counts[product] = counts.get(product, 0.0) + 1.0 + step / 1000  # scores only grow
+        ranking_add(ranking, product, counts[product], size)
+        before = ranking.view
+        assert ranking_top(ranking) == tuple(ranking.top[: rec.EVAL_DEPTH])
+        kept += before is not None
+        assert all(ranking.scores[a] >= ranking.scores[b] for a, b in zip(ranking.top, ranking.top[1:]))
+    assert kept > 1000  # the cache is used, not rebuilt at every count
+
+
+def test_the_blend_is_decayed_scores_scaled_up_and_trimmed_to_the_best() -> None:
+    # Forward decay scales the new successors up instead of the old ones down: each score over
+    # the scale must be the decayed score, through the rebases when the scale grows large.
+    cfg = RecommendConfig(decay=0.25, candidates=100)
+    rng = random.Random(3)
+    scores: dict[str, float] = {}
+    scale = 1.0
+    decayed: dict[str, float] = {}
+    rebased = 0
+    for step in range(400):
+        products = tuple(rng.sample([f"p{i}" for i in range(8)], 3))
+        weights = tuple(float(rng.randint(1, 5)) for _ in products)
+        found = Found(products, weights, sum(weights))
+        before = scale
+        scores, scale = blend(scores, scale, cfg, found, step == 0)
+        rebased += scale < before
+        decayed = {p: s * cfg.decay for p, s in decayed.items()}
+        for p, w in zip(products, weights):
+            decayed[p] = decayed.get(p, 0.0) + w / found.total
+        assert scores.keys() == decayed.keys()
+        assert all(scores[p] / scale == pytest.approx(decayed[p], rel=1e-9, abs=1e-300) for p in scores)
+    assert rebased  # the rebase was exercised
+    assert blend(scores, scale, cfg, found, True) == ({p: w / found.total for p, w in zip(products, weights)}, 1.0)
+    # Past twice the candidates, the best candidates are kept.
+    trim = RecommendConfig(decay=0.5, candidates=2)
+    kept, _ = blend({"a": 5.0, "b": 1.0, "c": 4.0, "d": 0.5}, 1.0, trim, Found(("e",), (1.0,), 1.0), False)
+    assert kept == {"a": 5.0, "c": 4.0}
+
+
+def test_the_list_is_scored_first_then_filled_each_product_once() -> None:
+    scores = {"a": 0.2, "b": 0.9, "c": 0.2}
+    # Ties keep the order scored; what is left out is neither ranked nor filled.
+    assert rank(scores, ("b",), (("d", "a", "e"), ("e", "f")), 5) == ("a", "c", "d", "e", "f")
+    assert rank({}, frozenset(), (("x", "y"),), 1) == ("x",)
+    many = tuple(f"f{i}" for i in range(30))
+    assert rank(scores, (), (many,)) == ("b", "a", "c", *many[: rec.EVAL_DEPTH - 3])
