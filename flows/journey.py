@@ -171,7 +171,9 @@ def build_flow(
     for the live worker; a replay cluster places it on a worker of its
     choice, :func:`flows.replay_shares.placed_key`). ``models_apart`` (a
     replay cluster) sends the models compact asks and joins their scores
-    back to the updates kept on their workers (:mod:`flows.models_hop`).
+    back to the updates kept on their workers (:mod:`flows.models_hop`),
+    and sends the recommender's answers and the loop's inputs one item per
+    worker and batch (:mod:`flows.recommend`, :mod:`flows.loop`).
     """
     rules = rules if rules is not None else load_rules(settings.rules_path)
     # Only the live worker can be resumed: a replay's snapshots would never be read (operators/unsaved.py).
@@ -204,7 +206,7 @@ def build_flow(
     asks = by_kind["recommender"] if "recommender" in by_kind else journey
     audience_cfg = audience_config(rules, store_rows=store_rows)
     audience = audience_with_recommendations(
-        recommend_cfg, audience_cfg, scored, asks, outputs.recommendations, snapshots=snapshots
+        recommend_cfg, audience_cfg, scored, asks, outputs.recommendations, snapshots=snapshots, apart=models_apart
     )
     # (user, SegmentChange | Tombstone | Trigger | ProfileRow), with each customer's recommendations
     published_by_kind = route(
@@ -232,6 +234,7 @@ def build_flow(
         outputs.conversions,
         outputs.loop_report,
         snapshots=snapshots,
+        apart=models_apart,
     )
     # Trigger, variant chosen (flows/loop.py)
     fired = op.inspect("count_triggers", fired, _count_trigger)

@@ -10,6 +10,14 @@ The customers' lists live in the audience step (:mod:`operators.recommend_audien
 so that the records it publishes per user (segment changes, a replay's final
 profile rows, store rows) carry the customer's list without a second per-user
 step; with the recommender off, the audience step is built alone.
+
+With ``apart`` (a replay cluster) the catalog's answers go back one item per
+asking worker and batch, not one per customer, and the asks and answers are
+pickled once when they cross to the other process (bytewax pickles an item
+twice)::
+
+    journey ─► RecAskBatch per batch ─► rec_catalog ─► a Parcel per asking worker ─► rec_home ─► audience
+               (names a key of the asking worker)       (to that worker)            (by user, not crossing)
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from journeyflow.records import Trigger
 from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality
 from operators.audience import AudienceConfig
 from operators.recommend_audience import build_audience_lists
-from operators.recommend_steps import build_catalog
+from operators.pickled_once import HandOut, Parcel, PickledOnce
+from operators.recommend_steps import BatchedCatalog, RecAskBatch, build_catalog
 from operators.rule_types import Rules
 from operators.rules import recommendation_payloads
 from operators.unsaved import stateful, stateful_batch
@@ -81,6 +90,21 @@ def _to_catalog(items: list[tuple[str, Any]]) -> list[tuple[str, list[RecAsk]]]:
     return [(CATALOG_KEY, asks)] if asks else []
 
 
+def _to_catalog_apart(items: list[tuple[str, Any]]) -> list[tuple[str, PickledOnce[RecAskBatch]]]:
+    """Return a batch's asks as one item for the catalog, naming the first of the batch's keys
+    (all live on this worker: the step before emitted them here) for the answers to come back to."""
+    asks = [value for _, value in items if type(value) is RecAsk]
+    return [(CATALOG_KEY, PickledOnce(RecAskBatch(items[0][0], asks)))] if asks else []
+
+
+def _parcels(items: list[tuple[str, Parcel]]) -> list[tuple[str, Parcel]]:
+    return [(parcel.reply_to, parcel) for _, parcel in items]
+
+
+def _handed_out(items: list[tuple[str, tuple[str, list[RecAnswer]]]]) -> list[tuple[str, list[RecAnswer]]]:
+    return [pair for _, pair in items]
+
+
 def _by_user(items: list[tuple[str, list[RecAnswer]]]) -> list[tuple[str, list[RecAnswer]]]:
     return [(answers[0].ask.user, answers) for _, answers in items]
 
@@ -103,21 +127,19 @@ def audience_with_recommendations(
     quality: Sink[Any] | None = None,
     *,
     snapshots: bool = True,
+    apart: bool = False,
 ) -> KeyedStream[Any]:
     """Return the audience step over ``scored``, with the customers' lists when ``cfg`` is not None.
 
     ``journey`` gives the asks, and the journey step's triggers that read
     ``recommendations`` (see :func:`routed_here`), which come out of the
     audience step filled in. ``quality`` receives each customer's
-    :class:`RecQuality` at the end of a replay.
+    :class:`RecQuality` at the end of a replay. ``apart`` (a replay cluster,
+    never resumed) sends the answers home one item per asking worker and batch.
     """
     if cfg is None:
         return stateful("audience", scored, audience_cfg.build, snapshots=snapshots)
-    asks = op.flat_map_batch("rec_to_catalog", journey, _to_catalog)
-    # ("catalog", [RecAsk]): one item per batch, in event order
-    answers = stateful_batch("rec_catalog", asks, build_catalog(cfg), snapshots=snapshots)  # type: ignore[arg-type]
-    # ("catalog", [RecAnswer]): one item per customer and batch
-    inputs: list[Stream[Any]] = [scored, op.flat_map_batch("rec_by_user", answers, _by_user)]
+    inputs: list[Stream[Any]] = [scored, _answers_apart(cfg, journey, snapshots) if apart else _answers(cfg, journey, snapshots)]
     if cfg.payloads:
         payloads = cfg.payloads
         inputs.append(
@@ -134,6 +156,28 @@ def audience_with_recommendations(
     if quality is not None:
         op.output("write_rec_quality", op.flat_map_batch("rec_quality", audience, _quality), quality)
     return audience
+
+
+def _answers(cfg: RecommendConfig, journey: KeyedStream[Any], snapshots: bool) -> KeyedStream[list[RecAnswer]]:
+    asks = op.flat_map_batch("rec_to_catalog", journey, _to_catalog)
+    # ("catalog", [RecAsk]): one item per batch, in event order
+    answers = stateful_batch("rec_catalog", asks, build_catalog(cfg), snapshots=snapshots)  # type: ignore[arg-type]
+    # ("catalog", [RecAnswer]): one item per customer and batch
+    return op.flat_map_batch("rec_by_user", answers, _by_user)
+
+
+def _answers_apart(cfg: RecommendConfig, journey: KeyedStream[Any], snapshots: bool) -> KeyedStream[list[RecAnswer]]:
+    if snapshots:
+        msg = "the catalog's answers sent home in parcels must run without snapshots (a replay); got snapshots instead"
+        raise ValueError(msg)
+    build = build_catalog(cfg)
+    asks = op.flat_map_batch("rec_to_catalog", journey, _to_catalog_apart)
+    # ("catalog", PickledOnce(RecAskBatch)): one item per batch and worker, in event order
+    parcels = stateful_batch("rec_catalog", asks, lambda resume: BatchedCatalog(build(resume)), snapshots=False)
+    # ("catalog", Parcel): one item per asking worker and batch
+    home = stateful_batch("rec_home", op.flat_map_batch("rec_parcels", parcels, _parcels), lambda _: HandOut(), snapshots=False)
+    # (reply_to, (user, [RecAnswer])): on the worker that asked, which keeps the customers' lists
+    return op.flat_map_batch("rec_by_user", home, _handed_out)
 
 
 @operator

@@ -22,9 +22,12 @@ again, with the value unpickled once.
 from __future__ import annotations
 
 import pickle
-from typing import Generic, TypeVar
+from collections.abc import Iterable
+from typing import Any, Generic, NamedTuple, TypeVar
 
-__all__ = ["PickledOnce"]
+from bytewax.operators import StatefulBatchLogic, StatefulLogic
+
+__all__ = ["PickledOnce", "Parcel", "HandOut", "EachOf"]
 
 T = TypeVar("T")
 
@@ -54,3 +57,54 @@ class PickledOnce(Generic[T]):
 def _unpickled(data: bytes) -> PickledOnce[object]:
     # Module level: pickle refers to it by name on the receiving side.
     return PickledOnce(pickle.loads(data))
+
+
+class Parcel(NamedTuple):
+    """Items for one worker's keys, sent there as one item keyed by ``reply_to`` (a key of that worker's)."""
+
+    reply_to: str
+    items: PickledOnce[list[tuple[str, Any]]]
+
+
+class HandOut(StatefulBatchLogic[Parcel, tuple[str, Any], None]):
+    """Hand a parcel's ``(key, value)`` items out on the worker it was sent to; keeps nothing.
+
+    Its only work is the exchange in front of it: the parcel crosses as one
+    item, and its items' keys live on this worker (the sender took
+    ``reply_to`` from the same batch), so the keyed step after it takes them
+    without another crossing.
+    """
+
+    def on_batch(self, values: list[Parcel]) -> tuple[Iterable[tuple[str, Any]], bool]:
+        return [pair for parcel in values for pair in parcel.items.value], StatefulBatchLogic.DISCARD
+
+    def snapshot(self) -> None:
+        # Only a replay cluster runs this step, and replays are never resumed.
+        return None
+
+
+class EachOf(StatefulLogic[PickledOnce[list[Any]], Any, Any]):
+    """A one-key step fed lists of values (one item per sender and batch): ``inner`` takes each value in turn."""
+
+    def __init__(self, inner: StatefulLogic[Any, Any, Any]) -> None:
+        self.inner = inner
+
+    def on_item(self, value: PickledOnce[list[Any]]) -> tuple[Iterable[Any], bool]:
+        on_item = self.inner.on_item
+        out: list[Any] = []
+        for item in value.value:
+            said, _ = on_item(item)  # a one-key step's logic keeps its state to the end
+            out.extend(said)
+        return out, StatefulLogic.RETAIN
+
+    def on_notify(self) -> tuple[Iterable[Any], bool]:
+        return self.inner.on_notify()
+
+    def on_eof(self) -> tuple[Iterable[Any], bool]:
+        return self.inner.on_eof()
+
+    def notify_at(self) -> Any:
+        return self.inner.notify_at()
+
+    def snapshot(self) -> Any:
+        return self.inner.snapshot()
