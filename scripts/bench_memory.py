@@ -100,7 +100,9 @@ class Sizer:
                 for a in klass.__dict__.get("__slots__", ()):
                     if hasattr(obj, a):
                         stack.append(getattr(obj, a))
-            if hasattr(obj, "__iter__") and cls.__module__ in ("collections", "array", "builtins"):
+            # (Not an array: its items are stored in it, counted by getsizeof; iterating would make
+            # and count an int object for each, and reuse of their freed ids would hide others.)
+            if hasattr(obj, "__iter__") and cls.__module__ in ("collections", "builtins"):
                 try:
                     stack.extend(iter(obj))
                 except TypeError:
