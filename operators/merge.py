@@ -16,7 +16,9 @@ customer's from the start:
 * nothing is counted twice: the two states never share an event (the device's
   events reached only the device until the link), and their dedup ids join.
 
-The functions change ``into`` in place and leave ``other`` unusable.
+The functions change ``into`` in place and leave ``other`` unusable. A profile's
+empty fields may be the shared empties (:data:`operators.profiles.NO_ENTRIES`):
+they are replaced before anything is added to them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from array import array
 from operators.dedup import DedupConfig, DedupState, reindex
 from operators.labels import Pending
 from operators.profile_events import MAX_VIEWS_PER_PRODUCT, evict_least_recent
-from operators.profiles import Profile, ProfileConfig, window_count
+from operators.profiles import NO_ENTRIES, NO_ITEMS, Profile, ProfileConfig, window_count
 from operators.sessions import Session, SessionConfig, _merge
 
 __all__ = ["merge_dedup", "merge_sessions", "merge_profile", "merge_pending", "merge_latest"]
@@ -87,14 +89,16 @@ def merge_profile(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
         into.last_purchase_ms is None or other.last_purchase_ms > into.last_purchase_ms
     ):
         into.last_purchase_ms = other.last_purchase_ms
-    into.purchases = sorted([*into.purchases, *other.purchases])[-cfg.max_purchases :]
-    into.session_starts = sorted([*into.session_starts, *other.session_starts])[-cfg.max_sessions :]
+    into.purchases = sorted([*into.purchases, *other.purchases])[-cfg.max_purchases :] or NO_ITEMS
+    into.session_starts = sorted([*into.session_starts, *other.session_starts])[-cfg.max_sessions :] or NO_ITEMS
     for day, count in other.daily_events.items():
         into.daily_events[day] = into.daily_events.get(day, 0) + count
     into.engagement_raw, into.engagement_ms = _add_scores(
         into.engagement_raw, into.engagement_ms, other.engagement_raw, other.engagement_ms, cfg.engagement_half_life_ms
     )
     _merge_affinity(into, other, cfg)
+    if other.product_views and not into.product_views:
+        into.product_views = {}
     for product, times in other.product_views.items():
         into.product_views[product] = sorted([*into.product_views.get(product, ()), *times])[-MAX_VIEWS_PER_PRODUCT:]
     evict_least_recent(into.product_views, cfg.max_products, lambda times: times[-1])
@@ -103,8 +107,12 @@ def merge_profile(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
     now = max((window_count(t, cutoff) for t in into.product_views.values()), default=0)
     into.peak_views = max(into.peak_views, other.peak_views, now)
     into.pruned_ms = min(into.pruned_ms, other.pruned_ms)
+    if other.bought and not into.bought:
+        into.bought = {}
     for product, ts in other.bought.items():
         into.bought[product] = max(ts, into.bought.get(product, ts))
+    if other.cart and not into.cart:
+        into.cart = {}
     for product, (price, quantity) in other.cart.items():
         _, held = into.cart.get(product, (price, 0))
         into.cart[product] = (price, held + quantity)
@@ -117,7 +125,7 @@ def merge_profile(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
     if later:
         # The latest word on marketing wins, as it would event by event.
         into.marketing_consent = other.marketing_consent
-    into.personal = {**other.personal, **into.personal}
+    into.personal = {**other.personal, **into.personal} or NO_ENTRIES
 
 
 def merge_pending(into: list[Pending], other: list[Pending]) -> None:
@@ -155,6 +163,8 @@ def _merge_affinity(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
     # Affinities are kept as of `affinity_ms` (see profiles._add_affinity):
     # bring the device's to the customer's time, then add.
     factor = math.pow(0.5, (into.affinity_ms - other.affinity_ms) / cfg.affinity_half_life_ms)
+    if other.affinity and not into.affinity:
+        into.affinity = {}
     for category, score in other.affinity.items():
         into.affinity[category] = into.affinity.get(category, 0.0) + score * factor
     evict_least_recent(into.affinity, cfg.max_categories, lambda score: score)

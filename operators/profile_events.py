@@ -5,6 +5,11 @@ views. Every aggregate is insensitive to arrival order within the allowed
 lateness (windows keep timestamps; decayed scores add an event's weight
 discounted from its own time) but the cart, which follows arrival order.
 Lists are capped: the least recent entry goes first.
+
+The cart, purchases, products, categories, session starts and personal fields
+start as the profile's shared empties (:data:`operators.profiles.NO_ENTRIES`,
+:data:`~operators.profiles.NO_ITEMS`): this module makes a profile's own
+container before it first writes one, and gives an emptied cart back.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, Final
 
 from journeyflow.events import Event
 from operators.profile_windows import DAY_MS, add_decayed, window_count
-from operators.profiles import ENGAGEMENT_WEIGHTS, Profile, ProfileConfig
+from operators.profiles import ENGAGEMENT_WEIGHTS, NO_ENTRIES, Profile, ProfileConfig
 
 __all__ = ["MAX_VIEWS_PER_PRODUCT", "apply_event", "close_session", "evict_least_recent"]
 
@@ -52,19 +57,26 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
         _add_affinity(profile, cfg, event.category, weight, ts)
     if event.consent_marketing is not None:
         profile.marketing_consent = event.consent_marketing
-    for name, hashed in event.personal:
-        profile.personal[name] = hashed
+    if event.personal:
+        personal = profile.personal
+        if not personal:
+            personal = profile.personal = {}
+        for name, hashed in event.personal:
+            personal[name] = hashed
 
     if kind == "product_view":
         _add_view(profile, cfg, event.product_id, ts)  # type: ignore[arg-type]
     elif kind == "add_to_cart":
         profile.cart_adds_total += 1
-        price, quantity = profile.cart.get(event.product_id, (0.0, 0))  # type: ignore[arg-type]
-        profile.cart[sys.intern(event.product_id)] = (  # type: ignore[arg-type]
+        cart = profile.cart
+        if not cart:
+            cart = profile.cart = {}
+        price, quantity = cart.get(event.product_id, (0.0, 0))  # type: ignore[arg-type]
+        cart[sys.intern(event.product_id)] = (  # type: ignore[arg-type]
             event.price if event.price is not None else price,
             quantity + event.quantity,
         )
-        evict_least_recent(profile.cart, cfg.max_cart_items, lambda entry: 0)
+        evict_least_recent(cart, cfg.max_cart_items, lambda entry: 0)
         profile.cart_changed_ms = ts
     elif kind == "remove_from_cart":
         if event.product_id in profile.cart:
@@ -73,6 +85,8 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
                 profile.cart[event.product_id] = (price, quantity - event.quantity)  # type: ignore[index]
             else:
                 del profile.cart[event.product_id]
+                if not profile.cart:
+                    profile.cart = NO_ENTRIES
             profile.cart_changed_ms = ts
     elif kind == "purchase":
         _add_purchase(profile, cfg, event)
@@ -93,6 +107,8 @@ def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: f
         # (A known category keeps its key, already interned: no intern per event.)
         affinity[category] = score + added
         return
+    if not affinity:
+        affinity = profile.affinity = {}
     affinity[sys.intern(category)] = 0.0 + added
     if len(affinity) > cfg.max_categories:
         evict_least_recent(affinity, cfg.max_categories, lambda kept: kept)
@@ -103,6 +119,8 @@ def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> No
     if views is None:
         # Interned: every profile that keeps a product or category shares one string
         # (each parsed event brings its own copy, about 55 bytes).
+        if not profile.product_views:
+            profile.product_views = {}
         views = profile.product_views[sys.intern(product)] = [ts]
         if len(profile.product_views) > cfg.max_products:
             evict_least_recent(profile.product_views, cfg.max_products, lambda times: times[-1])
@@ -123,17 +141,25 @@ def _add_purchase(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
     profile.revenue_total += event.revenue
     if profile.last_purchase_ms is None or ts > profile.last_purchase_ms:
         profile.last_purchase_ms = ts
-    insort(profile.purchases, (ts, event.revenue))
-    if len(profile.purchases) > cfg.max_purchases:
-        del profile.purchases[: -cfg.max_purchases]
+    if profile.purchases:
+        insort(profile.purchases, (ts, event.revenue))
+        if len(profile.purchases) > cfg.max_purchases:
+            del profile.purchases[: -cfg.max_purchases]
+    else:
+        profile.purchases = [(ts, event.revenue)]
     bought = [item.product_id for item in event.items]
-    for product in bought:
-        profile.bought[sys.intern(product)] = max(ts, profile.bought.get(product, ts))
-    evict_least_recent(profile.bought, cfg.max_products, float)
+    if bought:
+        if not profile.bought:
+            profile.bought = {}
+        for product in bought:
+            profile.bought[sys.intern(product)] = max(ts, profile.bought.get(product, ts))
+        evict_least_recent(profile.bought, cfg.max_products, float)
     if profile.cart:
         # A purchase without line items is taken to be the whole cart.
         for product in bought or list(profile.cart):
             profile.cart.pop(product, None)
+        if not profile.cart:
+            profile.cart = NO_ENTRIES
         profile.cart_changed_ms = ts
 
 
@@ -142,6 +168,9 @@ def close_session(profile: Profile, cfg: ProfileConfig, start_ms: int, end_ms: i
     profile.sessions_closed += 1
     profile.session_ms_total += end_ms - start_ms
     profile.sessions_converted += int(converted)
-    insort(profile.session_starts, start_ms)
-    if len(profile.session_starts) > cfg.max_sessions:
-        del profile.session_starts[: -cfg.max_sessions]
+    if profile.session_starts:
+        insort(profile.session_starts, start_ms)
+        if len(profile.session_starts) > cfg.max_sessions:
+            del profile.session_starts[: -cfg.max_sessions]
+    else:
+        profile.session_starts = [start_ms]

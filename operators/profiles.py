@@ -26,7 +26,17 @@ from dataclasses import dataclass, field
 from typing import Final
 
 # Re-exported: the rest of the code imports them from here.
-from operators.profile_windows import DAY_MS, SESSION_STARTS_MS, decay, prune, window_count
+from operators.profile_windows import (
+    DAY_MS,
+    NO_ENTRIES,
+    NO_ITEMS,
+    SESSION_STARTS_MS,
+    decay,
+    no_entries,
+    no_items,
+    prune,
+    window_count,
+)
 
 __all__ = [
     "ProfileConfig",
@@ -39,6 +49,8 @@ __all__ = [
     "decay",
     "DAY_MS",
     "SESSION_STARTS_MS",
+    "NO_ENTRIES",
+    "NO_ITEMS",
 ]
 
 #: How much each event type adds to the engagement score before decay.
@@ -88,34 +100,34 @@ class Profile:
     purchases_total: int = 0
     revenue_total: float = 0.0
     last_purchase_ms: int | None = None
-    purchases: list[tuple[int, float]] = field(default_factory=list)
+    purchases: list[tuple[int, float]] = field(default_factory=no_items)
     """(event time, revenue) of purchases in the last 90 days, sorted."""
-    session_starts: list[int] = field(default_factory=list)
+    session_starts: list[int] = field(default_factory=no_items)
     """Start times of closed sessions in the last 30 days, sorted."""
     daily_events: dict[int, int] = field(default_factory=dict)
     """Events per day number (epoch days) for the last 30 days."""
     engagement_raw: float = 0.0
     engagement_ms: int = 0
-    affinity: dict[str, float] = field(default_factory=dict)
+    affinity: dict[str, float] = field(default_factory=no_entries)
     """Category -> decayed weight, expressed as of ``affinity_ms``."""
     affinity_ms: int = 0
-    product_views: dict[str, list[int]] = field(default_factory=dict)
+    product_views: dict[str, list[int]] = field(default_factory=no_entries)
     """Product -> view times within the product window, sorted."""
     peak_views: int = 0
     """Most views of one product within the window: raised by each view, and
     recomputed exactly by :func:`prune` (so a drop shows at the next prune)."""
     pruned_ms: int = 0
     """When :func:`prune` last ran."""
-    bought: dict[str, int] = field(default_factory=dict)
+    bought: dict[str, int] = field(default_factory=no_entries)
     """Product -> last purchase time, for the last 30 days."""
-    cart: dict[str, tuple[float, int]] = field(default_factory=dict)
+    cart: dict[str, tuple[float, int]] = field(default_factory=no_entries)
     """Product -> (unit price, quantity) of the open cart."""
     cart_changed_ms: int | None = None
     cart_adds_total: int = 0
     searches_total: int = 0
     email_clicks: int = 0
     marketing_consent: bool = True
-    personal: dict[str, str] = field(default_factory=dict)
+    personal: dict[str, str] = field(default_factory=no_entries)
     """Personal field -> salted hash (never the clear value)."""
 
     def __init__(
@@ -150,7 +162,8 @@ class Profile:
     ) -> None:
         # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
         # is interpreted and cost more than the rest of a new user's first event. The defaults
-        # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default.
+        # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default,
+        # or the shared NO_ENTRIES / NO_ITEMS for the fields most users never fill.
         # The fields without a default take 0 here: compiled, ``cls.__new__(cls)`` runs this
         # __init__, and a snapshot is decoded that way before its fields are set (state/portable.py).
         self.first_seen_ms = first_seen_ms
@@ -162,24 +175,24 @@ class Profile:
         self.purchases_total = purchases_total
         self.revenue_total = revenue_total
         self.last_purchase_ms = last_purchase_ms
-        self.purchases = [] if purchases is None else purchases
-        self.session_starts = [] if session_starts is None else session_starts
+        self.purchases = NO_ITEMS if purchases is None else purchases
+        self.session_starts = NO_ITEMS if session_starts is None else session_starts
         self.daily_events = {} if daily_events is None else daily_events
         self.engagement_raw = engagement_raw
         self.engagement_ms = engagement_ms
-        self.affinity = {} if affinity is None else affinity
+        self.affinity = NO_ENTRIES if affinity is None else affinity
         self.affinity_ms = affinity_ms
-        self.product_views = {} if product_views is None else product_views
+        self.product_views = NO_ENTRIES if product_views is None else product_views
         self.peak_views = peak_views
         self.pruned_ms = pruned_ms
-        self.bought = {} if bought is None else bought
-        self.cart = {} if cart is None else cart
+        self.bought = NO_ENTRIES if bought is None else bought
+        self.cart = NO_ENTRIES if cart is None else cart
         self.cart_changed_ms = cart_changed_ms
         self.cart_adds_total = cart_adds_total
         self.searches_total = searches_total
         self.email_clicks = email_clicks
         self.marketing_consent = marketing_consent
-        self.personal = {} if personal is None else personal
+        self.personal = NO_ENTRIES if personal is None else personal
 
 
 def new_profile(ts_ms: int) -> Profile:

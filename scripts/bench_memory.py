@@ -13,7 +13,11 @@ in the flow's order), stops when every event and tick is applied, and prints:
   (slower: 2-3x; run with ``JOURNEYFLOW_PURE=1`` so lines are named in the
   source rather than charged to the compiled module's caller);
 * with ``--eof``, the end of input's extra peak: the traced peak while every
-  journey logic builds its final update, above what was held (``--trace``).
+  journey logic builds its final update, above what was held (``--trace``);
+* with ``--idle DAYS``, last (it changes the states): what an idle release after
+  DAYS of a customer's silence could keep, per customer: the profile pruned as
+  of then with what else a returning user's rows need (segments, cooldowns, the
+  schedule's times), and the lifetime totals alone.
 
 Deep sizes count ``sys.getsizeof`` of every object reachable through
 containers, ``__dict__``, ``__slots__`` and mypyc native attributes
@@ -100,7 +104,9 @@ class Sizer:
                 for a in klass.__dict__.get("__slots__", ()):
                     if hasattr(obj, a):
                         stack.append(getattr(obj, a))
-            if hasattr(obj, "__iter__") and cls.__module__ in ("collections", "array", "builtins"):
+            # (Not an array: its items are stored in it, counted by getsizeof; iterating would make
+            # and count an int object for each, and reuse of their freed ids would hide others.)
+            if hasattr(obj, "__iter__") and cls.__module__ in ("collections", "builtins"):
                 try:
                     stack.extend(iter(obj))
                 except TypeError:
@@ -204,6 +210,40 @@ def report(flow: _Flow, users: int) -> None:
         print(f"{name}: {sizer.size(obj) / per:,.0f} B per user seen (global)")
 
 
+def released_sizes(flow: _Flow, days: float) -> None:
+    """Print what a release after ``days`` of silence could keep per customer (prunes the profiles)."""
+    from operators.journey_state import JourneyState
+    from operators.profiles import Profile, prune
+
+    shared = Sizer()
+    for cfg in (flow.journey, flow.settings, flow.parser):
+        shared.size(cfg)
+    pruned, totals = Sizer(), Sizer()
+    pruned.seen |= shared.seen
+    totals.seen |= shared.seen
+    kept: list[Any] = []  # (alive while sized: a freed object's id can be reused)
+    logics = [lg for lg in flow.steps.customers.values() if lg.state.profile is not None]  # type: ignore[attr-defined]
+    n_pruned = n_totals = 0
+    for logic in logics:
+        state, profile = logic.state, logic.state.profile
+        prune(profile, flow.journey.profiles, (state.max_ts_ms or 0) + int(days * 86_400_000))
+        profile.cart = {}  # (a cart idle that long is abandoned: its trigger has fired)
+        record = JourneyState(
+            user=state.user, profile=profile, segments=state.segments, evaluated_ms=state.evaluated_ms,
+            cooldowns=state.cooldowns, snapshot_ms=state.snapshot_ms, scored_ms=state.scored_ms,
+        )
+        counters = {f.name: getattr(profile, f.name) for f in dataclasses.fields(Profile)
+                    if f.type in ("int", "float", "bool", "int | None")}
+        lifetime = JourneyState(user=state.user, profile=Profile(**counters))
+        kept.extend((record, lifetime))
+        n_pruned += pruned.size(record)
+        n_totals += totals.size(lifetime)
+    per = max(1, len(logics))
+    print(f"\nreleased after {days:g} days idle, {len(logics):,} customers: the pruned profile and schedule "
+          f"{n_pruned / per:,.0f} B, lifetime totals alone {n_totals / per:,.0f} B per customer")
+    print("  pruned, by type:", ", ".join(f"{t} {v / per:,.0f}" for t, v in pruned.by_type.most_common(8)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", type=Path)
@@ -211,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="tracemalloc's top lines and files")
     parser.add_argument("--eof", action="store_true", help="with --trace: the end of input's traced peak")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--idle", type=float, help="days: what an idle release could keep (see above)")
     args = parser.parse_args(argv)
     if args.trace:
         tracemalloc.start(1)
@@ -235,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"user seen ({(peak - held) / max(1, users):,.0f} above what was held); {len(out):,} records")
             del out
     report(flow, users)
+    if args.idle is not None:
+        released_sizes(flow, args.idle)
     return 0
 
 
