@@ -38,6 +38,7 @@ from operators.features import (
     horizon_weights,
     unpack_rows,
 )
+from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
 
 if TYPE_CHECKING:
@@ -228,14 +229,19 @@ class Scorer:
         s = state.priors["sessions"].params or bgnbd.BgNbd()
         b = state.priors["purchases"].params or bgnbd.BgNbd()
         interval = self.interval_days
-        trust = {name: tasks[name].trust(self.min_examples) for name in TASKS}
         age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
+        # The silence so far alone (operators.silence): a candidate of the churn blend and its floor.
+        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
+        w_churn = churn_shares(tasks["churn"], state.floor_loss, self.min_examples, floor)
+        trust = {"churn": w_churn[0], "propensity": tasks["propensity"].trust(self.min_examples)}
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
         prior = {
             "churn": bgnbd.p_none(s, s_x, s_tx, age, self.horizon_days["churn"]),
             "propensity": 1.0 - bgnbd.p_none(b, b_x, b_tx, age, self.horizon_days["propensity"]),
         }
         published = dict(prior)
+        if w_churn[1] != 1.0:
+            published["churn"] = w_churn[1] * prior["churn"]
         if trust["churn"] or trust["propensity"]:
             x_now = None
             if trust["churn"]:
@@ -249,8 +255,7 @@ class Scorer:
                     if x_now is None:
                         x_now, week_no_buy = x, no_buy
                     log_quiet += weight * math.log(clip(predict(churn, linear, x)))
-                t = trust["churn"]
-                published["churn"] = t * math.exp(log_quiet) + (1.0 - t) * prior["churn"]
+                published["churn"] = w_churn[0] * math.exp(log_quiet) + published["churn"]
             if trust["propensity"]:
                 if x_now is None:
                     quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)
@@ -263,10 +268,10 @@ class Scorer:
                 t = trust["propensity"]
                 learned = sigmoid(logit(prior["propensity"]) + shift)
                 published["propensity"] = t * learned + (1.0 - t) * prior["propensity"]
-        # Never below what the silence so far says alone (operators.silence):
-        # the learned chain extrapolates where examples are few.
-        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
         if floor is not None:
+            if w_churn[2]:
+                published["churn"] += w_churn[2] * floor
+            # Never below it: the learned chain extrapolates where examples are few.
             published["churn"] = max(published["churn"], floor)
         # A purchase needs a return: never more likely than any activity at all.
         published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
