@@ -71,9 +71,10 @@ def test_when_recency_alone_does_best_the_published_churn_leans_on_the_floor() -
     assert logic.report().tasks["churn"]["shares"]["silence_floor"] > 0.5  # summary.json says so
     for days in (2.0, 20.0):
         # Without the floor's say, a customer silent two days would get at least the learned chain's score.
-        scores = logic.on_item(UserUpdate("p", 0, "update", "event", None, (), {}, features=pack_rows((_vector(rng, days),) * 5)))
+        out, _ = logic.on_item(UserUpdate("p", 0, "update", "event", None, (), {}, features=pack_rows((_vector(rng, days),) * 5)))
+        scores = next(iter(out)).scores
         silence = logic.state.silence.p_silent(days, 7.0, logic.scorer.weights["churn"], 60.0, 0)
-        assert silence is not None and scores[0][0].scores["churn_risk"] == round(silence, 6)
+        assert silence is not None and scores["churn_risk"] == round(silence, 6)
 
 
 def test_a_snapshot_from_before_the_floor_was_judged_starts_it_as_the_worse_of_the_two() -> None:
