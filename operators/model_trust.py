@@ -52,4 +52,5 @@ def churn_shares(task: Task, floor_loss: float, min_examples: int, floor: float 
     """
     learned_in = task.examples >= max(1, min_examples)
     w_learned, _, w_floor = shares([task.loss if learned_in else None, task.prior_loss, floor_loss if floor is not None else None])
-    return w_learned, 1.0 - w_learned - w_floor, w_floor
+    # Not below 0: with both others' weights near 1 the difference may round to -1e-21.
+    return w_learned, max(0.0, 1.0 - w_learned - w_floor), w_floor
