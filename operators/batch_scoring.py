@@ -46,6 +46,7 @@ from operators.features import (
     LAYOUT,
     TIMED,
 )
+from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
 
 if TYPE_CHECKING:
@@ -142,11 +143,19 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
     s = state.priors["sessions"].params or bgnbd.BgNbd()
     b = state.priors["purchases"].params or bgnbd.BgNbd()
     interval = scorer.interval_days
-    trust = {name: tasks[name].trust(scorer.min_examples) for name in ("churn", "propensity")}
     age = now[:, BG_AGE]
+    silence = state.silence
+    weights = scorer.weights["churn"]
+    floors = [
+        silence.p_silent(math.expm1(silent), interval, weights, row_age, ms)
+        for silent, row_age, ms in zip(now[:, DAYS_SINCE_LAST_SEEN].tolist(), age.tolist(), now_ms, strict=True)
+    ]
+    # Scorer.raw's weights: the floor is a candidate only with a curve, and the curve is the same for everyone here.
+    w_churn = churn_shares(tasks["churn"], state.floor_loss, scorer.min_examples, floors[0] if floors else None)
+    trust = {"churn": w_churn[0], "propensity": tasks["propensity"].trust(scorer.min_examples)}
     prior_churn = p_none_many(s, now[:, BG_SESSIONS_X], now[:, BG_SESSIONS_TX], age, scorer.horizon_days["churn"])
     prior_propensity = 1.0 - p_none_many(b, now[:, BG_PURCHASES_X], now[:, BG_PURCHASES_TX], age, scorer.horizon_days["propensity"])
-    churn, propensity = prior_churn, prior_propensity
+    churn, propensity = (prior_churn if w_churn[1] == 1.0 else w_churn[1] * prior_churn), prior_propensity
     if trust["churn"] or trust["propensity"]:
         means = np.array([mean for _, mean, _ in stats], dtype=np.float64)
         sds = np.array([sd for _, _, sd in stats], dtype=np.float64)
@@ -173,8 +182,7 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
             for k, weight in enumerate(scorer.weights["churn"][: rows.shape[1]]):
                 x = x_now if k == 0 else inputs(k)[0]
                 log_quiet = log_quiet + weight * _each(math.log, _each(clip, _predict(model, x)))
-            t = trust["churn"]
-            churn = t * _each(math.exp, log_quiet) + (1.0 - t) * prior_churn
+            churn = w_churn[0] * _each(math.exp, log_quiet) + churn
         if trust["propensity"]:
             # As Scorer.raw: the learned odds relative to the prior's, carried to the horizon.
             shift = _each(logit, _predict(tasks["propensity"].model, x_now)) - _each(logit, 1.0 - week_no_buy)
@@ -182,13 +190,10 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
             learned = _each(sigmoid, _each(logit, prior_propensity) + shift)
             propensity = t * learned + (1.0 - t) * prior_propensity
     out = []
-    silence = state.silence
-    weights = scorer.weights["churn"]
-    for published_churn, published_propensity, silent, row_age, ms in zip(
-        churn.tolist(), propensity.tolist(), now[:, DAYS_SINCE_LAST_SEEN].tolist(), age.tolist(), now_ms, strict=True
-    ):
-        floor = silence.p_silent(math.expm1(silent), interval, weights, row_age, ms)
+    for published_churn, published_propensity, floor in zip(churn.tolist(), propensity.tolist(), floors, strict=True):
         if floor is not None:
+            if w_churn[2]:
+                published_churn += w_churn[2] * floor
             published_churn = max(published_churn, floor)
         out.append((published_churn, min(published_propensity, 1.0 - published_churn)))
     return out

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from journeyflow.records import ModelReport
 from operators.model_scoring import TASKS
+from operators.model_trust import churn_shares
 from operators.silence import AGE_BANDS
 from state.serde import encode_state
 
@@ -28,6 +29,10 @@ def models_report(state: ModelState, min_examples: int, *, stack: bool, with_sta
             "fits": prior.fits,
             "params": None if params is None else {k: round(getattr(params, k), 4) for k in ("r", "alpha", "a", "b")},
         }
+    # Shrink to what works (operators.model_trust): the churn score's weights as of now.
+    floor = 0.5 if state.silence.curve() is not None else None
+    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, floor)
+    tasks["churn"]["shares"] = {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)}
     curve = state.silence
     # Chance of no return in the next interval by intervals already silent (None: too few examples).
     tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]

@@ -38,6 +38,7 @@ from operators.features import (
     horizon_weights,
     unpack_rows,
 )
+from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
 
 if TYPE_CHECKING:
@@ -147,6 +148,9 @@ class Scorer:
         # Derived: the scaler's figures as scoring reads them (see scaled).
         self._scaled_version: tuple[int, int] | None = None
         self._scaled_stats: list[tuple[str, float, float]] = []
+        # Derived: the churn blend's weights, by the judged losses they come from (see churn_weights).
+        self._weights_key: tuple[object, ...] | None = None
+        self._weights = (0.0, 1.0, 0.0)
         # Derived: each task's weights in input order, by (model, examples learned) (see linear).
         self._linear: dict[str, tuple[tuple[int, int], tuple[list[float], float] | None]] = {}
         # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
@@ -172,6 +176,15 @@ class Scorer:
             self._scaled_stats = stats
             self._scaled_version = version
         return self._scaled_stats
+
+    def churn_weights(self, state: ModelState, floor_known: bool) -> tuple[float, float, float]:
+        """Return :func:`~operators.model_trust.churn_shares` as of this state, taken once per state of the judged losses."""
+        task = state.tasks["churn"]
+        key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known)
+        if key != self._weights_key:
+            self._weights = churn_shares(task, state.floor_loss, self.min_examples, 0.0 if floor_known else None)
+            self._weights_key = key
+        return self._weights
 
     def linear(self, name: str, task: Task) -> tuple[list[float], float] | None:
         """Return the task's learned weights in input order and its intercept (None: a weight is missing), taken once per model state."""
@@ -228,14 +241,19 @@ class Scorer:
         s = state.priors["sessions"].params or bgnbd.BgNbd()
         b = state.priors["purchases"].params or bgnbd.BgNbd()
         interval = self.interval_days
-        trust = {name: tasks[name].trust(self.min_examples) for name in TASKS}
         age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
+        # The silence so far alone (operators.silence): a candidate of the churn blend and its floor.
+        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
+        w_churn = self.churn_weights(state, floor is not None)
+        trust = {"churn": w_churn[0], "propensity": tasks["propensity"].trust(self.min_examples)}
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
         prior = {
             "churn": bgnbd.p_none(s, s_x, s_tx, age, self.horizon_days["churn"]),
             "propensity": 1.0 - bgnbd.p_none(b, b_x, b_tx, age, self.horizon_days["propensity"]),
         }
         published = dict(prior)
+        if w_churn[1] != 1.0:
+            published["churn"] = w_churn[1] * prior["churn"]
         if trust["churn"] or trust["propensity"]:
             x_now = None
             if trust["churn"]:
@@ -249,8 +267,7 @@ class Scorer:
                     if x_now is None:
                         x_now, week_no_buy = x, no_buy
                     log_quiet += weight * math.log(clip(predict(churn, linear, x)))
-                t = trust["churn"]
-                published["churn"] = t * math.exp(log_quiet) + (1.0 - t) * prior["churn"]
+                published["churn"] = w_churn[0] * math.exp(log_quiet) + published["churn"]
             if trust["propensity"]:
                 if x_now is None:
                     quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)
@@ -263,10 +280,10 @@ class Scorer:
                 t = trust["propensity"]
                 learned = sigmoid(logit(prior["propensity"]) + shift)
                 published["propensity"] = t * learned + (1.0 - t) * prior["propensity"]
-        # Never below what the silence so far says alone (operators.silence):
-        # the learned chain extrapolates where examples are few.
-        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
         if floor is not None:
+            if w_churn[2]:
+                published["churn"] += w_churn[2] * floor
+            # Never below it: the learned chain extrapolates where examples are few.
             published["churn"] = max(published["churn"], floor)
         # A purchase needs a return: never more likely than any activity at all.
         published["propensity"] = min(published["propensity"], 1.0 - published["churn"])

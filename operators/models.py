@@ -20,14 +20,13 @@ silences (:mod:`operators.silence`); ``purchase_propensity`` carries the
 learned odds of a purchase next week, relative to the prior's, over to the
 prior's horizon odds, and is never above ``1 - churn_risk``.
 
-The prior: two BG/NBD models (:mod:`operators.bgnbd`), over sessions and over
-purchases, re-fitted from a sample of customers. Their horizon chances are
-the published scores until the learned model has ``min_examples`` examples.
-Shrink to what works: each example is scored by the learned model and by the
-prior before it is learned; their decayed log-losses weigh the two in the
-published score, so a learned model that does worse than the prior hands
-the score to the prior. With ``stack`` on, each task's score goes through a
-stack fitted to the horizon's question (:mod:`operators.model_stack`).
+The prior: two BG/NBD models (:mod:`operators.bgnbd`), over sessions and
+over purchases, re-fitted from a sample of customers; the published scores
+until the learned model has ``min_examples`` examples. Shrink to what works
+(:mod:`operators.model_trust`): each example is scored by the learned model,
+the prior and (churn) the silence floor before it is learned; their decayed
+log-losses weigh them in the published score. ``stack``: each task's score
+goes through a stack fitted to the horizon's question (:mod:`operators.model_stack`).
 """
 from __future__ import annotations
 
@@ -52,9 +51,10 @@ from operators.clusters import Clusters
 from operators.combiner import Combiner
 from operators.features import unpack
 from operators.grid_moments import GridMoments
-from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_report import models_report
+from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
+from operators.model_trust import judge_floor
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -122,6 +122,8 @@ class ModelConfig:
         elif not hasattr(state.silence, "start_ms"):
             # Exported before the young rows existed: the all-ages counts go on, the rows count from now on.
             state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
+        if "floor_loss" not in vars(state):  # exported before the floor was judged: as the worse of the two so far
+            state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
         if not hasattr(state, "combiner"):
             # Exported before the stacks existed: they follow customers and learn from now on.
             state.combiner = Combiner()
@@ -148,6 +150,8 @@ class ModelState:
     """Per task, the stack fitted to the horizon's question (:mod:`operators.combiner`)."""
     moments: GridMoments = field(default_factory=GridMoments)
     """The followed customers' grid moments waiting for their horizon: the stacks' examples."""
+    floor_loss: float = 0.0
+    """Decayed log-loss of the silence floor's one-interval chance on churn examples before they are counted."""
     version: int = 4
     scored: int = 0
 
@@ -241,6 +245,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 age = v["bg_age"]
                 state.priors["sessions"].observe(user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
+                judge_floor(state, v, example.label, self.scorer.interval_days, example.ts_ms)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
                 if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):

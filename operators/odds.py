@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["EPS", "clip", "sigmoid", "logit", "log_loss"]
+__all__ = ["EPS", "clip", "sigmoid", "logit", "log_loss", "shares"]
 
 #: How close to 0 or 1 a probability may get: keeps logits and losses finite.
 EPS = 1e-6
@@ -45,3 +45,27 @@ def log_loss(p: float, y: bool) -> float:
     0.6931
     """
     return -math.log(clip(p if y else 1.0 - p))
+
+
+def shares(losses: list[float | None]) -> list[float]:
+    """Return each candidate's weight in a Bayesian average from its (decayed) log-loss; ``None``: not a candidate.
+
+    The weight of a model is its likelihood on the examples it was judged
+    on, ``exp(-loss)``, normalised: ``1 / sum_j exp(loss - loss_j)``, each
+    difference bounded to +-50 nats, so that with two candidates it is the
+    logistic of their difference (:meth:`operators.weekly.Task.trust`) to the
+    last bit. A candidate more than 50 nats behind the best has no say.
+
+    >>> shares([10.0, 10.0, None])
+    [0.5, 0.5, 0.0]
+    >>> [round(w, 4) for w in shares([0.0, 1.0, 200.0])]
+    [0.7311, 0.2689, 0.0]
+    """
+    known = [loss for loss in losses if loss is not None]
+    if not known:
+        return [0.0] * len(losses)
+    best = min(known)
+    return [
+        0.0 if loss is None or loss - best > 50.0 else 1.0 / sum(math.exp(max(-50.0, min(50.0, loss - other))) for other in known)
+        for loss in losses
+    ]

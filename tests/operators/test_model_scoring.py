@@ -75,11 +75,19 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
     shift = logit(tasks["propensity"].predict(x)) - logit(1.0 - week_no_buy)
     learned = {"churn": math.exp(log_quiet), "propensity": sigmoid(logit(1.0 - prior_no_buy) + shift)}
     prior = {"churn": prior_quiet, "propensity": 1.0 - prior_no_buy}
-    published = {}
-    for name in ("propensity", "churn"):
-        trust = tasks[name].trust(logic.min_examples)
-        published[name] = trust * learned[name] + (1.0 - trust) * prior[name]
+    trust = tasks["propensity"].trust(logic.min_examples)
+    published = {"propensity": trust * learned["propensity"] + (1.0 - trust) * prior["propensity"]}
     floor = state.silence.p_silent(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, logic.scorer.weights["churn"], now["bg_age"], now_ms)
+    # Churn: a Bayesian average of the learned chain, the prior and the floor by their judged log-losses.
+    churn = tasks["churn"]
+    candidates = [(prior["churn"], churn.prior_loss)]
+    if churn.examples >= max(1, logic.min_examples):
+        candidates.append((learned["churn"], churn.loss))
+    if floor is not None:
+        candidates.append((floor, state.floor_loss))
+    best = min(loss for _, loss in candidates)
+    weights = [math.exp(best - loss) if loss - best <= 50.0 else 0.0 for _, loss in candidates]
+    published["churn"] = sum(w * p for w, (p, _) in zip(weights, candidates, strict=True)) / sum(weights)
     if floor is not None:
         published["churn"] = max(published["churn"], floor)
     published["propensity"] = min(published["propensity"], 1.0 - published["churn"])

@@ -1,0 +1,56 @@
+"""Shrink to what works: the churn score's weights of the learned chain, the prior and the silence floor.
+
+Progressive validation: every churn example is scored by each candidate
+before it is learned (the learned model and the prior in
+:meth:`operators.weekly.Task.learn`, the silence floor here, before the life
+table counts it), and their log-losses, decayed over about the latest
+``LOSS_MEMORY`` examples, weigh them in the published score (a Bayesian
+average with forgetting). The floor is the churn task's naive baseline made
+a probability (recency alone, read from the life table of silences), so a
+learned model that does worse than recency on recent examples hands the
+score to it, as one that does worse than the prior hands it to the prior.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from operators.odds import log_loss, shares
+from operators.weekly import LOSS_MEMORY
+
+if TYPE_CHECKING:
+    from operators.models import ModelState
+    from operators.weekly import Task
+
+__all__ = ["LOSS_DECAY", "judge_floor", "churn_shares"]
+
+#: The decay of the judged log-losses: the weekly tasks' own.
+LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
+
+
+def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, interval_days: float, ts_ms: int) -> None:
+    """Score a churn example by the silence floor's one-interval chance before the floor counts it (progressive validation).
+
+    The floor is the churn task's naive baseline in the form of a probability
+    (recency alone, read from the life table): its decayed log-loss weighs it
+    next to the learned model and the prior (:func:`churn_shares`). A coin
+    until the table has a curve.
+    """
+    q = state.silence.p_silent(math.expm1(v["days_since_last_seen"]), interval_days, (1.0,), v["bg_age"], ts_ms)
+    state.floor_loss = state.floor_loss * LOSS_DECAY + log_loss(0.5 if q is None else q, stayed_away)
+
+
+def churn_shares(task: Task, floor_loss: float, min_examples: int, floor: float | None) -> tuple[float, float, float]:
+    """Return the churn score's weights of the learned chain, the prior and the silence floor.
+
+    Shrink to what works: a Bayesian average of the three by their decayed
+    log-losses on the latest examples, each scored before it was learned
+    (the learned model not a candidate before ``min_examples``; the floor
+    not one without a curve). The prior's weight is what the other two
+    leave, so with the floor's at 0 the blend is the two-model trust's.
+    """
+    learned_in = task.examples >= max(1, min_examples)
+    w_learned, _, w_floor = shares([task.loss if learned_in else None, task.prior_loss, floor_loss if floor is not None else None])
+    # Not below 0: with both others' weights near 1 the difference may round to -1e-21.
+    return w_learned, max(0.0, 1.0 - w_learned - w_floor), w_floor

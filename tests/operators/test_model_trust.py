@@ -1,0 +1,89 @@
+"""Shrink to what works: the churn score leans on whichever of the learned chain, the prior and the
+silence floor did best on recent examples, each judged before it learned them."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from journeyflow.step_records import UserUpdate
+from operators.features import CLASSIFIER_FEATURES, pack, pack_rows
+from operators.labels import Example
+from operators.model_trust import LOSS_DECAY, churn_shares
+from operators.models import ModelConfig, ModelLogic, Task
+from operators.odds import log_loss, shares
+from state.serde import decode_state, encode_state
+
+CFG = ModelConfig(learning_rates={"propensity": 0.05, "churn": 0.05}, clusters=3, cluster_halflife=0.05, seed=1)
+
+
+def _vector(rng: random.Random, days_silent: float) -> dict[str, float]:
+    v = {name: rng.gauss(0, 1) for name in CLASSIFIER_FEATURES}
+    v["days_since_last_seen"] = math.log1p(days_silent)
+    age = 60.0
+    v.update(bg_sessions_x=3.0, bg_sessions_tx=max(0.0, age - days_silent), bg_purchases_x=1.0, bg_purchases_tx=10.0, bg_age=age)
+    return v
+
+
+def _feed(logic: ModelLogic, rng: random.Random, n: int) -> None:
+    """Churn examples where recency alone decides: silent two weeks or more, gone; less, back."""
+    for i in range(n):
+        days = rng.uniform(0.0, 40.0)
+        example = Example("churn", i * 3_600_000, pack(_vector(rng, days)), days >= 14.0)
+        logic.on_item(UserUpdate(f"u{i % 300}", 0, "update", "event", None, (), {}, examples=(example,)))
+
+
+def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
+    task = Task.new(0.05)
+    task.examples = 1000
+    task.loss, task.prior_loss = 400.0, 380.0
+    learned, prior, floor = churn_shares(task, 300.0, 500, floor=0.6)
+    assert floor > 0.999 and learned < 1e-30 and math.isclose(learned + prior + floor, 1.0)
+    # Without a curve the floor is no candidate: the two-model trust of the task, to the last bit.
+    learned, prior, floor = churn_shares(task, 300.0, 500, floor=None)
+    assert (learned, floor) == (task.trust(500), 0.0) and prior == 1.0 - learned
+    # Before min_examples the learned chain has no say, whatever its loss.
+    task.loss = 0.0
+    assert churn_shares(task, 1e6, 2000, floor=0.6) == (0.0, 1.0, 0.0)
+    assert shares([1.0, None, 52.0]) == [1.0, 0.0, 0.0]
+
+
+def test_the_floor_is_judged_on_each_example_before_it_counts_it() -> None:
+    rng = random.Random(3)
+    logic = CFG.build(None)
+    _feed(logic, rng, 500)
+    expected = logic.state.floor_loss
+    v = _vector(rng, 20.0)
+    q = logic.state.silence.p_silent(20.0, 7.0, (1.0,), 60.0, 10**10)
+    assert q is not None
+    logic.on_item(UserUpdate("x", 0, "update", "event", None, (), {}, examples=(Example("churn", 10**10, pack(v), True),)))
+    assert math.isclose(logic.state.floor_loss, expected * LOSS_DECAY + log_loss(q, True))
+
+
+def test_when_recency_alone_does_best_the_published_churn_leans_on_the_floor() -> None:
+    rng = random.Random(7)
+    logic = CFG.build(None)
+    _feed(logic, rng, 3000)
+    churn = logic.state.tasks["churn"]
+    # The life table reads recency exactly; the learned model, noise in most of its inputs, less well.
+    learned, prior, floor = churn_shares(churn, logic.state.floor_loss, 0, floor=0.5)
+    assert logic.state.floor_loss < churn.loss and floor > learned and floor > 0.5
+    assert logic.report().tasks["churn"]["shares"]["silence_floor"] > 0.5  # summary.json says so
+    for days in (2.0, 20.0):
+        # Without the floor's say, a customer silent two days would get at least the learned chain's score.
+        out, _ = logic.on_item(UserUpdate("p", 0, "update", "event", None, (), {}, features=pack_rows((_vector(rng, days),) * 5)))
+        scores = next(iter(out)).scores
+        silence = logic.state.silence.p_silent(days, 7.0, logic.scorer.weights["churn"], 60.0, 0)
+        assert silence is not None and scores["churn_risk"] == round(silence, 6)
+
+
+def test_a_snapshot_from_before_the_floor_was_judged_starts_it_as_the_worse_of_the_two() -> None:
+    rng = random.Random(5)
+    logic = CFG.build(None)
+    _feed(logic, rng, 1500)
+    state = logic.state
+    del state.__dict__["floor_loss"]
+    resumed = CFG.build(encode_state(state))
+    churn = resumed.state.tasks["churn"]
+    assert resumed.state.floor_loss == max(churn.loss, churn.prior_loss)
+    assert decode_state(encode_state(resumed.state), type(resumed.state)).floor_loss == resumed.state.floor_loss
