@@ -111,9 +111,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         else:
             self._on_event(event, out)
             flush(self.asks, self.state, self.cfg, out)
-        # Not trusted later: the item may change what segments read after judging them,
-        # and what a prune before it would have pruned.
+        # Not trusted later: the item may change what segments and scores read after
+        # judging and scoring them, and what a prune before it would have pruned.
         self._judged_ms = None
+        self.asks.placed = None
         self.pruned_after_items = False
         return out, self._retain(out)
 
@@ -239,8 +240,12 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return self._judged_ms
 
     def segments_stale(self) -> None:
-        """Note that something the segments read has changed since they were last judged."""
+        """Note that the profile or the open sessions changed since the segments were last judged.
+
+        (Then the last placed score's rows are stale too: they read the same.)
+        """
         self._judged_ms = None
+        self.asks.placed = None
 
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""
