@@ -222,10 +222,16 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # changed while the user was away, happened first.
         journey_time.catch_up(self, ts, ts - self.cfg.lateness_ms, out)
 
-    def evaluate(self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any]) -> bool:
-        """Re-decide the profile segments as of ``now_ms``; send an update and return True on change."""
+    def evaluate(
+        self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any], closes_since: bool = False
+    ) -> bool:
+        """Re-decide the profile segments as of ``now_ms``; send an update and return True on change.
+
+        ``closes_since``: the last judgement was as of ``now_ms`` too, and only sessions
+        closed since (see :func:`~operators.decisions.evaluate_segments`).
+        """
         changed, self._segment_inputs = evaluate_segments(
-            self.state, self.cfg, now_ms, cause, cause_event_id, self._segment_inputs, out
+            self.state, self.cfg, now_ms, cause, cause_event_id, self._segment_inputs, out, closes_since
         )
         self._judged_ms = now_ms
         return changed
