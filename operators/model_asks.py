@@ -134,7 +134,10 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
                 placing = cluster_features.cluster_features(view)
                 extra["cluster_features"] = placing
                 extra["learn_cluster"] = True
-                asks.placed = (score.at_ms, rows, dict(placing))
+                if not cfg.timers:
+                    # Kept in replays only, where the end of input follows the last tick: live,
+                    # the rows would wait in memory with every idle user for nothing.
+                    asks.placed = (score.at_ms, rows, dict(placing))
         state.scored_ms = max(state.scored_ms, score.at_ms)
     return extra
 

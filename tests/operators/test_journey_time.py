@@ -197,6 +197,15 @@ def test_the_end_of_input_as_of_the_ticks_score_takes_its_rows_with_nothing_chan
     assert (final.features, final.cluster_features) == _rows_now(logic, tick_ms)
 
 
+def test_live_a_placed_score_keeps_no_rows() -> None:
+    # Live there is no end of input after a tick: idle users would hold the rows for nothing.
+    logic = _config(Clock(0), timers=True).build(None)
+    logic.on_item(_raw(event("page_view", ts=at(0))))
+    tick_ms = _ms(at(0)) + 2 * 3_600_000
+    assert _scored(logic.on_item(Tick(tick_ms, "u1"))[0]).learn_cluster
+    assert logic.asks.placed is None
+
+
 def test_what_changes_the_profile_after_the_ticks_score_makes_the_end_of_input_compute_its_rows() -> None:
     # An on-time event applied after the tick, or a session the end of input closes,
     # changes what the rows read: the final rows are computed as of the end of input.
