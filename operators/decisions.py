@@ -80,11 +80,14 @@ def evaluate_segments(
     cause_event_id: str | None,
     last_inputs: tuple[Any, ...] | None,
     out: list[Any],
+    closes_since: bool = False,
 ) -> tuple[bool, tuple[Any, ...] | None]:
     """Re-decide the profile segments as of ``now_ms``; send an update on change.
 
     ``last_inputs`` are the rules' inputs at the last evaluation (None: unknown,
-    every rule is evaluated). Returns whether the segments changed, and the
+    every rule is evaluated). With ``closes_since``, they were read as of
+    ``now_ms`` too and only sessions closed since: only the inputs a close can
+    change are read again. Returns whether the segments changed, and the
     inputs to remember.
     """
     if state.profile is None:
@@ -94,7 +97,14 @@ def evaluate_segments(
     if not cfg.segments.rules:
         return False, last_inputs
     view = view_of(state, cfg, now_ms)
-    inputs = tuple([get(view) for get in cfg.segment_getters])
+    if closes_since and last_inputs is not None:
+        read = list(last_inputs)
+        getters = cfg.segment_getters
+        for i in cfg.segments.session_positions:
+            read[i] = getters[i](view)
+        inputs = tuple(read)
+    else:
+        inputs = tuple([get(view) for get in cfg.segment_getters])
     if inputs == last_inputs:
         # What segments.evaluate would find first, before the set of current members is made.
         return False, inputs

@@ -111,9 +111,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         else:
             self._on_event(event, out)
             flush(self.asks, self.state, self.cfg, out)
-        # Not trusted later: the item may change what segments read after judging them,
-        # and what a prune before it would have pruned.
+        # Not trusted later: the item may change what segments and scores read after
+        # judging and scoring them, and what a prune before it would have pruned.
         self._judged_ms = None
+        self.asks.placed = None
         self.pruned_after_items = False
         return out, self._retain(out)
 
@@ -221,10 +222,16 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # changed while the user was away, happened first.
         journey_time.catch_up(self, ts, ts - self.cfg.lateness_ms, out)
 
-    def evaluate(self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any]) -> bool:
-        """Re-decide the profile segments as of ``now_ms``; send an update and return True on change."""
+    def evaluate(
+        self, now_ms: int, cause: str, cause_event_id: str | None, out: list[Any], closes_since: bool = False
+    ) -> bool:
+        """Re-decide the profile segments as of ``now_ms``; send an update and return True on change.
+
+        ``closes_since``: the last judgement was as of ``now_ms`` too, and only sessions
+        closed since (see :func:`~operators.decisions.evaluate_segments`).
+        """
         changed, self._segment_inputs = evaluate_segments(
-            self.state, self.cfg, now_ms, cause, cause_event_id, self._segment_inputs, out
+            self.state, self.cfg, now_ms, cause, cause_event_id, self._segment_inputs, out, closes_since
         )
         self._judged_ms = now_ms
         return changed
@@ -239,8 +246,12 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         return self._judged_ms
 
     def segments_stale(self) -> None:
-        """Note that something the segments read has changed since they were last judged."""
+        """Note that the profile or the open sessions changed since the segments were last judged.
+
+        (Then the last placed score's rows are stale too: they read the same.)
+        """
         self._judged_ms = None
+        self.asks.placed = None
 
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""

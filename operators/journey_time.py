@@ -84,7 +84,8 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
         _on_session_closed(logic, session, out)
     if closed and state.profile is not None:
         cause_event_id = closed[-1].last_event_id or None
-        logic.evaluate(now_ms, "session_close", cause_event_id, out)
+        # Judged as of now just above (timed): the closes changed only what sessions read.
+        logic.evaluate(now_ms, "session_close", cause_event_id, out, closes_since=timed)
         logic.asks.score = ScoreAsk(now_ms, "session_close", cause_event_id, True)
     elif state.profile is not None and now_ms - state.scored_ms >= cfg.rescore_ms:
         # Clusters learn from idle states too, so lapsed users form their own.

@@ -60,11 +60,16 @@ class ModelAsks:
     """Labelled snapshots to learn from (a tuple: most users hold none, and an
     empty tuple costs them no list of their own)."""
     score: ScoreAsk | None = None
+    placed: tuple[int, bytes, dict[str, float]] | None = None
+    """The feature rows and cluster features of the last placed score, with its time,
+    while nothing they read has changed since (the step sets None when something may
+    have): a replay's last tick and the end of input score the same view."""
 
     def clear(self) -> None:
         """Forget what was asked (the user's state was dropped)."""
         self.examples = ()
         self.score = None
+        self.placed = None
 
 
 def on_event(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, event: Event) -> None:
@@ -114,11 +119,25 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
     asks.examples = ()
     asks.score = None
     if score is not None:
-        view = view_of(state, cfg, score.at_ms)
-        extra["features"] = features.scoring_vectors(view, cfg.labels)
-        if score.place:
-            extra["cluster_features"] = cluster_features.cluster_features(view)
+        placed = asks.placed
+        if score.place and placed is not None and placed[0] == score.at_ms:
+            # The same view as the last placed score's: the same rows (a copy of the
+            # clusters' dict, so that no reader of one update can change the other).
+            extra["features"] = placed[1]
+            extra["cluster_features"] = dict(placed[2])
             extra["learn_cluster"] = True
+        else:
+            view = view_of(state, cfg, score.at_ms)
+            rows = features.scoring_vectors(view, cfg.labels)
+            extra["features"] = rows
+            if score.place:
+                placing = cluster_features.cluster_features(view)
+                extra["cluster_features"] = placing
+                extra["learn_cluster"] = True
+                if not cfg.timers:
+                    # Kept in replays only, where the end of input follows the last tick: live,
+                    # the rows would wait in memory with every idle user for nothing.
+                    asks.placed = (score.at_ms, rows, dict(placing))
         state.scored_ms = max(state.scored_ms, score.at_ms)
     return extra
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from operators.expressions import evaluate_safely
 from operators.rule_types import SegmentRule
-from operators.variables import ANY_EVENT, changed_by
+from operators.variables import ANY_EVENT, SESSION_CLOSE, SESSION_START, changed_by
 
 __all__ = ["SegmentConfig", "MISSING", "evaluate"]
 
@@ -41,6 +41,10 @@ class SegmentConfig:
 
     changed_by: frozenset[str] = field(init=False)
     """Event types (and session starts/closes) that can change an input of a rule."""
+    session_positions: tuple[int, ...] = field(init=False)
+    """Where the variables a session's close can change sit in :attr:`variables`: those
+    of session starts and closes (the counts of open and closed sessions, their starts,
+    lengths and conversions, which are all a close changes)."""
 
     def __post_init__(self) -> None:
         names: dict[str, None] = {}
@@ -51,6 +55,9 @@ class SegmentConfig:
         object.__setattr__(self, "variables", variables)
         object.__setattr__(self, "positions", positions)
         object.__setattr__(self, "changed_by", changed_by(variables))
+        sessions = frozenset({SESSION_START, SESSION_CLOSE})
+        session_positions = tuple(i for i, n in enumerate(variables) if changed_by((n,)) & sessions)
+        object.__setattr__(self, "session_positions", session_positions)
 
     def reacts_to(self, kind: str) -> bool:
         """Return whether an event (or ``session_start``/``session_close``) may change a rule's inputs."""

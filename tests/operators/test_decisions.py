@@ -8,8 +8,9 @@ from flows.step_configs import journey_config
 from journeyflow.step_records import UserUpdate
 from operators import profile_events, profiles, sessions, updates
 from operators.decisions import evaluate_segments, event_triggers, session_triggers
-from operators.journey_state import JourneyState
-from operators.rules import load_rules
+from operators.journey_state import JourneyState, view_of
+from operators.rules import load_rules, parse_rules
+from operators.variables import PROFILE, SESSION_CLOSE, SESSION_START, changed_by
 from tests.helpers import at, event, settings
 
 SETTINGS = settings()
@@ -91,3 +92,47 @@ def test_trigger_rules_are_listed_by_kind_in_rule_order() -> None:
     triggers = CFG.triggers
     for kind in ("event", "session_close", "segment_entry", "nothing"):
         assert triggers.on(kind) == tuple(r for r in triggers.rules if r.on == kind)
+
+
+def _close_all(state: JourneyState) -> None:
+    for session in sessions.pop_closed(state.sessions, CFG.sessions, None):
+        summary = sessions.summarise(session, state.user)
+        profile_events.close_session(state.profile, CFG.profiles, session.start_ms, session.end_ms, summary.converted)
+
+
+def test_a_close_changes_only_the_variables_of_session_starts_and_closes() -> None:
+    # What evaluate_segments(closes_since=True) reads again: any other variable must read
+    # the same before and after a close (a new variable over sessions must say so).
+    state = JourneyState(user="u1")
+    _apply(state, event("purchase", ts=at(0), order_id="o1", revenue=20.0))
+    _apply(state, event("product_view", ts=at(3), product_id="p1", category="c", price=5.0))
+    _apply(state, event("add_to_cart", ts=at(6), product_id="p1", price=5.0))
+    now_ms = state.max_ts_ms + 3 * 3_600_000
+    before = {name: entry.get(view_of(state, CFG, now_ms)) for name, entry in PROFILE.items()}
+    _close_all(state)
+    after = {name: entry.get(view_of(state, CFG, now_ms)) for name, entry in PROFILE.items()}
+    moved = {name for name in PROFILE if before[name] != after[name]}
+    assert "avg_session_s" in moved  # (the close is seen at all)
+    assert moved <= {name for name in PROFILE if changed_by((name,)) & {SESSION_START, SESSION_CLOSE}}
+
+
+def test_after_closes_only_the_inputs_a_close_changes_are_read_again_with_the_same_decision() -> None:
+    rules = parse_rules(
+        {"segments": {"long": {"when": "avg_session_s > 60.0"}, "browsing": {"when": "purchases_total == 0 && sessions_30d >= 1"}}}
+    )
+    cfg = journey_config(SETTINGS, rules, timers=False)
+    assert [cfg.segments.variables[i] for i in cfg.segments.session_positions] == ["avg_session_s", "sessions_30d"]
+    decided = []
+    for closes_since in (False, True):
+        state = JourneyState(user="u1")
+        _apply(state, event("page_view", ts=at(0)))
+        _apply(state, event("page_view", ts=at(5)))
+        now_ms = state.max_ts_ms + 3_600_000
+        _, inputs = evaluate_segments(state, cfg, now_ms, "time", None, None, [])
+        assert "long" not in state.segments
+        _close_all(state)
+        out: list = []
+        changed, after = evaluate_segments(state, cfg, now_ms, "session_close", None, inputs, out, closes_since)
+        assert changed and "long" in state.segments  # the close made the session's length known
+        decided.append((after, state.segments, [(u.cause, u.segments, u.values) for u in out]))
+    assert decided[0] == decided[1]

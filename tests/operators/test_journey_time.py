@@ -12,7 +12,9 @@ from bytewax.operators import StatefulLogic
 from journeyflow.events import DeadLetter
 from journeyflow.records import SessionSummary
 from journeyflow.step_records import Tally, Tick, UserUpdate
+from operators import cluster_features, features
 from operators.due import next_due_ms
+from operators.journey_state import view_of
 from state.serde import encode_state
 from tests.helpers import at, event
 from tests.operators.test_journey import MIN, Clock, _config, _of, _parse, _raw
@@ -163,3 +165,72 @@ def test_an_event_applied_after_the_ticks_prune_is_pruned_at_the_end_of_input() 
     assert final.ts_ms == tick_ms
     assert final.profile is not None and final.profile["product_views_24h"] == {}
     assert final.profile["max_product_views_24h"] == 0
+
+
+def _ms(when: str) -> int:
+    return int(datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _scored(out: Any) -> UserUpdate:
+    (scored,) = [u for u in _of(out, UserUpdate) if u.features is not None]
+    return scored
+
+
+def _rows_now(logic: Any, at_ms: int) -> tuple[bytes, dict[str, float]]:
+    view = view_of(logic.state, logic.cfg, at_ms)
+    return features.scoring_vectors(view, logic.cfg.labels), cluster_features.cluster_features(view)
+
+
+def test_the_end_of_input_as_of_the_ticks_score_takes_its_rows_with_nothing_changed_since() -> None:
+    # The replay's last tick closed the session and placed the user as of T; the end of
+    # input as of T scores the same view: the same rows, not computed again.
+    logic = _config().build(None)
+    logic.on_item(_raw(event("product_view", ts=at(0), product_id="p1", category="c", price=5.0)))
+    logic.on_item(_raw(event("page_view", ts=at(3))))
+    tick_ms = _ms(at(3)) + 2 * 3_600_000
+    ticked = _scored(logic.on_item(Tick(tick_ms, "u1"))[0])
+    assert ticked.learn_cluster and ticked.cluster_features is not None
+    final = _final(logic.on_eof()[0])
+    assert final.features is ticked.features  # taken, not computed again
+    assert final.cluster_features == ticked.cluster_features and final.cluster_features is not ticked.cluster_features
+    assert final.learn_cluster
+    assert (final.features, final.cluster_features) == _rows_now(logic, tick_ms)
+
+
+def test_live_a_placed_score_keeps_no_rows() -> None:
+    # Live there is no end of input after a tick: idle users would hold the rows for nothing.
+    logic = _config(Clock(0), timers=True).build(None)
+    logic.on_item(_raw(event("page_view", ts=at(0))))
+    tick_ms = _ms(at(0)) + 2 * 3_600_000
+    assert _scored(logic.on_item(Tick(tick_ms, "u1"))[0]).learn_cluster
+    assert logic.asks.placed is None
+
+
+def test_what_changes_the_profile_after_the_ticks_score_makes_the_end_of_input_compute_its_rows() -> None:
+    # An on-time event applied after the tick, or a session the end of input closes,
+    # changes what the rows read: the final rows are computed as of the end of input.
+    late = _config().build(None)
+    late.on_item(_raw(event("product_view", ts=at(5), product_id="p1", category="c", price=5.0)))
+    tick_ms = _ms(at(5)) + 2 * 3_600_000
+    ticked = _scored(late.on_item(Tick(tick_ms, "u1"))[0])
+    late.on_item(_raw(event("product_view", ts=at(1), product_id="p2", category="c", price=5.0)))  # on time
+    assert late.asks.placed is None  # (any item: its session's close at the end of input would say so too)
+    final = _final(late.on_eof()[0])
+    assert final.features != ticked.features
+    assert (final.features, final.cluster_features) == _rows_now(late, tick_ms)
+
+    # Two sessions: the tick closes the first (and scores), the end of input the second.
+    logic = _config().build(None)
+    logic.on_item(_raw(event("page_view", ts=at(0))))
+    logic.on_item(_raw(event("page_view", ts=at(35))))  # a new session; the first still open (lateness)
+    logic.on_item(_raw(event("page_view", ts=at(37))))  # (a length of its own: its close moves the rows)
+    tick_ms = _ms(at(41))
+    out, _ = logic.on_item(Tick(tick_ms, "u1"))
+    assert len(_of(out, SessionSummary)) == 1
+    ticked = _scored(out)
+    assert ticked.ts_ms == tick_ms
+    out, _ = logic.on_eof()
+    assert len(_of(out, SessionSummary)) == 1
+    final = _final(out)
+    assert final.features != ticked.features
+    assert (final.features, final.cluster_features) == _rows_now(logic, tick_ms)
