@@ -46,7 +46,6 @@ from operators.features import (
     LAYOUT,
     TIMED,
 )
-from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
 
 if TYPE_CHECKING:
@@ -150,8 +149,8 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         silence.p_silent(math.expm1(silent), interval, weights, row_age, ms)
         for silent, row_age, ms in zip(now[:, DAYS_SINCE_LAST_SEEN].tolist(), age.tolist(), now_ms, strict=True)
     ]
-    # Scorer.raw's weights: the floor is a candidate only with a curve, and the curve is the same for everyone here.
-    w_churn = churn_shares(tasks["churn"], state.floor_loss, scorer.min_examples, floors[0] if floors else None)
+    # Scorer.raw's weights: the floor is a candidate only with a curve, the same for everyone here.
+    w_churn = scorer.churn_weights(state, silence.curve() is not None)
     trust = {"churn": w_churn[0], "propensity": tasks["propensity"].trust(scorer.min_examples)}
     prior_churn = p_none_many(s, now[:, BG_SESSIONS_X], now[:, BG_SESSIONS_TX], age, scorer.horizon_days["churn"])
     prior_propensity = 1.0 - p_none_many(b, now[:, BG_PURCHASES_X], now[:, BG_PURCHASES_TX], age, scorer.horizon_days["propensity"])

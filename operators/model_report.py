@@ -30,8 +30,7 @@ def models_report(state: ModelState, min_examples: int, *, stack: bool, with_sta
             "params": None if params is None else {k: round(getattr(params, k), 4) for k in ("r", "alpha", "a", "b")},
         }
     # Shrink to what works (operators.model_trust): the churn score's weights as of now.
-    floor = 0.5 if state.silence.curve() is not None else None
-    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, floor)
+    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None)
     tasks["churn"]["shares"] = {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)}
     curve = state.silence
     # Chance of no return in the next interval by intervals already silent (None: too few examples).

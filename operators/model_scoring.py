@@ -182,7 +182,7 @@ class Scorer:
         task = state.tasks["churn"]
         key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known)
         if key != self._weights_key:
-            self._weights = churn_shares(task, state.floor_loss, self.min_examples, 0.0 if floor_known else None)
+            self._weights = churn_shares(task, state.floor_loss, self.min_examples, floor_known)
             self._weights_key = key
         return self._weights
 

@@ -41,16 +41,18 @@ def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, inter
     state.floor_loss = state.floor_loss * LOSS_DECAY + log_loss(0.5 if q is None else q, stayed_away)
 
 
-def churn_shares(task: Task, floor_loss: float, min_examples: int, floor: float | None) -> tuple[float, float, float]:
+def churn_shares(task: Task, floor_loss: float, min_examples: int, floor_known: bool) -> tuple[float, float, float]:
     """Return the churn score's weights of the learned chain, the prior and the silence floor.
 
     Shrink to what works: a Bayesian average of the three by their decayed
     log-losses on the latest examples, each scored before it was learned
     (the learned model not a candidate before ``min_examples``; the floor
-    not one without a curve). The prior's weight is what the other two
-    leave, so with the floor's at 0 the blend is the two-model trust's.
+    not one without a curve: ``floor_known``, which is
+    ``state.silence.curve() is not None``, the same for every customer of a
+    state). The prior's weight is what the other two leave, so with the
+    floor's at 0 the blend is the two-model trust's.
     """
     learned_in = task.examples >= max(1, min_examples)
-    w_learned, _, w_floor = shares([task.loss if learned_in else None, task.prior_loss, floor_loss if floor is not None else None])
+    w_learned, _, w_floor = shares([task.loss if learned_in else None, task.prior_loss, floor_loss if floor_known else None])
     # Not below 0: with both others' weights near 1 the difference may round to -1e-21.
     return w_learned, max(0.0, 1.0 - w_learned - w_floor), w_floor

@@ -37,14 +37,14 @@ def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
     task = Task.new(0.05)
     task.examples = 1000
     task.loss, task.prior_loss = 400.0, 380.0
-    learned, prior, floor = churn_shares(task, 300.0, 500, floor=0.6)
+    learned, prior, floor = churn_shares(task, 300.0, 500, floor_known=True)
     assert floor > 0.999 and learned < 1e-30 and math.isclose(learned + prior + floor, 1.0)
     # Without a curve the floor is no candidate: the two-model trust of the task, to the last bit.
-    learned, prior, floor = churn_shares(task, 300.0, 500, floor=None)
+    learned, prior, floor = churn_shares(task, 300.0, 500, floor_known=False)
     assert (learned, floor) == (task.trust(500), 0.0) and prior == 1.0 - learned
     # Before min_examples the learned chain has no say, whatever its loss.
     task.loss = 0.0
-    assert churn_shares(task, 1e6, 2000, floor=0.6) == (0.0, 1.0, 0.0)
+    assert churn_shares(task, 1e6, 2000, floor_known=True) == (0.0, 1.0, 0.0)
     assert shares([1.0, None, 52.0]) == [1.0, 0.0, 0.0]
 
 
@@ -66,7 +66,7 @@ def test_when_recency_alone_does_best_the_published_churn_leans_on_the_floor() -
     _feed(logic, rng, 3000)
     churn = logic.state.tasks["churn"]
     # The life table reads recency exactly; the learned model, noise in most of its inputs, less well.
-    learned, prior, floor = churn_shares(churn, logic.state.floor_loss, 0, floor=0.5)
+    learned, prior, floor = churn_shares(churn, logic.state.floor_loss, 0, floor_known=True)
     assert logic.state.floor_loss < churn.loss and floor > learned and floor > 0.5
     assert logic.report().tasks["churn"]["shares"]["silence_floor"] > 0.5  # summary.json says so
     for days in (2.0, 20.0):
