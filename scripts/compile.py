@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     modules = listed_modules()
     shutil.rmtree(BUILD_DIR, ignore_errors=True)
     started = time.monotonic()
+    # Digests of the sources as the build reads them: a source edited while mypyc
+    # runs no longer matches, so the stale build is not loaded for it.
+    digests = {name: source_digest(source_path(ROOT, name)) for name in modules}
     done = build(modules)
     if done.returncode != 0:
         shutil.rmtree(BUILD_DIR, ignore_errors=True)
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print("compile: mypyc failed; journeyflow runs from source. First errors:", file=sys.stderr)
         print("\n".join(errors[:10]) or done.stderr[-2000:], file=sys.stderr)
         return 1 if args.strict else 0
-    write_manifest({name: source_digest(source_path(ROOT, name)) for name in modules})
+    write_manifest(digests)
     print(f"compile: {len(modules)} modules compiled with mypyc in {time.monotonic() - started:.0f} s ({BUILD_DIR})")
     return 0
 
