@@ -43,7 +43,7 @@ class ReplayClock:
     Every ``tick_ms`` of event time (the merged input's latest time), each
     user seen within the last ``window_ms`` gets a tick; at the end, every
     user gets a last tick at the last event time (then the flow's end of
-    input finishes everyone as of that time).
+    input, or each key's Finish before it, finishes everyone as of that time).
     """
 
     tick_ms: int
@@ -134,8 +134,8 @@ def replay_items(
     progress.users = len(recent)
     if last_ts is not None:
         # Everyone learns what time it is, so that every label that can be
-        # known is learned before anyone's final scores are taken (at the end
-        # of input, which the steps hear from bytewax after every item).
+        # known is learned before anyone's final scores are taken (at the key's
+        # Finish, in a later batch, or at bytewax's end of input after every item).
         yield from (Tick(last_ts, key, next(seq), key in devices) for key in recent)
         if finish:
             progress.finishing = True
