@@ -17,6 +17,9 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 __all__ = ["CollectSink", "JsonLinesSink", "TallySink", "combine_parts"]
 
+_WRITE_SLICE = 1000
+"""Records encoded and written at once by a part file (a replay's batches are about this size)."""
+
 
 class _PartFile(StatelessSinkPartition[Any]):
     def __init__(self, path: Path, count_by: Callable[[Any], str] | None) -> None:
@@ -25,9 +28,12 @@ class _PartFile(StatelessSinkPartition[Any]):
         self._count_by = count_by
 
     def write_batch(self, items: list[Any]) -> None:
-        if items:
-            # (One join of the lines: no generator, no copy of each line to add its newline.)
-            self._fh.write(b"\n".join([item.to_json() for item in items]) + b"\n")
+        # (One join per slice: no generator, no copy of each line to add its newline.) In
+        # slices: the end of input hands one batch of every user's final row, whose lines
+        # and their join would otherwise all be in memory at once (issue 8's peak).
+        for start in range(0, len(items), _WRITE_SLICE):
+            lines = [item.to_json() for item in items[start : start + _WRITE_SLICE]]
+            self._fh.write(b"\n".join(lines) + b"\n")
         self.counts["total"] += len(items)
         if self._count_by is not None:
             self.counts.update(self._count_by(item) for item in items)

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from flows.replay_clock import ReplayClock, replay_items
+from flows.replay_clock import RUN_END, ReplayClock, replay_items
 from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter, Event
 
@@ -39,6 +39,7 @@ __all__ = [
     "REPLAY_BATCH",
     "ReplaySource",
     "replay_items",
+    "RUN_END",
     "read_lines",
     "check_inputs",
     "print_progress",
@@ -99,6 +100,8 @@ class ReplayProgress:
     read: int = 0
     users: int = 0
     last_ts_ms: int | None = None
+    finishing: bool = False
+    """The clock is finishing the keys (:data:`flows.replay_clock.RUN_END` may follow)."""
     started: float = field(default_factory=time.monotonic)
     report: Callable[[ReplayProgress], None] | None = None
     report_every_s: float = 5.0
@@ -154,12 +157,18 @@ def _merged(
 
 
 def replay_stream(
-    paths: list[Path], parser: EventParser, clock: ReplayClock, progress: ReplayProgress | None = None
+    paths: list[Path],
+    parser: EventParser,
+    clock: ReplayClock,
+    progress: ReplayProgress | None = None,
+    *,
+    finish: bool = False,
 ) -> Iterator[Any]:
     """Yield what a replay's source emits for ``paths``: events and dead letters merged
-    by event time, with the ticks and placeholders of :func:`replay_items`."""
+    by event time, with the ticks and placeholders of :func:`replay_items` (and with
+    ``finish``, each key's :class:`~journeyflow.step_records.Finish` and the batch ends)."""
     progress = progress if progress is not None else ReplayProgress()
-    return replay_items(_merged(paths, parser, progress), clock, progress)
+    return replay_items(_merged(paths, parser, progress), clock, progress, finish=finish)
 
 
 #: Lines a replay's source reads per batch: the unit the steps downstream take at once
@@ -175,16 +184,33 @@ class _ReplayPartition(StatefulSourcePartition[Any, None]):
         progress: ReplayProgress,
         clock: ReplayClock,
         batch_size: int,
+        finish: bool,
     ) -> None:
-        self._items = replay_stream(paths, parser, clock, progress)
+        self._items = replay_stream(paths, parser, clock, progress, finish=finish)
         self._progress = progress
         self._batch_size = batch_size
+        self._rest: list[Any] = []
+        """What followed a batch's end (:data:`~flows.replay_clock.RUN_END`) in the last read."""
 
     def next_batch(self) -> list[Any]:
-        batch = list(islice(self._items, self._batch_size))
-        self._progress.tick()
-        if not batch:
-            raise StopIteration()
+        while True:
+            batch = self._rest or list(islice(self._items, self._batch_size))
+            self._rest = []
+            if batch and self._progress.finishing:
+                batch = self._cut(batch)
+                if not batch:
+                    continue
+            self._progress.tick()
+            if not batch:
+                raise StopIteration()
+            return batch
+
+    def _cut(self, batch: list[Any]) -> list[Any]:
+        """Return ``batch`` up to its first RUN_END; keep what follows for the next batch."""
+        for i, item in enumerate(batch):
+            if item is RUN_END:
+                self._rest = batch[i + 1 :]
+                return batch[:i]
         return batch
 
     def snapshot(self) -> None:
@@ -198,6 +224,10 @@ class ReplaySource(FixedPartitionedSource[Any, None]):
     Emits :class:`Event` and :class:`DeadLetter` in merged order with
     :class:`~journeyflow.step_records.Tick` records woven in as event time passes (see
     :func:`replay_items`), the last of them at the replay's last event time.
+
+    With ``finish`` (only a flow of one worker: the batch ends keep the models'
+    order only there), each key's :class:`~journeyflow.step_records.Finish`
+    follows, in batches that end where the clock says (:data:`RUN_END`).
     """
 
     def __init__(
@@ -207,6 +237,8 @@ class ReplaySource(FixedPartitionedSource[Any, None]):
         progress: ReplayProgress,
         clock: ReplayClock,
         batch_size: int = REPLAY_BATCH,
+        *,
+        finish: bool = False,
     ) -> None:
         check_inputs(paths)
         self._paths = paths
@@ -214,12 +246,13 @@ class ReplaySource(FixedPartitionedSource[Any, None]):
         self._progress = progress
         self._clock = clock
         self._batch_size = batch_size
+        self._finish = finish
 
     def list_parts(self) -> list[str]:
         return ["replay"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ReplayPartition:
-        return _ReplayPartition(self._paths, self._parser, self._progress, self._clock, self._batch_size)
+        return _ReplayPartition(self._paths, self._parser, self._progress, self._clock, self._batch_size, self._finish)
 
 
 def print_progress(progress: ReplayProgress) -> None:

@@ -171,7 +171,9 @@ def _run_process(
     """Run this process's share of the replay; return what its in-memory sinks gathered."""
     progress = ReplayProgress(report=print_progress if show_progress else None)
     clock = ReplayClock.from_settings(settings)
-    source: Any = ReplaySource(inputs, event_parser(settings), progress, clock)
+    # One worker finishes its users in the source's batches (flows/replay_clock.py); several
+    # keep bytewax's end of input, the only point every worker's last ticks are known to be learned at.
+    source: Any = ReplaySource(inputs, event_parser(settings), progress, clock, finish=workers == 1)
     if addresses is not None:  # a cluster: each process reads the input and keeps its own users' items
         source = ReplayShares(inputs, event_parser(settings), progress, clock, processes=len(addresses))
     counted_by = {

@@ -17,12 +17,23 @@ from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
 from journeyflow.events import IDENTITY_TYPES, DeadLetter, Event
-from journeyflow.step_records import Expect, Tick
+from journeyflow.step_records import Expect, Finish, Tick
 
 if TYPE_CHECKING:
     from flows.files import ReplayProgress
 
-__all__ = ["ReplayClock", "replay_items"]
+__all__ = ["RUN_END", "ReplayClock", "replay_items"]
+
+
+class _RunEnd:
+    """The type of :data:`RUN_END` (its repr names it in a failing test)."""
+
+    def __repr__(self) -> str:
+        return "RUN_END"
+
+
+RUN_END: Any = _RunEnd()
+"""Where a replay's source must end a batch (:func:`replay_items` with ``finish``); never emitted."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class ReplayClock:
     Every ``tick_ms`` of event time (the merged input's latest time), each
     user seen within the last ``window_ms`` gets a tick; at the end, every
     user gets a last tick at the last event time (then the flow's end of
-    input finishes everyone as of that time).
+    input, or each key's Finish before it, finishes everyone as of that time).
     """
 
     tick_ms: int
@@ -51,7 +62,7 @@ class ReplayClock:
 
 
 def replay_items(
-    items: Iterable[Event | DeadLetter], clock: ReplayClock, progress: ReplayProgress
+    items: Iterable[Event | DeadLetter], clock: ReplayClock, progress: ReplayProgress, *, finish: bool = False
 ) -> Iterator[Any]:
     """Yield ``items`` with the replay's ticks woven in.
 
@@ -67,6 +78,15 @@ def replay_items(
     :class:`Expect` tells the customer where in the input it stands (see
     :func:`operators.in_order.in_input_order`). Ticks go to the keys that hold
     state: customers, and anonymous devices not linked (``Tick.device``).
+
+    With ``finish`` (a replay in one worker), after the last ticks every key
+    that may hold state gets a :class:`Finish`: the device step's keys first,
+    then the customers', each in key order (the order in which bytewax's end
+    of input would have finished them: the models' clusters learn from the
+    final rows in that order). :data:`RUN_END` marks where the source must end
+    a batch, so that the models learn every label of the last ticks before
+    they score any final row, and every device's final row before the first
+    customer's (``progress.finishing`` says from when to look for it).
     """
     recent: dict[str, int] = {}  # key -> latest event time, least recently seen first
     devices: set[str] = set()  # keys that are anonymous devices
@@ -114,9 +134,15 @@ def replay_items(
     progress.users = len(recent)
     if last_ts is not None:
         # Everyone learns what time it is, so that every label that can be
-        # known is learned before anyone's final scores are taken (at the end
-        # of input, which the steps hear from bytewax after every item).
+        # known is learned before anyone's final scores are taken (at the key's
+        # Finish, in a later batch, or at bytewax's end of input after every item).
         yield from (Tick(last_ts, key, next(seq), key in devices) for key in recent)
+        if finish:
+            progress.finishing = True
+            yield RUN_END
+            yield from (Finish(key, next(seq), True) for key in sorted(devices.union(linked)))
+            yield RUN_END
+            yield from (Finish(key, next(seq)) for key in sorted(k for k in recent if k not in devices))
 
 
 def _ticks(

@@ -1,8 +1,9 @@
 """Records that flow between the dataflow's steps and never leave it.
 
 Input side: :class:`RawRecord` (a message as the transport delivered it),
-:class:`Tick` (a replay's announcement that time passed) and :class:`EndOfInput`
-(a user's input is over). Between steps: :class:`Tally` (what a user's state
+:class:`Tick` (a replay's announcement that time passed), :class:`Finish` (a
+replay's end of one key's input) and :class:`EndOfInput` (a user's input is
+over, told to the loop step). Between steps: :class:`Tally` (what a user's state
 counted), the identity hand-off (:class:`Handoff`, :class:`Expect`,
 :class:`Forward`) and :class:`UserUpdate` (the per-user step to the models and
 the audience). The records that leave the dataflow are in :mod:`journeyflow.records`.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-__all__ = ["EndOfInput", "Expect", "Forward", "Handoff", "RawRecord", "Tally", "Tick", "UserUpdate"]
+__all__ = ["EndOfInput", "Expect", "Finish", "Forward", "Handoff", "RawRecord", "Tally", "Tick", "UserUpdate"]
 
 
 class RawRecord(NamedTuple):
@@ -39,6 +40,21 @@ class Tick(NamedTuple):
     """Position in the replay's input (see :attr:`journeyflow.events.Event.seq`)."""
     device: bool = False
     """``user`` is an anonymous device not known to be linked: for the device step."""
+
+
+class Finish(NamedTuple):
+    """A replay's end of one key's input, sent after every last tick (:mod:`flows.replay_clock`).
+
+    The key's step does what its end of input does, then lets the key go: the
+    users finish in the source's batches instead of all at once in bytewax's
+    end of input, so their final records never all exist together.
+    """
+
+    user: str
+    seq: int = 0
+    """Position in the replay's input, after every other item of the key."""
+    device: bool = False
+    """``user`` is a key of the device step (an anonymous device, linked or not)."""
 
 
 class EndOfInput(NamedTuple):

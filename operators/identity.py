@@ -38,7 +38,7 @@ from bytewax.operators import StatefulLogic
 
 from journeyflow.events import IDENTITY_TYPES, Event
 from journeyflow.records import IdentityMerge
-from journeyflow.step_records import Forward, Handoff, Tick
+from journeyflow.step_records import Finish, Forward, Handoff, Tick
 from operators.journey import JourneyConfig, JourneyLogic, JourneyState
 from state.serde import decode_state, encode_state
 
@@ -73,7 +73,7 @@ def to_device(item: Any) -> bool:
         if item.user_id is None:
             return item.user == item.anonymous_id
         return item.type in IDENTITY_TYPES
-    return isinstance(item, Tick) and item.device
+    return isinstance(item, (Tick, Finish)) and item.device
 
 
 def device_key(item: Any) -> str:
@@ -127,6 +127,11 @@ class DeviceLogic(StatefulLogic[Any, Any, bytes]):
 
     def on_item(self, value: Any) -> tuple[Iterable[Any], bool]:
         state = self.state
+        if isinstance(value, Finish):
+            # A replay's end of this device's input: its end of input now, then the key goes.
+            said, _ = self.on_eof()
+            self.journey = self.state.journey = None
+            return said, StatefulLogic.DISCARD
         if isinstance(value, Tick):
             if self.journey is not None:
                 return self._journey_says(self.journey.on_item(value))

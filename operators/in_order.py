@@ -17,7 +17,7 @@ from typing import Any
 from bytewax.operators import KeyedStream, StatefulBatchLogic, StatefulLogic
 
 from journeyflow.events import IDENTITY_TYPES, Event
-from journeyflow.step_records import Expect, Handoff
+from journeyflow.step_records import Expect, Finish, Handoff
 from operators.unsaved import stateful_batch
 
 __all__ = ["in_input_order"]
@@ -96,6 +96,10 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         self.held = None
 
     def _apply(self, value: Any, out: list[Any]) -> None:
+        if type(value) is Finish:
+            # A replay's end of this key's input, in its place after every other item.
+            self._finish(out)
+            return
         if self.logic is None:
             self.logic = self.builder(None)
         said, discard = self.logic.on_item(value)
@@ -109,25 +113,37 @@ class _InOrder(StatefulBatchLogic[Any, Any, bytes]):
         return self.logic.on_notify()
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        # Whatever still waits is applied in order: a placeholder whose item
-        # never came is skipped.
         out: list[Any] = []
-        waiting = [v for v in self.held or () if not isinstance(v, Expect)] + list(self.early.values())
-        self.held, self.early = None, {}
-        for value in sorted(waiting, key=_position):
-            self._apply(value, out)
-        if self.logic is None:
-            return out, True
-        said, discard = self.logic.on_eof()
-        out.extend(said)
         if self.placeholders:
             # A replay: nothing reads the key after its end of input (no snapshot, no
             # resume), and bytewax drops logics only after every key's end of input.
             # Letting go now frees this user's state before the next user's final
             # update is built, so the peak is not the held state plus every final update.
-            self.logic = None
+            self._finish(out)
             return out, True
+        said, discard = self._eof(out)
+        out.extend(said)
         return out, discard
+
+    def _finish(self, out: list[Any]) -> None:
+        """Do what the key's end of input does (a replay's :class:`Finish` or bytewax's), then let the logic go."""
+        said, _ = self._eof(out)
+        out.extend(said)
+        self.logic = None
+
+    def _eof(self, out: list[Any]) -> tuple[Iterable[Any], bool]:
+        # Whatever still waits is applied in order: a placeholder whose item
+        # never came is skipped (a Finish among them finishes the key there).
+        held = self.held
+        waiting = [v for v in held or () if not isinstance(v, Expect)] + list(self.early.values())
+        if held:
+            held.clear()  # (emptied, not only dropped: a _drain may be reading it, if a Finish was held)
+        self.held, self.early = None, {}
+        for value in sorted(waiting, key=_position):
+            self._apply(value, out)
+        if self.logic is None:
+            return [], True
+        return self.logic.on_eof()
 
     def notify_at(self) -> datetime | None:
         return None if self.logic is None else self.logic.notify_at()

@@ -1,11 +1,17 @@
-"""read_lines: lines without their endings, and the bytes read so far after each (progress)."""
+"""read_lines: lines without their endings, and the bytes read so far after each (progress);
+the replay source's batches."""
 
 from __future__ import annotations
 
 import gzip
+from itertools import groupby
 from pathlib import Path
+from typing import Any
 
-from flows.files import read_lines
+from flows.files import RUN_END, ReplayClock, ReplayProgress, ReplaySource, read_lines, replay_stream
+from flows.step_configs import event_parser
+from journeyflow.step_records import Finish
+from tests.helpers import at, event, settings, write_events
 
 
 def test_plain_file_positions_are_the_bytes_read(tmp_path: Path) -> None:
@@ -29,3 +35,39 @@ def test_empty_file_has_no_lines(tmp_path: Path) -> None:
     path = tmp_path / "empty.jsonl"
     path.write_bytes(b"")
     assert list(read_lines(path)) == []
+
+
+def _phase(item: Any) -> str:
+    if isinstance(item, Finish):
+        return "finish device" if item.device else "finish customer"
+    return "input"
+
+
+def _batches(source: ReplaySource) -> list[list[Any]]:
+    part = source.build_part("read", "replay", None)
+    batches: list[list[Any]] = []
+    while True:
+        try:
+            batches.append(part.next_batch())
+        except StopIteration:
+            return batches
+
+
+def test_a_finishing_source_ends_a_batch_before_the_first_finish_and_before_the_first_customers(tmp_path: Path) -> None:
+    cfg = settings()
+    docs = [event("page_view", user=f"u{i}", ts=at(i)) for i in range(7)]
+    docs.append({**event("page_view", user="x", ts=at(8)), "anonymous_id": "dev"})
+    del docs[-1]["user_id"]
+    path = write_events(tmp_path / "in.jsonl", docs)
+    clock = ReplayClock.from_settings(cfg)
+    finishing = _batches(ReplaySource([path], event_parser(cfg), ReplayProgress(), clock, batch_size=4, finish=True))
+    phases = [{_phase(item) for item in batch} for batch in finishing]
+    # No batch mixes the last ticks with a finish, or a device's finish with a customer's.
+    assert all(len(phase) == 1 for phase in phases), phases
+    assert [phase for phase, _ in groupby(min(phase) for phase in phases)] == ["input", "finish device", "finish customer"]
+    assert max(len(batch) for batch in finishing) == 4
+    # The same items as the clock's, in the same order; without finish, no Finish at all.
+    items = [item for batch in finishing for item in batch]
+    assert items == [i for i in replay_stream([path], event_parser(cfg), clock, finish=True) if i is not RUN_END]
+    plain = [item for batch in _batches(ReplaySource([path], event_parser(cfg), ReplayProgress(), clock)) for item in batch]
+    assert plain == [item for item in items if not isinstance(item, Finish)]

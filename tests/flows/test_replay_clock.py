@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flows.files import ReplayProgress
-from flows.replay_clock import ReplayClock, replay_items
+from flows.replay_clock import RUN_END, ReplayClock, replay_items
 from journeyflow.events import Event
-from journeyflow.step_records import Expect, Tick
+from journeyflow.step_records import Expect, Finish, Tick
 
 
 def _event(user: str, ts_ms: int, type_: str = "page_view", *, anonymous_id: str | None = None, known: bool = True) -> Event:
@@ -74,3 +74,29 @@ def test_no_events_no_ticks() -> None:
     progress = ReplayProgress()
     assert list(replay_items([], ReplayClock(tick_ms=1000, window_ms=1000, link_idle_ms=1000), progress)) == []
     assert (progress.users, progress.last_ts_ms) == (0, None)
+
+
+def test_finishing_sends_every_key_a_finish_after_the_last_ticks_devices_first_each_in_key_order() -> None:
+    clock = ReplayClock(tick_ms=1_000_000, window_ms=1_000_000, link_idle_ms=5000)
+    events = [
+        _event("z", 100),
+        _event("d2", 150, known=False, anonymous_id="d2"),
+        _event("c", 200, "login", anonymous_id="d3"),  # d3: linked, never anonymous
+        _event("b", 300),
+        _event("d1", 400, known=False, anonymous_id="d1"),
+    ]
+    progress = ReplayProgress()
+    items = list(replay_items(events, clock, progress, finish=True))
+    last_tick = max(i for i, item in enumerate(items) if isinstance(item, Tick))
+    ends = [i for i, item in enumerate(items) if item is RUN_END]
+    # The last ticks, a batch end, the device step's keys, a batch end, the customers.
+    assert ends == [last_tick + 1, last_tick + 5]
+    finishes = [item for item in items if isinstance(item, Finish)]
+    assert [(f.user, f.device) for f in finishes] == [
+        ("d1", True), ("d2", True), ("d3", True), ("b", False), ("c", False), ("z", False),
+    ]
+    seqs = [item.seq for item in items if item is not RUN_END and not isinstance(item, Expect)]
+    assert seqs == sorted(seqs) and progress.finishing
+    # Without finish (a cluster, or several workers), bytewax's end of input finishes everyone.
+    plain = list(replay_items(events, clock, ReplayProgress()))
+    assert plain == items[: last_tick + 1]

@@ -10,8 +10,8 @@ from bytewax.operators import StatefulLogic
 from flows.step_configs import journey_config
 from journeyflow.events import Event
 from journeyflow.records import IdentityMerge
-from journeyflow.step_records import Expect, Forward, Handoff, Tick, UserUpdate
-from operators.identity import DeviceConfig, DeviceLogic
+from journeyflow.step_records import Expect, Finish, Forward, Handoff, Tick, UserUpdate
+from operators.identity import DeviceConfig, DeviceLogic, to_device
 from operators.in_order import _InOrder
 from operators.rules import load_rules
 from tests.helpers import at, event, settings
@@ -168,3 +168,51 @@ def test_a_replay_lets_go_of_a_visitors_journey_at_its_end_of_input() -> None:
         out, discard = device.on_eof()
         assert any(isinstance(r, UserUpdate) and r.kind == "final" for r in out)
         assert (device.journey is None and device.state.journey is None) is release and discard is release
+
+
+def _final_rows(out: list[Any]) -> list[Any]:
+    return [r for r in out if isinstance(r, UserUpdate) and r.kind == "final"]
+
+
+def test_a_finish_does_for_a_customer_what_its_end_of_input_does_then_lets_it_go() -> None:
+    items = [_event("page_view", m, user="u1", device=None)._replace(seq=m + 1) for m in (0, 3)]
+    by_eof = _InOrder(JOURNEY.build, None, placeholders=True)
+    by_eof.on_batch(list(items))
+    eof_out, _ = by_eof.on_eof()
+    by_finish = _InOrder(JOURNEY.build, None, placeholders=True)
+    by_finish.on_batch(list(items))
+    out, discard = by_finish.on_batch([Finish("u1", 9)])
+    assert discard is True and by_finish.logic is None
+    assert len(_final_rows(list(out))) == 1
+    assert [repr(r) for r in out] == [repr(r) for r in eof_out]
+    # A key with nothing left (discarded, then only ticked) finishes with nothing to say.
+    fresh = _InOrder(JOURNEY.build, None, placeholders=True)
+    assert fresh.on_batch([Finish("u2", 1)]) == ([], True)
+
+
+def test_a_finish_behind_a_placeholder_waits_for_what_it_stands_for() -> None:
+    recorder = _Recorder()
+    in_order = _InOrder(lambda resume: recorder, None, placeholders=True)
+    handoff = Handoff("a1", None, _event("login", 1, user="u1")._replace(seq=2))
+    first = _event("page_view", 0, user="u1", device=None)._replace(seq=1)
+    out, discard = in_order.on_batch([first, Expect("u1", 2), Finish("u1", 3)])
+    assert out == [first] and discard is False and recorder.seen == [first]
+    out, discard = in_order.on_batch([handoff])
+    # The handoff, then the finish: the recorder's end of input says nothing, and the key goes.
+    assert out == [handoff] and discard is True and in_order.logic is None
+    assert in_order.held is None and in_order.early == {}
+
+
+def test_a_finish_ends_a_devices_journey_or_link_and_lets_the_key_go() -> None:
+    visitor = DeviceConfig(JOURNEY, link_idle_ms=90 * DAY_MS, release_at_eof=True).build(None)
+    visitor.on_item(_event("page_view", 0))
+    twin = DeviceConfig(JOURNEY, link_idle_ms=90 * DAY_MS, release_at_eof=True).build(None)
+    twin.on_item(_event("page_view", 0))
+    out, discard = visitor.on_item(Finish("a1", 5, True))
+    assert discard is True and visitor.journey is None
+    assert [repr(r) for r in out] == [repr(r) for r in twin.on_eof()[0]]
+    assert len(_final_rows(list(out))) == 1
+    linked = DeviceConfig(JOURNEY, link_idle_ms=90 * DAY_MS, release_at_eof=True).build(None)
+    linked.on_item(_event("login", 1, user="u1"))
+    assert linked.on_item(Finish("a1", 5, True)) == ([], True)
+    assert to_device(Finish("a1", 5, True)) and not to_device(Finish("u1", 5))
