@@ -221,7 +221,8 @@ class RedisStore:
             chunk: list[bytes] = []
             size = 0
             for command in commands:
-                packed = hiredis.pack_command(command)
+                # hiredis's stub types the argument as a one-element tuple; it takes any length.
+                packed = hiredis.pack_command(cast(Any, command))
                 chunk.append(packed)
                 size += len(packed)
                 if size >= _CHUNK_BYTES:
