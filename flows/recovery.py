@@ -18,7 +18,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from config.settings import Settings
 from journeyflow.errors import ConfigError
 
-__all__ = ["FLOW_ID", "check_recovery_dir", "prepare_recovery"]
+__all__ = ["FLOW_ID", "check_recovery_dir", "compact_recovery_dir", "prepare_recovery"]
 
 # The live flow's id: its recovery files hold state under "<FLOW_ID>.<step>".
 FLOW_ID = "journeyflow"
@@ -56,6 +56,7 @@ def prepare_recovery(settings: Settings) -> RecoveryConfig | None:
                 if attempt == 19:
                     raise
                 time.sleep(0.5)
+        compact_recovery_dir(path)
     return RecoveryConfig(str(path), timedelta(seconds=settings.recovery.backup_s))
 
 
@@ -110,3 +111,50 @@ def check_recovery_dir(path: Path) -> None:
     if len(counts) > 1 or len(indexes) != len(set(indexes)):
         msg = f"recovery.dir {str(path)!r} must hold one set of partitions; got counts {sorted(counts)} and indexes {sorted(indexes)}"
         raise ConfigError(msg)
+
+
+# The rows of released keys that no resume can read differently without them: a row
+# without state (the key was discarded at that epoch) with no older row of its key that
+# holds state. A resume loads each key's latest row before the resume epoch: where that
+# was such a row, the key now has no row up to that epoch (absent, as the row said);
+# a later row is loaded as before.
+_RELEASED_ROWS = """
+DELETE FROM snaps
+WHERE ser_change IS NULL
+AND NOT EXISTS (
+    SELECT 1 FROM snaps AS older
+    WHERE older.step_id = snaps.step_id
+    AND older.state_key = snaps.state_key
+    AND older.snap_epoch < snaps.snap_epoch
+    AND older.ser_change IS NOT NULL
+)
+"""
+
+
+def compact_recovery_dir(path: Path) -> int:
+    """Delete the rows of released keys from the recovery files; return how many went.
+
+    bytewax 0.21.1 never deletes a key's latest row, even when it only says the key
+    was discarded (a tombstone, a device linked at login, ``[state] idle_release_s``),
+    and each epoch's commit scans every key's rows: without this, that scan grows with
+    every user and device ever seen. Run before bytewax opens the files (start-up);
+    see :data:`_RELEASED_ROWS` for why no resume changes. A file another process holds
+    locked is left for its next start.
+    """
+    deleted = 0
+    for file in sorted(path.glob("*.sqlite3")):
+        try:
+            db = sqlite3.connect(file, timeout=5)
+        except sqlite3.Error as ex:
+            msg = f"recovery file {str(file)!r} cannot be opened: {ex}"
+            raise ConfigError(msg) from ex
+        try:
+            with db:
+                deleted += db.execute(_RELEASED_ROWS).rowcount
+        except sqlite3.OperationalError as ex:
+            log.warning("recovery file not compacted", extra={"file": str(file), "error": str(ex)})
+        finally:
+            db.close()
+    if deleted:
+        log.info("recovery directory compacted", extra={"dir": str(path), "released_rows": deleted})
+    return deleted

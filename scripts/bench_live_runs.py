@@ -218,6 +218,12 @@ def latency(broker: KafkaBroker, server: RedisServer, args: argparse.Namespace, 
     to_output = sorted(arrivals[e][1] - t * 1000 for e, t in sent_at.items())
     to_broker = sorted((acked_at[e] - t) * 1000 for e, t in sent_at.items() if e in acked_at)
 
+    # Every timed trigger, for lining the stalls up with the worker's epochs afterwards
+    # (absolute send time in seconds, latency to the consumer in ms).
+    (workdir / "latency-timeline.json").write_bytes(orjson.dumps(
+        {"started": started, "triggers": sorted((t, round((arrivals[e][0] - t) * 1000, 1)) for e, t in sent_at.items())}
+    ))
+
     def pct(values: list[float], q: float) -> float:
         return round(values[min(len(values) - 1, int(q * len(values)))], 1)
 

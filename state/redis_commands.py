@@ -1,23 +1,21 @@
 """The Redis commands that apply each store record (:class:`RecordCommands`), and the
 two Lua scripts among them; :class:`state.redis_store.RedisStore` sends them, one
-pipeline per batch. The layout and the order in which records apply are in
+round trip per batch. The layout and the order in which records apply are in
 :mod:`state.store`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from typing import Any
 
 import orjson
-import redis
-import redis.client
 
 from journeyflow.records import IdentityMerge, Tombstone
 from state.coalesce import RowPatch, coalesce
 from state.store import Restore, StoreRecord, alias_key, profile_key, segment_key, segments_json
 
-__all__ = ["RecordCommands"]
+__all__ = ["Command", "RecordCommands"]
 
 
 # Sets a hash's updated_at unless it holds a later one. Times are format_ts
@@ -92,41 +90,51 @@ return 0
 """
 
 
+Command = tuple[str | int, ...]
+"""One Redis command: its name and arguments, as sent (``hiredis.pack_command`` packs it)."""
+
+
 class RecordCommands:
-    """Queue the commands of store records on a pipeline, in record order (each user's
-    rows and segment changes of the batch merged into one command: :mod:`state.coalesce`).
+    """Build the commands of store records, in record order (each user's rows and
+    segment changes of the batch merged into one command: :mod:`state.coalesce`).
 
     With ``ttl_s`` > 0 a record that writes a profile hash (or an alias) resets its
-    expiry. The scripts are registered on ``client`` once; a pipeline loads them
-    into Redis on its first use (EVALSHA, then SCRIPT LOAD if Redis lacks them).
+    expiry. The two scripts run by their SHA1 (EVALSHA): send :attr:`load` before
+    the commands that use them, in the same round trip (SCRIPT LOAD of a script
+    Redis holds already only looks it up), so a Redis that restarted empty never
+    answers NOSCRIPT.
     """
 
-    def __init__(self, client: redis.Redis, *, key_prefix: str, ttl_s: int) -> None:
-        self._apply_patch = client.register_script(_APPLY_PATCH)
-        self._sync_segments = client.register_script(_SYNC_SEGMENTS)
+    def __init__(self, *, key_prefix: str, ttl_s: int) -> None:
+        self._apply_patch = _sha1(_APPLY_PATCH)
+        self._sync_segments = _sha1(_SYNC_SEGMENTS)
+        self.load: list[Command] = [("SCRIPT", "LOAD", _APPLY_PATCH), ("SCRIPT", "LOAD", _SYNC_SEGMENTS)]
         self.key_prefix = key_prefix
         self.ttl_s = ttl_s
 
-    def queue(self, pipe: redis.client.Pipeline, records: Sequence[StoreRecord]) -> None:
-        """Add the commands of ``records`` to ``pipe`` (the caller executes it)."""
+    def commands(self, records: Sequence[StoreRecord]) -> list[Command]:
+        """Return the commands that apply ``records``, in order (the caller sends them)."""
         prefix = self.key_prefix
         sets = segment_key(prefix, "")
         ttl = self.ttl_s
+        out: list[Command] = []
         for record in coalesce(records):
             if isinstance(record, RowPatch):
                 user = record.user_id
                 leave = orjson.dumps(sorted(record.leave)).decode() if record.leave else "[]"
                 args: list[str | int] = [
-                    user, sets, record.updated_at, record.segments, leave, ttl, len(record.updates)
+                    "EVALSHA", self._apply_patch, 1, profile_key(prefix, user),
+                    user, sets, record.updated_at, record.segments, leave, ttl, len(record.updates),
                 ]
                 for pair in record.updates.items():
                     args.extend(pair)
                 args.extend(record.deletes)
-                self._apply_patch(keys=[profile_key(prefix, user)], args=args, client=pipe)
+                out.append(tuple(args))
                 continue  # the script set the expiry
             user = record.user_id
             if isinstance(record, IdentityMerge):
-                pipe.set(alias_key(prefix, record.anonymous_id), user, ex=ttl or None)
+                alias = alias_key(prefix, record.anonymous_id)
+                out.append(("SET", alias, user, "EX", ttl) if ttl else ("SET", alias, user))
                 continue
             key = profile_key(prefix, user)
             if isinstance(record, Restore):
@@ -134,14 +142,21 @@ class RecordCommands:
                 segments_text = fields.pop("segments", "[]")
                 # Memberships first: the script leaves the segments of the list the
                 # hash still holds, which deleting the hash first would forget.
-                self._sync_segments(keys=[key], args=[user, sets, segments_text, "[]"], client=pipe)
-                pipe.delete(key)
-                row: dict[Any, str] = {**fields, "segments": segments_text}  # redis-py types keys invariantly
-                pipe.hset(key, mapping=row)
+                out.append(("EVALSHA", self._sync_segments, 1, key, user, sets, segments_text, "[]"))
+                out.append(("DEL", key))
+                pairs: list[str] = []
+                for pair in {**fields, "segments": segments_text}.items():
+                    pairs.extend(pair)
+                out.append(("HSET", key, *pairs))
             elif isinstance(record, Tombstone):
-                self._sync_segments(keys=[key], args=[user, sets, "", segments_json(record.segments)], client=pipe)
+                out.append(("EVALSHA", self._sync_segments, 1, key, user, sets, "", segments_json(record.segments)))
                 if record.aliases:
-                    pipe.delete(*(alias_key(prefix, device) for device in record.aliases))
+                    out.append(("DEL", *(alias_key(prefix, device) for device in record.aliases)))
                 continue
             if ttl:
-                pipe.expire(key, ttl)
+                out.append(("EXPIRE", key, ttl))
+        return out
+
+
+def _sha1(script: str) -> str:
+    return hashlib.sha1(script.encode("utf-8")).hexdigest()

@@ -1,5 +1,5 @@
 """The commands each store record sends to Redis (state/redis_commands.py), against a
-real redis-server: queued only, then applied in record order when the pipeline runs."""
+real redis-server: built only, then applied in record order when they are sent."""
 
 from __future__ import annotations
 
@@ -26,18 +26,21 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 
 
 def run(client: redis.Redis, records: list[StoreRecord], **options: Any) -> None:
-    commands = RecordCommands(client, key_prefix=options.pop("key_prefix", "jf:"), ttl_s=options.pop("ttl_s", 0))
-    pipe = client.pipeline(transaction=False)
-    commands.queue(pipe, records)
-    pipe.execute()
+    commands = RecordCommands(key_prefix=options.pop("key_prefix", "jf:"), ttl_s=options.pop("ttl_s", 0))
+    for command in [*commands.load, *commands.commands(records)]:
+        client.execute_command(*command)
 
 
-def test_commands_are_only_queued_until_the_pipeline_runs(client: redis.Redis) -> None:
-    commands = RecordCommands(client, key_prefix="jf:", ttl_s=0)
-    pipe = client.pipeline(transaction=False)
-    commands.queue(pipe, [ProfileRow("u1", TS, {"visits": 1}, ("vip",))])
+def test_commands_are_only_built_until_they_are_sent(client: redis.Redis) -> None:
+    commands = RecordCommands(key_prefix="jf:", ttl_s=0)
+    built = commands.commands([ProfileRow("u1", TS, {"visits": 1}, ("vip",))])
     assert client.keys("*") == []
-    pipe.execute()
+    # The scripts run by their SHA1: a Redis that has not loaded them (restarted empty) refuses them.
+    client.script_flush()
+    with pytest.raises(redis.exceptions.NoScriptError):
+        client.execute_command(*built[0])
+    for command in [*commands.load, *built]:
+        client.execute_command(*command)
     assert client.hgetall("jf:profile:u1") == {"visits": "1", "segments": '["vip"]', "updated_at": "2026-11-22T10:31:00Z"}
     assert client.smembers("jf:segment:vip") == {"u1"}
 
