@@ -74,8 +74,8 @@ def _sizes(state: Any) -> dict[str, int]:
     profile = state.profile
     found = {"ids": len(state.dedup.keys), "open sessions": len(state.sessions), "pending": len(state.pending)}
     if profile is not None:
-        found["products"] = len(profile.product_views)
-        found["days"] = len(profile.daily_events)
+        found["products"] = len(profile.view_times)
+        found["days"] = len(profile.day_counts)
         found["session starts"] = len(profile.session_starts)
     return found
 
