@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from array import array
 
-from operators.dedup import DedupConfig, DedupState, reindex
+from operators.dedup import DedupConfig, DedupState, held_keys, held_times, reindex
 from operators.labels import Pending
 from operators.profile_events import MAX_VIEWS_PER_PRODUCT, evict_least_recent
 from operators.profile_windows import COUNT_MASK, DAY_SHIFT, last_time, pack_times, times_of, views_since
@@ -39,20 +39,21 @@ __all__ = ["merge_dedup", "merge_sessions", "merge_profile", "merge_pending", "m
 def merge_dedup(into: DedupState, other: DedupState, cfg: DedupConfig) -> None:
     """Remember both sets of ids, oldest first, within the cap.
 
-    >>> from operators.dedup import id_key, is_duplicate, remember
+    >>> from operators.dedup import held_times, id_key, is_duplicate, remember
     >>> a, b, cfg = DedupState(), DedupState(), DedupConfig(window_ms=10, max_ids=2)
     >>> remember(a, cfg, id_key("e1"), 1); remember(a, cfg, id_key("e3"), 3); remember(b, cfg, id_key("e2"), 2)
     >>> merge_dedup(a, b, cfg)
-    >>> list(a.times), [is_duplicate(a, id_key(e)) for e in ("e1", "e2", "e3")]
+    >>> list(held_times(a)), [is_duplicate(a, id_key(e)) for e in ("e1", "e2", "e3")]
     ([2, 3], [False, True, True])
     """
     # As a dict of the device's ids updated with the customer's: an id in both
     # keeps the device's place and the customer's time; then a stable sort by time.
-    joined = dict(zip(other.keys, other.times))
-    joined.update(zip(into.keys, into.times))
+    joined = dict(zip(held_keys(other), held_times(other)))
+    joined.update(zip(held_keys(into), held_times(into)))
     kept = sorted(joined.items(), key=lambda item: item[1])[-cfg.max_ids :]
-    into.keys = array("q", [key for key, _ in kept])
-    into.times = array("q", [ts for _, ts in kept])
+    ids = array("q", [key for key, _ in kept])
+    ids.extend([ts for _, ts in kept])
+    into.ids = ids
     reindex(into)
 
 

@@ -44,9 +44,11 @@ PROFILE_BEFORE_PACKING: tuple[str, ...] = (
 #: Former layouts still read (mem5 branch): a user's dedup ids are 64-bit digests in
 #: packed arrays, not a dict of the ids' strings (version 2); a user's segments are a
 #: sorted tuple, not a frozenset (version 3). Since pack14, a profile's daily counts
-#: and product views are packed (by layout: the two fields were renamed).
+#: and product views are packed (by layout: the two fields were renamed), and a user's
+#: dedup digests and times are one array, not two.
 UPGRADES: tuple[Upgrade, ...] = (
     Upgrade("operators.dedup:DedupState", ("seen",), "operators.dedup:from_seen"),
+    Upgrade("operators.dedup:DedupState", ("keys", "times", "index"), "operators.dedup:from_pairs"),
     Upgrade("operators.journey_state:JourneyState", (), "operators.journey_state:upgrade_version_2", below=3),
     Upgrade("operators.profiles:Profile", PROFILE_BEFORE_PACKING, "operators.profiles:from_former"),
 )

@@ -21,9 +21,9 @@ import pytest
 
 from flows.step_configs import journey_config
 from journeyflow.events import Event
-from operators.dedup import DedupState, id_key, is_duplicate
+from operators.dedup import DedupState, held_keys, held_times, id_key, is_duplicate
 from operators.identity import DeviceConfig, DeviceState
-from operators.journey_state import JourneyState
+from operators.journey_state import JourneyState, view_of
 from operators.profile_events import apply_event
 from operators.profile_windows import COUNT_MASK, DAY_MS, DAY_SHIFT, times_of
 from operators.profiles import Profile, View, new_profile
@@ -55,7 +55,7 @@ def test_main_s_snapshots_resume_with_their_ids_as_digests(form: str) -> None:
         dedup = _journey_of(state).dedup
         seen: dict[str, int] = FIXTURE["seen"][key]
         assert type(dedup) is DedupState
-        assert list(dedup.keys) == [id_key(e) for e in seen] and list(dedup.times) == list(seen.values())
+        assert list(held_keys(dedup)) == [id_key(e) for e in seen] and list(held_times(dedup)) == list(seen.values())
         assert all(is_duplicate(dedup, id_key(e)) for e in seen) and not is_duplicate(dedup, id_key("other"))
         # Snapshotted again, the state is in today's layout and reads back the same.
         assert decode_state(encode_state(state), type(state)) == state
@@ -142,3 +142,29 @@ def test_a_profile_of_the_former_layout_reads_back_as_the_same_profile() -> None
     view = View(read, JOURNEY.profiles, 3 * DAY_MS + 2)
     assert to_fields(view) == to_fields(View(profile, JOURNEY.profiles, 3 * DAY_MS + 2))
     assert to_fields(view)["product_views_24h"] == {"p": 1}
+
+
+V3 = pickle.loads((Path(__file__).parent / "snapshots_v3.pkl").read_bytes())
+"""``snapshots_v3.pkl``: main at 4c57858 (compiled; this branch's start), the same 77 lines:
+each held key's snapshot (portable form; dedup ids in two arrays, daily counts a dict, view
+times lists), each customer's row as that code showed it and each user's dedup ids and times."""
+
+
+def test_the_branch_start_s_snapshots_resume_showing_the_same_rows_and_ids() -> None:
+    assert V3["written_by"].startswith("main 4c57858")
+    rows = 0
+    for key, data in V3["portable"].items():
+        state: Any = decode_state(data, DeviceState if key.startswith("device/") else JourneyState)
+        journey = state.journey if isinstance(state, DeviceState) else state
+        if journey is None:
+            continue
+        keys, times = V3["dedup"][key]
+        assert held_keys(journey.dedup).tolist() == keys and held_times(journey.dedup).tolist() == times
+        assert all(is_duplicate(journey.dedup, k) for k in keys)
+        if key in V3["rows"]:
+            assert journey.profile is not None and type(journey.profile.day_counts) is array
+            assert to_fields(view_of(journey, JOURNEY, journey.max_ts_ms or 0)) == V3["rows"][key]
+            rows += 1
+        # Snapshotted again, the state is in today's layout and reads back the same.
+        assert decode_state(encode_state(state), type(state)) == state
+    assert rows == len(V3["rows"]) >= 10 and any(r["product_views_24h"] for r in V3["rows"].values())
