@@ -14,11 +14,12 @@ sorted structure and never forgets an id too early.
 
 An id is remembered as a 64-bit digest (:func:`id_key`, BLAKE2b: stable
 across processes, so a restored snapshot still catches repeats), with its
-event time, in two packed arrays: 16 bytes an id instead of about 130 for a
-dict entry holding the id's string and an int (a user holds about 8 ids on
-the bench files). Two different ids of one user collide with a chance of
+event time, in one packed array, the digests first and their times after
+them: 16 bytes an id instead of about 130 for a dict entry holding the id's
+string and an int (a user holds about 8 ids on the bench files), and one
+array's header (80 bytes) instead of two. Two different ids of one user collide with a chance of
 about ``n**2 / 2**65`` for ``n`` ids held (1e-12 at the 5,000-id cap).
-A look-up scans the array (about 20 ns an id), so a user holding more than
+A look-up scans the digests (about 20 ns an id), so a user holding more than
 :data:`INDEXED` ids also keeps a set of them: a bot at the cap costs a set
 look-up per event, not a 100-microsecond scan.
 """
@@ -41,6 +42,9 @@ __all__ = [
     "oldest_ms",
     "reindex",
     "from_seen",
+    "from_pairs",
+    "held_keys",
+    "held_times",
 ]
 
 #: Above this many ids, a user's digests are also kept in a set (see the module docstring).
@@ -73,25 +77,39 @@ def _longs() -> array[int]:
 
 @dataclass(slots=True, init=False)
 class DedupState:
-    """Ids seen recently, as digests (:func:`id_key`), with their event times (epoch ms), oldest first."""
+    """Ids seen recently, oldest first: their digests (:func:`id_key`), then their event times (epoch ms)."""
 
-    keys: array[int] = field(default_factory=_longs)
-    times: array[int] = field(default_factory=_longs)
+    ids: array[int] = field(default_factory=_longs)
+    """``n`` digests then their ``n`` times (:func:`held_keys`, :func:`held_times`): one array.
+    Two arrays, ``keys`` and ``times``, before (pack14 branch: :func:`from_pairs`)."""
     index: set[int] | None = None
-    """The digests of ``keys`` as a set, while there are more than :data:`INDEXED`."""
+    """The digests as a set, while there are more than :data:`INDEXED`."""
 
-    def __init__(
-        self,
-        keys: array[int] | None = None,
-        times: array[int] | None = None,
-        index: set[int] | None = None,
-    ) -> None:
+    def __init__(self, ids: array[int] | None = None, index: set[int] | None = None) -> None:
         # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
         # is interpreted and cost more than the rest of a new user's first event. The defaults
         # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default.
-        self.keys = _longs() if keys is None else keys
-        self.times = _longs() if times is None else times
+        self.ids = _longs() if ids is None else ids
         self.index = index
+
+
+def held_keys(state: DedupState) -> array[int]:
+    """Return the digests held, oldest first (a copy)."""
+    ids = state.ids
+    return ids[: len(ids) >> 1]
+
+
+def held_times(state: DedupState) -> array[int]:
+    """Return the event times of the digests held, in the same order (a copy)."""
+    ids = state.ids
+    return ids[len(ids) >> 1 :]
+
+
+def _joined(keys: list[int] | array[int], times: list[int] | array[int]) -> DedupState:
+    state = DedupState(array("q", keys))
+    state.ids.extend(times)
+    reindex(state)
+    return state
 
 
 def id_key(event_id: str) -> int:
@@ -115,29 +133,35 @@ def is_duplicate(state: DedupState, key: int) -> bool:
     (True, False)
     """
     index = state.index
-    return key in index if index is not None else key in state.keys
+    if index is not None:
+        return key in index
+    ids = state.ids
+    return key in ids[: len(ids) >> 1]  # (a slice of digests only: a time never matches)
 
 
 def remember(state: DedupState, cfg: DedupConfig, key: int, ts_ms: int) -> None:
     """Remember the id with digest ``key`` (not yet remembered); forget the oldest when over the cap."""
-    keys = state.keys
-    keys.append(key)
-    state.times.append(ts_ms)
+    ids = state.ids
+    n = len(ids) >> 1
+    ids.insert(n, key)
+    ids.append(ts_ms)
+    n += 1
     index = state.index
     if index is not None:
         index.add(key)
-    elif len(keys) > INDEXED:
-        state.index = set(keys)
-    if len(keys) > cfg.max_ids:
+    elif n > INDEXED:
+        state.index = set(ids[:n])
+    if n > cfg.max_ids:
         if state.index is not None:
-            state.index.discard(keys[0])
-        del keys[0]
-        del state.times[0]
+            state.index.discard(ids[0])
+        del ids[n]  # (the oldest time, then the oldest digest)
+        del ids[0]
 
 
 def reindex(state: DedupState) -> None:
     """Keep the set of digests if and only if there are more than :data:`INDEXED` (after a bulk change)."""
-    state.index = set(state.keys) if len(state.keys) > INDEXED else None
+    n = len(state.ids) >> 1
+    state.index = set(state.ids[:n]) if n > INDEXED else None
 
 
 def from_seen(former: dict[str, Any]) -> DedupState:
@@ -145,18 +169,28 @@ def from_seen(former: dict[str, Any]) -> DedupState:
     in arrival order): the same ids as digests, in the same order (:data:`state.portable.UPGRADES`).
 
     >>> state = from_seen({"seen": {"e1": 5, "e2": 3}})
-    >>> list(state.times), is_duplicate(state, id_key("e2")), is_duplicate(state, id_key("e3"))
+    >>> list(held_times(state)), is_duplicate(state, id_key("e2")), is_duplicate(state, id_key("e3"))
     ([5, 3], True, False)
     """
     seen: dict[str, int] = former["seen"]
-    state = DedupState(array("q", [id_key(event_id) for event_id in seen]), array("q", seen.values()))
-    reindex(state)
-    return state
+    return _joined([id_key(event_id) for event_id in seen], list(seen.values()))
+
+
+def from_pairs(former: dict[str, Any]) -> DedupState:
+    """Return the state a snapshot of the two arrays' layout held (``keys``, ``times``):
+    the same digests and times in one array (:data:`state.upgrades.UPGRADES`).
+
+    >>> state = from_pairs({"keys": array("q", [7, 8]), "times": array("q", [5, 3]), "index": None})
+    >>> list(state.ids), is_duplicate(state, 8), is_duplicate(state, 5)
+    ([7, 8, 5, 3], True, False)
+    """
+    return _joined(former["keys"], former["times"])
 
 
 def oldest_ms(state: DedupState) -> int | None:
     """Return the event time of the id that arrived first (the next to expire), if any."""
-    return state.times[0] if state.times else None
+    ids = state.ids
+    return ids[len(ids) >> 1] if ids else None
 
 
 def expire(state: DedupState, cfg: DedupConfig, now_ms: int) -> None:
@@ -167,24 +201,24 @@ def expire(state: DedupState, cfg: DedupConfig, now_ms: int) -> None:
     >>> for name, ts in (("a", 0), ("b", 500), ("c", 900)):
     ...     remember(state, cfg, id_key(name), ts)
     >>> expire(state, cfg, 1600)
-    >>> list(state.times), is_duplicate(state, id_key("c")), is_duplicate(state, id_key("b"))
+    >>> list(held_times(state)), is_duplicate(state, id_key("c")), is_duplicate(state, id_key("b"))
     ([900], True, False)
     """
-    times = state.times
+    ids = state.ids
+    n = len(ids) >> 1
     cutoff = now_ms - cfg.window_ms
-    if not times or times[0] >= cutoff:
+    if not n or ids[n] >= cutoff:
         return  # (most calls: the oldest id is still in the window; no iterator made)
     expired = 0
-    for ts_ms in times:
+    for ts_ms in ids[n:]:
         if ts_ms >= cutoff:
             break
         expired += 1
-    if expired:
-        # One slice deletion per array (often all of them, at a tick after a quiet spell).
-        index = state.index
-        if index is not None:
-            index.difference_update(state.keys[:expired])
-        del state.keys[:expired]
-        del times[:expired]
-        if index is not None and len(times) <= INDEXED:
-            state.index = None
+    # Two slice deletions (often all of them, at a tick after a quiet spell): times, then digests.
+    index = state.index
+    if index is not None:
+        index.difference_update(ids[:expired])
+    del ids[n : n + expired]
+    del ids[:expired]
+    if index is not None and n - expired <= INDEXED:
+        state.index = None

@@ -35,6 +35,7 @@ from operators.feature_layout import (  # noqa: F401 (re-exported by __all__ bel
     LAYOUT, PACKED, PRIOR_STATS, STEADY_FEATURES, TIMED, pack, pack_rows, rows_as_dicts, unpack, unpack_rows,
 )  # fmt: skip
 from operators.labels import LabelConfig
+from operators.profile_windows import COUNT_MASK, DAY_SHIFT
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
 
 __all__ = [
@@ -98,10 +99,12 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     email_clicks = log(p.email_clicks)
     # Daily counts as sorted days and running totals: a window's count is two
     # look-ups (integer sums: the same value in any order).
-    days = sorted(p.daily_events)
+    # (The packed counts are sorted by day: DAY_SHIFT.)
+    days: list[int] = []
     running = [0]
-    for day in days:
-        running.append(running[-1] + p.daily_events[day])
+    for packed in p.day_counts:
+        days.append(packed >> DAY_SHIFT)
+        running.append(running[-1] + (packed & COUNT_MASK))
     total_events = running[-1]
     half_life = view.cfg.engagement_half_life_ms
     last_seen, first_seen, last_purchase = p.last_seen_ms, p.first_seen_ms, p.last_purchase_ms

@@ -256,7 +256,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     def _retain(self, out: list[Any]) -> bool:
         """Drop a user with nothing left to remember, after reporting its counts."""
         state = self.state
-        if state.profile is not None or state.sessions or state.dedup.keys or state.opted_out or state.erased_devices:
+        if state.profile is not None or state.sessions or state.dedup.ids or state.opted_out or state.erased_devices:
             return StatefulLogic.RETAIN
         out.extend(updates.tallies(state))
         return StatefulLogic.DISCARD

@@ -26,10 +26,11 @@ from __future__ import annotations
 import math
 from array import array
 
-from operators.dedup import DedupConfig, DedupState, reindex
+from operators.dedup import DedupConfig, DedupState, held_keys, held_times, reindex
 from operators.labels import Pending
 from operators.profile_events import MAX_VIEWS_PER_PRODUCT, evict_least_recent
-from operators.profiles import NO_ENTRIES, NO_ITEMS, Profile, ProfileConfig, window_count
+from operators.profile_windows import COUNT_MASK, DAY_SHIFT, last_time, pack_times, times_of, views_since
+from operators.profiles import NO_DAYS, NO_ENTRIES, NO_ITEMS, Profile, ProfileConfig
 from operators.sessions import Session, SessionConfig, _merge
 
 __all__ = ["merge_dedup", "merge_sessions", "merge_profile", "merge_pending", "merge_latest"]
@@ -38,20 +39,21 @@ __all__ = ["merge_dedup", "merge_sessions", "merge_profile", "merge_pending", "m
 def merge_dedup(into: DedupState, other: DedupState, cfg: DedupConfig) -> None:
     """Remember both sets of ids, oldest first, within the cap.
 
-    >>> from operators.dedup import id_key, is_duplicate, remember
+    >>> from operators.dedup import held_times, id_key, is_duplicate, remember
     >>> a, b, cfg = DedupState(), DedupState(), DedupConfig(window_ms=10, max_ids=2)
     >>> remember(a, cfg, id_key("e1"), 1); remember(a, cfg, id_key("e3"), 3); remember(b, cfg, id_key("e2"), 2)
     >>> merge_dedup(a, b, cfg)
-    >>> list(a.times), [is_duplicate(a, id_key(e)) for e in ("e1", "e2", "e3")]
+    >>> list(held_times(a)), [is_duplicate(a, id_key(e)) for e in ("e1", "e2", "e3")]
     ([2, 3], [False, True, True])
     """
     # As a dict of the device's ids updated with the customer's: an id in both
     # keeps the device's place and the customer's time; then a stable sort by time.
-    joined = dict(zip(other.keys, other.times))
-    joined.update(zip(into.keys, into.times))
+    joined = dict(zip(held_keys(other), held_times(other)))
+    joined.update(zip(held_keys(into), held_times(into)))
     kept = sorted(joined.items(), key=lambda item: item[1])[-cfg.max_ids :]
-    into.keys = array("q", [key for key, _ in kept])
-    into.times = array("q", [ts for _, ts in kept])
+    ids = array("q", [key for key, _ in kept])
+    ids.extend([ts for _, ts in kept])
+    into.ids = ids
     reindex(into)
 
 
@@ -91,20 +93,20 @@ def merge_profile(into: Profile, other: Profile, cfg: ProfileConfig) -> None:
         into.last_purchase_ms = other.last_purchase_ms
     into.purchases = sorted([*into.purchases, *other.purchases])[-cfg.max_purchases :] or NO_ITEMS
     into.session_starts = sorted([*into.session_starts, *other.session_starts])[-cfg.max_sessions :] or NO_ITEMS
-    for day, count in other.daily_events.items():
-        into.daily_events[day] = into.daily_events.get(day, 0) + count
+    into.day_counts = _merge_days(into.day_counts, other.day_counts)
     into.engagement_raw, into.engagement_ms = _add_scores(
         into.engagement_raw, into.engagement_ms, other.engagement_raw, other.engagement_ms, cfg.engagement_half_life_ms
     )
     _merge_affinity(into, other, cfg)
-    if other.product_views and not into.product_views:
-        into.product_views = {}
-    for product, times in other.product_views.items():
-        into.product_views[product] = sorted([*into.product_views.get(product, ()), *times])[-MAX_VIEWS_PER_PRODUCT:]
-    evict_least_recent(into.product_views, cfg.max_products, lambda times: times[-1])
+    if other.view_times and not into.view_times:
+        into.view_times = {}
+    for product, packed in other.view_times.items():
+        times = sorted([*times_of(into.view_times.get(product, b"")), *times_of(packed)])
+        into.view_times[product] = pack_times(times[-MAX_VIEWS_PER_PRODUCT:])
+    evict_least_recent(into.view_times, cfg.max_products, last_time)
     # An upper bound until the next prune, like the running peak of each profile.
     cutoff = into.last_seen_ms - cfg.product_window_ms
-    now = max((window_count(t, cutoff) for t in into.product_views.values()), default=0)
+    now = max([views_since(packed, cutoff) for packed in into.view_times.values()], default=0)
     into.peak_views = max(into.peak_views, other.peak_views, now)
     into.pruned_ms = min(into.pruned_ms, other.pruned_ms)
     if other.bought and not into.bought:
@@ -151,6 +153,17 @@ def merge_latest(into: dict[str, int], other: dict[str, int]) -> None:
     for key, ts in other.items():
         if ts > into.get(key, ts - 1):
             into[key] = ts
+
+
+def _merge_days(into: array[int], other: array[int]) -> array[int]:
+    """Return packed daily counts (:data:`~operators.profile_windows.DAY_SHIFT`) adding both."""
+    if not other:
+        return into
+    by_day: dict[int, int] = {}
+    for packed in (*into, *other):
+        day = packed >> DAY_SHIFT
+        by_day[day] = by_day.get(day, 0) + (packed & COUNT_MASK)
+    return array("q", [day << DAY_SHIFT | n for day, n in sorted(by_day.items())]) or NO_DAYS
 
 
 def _add_scores(a: float, a_ms: int, b: float, b_ms: int, half_life_ms: int) -> tuple[float, int]:

@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import math
 import sys
-from bisect import insort
+from array import array
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Any, Final
 
 from journeyflow.events import Event
-from operators.profile_windows import DAY_MS, add_decayed, window_count
+from operators.profile_windows import DAY_MS, DAY_SHIFT, add_decayed, last_time, pack_times, times_of, views_since
 from operators.profiles import ENGAGEMENT_WEIGHTS, NO_ENTRIES, Profile, ProfileConfig
 
-__all__ = ["MAX_VIEWS_PER_PRODUCT", "apply_event", "close_session", "evict_least_recent"]
+__all__ = ["MAX_VIEWS_PER_PRODUCT", "apply_event", "close_session", "count_day", "evict_least_recent"]
 
 #: Views of one product kept per profile. Counts above this cap do not matter
 #: to any sensible rule; keeping the latest views stops a bot from growing the
@@ -46,8 +47,7 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
         profile.last_seen_ms = ts
     if ts < profile.first_seen_ms:
         profile.first_seen_ms = ts
-    day = ts // DAY_MS
-    profile.daily_events[day] = profile.daily_events.get(day, 0) + 1
+    count_day(profile, ts // DAY_MS)
     weight = ENGAGEMENT_WEIGHTS.get(kind, 0.0)
     if weight:
         profile.engagement_raw, profile.engagement_ms = add_decayed(
@@ -96,6 +96,27 @@ def apply_event(profile: Profile, cfg: ProfileConfig, event: Event) -> None:
         profile.searches_total += 1
 
 
+def count_day(profile: Profile, day: int) -> None:
+    """Count one event on ``day`` (epoch day number) in the profile's packed daily counts."""
+    counts = profile.day_counts
+    n = len(counts)
+    if not n:
+        # (The shared empty NO_DAYS: this profile's own, of exactly one day.)
+        profile.day_counts = array("q", [day << DAY_SHIFT | 1])
+        return
+    last = counts[n - 1] >> DAY_SHIFT
+    if last == day:  # (most events: today's count)
+        counts[n - 1] += 1
+    elif last < day:
+        counts.append(day << DAY_SHIFT | 1)
+    else:
+        at = bisect_left(counts, day << DAY_SHIFT)
+        if counts[at] >> DAY_SHIFT == day:
+            counts[at] += 1
+        else:
+            counts.insert(at, day << DAY_SHIFT | 1)
+
+
 def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: float, ts: int) -> None:
     # Scores are kept as of `affinity_ms` and only moved forward by prune():
     # a later event adds its weight grown by the same factor the others will
@@ -115,22 +136,29 @@ def _add_affinity(profile: Profile, cfg: ProfileConfig, category: str, weight: f
 
 
 def _add_view(profile: Profile, cfg: ProfileConfig, product: str, ts: int) -> None:
-    views = profile.product_views.get(product)
-    if views is None:
+    view_times = profile.view_times
+    packed = view_times.get(product)
+    if packed is None:
         # Interned: every profile that keeps a product or category shares one string
         # (each parsed event brings its own copy, about 55 bytes).
-        if not profile.product_views:
-            profile.product_views = {}
-        views = profile.product_views[sys.intern(product)] = [ts]
-        if len(profile.product_views) > cfg.max_products:
-            evict_least_recent(profile.product_views, cfg.max_products, lambda times: times[-1])
+        if not view_times:
+            view_times = profile.view_times = {}
+        packed = view_times[sys.intern(product)] = ts.to_bytes(8, "little", signed=True)
+        if len(view_times) > cfg.max_products:
+            evict_least_recent(view_times, cfg.max_products, last_time)
     else:
-        insort(views, ts)
+        if ts >= last_time(packed):
+            packed += ts.to_bytes(8, "little", signed=True)
+        else:
+            times = times_of(packed)
+            insort(times, ts)
+            packed = pack_times(times)
         # Counts above this cap do not matter to any sensible rule; keeping the
-        # latest views stops a bot from growing the list without bound.
-        if len(views) > MAX_VIEWS_PER_PRODUCT:
-            del views[:-MAX_VIEWS_PER_PRODUCT]
-    count = window_count(views, max(ts, profile.last_seen_ms) - cfg.product_window_ms)
+        # latest views stops a bot from growing them without bound.
+        if len(packed) > 8 * MAX_VIEWS_PER_PRODUCT:
+            packed = packed[-8 * MAX_VIEWS_PER_PRODUCT :]
+        view_times[product] = packed
+    count = views_since(packed, max(ts, profile.last_seen_ms) - cfg.product_window_ms)
     if count > profile.peak_views:
         profile.peak_views = count
 

@@ -22,18 +22,23 @@ Values that rules and outputs read are computed on demand from a
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 # Re-exported: the rest of the code imports them from here.
 from operators.profile_windows import (
     DAY_MS,
+    DAY_SHIFT,
+    NO_DAYS,
     NO_ENTRIES,
     NO_ITEMS,
     SESSION_STARTS_MS,
     decay,
+    no_days,
     no_entries,
     no_items,
+    pack_times,
     prune,
     window_count,
 )
@@ -44,11 +49,13 @@ __all__ = [
     "View",
     "ENGAGEMENT_WEIGHTS",
     "new_profile",
+    "from_former",
     "prune",
     "window_count",
     "decay",
     "DAY_MS",
     "SESSION_STARTS_MS",
+    "NO_DAYS",
     "NO_ENTRIES",
     "NO_ITEMS",
 ]
@@ -104,15 +111,17 @@ class Profile:
     """(event time, revenue) of purchases in the last 90 days, sorted."""
     session_starts: list[int] = field(default_factory=no_items)
     """Start times of closed sessions in the last 30 days, sorted."""
-    daily_events: dict[int, int] = field(default_factory=dict)
-    """Events per day number (epoch days) for the last 30 days."""
+    day_counts: array[int] = field(default_factory=no_days)
+    """Events per day number (epoch days) for the last 30 days, packed and sorted
+    (:data:`~operators.profile_windows.DAY_SHIFT`); ``daily_events``, a dict, before."""
     engagement_raw: float = 0.0
     engagement_ms: int = 0
     affinity: dict[str, float] = field(default_factory=no_entries)
     """Category -> decayed weight, expressed as of ``affinity_ms``."""
     affinity_ms: int = 0
-    product_views: dict[str, list[int]] = field(default_factory=no_entries)
-    """Product -> view times within the product window, sorted."""
+    view_times: dict[str, bytes] = field(default_factory=no_entries)
+    """Product -> view times within the product window, sorted, packed
+    (:func:`~operators.profile_windows.pack_times`); ``product_views``, lists, before."""
     peak_views: int = 0
     """Most views of one product within the window: raised by each view, and
     recomputed exactly by :func:`prune` (so a drop shows at the next prune)."""
@@ -143,12 +152,12 @@ class Profile:
         last_purchase_ms: int | None = None,
         purchases: list[tuple[int, float]] | None = None,
         session_starts: list[int] | None = None,
-        daily_events: dict[int, int] | None = None,
+        day_counts: array[int] | None = None,
         engagement_raw: float = 0.0,
         engagement_ms: int = 0,
         affinity: dict[str, float] | None = None,
         affinity_ms: int = 0,
-        product_views: dict[str, list[int]] | None = None,
+        view_times: dict[str, bytes] | None = None,
         peak_views: int = 0,
         pruned_ms: int = 0,
         bought: dict[str, int] | None = None,
@@ -163,7 +172,8 @@ class Profile:
         # Written out (init=False above): compiled by mypyc, the __init__ @dataclass generates
         # is interpreted and cost more than the rest of a new user's first event. The defaults
         # are the fields' (tests/operators/test_state_inits.py); None makes a factory's default,
-        # or the shared NO_ENTRIES / NO_ITEMS for the fields most users never fill.
+        # or the shared NO_DAYS / NO_ENTRIES / NO_ITEMS for the fields most users never fill
+        # (NO_DAYS only until the first event).
         # The fields without a default take 0 here: compiled, ``cls.__new__(cls)`` runs this
         # __init__, and a snapshot is decoded that way before its fields are set (state/portable.py).
         self.first_seen_ms = first_seen_ms
@@ -177,12 +187,12 @@ class Profile:
         self.last_purchase_ms = last_purchase_ms
         self.purchases = NO_ITEMS if purchases is None else purchases
         self.session_starts = NO_ITEMS if session_starts is None else session_starts
-        self.daily_events = {} if daily_events is None else daily_events
+        self.day_counts = NO_DAYS if day_counts is None else day_counts
         self.engagement_raw = engagement_raw
         self.engagement_ms = engagement_ms
         self.affinity = NO_ENTRIES if affinity is None else affinity
         self.affinity_ms = affinity_ms
-        self.product_views = NO_ENTRIES if product_views is None else product_views
+        self.view_times = NO_ENTRIES if view_times is None else view_times
         self.peak_views = peak_views
         self.pruned_ms = pruned_ms
         self.bought = NO_ENTRIES if bought is None else bought
@@ -200,6 +210,22 @@ def new_profile(ts_ms: int) -> Profile:
     return Profile(
         first_seen_ms=ts_ms, last_seen_ms=ts_ms, engagement_ms=ts_ms, affinity_ms=ts_ms, pruned_ms=ts_ms
     )
+
+
+def from_former(former: dict[str, Any]) -> Profile:
+    """Return the profile a snapshot of the former layout held (``daily_events`` a dict,
+    ``product_views`` lists: :data:`state.upgrades.UPGRADES`), those two packed, the rest as it was.
+
+    >>> p = from_former({"daily_events": {20001: 3, 20000: 1}, "product_views": {"p": [7, 9]}})
+    >>> [(v >> DAY_SHIFT, v & 0xFFFF) for v in p.day_counts], p.view_times == {"p": pack_times([7, 9])}
+    ([(20000, 1), (20001, 3)], True)
+    """
+    values = dict(former)
+    days: dict[int, int] = values.pop("daily_events", {})
+    views: dict[str, list[int]] = values.pop("product_views", {})
+    day_counts = array("q", [day << DAY_SHIFT | n for day, n in sorted(days.items())]) if days else None
+    view_times = {product: pack_times(times) for product, times in views.items() if times} or None
+    return Profile(**values, day_counts=day_counts, view_times=view_times)
 
 
 # -- views: a profile as of a time -------------------------------------------

@@ -11,6 +11,7 @@ from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from journeyflow.events import format_ts
+from operators.profile_windows import events_from, views_since
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View, decay, window_count
 
 if TYPE_CHECKING:
@@ -39,8 +40,7 @@ def revenue_since(view: View, days: int) -> float:
 
 
 def events_since(view: View, days: int) -> int:
-    first_day = view.now_ms // DAY_MS - days + 1
-    return sum([n for d, n in view.profile.daily_events.items() if d >= first_day])
+    return events_from(view.profile.day_counts, view.now_ms // DAY_MS - days + 1)
 
 
 def days_between(from_ms: int | None, to_ms: int) -> float:
@@ -96,10 +96,10 @@ def conversion_rate(view: View) -> float:
 def event_product_views(scope: EventScope) -> int:
     """Views of the event's product in the trailing product window (this one included)."""
     product = scope.event.product_id
-    views = scope.view.profile.product_views.get(product) if product is not None else None
-    if views is None:
+    packed = scope.view.profile.view_times.get(product) if product is not None else None
+    if packed is None:
         return 0
-    return window_count(views, scope.view.now_ms - scope.view.cfg.product_window_ms)
+    return views_since(packed, scope.view.now_ms - scope.view.cfg.product_window_ms)
 
 
 def event_product_bought(scope: EventScope) -> bool:
@@ -116,8 +116,8 @@ def abandoned(scope: SessionScope) -> list[str]:
 def _product_views_in_window(view: View) -> dict[str, int]:
     since = view.now_ms - view.cfg.product_window_ms
     counts = {}
-    for product, times in view.profile.product_views.items():
-        n = window_count(times, since)
+    for product, packed in view.profile.view_times.items():
+        n = views_since(packed, since)
         if n:
             counts[product] = n
     return counts

@@ -72,10 +72,10 @@ def _tick_kind(steps: PerUserSteps, tick: Any) -> str:
 def _sizes(state: Any) -> dict[str, int]:
     """Return the sizes of what one customer's state holds (see ``--sizes``)."""
     profile = state.profile
-    found = {"ids": len(state.dedup.keys), "open sessions": len(state.sessions), "pending": len(state.pending)}
+    found = {"ids": len(state.dedup.ids) >> 1, "open sessions": len(state.sessions), "pending": len(state.pending)}
     if profile is not None:
-        found["products"] = len(profile.product_views)
-        found["days"] = len(profile.daily_events)
+        found["products"] = len(profile.view_times)
+        found["days"] = len(profile.day_counts)
         found["session starts"] = len(profile.session_starts)
     return found
 

@@ -159,8 +159,12 @@ def _breakdown(logics: Iterable[Any], per: int, shared: Sizer) -> None:
 def report(flow: _Flow, users: int) -> None:
     skip = [flow.journey, flow.audience, flow.rec, flow.settings, flow.parser]
     per = max(1, users)
-    print(f"users seen {users:,}; devices held {len(flow.steps.devices):,}; customers held "
-          f"{len(flow.steps.customers):,}; audience logics {len(flow.audiences):,}")
+    devices = flow.steps.devices
+    linked = sum(1 for lg in devices.values() if lg.state.linked_to is not None)  # type: ignore[attr-defined]
+    own = sum(1 for key in devices if key in flow.steps.customers)
+    print(f"users seen {users:,}; devices held {len(devices):,} (holding only a link {linked:,}, keyed by a "
+          f"customer's id {own:,}); customers held {len(flow.steps.customers):,}; audience logics "
+          f"{len(flow.audiences):,}: keys held per user seen {(len(devices) + len(flow.steps.customers) + len(flow.audiences)) / per:.2f}")
     # Configs shared by every logic: walked first into a throwaway sizer so they are not charged to users.
     shared = Sizer()
     for cfg in skip:

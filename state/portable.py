@@ -25,7 +25,7 @@ Snapshots written before this form (by either build) name the classes
 themselves; :func:`loads` reads them in both builds (:class:`_Unpickler`).
 
 A class whose layout changed on purpose lists its former layouts in
-:data:`UPGRADES`: a snapshot of one (in either form) is read by the upgrade's
+:data:`~state.upgrades.UPGRADES`: a snapshot of one (in either form) is read by the upgrade's
 ``convert``, given the former fields' values by name, so a live worker's
 snapshots written before the change still resume.
 """
@@ -41,52 +41,16 @@ import io
 import operator
 import pickle
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from journeyflow.compiled import listed_modules
 from journeyflow.errors import StateSerializationError
+from state.upgrades import UPGRADES, Upgrade
+from state.upgrades import find_upgrade as _upgrade
 
 __all__ = ["UPGRADES", "Upgrade", "dumps", "loads", "portable_classes", "rebuild", "reducer", "register_compiled_states"]
 
 _MISSING = dataclasses.MISSING
-
-
-@dataclass(frozen=True)
-class Upgrade:
-    """How to read a snapshot of a class's former layout."""
-
-    cls: str
-    """The class, ``module:Qualname``."""
-    fields: tuple[str, ...]
-    """The former layout's field names, in declared order (an upgrade by version: none,
-    the class's own names, or the first of them a snapshot written before others holds)."""
-    convert: str
-    """``module:function`` taking the former fields' values by name; returns the instance now."""
-    below: int = 0
-    """When the layout is today's (same field names, a field's type changed): the
-    upgrade reads the snapshots whose ``version`` field is below this; 0: by layout."""
-
-
-#: Former layouts still read (mem5 branch): a user's dedup ids are 64-bit digests in
-#: packed arrays, not a dict of the ids' strings (version 2); a user's segments are a
-#: sorted tuple, not a frozenset (version 3).
-UPGRADES: tuple[Upgrade, ...] = (
-    Upgrade("operators.dedup:DedupState", ("seen",), "operators.dedup:from_seen"),
-    Upgrade("operators.journey_state:JourneyState", (), "operators.journey_state:upgrade_version_2", below=3),
-)
-
-_Converter = Callable[[dict[str, Any]], Any]
-
-
-def _upgrade(cls: type, matches: Callable[[Upgrade], bool]) -> tuple[tuple[str, ...], _Converter, int] | None:
-    """Return the former field names, the converter and ``below`` of ``cls``'s upgrade that ``matches``, if any."""
-    name = f"{cls.__module__}:{cls.__qualname__}"
-    for upgrade in UPGRADES:
-        if upgrade.cls == name and matches(upgrade):
-            module_name, function = upgrade.convert.split(":")
-            return upgrade.fields, getattr(importlib.import_module(module_name), function), upgrade.below
-    return None
 
 
 def _digest(names: tuple[str, ...]) -> str:

@@ -6,7 +6,18 @@ import pickle
 import subprocess
 import sys
 
-from operators.dedup import INDEXED, DedupConfig, DedupState, expire, id_key, is_duplicate, oldest_ms, remember
+from operators.dedup import (
+    INDEXED,
+    DedupConfig,
+    DedupState,
+    expire,
+    held_keys,
+    held_times,
+    id_key,
+    is_duplicate,
+    oldest_ms,
+    remember,
+)
 from operators.merge import merge_dedup
 
 HOUR = 3_600_000
@@ -35,14 +46,14 @@ def test_ids_older_than_the_window_are_freed() -> None:
         _remember(state, CFG, f"e{n}", n * HOUR)
     expire(state, CFG, 24 * HOUR + HOUR + 1)  # e0 and e1 are now more than 24 h old
     assert _held(state, "e0", "e1", "e2") == ["e2"]
-    assert list(state.times) == [2 * HOUR] and len(state.keys) == 1
+    assert list(held_times(state)) == [2 * HOUR] and len(held_keys(state)) == 1
 
 
 def test_memory_is_capped_per_user() -> None:
     state = DedupState()
     for n in range(50):
         _remember(state, CFG, f"e{n}", n)
-    assert len(state.keys) == len(state.times) == 5
+    assert len(held_keys(state)) == len(held_times(state)) == 5
     assert _held(state, *[f"e{n}" for n in range(50)]) == [f"e{n}" for n in range(45, 50)]
     assert oldest_ms(state) == 45
 
@@ -55,13 +66,13 @@ def test_expiry_stops_at_the_first_id_still_in_the_window_in_arrival_order() -> 
     for event_id, ts in (("a", 0), ("b", 900), ("late", 100), ("c", 950)):
         _remember(state, cfg, event_id, ts)
     expire(state, cfg, 1500)
-    assert _held(state, "a", "b", "late", "c") == ["b", "late", "c"] and list(state.times) == [900, 100, 950]
+    assert _held(state, "a", "b", "late", "c") == ["b", "late", "c"] and list(held_times(state)) == [900, 100, 950]
     expire(state, cfg, 1950)
     assert _held(state, "a", "b", "late", "c") == ["c"]
     expire(state, cfg, 5000)
-    assert oldest_ms(state) is None and not state.keys
+    assert oldest_ms(state) is None and not held_keys(state)
     expire(state, cfg, 6000)  # nothing left: nothing to do
-    assert not state.keys and not state.times
+    assert not held_keys(state) and not held_times(state)
 
 
 def test_merged_ids_keep_time_order_and_the_cap() -> None:
@@ -72,7 +83,7 @@ def test_merged_ids_keep_time_order_and_the_cap() -> None:
     for event_id, ts in (("d1", 5), ("d2", 20), ("d3", 30)):
         _remember(device, cfg, event_id, ts)
     merge_dedup(customer, device, cfg)
-    assert list(customer.times) == [20, 30, 40]
+    assert list(held_times(customer)) == [20, 30, 40]
     assert _held(customer, "c1", "c2", "d1", "d2", "d3") == ["c2", "d2", "d3"]
 
 
@@ -84,7 +95,7 @@ def test_digests_are_the_same_in_another_process_and_survive_a_snapshot() -> Non
     state = DedupState()
     _remember(state, CFG, "e1", 7)
     restored = pickle.loads(pickle.dumps(state))
-    assert _held(restored, "e1", "e2") == ["e1"] and list(restored.times) == [7]
+    assert _held(restored, "e1", "e2") == ["e1"] and list(held_times(restored)) == [7]
 
 
 def test_many_ids_are_also_indexed_and_the_index_follows_every_change() -> None:
@@ -95,14 +106,14 @@ def test_many_ids_are_also_indexed_and_the_index_follows_every_change() -> None:
     assert state.index is None  # few ids: the arrays alone
     for n in range(INDEXED, INDEXED + 20):  # past the cap: the oldest go, from the set too
         _remember(state, cfg, f"e{n}", n)
-    assert state.index == set(state.keys) and len(state.keys) == INDEXED + 10
+    assert state.index == set(held_keys(state)) and len(held_keys(state)) == INDEXED + 10
     assert _held(state, "e9", "e10", f"e{INDEXED + 19}") == ["e10", f"e{INDEXED + 19}"]
     expire(state, cfg, 1000 + 15)  # ids before 15 leave the window: still more than INDEXED
-    assert state.index == set(state.keys) and oldest_ms(state) == 15
+    assert state.index == set(held_keys(state)) and oldest_ms(state) == 15
     expire(state, cfg, 1000 + INDEXED + 5)  # few left: the set goes
     assert state.index is None and _held(state, f"e{INDEXED + 4}", f"e{INDEXED + 5}") == [f"e{INDEXED + 5}"]
     other = DedupState()
     for n in range(INDEXED):
         _remember(other, cfg, f"d{n}", 500 + n)
     merge_dedup(state, other, cfg)
-    assert state.index == set(state.keys) and _held(state, "d0", f"e{INDEXED + 10}") == ["d0", f"e{INDEXED + 10}"]
+    assert state.index == set(held_keys(state)) and _held(state, "d0", f"e{INDEXED + 10}") == ["d0", f"e{INDEXED + 10}"]

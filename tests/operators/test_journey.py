@@ -70,7 +70,7 @@ def test_forget_erases_everything_and_reports_the_counts() -> None:
     (tally,) = _of(out, Tally)
     assert update.kind == "erase" and tally.processed == 2
     assert discard is StatefulLogic.DISCARD
-    assert logic.state.profile is None and not logic.state.sessions and not logic.state.dedup.keys
+    assert logic.state.profile is None and not logic.state.sessions and not logic.state.dedup.ids
 
 
 def test_a_refusal_keeps_only_the_refusal_and_is_honoured_after_an_erasure() -> None:

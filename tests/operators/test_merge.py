@@ -58,7 +58,7 @@ def test_a_merged_profile_equals_the_profile_of_both_histories() -> None:
             profiles.prune(profile, CFG, whole.last_seen_ms)
         for name in (
             "first_seen_ms", "last_seen_ms", "events_total", "purchases_total", "last_purchase_ms",
-            "purchases", "daily_events", "product_views", "peak_views", "bought", "cart_adds_total",
+            "purchases", "day_counts", "view_times", "peak_views", "bought", "cart_adds_total",
             "searches_total",
         ):
             assert getattr(merged, name) == getattr(whole, name), name

@@ -8,21 +8,23 @@ from journeyflow.events import Event, Item
 from journeyflow.generator import GeneratorConfig, generate
 from operators.merge import merge_profile
 from operators.profile_events import apply_event, close_session
-from operators.profiles import NO_ENTRIES, NO_ITEMS, Profile, ProfileConfig, new_profile, prune
+from operators.profiles import NO_DAYS, NO_ENTRIES, NO_ITEMS, Profile, ProfileConfig, new_profile, prune
 from tests.helpers import replay, settings
 
 DAY = 86_400_000
 CFG = ProfileConfig(engagement_half_life_ms=7 * DAY, affinity_half_life_ms=30 * DAY, product_window_ms=DAY)
-RARE = ("purchases", "session_starts", "affinity", "product_views", "bought", "cart", "personal")
+RARE = ("purchases", "session_starts", "day_counts", "affinity", "view_times", "bought", "cart", "personal")
+SHARED = (NO_DAYS, NO_ENTRIES, NO_ITEMS)
 
 
 def _shared(profile: Profile) -> set[str]:
-    return {name for name in RARE if getattr(profile, name) is NO_ENTRIES or getattr(profile, name) is NO_ITEMS}
+    return {name for name in RARE if any(getattr(profile, name) is empty for empty in SHARED)}
 
 
 def _assert_untouched() -> None:
     assert NO_ENTRIES == {}
     assert NO_ITEMS == []
+    assert len(NO_DAYS) == 0
 
 
 def test_a_new_profile_holds_none_of_its_rare_containers() -> None:
@@ -43,7 +45,7 @@ def test_each_writer_makes_the_profile_its_own_container_first() -> None:
     _assert_untouched()
     assert _shared(profile) == set()
     assert profile.cart == {"p": (9.5, 2)} and profile.bought == {"q": 3000} and profile.personal == {"email": "h1"}
-    assert profile.purchases == [(3000, 19.0)] and profile.session_starts == [1000] and set(profile.product_views) == {"p"}
+    assert profile.purchases == [(3000, 19.0)] and profile.session_starts == [1000] and set(profile.view_times) == {"p"}
     assert _shared(other) == set(RARE)  # a second profile still shares them
 
 
@@ -66,7 +68,7 @@ def test_a_merge_adds_into_its_own_containers() -> None:
     apply_event(device, CFG, Event("e2", "product_view", "u", 1500, "t", product_id="p", category="c"))
     merge_profile(into, device, CFG)
     _assert_untouched()
-    assert into.cart == {"p": (2.0, 1)} and set(into.product_views) == {"p"} and set(into.affinity) == {"c"}
+    assert into.cart == {"p": (2.0, 1)} and set(into.view_times) == {"p"} and set(into.affinity) == {"c"}
     assert _shared(into) == {"purchases", "session_starts", "bought", "personal"}
 
 

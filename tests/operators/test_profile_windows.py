@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from journeyflow.events import Event, Item
-from operators.profile_windows import DAY_MS, add_decayed, decay, prune, window_count
+from operators.profile_windows import COUNT_MASK, DAY_MS, DAY_SHIFT, add_decayed, decay, prune, times_of, window_count
 from operators.profile_events import apply_event, close_session
 from operators.profiles import Profile, ProfileConfig, new_profile
 
@@ -54,10 +54,10 @@ def test_prune_drops_what_left_every_trailing_window() -> None:
     prune(profile, CFG, now)
     assert [ts // DAY_MS for ts, _ in profile.purchases] == [40, 85, 95]  # 90 days
     assert [ts // DAY_MS for ts in profile.session_starts] == [85, 95]  # 30 days
-    assert sorted(profile.daily_events) == [85, 95]  # 30 days of daily counts
+    assert [packed >> DAY_SHIFT for packed in profile.day_counts] == [85, 95]  # 30 days of daily counts
     assert sorted(profile.bought) == ["q85", "q95"]  # 30 days
     # The product window is one day: only the last day's views stay, and the peak is recomputed.
-    assert profile.product_views == {"p95": [95 * DAY_MS], "same": [95 * DAY_MS + 1]}
+    assert {p: times_of(t).tolist() for p, t in profile.view_times.items()} == {"p95": [95 * DAY_MS], "same": [95 * DAY_MS + 1]}
     assert profile.peak_views == 1
     assert profile.pruned_ms == now
     # Lifetime totals are not windows.
@@ -86,3 +86,16 @@ def test_the_profile_module_re_exports_the_window_helpers() -> None:
 
     for name in ("DAY_MS", "SESSION_STARTS_MS", "decay", "prune", "window_count"):
         assert getattr(profiles, name) is getattr(profile_windows, name)
+
+
+def test_daily_counts_and_view_times_stay_sorted_when_events_arrive_out_of_order() -> None:
+    profile = new_profile(0)
+    for n, day in enumerate((5, 3, 5, 4, 3, 6)):
+        ts = day * DAY_MS + 10 - n
+        apply_event(profile, CFG, Event(f"e{n}", "product_view", "u", ts, "t", product_id="p", category="c"))
+    # (day, count) packed per day, in day order whatever the arrival order.
+    assert [(v >> DAY_SHIFT, v & COUNT_MASK) for v in profile.day_counts] == [(3, 2), (4, 1), (5, 2), (6, 1)]
+    assert times_of(profile.view_times["p"]).tolist() == sorted(
+        day * DAY_MS + 10 - n for n, day in enumerate((5, 3, 5, 4, 3, 6))
+    )
+    assert profile.events_total == sum(v & COUNT_MASK for v in profile.day_counts) == 6
