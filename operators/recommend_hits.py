@@ -11,39 +11,45 @@ place :func:`operators.recommend_scores.rank` gives (a test holds them equal).
 
 from __future__ import annotations
 
-from operators.recommend import EVAL_DEPTH
+from array import array
 
-__all__ = ["list_position", "fill_position", "add_hits"]
+from operators.recommend import EVAL_DEPTH, index_of
 
-_NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
+__all__ = ["ONLINE", "POPULARITY", "list_position", "fill_position", "add_hits", "hit_sums"]
+
+#: Where each list's sums start in a customer's packed sums: hit_10, rr_10, hit_20, rr_20.
+ONLINE = 0
+POPULARITY = 4
+_FIGURES = ("hit_10", "rr_10", "hit_20", "rr_20")
 
 
 def list_position(
-    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+    products: list[str], values: array[float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
 ) -> int | None:
-    """Return ``product``'s 1-based position in the list ranked from ``scores``, or None.
+    """Return ``product``'s 1-based position in the list ranked from the scores, or None.
 
-    A product among the scores is placed by counting what ranks before it
-    (a higher score, or an equal one scored earlier: ``rank``'s stable
-    sort), without ranking the list; one that is not scored can only be
-    in the popular fill, after every scored product.
+    A product among the candidates (``products``, scored ``values``) is
+    placed by counting what ranks before it (a higher score, or an equal one
+    scored earlier: ``rank``'s stable sort), without ranking the list; one
+    that is not scored can only be in the popular fill, after every scored
+    product.
 
-    >>> list_position({"a": 0.5, "b": 0.7, "c": 0.5}, (), (), "c")
+    >>> list_position(["a", "b", "c"], array("d", [0.5, 0.7, 0.5]), (), (), "c")
     3
     """
-    score = scores.get(product)
-    if score is None:
-        return fill_position(scores, exclude, fill, product)
+    at = index_of(products, product)
+    if at < 0:
+        return fill_position(products, exclude, fill, product)
     if product in exclude:
         return None
+    score = values[at]
     depth = EVAL_DEPTH
     before = 0
-    earlier = True  # products scored before this one rank first on equal scores
-    for other, value in scores.items():
-        if other == product:
-            earlier = False
-        elif value > score or (earlier and value == score):
-            if other not in exclude:
+    for i in range(len(products)):
+        value = values[i]
+        # Products scored before this one rank first on equal scores.
+        if value > score or (i < at and value == score):
+            if products[i] not in exclude:
                 before += 1
                 if before >= depth:
                     return None  # below the list's depth: the rest need not be looked at
@@ -51,7 +57,7 @@ def list_position(
 
 
 def fill_position(
-    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+    products: list[str], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
 ) -> int | None:
     """Return the 1-based position of ``product``, which is not scored, in the list, or None.
 
@@ -62,16 +68,17 @@ def fill_position(
     """
     depth = EVAL_DEPTH
     # ``exclude`` may name a product twice (bought and in the cart): count each once.
-    left_out = {p for p in exclude if p in scores}
-    position = len(scores) - len(left_out)
+    left_out = {p for p in exclude if index_of(products, p) >= 0}
+    position = len(products) - len(left_out)
     if position >= depth:
         return None  # the list is full of scored products, and this is not one
-    if product in exclude or not any(product in products for products in fill):
+    if product in exclude or not any(product in fill_products for fill_products in fill):
         return None  # most views: the product is in no popular list (a scan in C)
-    counted: set[str] = set()
-    for products in fill:
-        for other in products:
-            if other in scores or other in exclude or other in counted:
+    counted = set(products)
+    counted.update(exclude)
+    for fill_products in fill:
+        for other in fill_products:
+            if other in counted:
                 continue
             position += 1
             if other == product:
@@ -82,21 +89,36 @@ def fill_position(
     return None
 
 
-def add_hits(hits: dict[str, dict[str, float]], name: str, position: int | None) -> None:
-    """Add a target at 1-based ``position`` of list ``name`` to ``hits``' sums (a miss adds nothing).
+def add_hits(sums: array[float] | None, at: int, position: int | None) -> array[float] | None:
+    """Add a target at 1-based ``position`` of the list whose sums start at ``at`` (:data:`ONLINE`,
+    :data:`POPULARITY`); return the sums (made at the first hit: a miss adds nothing).
 
-    >>> hits: dict[str, dict[str, float]] = {}
-    >>> add_hits(hits, "online", 2); add_hits(hits, "online", None); hits
-    {'online': {'hit_10': 1.0, 'rr_10': 0.5, 'hit_20': 1.0, 'rr_20': 0.5}}
+    >>> add_hits(add_hits(None, ONLINE, 2), ONLINE, None)
+    array('d', [1.0, 0.5, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
     """
     # A miss adds nothing (most views): only hits touch the sums.
     if position is not None and position <= 20:
-        sums = hits.get(name)
         if sums is None:
-            sums = hits[name] = dict(_NO_HITS)
+            sums = array("d", bytes(8 * 8))
         rr = 1.0 / position
         if position <= 10:
-            sums["hit_10"] += 1.0
-            sums["rr_10"] += rr
-        sums["hit_20"] += 1.0
-        sums["rr_20"] += rr
+            sums[at] += 1.0
+            sums[at + 1] += rr
+        sums[at + 2] += 1.0
+        sums[at + 3] += rr
+    return sums
+
+
+def hit_sums(sums: array[float] | None) -> dict[str, dict[str, float]]:
+    """Return the sums as :class:`~operators.recommend.RecQuality` reports them: each list with
+    a hit, ``{"online" | "popularity": {"hit_10", "rr_10", "hit_20", "rr_20"}}``.
+
+    >>> hit_sums(add_hits(None, POPULARITY, 20))
+    {'popularity': {'hit_10': 0.0, 'rr_10': 0.0, 'hit_20': 1.0, 'rr_20': 0.05}}
+    """
+    out: dict[str, dict[str, float]] = {}
+    if sums is not None:
+        for name, at in (("online", ONLINE), ("popularity", POPULARITY)):
+            if sums[at + 2]:  # a list's every hit counts in hit_20
+                out[name] = {figure: sums[at + i] for i, figure in enumerate(_FIGURES)}
+    return out

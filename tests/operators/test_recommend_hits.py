@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from array import array
 
 from operators import recommend as rec
 from operators.recommend import RecommendConfig
-from operators.recommend_hits import add_hits, list_position
+from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position
 from operators.recommend_lists import ListLogic, ListState
 from operators.recommend_scores import rank
 
@@ -21,28 +22,29 @@ def test_the_online_position_is_the_place_in_the_ranked_list() -> None:
     for _ in range(3000):
         scored = rng.sample(products, rng.randint(0, 30))
         # Few distinct scores, so that ties (kept in the order scored) are common.
-        scores = {p: float(rng.randint(1, 4)) for p in scored}
+        values = array("d", [float(rng.randint(1, 4)) for _ in scored])
         exclude = tuple(rng.choice(products) for _ in range(rng.randint(0, 4)))
         fill = tuple(tuple(rng.sample(products, rng.randint(0, 25))) for _ in range(2))
-        logic = ListLogic(RecommendConfig(), ListState(scores=scores, exclude=exclude, fill=fill))
+        logic = ListLogic(RecommendConfig(), ListState(products=scored, values=values, exclude=exclude, fill=fill))
         for product in rng.sample(products, 5):
-            expected = rec.position_of(rank(scores, exclude, fill), product)
-            assert list_position(scores, exclude, fill, product) == expected
+            expected = rec.position_of(rank(scored, values, exclude, fill), product)
+            assert list_position(scored, values, exclude, fill, product) == expected
             assert logic._position(product) == expected
             checked += expected is not None
-        assert logic.ranked == rank(scores, exclude, fill)
+        assert logic.ranked == rank(scored, values, exclude, fill)
         assert all(logic._position(p) == rec.position_of(logic.ranked, p) for p in products)
     assert checked > 1000  # the positions found are not all misses
 
 
 def test_hits_add_up_at_10_and_20_and_a_miss_adds_nothing() -> None:
-    hits: dict[str, dict[str, float]] = {}
-    add_hits(hits, "online", None)
-    add_hits(hits, "online", 21)
-    assert hits == {}
+    assert add_hits(add_hits(None, ONLINE, None), ONLINE, 21) is None
+    assert hit_sums(None) == {}
+    sums = None
     for position in (1, 4, 15):
-        add_hits(hits, "online", position)
-    add_hits(hits, "popularity", 20)
+        sums = add_hits(sums, ONLINE, position)
+    hits = hit_sums(sums)
+    assert list(hits) == ["online"]  # a list without a hit is not reported
+    hits = hit_sums(add_hits(sums, POPULARITY, 20))
     assert hits["online"] == {"hit_10": 2.0, "rr_10": 1.25, "hit_20": 3.0, "rr_20": 1.25 + 1 / 15}
     assert hits["popularity"] == {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 1.0, "rr_20": 0.05}
     # The sums are the per-target figures added up.
