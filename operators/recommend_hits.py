@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from array import array
 
-from operators.recommend import EVAL_DEPTH, index_of
+from operators.recommend import EVAL_DEPTH
 
 __all__ = ["ONLINE", "POPULARITY", "list_position", "fill_position", "add_hits", "hit_sums"]
 
@@ -24,32 +24,31 @@ _FIGURES = ("hit_10", "rr_10", "hit_20", "rr_20")
 
 
 def list_position(
-    products: list[str], values: array[float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
 ) -> int | None:
-    """Return ``product``'s 1-based position in the list ranked from the scores, or None.
+    """Return ``product``'s 1-based position in the list ranked from ``scores``, or None.
 
-    A product among the candidates (``products``, scored ``values``) is
-    placed by counting what ranks before it (a higher score, or an equal one
-    scored earlier: ``rank``'s stable sort), without ranking the list; one
-    that is not scored can only be in the popular fill, after every scored
-    product.
+    A product among the scores is placed by counting what ranks before it
+    (a higher score, or an equal one scored earlier: ``rank``'s stable
+    sort), without ranking the list; one that is not scored can only be
+    in the popular fill, after every scored product.
 
-    >>> list_position(["a", "b", "c"], array("d", [0.5, 0.7, 0.5]), (), (), "c")
+    >>> list_position({"a": 0.5, "b": 0.7, "c": 0.5}, (), (), "c")
     3
     """
-    at = index_of(products, product)
-    if at < 0:
-        return fill_position(products, exclude, fill, product)
+    score = scores.get(product)
+    if score is None:
+        return fill_position(scores, exclude, fill, product)
     if product in exclude:
         return None
-    score = values[at]
     depth = EVAL_DEPTH
     before = 0
-    for i in range(len(products)):
-        value = values[i]
-        # Products scored before this one rank first on equal scores.
-        if value > score or (i < at and value == score):
-            if products[i] not in exclude:
+    earlier = True  # products scored before this one rank first on equal scores
+    for other, value in scores.items():
+        if other == product:
+            earlier = False
+        elif value > score or (earlier and value == score):
+            if other not in exclude:
                 before += 1
                 if before >= depth:
                     return None  # below the list's depth: the rest need not be looked at
@@ -57,7 +56,7 @@ def list_position(
 
 
 def fill_position(
-    products: list[str], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
+    scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], product: str
 ) -> int | None:
     """Return the 1-based position of ``product``, which is not scored, in the list, or None.
 
@@ -68,17 +67,16 @@ def fill_position(
     """
     depth = EVAL_DEPTH
     # ``exclude`` may name a product twice (bought and in the cart): count each once.
-    left_out = {p for p in exclude if index_of(products, p) >= 0}
-    position = len(products) - len(left_out)
+    left_out = {p for p in exclude if p in scores}
+    position = len(scores) - len(left_out)
     if position >= depth:
         return None  # the list is full of scored products, and this is not one
-    if product in exclude or not any(product in fill_products for fill_products in fill):
+    if product in exclude or not any(product in products for products in fill):
         return None  # most views: the product is in no popular list (a scan in C)
-    counted = set(products)
-    counted.update(exclude)
-    for fill_products in fill:
-        for other in fill_products:
-            if other in counted:
+    counted: set[str] = set()
+    for products in fill:
+        for other in products:
+            if other in scores or other in exclude or other in counted:
                 continue
             position += 1
             if other == product:

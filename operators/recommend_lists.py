@@ -29,7 +29,6 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
-from operators import recommend as rec
 from operators.recommend import RecAnswer, RecommendConfig, RecQuality
 from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position
 from operators.recommend_order import answers_in_time_order, records_in_time_order
@@ -41,9 +40,8 @@ from state.serde import decode_state, encode_state
 __all__ = ["ListState", "ListLogic", "build_lists", "current", "with_list"]
 
 
-#: The former layout's fields (snapshots before version 5: the candidates as a dict of boxed
-#: floats, the hit sums as dicts): shared and never written in a state of today's layout.
-_FORMER_SCORES: dict[str, float] = {}
+#: The former layout's hit sums (snapshots before version 5: dicts of boxed floats); shared and
+#: never written in a state of today's layout.
 _FORMER_HITS: dict[str, dict[str, float]] = {}
 
 
@@ -54,16 +52,15 @@ class ListState:
     The fields are the stored layout (snapshots); ``__init__`` is written out
     because, compiled, a dataclass's generated one runs interpreted (one
     state per customer with a list, and per erasure). Version 5 keeps the
-    candidates and the hit sums packed, in fields added at the end (so a
-    snapshot of version 4 still loads: :func:`current` converts it); the
-    former ``scores`` and ``hits`` then stay empty.
+    hit sums packed, in a field added at the end (so a snapshot of version 4
+    still loads: :func:`current` converts it); the former ``hits`` then
+    stays empty.
     """
 
     version: int = 5
-    scores: dict[str, float] = field(default_factory=lambda: _FORMER_SCORES)
-    """Before version 5 only: the candidates' scores."""
+    scores: dict[str, float] = field(default_factory=dict)
     scale: float = 1.0
-    """Weight of the latest product's successors in ``values`` (forward decay, see :func:`operators.recommend_scores.blend`)."""
+    """Weight of the latest product's successors in ``scores`` (forward decay, see :func:`operators.recommend_scores.blend`)."""
     exclude: tuple[str, ...] = ()
     """What the list leaves out as of the last answer: bought, in the cart, being looked at
     (a few products: a tuple is cheaper to keep than a set to build at every answer)."""
@@ -77,16 +74,13 @@ class ListState:
     evaluated: int = 0
     hits: dict[str, dict[str, float]] = field(default_factory=lambda: _FORMER_HITS)
     """Before version 5 only: the hit sums."""
-    products: list[str] = field(default_factory=list)
-    """The candidates, in the order first scored (ties rank in this order)."""
-    values: array[float] = field(default_factory=lambda: array("d"))
-    """Their scores, packed (``products[i]``'s is ``values[i]``)."""
     sums: array[float] | None = None
     """The online hit sums (:func:`operators.recommend_hits.add_hits`); None until the first hit."""
 
     def __init__(
         self,
         version: int = 5,
+        scores: dict[str, float] | None = None,
         scale: float = 1.0,
         exclude: tuple[str, ...] = (),
         fill: tuple[tuple[str, ...], ...] = (),
@@ -94,12 +88,10 @@ class ListState:
         erased_ms: int | None = None,
         final: ProfileRow | None = None,
         evaluated: int = 0,
-        products: list[str] | None = None,
-        values: array[float] | None = None,
         sums: array[float] | None = None,
     ) -> None:
         self.version = version
-        self.scores = _FORMER_SCORES
+        self.scores = {} if scores is None else scores
         self.scale = scale
         self.exclude = exclude
         self.fill = fill
@@ -108,18 +100,14 @@ class ListState:
         self.final = final
         self.evaluated = evaluated
         self.hits = _FORMER_HITS
-        self.products = [] if products is None else products
-        self.values = array("d") if values is None else values
         self.sums = sums
 
 
 def current(state: ListState) -> ListState:
-    """Return ``state`` in today's layout: a snapshot of version 4 (candidates in a dict of
-    boxed floats, hit sums in dicts) converted in place, the same scores in the same order."""
+    """Return ``state`` in today's layout: a snapshot of version 4 (hit sums in dicts)
+    converted in place, the same sums."""
     if state.version >= 5:
         return state
-    state.products = list(state.scores)
-    state.values = array("d", state.scores.values())
     sums = None
     for name, at in (("online", ONLINE), ("popularity", POPULARITY)):
         figures = state.hits.get(name)
@@ -128,7 +116,6 @@ def current(state: ListState) -> ListState:
                 sums = array("d", bytes(8 * 8))
             sums[at : at + 4] = array("d", [figures["hit_10"], figures["rr_10"], figures["hit_20"], figures["rr_20"]])
     state.sums = sums
-    state.scores = _FORMER_SCORES
     state.hits = _FORMER_HITS
     state.version = 5
     return state
@@ -222,7 +209,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     def ranked(self) -> tuple[str, ...]:
         """Return the customer's list ``EVAL_DEPTH`` deep, best first."""
         state = self.state
-        return rank(state.products, state.values, state.exclude, state.fill)
+        return rank(state.scores, state.exclude, state.fill)
 
     @property
     def published(self) -> list[str]:
@@ -236,7 +223,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     def _has_list(self) -> bool:
         """Return whether the list holds anything (without ranking it)."""
         exclude = self.state.exclude
-        for product in self.state.products:
+        for product in self.state.scores:
             if product not in exclude:
                 return True
         return any(p not in exclude for products in self.state.fill for p in products)
@@ -245,7 +232,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         """Return ``product``'s 1-based position in the list, or None (without ranking it:
         :func:`~operators.recommend_hits.list_position`)."""
         state = self.state
-        return list_position(state.products, state.values, state.exclude, state.fill, product)
+        return list_position(state.scores, state.exclude, state.fill, product)
 
     def answer(self, answer: RecAnswer) -> ProfileRow | None:
         """Blend ``answer`` into the list; return the store row if the list changed (live), or None."""
@@ -265,9 +252,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         last_ms = state.last_ms
         if kind == "view" or kind == "cart" and answer.successors.products:
             fresh = last_ms is None or ask.ts_ms - last_ms > cfg.session_gap_ms
-            state.products, state.values, state.scale = blend(
-                state.products, state.values, state.scale, cfg, answer.successors, fresh
-            )
+            state.scores, state.scale = blend(state.scores, state.scale, cfg, answer.successors, fresh)
         state.last_ms = ask.ts_ms if last_ms is None or ask.ts_ms > last_ms else last_ms
         # A tuple concatenation (the empty tuple's is the other one) rather than (*a, b), which
         # builds a list first.
@@ -296,7 +281,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def _retain(self) -> bool:
         state = self.state
-        if state.final is not None or state.erased_ms is not None or state.evaluated or state.products or self._has_list():
+        if state.final is not None or state.erased_ms is not None or state.evaluated or state.scores or self._has_list():
             return StatefulBatchLogic.RETAIN
         return StatefulBatchLogic.DISCARD
 

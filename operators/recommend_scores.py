@@ -14,7 +14,6 @@ the same, ties included (``nlargest`` is documented as equivalent).
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass
 
 from operators.recommend import EVAL_DEPTH, Found, RecommendConfig, index_of
@@ -100,89 +99,75 @@ _MAX_SCALE = 2.0**200
 
 
 def blend(
-    products: list[str],
-    values: array[float],
+    scores: dict[str, float],
     scale: float,
     cfg: RecommendConfig,
     found: Found,
     fresh: bool,
-) -> tuple[list[str], array[float], float]:
-    """Return the customer's candidates, their scores and the scale after a product with successors ``found``.
+) -> tuple[dict[str, float], float]:
+    """Return the customer's candidate scores and scale after a product with successors ``found``.
 
-    A customer's candidates are two parallel containers: ``products`` in
-    the order first scored (which breaks ties) and ``values``, their scores,
-    packed (a list and an array take a quarter of a dict of boxed floats; a
-    candidate is found by :func:`~operators.recommend.index_of`, which
-    matches the interned ids by identity).
     Earlier candidates keep ``decay`` of their weight at each new product
     (none when ``fresh``: a new session starts over). Rather than shrink
     every earlier score, the new product's successors count ``1 / decay``
     times more than the previous product's (forward decay: the same order,
-    a few updates per event). ``products`` and ``values`` are updated in place.
+    a few dictionary updates per event). ``scores`` is updated in place.
     Between ``candidates`` and twice as many are kept: trimming to the best
-    ``candidates`` (best first) when there are twice as many costs a sort
-    every few events rather than at every one.
+    ``candidates`` when there are twice as many costs a sort every few events
+    rather than at every one.
 
     >>> cfg = RecommendConfig(decay=0.5, candidates=1)
-    >>> blend(["a"], array("d", [1.0]), 1.0, cfg, Found(("b",), (1.0,), 2.0), True)
-    (['b'], array('d', [0.5]), 1.0)
-    >>> blend(["a", "b"], array("d", [1.0, 0.2]), 1.0, cfg, Found(("b", "c"), (0.5, 0.3), 1.0), False)
-    (['b'], array('d', [1.2]), 2.0)
+    >>> blend({"a": 1.0}, 1.0, cfg, Found(("b",), (1.0,), 2.0), True)
+    ({'b': 0.5}, 1.0)
+    >>> blend({"a": 1.0, "b": 0.2}, 1.0, cfg, Found(("b", "c"), (0.5, 0.3), 1.0), False)
+    ({'b': 1.2}, 2.0)
     """
     decay = cfg.decay
     if fresh or not decay:
-        products = []
-        values = array("d")
+        scores = {}
         scale = 1.0
     else:
         scale /= decay
         if scale > _MAX_SCALE:
-            values = array("d", [v / scale for v in values])
+            scores = {p: s / scale for p, s in scores.items()}
             scale = 1.0
+    # scores.get called directly, not through a bound method kept in a local: compiled, the
+    # direct call is a C dict lookup, the bound one a generic Python call per successor.
     # (weight / total) * scale: the chance first, as it was when answers carried chances.
-    successors = found.products
+    products = found.products
     weights = found.weights
     total = found.total
-    for i in range(len(successors)):
-        product = successors[i]
-        add = weights[i] / total * scale
-        at = index_of(products, product)
-        if at < 0:
-            products.append(product)
-            values.append(0.0 + add)
-        else:
-            values[at] += add
-    if len(products) > 2 * cfg.candidates:
-        # Indexes sorted by score (stable: ties keep the order scored), the best kept best first.
-        best = sorted(range(len(products)), key=values.__getitem__, reverse=True)[: cfg.candidates]
-        products = [products[i] for i in best]
-        values = array("d", [values[i] for i in best])
-    return products, values, scale
+    for i in range(len(products)):
+        product = products[i]
+        scores[product] = scores.get(product, 0.0) + weights[i] / total * scale
+    if len(scores) > 2 * cfg.candidates:
+        # Keys sorted, not items (see operators.recommend_successors.successors): the same
+        # order, ties included.
+        best = sorted(scores, key=scores.__getitem__, reverse=True)[: cfg.candidates]
+        scores = {p: scores[p] for p in best}
+    return scores, scale
 
 
 def rank(
-    products: list[str],
-    values: array[float],
+    scores: dict[str, float],
     exclude: set[str] | frozenset[str] | tuple[str, ...],
     fill: tuple[tuple[str, ...], ...],
     depth: int = EVAL_DEPTH,
 ) -> tuple[str, ...]:
     """Return the best ``depth`` products: by score, then from each ``fill`` list in turn.
 
-    >>> rank(["a", "b"], array("d", [0.1, 0.7]), {"a"}, (("c", "b", "d"),), 3)
+    >>> rank({"a": 0.1, "b": 0.7}, {"a"}, (("c", "b", "d"),), 3)
     ('b', 'c', 'd')
     """
     # A stable sort: equal scores keep the order they were first scored in.
-    order = sorted(range(len(products)), key=values.__getitem__, reverse=True)
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
     if exclude:
-        ranked = [products[i] for i in order if products[i] not in exclude]
-    else:
-        ranked = [products[i] for i in order]
+        ranked = [p for p in ranked if p not in exclude]
     if len(ranked) < depth:
         seen = set(ranked)
         seen.update(exclude)
-        for fill_products in fill:
-            for product in fill_products:
+        for products in fill:
+            for product in products:
                 if product not in seen:
                     seen.add(product)
                     ranked.append(product)

@@ -212,5 +212,4 @@ def test_a_customers_answers_out_of_time_order_are_blended_in_time_order() -> No
     # Answers take the places answers hold, in time order: the change sees the first two.
     (got,) = shuffled.on_batch([[third, first], change, [second]])[0]
     assert got.profile["recommendations"] == expected.profile["recommendations"]
-    assert shuffled.state.products == in_order.state.products and shuffled.state.values == in_order.state.values
-    assert shuffled.state.evaluated == in_order.state.evaluated
+    assert shuffled.state.scores == in_order.state.scores and shuffled.state.evaluated == in_order.state.evaluated

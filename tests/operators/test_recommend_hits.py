@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from array import array
 
 from operators import recommend as rec
 from operators.recommend import RecommendConfig
@@ -22,16 +21,16 @@ def test_the_online_position_is_the_place_in_the_ranked_list() -> None:
     for _ in range(3000):
         scored = rng.sample(products, rng.randint(0, 30))
         # Few distinct scores, so that ties (kept in the order scored) are common.
-        values = array("d", [float(rng.randint(1, 4)) for _ in scored])
+        scores = {p: float(rng.randint(1, 4)) for p in scored}
         exclude = tuple(rng.choice(products) for _ in range(rng.randint(0, 4)))
         fill = tuple(tuple(rng.sample(products, rng.randint(0, 25))) for _ in range(2))
-        logic = ListLogic(RecommendConfig(), ListState(products=scored, values=values, exclude=exclude, fill=fill))
+        logic = ListLogic(RecommendConfig(), ListState(scores=scores, exclude=exclude, fill=fill))
         for product in rng.sample(products, 5):
-            expected = rec.position_of(rank(scored, values, exclude, fill), product)
-            assert list_position(scored, values, exclude, fill, product) == expected
+            expected = rec.position_of(rank(scores, exclude, fill), product)
+            assert list_position(scores, exclude, fill, product) == expected
             assert logic._position(product) == expected
             checked += expected is not None
-        assert logic.ranked == rank(scored, values, exclude, fill)
+        assert logic.ranked == rank(scores, exclude, fill)
         assert all(logic._position(p) == rec.position_of(logic.ranked, p) for p in products)
     assert checked > 1000  # the positions found are not all misses
 

@@ -1,5 +1,5 @@
-"""The lists step's state (operators/recommend_lists.py): packed candidates, and snapshots of the
-former layout (version 4: a dict of scores, the hit sums as dicts) resumed as they were."""
+"""The lists step's state (operators/recommend_lists.py): packed hit sums, and snapshots of the
+former layout (version 4: the hit sums as dicts) resumed as they were."""
 
 from __future__ import annotations
 
@@ -32,21 +32,20 @@ def _answer(ts_ms: int, product: str, successors: tuple[str, ...], popular_rank:
     return RecAnswer(ask, found, ("z", "y"), ("x",), popular_rank)
 
 
-def test_a_version_4_snapshot_resumes_with_the_same_scores_order_and_sums() -> None:
+def test_a_version_4_snapshot_resumes_with_the_same_scores_and_sums() -> None:
     hits = {"popularity": {"hit_10": 1.0, "rr_10": 0.5, "hit_20": 1.0, "rr_20": 0.5}}
     scores = {"c": 0.25, "a": 0.75, "b": 0.25}
     old = pickle.dumps(_V4((4, scores, 2.0, ("a",), (("x",), ("z", "y")), 1_000, None, None, 3, hits)), protocol=5)
     cfg = RecommendConfig()
     resumed = build_lists(cfg)(old)
     packed = ListState(
-        scale=2.0, exclude=("a",), fill=(("x",), ("z", "y")), last_ms=1_000, evaluated=3,
-        products=["c", "a", "b"], values=array("d", [0.25, 0.75, 0.25]),
+        scores=dict(scores), scale=2.0, exclude=("a",), fill=(("x",), ("z", "y")), last_ms=1_000, evaluated=3,
         sums=array("d", [0.0, 0.0, 0.0, 0.0, 1.0, 0.5, 1.0, 0.5]),
     )
     fresh = ListLogic(cfg, packed)
     state = resumed.state
-    assert (state.version, state.products, state.values, state.sums) == (5, packed.products, packed.values, packed.sums)
-    assert not state.scores and not state.hits  # the former fields stay empty
+    assert (state.version, state.scores, state.sums) == (5, packed.scores, packed.sums)
+    assert not state.hits  # the former field stays empty
     assert resumed.ranked == fresh.ranked == ("c", "b", "x", "z", "y")  # ties in the order scored
     # Both go on the same: the same answers give the same lists and the same quality.
     answers = [_answer(2_000, "c", ("b", "d")), _answer(3_000, "d", ("e", "a", "b"), popular_rank=1)]
@@ -56,7 +55,7 @@ def test_a_version_4_snapshot_resumes_with_the_same_scores_order_and_sums() -> N
     assert resumed.on_eof()[0] == fresh.on_eof()[0]
     # And a snapshot of today's layout resumes as it was.
     again = build_lists(cfg)(encode_state(fresh.state))
-    assert (again.state.products, again.state.values, again.ranked) == (fresh.state.products, fresh.state.values, fresh.ranked)
+    assert (again.state.scores, again.state.sums, again.ranked) == (fresh.state.scores, fresh.state.sums, fresh.ranked)
 
 
 def test_a_customer_without_payload_rules_holds_no_failed_set() -> None:
