@@ -11,11 +11,16 @@ place :func:`operators.recommend_scores.rank` gives (a test holds them equal).
 
 from __future__ import annotations
 
+from array import array
+
 from operators.recommend import EVAL_DEPTH
 
-__all__ = ["list_position", "fill_position", "add_hits"]
+__all__ = ["ONLINE", "POPULARITY", "list_position", "fill_position", "add_hits", "hit_sums"]
 
-_NO_HITS = {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 0.0, "rr_20": 0.0}
+#: Where each list's sums start in a customer's packed sums: hit_10, rr_10, hit_20, rr_20.
+ONLINE = 0
+POPULARITY = 4
+_FIGURES = ("hit_10", "rr_10", "hit_20", "rr_20")
 
 
 def list_position(
@@ -82,21 +87,36 @@ def fill_position(
     return None
 
 
-def add_hits(hits: dict[str, dict[str, float]], name: str, position: int | None) -> None:
-    """Add a target at 1-based ``position`` of list ``name`` to ``hits``' sums (a miss adds nothing).
+def add_hits(sums: array[float] | None, at: int, position: int | None) -> array[float] | None:
+    """Add a target at 1-based ``position`` of the list whose sums start at ``at`` (:data:`ONLINE`,
+    :data:`POPULARITY`); return the sums (made at the first hit: a miss adds nothing).
 
-    >>> hits: dict[str, dict[str, float]] = {}
-    >>> add_hits(hits, "online", 2); add_hits(hits, "online", None); hits
-    {'online': {'hit_10': 1.0, 'rr_10': 0.5, 'hit_20': 1.0, 'rr_20': 0.5}}
+    >>> add_hits(add_hits(None, ONLINE, 2), ONLINE, None)
+    array('d', [1.0, 0.5, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
     """
     # A miss adds nothing (most views): only hits touch the sums.
     if position is not None and position <= 20:
-        sums = hits.get(name)
         if sums is None:
-            sums = hits[name] = dict(_NO_HITS)
+            sums = array("d", bytes(8 * 8))
         rr = 1.0 / position
         if position <= 10:
-            sums["hit_10"] += 1.0
-            sums["rr_10"] += rr
-        sums["hit_20"] += 1.0
-        sums["rr_20"] += rr
+            sums[at] += 1.0
+            sums[at + 1] += rr
+        sums[at + 2] += 1.0
+        sums[at + 3] += rr
+    return sums
+
+
+def hit_sums(sums: array[float] | None) -> dict[str, dict[str, float]]:
+    """Return the sums as :class:`~operators.recommend.RecQuality` reports them: each list with
+    a hit, ``{"online" | "popularity": {"hit_10", "rr_10", "hit_20", "rr_20"}}``.
+
+    >>> hit_sums(add_hits(None, POPULARITY, 20))
+    {'popularity': {'hit_10': 0.0, 'rr_10': 0.0, 'hit_20': 1.0, 'rr_20': 0.05}}
+    """
+    out: dict[str, dict[str, float]] = {}
+    if sums is not None:
+        for name, at in (("online", ONLINE), ("popularity", POPULARITY)):
+            if sums[at + 2]:  # a list's every hit counts in hit_20
+                out[name] = {figure: sums[at + i] for i, figure in enumerate(_FIGURES)}
+    return out

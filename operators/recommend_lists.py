@@ -21,6 +21,7 @@ See :mod:`operators.recommend` for the algorithm and
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,16 +29,20 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
-from operators import recommend as rec
 from operators.recommend import RecAnswer, RecommendConfig, RecQuality
-from operators.recommend_hits import add_hits, list_position
+from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position
 from operators.recommend_order import answers_in_time_order, records_in_time_order
 from operators.recommend_scores import blend, rank
 from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
 
-__all__ = ["ListState", "ListLogic", "build_lists", "with_list"]
+__all__ = ["ListState", "ListLogic", "build_lists", "current", "with_list"]
+
+
+#: The former layout's hit sums (snapshots before version 5: dicts of boxed floats); shared and
+#: never written in a state of today's layout.
+_FORMER_HITS: dict[str, dict[str, float]] = {}
 
 
 @dataclass(slots=True, init=False)
@@ -46,10 +51,13 @@ class ListState:
 
     The fields are the stored layout (snapshots); ``__init__`` is written out
     because, compiled, a dataclass's generated one runs interpreted (one
-    state per customer with a list, and per erasure).
+    state per customer with a list, and per erasure). Version 5 keeps the
+    hit sums packed, in a field added at the end (so a snapshot of version 4
+    still loads: :func:`current` converts it); the former ``hits`` then
+    stays empty.
     """
 
-    version: int = 4
+    version: int = 5
     scores: dict[str, float] = field(default_factory=dict)
     scale: float = 1.0
     """Weight of the latest product's successors in ``scores`` (forward decay, see :func:`operators.recommend_scores.blend`)."""
@@ -64,11 +72,14 @@ class ListState:
     final: ProfileRow | None = None
     """A replay's final profile row, held until the end of the input."""
     evaluated: int = 0
-    hits: dict[str, dict[str, float]] = field(default_factory=dict)
+    hits: dict[str, dict[str, float]] = field(default_factory=lambda: _FORMER_HITS)
+    """Before version 5 only: the hit sums."""
+    sums: array[float] | None = None
+    """The online hit sums (:func:`operators.recommend_hits.add_hits`); None until the first hit."""
 
     def __init__(
         self,
-        version: int = 4,
+        version: int = 5,
         scores: dict[str, float] | None = None,
         scale: float = 1.0,
         exclude: tuple[str, ...] = (),
@@ -77,7 +88,7 @@ class ListState:
         erased_ms: int | None = None,
         final: ProfileRow | None = None,
         evaluated: int = 0,
-        hits: dict[str, dict[str, float]] | None = None,
+        sums: array[float] | None = None,
     ) -> None:
         self.version = version
         self.scores = {} if scores is None else scores
@@ -88,7 +99,26 @@ class ListState:
         self.erased_ms = erased_ms
         self.final = final
         self.evaluated = evaluated
-        self.hits = {} if hits is None else hits
+        self.hits = _FORMER_HITS
+        self.sums = sums
+
+
+def current(state: ListState) -> ListState:
+    """Return ``state`` in today's layout: a snapshot of version 4 (hit sums in dicts)
+    converted in place, the same sums."""
+    if state.version >= 5:
+        return state
+    sums = None
+    for name, at in (("online", ONLINE), ("popularity", POPULARITY)):
+        figures = state.hits.get(name)
+        if figures is not None:
+            if sums is None:
+                sums = array("d", bytes(8 * 8))
+            sums[at : at + 4] = array("d", [figures["hit_10"], figures["rr_10"], figures["hit_20"], figures["rr_20"]])
+    state.sums = sums
+    state.hits = _FORMER_HITS
+    state.version = 5
+    return state
 
 
 class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
@@ -96,16 +126,15 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def __init__(self, cfg: RecommendConfig, state: ListState) -> None:
         self.cfg = cfg
-        self.state = state
-        # Rules whose payload failed at run time (logged once each).
-        self._failed: set[str] = set()
-        # The list, ranked when first read after an answer (not in the state:
-        # it is made from it). Most answers are never published, and most
-        # views miss the list, which a look at the scores tells (_position).
-        self._ranked: tuple[str, ...] | None = None
-        # The published list (the first ``size`` of the ranked), made once per ranking and
-        # shared by the records published meanwhile (segment changes, the final row): none
-        # of them changes it.
+        self.state = current(state)
+        # Rules whose payload failed at run time (logged once each); made at the first
+        # trigger that fills a payload (a set is 216 bytes, and most customers get none).
+        self._failed: set[str] | None = None
+        # The published list (the first ``size`` of the ranked), made when first read after
+        # an answer (not in the state: it is made from it; most answers are never published)
+        # and shared by the records published meanwhile (segment changes, the final row): none
+        # of them changes it. The ranking it is cut from is not kept: most views miss the
+        # list, which a look at the scores tells (_position).
         self._published: list[str] | None = None
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
@@ -141,6 +170,8 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         """Add the list to a record of the audience step (or hold a replay's final row)."""
         if isinstance(value, Trigger) and value.rule in self.cfg.payloads:
             values = {RECOMMENDATIONS: self.published}
+            if self._failed is None:
+                self._failed = set()
             filled = {
                 key: evaluate_safely(value.rule, expression, values, self._failed)
                 for key, expression in self.cfg.payloads[value.rule]
@@ -154,7 +185,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         if isinstance(value, Tombstone):
             quality = self._quality()
             self.state = ListState(erased_ms=value.ts_ms)
-            self._ranked = self._published = None
+            self._published = None
             return [value, *quality]
         return [value]
 
@@ -177,11 +208,8 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     @property
     def ranked(self) -> tuple[str, ...]:
         """Return the customer's list ``EVAL_DEPTH`` deep, best first."""
-        ranked = self._ranked
-        if ranked is None:
-            state = self.state
-            ranked = self._ranked = rank(state.scores, state.exclude, state.fill)
-        return ranked
+        state = self.state
+        return rank(state.scores, state.exclude, state.fill)
 
     @property
     def published(self) -> list[str]:
@@ -194,8 +222,6 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def _has_list(self) -> bool:
         """Return whether the list holds anything (without ranking it)."""
-        if self._ranked is not None:
-            return bool(self._ranked)
         exclude = self.state.exclude
         for product in self.state.scores:
             if product not in exclude:
@@ -204,9 +230,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def _position(self, product: str) -> int | None:
         """Return ``product``'s 1-based position in the list, or None (without ranking it:
-        :func:`~operators.recommend_hits.list_position`, unless it is ranked already)."""
-        if self._ranked is not None:
-            return rec.position_of(self._ranked, product)
+        :func:`~operators.recommend_hits.list_position`)."""
         state = self.state
         return list_position(state.scores, state.exclude, state.fill, product)
 
@@ -234,7 +258,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         # builds a list first.
         state.exclude = ask.exclude if product is None else ask.exclude + (product,)
         state.fill = (answer.in_category, answer.popular)
-        self._ranked = self._published = None
+        self._published = None
         if before is not None and self.published != before:
             return ProfileRow(ask.user, ask.ts_ms, {"recommendations": self.published})
         return None
@@ -243,17 +267,16 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         state = self.state
         state.evaluated += 1
         online = self._position(product)
-        hits = state.hits
-        add_hits(hits, "online", online)
-        add_hits(hits, "popularity", None if popular_rank is None else popular_rank + 1)
+        sums = add_hits(state.sums, ONLINE, online)
+        state.sums = add_hits(sums, POPULARITY, None if popular_rank is None else popular_rank + 1)
 
     def _quality(self) -> list[RecQuality]:
         state = self.state
         if not state.evaluated:
             return []
-        out = [RecQuality(state.evaluated, state.hits)]
+        out = [RecQuality(state.evaluated, hit_sums(state.sums))]
         state.evaluated = 0
-        state.hits = {}
+        state.sums = None
         return out
 
     def _retain(self) -> bool:

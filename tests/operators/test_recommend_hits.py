@@ -6,7 +6,7 @@ import random
 
 from operators import recommend as rec
 from operators.recommend import RecommendConfig
-from operators.recommend_hits import add_hits, list_position
+from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position
 from operators.recommend_lists import ListLogic, ListState
 from operators.recommend_scores import rank
 
@@ -36,13 +36,14 @@ def test_the_online_position_is_the_place_in_the_ranked_list() -> None:
 
 
 def test_hits_add_up_at_10_and_20_and_a_miss_adds_nothing() -> None:
-    hits: dict[str, dict[str, float]] = {}
-    add_hits(hits, "online", None)
-    add_hits(hits, "online", 21)
-    assert hits == {}
+    assert add_hits(add_hits(None, ONLINE, None), ONLINE, 21) is None
+    assert hit_sums(None) == {}
+    sums = None
     for position in (1, 4, 15):
-        add_hits(hits, "online", position)
-    add_hits(hits, "popularity", 20)
+        sums = add_hits(sums, ONLINE, position)
+    hits = hit_sums(sums)
+    assert list(hits) == ["online"]  # a list without a hit is not reported
+    hits = hit_sums(add_hits(sums, POPULARITY, 20))
     assert hits["online"] == {"hit_10": 2.0, "rr_10": 1.25, "hit_20": 3.0, "rr_20": 1.25 + 1 / 15}
     assert hits["popularity"] == {"hit_10": 0.0, "rr_10": 0.0, "hit_20": 1.0, "rr_20": 0.05}
     # The sums are the per-target figures added up.
