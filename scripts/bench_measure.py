@@ -168,8 +168,9 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
             if not first and out.is_dir() and any(".part-" in name for name in os.listdir(out)):
                 first.append(len(samples) - 1)
 
-    # Resident memory when the source has read its last line, before the steps' end of
-    # input (every user's final update at once): what the users' state holds in the flow.
+    # Resident memory when the source has nothing more to emit: in a one-worker replay every
+    # user has finished by then (their Finish items, flows/replay_clock.py), at the memory
+    # the users' state reached; with several workers, before bytewax's end of input.
     from flows.files import _ReplayPartition
 
     at_input_end: list[int] = []

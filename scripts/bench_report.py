@@ -137,7 +137,7 @@ def _memory(files: dict[str, dict[str, Any]]) -> str:
         ["measure", *files],
         [
             row("replay: peak RSS growth of the flow / users", "replay_bytes_per_user"),
-            row("replay: RSS growth when the input ends, before the end of input / users", "replay_bytes_per_user_at_input_end"),
+            row("replay: RSS growth when the source ends (after every user finished) / users", "replay_bytes_per_user_at_input_end"),
             row("steps' state alone: RSS growth / users", "state_bytes_per_user"),
             row("journey snapshot, per user held", "snapshot_bytes_per_user"),
             row("audience snapshot, per user", "audience_snapshot_bytes_per_user"),
