@@ -15,12 +15,18 @@ from array import array
 
 from operators.recommend import EVAL_DEPTH
 
-__all__ = ["ONLINE", "POPULARITY", "list_position", "fill_position", "add_hits", "hit_sums"]
+__all__ = ["ONLINE", "POPULARITY", "list_position", "fill_position", "add_hits", "hit_sums", "sums_of"]
 
 #: Where each list's sums start in a customer's packed sums: hit_10, rr_10, hit_20, rr_20.
 ONLINE = 0
 POPULARITY = 4
 _FIGURES = ("hit_10", "rr_10", "hit_20", "rr_20")
+#: Each list's name in :class:`~operators.recommend.RecQuality` and where its sums start.
+_LISTS = (("online", ONLINE), ("popularity", POPULARITY))
+
+
+def _no_sums() -> array[float]:
+    return array("d", bytes(8 * 2 * len(_FIGURES)))
 
 
 def list_position(
@@ -97,7 +103,7 @@ def add_hits(sums: array[float] | None, at: int, position: int | None) -> array[
     # A miss adds nothing (most views): only hits touch the sums.
     if position is not None and position <= 20:
         if sums is None:
-            sums = array("d", bytes(8 * 8))
+            sums = _no_sums()
         rr = 1.0 / position
         if position <= 10:
             sums[at] += 1.0
@@ -116,7 +122,25 @@ def hit_sums(sums: array[float] | None) -> dict[str, dict[str, float]]:
     """
     out: dict[str, dict[str, float]] = {}
     if sums is not None:
-        for name, at in (("online", ONLINE), ("popularity", POPULARITY)):
+        for name, at in _LISTS:
             if sums[at + 2]:  # a list's every hit counts in hit_20
                 out[name] = {figure: sums[at + i] for i, figure in enumerate(_FIGURES)}
     return out
+
+
+def sums_of(hits: dict[str, dict[str, float]]) -> array[float] | None:
+    """Return the packed sums of ``hits``, given in :func:`hit_sums`' form (its inverse: a version-4 snapshot's dicts).
+
+    >>> sums = add_hits(None, POPULARITY, 3)
+    >>> sums_of(hit_sums(sums)) == sums, sums_of({})
+    (True, None)
+    """
+    sums = None
+    for name, at in _LISTS:
+        figures = hits.get(name)
+        if figures is not None:
+            if sums is None:
+                sums = _no_sums()
+            for i, figure in enumerate(_FIGURES):
+                sums[at + i] = figures[figure]
+    return sums

@@ -30,7 +30,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators.recommend import RecAnswer, RecommendConfig, RecQuality
-from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position
+from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position, sums_of
 from operators.recommend_order import answers_in_time_order, records_in_time_order
 from operators.recommend_scores import blend, rank
 from operators.expressions import evaluate_safely
@@ -108,14 +108,7 @@ def current(state: ListState) -> ListState:
     converted in place, the same sums."""
     if state.version >= 5:
         return state
-    sums = None
-    for name, at in (("online", ONLINE), ("popularity", POPULARITY)):
-        figures = state.hits.get(name)
-        if figures is not None:
-            if sums is None:
-                sums = array("d", bytes(8 * 8))
-            sums[at : at + 4] = array("d", [figures["hit_10"], figures["rr_10"], figures["hit_20"], figures["rr_20"]])
-    state.sums = sums
+    state.sums = sums_of(state.hits)
     state.hits = _FORMER_HITS
     state.version = 5
     return state
