@@ -18,6 +18,7 @@ import io
 import heapq
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from itertools import islice
 from contextlib import contextmanager
@@ -124,13 +125,34 @@ def _file_items(
     it leaves the merge next to its neighbours.
     """
     last_ts = -1
-    for number, line, position in read_lines(path):
+    number = 0
+    lines = read_lines(path)
+    while True:
+        try:
+            number, line, position = next(lines)
+        except StopIteration:
+            return
+        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+            # A gzip copy cut short or damaged: what was read stands, the rest is
+            # one dead letter saying so (never a crash, never a silent drop).
+            progress.read += 1
+            yield last_ts, number + 1, parser.dead_letter(b"", f"{label}:{number + 1}", "truncated_input", _unreadable(number, error))
+            return
         item = parser.parse(line, f"{label}:{number}")
         progress.read += 1
         progress.bytes_read = base + position
         if isinstance(item, Event):
             last_ts = item.ts_ms
         yield last_ts, number, item
+
+
+def _unreadable(lines: int, error: Exception) -> str:
+    """The reason of a compressed file's unreadable rest.
+
+    >>> _unreadable(12, EOFError("Compressed file ended before the end-of-stream marker was reached"))
+    'the file cannot be read after line 12 (Compressed file ended before the end-of-stream marker was reached): the rest of it is missing or damaged'
+    """
+    return f"the file cannot be read after line {lines} ({error}): the rest of it is missing or damaged"
 
 
 def _merged(

@@ -8,8 +8,9 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from flows.files import RUN_END, ReplayClock, ReplayProgress, ReplaySource, read_lines, replay_stream
+from flows.files import RUN_END, ReplayClock, ReplayProgress, ReplaySource, _merged, read_lines, replay_stream
 from flows.step_configs import event_parser
+from journeyflow.events import DeadLetter, Event
 from journeyflow.step_records import Finish
 from tests.helpers import at, event, settings, write_events
 
@@ -71,3 +72,18 @@ def test_a_finishing_source_ends_a_batch_before_the_first_finish_and_before_the_
     assert items == [i for i in replay_stream([path], event_parser(cfg), clock, finish=True) if i is not RUN_END]
     plain = [item for batch in _batches(ReplaySource([path], event_parser(cfg), ReplayProgress(), clock)) for item in batch]
     assert plain == [item for item in items if not isinstance(item, Finish)]
+
+
+def test_a_gzip_file_cut_short_keeps_what_was_read_and_dead_letters_the_rest(tmp_path: Path) -> None:
+    whole = write_events(tmp_path / "whole.jsonl.gz", [event("page_view", f"u{i}", at(i)) for i in range(2_000)])
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])  # a copy interrupted half-way
+    progress = ReplayProgress()
+    items = list(_merged([cut], event_parser(settings()), progress))
+    events = [i for i in items if isinstance(i, Event)]
+    assert 0 < len(events) < 2_000
+    [letter] = [i for i in items if isinstance(i, DeadLetter)]
+    assert items[-1] is letter and letter.code == "truncated_input"
+    assert letter.source == f"{cut}:{len(events) + 1}"
+    assert f"cannot be read after line {len(events)}" in letter.reason
+    assert progress.read == len(events) + 1  # every line read, and the unreadable rest, counted once
