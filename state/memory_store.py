@@ -31,6 +31,8 @@ class InMemoryStore:
         self._profiles: dict[str, dict[str, str]] = {}
         self._segments: dict[str, set[str]] = {}
         self._aliases: dict[str, str] = {}
+        self._erased: dict[str, int] = {}
+        """When each customer with linked devices was erased (ms; no expiry here)."""
         self._lock = threading.Lock()
 
     def apply(self, records: Sequence[StoreRecord]) -> None:
@@ -43,7 +45,8 @@ class InMemoryStore:
     def _apply_one(self, record: StoreRecord) -> None:
         user = record.user_id
         if isinstance(record, IdentityMerge):
-            self._aliases[record.anonymous_id] = user
+            if record.ts_ms > self._erased.get(user, -1):  # (as redis_commands._LINK_ALIAS)
+                self._aliases[record.anonymous_id] = user
         elif isinstance(record, ProfileRow):
             updates, deletes = row_changes(record)
             fields = self._profiles.setdefault(user, {})
@@ -67,6 +70,8 @@ class InMemoryStore:
             self._sync(user, None, record.segments)
             for device in record.aliases:
                 self._aliases.pop(device, None)
+            if record.aliases:
+                self._erased[user] = record.ts_ms
 
     def _sync(self, user: str, segments: Iterable[str] | None, leave: Iterable[str]) -> None:
         # As redis_commands._SYNC_SEGMENTS does in Redis: None deletes the profile.

@@ -1,5 +1,5 @@
 """The Redis commands that apply each store record (:class:`RecordCommands`), and the
-two Lua scripts among them; :class:`state.redis_store.RedisStore` sends them, one
+three Lua scripts among them; :class:`state.redis_store.RedisStore` sends them, one
 round trip per batch. The layout and the order in which records apply are in
 :mod:`state.store`.
 """
@@ -13,7 +13,7 @@ import orjson
 
 from journeyflow.records import IdentityMerge, Tombstone
 from state.coalesce import RowPatch, coalesce
-from state.store import Restore, StoreRecord, alias_key, profile_key, segment_key, segments_json
+from state.store import ERASED_GUARD_S, Restore, StoreRecord, alias_key, erased_key, profile_key, segment_key, segments_json
 
 __all__ = ["Command", "RecordCommands"]
 
@@ -90,6 +90,21 @@ return 0
 """
 
 
+# A device's alias, unless its customer was erased at or after the link's time
+# (state/store.py). KEYS[1]: the alias, KEYS[2]: the customer's erased key;
+# ARGV: the customer id, the link's time (ms), the TTL in seconds (0: none).
+_LINK_ALIAS = """
+local erased = redis.call('GET', KEYS[2])
+if erased and tonumber(erased) >= tonumber(ARGV[2]) then return 0 end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+"""
+
+
 Command = tuple[str | int, ...]
 """One Redis command: its name and arguments, as sent (``hiredis.pack_command`` packs it)."""
 
@@ -99,7 +114,7 @@ class RecordCommands:
     segment changes of the batch merged into one command: :mod:`state.coalesce`).
 
     With ``ttl_s`` > 0 a record that writes a profile hash (or an alias) resets its
-    expiry. The two scripts run by their SHA1 (EVALSHA): send :attr:`load` before
+    expiry. The scripts run by their SHA1 (EVALSHA): send :attr:`load` before
     the commands that use them, in the same round trip (SCRIPT LOAD of a script
     Redis holds already only looks it up), so a Redis that restarted empty never
     answers NOSCRIPT.
@@ -108,7 +123,10 @@ class RecordCommands:
     def __init__(self, *, key_prefix: str, ttl_s: int) -> None:
         self._apply_patch = _sha1(_APPLY_PATCH)
         self._sync_segments = _sha1(_SYNC_SEGMENTS)
-        self.load: list[Command] = [("SCRIPT", "LOAD", _APPLY_PATCH), ("SCRIPT", "LOAD", _SYNC_SEGMENTS)]
+        self._link_alias = _sha1(_LINK_ALIAS)
+        self.load: list[Command] = [
+            ("SCRIPT", "LOAD", _APPLY_PATCH), ("SCRIPT", "LOAD", _SYNC_SEGMENTS), ("SCRIPT", "LOAD", _LINK_ALIAS)
+        ]
         self.key_prefix = key_prefix
         self.ttl_s = ttl_s
 
@@ -134,7 +152,7 @@ class RecordCommands:
             user = record.user_id
             if isinstance(record, IdentityMerge):
                 alias = alias_key(prefix, record.anonymous_id)
-                out.append(("SET", alias, user, "EX", ttl) if ttl else ("SET", alias, user))
+                out.append(("EVALSHA", self._link_alias, 2, alias, erased_key(prefix, user), user, record.ts_ms, ttl))
                 continue
             key = profile_key(prefix, user)
             if isinstance(record, Restore):
@@ -152,6 +170,7 @@ class RecordCommands:
                 out.append(("EVALSHA", self._sync_segments, 1, key, user, sets, "", segments_json(record.segments)))
                 if record.aliases:
                     out.append(("DEL", *(alias_key(prefix, device) for device in record.aliases)))
+                    out.append(("SET", erased_key(prefix, user), record.ts_ms, "EX", ERASED_GUARD_S))
                 continue
             if ttl:
                 out.append(("EXPIRE", key, ttl))

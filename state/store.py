@@ -25,10 +25,14 @@ Records are applied in order:
   older row can arrive after a newer one, and ``updated_at`` must not go back.
 - :class:`~journeyflow.records.SegmentChange` sets the hash's ``segments``.
 - :class:`~journeyflow.records.Tombstone` deletes the hash (and, on erasure,
-  the aliases of the user's devices).
+  the aliases of the user's devices, and remembers for :data:`ERASED_GUARD_S`
+  when the user was erased: ``{prefix}erased:{digest of the user id}``).
 - :class:`~journeyflow.records.IdentityMerge` points the device's alias at
   the customer (the device's own hash goes with the tombstone that the merge
-  sends through the step after the models).
+  sends through the step after the models), unless the customer was erased at
+  or after the merge's time: merges travel from the device step straight to
+  the store, the erasure through the models and audience steps, so a merge can
+  arrive after the erasure that should have removed its alias.
 
 Memberships follow the segment lists: whenever a record sets a user's
 ``segments`` (or deletes the hash), the user joins the sets of the new list
@@ -47,6 +51,7 @@ applied again from its start, in order, and ends in the same state.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -68,6 +73,8 @@ __all__ = [
     "profile_key",
     "segment_key",
     "alias_key",
+    "erased_key",
+    "ERASED_GUARD_S",
     "check_record",
     "later_ts",
     "row_changes",
@@ -183,6 +190,24 @@ def alias_key(prefix: str, anonymous_id: str) -> str:
     'jf:alias:a-9f3'
     """
     return f"{prefix}alias:{anonymous_id}"
+
+
+#: How long (wall-clock seconds) a store remembers that a customer was erased, so that a
+#: device's link that reaches it after the erasure (it travels another path through the
+#: dataflow, and may arrive a batch later) is not written again.
+ERASED_GUARD_S = 86_400
+
+
+def erased_key(prefix: str, user_id: str) -> str:
+    """Return the key that holds when ``user_id`` was erased (its event time, ms).
+
+    The user id is kept only as a digest: the key outlives the erasure by
+    :data:`ERASED_GUARD_S`.
+
+    >>> erased_key("jf:", "u42")
+    'jf:erased:692a91a028476ee413f93aa416cb2f2a193515d5'
+    """
+    return f"{prefix}erased:{hashlib.sha1(user_id.encode('utf-8')).hexdigest()}"
 
 
 def segments_json(segments: Iterable[str]) -> str:

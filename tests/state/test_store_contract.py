@@ -8,17 +8,23 @@ from typing import Any
 
 import orjson
 import pytest
+import redis
 
 from journeyflow.records import IdentityMerge, Tombstone
 from state.memory_store import InMemoryStore
 from state.redis_store import RedisStore
-from state.store import Restore, StateStore
+from state.store import ERASED_GUARD_S, Restore, StateStore
 from tests.state.store_records import TS, change, row
 
 
 @pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.redis), "memory"])
 def store_type(request: pytest.FixtureRequest) -> str:
     return request.param
+
+
+@pytest.fixture
+def redis_url_or_none(store_type: str, request: pytest.FixtureRequest) -> str | None:
+    return str(request.getfixturevalue("redis_url")) if store_type == "redis" else None
 
 
 @pytest.fixture
@@ -139,6 +145,28 @@ def test_a_merge_points_the_devices_alias_at_the_customer_and_erasure_deletes_it
     assert store.profile("a1") is None and store.members("new_visitor") == set()
     store.apply([Tombstone("u1", TS, "e-forget", (), "forget", ("a1", "a2"))])
     assert store.alias("a1") is None and store.alias("a2") is None
+
+
+def test_a_merge_that_arrives_after_the_erasure_of_its_customer_sets_no_alias(
+    make_store: Callable[..., StateStore], redis_url_or_none: str | None
+) -> None:
+    # The merge travels straight from the device step, the erasure through the models: it may come later.
+    store = make_store()
+    store.apply([Tombstone("u1", TS + 60_000, "e-forget", (), "forget", ("a1",))])
+    store.apply([IdentityMerge("u1", "a1", TS, "e-login"), IdentityMerge("u1", "a2", TS + 60_000, "e-login-2")])
+    assert store.alias("a1") is None and store.alias("a2") is None
+    # A device linked after the erasure (the customer came back) is linked again.
+    store.apply([IdentityMerge("u1", "a3", TS + 120_000, "e-login-3")])
+    assert store.alias("a3") == "u1"
+    if redis_url_or_none is not None:
+        # Redis keeps the erasure's time under a digest of the id, for a day only.
+        client = redis.Redis.from_url(redis_url_or_none, decode_responses=True)
+        try:
+            [key] = [k for k in client.scan_iter("jf:erased:*")]
+            assert "u1" not in key and client.get(key) == str(TS + 60_000)
+            assert 0 < client.ttl(key) <= ERASED_GUARD_S
+        finally:
+            client.close()
 
 
 def test_a_batch_is_applied_in_order(make_store: Callable[..., StateStore]) -> None:
