@@ -90,6 +90,11 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             return ticked, self._retain(ticked)
         out: list[Any] = []
         if isinstance(value, Handoff):
+            login_ms, max_ts = value.event.ts_ms, self.state.max_ts_ms
+            if max_ts is not None and login_ms > max_ts and not self.state.opted_out:
+                # The customer's own time up to the login passes first: what the merge
+                # changes is then judged as the login's (cause "event"), not as time's.
+                self._advance(login_ms, out)
             replaced, score = handoff.merge_in(self.state, self.cfg, value, out)
             if replaced is not None:
                 self.replace_state(replaced)
