@@ -2,30 +2,35 @@
 
 One global keyed step (key ``models``) between the per-user journey step and
 the audience step: a model that learns from everyone needs every user's
-examples in one place, and only the updates that matter reach it. Its state is
-snapshotted with bytewax recovery (a restart resumes to the same scores); a
-replay exports it (``models.bin``) and ``[models] warm_start`` starts from it.
+examples in one place, and only the updates that matter reach it (a session
+closed, the cart changed, a purchase, a label resolved, a weekly rescore).
+Its state is snapshotted with bytewax recovery, so a restart resumes with the
+learned models and gives the same scores as an uninterrupted run; a replay
+exports it (``models.bin``) and ``[models] warm_start`` starts from it.
 
 What is learned (examples: :mod:`operators.labels`): per task, the chance of
-the outcome within a week from a snapshot of any known customer, by a logistic
-regression (:mod:`operators.weekly`) over the profile's features and the
-prior's week chances. Examples wait in a shuffle buffer (they resolve in
-bursts, and online learning fed one label at a time drifts with it); one
-resolved long after its snapshot is not learned (:func:`operators.weekly.stale`).
-From a week to the horizon (:mod:`operators.model_scoring`): ``churn_risk``
-chains the weeks along the silent path, never below the life table of
+the outcome within one interval (a week) from a snapshot of any known
+customer, by a logistic regression (River, AdaGrad; :mod:`operators.weekly`)
+over the profile's features and the prior's one-interval chances. Examples
+wait in a shuffle buffer: they resolve in bursts, and online learning fed one
+label at a time drifts with it. From a week to the horizon
+(:mod:`operators.model_scoring`): ``churn_risk`` chains the weeks along the
+silent path (a discrete-time survival model), never below the life table of
 silences (:mod:`operators.silence`); ``purchase_propensity`` carries the
 learned odds of a purchase next week, relative to the prior's, over to the
 prior's horizon odds, and is never above ``1 - churn_risk``.
 
-The prior: two BG/NBD models (:mod:`operators.bgnbd`), the published scores
+The prior: two BG/NBD models (:mod:`operators.bgnbd`), over sessions and
+over purchases, re-fitted from a sample of customers; the published scores
 until the learned model has ``min_examples`` examples. Shrink to what works
-(:mod:`operators.model_trust`): the learned model, the prior and (churn) the
-silence floor, weighed by their decayed log-losses on examples before they are
-learned. ``stack``: a stack fitted to the horizon (:mod:`operators.model_stack`).
+(:mod:`operators.model_trust`): each example is scored by the learned model,
+the prior and (churn) the silence floor before it is learned; their decayed
+log-losses weigh them in the published score. ``stack``: each task's score
+goes through a stack fitted to the horizon's question (:mod:`operators.model_stack`).
 """
 from __future__ import annotations
 
+import logging
 import math
 import random
 from collections.abc import Iterable
@@ -52,13 +57,16 @@ from operators.model_scoring import TASKS, Scorer, learn_input
 from operators.model_trust import judge_floor
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
-from operators.weekly import Task, stale
+from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
 __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "FORGETTING_KINDS", "load_models"]
 
-#: Examples wait in a shuffle buffer of this size before they are learned: they resolve
-#: in bursts (every silent user's at once when time passes), and SGD drifts with one.
+log = logging.getLogger(__name__)
+
+#: One-interval examples wait in a shuffle buffer of this size before they
+#: are learned: they resolve in bursts (every silent user's at once when time
+#: passes), and SGD fed a burst of one label drifts with it.
 _SHUFFLE = 1000
 
 #: Update kinds after which the models forget the customer (the priors' sample, the followed moments).
@@ -108,7 +116,8 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
-        if not hasattr(state, "silence"):  # exported before the silence curve existed: it counts from now on
+        if not hasattr(state, "silence"):
+            # Exported before the silence curve existed: it counts from now on.
             state.silence = SilenceCurve()
         elif not hasattr(state.silence, "start_ms"):
             # Exported before the young rows existed: the all-ages counts go on, the rows count from now on.
@@ -230,23 +239,20 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 prior.forget(user_id)
             state.moments.forget(user_id)
         for example in examples:
-            late = stale(example.ts_ms, ts_ms, self.cfg.interval_ms)  # counted, not learned nor judged
             if example.task == "churn":
                 # One churn example per snapshot: each snapshot is observed once.
                 v = unpack(example.features)
                 age = v["bg_age"]
                 state.priors["sessions"].observe(user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
-                if not late:
-                    judge_floor(state, v, example.label, self.scorer.interval_days, example.ts_ms)
+                judge_floor(state, v, example.label, self.scorer.interval_days, example.ts_ms)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
                 if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
                     record_moment(state, self.cfg, self.scorer, user_id, v, example.ts_ms)
-            if not late:
-                state.buffer.append((example.task, example.features, example.label, example.ts_ms))
-                if len(state.buffer) > _SHUFFLE:
-                    self._learn_one()
+            state.buffer.append((example.task, example.features, example.label, example.ts_ms))
+            if len(state.buffer) > _SHUFFLE:
+                self._learn_one()
         if features is None and cluster_features is None:
             return None
         scores: dict[str, Any] = {}

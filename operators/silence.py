@@ -57,8 +57,6 @@ __all__ = ["AGE_BANDS", "BANDS", "MIN_BAND", "SilenceCurve", "monotone_curve"]
 
 #: Bands of whole intervals already silent; the last holds every longer silence.
 BANDS = 13
-#: Bands the curve is read over: the counted ones, then the tail past them (a year and a horizon of weeks).
-READ_BANDS = 58
 #: Young customers' rows: whole intervals of age below this (a month of weeks).
 AGE_BANDS = 4
 _DAY_MS = 86_400_000
@@ -186,8 +184,7 @@ class SilenceCurve:
         seen = sum(self.examples)
         cached = self.__dict__.get("_curve")
         if cached is None or cached[0] != seen:
-            tail = [0] * (READ_BANDS - BANDS)
-            cached = (seen, monotone_curve(self.examples + tail, self.stayed + tail))
+            cached = (seen, monotone_curve(self.examples, self.stayed))
             # Derived, never pickled (see __getstate__): a snapshot holds the counts alone.
             self.__dict__["_curve"] = cached
         return cached[1]

@@ -19,7 +19,7 @@ from river import drift, linear_model, metrics, optim
 from journeyflow.metrics import MODEL_DRIFTS
 from operators.odds import log_loss
 
-__all__ = ["AUC_THRESHOLDS", "LOSS_MEMORY", "STALE_INTERVALS", "Task", "stale"]
+__all__ = ["AUC_THRESHOLDS", "LOSS_MEMORY", "Task"]
 
 #: Thresholds of River's streaming ROC AUC: its cost per example grows with
 #: them (about 0.5 microseconds each here); 20 keeps it within 0.01 of exact.
@@ -29,30 +29,6 @@ AUC_THRESHOLDS = 20
 #: (the decay of their log-losses); a few weeks of snapshots of a small shop.
 LOSS_MEMORY = 1000
 _DECAY = 1.0 - 1.0 / LOSS_MEMORY
-
-#: Intervals after its snapshot beyond which a resolved example is stale (:func:`stale`).
-STALE_INTERVALS = 2
-
-
-def stale(moment_ms: int, resolved_ms: int, interval_ms: int) -> bool:
-    """Return whether an example of the snapshot at ``moment_ms``, resolved at ``resolved_ms``, is too late to be learned.
-
-    Live, every snapshot resolves within an interval and a timer (``rescore_s``,
-    an interval). A replay tells the time only to customers seen within its tick
-    window (60 days), so the snapshots of longer silences (they go on to 90 days)
-    resolve at the end of input, every long-silent customer's at once and all
-    "stayed away": on CDNOW 35% of the churn examples, learned last, just before
-    the final scores. The logistic regressions' intercept (a constant step)
-    follows such a burst: the final model's weekly chances were 0.97-0.999 where
-    its own progressive ones, and the outcomes, were 0.88-0.95, and the 30-day
-    chances under-predicted returns 3 to 20 times. A stale example is still
-    counted by the silence floor and the priors (counts do not depend on the
-    order); it is neither learned nor judged.
-
-    >>> stale(0, 14, 7), stale(0, 15, 7)
-    (False, True)
-    """
-    return resolved_ms - moment_ms > STALE_INTERVALS * interval_ms
 
 
 @dataclass

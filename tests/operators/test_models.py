@@ -178,18 +178,3 @@ def test_the_churn_risk_is_never_below_what_the_silence_so_far_says() -> None:
     assert None not in chances
     floor = math.prod(q**w for q, w in zip(chances, (1, 1, 1, 1, 2 / 7), strict=True))  # type: ignore[operator]
     assert scores["churn_risk"] >= round(floor, 4) - 2e-4
-
-
-def test_an_example_resolved_long_after_its_snapshot_is_counted_by_the_floor_but_not_learned() -> None:
-    # A replay tells time only to customers seen within its tick window: the snapshots of a
-    # longer silence resolve at the end of input, all at once and all "stayed away".
-    rng = random.Random(17)
-    logic = CFG.build(None)
-    week = CFG.interval_ms
-    v = pack(_vector(rng, True))
-    on_time = Example("churn", 10 * week, v, True)
-    late = Example("churn", 10 * week, v, True)
-    logic.on_item(replace(_update("a", None, (on_time,)), ts_ms=12 * week))  # two intervals: a tick's due time
-    logic.on_item(replace(_update("b", None, (late,)), ts_ms=12 * week + 1))
-    assert len(logic.state.buffer) == 1  # only the first waits to be learned
-    assert sum(logic.state.silence.examples) == 2  # the life table counts both

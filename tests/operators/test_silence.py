@@ -99,23 +99,6 @@ def test_past_the_last_populated_band_the_chance_of_a_return_keeps_falling_at_th
     assert floor is not None and floor > constant
 
 
-def test_a_silence_longer_than_every_counted_band_keeps_falling_at_the_rate_of_the_silences() -> None:
-    # Every band counted (snapshots stop at the last one's silence), yet customers are scored
-    # after far longer silences: the chance of a return goes on falling past the last band.
-    examples = [400] + [100] * 12
-    stayed = [200] + [60 + 3 * b for b in range(12)]
-    curve = _counted(examples, stayed)
-    last = curve.quiet_after(12.5)
-    later = [curve.quiet_after(w) for w in (13.5, 20.0, 40.0)]
-    assert last is not None and None not in later
-    assert last < later[0] < later[1] < later[2] < 1.0
-    # So a customer silent 200 days is likelier gone than one silent 100 (a constant tail tied them).
-    long, longer = curve.p_silent(100.0, WEEK, WEIGHTS), curve.p_silent(200.0, WEEK, WEIGHTS)
-    assert long is not None and longer is not None and longer > long
-    # The report's curve is the counted bands' (the tail is read, not reported).
-    assert [curve.quiet(b) for b in range(13)] == curve.curve()[:13]  # type: ignore[index]
-
-
 def test_a_restored_curve_gives_the_same_chances_and_its_snapshot_holds_only_the_counts() -> None:
     curve = _counted([200, 100, 40], [40, 50, 30])
     before = curve.p_silent(15.0, WEEK, WEIGHTS)
