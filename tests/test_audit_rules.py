@@ -7,10 +7,17 @@ name was wrong, and where, was left to guess.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from journeyflow.errors import RuleError
 from operators.goals import parse_goal
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_misspelt_event_field_in_a_goal_names_it_and_the_nearest() -> None:
@@ -35,3 +42,47 @@ def test_a_guarded_payload_field_is_still_accepted() -> None:
         payload_sample={"campaign": "spring-a"},
     )
     assert goal.when is not None
+
+
+# -- the learned segments' names: cluster:0 .. cluster:k-1 -------------------------------------
+# A rule segment named cluster:1 mixed its members with the learned cluster's; a trigger on
+# cluster:abc or on a cluster k does not make started and never fired, without a word.
+
+
+def test_a_rule_segment_may_not_take_a_learned_clusters_name() -> None:
+    from operators.rules import parse_rules
+
+    with pytest.raises(RuleError, match=r"^segment 'cluster:1': names cluster:N are the learned clusters'"):
+        parse_rules({"segments": {"cluster:1": {"when": "true"}}})
+
+
+def test_a_segment_entry_trigger_on_a_malformed_cluster_is_refused() -> None:
+    from operators.rules import parse_rules
+
+    with pytest.raises(RuleError, match=r"^trigger 't': segment must name a segment .* or a learned cluster:N; got 'cluster:abc'"):
+        parse_rules({"triggers": {"t": {"on": "segment_entry", "segment": "cluster:abc"}}})
+
+
+def test_a_segment_entry_trigger_on_a_cluster_beyond_k_stops_the_replay(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[triggers.t]\non = "segment_entry"\nsegment = "cluster:6"\n')
+    events = tmp_path / "e.jsonl"
+    events.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "journeyflow.cli", "replay", str(events), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "JOURNEYFLOW_SEGMENTS_RULES_FILE": str(rules), "JOURNEYFLOW_CLUSTERS_K": "6"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "journeyflow: error: trigger 't': segment 'cluster:6' is no cluster: [clusters] k = 6 learns cluster:0 .. cluster:5"
+    ]
+
+
+def test_a_segment_entry_trigger_on_a_learned_cluster_is_accepted() -> None:
+    from operators.rules import check_clusters, parse_rules
+
+    rules = parse_rules({"triggers": {"t": {"on": "segment_entry", "segment": "cluster:5"}}})
+    check_clusters(rules, 6)
+    with pytest.raises(RuleError):
+        check_clusters(rules, 5)
