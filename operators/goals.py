@@ -168,7 +168,7 @@ def _compile_goal(owner: str, source: Any, payload_sample: Mapping[str, Any]) ->
     """Compile a goal condition over ``event`` and ``trigger``; check it on sample values."""
     import cel
 
-    from operators.expressions import Expression
+    from operators.expressions import Expression, compile_message
     from operators.variables import EVENT_FIELDS, nearest
 
     if not isinstance(source, str) or not source.strip():
@@ -177,7 +177,7 @@ def _compile_goal(owner: str, source: Any, payload_sample: Mapping[str, Any]) ->
     try:
         program = cel.compile(source)
     except ValueError as ex:
-        msg = f"{owner}: does not compile: {source!r}: {ex}"
+        msg = f"{owner}: does not compile: {source!r}: {compile_message(ex)}"
         _fail(msg)
     sample = {
         "event": {f.name: f.sample for f in EVENT_FIELDS.values()},

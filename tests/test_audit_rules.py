@@ -86,3 +86,30 @@ def test_a_segment_entry_trigger_on_a_learned_cluster_is_accepted() -> None:
     check_clusters(rules, 6)
     with pytest.raises(RuleError):
         check_clusters(rules, 5)
+
+
+@pytest.mark.parametrize(
+    ("rules", "start"),
+    [
+        ('[segments.big]\nwhen = "monetary_90d > > 500.0"\n', "journeyflow: error: segment 'big': does not compile: "),
+        (
+            '[triggers.t]\non = "event"\ngoal = { when = "event.revenue > > 1.0" }\n',
+            "journeyflow: error: trigger 't' goal: does not compile: ",
+        ),
+    ],
+)
+def test_a_syntax_error_is_one_line_with_its_column(tmp_path: Path, rules: str, start: str) -> None:
+    # CEL's message went on with its caret diagram: three lines on stderr.
+    path = tmp_path / "rules.toml"
+    path.write_text(rules)
+    events = tmp_path / "e.jsonl"
+    events.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "journeyflow.cli", "replay", str(events), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "JOURNEYFLOW_SEGMENTS_RULES_FILE": str(path)},
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(start) and "Syntax error" in lines[0] and ":1:" in lines[0]
