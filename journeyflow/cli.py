@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from journeyflow.cli_checks import check_cluster, check_replay
 from journeyflow.errors import ConfigError, JourneyflowError
 from journeyflow.logs import setup_logging
 
@@ -35,13 +36,7 @@ def _replay(args: argparse.Namespace) -> int:
     run = {"workers": args.workers} if args.workers is not None else {}
     redis = {"url": args.redis} if args.redis else {}
     settings = _settings(args, run=run, redis=redis)
-    if args.processes < 1:
-        msg = f"--processes must be >= 1; got {args.processes} instead"
-        raise ConfigError(msg)
-    if args.truth and not Path(args.truth).is_file():
-        # Checked now: the replay reads it only at its end.
-        msg = f"truth file not found: {args.truth}"
-        raise ConfigError(msg)
+    check_replay(args.processes, args.truth)
     store = None
     if args.redis:
         from flows.redis_sink import StoreSink
@@ -88,6 +83,8 @@ def _run(args: argparse.Namespace) -> int:
     if (args.process_id is None) != (addresses is None):
         print("journeyflow: error: --process-id and --addresses go together", file=sys.stderr)
         return 2
+    if addresses is not None:
+        check_cluster(args.process_id, addresses)
     run(settings, workers=settings.run.workers, process_id=args.process_id, addresses=addresses)
     return 0
 

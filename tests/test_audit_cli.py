@@ -86,3 +86,18 @@ def test_a_gzip_input_cut_short_is_one_line_naming_it(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("journeyflow: error: ") and str(cut) in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("process_id", "addresses", "message"),
+    [
+        # Process 2 of two: with a broker there, the worker hung for good, silent, deaf to SIGTERM.
+        ("2", "127.0.0.1:2101;127.0.0.1:2102", "--process-id must be 0 .. 1 (one per address); got 2 instead"),
+        ("-1", "127.0.0.1:2101;127.0.0.1:2102", "--process-id must be 0 .. 1 (one per address); got -1 instead"),
+        ("0", "127.0.0.1:2101;nocolon", "--addresses must be host:port;host:port...; got 'nocolon' instead"),
+    ],
+)
+def test_a_cluster_address_list_that_cannot_be_right_is_refused(process_id: str, addresses: str, message: str) -> None:
+    result = _run("run", "--process-id", process_id, "--addresses", addresses)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"journeyflow: error: {message}"]
