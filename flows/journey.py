@@ -49,7 +49,7 @@ from operators.in_order import in_input_order
 from operators.journey import Inbound
 from operators.recommend import RecAsk, RecommendConfig
 from operators.rule_types import Rules
-from operators.rules import load_rules
+from operators.rules import check_clusters, load_rules
 from operators.unsaved import stateful
 
 __all__ = ["MODELS_KEY", "Inputs", "Outputs", "build_flow"]
@@ -176,6 +176,7 @@ def build_flow(
     worker and batch (:mod:`flows.recommend`, :mod:`flows.loop`).
     """
     rules = rules if rules is not None else load_rules(settings.rules_path)
+    check_clusters(rules, settings.clusters.k)
     # Only the live worker can be resumed: a replay's snapshots would never be read (operators/unsaved.py).
     snapshots = live
     store_rows = outputs.store is not None

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from journeyflow.cli_checks import check_cluster, check_replay
 from journeyflow.errors import ConfigError, JourneyflowError
 from journeyflow.logs import setup_logging
 
@@ -31,9 +32,11 @@ def _replay(args: argparse.Namespace) -> int:
     from flows.replay import replay
     from flows.replay_outputs import format_summary
 
-    run = {"workers": args.workers} if args.workers else {}
+    # `is not None`: a 0 given must reach the settings' check, not read as "not given".
+    run = {"workers": args.workers} if args.workers is not None else {}
     redis = {"url": args.redis} if args.redis else {}
     settings = _settings(args, run=run, redis=redis)
+    check_replay(args.processes, args.truth)
     store = None
     if args.redis:
         from flows.redis_sink import StoreSink
@@ -75,11 +78,13 @@ def _report(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from flows.live import run
 
-    settings = _settings(args, run={"workers": args.workers} if args.workers else {})
+    settings = _settings(args, run={"workers": args.workers} if args.workers is not None else {})
     addresses = args.addresses.split(";") if args.addresses else None
     if (args.process_id is None) != (addresses is None):
         print("journeyflow: error: --process-id and --addresses go together", file=sys.stderr)
         return 2
+    if addresses is not None:
+        check_cluster(args.process_id, addresses)
     run(settings, workers=settings.run.workers, process_id=args.process_id, addresses=addresses)
     return 0
 
@@ -88,7 +93,7 @@ def _topics(args: argparse.Namespace) -> int:
     from flows.kafka import ensure_topics
     from flows.live import read_rules, required_topics
 
-    settings = _settings(args, kafka={"partitions": args.partitions} if args.partitions else {})
+    settings = _settings(args, kafka={"partitions": args.partitions} if args.partitions is not None else {})
     names = required_topics(settings, read_rules(settings))
     kafka = settings.kafka
     from journeyflow.clients import kafka_options
@@ -113,7 +118,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from journeyflow.evaluate import BIG_REGIMES, REGIMES, Regime, evaluate, format_report
 
-    settings = _settings(args, run={"workers": args.workers} if args.workers else {})
+    settings = _settings(args, run={"workers": args.workers} if args.workers is not None else {})
     regimes = BIG_REGIMES if args.big else REGIMES
     if args.regimes:
         known = {r.name: r for r in (*REGIMES, *BIG_REGIMES)}

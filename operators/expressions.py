@@ -26,7 +26,7 @@ from journeyflow.errors import RuleError
 from operators.fastrules import compile_simple
 from operators.variables import CONTEXTS, MAPS, MODEL, nearest, samples, type_of, variable_entry
 
-__all__ = ["Expression", "compile_expression", "fields_used", "article", "evaluate_safely"]
+__all__ = ["Expression", "compile_expression", "compile_message", "fields_used", "article", "evaluate_safely"]
 
 log = logging.getLogger("operators.rules")  # the name run-time rule failures were always logged under
 
@@ -67,6 +67,15 @@ class Expression:
         return self.program.execute(context)
 
 
+def compile_message(ex: Exception) -> str:
+    """Return CEL's compile error on one line: its first, which names the line and column.
+
+    The lines after it draw a caret under the column, which a one-line error cannot show.
+    """
+    text = str(ex).strip()
+    return text.splitlines()[0] if text else type(ex).__name__
+
+
 def compile_expression(owner: str, source: Any, context: str, *, boolean: bool) -> Expression:
     """Compile ``source`` and check it against the names ``context`` offers (see :mod:`operators.variables`)."""
     if not isinstance(source, str) or not source.strip():
@@ -75,7 +84,7 @@ def compile_expression(owner: str, source: Any, context: str, *, boolean: bool) 
     try:
         program = cel.compile(source)
     except ValueError as ex:
-        msg = f"{owner}: does not compile: {source!r}: {ex}"
+        msg = f"{owner}: does not compile: {source!r}: {compile_message(ex)}"
         raise RuleError(msg) from None
     offered = CONTEXTS[context]
     bound = set(_BINDING.findall(source))

@@ -20,6 +20,7 @@ where the trigger fires, since only there are the variables known.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -167,8 +168,8 @@ def _compile_goal(owner: str, source: Any, payload_sample: Mapping[str, Any]) ->
     """Compile a goal condition over ``event`` and ``trigger``; check it on sample values."""
     import cel
 
-    from operators.expressions import Expression
-    from operators.variables import EVENT_FIELDS
+    from operators.expressions import Expression, compile_message
+    from operators.variables import EVENT_FIELDS, nearest
 
     if not isinstance(source, str) or not source.strip():
         msg = f"{owner}: condition must be a non-empty string; got {source!r} instead"
@@ -176,19 +177,28 @@ def _compile_goal(owner: str, source: Any, payload_sample: Mapping[str, Any]) ->
     try:
         program = cel.compile(source)
     except ValueError as ex:
-        msg = f"{owner}: does not compile: {source!r}: {ex}"
+        msg = f"{owner}: does not compile: {source!r}: {compile_message(ex)}"
         _fail(msg)
     sample = {
         "event": {f.name: f.sample for f in EVENT_FIELDS.values()},
         "trigger": {"rule": "r", "variant": TREATMENT, "payload": dict(payload_sample)},
     }
+    fields = ", ".join(EVENT_FIELDS)
+    for name in re.findall(r"\bevent\.([A-Za-z_]\w*)", source):
+        if name not in EVENT_FIELDS:
+            msg = f"{owner}: unknown field event.{name} in {source!r}{nearest(name, EVENT_FIELDS)}; event has {fields}"
+            _fail(msg)
     names = tuple(n for n in program.variables() if n in sample)
     try:
         result = program.execute({n: sample[n] for n in names})
     except Exception as ex:  # unknown names and fields, wrong types: a broken goal
+        reason = str(ex)
+        if isinstance(ex, KeyError) or re.fullmatch(r"'\w+'", reason):
+            # CEL's missing key is its bare name: say what it is and where it was looked for.
+            reason = f"no field {reason} in the sample event or trigger (the payload has {', '.join(payload_sample) or 'nothing'})"
         msg = (
             f"{owner}: {source!r} cannot be evaluated on a sample event and trigger "
-            f"(event has {', '.join(EVENT_FIELDS)}; trigger has rule, variant, payload): {ex}"
+            f"(event has {fields}; trigger has rule, variant, payload): {reason}"
         )
         _fail(msg)
     if not isinstance(result, bool):

@@ -26,7 +26,10 @@ from operators.rule_types import TRIGGER_ON, Rules, SegmentRule, TriggerRule
 from operators.variables import RECOMMENDATIONS, samples
 from operators import goals
 
-__all__ = ["load_rules", "parse_rules", "recommendation_payloads"]
+__all__ = ["check_clusters", "load_rules", "parse_rules", "recommendation_payloads"]
+
+# The learned segments' names (cluster:0 .. cluster:k-1, [clusters] k): no rule may take them.
+_CLUSTER = re.compile(r"cluster:(\d+)")
 
 
 def _table(owner: str, doc: Any) -> dict[str, Any]:
@@ -84,10 +87,10 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
         raise RuleError(msg)
     known = on
     segment = doc.get("segment")
-    if on == "segment_entry" and segment not in segment_names and not str(segment).startswith("cluster:"):
+    if on == "segment_entry" and segment not in segment_names and not _CLUSTER.fullmatch(str(segment)):
         msg = (
-            f"{owner}: segment must name a segment ({', '.join(sorted(segment_names))}); "
-            f"got {segment!r} instead"
+            f"{owner}: segment must name a segment ({', '.join(sorted(segment_names))}) "
+            f"or a learned cluster:N; got {segment!r} instead"
         )
         raise RuleError(msg)
     if on != "segment_entry" and segment is not None:
@@ -180,6 +183,9 @@ def _check_name(kind: str, name: str) -> None:
     if not _NAME.fullmatch(name):
         msg = f"{kind} name must be 1..64 letters, digits, '_', '.', ':' or '-'; got {name!r} instead"
         raise RuleError(msg)
+    if kind == "segment" and name.startswith("cluster:"):
+        msg = f"segment {name!r}: names cluster:N are the learned clusters' ([clusters] k); choose another name"
+        raise RuleError(msg)
 
 
 def parse_rules(doc: Mapping[str, Any], origin: str = "rules") -> Rules:
@@ -222,3 +228,15 @@ def load_rules(path: Path) -> Rules:
         msg = f"rules file {str(path)!r} is not valid TOML: {ex}"
         raise RuleError(msg) from ex
     return parse_rules(doc, origin=str(path))
+
+
+def check_clusters(rules: Rules, k: int) -> None:
+    """Raise :class:`RuleError` if a trigger waits for a cluster that ``k`` clusters do not have."""
+    for rule in rules.triggers:
+        found = _CLUSTER.fullmatch(rule.segment or "")
+        if found is not None and int(found.group(1)) >= k:
+            msg = (
+                f"trigger {rule.name!r}: segment {rule.segment!r} is no cluster: "
+                f"[clusters] k = {k} learns cluster:0 .. cluster:{k - 1}"
+            )
+            raise RuleError(msg)

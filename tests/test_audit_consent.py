@@ -1,0 +1,50 @@
+"""A newcomer's audit of a consent refusal as a `segment-changes` subscriber sees it.
+
+The contract: a user whose latest consent says ``personalization: false`` is not profiled,
+segmented or triggered on. The refusal's own record (``"cause": "consent"``, every segment
+left) should then carry nothing personalised, yet it carried the customer's recommendations.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "journeyflow.cli", *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "JOURNEYFLOW_PRIVACY_ALLOW_DEFAULT_SALT": "true"},
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "audit qa15: the lists part adds the customer's current list to every segment change it passes, "
+        "the refusal's included (operators/recommend_lists.py with_list, ListLogic.on_batch)"
+    ),
+)
+def test_a_refusal_publishes_no_recommendations(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    # 300 generated users over 15 days: two refusals by customers who had a list by then.
+    _cli("generate", "--users", "300", "--days", "15", "--seed", "7", "--out", str(events))
+    out = tmp_path / "out"
+    _cli("replay", str(events), "--out", str(out), "-q")
+    refusals = [
+        record
+        for record in map(orjson.loads, (out / "segment_changes.jsonl").read_bytes().splitlines())
+        if record.get("cause") == "consent"
+    ]
+    assert refusals, "the data set holds no refusal of a customer in a segment"
+    assert all(record["segments"] == [] for record in refusals)
+    assert [r["user_id"] for r in refusals if r["profile"].get("recommendations")] == []
