@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from flows.replay_clock import RUN_END, ReplayClock, replay_items
+from flows.replay_clock import RUN_END, Owned, ReplayClock, replay_items
 from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter, Event
 
@@ -185,12 +185,14 @@ def replay_stream(
     progress: ReplayProgress | None = None,
     *,
     finish: bool = False,
+    owned: Owned | None = None,
 ) -> Iterator[Any]:
     """Yield what a replay's source emits for ``paths``: events and dead letters merged
     by event time, with the ticks and placeholders of :func:`replay_items` (and with
-    ``finish``, each key's :class:`~journeyflow.step_records.Finish` and the batch ends)."""
+    ``finish``, each key's :class:`~journeyflow.step_records.Finish` and the batch ends;
+    with ``owned``, only one cluster process's share)."""
     progress = progress if progress is not None else ReplayProgress()
-    return replay_items(_merged(paths, parser, progress), clock, progress, finish=finish)
+    return replay_items(_merged(paths, parser, progress), clock, progress, finish=finish, owned=owned)
 
 
 #: Lines a replay's source reads per batch: the unit the steps downstream take at once

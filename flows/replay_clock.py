@@ -11,7 +11,7 @@ processes and the benchmarks import them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from journeyflow.step_records import Expect, Finish, Tick
 if TYPE_CHECKING:
     from flows.files import ReplayProgress
 
-__all__ = ["RUN_END", "ReplayClock", "replay_items"]
+__all__ = ["RUN_END", "ReplayClock", "Owned", "replay_items"]
 
 
 class _RunEnd:
@@ -61,8 +61,27 @@ class ReplayClock:
         )
 
 
+class Owned(dict[str, bool]):
+    """Whether a key's first keyed step runs in this process (a cluster's share), remembered per key."""
+
+    def __init__(self, mine: Callable[[str], bool], *, letters: bool) -> None:
+        super().__init__()
+        self.mine = mine
+        self.letters = letters
+        """Whether this process keeps the dead letters (they have no key)."""
+
+    def __missing__(self, key: str) -> bool:
+        owned = self[key] = self.mine(key)
+        return owned
+
+
 def replay_items(
-    items: Iterable[Event | DeadLetter], clock: ReplayClock, progress: ReplayProgress, *, finish: bool = False
+    items: Iterable[Event | DeadLetter],
+    clock: ReplayClock,
+    progress: ReplayProgress,
+    *,
+    finish: bool = False,
+    owned: Owned | None = None,
 ) -> Iterator[Any]:
     """Yield ``items`` with the replay's ticks woven in.
 
@@ -87,6 +106,14 @@ def replay_items(
     a batch, so that the models learn every label of the last ticks before
     they score any final row, and every device's final row before the first
     customer's (``progress.finishing`` says from when to look for it).
+
+    With ``owned`` (one process of a cluster, :mod:`flows.replay_shares`), only
+    the items whose first keyed step (that of
+    :func:`flows.replay_shares.first_key`) runs in this process are yielded,
+    and the dead letters if ``owned.letters``; every item still takes its
+    position, so each kept item has the position it has in one process, and
+    ``progress.users`` counts this process's keys. The others' events and ticks
+    are never built: deciding here costs a dict lookup per item.
     """
     recent: dict[str, int] = {}  # key -> latest event time, least recently seen first
     devices: set[str] = set()  # keys that are anonymous devices
@@ -101,10 +128,11 @@ def replay_items(
             if next_tick is None:
                 next_tick = (ts // clock.tick_ms + 1) * clock.tick_ms
             while ts >= next_tick:
-                yield from _ticks(recent, devices, next_tick, next_tick - clock.window_ms, seq)
+                yield from _ticks(recent, devices, next_tick, next_tick - clock.window_ms, seq, owned)
                 next_tick += clock.tick_ms
             position = next(seq)
             key = item.user
+            first = None  # the first keyed step's key when it is not the item's own
             if item.user_id is None:
                 link = linked.get(key)
                 if link is not None and ts - link[1] > clock.link_idle_ms:
@@ -120,23 +148,30 @@ def replay_items(
                 seen = max(ts, linked[device][1]) if device in linked else ts
                 linked[device] = (item.user_id, seen)
                 expect = Expect(item.user_id, position)
+                first = device
             # Re-inserting moves the key to the end: the dict stays in recency order.
             recent.pop(key, None)
             recent[key] = ts
             if last_ts is None or ts > last_ts:
                 last_ts = ts
-            # _make of a spliced tuple: half the cost of _replace, on every event.
-            item = Event._make((item[0], item[1], key, *item[3:-1], position))
-        yield item
-        if expect is not None:
-            yield expect
+            # A login's first step is its device's (its Expect goes to the customer).
+            if owned is None or owned[key if first is None else first]:
+                # _make of a spliced tuple: half the cost of _replace, on every event.
+                yield Event._make((item[0], item[1], key, *item[3:-1], position))
+            if expect is not None and (owned is None or owned[expect.user]):
+                yield expect
+        elif owned is None or owned.letters:
+            yield item
     progress.last_ts_ms = last_ts
-    progress.users = len(recent)
+    progress.users = len(recent) if owned is None else sum(1 for key in recent if owned[key])
     if last_ts is not None:
         # Everyone learns what time it is, so that every label that can be
         # known is learned before anyone's final scores are taken (at the key's
         # Finish, in a later batch, or at bytewax's end of input after every item).
-        yield from (Tick(last_ts, key, next(seq), key in devices) for key in recent)
+        for key in recent:
+            position = next(seq)
+            if owned is None or owned[key]:
+                yield Tick(last_ts, key, position, key in devices)
         if finish:
             progress.finishing = True
             yield RUN_END
@@ -146,9 +181,11 @@ def replay_items(
 
 
 def _ticks(
-    recent: dict[str, int], devices: set[str], at_ms: int, since_ms: int, seq: Iterator[int]
+    recent: dict[str, int], devices: set[str], at_ms: int, since_ms: int, seq: Iterator[int], owned: Owned | None
 ) -> Iterator[Tick]:
     for key in reversed(recent):
         if recent[key] < since_ms:
             break
-        yield Tick(at_ms, key, next(seq), key in devices)
+        position = next(seq)
+        if owned is None or owned[key]:
+            yield Tick(at_ms, key, position, key in devices)

@@ -9,7 +9,9 @@ work per line) and runs the replay's clock (:func:`flows.files.replay_items`:
 ticks, device links, input positions), so that every process sees the same
 items with the same positions; it keeps only the items whose first keyed step
 runs on one of its own workers, and those never cross. Dead letters, which
-have no user, are kept by process 0.
+have no user, are kept by process 0. The clock itself decides what is kept
+(:class:`flows.replay_clock.Owned`), as it places each item: the others'
+events and ticks are never built, and no item is looked at twice.
 
 Which worker a key's state lives on is bytewax's choice:
 :func:`owner_worker` computes it the same way (SipHash-1-3 with zero keys of
@@ -33,6 +35,7 @@ from typing import Any
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
 from flows.files import REPLAY_BATCH, ReplayClock, ReplayProgress, check_inputs, replay_stream
+from flows.replay_clock import Owned
 from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter, Event
 from journeyflow.step_records import Expect
@@ -138,47 +141,44 @@ def models_key_for(processes: int, workers_per_process: int) -> str:
 
 
 def first_key(item: Any) -> str:
-    """Return the key of the first keyed step ``item`` meets in the flow (devices or customers)."""
+    """Return the key of the first keyed step ``item`` meets in the flow (devices or customers).
+
+    The definition of an item's owner: the clock's share
+    (:func:`flows.replay_clock.replay_items` with ``owned``) decides the same
+    way as it places each item, checked in ``tests/flows/test_replay_shares.py``.
+    """
     if isinstance(item, Expect):
         return item.user
     return device_key(item) if to_device(item) else item.user  # type: ignore[no-any-return]
 
 
 class _Share(StatelessSourcePartition[Any]):
-    """One process's share: every line read, only this process's items kept."""
+    """One process's share: every line read, only this process's items built and kept."""
 
     def __init__(self, source: ReplayShares, process: int, processes: int, worker_count: int) -> None:
         self._source = source
         self._process = process
-        self._processes = processes
         self._worker_count = worker_count
         self._workers_per_process = worker_count // processes
-        self._owners: dict[str, bool] = {}
-        # The whole input's counts (positions, last time); the command's are this share's.
+        # The whole input's counts (bytes, last time); the command's are this share's.
         self._all = ReplayProgress()
-        self._items = replay_stream(source.paths, source.parser, source.clock, self._all)
+        self._owned = Owned(self._mine, letters=process == 0)
+        self._items = replay_stream(source.paths, source.parser, source.clock, self._all, owned=self._owned)
         self._kept_lines = 0
 
-    def _mine(self, item: Any) -> bool:
-        if isinstance(item, DeadLetter):
-            return self._process == 0
-        key = first_key(item)
-        mine = self._owners.get(key)
-        if mine is None:
-            worker = owner_worker(key, self._worker_count)
-            mine = self._owners[key] = worker // self._workers_per_process == self._process
-        return mine
+    def _mine(self, key: str) -> bool:
+        return owner_worker(key, self._worker_count) // self._workers_per_process == self._process
 
     def next_batch(self) -> list[Any]:
-        batch = list(islice(self._items, self._source.batch_size))
+        # A batch is about ``batch_size`` lines of the whole input, of which this share keeps its own.
+        kept = list(islice(self._items, self._source.batch_size // self._source.processes or 1))
         progress = self._source.progress
-        if not batch:
+        if not kept:
             progress.last_ts_ms = self._all.last_ts_ms
-            progress.users = sum(self._owners.values())
+            progress.users = self._all.users
             raise StopIteration()
-        kept = [item for item in batch if self._mine(item)]
         # Lines are events and dead letters; ticks and placeholders are the clock's.
-        self._kept_lines += sum(1 for item in kept if isinstance(item, (Event, DeadLetter)))
+        self._kept_lines += sum(1 for item in kept if type(item) is Event or type(item) is DeadLetter)
         progress.read = self._kept_lines
         progress.bytes_read, progress.bytes_total = self._all.bytes_read, self._all.bytes_total
         progress.tick()
