@@ -44,6 +44,10 @@ _UNSCORED = dict.fromkeys(MODEL)
 _SNAPSHOT = frozenset(SNAPSHOT_FIELDS)
 #: What a ``cluster:N`` segment reads.
 _CLUSTER = ("cluster",)
+#: The cooldowns of every user holding none (most users: only segment-entry triggers write
+#: here), shared: never written (:meth:`AudienceLogic._entry_triggers` writes into a dict of
+#: the user's own and gives this one back when it empties). An empty dict is 64 bytes a user.
+_NO_COOLDOWNS: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ class AudienceState:
     model_inputs: tuple[Any, ...] | None = None
     """Inputs of the last model-segment decision: unchanged inputs, unchanged answer."""
     scores: dict[str, Any] = field(default_factory=dict)
-    cooldowns: dict[str, int] = field(default_factory=dict)
+    cooldowns: dict[str, int] = field(default_factory=lambda: _NO_COOLDOWNS)
 
 
 class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
@@ -190,6 +194,9 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
 
     def _entry_triggers(self, update: UserUpdate, segment: str, values: dict[str, Any]) -> list[Trigger]:
         fired = []
+        cooldowns = self.state.cooldowns
+        if cooldowns is _NO_COOLDOWNS:
+            cooldowns = {}
         for rule in self.cfg.triggers.on("segment_entry"):
             if rule.segment != segment:
                 continue
@@ -202,11 +209,12 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 cause=cause,
                 cause_event_id=update.cause_event_id,
                 values={**_UNSCORED, **values, "segment": segment},
-                cooldowns=self.state.cooldowns,
+                cooldowns=cooldowns,
             )
             if trigger is not None:
                 fired.append(trigger)
-        triggers.prune_cooldowns(self.cfg.triggers, self.state.cooldowns, update.ts_ms)
+        triggers.prune_cooldowns(self.cfg.triggers, cooldowns, update.ts_ms)
+        self.state.cooldowns = cooldowns if cooldowns else _NO_COOLDOWNS
         return fired
 
     def _tombstone(self, update: UserUpdate, reason: str) -> Tombstone:

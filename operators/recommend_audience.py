@@ -55,7 +55,7 @@ class AudienceListsState:
 class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
     """Run the audience part, then the lists part, over one user's batch; see the module docstring."""
 
-    __slots__ = ("audience_cfg", "cfg", "audience", "lists")
+    __slots__ = ("audience_cfg", "cfg", "audience", "lists", "resting")
 
     def __init__(
         self,
@@ -68,6 +68,9 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
         self.cfg = cfg
         self.audience = audience
         self.lists = lists
+        # Set by the audience part at an update that says the customer's session is over;
+        # the lists part then lets the scores rest (ListLogic.rest) once it has the records.
+        self.resting = False
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
         return self.lists_part(self.audience_part(values)), self.discarded()
@@ -78,6 +81,8 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
         records: list[Any] = []
         for value in values:
             if type(value) is UserUpdate:
+                if value.cause in _AT_REST_CAUSES or value.kind == "final":
+                    self.resting = True
                 audience = self.audience
                 if audience is None:
                     audience = self.audience = AudienceLogic(self.audience_cfg, AudienceState())
@@ -131,7 +136,15 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def lists_part(self, records: list[Any]) -> list[Any]:
         """Pass the audience part's records and the answers through the lists part; return what
-        the step emits."""
+        the step emits (then let the scores rest if the audience part said so)."""
+        out = self._through_lists(records)
+        if self.resting:
+            self.resting = False
+            if self.lists is not None:
+                self.lists.rest()
+        return out
+
+    def _through_lists(self, records: list[Any]) -> list[Any]:
         if not records:
             return records
         lists = self.lists
@@ -148,6 +161,11 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
     def discarded(self) -> bool:
         """Return whether both parts hold nothing (the key's state is dropped)."""
         return self.audience is None and self.lists is None
+
+
+#: The causes of an update that says the customer's session is over (or time passed): the
+#: list's scores can rest until the next answer (``ListLogic.rest``).
+_AT_REST_CAUSES = frozenset({"session_close", "time"})
 
 
 def _without_state(cfg: RecommendConfig, records: list[Any]) -> list[Any] | None:

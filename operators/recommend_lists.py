@@ -16,6 +16,7 @@ See :mod:`operators.recommend` for the algorithm and
   keeps the tombstone's time until a later answer).
 * Memory: a customer keeps at most ``2 * candidates`` scored products, what
   to leave out and the popular fill; the state is discarded with the list.
+  Between sessions the scores rest packed (``ListLogic.rest``).
 """
 
 from __future__ import annotations
@@ -32,13 +33,17 @@ from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators.recommend import RecAnswer, RecommendConfig, RecQuality
 from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position, sums_of
 from operators.recommend_order import answers_in_time_order, records_in_time_order
-from operators.recommend_scores import blend, rank
+from operators.recommend_scores import blend, pack, rank, unpack
 from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
 
 __all__ = ["ListState", "ListLogic", "build_lists", "current", "with_list"]
 
+
+#: The scores of a customer whose list is at rest (:meth:`ListLogic.rest`): shared, never
+#: written (every reader and writer of the scores wakes them first: :meth:`ListLogic._awake`).
+_AT_REST: dict[str, float] = {}
 
 #: The former layout's hit sums (snapshots before version 5: dicts of boxed floats); shared and
 #: never written in a state of today's layout.
@@ -129,6 +134,28 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         # of them changes it. The ranking it is cut from is not kept: most views miss the
         # list, which a look at the scores tells (_position).
         self._published: list[str] | None = None
+        # The scores at rest (``rest``), packed; ``state.scores`` is then ``_AT_REST``. Not in
+        # the state: a snapshot holds the dict, as before.
+        self._rest_products: tuple[str, ...] = ()
+        self._rest_scores: array[float] | None = None
+
+    def rest(self) -> None:
+        """Pack the scores until next read (:func:`~operators.recommend_scores.pack`): answers
+        read and write a dict; between sessions nothing does. Called at a session's close, a
+        tick and the final update (a replay's last ticks reach every customer just before the
+        end of input, its peak). Exact whenever called: readers wake the same dict first."""
+        scores = self.state.scores
+        if scores and scores is not _AT_REST:
+            self._rest_products, self._rest_scores = pack(scores)
+            self.state.scores = _AT_REST
+
+    def _awake(self) -> None:
+        """Unpack the scores at rest (see :meth:`rest`), if they are."""
+        packed = self._rest_scores
+        if packed is not None:
+            self.state.scores = unpack(self._rest_products, packed)
+            self._rest_products = ()
+            self._rest_scores = None
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
         if len(values) == 1 and type(values[0]) is list:
@@ -179,6 +206,8 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             quality = self._quality()
             self.state = ListState(erased_ms=value.ts_ms)
             self._published = None
+            self._rest_products = ()
+            self._rest_scores = None
             return [value, *quality]
         return [value]
 
@@ -196,11 +225,20 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         return out, self._retain()
 
     def snapshot(self) -> bytes:
-        return encode_state(self.state)
+        state = self.state
+        if self._rest_scores is None:
+            return encode_state(state)
+        # The stored layout holds the dict: the scores at rest stay packed after the snapshot.
+        state.scores = unpack(self._rest_products, self._rest_scores)
+        try:
+            return encode_state(state)
+        finally:
+            state.scores = _AT_REST
 
     @property
     def ranked(self) -> tuple[str, ...]:
         """Return the customer's list ``EVAL_DEPTH`` deep, best first."""
+        self._awake()
         state = self.state
         return rank(state.scores, state.exclude, state.fill)
 
@@ -215,6 +253,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def _has_list(self) -> bool:
         """Return whether the list holds anything (without ranking it)."""
+        self._awake()
         exclude = self.state.exclude
         for product in self.state.scores:
             if product not in exclude:
@@ -224,11 +263,13 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     def _position(self, product: str) -> int | None:
         """Return ``product``'s 1-based position in the list, or None (without ranking it:
         :func:`~operators.recommend_hits.list_position`)."""
+        self._awake()
         state = self.state
         return list_position(state.scores, state.exclude, state.fill, product)
 
     def answer(self, answer: RecAnswer) -> ProfileRow | None:
         """Blend ``answer`` into the list; return the store row if the list changed (live), or None."""
+        self._awake()
         state = self.state
         cfg = self.cfg
         ask = answer.ask
@@ -274,7 +315,8 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def _retain(self) -> bool:
         state = self.state
-        if state.final is not None or state.erased_ms is not None or state.evaluated or state.scores or self._has_list():
+        resting = self._rest_scores is not None  # (never empty: held without waking them)
+        if state.final is not None or state.erased_ms is not None or state.evaluated or state.scores or resting or self._has_list():
             return StatefulBatchLogic.RETAIN
         return StatefulBatchLogic.DISCARD
 

@@ -14,6 +14,7 @@ the same, ties included (``nlargest`` is documented as equivalent).
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 from operators.recommend import EVAL_DEPTH, Found, RecommendConfig, index_of
@@ -24,6 +25,8 @@ __all__ = [
     "ranking_top",
     "blend",
     "rank",
+    "pack",
+    "unpack",
 ]
 
 
@@ -176,3 +179,21 @@ def rank(
             if len(ranked) >= depth:
                 break
     return tuple(ranked[:depth])
+
+
+def pack(scores: dict[str, float]) -> tuple[tuple[str, ...], array[float]]:
+    """Return ``scores`` packed: the products in the dict's order and their scores as doubles.
+
+    :func:`unpack` gives the same dict back: the same order (which breaks ties in
+    :func:`rank` and :func:`blend`'s trim) and the same floats. About 16 bytes a product
+    against about 60 in a dict of boxed floats.
+
+    >>> unpack(*pack({"b": 0.5, "a": 0.25, "c": 0.5}))
+    {'b': 0.5, 'a': 0.25, 'c': 0.5}
+    """
+    return tuple(scores), array("d", [*scores.values()])
+
+
+def unpack(products: tuple[str, ...], scores: array[float]) -> dict[str, float]:
+    """Return the scores :func:`pack` packed, as a dict of their own."""
+    return dict(zip(products, scores, strict=True))

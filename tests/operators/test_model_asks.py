@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from flows.step_configs import journey_config
 from journeyflow.step_records import UserUpdate
-from operators import features, profiles
+from operators import cluster_features, features, profiles
+from operators.cluster_features import CLUSTER_FEATURES
 from operators.journey_state import JourneyState, view_of
 from operators.labels import Example
-from operators.model_asks import ModelAsks, ScoreAsk, flush, take_snapshot
+from operators.model_asks import ModelAsks, ScoreAsk, flush, pack_placing, payload, take_snapshot, unpack_placing
 from operators.rules import load_rules
 from tests.helpers import settings
 
@@ -72,3 +75,34 @@ def test_a_user_dropped_meanwhile_sends_nothing() -> None:
     out: list = []
     flush(asks, JourneyState(user="u1"), CFG, out)
     assert out == [] and asks.score is None
+
+
+def test_the_placed_cluster_features_pack_to_the_same_dict() -> None:
+    # A replay keeps the last placed score's cluster features packed until the end of input:
+    # unpacked, the same keys in the same order and the same floats, bit for bit.
+    state = _user()
+    state.profile.events_total = 7
+    state.profile.cart_adds_total = 3
+    placing = cluster_features.cluster_features(view_of(state, CFG, 4 * DAY))
+    assert tuple(placing) == CLUSTER_FEATURES  # the order the pack assumes
+    unpacked = unpack_placing(pack_placing(placing))
+    assert list(unpacked.items()) == list(placing.items())
+    assert unpacked is not unpack_placing(pack_placing(placing))
+    odd = dict.fromkeys(CLUSTER_FEATURES, 0.1)
+    odd["basket"] = -0.0
+    odd["conversion_rate"] = 1e-300
+    assert [math.copysign(1.0, v) for v in unpack_placing(pack_placing(odd)).values()] == [1.0] + [-1.0] + [1.0] * 8
+    assert unpack_placing(pack_placing(odd)) == odd
+
+
+def test_the_end_of_input_as_of_the_placed_score_sends_the_same_rows_and_cluster_features() -> None:
+    state = _user()
+    state.profile.events_total = 4
+    asks = ModelAsks(score=ScoreAsk(4 * DAY, "time", None, True))
+    ticked = payload(asks, state, CFG)
+    assert asks.placed is ticked["features"] and asks.placed_ms == 4 * DAY
+    asks.score = ScoreAsk(4 * DAY, "eof", None, True)
+    final = payload(asks, state, CFG)
+    assert final["features"] is ticked["features"]
+    assert list(final["cluster_features"].items()) == list(ticked["cluster_features"].items())
+    assert final["cluster_features"] is not ticked["cluster_features"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flows.step_configs import audience_config
-from journeyflow.records import SegmentChange, Tombstone
+from journeyflow.records import ProfileRow, SegmentChange, Tombstone
 from journeyflow.step_records import UserUpdate
 from operators.audience import AudienceState
 from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
@@ -82,3 +82,35 @@ def test_snapshots_resume_both_parts_and_an_audience_snapshot_from_before() -> N
     # The audience step's snapshot of a worker from before the lists joined it.
     old = build(encode_state(AudienceState(segments=("loyal",))))
     assert old.audience is not None and old.audience.state.segments == ("loyal",) and old.lists is None
+
+
+def _cause(update: UserUpdate, cause: str) -> UserUpdate:
+    update.cause = cause
+    return update
+
+
+def test_a_session_close_a_tick_or_the_final_update_lets_the_lists_scores_rest() -> None:
+    logic = build_audience_lists(audience_config(RULES), CFG)(None)
+    logic.on_batch([_answer(1, "a", (("b", 0.6), ("c", 0.4)))])
+    lists = logic.lists
+    assert lists is not None and list(lists.state.scores) == ["b", "c"]
+    logic.on_batch([_update(2)])  # an event's update: the session goes on
+    assert lists.state.scores and lists._rest_scores is None
+    out, _ = logic.on_batch([_cause(_update(3, segments=("new_visitor", "x")), "session_close")])
+    assert lists.state.scores == {} and lists._rest_products == ("b", "c")
+    (change,) = _changes(out)
+    assert change.profile["recommendations"] == ["b", "c", "p1"]  # the list as before resting
+    # The next answer wakes them: the same scores, then blended.
+    logic.on_batch([_answer(4, "b", (("d", 1.0),))])
+    assert list(lists.state.scores) == ["b", "c", "d"] and lists._rest_scores is None
+    # The parts called one at a time (as scripts/bench_parts.py drives them) rest too.
+    logic.lists_part(logic.audience_part([_cause(_update(5), "time")]))
+    assert lists.state.scores == {} and lists._rest_products == ("b", "c", "d")
+    logic.on_batch([_answer(6, "c", (("e", 1.0),))])
+    final = _update(7, kind="final")
+    final.profile = {"x": 1}
+    logic.on_batch([final])
+    assert lists.state.scores == {} and lists.state.final is not None
+    out, _ = logic.on_eof()
+    (row,) = [o for o in out if isinstance(o, ProfileRow)]
+    assert row.fields["recommendations"] == lists.published and lists.published[0] == "e"

@@ -4,9 +4,11 @@ former layout (version 4: the hit sums as dicts) resumed as they were."""
 from __future__ import annotations
 
 import pickle
+import random
 from array import array
 from typing import Any
 
+from journeyflow.records import Tombstone
 from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_lists import ListLogic, ListState, build_lists
 from state import portable
@@ -62,3 +64,67 @@ def test_a_customer_without_payload_rules_holds_no_failed_set() -> None:
     logic = ListLogic(RecommendConfig(), ListState())
     logic.on_batch([[_answer(1_000, "a", ("b",))]])
     assert logic._failed is None
+
+
+def _published_rows(logic: ListLogic, answers: list[RecAnswer], rests: set[int], reads: set[int], rest: bool) -> list[Any]:
+    """Feed ``answers`` one batch each; after the batches in ``rests``, rest the list (with
+    ``rest``) and snapshot it, and after those in ``reads`` read it (which wakes it); return
+    what was seen: rows, snapshots, positions, lists, and the end of input's records."""
+    seen: list[Any] = []
+    for index, answer in enumerate(answers):
+        seen.append(logic.on_batch([[answer]]))
+        if index in rests:
+            if rest:
+                logic.rest()
+                assert logic.state.scores == {}
+            seen.append(logic.snapshot())
+        if index in reads:
+            seen.append((logic._position(answer.ask.product or ""), logic.published, logic._has_list()))
+    seen.append(logic.on_eof())
+    seen.append(logic.snapshot())
+    return seen
+
+
+def test_scores_at_rest_change_nothing_a_customer_sees() -> None:
+    # Resting packs the scores; any reader gets the same dict back (order and floats), so
+    # positions, lists, rows, snapshots and the end of input are those of a list never rested.
+    rng = random.Random(15)
+    products = [f"p{n}" for n in range(90)]
+    cfg = RecommendConfig(candidates=8, store_rows=True)
+    for _ in range(30):
+        ts = 0
+        answers = []
+        for _ in range(rng.randrange(5, 40)):
+            ts += rng.choice([1_000, 60_000, 2 * cfg.session_gap_ms])
+            successors = tuple(rng.sample(products, rng.randrange(0, 12)))
+            answer = _answer(ts, rng.choice(products), successors, rng.choice([None, 0, 3]))
+            if rng.random() < 0.25:  # a cart add blends its successors too, without a view's hit
+                answer = answer._replace(ask=answer.ask._replace(kind=rng.choice(["cart", "purchase"])))
+            answers.append(answer)
+        rests = {i for i in range(len(answers)) if rng.random() < 0.5}
+        reads = {i for i in range(len(answers)) if rng.random() < 0.3}
+        never = _published_rows(ListLogic(cfg, ListState()), answers, rests, reads, rest=False)
+        assert _published_rows(ListLogic(cfg, ListState()), answers, rests, reads, rest=True) == never
+
+
+def test_scores_at_rest_are_packed_and_a_snapshot_holds_the_dict() -> None:
+    cfg = RecommendConfig()
+    logic = ListLogic(cfg, ListState())
+    logic.on_batch([[_answer(1_000, "a", ("b", "c", "d"))]])
+    scores = dict(logic.state.scores)
+    assert list(scores) == ["b", "c", "d"]
+    logic.rest()
+    assert logic.state.scores == {} and logic._rest_products == ("b", "c", "d")
+    assert logic.on_batch([])[1] == ListLogic.RETAIN  # retained without waking
+    assert logic.state.scores == {}
+    resumed = build_lists(cfg)(logic.snapshot())
+    assert list(resumed.state.scores.items()) == list(scores.items())
+    assert logic.state.scores == {}  # still at rest after the snapshot
+    assert logic.ranked == resumed.ranked
+    assert list(logic.state.scores.items()) == list(scores.items())  # awake again, as it was
+    logic.rest()
+    other = ListLogic(cfg, ListState())
+    other.on_batch([[_answer(1_000, "x", ("y",))]])
+    assert list(other.state.scores) == ["y"]  # the shared empty dict was never written
+    logic.on_batch([Tombstone("u", 2_000, None, (), "forget", ())])
+    assert logic.state.scores == {} and logic._rest_scores is None and logic.ranked == ()

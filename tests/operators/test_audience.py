@@ -1,0 +1,58 @@
+"""The audience step's cooldowns: one shared empty dict until a user's entry trigger fires."""
+
+from __future__ import annotations
+
+from flows.step_configs import audience_config
+from journeyflow.records import Trigger
+from journeyflow.step_records import UserUpdate
+from operators.audience import AudienceState
+from operators.rules import load_rules
+from state.serde import decode_state, encode_state
+from tests.helpers import settings
+
+CFG = audience_config(load_rules(settings().rules_path))
+DAY = 86_400_000
+
+
+def _update(ts_ms: int, segments: tuple[str, ...], user: str = "u1") -> UserUpdate:
+    return UserUpdate(user, ts_ms, "update", "event", f"e{ts_ms}", segments, {"purchases_30d": 3})
+
+
+def _fired(out: object) -> list[Trigger]:
+    return [record for record in out if isinstance(record, Trigger)]  # type: ignore[attr-defined]
+
+
+def test_users_without_cooldowns_share_one_empty_dict_that_no_trigger_writes() -> None:
+    quiet, loyal = CFG.build(None), CFG.build(None)
+    assert quiet.state.cooldowns is loyal.state.cooldowns == {}
+    quiet.on_item(_update(DAY, ("new_visitor",)))  # enters a segment without an entry trigger
+    out, _ = loyal.on_item(_update(DAY, ("loyal",)))  # vip_welcome: a 30-day cooldown
+    assert [t.rule for t in _fired(out)] == ["vip_welcome"]
+    assert loyal.state.cooldowns == {"vip_welcome": DAY}
+    assert loyal.state.cooldowns is not quiet.state.cooldowns
+    assert quiet.state.cooldowns == {} and AudienceState().cooldowns == {}
+    # The cooldown holds: leaving and entering again within it fires nothing.
+    loyal.on_item(_update(2 * DAY, ()))
+    out, _ = loyal.on_item(_update(3 * DAY, ("loyal",)))
+    assert _fired(out) == []
+    # Once it has passed, the entry fires again and the cooldown restarts.
+    loyal.on_item(_update(40 * DAY, ()))
+    out, _ = loyal.on_item(_update(41 * DAY, ("loyal",)))
+    assert [t.rule for t in _fired(out)] == ["vip_welcome"]
+    assert loyal.state.cooldowns == {"vip_welcome": 41 * DAY} and AudienceState().cooldowns == {}
+
+
+def test_a_resumed_state_keeps_its_cooldowns_and_an_empty_one_gives_the_shared_one_back() -> None:
+    loyal = CFG.build(None)
+    loyal.on_item(_update(DAY, ("loyal",)))
+    resumed = CFG.build(encode_state(loyal.state))
+    assert resumed.state.cooldowns == {"vip_welcome": DAY}
+    resumed.on_item(_update(2 * DAY, ()))
+    out, _ = resumed.on_item(_update(3 * DAY, ("loyal",)))
+    assert _fired(out) == []
+    empty = decode_state(encode_state(AudienceState(segments=("x",))), AudienceState)
+    assert empty.cooldowns == {}
+    # A cooldown pruned away leaves the user holding the shared empty dict again.
+    resumed.on_item(_update(40 * DAY, ()))
+    resumed.on_item(_update(41 * DAY, ("new_visitor",)))
+    assert resumed.state.cooldowns == {} and resumed.state.cooldowns is CFG.build(None).state.cooldowns
