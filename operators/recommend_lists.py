@@ -198,7 +198,8 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
             }
             return [dataclasses.replace(value, payload={**value.payload, **filled})]
         if type(value) is SegmentChange:
-            return [with_list(value, self.published)]
+            # A refusal's own record carries nothing personalised (its tombstone follows).
+            return [with_list(value, [] if value.cause == "consent" else self.published)]
         if isinstance(value, ProfileRow) and value.final:
             self.state.final = value
             return []

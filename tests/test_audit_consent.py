@@ -2,7 +2,7 @@
 
 The contract: a user whose latest consent says ``personalization: false`` is not profiled,
 segmented or triggered on. The refusal's own record (``"cause": "consent"``, every segment
-left) should then carry nothing personalised, yet it carried the customer's recommendations.
+left) carries nothing personalised: it carried the customer's recommendations until qa15's audit.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import orjson
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,13 +26,6 @@ def _cli(*args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "audit qa15: the lists part adds the customer's current list to every segment change it passes, "
-        "the refusal's included (operators/recommend_lists.py with_list, ListLogic.on_batch)"
-    ),
-)
 def test_a_refusal_publishes_no_recommendations(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     # 300 generated users over 15 days: two refusals by customers who had a list by then.
