@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import os
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -91,3 +94,17 @@ def run_replay(
     out = tmp_path / f"out-{name}-{workers}"
     summary = replay([source], out, cfg or settings(), workers=workers, show_progress=False)
     return Replayed(out, summary)
+
+
+#: The project's root (where ``python -m journeyflow.cli`` runs).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli_ok(*args: str) -> None:
+    """Run ``journeyflow ARGS`` in a fresh interpreter (the shipped salt allowed) and require success."""
+    result = subprocess.run(
+        [sys.executable, "-m", "journeyflow.cli", *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "JOURNEYFLOW_PRIVACY_ALLOW_DEFAULT_SALT": "true"},
+    )
+    assert result.returncode == 0, result.stderr

@@ -7,31 +7,18 @@ left) carries nothing personalised: it carried the customer's recommendations un
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _cli(*args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "journeyflow.cli", *args],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env={**os.environ, "JOURNEYFLOW_PRIVACY_ALLOW_DEFAULT_SALT": "true"},
-    )
-    assert result.returncode == 0, result.stderr
-
+from tests.helpers import cli_ok
 
 def test_a_refusal_publishes_no_recommendations(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     # 300 generated users over 15 days: two refusals by customers who had a list by then.
-    _cli("generate", "--users", "300", "--days", "15", "--seed", "7", "--out", str(events))
+    cli_ok("generate", "--users", "300", "--days", "15", "--seed", "7", "--out", str(events))
     out = tmp_path / "out"
-    _cli("replay", str(events), "--out", str(out), "-q")
+    cli_ok("replay", str(events), "--out", str(out), "-q")
     refusals = [
         record
         for record in map(orjson.loads, (out / "segment_changes.jsonl").read_bytes().splitlines())

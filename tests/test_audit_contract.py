@@ -6,16 +6,12 @@ must not meet one it was never told about (``merge`` was missing).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-
+from tests.helpers import ROOT, cli_ok
 
 def _documented_causes() -> set[str]:
     text = (ROOT / "docs" / "contract.md").read_text()
@@ -24,21 +20,12 @@ def _documented_causes() -> set[str]:
     return set(re.findall(r"`([a-z_]+)`", item.group(1)))
 
 
-def _cli(*args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "journeyflow.cli", *args],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env={**os.environ, "JOURNEYFLOW_PRIVACY_ALLOW_DEFAULT_SALT": "true"},
-    )
-    assert result.returncode == 0, result.stderr
-
-
 def test_every_cause_of_a_replay_is_in_the_contract(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
     # 150 generated users (about 4,000 lines) hold logins that change the customer's segments.
-    _cli("generate", "--users", "150", "--days", "10", "--seed", "3", "--out", str(events))
+    cli_ok("generate", "--users", "150", "--days", "10", "--seed", "3", "--out", str(events))
     out = tmp_path / "out"
-    _cli("replay", str(events), "--out", str(out), "-q")
+    cli_ok("replay", str(events), "--out", str(out), "-q")
     records = [orjson.loads(line) for line in (out / "segment_changes.jsonl").read_bytes().splitlines()]
     causes = {r["cause"] for r in records if r["kind"] == "segment_change"}
     assert {"event", "merge"} <= causes  # what this data set holds
