@@ -100,11 +100,20 @@ def run_replay(
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cli_ok(*args: str) -> None:
-    """Run ``journeyflow ARGS`` in a fresh interpreter (the shipped salt allowed) and require success."""
-    result = subprocess.run(
+#: Lets a command run with the shipped salt (tests' data is not personal).
+ALLOW_DEFAULT_SALT = {"JOURNEYFLOW_PRIVACY_ALLOW_DEFAULT_SALT": "true"}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``journeyflow ARGS`` in a fresh interpreter, with ``env`` over this one's environment."""
+    return subprocess.run(
         [sys.executable, "-m", "journeyflow.cli", *args],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
-        env={**os.environ, "JOURNEYFLOW_PRIVACY_ALLOW_DEFAULT_SALT": "true"},
+        env={**os.environ, **(env or {})},
     )
+
+
+def cli_ok(*args: str) -> None:
+    """Run ``journeyflow ARGS`` (the shipped salt allowed) and require success."""
+    result = run_cli(*args, env=ALLOW_DEFAULT_SALT)
     assert result.returncode == 0, result.stderr

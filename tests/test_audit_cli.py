@@ -6,26 +6,13 @@ makes: the argument must be refused before any work, with one line naming it, ex
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ALLOW_DEFAULT_SALT, run_cli
+
 EVENT = '{"event_id":"e1","type":"page_view","user_id":"u1","ts":"2026-11-01T10:00:00Z"}\n'
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "journeyflow.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env={**os.environ, "JOURNEYFLOW_PRIVACY_ALLOW_DEFAULT_SALT": "true"},
-    )
 
 
 @pytest.fixture
@@ -46,7 +33,7 @@ def events(tmp_path: Path) -> Path:
 )
 def test_a_count_below_one_is_refused(events: Path, tmp_path: Path, flag: str, value: str, message: str) -> None:
     out = tmp_path / "out"
-    result = _run("replay", str(events), "--out", str(out), flag, value)
+    result = run_cli("replay", str(events), "--out", str(out), flag, value, env=ALLOW_DEFAULT_SALT)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [message]
     assert not (out / "summary.json").exists()
@@ -56,7 +43,7 @@ def test_a_missing_truth_file_is_refused_before_the_replay(events: Path, tmp_pat
     # It was found only after the whole replay, as "[Errno 2] No such file or directory: 'nope'".
     out = tmp_path / "out"
     truth = tmp_path / "nope.truth.jsonl"
-    result = _run("replay", str(events), "--out", str(out), "--truth", str(truth))
+    result = run_cli("replay", str(events), "--out", str(out), "--truth", str(truth), env=ALLOW_DEFAULT_SALT)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"journeyflow: error: truth file not found: {truth}"]
     assert not (out / "summary.json").exists()
@@ -64,7 +51,7 @@ def test_a_missing_truth_file_is_refused_before_the_replay(events: Path, tmp_pat
 
 def test_topics_create_refuses_zero_partitions() -> None:
     # 0 was taken for "not given": the [kafka] default was used without a word.
-    result = _run("topics", "create", "--partitions", "0")
+    result = run_cli("topics", "create", "--partitions", "0", env=ALLOW_DEFAULT_SALT)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["journeyflow: error: kafka.partitions must be > 0; got 0 instead"]
 
@@ -79,6 +66,6 @@ def test_topics_create_refuses_zero_partitions() -> None:
     ],
 )
 def test_a_cluster_address_list_that_cannot_be_right_is_refused(process_id: str, addresses: str, message: str) -> None:
-    result = _run("run", "--process-id", process_id, "--addresses", addresses)
+    result = run_cli("run", "--process-id", process_id, "--addresses", addresses, env=ALLOW_DEFAULT_SALT)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"journeyflow: error: {message}"]

@@ -7,17 +7,14 @@ name was wrong, and where, was left to guess.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from journeyflow.errors import RuleError
 from operators.goals import parse_goal
+from tests.helpers import run_cli
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_misspelt_event_field_in_a_goal_names_it_and_the_nearest() -> None:
@@ -68,10 +65,9 @@ def test_a_segment_entry_trigger_on_a_cluster_beyond_k_stops_the_replay(tmp_path
     rules.write_text('[triggers.t]\non = "segment_entry"\nsegment = "cluster:6"\n')
     events = tmp_path / "e.jsonl"
     events.write_text("")
-    result = subprocess.run(
-        [sys.executable, "-m", "journeyflow.cli", "replay", str(events), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-        env={**os.environ, "JOURNEYFLOW_SEGMENTS_RULES_FILE": str(rules), "JOURNEYFLOW_CLUSTERS_K": "6"},
+    result = run_cli(
+        "replay", str(events), "--out", str(tmp_path / "out"),
+        env={"JOURNEYFLOW_SEGMENTS_RULES_FILE": str(rules), "JOURNEYFLOW_CLUSTERS_K": "6"},
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
@@ -104,11 +100,7 @@ def test_a_syntax_error_is_one_line_with_its_column(tmp_path: Path, rules: str, 
     path.write_text(rules)
     events = tmp_path / "e.jsonl"
     events.write_text("")
-    result = subprocess.run(
-        [sys.executable, "-m", "journeyflow.cli", "replay", str(events), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-        env={**os.environ, "JOURNEYFLOW_SEGMENTS_RULES_FILE": str(path)},
-    )
+    result = run_cli("replay", str(events), "--out", str(tmp_path / "out"), env={"JOURNEYFLOW_SEGMENTS_RULES_FILE": str(path)})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines

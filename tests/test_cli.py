@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "journeyflow.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-    )
-
+from tests.helpers import run_cli
 
 def test_a_missing_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    result = _run("replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"))
+    result = run_cli("replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"journeyflow: error: input file not found: {tmp_path / 'nope.jsonl'}"]
 
@@ -33,7 +18,7 @@ def test_a_missing_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
     events = tmp_path / "e.jsonl"
     events.write_text("")
-    result = _run("replay", str(events), "--out", str(tmp_path / "out"), env={"JOURNEYFLOW_SESSIONS_GAP_S": "-5"})
+    result = run_cli("replay", str(events), "--out", str(tmp_path / "out"), env={"JOURNEYFLOW_SESSIONS_GAP_S": "-5"})
     assert result.returncode == 2
     assert result.stderr.strip() == "journeyflow: error: sessions.gap_s must be > 0; got -5 instead"
 
@@ -43,7 +28,7 @@ def test_a_broken_rule_is_one_line_and_exit_2(tmp_path: Path) -> None:
     rules.write_text('[segments.big]\nwhen = "revenue_totl > 5"\n')
     events = tmp_path / "e.jsonl"
     events.write_text("")
-    result = _run("replay", str(events), "--out", str(tmp_path / "out"), env={"JOURNEYFLOW_SEGMENTS_RULES_FILE": str(rules)})
+    result = run_cli("replay", str(events), "--out", str(tmp_path / "out"), env={"JOURNEYFLOW_SEGMENTS_RULES_FILE": str(rules)})
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("journeyflow: error: segment 'big': unknown variable(s) revenue_totl")
@@ -51,13 +36,13 @@ def test_a_broken_rule_is_one_line_and_exit_2(tmp_path: Path) -> None:
 
 def test_generate_then_replay_with_truth(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl.gz"
-    generated = _run("generate", "--users", "60", "--days", "10", "--seed", "3", "--out", str(events))
+    generated = run_cli("generate", "--users", "60", "--days", "10", "--seed", "3", "--out", str(events))
     assert generated.returncode == 0, generated.stderr
     truth = tmp_path / "events.truth.jsonl"
     assert truth.exists()
     out = tmp_path / "out"
     # A small data set: let the models score from the first example.
-    replayed = _run(
+    replayed = run_cli(
         "replay", str(events), "--out", str(out), "--truth", str(truth), "-q", env={"JOURNEYFLOW_MODELS_MIN_EXAMPLES": "0"}
     )
     assert replayed.returncode == 0, replayed.stderr
@@ -68,19 +53,19 @@ def test_generate_then_replay_with_truth(tmp_path: Path) -> None:
     assert (out / "models.bin").stat().st_size > 0
 
 
-def test_a_backfill_warms_up_the_models_of_the_next_run(tmp_path: Path) -> None:
+def test_a_backfill_warms_up_the_models_of_the_nextrun_cli(tmp_path: Path) -> None:
     events = tmp_path / "events.jsonl"
-    assert _run("generate", "--users", "80", "--days", "20", "--seed", "4", "--out", str(events)).returncode == 0
+    assert run_cli("generate", "--users", "80", "--days", "20", "--seed", "4", "--out", str(events)).returncode == 0
     first = tmp_path / "first"
-    assert _run("replay", str(events), "--out", str(first), "-q").returncode == 0
+    assert run_cli("replay", str(events), "--out", str(first), "-q").returncode == 0
     learned = orjson.loads((first / "summary.json").read_bytes())["models"]["tasks"]["churn"]["examples"]
     assert learned > 0
     second = tmp_path / "second"
     warm = {"JOURNEYFLOW_MODELS_WARM_START": str(first / "models.bin")}
-    assert _run("replay", str(events), "--out", str(second), "-q", env=warm).returncode == 0
+    assert run_cli("replay", str(events), "--out", str(second), "-q", env=warm).returncode == 0
     again = orjson.loads((second / "summary.json").read_bytes())["models"]["tasks"]["churn"]["examples"]
     assert again == 2 * learned  # it went on from what the backfill had learned
-    broken = _run("replay", str(events), "--out", str(tmp_path / "third"), "-q", env={"JOURNEYFLOW_MODELS_WARM_START": str(events)})
+    broken = run_cli("replay", str(events), "--out", str(tmp_path / "third"), "-q", env={"JOURNEYFLOW_MODELS_WARM_START": str(events)})
     assert broken.returncode == 2 and "cannot decode ModelState snapshot" in broken.stderr
 
 
@@ -101,12 +86,12 @@ def test_evaluate_recommendations_on_a_click_log_and_generated_sessions(tmp_path
     clicks = tmp_path / "clicks.csv"
     rows = [f"s{s},p{(s + i) % 7},{s * 1000 + i}" for s in range(120) for i in range(4)]
     clicks.write_text("session_id,item_id,timestamp\n" + "\n".join(rows) + "\n")
-    result = _run("evaluate", "--recommendations", "--clicks", str(clicks), "--users", "40", "--days", "3",
+    result = run_cli("evaluate", "--recommendations", "--clicks", str(clicks), "--users", "40", "--days", "3",
                   "--out", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     report = orjson.loads((tmp_path / "out" / "recommendations.json").read_bytes())
     assert set(report) == {"clicks.csv", "events-40u-3d-11.jsonl.gz"}
-    bad = _run("evaluate", "--recommendations", "--users", "-1", "--out", str(tmp_path / "out2"))
+    bad = run_cli("evaluate", "--recommendations", "--users", "-1", "--out", str(tmp_path / "out2"))
     assert bad.returncode == 2
     assert bad.stderr.strip() == "journeyflow: error: --users must be >= 0 and --days >= 1; got -1 and 30 instead"
 
