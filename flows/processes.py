@@ -18,9 +18,12 @@ import the flow's modules (River, scipy) while process 0 waited for it to
 join the cluster.
 
 Each process writes its own part files (named by worker index, unique in the
-cluster) and keeps its own in-memory counts; a worker process pickles what it
-collected to ``<out>/.process-<id>.pkl`` when its dataflow ends, and process
-0 adds them to its own before writing the summary.
+cluster) and keeps its own in-memory counts. Once every process's dataflow
+has ended (:class:`Handoff`: every part file is closed), each combines its
+share of the output files and reads them for the report, so the cluster
+shares that serial work too; a worker process then pickles what it collected
+to ``<out>/.process-<id>.pkl``, and process 0 adds them to its own before
+writing the summary.
 
 Guarantees: sessions, dead letters, rule triggers and profiles are those of
 one process, since each user's items keep their order. What the global models
@@ -42,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Collected", "free_addresses", "result_path", "start_workers", "stop_workers", "wait_workers"]
+__all__ = ["Collected", "Handoff", "free_addresses", "result_path", "start_workers", "stop_workers", "wait_workers"]
 
 
 @dataclass
@@ -59,6 +62,8 @@ class Collected:
     loop_reports: list[Any] = field(default_factory=list)
     rec_parts: list[Any] = field(default_factory=list)
     rule_errors: dict[str, int] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The report's reading of each output file this process combined, by file name."""
 
     def add(self, other: Collected) -> None:
         """Add another process's figures to these."""
@@ -77,6 +82,39 @@ class Collected:
         self.rec_parts += other.rec_parts
         for rule, n in other.rule_errors.items():
             self.rule_errors[rule] = self.rule_errors.get(rule, 0) + n
+        self.outputs.update(other.outputs)
+
+
+class Handoff:
+    """Tells each process of a cluster when every process's dataflow has ended (all part files closed).
+
+    Made before the worker processes are forked, which inherit its events.
+    """
+
+    def __init__(self, processes: int) -> None:
+        fork = multiprocessing.get_context("fork")
+        self.ended = [fork.Event() for _ in range(processes)]
+        self.parent = os.getpid()
+        self.children: list[BaseProcess] = []
+        """Process 0's worker processes (set there once started)."""
+
+    def end(self, process_id: int) -> None:
+        """Say this process's dataflow has ended; return once every process's has."""
+        self.ended[process_id].set()
+        for other, event in enumerate(self.ended):
+            while not event.wait(0.05):
+                self._check(other)
+
+    def _check(self, process_id: int) -> None:
+        if os.getpid() != self.parent:  # a worker: process 0 stops the others should one fail
+            if os.getppid() != self.parent:
+                msg = "replay process 0 must run until the cluster's dataflow ends; got it gone instead"
+                raise RuntimeError(msg)
+            return
+        worker = self.children[process_id - 1]
+        if not worker.is_alive():
+            msg = f"replay process {process_id} must end its dataflow; got status {worker.exitcode} before it did"
+            raise RuntimeError(msg)
 
 
 def free_addresses(count: int) -> list[str]:

@@ -24,7 +24,7 @@ from flows.file_sinks import CollectSink, JsonLinesSink, TallySink, combine_part
 from flows.files import ReplayClock, ReplayProgress, ReplaySource, print_progress
 from flows.journey import MODELS_KEY, Outputs, build_flow
 from flows.step_configs import event_parser
-from flows.processes import Collected, free_addresses, start_workers, stop_workers, wait_workers
+from flows.processes import Collected, Handoff, free_addresses, start_workers, stop_workers, wait_workers
 from flows.uplift_report import loop_summary
 from flows.recommend import QualitySink
 from flows.replay_outputs import OUTPUT_FILES, OUTPUT_ORDER, model_summary, segment_sizes
@@ -33,7 +33,9 @@ from flows.runtime import execute
 from journeyflow import metrics
 from journeyflow.events import DeadLetter, format_ts
 from journeyflow.evaluation import model_quality, read_truth
+from journeyflow.errors import JourneyflowError
 from journeyflow.report import write_report
+from journeyflow.report_data import REPORT_INPUTS, ReportData, joined, read_outputs
 
 __all__ = ["replay"]
 
@@ -68,30 +70,34 @@ def replay(
     started = time.monotonic()
     if processes == 1:
         collected = _run_process(inputs, out_dir, settings, workers=workers, show_progress=show_progress, store=store)
+        elapsed = time.monotonic() - started
+        collected.outputs = _finish_outputs(out_dir, processes, 0)
     else:
         addresses = free_addresses(processes)
+        handoff = Handoff(processes)
         job = {
-            "run": _run_process,
+            "run": _run_share,
             "inputs": inputs,
             "out_dir": out_dir,
             "settings": settings,
             "workers": workers,
             "show_progress": False,
             "addresses": addresses,
+            "handoff": handoff,
         }
-        children = start_workers(job, processes, out_dir)
+        handoff.children = children = start_workers(job, processes, out_dir)
         try:
             collected = _run_process(
                 inputs, out_dir, settings, workers=workers, show_progress=show_progress, addresses=addresses
             )
+            handoff.end(0)
+            elapsed = time.monotonic() - started
+            collected.outputs = _finish_outputs(out_dir, processes, 0)
             for other in wait_workers(children, out_dir):
                 collected.add(other)
         finally:
             stop_workers(children)
-    elapsed = time.monotonic() - started
 
-    for name, file in OUTPUT_FILES.items():
-        combine_parts(out_dir, file, OUTPUT_ORDER[name])
     counts = {name: Counter(found) for name, found in collected.counts.items()}
     totals = collected.totals
     dead_by_code = counts["dead_letters"]
@@ -142,9 +148,12 @@ def replay(
     (out_dir / "summary.json").write_bytes(
         orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
     )
-    # The report is built from the outputs after the flow (so it costs the flow nothing),
-    # once summary.json is there: should it fail, the outputs are complete all the same.
-    report = write_report(out_dir, summary=summary, show_progress=show_progress)
+    # The report is built from the outputs after the flow (so it costs the flow nothing), from each
+    # process's reading of the files it combined, once summary.json is there: should it fail, the
+    # outputs are complete all the same.
+    parts = {name: part for name, part in collected.outputs.items() if part is not None}
+    data = joined(parts, summary) if parts.keys() >= REPORT_INPUTS.keys() else None
+    report = write_report(out_dir, summary=summary, data=data, show_progress=show_progress)
     summary["report"] = {"file": report.path.name, "elapsed_s": report.elapsed_s}
     (out_dir / "summary.json").write_bytes(
         orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n"
@@ -217,6 +226,34 @@ def _run_process(
         rec_parts=list(rec_quality._parts),
         rule_errors=_rule_errors_since(errors_before),
     )
+
+
+def _run_share(*, handoff: Handoff, process_id: int, **job: Any) -> Collected:
+    """Run a worker process's share of a cluster's replay, then its share of the outputs (:func:`_finish_outputs`)."""
+    collected = _run_process(process_id=process_id, **job)
+    handoff.end(process_id)
+    collected.outputs = _finish_outputs(job["out_dir"], len(handoff.ended), process_id)
+    return collected
+
+
+# Each process of a cluster takes every n-th file from this list: process 0 takes the
+# profiles (it reads them again for the summary), the largest files go to different processes.
+_FINISH_ORDER = ("profiles", "segment_changes", "sessions", "triggers", "holdouts", "conversions", "dead_letters")
+
+
+def _finish_outputs(out_dir: Path, processes: int, process_id: int) -> dict[str, ReportData | None]:
+    """Combine this process's share of the output files (every part closed) and read them for the
+    report: each one's reading by file name (``None``: unreadable, left to the report to say why)."""
+    read: dict[str, ReportData | None] = {}
+    for name in _FINISH_ORDER[process_id::processes]:
+        file = OUTPUT_FILES[name]
+        combine_parts(out_dir, file, OUTPUT_ORDER[name])
+        if file in REPORT_INPUTS:
+            try:
+                read[file] = read_outputs(out_dir, [file])
+            except JourneyflowError:
+                read[file] = None
+    return read
 
 
 def _rule_errors_since(before: dict[str, int]) -> dict[str, int]:

@@ -198,12 +198,16 @@ def render(data: ReportData, source: str) -> bytes:
     ])
 
 
-def write_report(out_dir: Path, *, summary: dict[str, Any] | None = None, show_progress: bool = True) -> ReportResult:
+def write_report(
+    out_dir: Path, *, summary: dict[str, Any] | None = None, data: ReportData | None = None, show_progress: bool = True
+) -> ReportResult:
     """Build ``out_dir/report.html`` from the folder's outputs; return where and how long it took.
 
     ``summary`` is the replay's summary when the caller has it in hand
-    (otherwise ``summary.json`` is read). The file is replaced atomically,
-    so a reader never sees half a report.
+    (otherwise ``summary.json`` is read); ``data``, the outputs already read
+    (:func:`~journeyflow.report_data.read_outputs` of every file, with
+    ``summary``). The file is replaced atomically, so a reader never sees
+    half a report.
     """
     started = time.monotonic()
     path = out_dir / REPORT_FILE
@@ -212,7 +216,8 @@ def write_report(out_dir: Path, *, summary: dict[str, Any] | None = None, show_p
     if show_progress:
         slow.start()
     try:
-        data = read_report_data(out_dir, summary=summary)
+        if data is None:
+            data = read_report_data(out_dir, summary=summary)
         page = render(data, str(out_dir))
         partial = path.with_name(f".{REPORT_FILE}.part")
         partial.write_bytes(page)

@@ -15,23 +15,25 @@ a missing ``summary.json`` is an error: the folder is not a replay's.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from journeyflow.errors import JourneyflowError
 from journeyflow.events import format_ts, parse_ts
 
-__all__ = ["ReportData", "FUNNEL_STEPS", "read_report_data", "day_of"]
+__all__ = ["ReportData", "FUNNEL_STEPS", "REPORT_INPUTS", "joined", "read_outputs", "read_report_data", "day_of"]
 
 FUNNEL_STEPS = ("product view", "add to cart", "checkout", "purchase")
 """The funnel's steps after "all"; a session (or customer) reaches a step when it
 has at least one of that step's events and of every step before it."""
+
+K = TypeVar("K")
 
 _STEP_FIELDS = ("product_views", "add_to_cart", "checkouts", "purchases")
 
@@ -97,6 +99,40 @@ class ReportData:
             return []
         first, last = date.fromisoformat(self.first_day), date.fromisoformat(self.last_day)
         return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+    def add(self, other: ReportData) -> None:
+        """Add what ``other`` read (from other files) to this; the summary stays this one's.
+
+        Adding each file's reading in :data:`REPORT_INPUTS` order gives what one
+        reading of the files in that order gives, the order of every dict included
+        (the charts list their series in it).
+        """
+        self.events.update(other.events)
+        self.sessions.update(other.sessions)
+        for day, users in other.customers.items():
+            self.customers[day] |= users
+        for day, revenue in other.revenue.items():
+            self.revenue[day] += revenue
+        self.funnel_sessions = [a + b for a, b in zip(self.funnel_sessions, other.funnel_sessions, strict=True)]
+        self.funnel_customers = [a + b for a, b in zip(self.funnel_customers, other.funnel_customers, strict=True)]
+        self.checkouts_recorded = self.checkouts_recorded and other.checkouts_recorded
+        _add_counts(self.entries, other.entries)
+        _add_counts(self.exits, other.exits)
+        _add_counts(self.triggers, other.triggers)
+        _add_counts(self.conversions, other.conversions)
+        for segment, sizes in other.sizes.items():
+            self.sizes[segment].update(sizes)
+        self.final_sizes.update(other.final_sizes)
+        for model, scores in other.scores.items():
+            self.scores[model].extend(scores)
+        for edge in (other.first_day, other.last_day):
+            if edge is not None:
+                self.see_day(edge)
+
+
+def _add_counts(mine: dict[K, Counter[str]], theirs: dict[K, Counter[str]]) -> None:
+    for key, counts in theirs.items():
+        mine[key].update(counts)  # a defaultdict(Counter)
 
 
 @contextmanager
@@ -226,13 +262,37 @@ def _read_summary(out_dir: Path) -> dict[str, Any]:
     return summary
 
 
+REPORT_INPUTS: dict[str, Callable[[ReportData, Path], None]] = {
+    "sessions.jsonl": _read_sessions,
+    "segment_changes.jsonl": _read_segment_changes,
+    "triggers.jsonl": lambda data, path: _read_triggers(data, path, data.triggers),
+    "holdouts.jsonl": lambda data, path: _read_triggers(data, path, data.triggers),
+    "conversions.jsonl": lambda data, path: _read_triggers(data, path, data.conversions),
+    "profiles.jsonl": _read_profiles,
+}
+"""The outputs the report reads, in the order it reads them, and how it reads each."""
+
+
+def read_outputs(out_dir: Path, files: list[str]) -> ReportData:
+    """Read these of ``out_dir``'s outputs (names in :data:`REPORT_INPUTS`, in that order) into a
+    :class:`ReportData` with an empty summary."""
+    data = ReportData(summary={})
+    for name in files:
+        REPORT_INPUTS[name](data, out_dir / name)
+    return data
+
+
+def joined(parts: dict[str, ReportData], summary: dict[str, Any]) -> ReportData:
+    """Return what reading every output gives, from each file's own reading (``parts``, by name)."""
+    data = ReportData(summary=summary)
+    for name in REPORT_INPUTS:
+        data.add(parts[name])
+    return data
+
+
 def read_report_data(out_dir: Path, *, summary: dict[str, Any] | None = None) -> ReportData:
     """Read ``out_dir``'s outputs (and ``summary.json`` unless ``summary`` is given) into a :class:`ReportData`."""
-    data = ReportData(summary=_read_summary(out_dir) if summary is None else summary)
-    _read_sessions(data, out_dir / "sessions.jsonl")
-    _read_segment_changes(data, out_dir / "segment_changes.jsonl")
-    _read_triggers(data, out_dir / "triggers.jsonl", data.triggers)
-    _read_triggers(data, out_dir / "holdouts.jsonl", data.triggers)
-    _read_triggers(data, out_dir / "conversions.jsonl", data.conversions)
-    _read_profiles(data, out_dir / "profiles.jsonl")
+    summary = _read_summary(out_dir) if summary is None else summary
+    data = read_outputs(out_dir, list(REPORT_INPUTS))
+    data.summary = summary
     return data

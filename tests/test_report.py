@@ -12,7 +12,7 @@ import pytest
 from journeyflow.cli import main
 from journeyflow.errors import JourneyflowError
 from journeyflow.report import REPORT_FILE, render, sections, write_report
-from journeyflow.report_data import read_report_data
+from journeyflow.report_data import REPORT_INPUTS, joined, read_outputs, read_report_data
 from journeyflow.report_loop import uplift_rows
 from tests.helpers import at, event, read_jsonl, run_replay
 from tests.report_inputs import SUMMARY, add_loop_outputs, write_folder
@@ -36,6 +36,19 @@ def test_series_per_day_from_the_outputs(tmp_path: Path) -> None:
         ("cart_abandonment", "holdout"): {D3: 1},
         ("vip_welcome", "treatment"): {D1: 1},
     }
+
+
+def test_each_file_read_apart_then_joined_gives_the_whole_reading(tmp_path: Path) -> None:
+    # A replay cluster reads each output in the process that combined it, then joins the readings.
+    out = write_folder(tmp_path / "out")
+    add_loop_outputs(out)
+    whole = read_report_data(out)
+    parts = {name: read_outputs(out, [name]) for name in reversed(REPORT_INPUTS)}
+    apart = joined(parts, whole.summary)
+
+    assert apart == whole
+    assert render(apart, "out") == render(whole, "out")
+    assert [list(d.triggers) for d in (apart, whole)] == [list(whole.triggers)] * 2  # the charts' order
 
 
 def test_funnel_counts_steps_reached_in_order_per_session_and_per_customer(tmp_path: Path) -> None:

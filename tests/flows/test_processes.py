@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 from pathlib import Path
 from typing import Any
 
-from flows.processes import Collected
+import pytest
+
+from flows.processes import Collected, Handoff
 from flows.replay import replay
 from journeyflow import generator
+from journeyflow.report import REPORT_FILE, render
+from journeyflow.report_data import read_report_data
 from operators.variables import MODEL
 from tests.helpers import read_jsonl, settings
 
@@ -41,6 +47,9 @@ def test_two_processes_give_the_outputs_of_one(tmp_path: Path) -> None:
     assert one["triggers"] > 0
     profiles = [_profile_without_scores(r) for r in read_jsonl(tmp_path / "one" / "profiles.jsonl")]
     assert profiles and profiles == [_profile_without_scores(r) for r in read_jsonl(tmp_path / "two" / "profiles.jsonl")]
+    # The report, read by both processes as they combined the outputs, is the folder's report.
+    page = (tmp_path / "two" / REPORT_FILE).read_bytes()
+    assert b"section-segments" in page and page == render(read_report_data(tmp_path / "two"), str(tmp_path / "two"))
     # Nothing of the cluster's bookkeeping is left behind.
     assert not list((tmp_path / "two").glob(".*"))
 
@@ -50,3 +59,12 @@ def test_collected_figures_add_up() -> None:
     first.add(Collected(read=0, last_ts_ms=None, counts={"triggers": {"total": 1, "b": 1}}, totals={"processed": 1}, users={"u2"}))
     assert (first.read, first.last_ts_ms, first.totals, first.users) == (10, 5, {"processed": 10}, {"u1", "u2"})
     assert first.counts == {"triggers": {"total": 3, "a": 2, "b": 1}}
+
+
+def test_a_worker_gone_before_its_dataflow_ended_fails_the_handoff() -> None:
+    handoff = Handoff(2)
+    handoff.children = [multiprocessing.get_context("fork").Process(target=os._exit, args=(3,))]
+    handoff.children[0].start()
+    with pytest.raises(RuntimeError, match="replay process 1 must end its dataflow; got status 3"):
+        handoff.end(0)
+    assert handoff.ended[0].is_set() and not handoff.ended[1].is_set()
