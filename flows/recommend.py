@@ -37,7 +37,8 @@ from operators.recommend import RecAnswer, RecAsk, RecommendConfig, RecQuality
 from operators.audience import AudienceConfig
 from operators.recommend_audience import build_audience_lists
 from operators.pickled_once import HandOut, Parcel, PickledOnce
-from operators.recommend_steps import BatchedCatalog, RecAskBatch, build_catalog
+from operators.catalog_batches import BatchedCatalog, RecAskBatch
+from operators.recommend_steps import build_catalog
 from operators.rule_types import Rules
 from operators.rules import recommendation_payloads
 from operators.unsaved import stateful, stateful_batch

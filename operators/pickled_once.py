@@ -22,14 +22,22 @@ again, with the value unpickled once.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from bytewax.operators import StatefulBatchLogic, StatefulLogic
 
-__all__ = ["PickledOnce", "Parcel", "HandOut", "EachOf"]
+__all__ = ["PickledOnce", "Packing", "Parcel", "HandOut", "EachOf"]
 
 T = TypeVar("T")
+
+
+class Packing(NamedTuple):
+    """How a value is pickled packed (``pack``) and made again (``unpack``): module-level
+    functions, since the receiving side finds ``unpack`` by its name."""
+
+    pack: Callable[[Any], Any]
+    unpack: Callable[[Any], Any]
 
 
 class PickledOnce(Generic[T]):
@@ -37,18 +45,25 @@ class PickledOnce(Generic[T]):
 
     The value must not change once wrapped (the kept bytes would be stale):
     the wrapper is made as the value leaves its step, and only read after.
+    With ``packing``, what is pickled is ``packing.pack(value)``, and the
+    receiving side gets ``packing.unpack`` of it.
     """
 
-    __slots__ = ("value", "_pickled")
+    __slots__ = ("value", "_pickled", "_packing")
 
-    def __init__(self, value: T) -> None:
+    def __init__(self, value: T, packing: Packing | None = None) -> None:
         self.value = value
         self._pickled: bytes | None = None
+        self._packing = packing
 
-    def __reduce__(self) -> tuple[object, tuple[bytes]]:
+    def __reduce__(self) -> tuple[object, tuple[Any, ...]]:
+        packing = self._packing
         if self._pickled is None:
-            self._pickled = pickle.dumps(self.value, protocol=pickle.HIGHEST_PROTOCOL)
-        return _unpickled, (self._pickled,)
+            packed = self.value if packing is None else packing.pack(self.value)
+            self._pickled = pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
+        if packing is None:
+            return _unpickled, (self._pickled,)
+        return _unpacked, (packing.unpack, self._pickled)
 
     def __repr__(self) -> str:
         return f"PickledOnce({self.value!r})"
@@ -57,6 +72,10 @@ class PickledOnce(Generic[T]):
 def _unpickled(data: bytes) -> PickledOnce[object]:
     # Module level: pickle refers to it by name on the receiving side.
     return PickledOnce(pickle.loads(data))
+
+
+def _unpacked(unpack: Callable[[Any], Any], data: bytes) -> PickledOnce[object]:
+    return PickledOnce(unpack(pickle.loads(data)))
 
 
 class Parcel(NamedTuple):

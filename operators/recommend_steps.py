@@ -29,13 +29,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
 from operators import recommend as rec
 from operators.recommend import NOTHING_FOUND, Found, RecAnswer, RecAsk, RecommendConfig, index_of
-from operators.pickled_once import Parcel, PickledOnce
 from operators.recommend_lists import ListLogic, ListState, build_lists
 from operators.recommend_scores import Ranking, ranking_add, ranking_top
 from operators.recommend_successors import forget_answers, learn, successors
@@ -48,8 +47,6 @@ __all__ = [
     "CatalogState",
     "CatalogLogic",
     "build_catalog",
-    "RecAskBatch",
-    "BatchedCatalog",
     "Chain",
 ]
 
@@ -147,7 +144,6 @@ def _drop(ranking: Ranking, product: str) -> None:
         ranking.view = None
 
 
-
 @dataclass(slots=True)
 class CatalogState:
     """Every product's successors and the popularity counts."""
@@ -207,49 +203,6 @@ class CatalogLogic(StatefulBatchLogic[list[RecAsk], list[RecAnswer], bytes]):
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)
-
-
-class RecAskBatch(NamedTuple):
-    """One worker's asks of one batch, and a key of that worker's the answers go back under."""
-
-    reply_to: str
-    asks: list[RecAsk]
-
-
-class BatchedCatalog(StatefulBatchLogic[PickledOnce[RecAskBatch], Parcel, None]):
-    """The catalog step of a replay cluster: emits one :class:`Parcel` per asking worker and batch.
-
-    The asks are answered as :class:`CatalogLogic` answers them (all of a
-    batch's asks in arrival order, each customer's answers in one list); each
-    customer's list then goes back in one parcel with the others of the
-    worker that asked, rather than as one item per customer.
-    """
-
-    def __init__(self, inner: CatalogLogic) -> None:
-        self.inner = inner
-
-    def on_batch(self, values: list[PickledOnce[RecAskBatch]]) -> tuple[Iterable[Parcel], bool]:
-        home: dict[str, str] = {}
-        asks: list[RecAsk] = []
-        for value in values:
-            batch = value.value
-            asks.extend(batch.asks)
-            reply_to = batch.reply_to
-            for ask in batch.asks:
-                home[ask.user] = reply_to
-        parcels: dict[str, list[tuple[str, Any]]] = {}
-        for user, answers in self.inner.answers(asks).items():
-            reply_to = home[user]
-            listed = parcels.get(reply_to)
-            if listed is None:
-                parcels[reply_to] = [(user, answers)]
-            else:
-                listed.append((user, answers))
-        return [Parcel(r, PickledOnce(items)) for r, items in parcels.items()], StatefulBatchLogic.RETAIN
-
-    def snapshot(self) -> None:
-        # Only a replay cluster runs this step, and replays are never resumed.
-        return None
 
 
 def build_catalog(cfg: RecommendConfig) -> Any:

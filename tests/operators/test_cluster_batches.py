@@ -12,8 +12,9 @@ from flows.loop import _for_loop, _for_loop_apart
 from journeyflow.records import IdentityMerge
 from journeyflow.step_records import EndOfInput, UserUpdate
 from operators.pickled_once import EachOf, HandOut, Parcel, PickledOnce
-from operators.recommend import RecAsk, RecommendConfig
-from operators.recommend_steps import BatchedCatalog, RecAskBatch, build_catalog
+from operators.catalog_batches import BatchedCatalog, RecAskBatch
+from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
+from operators.recommend_steps import build_catalog
 
 
 def _asks(users: list[str], start: int, count: int) -> list[RecAsk]:
@@ -46,6 +47,10 @@ def test_the_catalog_answers_each_worker_in_one_parcel_as_it_answers_customer_by
         handed = list(handed)
         assert [user for user, _ in handed] == ["a1", "a2", "a3", "b1", "b2"]
         assert dict(handed) == expected
+        # The crossed parcel's answers, pickled packed, are the same named tuples again.
+        assert {(type(a), type(a.ask), type(a.successors)) for _, answers in handed for a in answers} == {
+            (RecAnswer, RecAsk, Found)
+        }
     assert batched.snapshot() is None
 
 
