@@ -18,7 +18,7 @@ from journeyflow.step_records import UserUpdate
 from operators import cluster_features, features, labels, steady_rows, updates
 from operators.cluster_features import CLUSTER_FEATURES
 from operators.feature_layout import PACKED
-from operators.journey_state import JourneyConfig, JourneyState, view_of
+from operators.journey_state import NO_PENDING, JourneyConfig, JourneyState, view_of
 from operators.labels import Example, Pending
 
 __all__ = ["ScoreAsk", "ModelAsks", "on_event", "on_time", "take_snapshot", "payload", "pack_placing", "unpack_placing", "flush"]
@@ -95,6 +95,8 @@ def on_event(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, event: Ev
         done = labels.on_activity(state.pending, cfg.labels, ts, event.type == "purchase")
         if done:
             asks.examples += tuple(done)
+            if not state.pending:
+                state.pending = NO_PENDING
     if event.type in _SCORE_EVENTS and (event.type == "purchase" or ts - state.scored_ms >= _EVENT_RESCORE_MS):
         asks.score = ScoreAsk(state.max_ts_ms, "event", event.event_id, False)  # type: ignore[arg-type]
 
@@ -115,11 +117,15 @@ def on_time(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, now_ms: in
         done = labels.on_time(state.pending, cfg.labels, now_ms)
         if done:
             asks.examples += tuple(done)
+            if not state.pending:
+                state.pending = NO_PENDING
 
 
 def take_snapshot(state: JourneyState, cfg: JourneyConfig, at_ms: int) -> None:
     """Keep the user's features at ``at_ms`` until their labels are known."""
     packed = features.snapshot_packed(view_of(state, cfg, at_ms))
+    if state.pending is NO_PENDING:
+        state.pending = []  # the user's own (journey_state.NO_PENDING is shared)
     state.pending.append(Pending(at_ms, packed))
     state.snapshot_ms = at_ms
 
