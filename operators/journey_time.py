@@ -40,7 +40,7 @@ def time_passes(logic: JourneyLogic, now_ms: int, out: list[Any]) -> None:
     if logic.state.max_ts_ms is None:
         return
     catch_up(logic, now_ms, now_ms - logic.cfg.lateness_ms, out)
-    flush(logic.asks, logic.state, logic.cfg, out)
+    flush(logic.asks, logic.state, logic.cfg, out, keep_placed=True)
     release_ms = logic.cfg.idle_release_ms
     if release_ms and now_ms - logic.state.max_ts_ms >= release_ms:
         # What the end of input would publish, as of now; then the user goes.

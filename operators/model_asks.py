@@ -130,11 +130,14 @@ def take_snapshot(state: JourneyState, cfg: JourneyConfig, at_ms: int) -> None:
     state.snapshot_ms = at_ms
 
 
-def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[str, Any]:
+def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, keep_placed: bool = False) -> dict[str, Any]:
     """Return what the item asks of the models as an update's fields (and empty ``asks``).
 
     The profile must exist. A score asked sets ``features`` (and, to place the
     user, ``cluster_features`` and ``learn_cluster``) and moves ``scored_ms``.
+    ``keep_placed``: keep a placed score's rows for a later score of the same view (time
+    passing, in a replay: the end of input may follow); after an event (the step forgets
+    them at the item's end) or the end of input nothing would read them.
     """
     extra: dict[str, Any] = {"examples": asks.examples}
     score = asks.score
@@ -148,6 +151,9 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
             extra["features"] = steady_rows.expand(placed, _ROW_WIDTH)
             extra["cluster_features"] = unpack_placing(asks.placed_cluster)
             extra["learn_cluster"] = True
+            if not keep_placed:
+                asks.placed = None  # (no later score of this view: see keep_placed)
+                asks.placed_cluster = b""
         else:
             view = view_of(state, cfg, score.at_ms)
             rows = features.scoring_vectors(view, cfg.labels)
@@ -156,12 +162,15 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
                 placing = cluster_features.cluster_features(view)
                 extra["cluster_features"] = placing
                 extra["learn_cluster"] = True
-                if not cfg.timers:
+                if keep_placed and not cfg.timers:
                     # Kept in replays only, where the end of input follows the last tick: live,
                     # the rows would wait in memory with every idle user for nothing.
                     asks.placed = steady_rows.compact(rows, _ROW_WIDTH)
                     asks.placed_ms = score.at_ms
                     asks.placed_cluster = pack_placing(placing)
+                else:
+                    asks.placed = None  # (an earlier view's: no later score asks for it)
+                    asks.placed_cluster = b""
         state.scored_ms = max(state.scored_ms, score.at_ms)
     return extra
 
@@ -178,11 +187,11 @@ def unpack_placing(packed: bytes) -> dict[str, float]:
     return dict(zip(CLUSTER_FEATURES, _PLACING.unpack(packed), strict=True))
 
 
-def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[Any]) -> None:
+def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[Any], keep_placed: bool = False) -> None:
     """Send the models what the item asked of them, with the item's last update in ``out``.
 
     Without an update in ``out``, one is added (kind ``update``, cause ``labels``
-    when only examples are sent).
+    when only examples are sent). ``keep_placed``: as for :func:`payload`.
     """
     if not asks.examples and asks.score is None:
         return
@@ -190,7 +199,7 @@ def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[An
         asks.clear()
         return
     score = asks.score
-    extra = payload(asks, state, cfg)
+    extra = payload(asks, state, cfg, keep_placed)
     for index in range(len(out) - 1, -1, -1):
         if isinstance(out[index], UserUpdate):
             # Not yet emitted: the item's records leave the step together, so the
