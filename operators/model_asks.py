@@ -15,9 +15,8 @@ from typing import Any, Final
 
 from journeyflow.events import Event
 from journeyflow.step_records import UserUpdate
-from operators import cluster_features, features, labels, steady_rows, updates
+from operators import cluster_features, features, labels, updates
 from operators.cluster_features import CLUSTER_FEATURES
-from operators.feature_layout import PACKED
 from operators.journey_state import NO_PENDING, JourneyConfig, JourneyState, view_of
 from operators.labels import Example, Pending
 
@@ -30,8 +29,6 @@ _SCORE_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "check
 _EVENT_RESCORE_MS: Final = 10 * 60_000
 #: The cluster features of a placed score, packed (:func:`pack_placing`).
 _PLACING: Final = struct.Struct(f"<{len(CLUSTER_FEATURES)}d")
-#: Doubles in a feature row (:func:`features.scoring_vectors`).
-_ROW_WIDTH: Final = len(PACKED)
 
 
 class ScoreAsk:
@@ -70,8 +67,7 @@ class ModelAsks:
     placed: bytes | None = None
     """The feature rows of the last placed score while nothing they read has changed since
     (the step sets None when something may have): a replay's last tick and the end of input
-    score the same view. Kept compact (:func:`steady_rows.compact`: the first row and the
-    columns time moves, about 430 bytes instead of 1,120). With them, as of ``placed_ms``, the score's cluster features packed
+    score the same view. With them, as of ``placed_ms``, the score's cluster features packed
     (:func:`pack_placing`). Separate fields rather than a tuple, and the cluster features as
     bytes rather than a dict: every customer holds them from the last tick to the end of
     input, a replay's peak (a dict of ten boxed floats is about 590 bytes, the packed ones
@@ -148,7 +144,7 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, keep_place
         if score.place and placed is not None and asks.placed_ms == score.at_ms:
             # The same view as the last placed score's: the same rows (a copy of the
             # clusters' dict, so that no reader of one update can change the other).
-            extra["features"] = steady_rows.expand(placed, _ROW_WIDTH)
+            extra["features"] = placed
             extra["cluster_features"] = unpack_placing(asks.placed_cluster)
             extra["learn_cluster"] = True
             if not keep_placed:
@@ -165,7 +161,7 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, keep_place
                 if keep_placed and not cfg.timers:
                     # Kept in replays only, where the end of input follows the last tick: live,
                     # the rows would wait in memory with every idle user for nothing.
-                    asks.placed = steady_rows.compact(rows, _ROW_WIDTH)
+                    asks.placed = rows
                     asks.placed_ms = score.at_ms
                     asks.placed_cluster = pack_placing(placing)
                 else:
