@@ -12,11 +12,17 @@ from typing import Any
 from journeyflow.events import Event
 from journeyflow.records import SessionSummary
 from operators import segments, triggers, updates, variables
-from operators.journey_state import JourneyConfig, JourneyState, view_of
+from operators.journey_state import NO_COOLDOWNS, JourneyConfig, JourneyState, view_of
 from operators.sessions import Session
 from operators.variables import EVENT_LOCALS, EventScope, SessionScope
 
 __all__ = ["event_triggers", "session_triggers", "evaluate_segments"]
+
+
+def _writable(state: JourneyState) -> dict[str, int]:
+    """Return ``state``'s cooldowns, or a new dict where it shares the empty one (kept by the
+    caller once a firing writes into it: :data:`~operators.journey_state.NO_COOLDOWNS`)."""
+    return {} if state.cooldowns is NO_COOLDOWNS else state.cooldowns
 
 
 def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: list[Any]) -> None:
@@ -26,6 +32,7 @@ def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: l
         return
     view = view_of(state, cfg, state.max_ts_ms or 0)
     scope = EventScope(view, event)
+    cooldowns = _writable(state)
     for rule in rules:
         values = variables.values(view, rule.profile_variables)
         if "event" in rule.variables:
@@ -40,10 +47,12 @@ def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: l
             cause=event.event_id,
             cause_event_id=event.event_id,
             values=values,
-            cooldowns=state.cooldowns,
+            cooldowns=cooldowns,
         )
         if fired is not None:
             out.append(fired)
+    if cooldowns:
+        state.cooldowns = cooldowns
 
 
 def session_triggers(
@@ -55,6 +64,7 @@ def session_triggers(
     closed_at = session.end_ms + cfg.sessions.gap_ms
     view = view_of(state, cfg, closed_at)
     scope = SessionScope(session, summary.session_id, profile)
+    cooldowns = _writable(state)
     for rule in cfg.session_triggers:
         values = variables.values(view, rule.profile_variables)
         values["session"] = variables.fields_of(scope, rule.map_fields("session"))
@@ -66,10 +76,12 @@ def session_triggers(
             cause=summary.session_id,
             cause_event_id=session.last_event_id or None,
             values=values,
-            cooldowns=state.cooldowns,
+            cooldowns=cooldowns,
         )
         if fired is not None:
             out.append(fired)
+    if cooldowns:
+        state.cooldowns = cooldowns
 
 
 def evaluate_segments(

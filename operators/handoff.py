@@ -13,7 +13,7 @@ from typing import Any
 from journeyflow.events import Event
 from journeyflow.step_records import Handoff
 from operators import merge, privacy, updates
-from operators.journey_state import MAX_DEVICES, JourneyConfig, JourneyState
+from operators.journey_state import MAX_DEVICES, JourneyConfig, JourneyState, own_containers, share_empties
 from operators.model_asks import ScoreAsk
 
 __all__ = ["hand_off", "merge_in"]
@@ -54,6 +54,7 @@ def merge_in(
     if state.opted_out:
         return None, None
     merge.merge_dedup(state.dedup, other.dedup, cfg.dedup)
+    own_containers(state)  # (the merges write into them; the shared empties go back below)
     merge.merge_sessions(state.sessions, other.sessions, cfg.sessions)
     if other.profile is not None:
         if state.profile is None:
@@ -65,6 +66,7 @@ def merge_in(
             state.snapshot_ms = max(state.snapshot_ms, other.snapshot_ms)
     merge.merge_pending(state.pending, other.pending)
     merge.merge_latest(state.cooldowns, other.cooldowns)
+    share_empties(state)
     if other.max_ts_ms is not None and (state.max_ts_ms is None or other.max_ts_ms > state.max_ts_ms):
         state.max_ts_ms, state.offset_ms = other.max_ts_ms, other.offset_ms
     if other.recent and (not state.recent or other.recent[0][1] > state.recent[0][1]):

@@ -44,7 +44,7 @@ from journeyflow.step_records import Handoff, RawRecord, Tick
 from operators import clock, dedup, goals, handoff, journey_time, model_asks, privacy, profile_events, profiles, recommend, sessions, updates, variables
 from operators.decisions import evaluate_segments, event_triggers
 from operators.due import next_due_ms
-from operators.journey_state import Inbound, JourneyConfig, JourneyState, system_now_ms
+from operators.journey_state import NO_SESSIONS, Inbound, JourneyConfig, JourneyState, system_now_ms
 from operators.model_asks import ModelAsks, flush
 from state.serde import encode_state
 
@@ -186,6 +186,8 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             if state.profile is not None and event.consent_marketing is not None:
                 state.profile.marketing_consent = event.consent_marketing
             return
+        if state.sessions is NO_SESSIONS:
+            state.sessions = []  # the user's own (journey_state.NO_SESSIONS is shared)
         started = sessions.add_event(state.sessions, cfg.sessions, event)
         if state.profile is None:
             state.profile = profiles.new_profile(ts)

@@ -31,7 +31,10 @@ from state.serde import decode_state
 if TYPE_CHECKING:
     from operators.journey import JourneyLogic
 
-__all__ = ["JourneyConfig", "JourneyState", "Inbound", "MAX_DEVICES", "system_now_ms", "view_of"]
+__all__ = [
+    "JourneyConfig", "JourneyState", "Inbound", "MAX_DEVICES", "NO_SESSIONS", "NO_COOLDOWNS", "NO_PENDING",
+    "own_containers", "share_empties", "system_now_ms", "view_of",
+]
 
 Inbound = Event | RawRecord | Tick | Handoff
 """What the step accepts: parsed events, raw messages, a replay's
@@ -40,6 +43,15 @@ announcements that time passed, and a device's state handed over at a login
 
 #: Anonymous devices remembered per customer (for erasure of their aliases).
 MAX_DEVICES = 16
+
+#: The open sessions, cooldowns and pending labels of every user who has none: shared, never
+#: written (an empty list is 56 bytes, a dict 64; most users hold none of them most of the
+#: time, e.g. at a replay's peak). A writer makes the user's own first (:func:`own_containers`,
+#: or the ``is`` test where it appends) and the emptying ones give the shared one back
+#: (:func:`share_empties`), as a profile's fields do (:mod:`operators.profile_windows`).
+NO_SESSIONS: list[Session] = []
+NO_COOLDOWNS: dict[str, int] = {}
+NO_PENDING: list[Pending] = []
 
 
 def system_now_ms() -> int:
@@ -126,7 +138,7 @@ class JourneyState:
     offset_ms: int = 0
     """System time minus event time when ``max_ts_ms`` last advanced (timers)."""
     dedup: DedupState = field(default_factory=DedupState)
-    sessions: list[Session] = field(default_factory=list)
+    sessions: list[Session] = field(default_factory=lambda: NO_SESSIONS)
     profile: Profile | None = None
     segments: tuple[str, ...] = ()
     """Segments decided here (over the profile alone), sorted: what updates carry as
@@ -134,8 +146,8 @@ class JourneyState:
     version 3 (:func:`upgrade_version_2`)."""
     evaluated_ms: int = 0
     """Event time of the last segment evaluation."""
-    cooldowns: dict[str, int] = field(default_factory=dict)
-    pending: list[Pending] = field(default_factory=list)
+    cooldowns: dict[str, int] = field(default_factory=lambda: NO_COOLDOWNS)
+    pending: list[Pending] = field(default_factory=lambda: NO_PENDING)
     """Past states waiting for their churn and propensity labels."""
     snapshot_ms: int = 0
     """Event time of the last labelled snapshot."""
@@ -184,12 +196,12 @@ class JourneyState:
         self.max_ts_ms = max_ts_ms
         self.offset_ms = offset_ms
         self.dedup = DedupState() if dedup is None else dedup
-        self.sessions = [] if sessions is None else sessions
+        self.sessions = NO_SESSIONS if sessions is None else sessions
         self.profile = profile
         self.segments = segments
         self.evaluated_ms = evaluated_ms
-        self.cooldowns = {} if cooldowns is None else cooldowns
-        self.pending = [] if pending is None else pending
+        self.cooldowns = NO_COOLDOWNS if cooldowns is None else cooldowns
+        self.pending = NO_PENDING if pending is None else pending
         self.snapshot_ms = snapshot_ms
         self.scored_ms = scored_ms
         self.opted_out = opted_out
@@ -199,6 +211,28 @@ class JourneyState:
         self.processed = processed
         self.duplicates = duplicates
         self.skipped = skipped
+
+
+def own_containers(state: JourneyState) -> None:
+    """Give ``state`` open sessions, cooldowns and pending labels of its own where it shares
+    the empty ones (before a writer that may add to any of them: a merge)."""
+    if state.sessions is NO_SESSIONS:
+        state.sessions = []
+    if state.cooldowns is NO_COOLDOWNS:
+        state.cooldowns = {}
+    if state.pending is NO_PENDING:
+        state.pending = []
+
+
+def share_empties(state: JourneyState) -> None:
+    """Put the shared empties back where ``state``'s own open sessions, cooldowns or pending
+    labels are empty (after what may empty them: closes, prunes, labels settled, a merge)."""
+    if not state.sessions:
+        state.sessions = NO_SESSIONS
+    if not state.cooldowns:
+        state.cooldowns = NO_COOLDOWNS
+    if not state.pending:
+        state.pending = NO_PENDING
 
 
 def upgrade_version_2(former: dict[str, Any]) -> JourneyState:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from operators import dedup, model_asks, privacy, profile_events, profiles, sessions, triggers, updates
 from operators.decisions import session_triggers
-from operators.journey_state import view_of
+from operators.journey_state import NO_COOLDOWNS, NO_SESSIONS, view_of
 from operators.model_asks import ScoreAsk, flush
 from operators.sessions import Session
 
@@ -40,7 +40,7 @@ def time_passes(logic: JourneyLogic, now_ms: int, out: list[Any]) -> None:
     if logic.state.max_ts_ms is None:
         return
     catch_up(logic, now_ms, now_ms - logic.cfg.lateness_ms, out)
-    flush(logic.asks, logic.state, logic.cfg, out)
+    flush(logic.asks, logic.state, logic.cfg, out, keep_placed=True)
     release_ms = logic.cfg.idle_release_ms
     if release_ms and now_ms - logic.state.max_ts_ms >= release_ms:
         # What the end of input would publish, as of now; then the user goes.
@@ -72,6 +72,8 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
             profiles.prune(profile, cfg.profiles, now_ms)
             logic.pruned_after_items = True
             triggers.prune_cooldowns(cfg.triggers, state.cooldowns, now_ms)
+            if not state.cooldowns:
+                state.cooldowns = NO_COOLDOWNS
     if profile is not None and now_ms - state.evaluated_ms >= cfg.refresh_ms:
         # Time first: what changed while the user was away is not caused by
         # the session that the same gap closes.
@@ -80,6 +82,8 @@ def catch_up(logic: JourneyLogic, now_ms: int, watermark_ms: int | None, out: li
     else:
         timed = False
     closed = sessions.pop_closed(state.sessions, cfg.sessions, watermark_ms)
+    if closed and not state.sessions:
+        state.sessions = NO_SESSIONS
     for session in closed:
         _on_session_closed(logic, session, out)
     if closed and state.profile is not None:

@@ -17,7 +17,7 @@ from journeyflow.events import Event
 from journeyflow.step_records import UserUpdate
 from operators import cluster_features, features, labels, updates
 from operators.cluster_features import CLUSTER_FEATURES
-from operators.journey_state import JourneyConfig, JourneyState, view_of
+from operators.journey_state import NO_PENDING, JourneyConfig, JourneyState, view_of
 from operators.labels import Example, Pending
 
 __all__ = ["ScoreAsk", "ModelAsks", "on_event", "on_time", "take_snapshot", "payload", "pack_placing", "unpack_placing", "flush"]
@@ -91,6 +91,8 @@ def on_event(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, event: Ev
         done = labels.on_activity(state.pending, cfg.labels, ts, event.type == "purchase")
         if done:
             asks.examples += tuple(done)
+            if not state.pending:
+                state.pending = NO_PENDING
     if event.type in _SCORE_EVENTS and (event.type == "purchase" or ts - state.scored_ms >= _EVENT_RESCORE_MS):
         asks.score = ScoreAsk(state.max_ts_ms, "event", event.event_id, False)  # type: ignore[arg-type]
 
@@ -111,20 +113,27 @@ def on_time(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, now_ms: in
         done = labels.on_time(state.pending, cfg.labels, now_ms)
         if done:
             asks.examples += tuple(done)
+            if not state.pending:
+                state.pending = NO_PENDING
 
 
 def take_snapshot(state: JourneyState, cfg: JourneyConfig, at_ms: int) -> None:
     """Keep the user's features at ``at_ms`` until their labels are known."""
     packed = features.snapshot_packed(view_of(state, cfg, at_ms))
+    if state.pending is NO_PENDING:
+        state.pending = []  # the user's own (journey_state.NO_PENDING is shared)
     state.pending.append(Pending(at_ms, packed))
     state.snapshot_ms = at_ms
 
 
-def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[str, Any]:
+def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, keep_placed: bool = False) -> dict[str, Any]:
     """Return what the item asks of the models as an update's fields (and empty ``asks``).
 
     The profile must exist. A score asked sets ``features`` (and, to place the
     user, ``cluster_features`` and ``learn_cluster``) and moves ``scored_ms``.
+    ``keep_placed``: keep a placed score's rows for a later score of the same view (time
+    passing, in a replay: the end of input may follow); after an event (the step forgets
+    them at the item's end) or the end of input nothing would read them.
     """
     extra: dict[str, Any] = {"examples": asks.examples}
     score = asks.score
@@ -138,6 +147,9 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
             extra["features"] = placed
             extra["cluster_features"] = unpack_placing(asks.placed_cluster)
             extra["learn_cluster"] = True
+            if not keep_placed:
+                asks.placed = None  # (no later score of this view: see keep_placed)
+                asks.placed_cluster = b""
         else:
             view = view_of(state, cfg, score.at_ms)
             rows = features.scoring_vectors(view, cfg.labels)
@@ -146,12 +158,15 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig) -> dict[st
                 placing = cluster_features.cluster_features(view)
                 extra["cluster_features"] = placing
                 extra["learn_cluster"] = True
-                if not cfg.timers:
+                if keep_placed and not cfg.timers:
                     # Kept in replays only, where the end of input follows the last tick: live,
                     # the rows would wait in memory with every idle user for nothing.
                     asks.placed = rows
                     asks.placed_ms = score.at_ms
                     asks.placed_cluster = pack_placing(placing)
+                else:
+                    asks.placed = None  # (an earlier view's: no later score asks for it)
+                    asks.placed_cluster = b""
         state.scored_ms = max(state.scored_ms, score.at_ms)
     return extra
 
@@ -168,11 +183,11 @@ def unpack_placing(packed: bytes) -> dict[str, float]:
     return dict(zip(CLUSTER_FEATURES, _PLACING.unpack(packed), strict=True))
 
 
-def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[Any]) -> None:
+def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[Any], keep_placed: bool = False) -> None:
     """Send the models what the item asked of them, with the item's last update in ``out``.
 
     Without an update in ``out``, one is added (kind ``update``, cause ``labels``
-    when only examples are sent).
+    when only examples are sent). ``keep_placed``: as for :func:`payload`.
     """
     if not asks.examples and asks.score is None:
         return
@@ -180,7 +195,7 @@ def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[An
         asks.clear()
         return
     score = asks.score
-    extra = payload(asks, state, cfg)
+    extra = payload(asks, state, cfg, keep_placed)
     for index in range(len(out) - 1, -1, -1):
         if isinstance(out[index], UserUpdate):
             # Not yet emitted: the item's records leave the step together, so the

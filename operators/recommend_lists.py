@@ -24,100 +24,27 @@ from __future__ import annotations
 import dataclasses
 from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from bytewax.operators import StatefulBatchLogic
 
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
 from operators.recommend import RecAnswer, RecommendConfig, RecQuality
-from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position, sums_of
+from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position
+from operators.recommend_list_state import ListState, current
 from operators.recommend_order import answers_in_time_order, records_in_time_order
 from operators.recommend_scores import blend, pack, rank, unpack
 from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
 
+# ListState is re-exported: snapshots written before it moved name it here (state.portable).
 __all__ = ["ListState", "ListLogic", "build_lists", "current", "with_list"]
 
 
 #: The scores of a customer whose list is at rest (:meth:`ListLogic.rest`): shared, never
 #: written (every reader and writer of the scores wakes them first: :meth:`ListLogic._awake`).
 _AT_REST: dict[str, float] = {}
-
-#: The former layout's hit sums (snapshots before version 5: dicts of boxed floats); shared and
-#: never written in a state of today's layout.
-_FORMER_HITS: dict[str, dict[str, float]] = {}
-
-
-@dataclass(slots=True, init=False)
-class ListState:
-    """One customer's candidate scores and list.
-
-    The fields are the stored layout (snapshots); ``__init__`` is written out
-    because, compiled, a dataclass's generated one runs interpreted (one
-    state per customer with a list, and per erasure). Version 5 keeps the
-    hit sums packed, in a field added at the end (so a snapshot of version 4
-    still loads: :func:`current` converts it); the former ``hits`` then
-    stays empty.
-    """
-
-    version: int = 5
-    scores: dict[str, float] = field(default_factory=dict)
-    scale: float = 1.0
-    """Weight of the latest product's successors in ``scores`` (forward decay, see :func:`operators.recommend_scores.blend`)."""
-    exclude: tuple[str, ...] = ()
-    """What the list leaves out as of the last answer: bought, in the cart, being looked at
-    (a few products: a tuple is cheaper to keep than a set to build at every answer)."""
-    fill: tuple[tuple[str, ...], ...] = ()
-    """The popular products (in the category, then overall) that fill the list up."""
-    last_ms: int | None = None
-    erased_ms: int | None = None
-    """Time of the last tombstone: answers to earlier events are ignored."""
-    final: ProfileRow | None = None
-    """A replay's final profile row, held until the end of the input."""
-    evaluated: int = 0
-    hits: dict[str, dict[str, float]] = field(default_factory=lambda: _FORMER_HITS)
-    """Before version 5 only: the hit sums."""
-    sums: array[float] | None = None
-    """The online hit sums (:func:`operators.recommend_hits.add_hits`); None until the first hit."""
-
-    def __init__(
-        self,
-        version: int = 5,
-        scores: dict[str, float] | None = None,
-        scale: float = 1.0,
-        exclude: tuple[str, ...] = (),
-        fill: tuple[tuple[str, ...], ...] = (),
-        last_ms: int | None = None,
-        erased_ms: int | None = None,
-        final: ProfileRow | None = None,
-        evaluated: int = 0,
-        sums: array[float] | None = None,
-    ) -> None:
-        self.version = version
-        self.scores = {} if scores is None else scores
-        self.scale = scale
-        self.exclude = exclude
-        self.fill = fill
-        self.last_ms = last_ms
-        self.erased_ms = erased_ms
-        self.final = final
-        self.evaluated = evaluated
-        self.hits = _FORMER_HITS
-        self.sums = sums
-
-
-def current(state: ListState) -> ListState:
-    """Return ``state`` in today's layout: a snapshot of version 4 (hit sums in dicts)
-    converted in place, the same sums."""
-    if state.version >= 5:
-        return state
-    state.sums = sums_of(state.hits)
-    state.hits = _FORMER_HITS
-    state.version = 5
-    return state
-
 
 class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     """Keep one customer's list; add it to their segment changes and profile rows."""

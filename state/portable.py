@@ -22,7 +22,7 @@ gets those fields' defaults; one whose fields were renamed, removed or reordered
 raises :class:`~journeyflow.errors.StateSerializationError` naming the class.
 
 Snapshots written before this form (by either build) name the classes
-themselves; :func:`loads` reads them in both builds (:class:`_Unpickler`).
+themselves; :func:`loads` reads them in both builds (:mod:`state.old_forms`).
 
 A class whose layout changed on purpose lists its former layouts in
 :data:`~state.upgrades.UPGRADES`: a snapshot of one (in either form) is read by the upgrade's
@@ -37,7 +37,6 @@ import dataclasses
 import functools
 import hashlib
 import importlib
-import io
 import operator
 import pickle
 from collections.abc import Callable
@@ -45,13 +44,11 @@ from typing import Any
 
 from journeyflow.compiled import listed_modules
 from journeyflow.errors import StateSerializationError
+from state.old_forms import default_of, has_default, load_any_form
 from state.upgrades import UPGRADES, Upgrade
 from state.upgrades import find_upgrade as _upgrade
 
 __all__ = ["UPGRADES", "Upgrade", "dumps", "loads", "portable_classes", "rebuild", "reducer", "register_compiled_states"]
-
-_MISSING = dataclasses.MISSING
-
 
 def _digest(names: tuple[str, ...]) -> str:
     return hashlib.sha256(",".join(names).encode()).hexdigest()[:8]
@@ -130,7 +127,7 @@ def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int,
         # Fields added at the end since the snapshot: it holds the ones before them.
         held = next(
             (n for n in range(len(names) - 1, 0, -1)
-             if _digest(names[:n]) == digest and all(_has_default(f) for f in fields[n:])),
+             if _digest(names[:n]) == digest and all(has_default(f) for f in fields[n:])),
             0,
         )
     if held:
@@ -156,21 +153,13 @@ def _resolve(layout: str) -> tuple[Any, tuple[dataclasses.Field[Any], ...], int,
     raise StateSerializationError(msg)
 
 
-def _has_default(f: dataclasses.Field[Any]) -> bool:
-    return f.default is not _MISSING or f.default_factory is not _MISSING
-
-
-def _default(f: dataclasses.Field[Any]) -> Any:
-    return f.default if f.default is not _MISSING else f.default_factory()  # type: ignore[misc,operator]
-
-
 def _make(cls: Any, fields: tuple[dataclasses.Field[Any], ...], values: tuple[Any, ...]) -> Any:
     obj = cls.__new__(cls)
     setattr_ = object.__setattr__  # frozen dataclasses refuse setattr
     for f, value in zip(fields, values):
         setattr_(obj, f.name, value)
     for f in fields[len(values) :]:
-        setattr_(obj, f.name, _default(f))
+        setattr_(obj, f.name, default_of(f))
     return obj
 
 
@@ -191,111 +180,9 @@ def dumps(state: Any) -> bytes:
     return pickle.dumps(state, protocol=5)
 
 
-class _Legacy:
-    """Stands in, while loading an old snapshot, for an instance of a portable class."""
-
-    target: type = object
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-
-class _Unpickler(pickle.Unpickler):
-    """Reads old snapshots: their portable classes load as :class:`_Legacy` stand-ins."""
-
-    def __init__(self, data: bytes, portable: frozenset[type]) -> None:
-        super().__init__(io.BytesIO(data))
-        self.portable = portable
-        self.stand_ins: dict[type, type] = {}
-
-    def find_class(self, module: str, name: str) -> Any:
-        found = super().find_class(module, name)
-        if found not in self.portable:
-            return found
-        if found not in self.stand_ins:
-            self.stand_ins[found] = type(f"_Legacy{name}", (_Legacy,), {"target": found})
-        return self.stand_ins[found]
-
-
 def loads(data: bytes) -> Any:
     """Return the state pickled in ``data``: portable, or the old form of either build."""
     portable = register_compiled_states()
     if not portable:
         return pickle.loads(data)
-    unpickler = _Unpickler(data, portable)
-    state = unpickler.load()
-    # Only an old snapshot names a portable class (and pays for the walk).
-    return _Convert().value(state) if unpickler.stand_ins else state
-
-
-class _Convert:
-    """Turns an old snapshot's stand-ins into instances, keeping shared references shared."""
-
-    def __init__(self) -> None:
-        self.done: dict[int, Any] = {}
-
-    def value(self, value: Any) -> Any:
-        key = id(value)
-        if key in self.done:
-            return self.done[key]
-        if isinstance(value, _Legacy):
-            return self._instance(value)
-        kind = type(value)
-        if kind is list:
-            out: Any = []
-            self.done[key] = out
-            out.extend(self.value(v) for v in value)
-            return out
-        if kind is dict:
-            out = {}
-            self.done[key] = out
-            for k, v in value.items():
-                out[self.value(k)] = self.value(v)
-            return out
-        if kind in (tuple, set, frozenset):
-            out = kind(self.value(v) for v in value)
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            # An instance of a class outside the compiled modules may hold stand-ins.
-            for f in dataclasses.fields(value):
-                if hasattr(value, f.name):
-                    object.__setattr__(value, f.name, self.value(getattr(value, f.name)))
-            out = value
-        else:
-            out = value
-        self.done[key] = out
-        return out
-
-    def _instance(self, legacy: _Legacy) -> Any:
-        cls: Any = legacy.target
-        state = getattr(legacy, "state", None)
-        fields = dataclasses.fields(cls)
-        # mypyc: {attribute: value}; a slotted dataclass: (None or __dict__, {slot: value});
-        # a frozen slotted one: [value in field order].
-        values: dict[str, Any] = {}
-        if isinstance(state, list):
-            values.update(zip((f.name for f in fields), state))
-        for part in state if isinstance(state, tuple) else (state,):
-            if isinstance(part, dict):
-                values.update(part)
-        unknown = set(values) - {f.name for f in fields}
-        if unknown:
-            upgrade = _upgrade(cls, lambda up: up.below == 0 and set(up.fields) == set(values))
-        else:
-            upgrade = _upgrade(cls, lambda up: 0 < up.below and values.get("version", up.below) < up.below)
-        if upgrade is not None:
-            obj = upgrade[1]({name: self.value(value) for name, value in values.items()})
-            self.done[id(legacy)] = obj
-            return obj
-        missing = [f.name for f in fields if f.name not in values and not _has_default(f)]
-        if unknown or missing:
-            msg = (
-                f"snapshot of {cls.__module__}.{cls.__qualname__} must have its fields; got "
-                f"unknown {sorted(unknown)} and missing {missing} instead"
-            )
-            raise StateSerializationError(msg)
-        obj = cls.__new__(cls)
-        self.done[id(legacy)] = obj
-        for f in fields:
-            value = self.value(values[f.name]) if f.name in values else _default(f)
-            object.__setattr__(obj, f.name, value)
-        return obj
+    return load_any_form(data, portable)

@@ -99,10 +99,25 @@ def test_the_end_of_input_as_of_the_placed_score_sends_the_same_rows_and_cluster
     state = _user()
     state.profile.events_total = 4
     asks = ModelAsks(score=ScoreAsk(4 * DAY, "time", None, True))
-    ticked = payload(asks, state, CFG)
+    ticked = payload(asks, state, CFG, keep_placed=True)
     assert asks.placed is ticked["features"] and asks.placed_ms == 4 * DAY
     asks.score = ScoreAsk(4 * DAY, "eof", None, True)
     final = payload(asks, state, CFG)
     assert final["features"] is ticked["features"]
     assert list(final["cluster_features"].items()) == list(ticked["cluster_features"].items())
     assert final["cluster_features"] is not ticked["cluster_features"]
+
+
+def test_only_time_passing_keeps_the_placed_rows_and_the_end_of_input_forgets_them() -> None:
+    state = _user()
+    state.profile.events_total = 4
+    asks = ModelAsks(score=ScoreAsk(4 * DAY, "session_close", None, True))
+    payload(asks, state, CFG)  # an event's item: the step forgets them at its end anyway
+    assert asks.placed is None and asks.placed_cluster == b""
+    asks.score = ScoreAsk(4 * DAY, "time", None, True)
+    ticked = payload(asks, state, CFG, keep_placed=True)
+    assert asks.placed is not None and asks.placed_cluster
+    asks.score = ScoreAsk(4 * DAY, "time", None, True)
+    final = payload(asks, state, CFG)  # the end of input: the last score of this view
+    assert final["features"] == ticked["features"]
+    assert asks.placed is None and asks.placed_cluster == b""

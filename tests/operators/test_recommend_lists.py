@@ -128,3 +128,23 @@ def test_scores_at_rest_are_packed_and_a_snapshot_holds_the_dict() -> None:
     assert list(other.state.scores) == ["y"]  # the shared empty dict was never written
     logic.on_batch([Tombstone("u", 2_000, None, (), "forget", ())])
     assert logic.state.scores == {} and logic._rest_scores is None and logic.ranked == ()
+
+
+class _Before:
+    """Pickles as a version-5 ``ListState`` did before it moved to ``operators.recommend_list_state``."""
+
+    def __init__(self, values: tuple[Any, ...]) -> None:
+        self.values = values
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        names = (*_V4_FIELDS, "sums")
+        return portable.rebuild, (f"operators.recommend_lists:ListState:{portable._digest(names)}", self.values)
+
+
+def test_a_snapshot_written_before_the_state_moved_resumes() -> None:
+    sums = array("d", [1.0, 0.5, 1.0, 0.5, 0.0, 0.0, 0.0, 0.0])
+    old = pickle.dumps(_Before((5, {"a": 0.5, "b": 0.25}, 1.0, (), (("x",),), 1_000, None, None, 2, {}, sums)), protocol=5)
+    resumed = build_lists(RecommendConfig())(old)
+    assert (resumed.state.scores, resumed.state.sums, resumed.state.evaluated) == ({"a": 0.5, "b": 0.25}, sums, 2)
+    assert resumed.ranked == ("a", "b", "x")
+    assert b"operators.recommend_list_state:ListState" in encode_state(resumed.state)  # written under its new name
