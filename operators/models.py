@@ -30,7 +30,6 @@ goes through a stack fitted to the horizon's question (:mod:`operators.model_sta
 """
 from __future__ import annotations
 
-import logging
 import math
 import random
 from collections.abc import Iterable
@@ -51,7 +50,7 @@ from operators.clusters import Clusters
 from operators.combiner import Combiner
 from operators.features import unpack
 from operators.grid_moments import GridMoments
-from operators.model_report import models_report
+from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
 from operators.model_trust import judge_floor
@@ -62,11 +61,8 @@ from state.serde import decode_state, encode_state
 
 __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "FORGETTING_KINDS", "load_models"]
 
-log = logging.getLogger(__name__)
-
-#: One-interval examples wait in a shuffle buffer of this size before they
-#: are learned: they resolve in bursts (every silent user's at once when time
-#: passes), and SGD fed a burst of one label drifts with it.
+#: Examples wait in a shuffle buffer of this size before they are learned: they resolve
+#: in bursts (every silent user's at once when time passes), and SGD drifts with one.
 _SHUFFLE = 1000
 
 #: Update kinds after which the models forget the customer (the priors' sample, the followed moments).
@@ -285,11 +281,12 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             MODEL_AUC.labels(model=name).set(task.auc.get())
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        # Nothing is left waiting in the shuffle buffer of an exported state:
-        # a run warm-started from it goes on from everything learned.
+        # The report's weights are those that scored the final rows; the exported state has
+        # learned the shuffle buffer (a run warm-started from it goes on from everything learned).
+        trust = trust_now(self.state, self.min_examples)
         while self.state.buffer:
             self._learn_one()
-        return [self.report(with_state=True)], StatefulLogic.RETAIN
+        return [models_report(self.state, self.min_examples, stack=self.stack, with_state=True, trust=trust)], StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)

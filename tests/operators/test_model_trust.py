@@ -3,6 +3,7 @@ silence floor did best on recent examples, each judged before it learned them.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -87,3 +88,18 @@ def test_a_snapshot_from_before_the_floor_was_judged_starts_it_as_the_worse_of_t
     churn = resumed.state.tasks["churn"]
     assert resumed.state.floor_loss == max(churn.loss, churn.prior_loss)
     assert decode_state(encode_state(resumed.state), type(resumed.state)).floor_loss == resumed.state.floor_loss
+
+
+
+def test_the_end_of_input_reports_the_weights_that_scored_its_final_rows_not_those_after_the_buffer() -> None:
+    cfg = dataclasses.replace(CFG, min_examples=1000)
+    logic = cfg.build(None)
+    _feed(logic, random.Random(5), 1500)  # 500 learned, 1,000 waiting in the shuffle buffer
+    churn = logic.state.tasks["churn"]
+    before = churn_shares(churn, logic.state.floor_loss, cfg.min_examples, floor_known=True)
+    trust = churn.trust(cfg.min_examples)
+    report = next(iter(logic.on_eof()[0]))
+    assert not logic.state.buffer
+    assert trust == 0.0 and churn.trust(cfg.min_examples) > 0.5  # the learned model has its say only after the buffer
+    assert report.tasks["churn"]["trust"] == round(trust, 4)
+    assert list(report.tasks["churn"]["shares"].values()) == [round(w, 4) for w in before]
