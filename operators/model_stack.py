@@ -34,8 +34,13 @@ def record_moment(
     steps = len(scorer.weights["churn"])
     path = silent_path(v, steps, scorer.interval_days, cfg.engagement_half_life_ms / DAY_MS)
     rows = unpack_rows(pack_rows(path))
-    published, prior = scorer.raw(state, rows, moment_ms)
-    state.moments.record(user_id, moment_ms, *stack_inputs(rows[0], published, prior))
+    churn_in: tuple[float, ...] = ()
+    propensity_in: tuple[float, ...] = ()
+    if cfg.stack:
+        published, prior = scorer.raw(state, rows, moment_ms)
+        churn_in, propensity_in = stack_inputs(rows[0], published, prior)
+    chances = None if state.horizon is None else scorer.churn_candidates(state, rows, moment_ms)
+    state.moments.record(user_id, moment_ms, churn_in, propensity_in, chances)
 
 
 def resolve_moments(state: ModelState, cfg: ModelConfig, user_id: str, packed: bytes, now_ms: int) -> None:
@@ -43,5 +48,6 @@ def resolve_moments(state: ModelState, cfg: ModelConfig, user_id: str, packed: b
     now = LAYOUT.unpack_from(packed)
     days_bought = math.expm1(now[_DAYS_SINCE_PURCHASE]) if now[_HAS_PURCHASED] else None
     state.moments.resolve(
-        user_id, now_ms, math.expm1(now[DAYS_SINCE_LAST_SEEN]), days_bought, state.combiner, cfg.horizons_ms, cfg.interval_ms
+        user_id, now_ms, math.expm1(now[DAYS_SINCE_LAST_SEEN]), days_bought, state.combiner if cfg.stack else None,
+        cfg.horizons_ms, cfg.interval_ms, state.horizon,
     )
