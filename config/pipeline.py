@@ -131,8 +131,6 @@ class ModelSettings:
     """Publish each task's stack fitted to the horizon's outcomes. Env: JOURNEYFLOW_MODELS_STACK."""
     min_resolved: int = setting(non_negative)
     """Resolved 30-day grid moments per task before its stack publishes. Env: JOURNEYFLOW_MODELS_MIN_RESOLVED."""
-    horizon_trust: bool = setting()
-    """Weigh the churn candidates by their log-loss on the horizon's question. Env: JOURNEYFLOW_MODELS_HORIZON_TRUST."""
     seed: int = setting()
     warm_start: str = setting()
     """Model state exported by a replay (models.bin) to start from; empty for none.

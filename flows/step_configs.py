@@ -101,7 +101,6 @@ def model_config(settings: Settings) -> ModelConfig:
         min_examples=settings.models.min_examples,
         stack=settings.models.stack,
         min_resolved=settings.models.min_resolved,
-        horizon_trust=settings.models.horizon_trust,
         engagement_half_life_ms=settings.profiles.engagement_half_life_s * 1000,
         interval_ms=settings.models.example_interval_s * 1000,
         horizons_ms={

@@ -24,7 +24,7 @@ def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]
     input before the shuffle buffer is learned (:meth:`operators.models.ModelLogic.on_eof`),
     they are the weights of the final scores, not those of the exported models.
     """
-    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.horizon)
+    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None)
     return {
         "churn": {
             "trust": round(state.tasks["churn"].trust(min_examples), 4),
@@ -53,8 +53,6 @@ def models_report(
         }
     for name, weights in (trust_now(state, min_examples) if trust is None else trust).items():
         tasks[name].update(weights)
-    if state.horizon is not None:
-        tasks["churn"]["horizon_judge"] = {"judged": state.horizon.judged, "losses": [round(x, 2) for x in state.horizon.losses]}
     curve = state.silence
     # Chance of no return in the next interval by intervals already silent (None: too few examples).
     tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]

@@ -180,10 +180,9 @@ class Scorer:
     def churn_weights(self, state: ModelState, floor_known: bool) -> tuple[float, float, float]:
         """Return :func:`~operators.model_trust.churn_shares` as of this state, taken once per state of the judged losses."""
         task = state.tasks["churn"]
-        horizon = state.horizon
-        key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known, None if horizon is None else horizon.judged)
+        key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known)
         if key != self._weights_key:
-            self._weights = churn_shares(task, state.floor_loss, self.min_examples, floor_known, horizon)
+            self._weights = churn_shares(task, state.floor_loss, self.min_examples, floor_known)
             self._weights_key = key
         return self._weights
 
@@ -229,36 +228,6 @@ class Scorer:
             self._observe[name](published[name])
         return scores
 
-    def learned_chain(
-        self, state: ModelState, rows: list[tuple[float, ...]], stats: list[tuple[str, float, float]], s: bgnbd.BgNbd, b: bgnbd.BgNbd
-    ) -> tuple[float, list[float], float]:
-        """Return the learned weeks chained along the silent path (no return within the horizon), the input now and the prior's week chance of no purchase."""
-        churn = state.tasks["churn"]
-        linear = self.linear("churn", churn)
-        interval = self.interval_days
-        x_now: list[float] | None = None
-        week_no_buy = 1.0
-        log_quiet = 0.0
-        for weight, row in zip(self.weights["churn"], rows, strict=False):
-            quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
-            no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
-            x = row_input(stats, row, quiet, no_buy, x_now)
-            if x_now is None:
-                x_now, week_no_buy = x, no_buy
-            log_quiet += weight * math.log(clip(predict(churn, linear, x)))
-        assert x_now is not None
-        return math.exp(log_quiet), x_now, week_no_buy
-
-    def churn_candidates(self, state: ModelState, rows: list[tuple[float, ...]], now_ms: int) -> tuple[float, float, float]:
-        """Return the horizon chances of no return of the learned chain, the prior and the silence floor (a coin without a curve)."""
-        now = rows[0]
-        s = state.priors["sessions"].params or bgnbd.BgNbd()
-        b = state.priors["purchases"].params or bgnbd.BgNbd()
-        chain = self.learned_chain(state, rows, self.scaled(state.scaler), s, b)[0]
-        prior = bgnbd.p_none(s, now[BG_SESSIONS_X], now[BG_SESSIONS_TX], now[BG_AGE], self.horizon_days["churn"])
-        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), self.interval_days, self.weights["churn"], now[BG_AGE], now_ms)
-        return chain, prior, 0.5 if floor is None else floor
-
     def raw(self, state: ModelState, rows: list[tuple[float, ...]], now_ms: int) -> tuple[dict[str, float], dict[str, float]]:
         """Return the models' own scores (before the stacks) and the prior's, per task, from the rows now and along the silent path.
 
@@ -288,8 +257,17 @@ class Scorer:
         if trust["churn"] or trust["propensity"]:
             x_now = None
             if trust["churn"]:
-                chain, x_now, week_no_buy = self.learned_chain(state, rows, stats, s, b)
-                published["churn"] = w_churn[0] * chain + published["churn"]
+                churn = tasks["churn"]
+                linear = self.linear("churn", churn)
+                log_quiet = 0.0
+                for weight, row in zip(self.weights["churn"], rows, strict=False):
+                    quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
+                    no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
+                    x = row_input(stats, row, quiet, no_buy, x_now)
+                    if x_now is None:
+                        x_now, week_no_buy = x, no_buy
+                    log_quiet += weight * math.log(clip(predict(churn, linear, x)))
+                published["churn"] = w_churn[0] * math.exp(log_quiet) + published["churn"]
             if trust["propensity"]:
                 if x_now is None:
                     quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)

@@ -34,13 +34,8 @@ def record_moment(
     steps = len(scorer.weights["churn"])
     path = silent_path(v, steps, scorer.interval_days, cfg.engagement_half_life_ms / DAY_MS)
     rows = unpack_rows(pack_rows(path))
-    churn_in: tuple[float, ...] = ()
-    propensity_in: tuple[float, ...] = ()
-    if cfg.stack:
-        published, prior = scorer.raw(state, rows, moment_ms)
-        churn_in, propensity_in = stack_inputs(rows[0], published, prior)
-    chances = None if state.horizon is None else scorer.churn_candidates(state, rows, moment_ms)
-    state.moments.record(user_id, moment_ms, churn_in, propensity_in, chances)
+    published, prior = scorer.raw(state, rows, moment_ms)
+    state.moments.record(user_id, moment_ms, *stack_inputs(rows[0], published, prior))
 
 
 def resolve_moments(state: ModelState, cfg: ModelConfig, user_id: str, packed: bytes, now_ms: int) -> None:
@@ -48,6 +43,5 @@ def resolve_moments(state: ModelState, cfg: ModelConfig, user_id: str, packed: b
     now = LAYOUT.unpack_from(packed)
     days_bought = math.expm1(now[_DAYS_SINCE_PURCHASE]) if now[_HAS_PURCHASED] else None
     state.moments.resolve(
-        user_id, now_ms, math.expm1(now[DAYS_SINCE_LAST_SEEN]), days_bought, state.combiner if cfg.stack else None,
-        cfg.horizons_ms, cfg.interval_ms, state.horizon,
+        user_id, now_ms, math.expm1(now[DAYS_SINCE_LAST_SEEN]), days_bought, state.combiner, cfg.horizons_ms, cfg.interval_ms
     )

@@ -14,7 +14,6 @@ score to it, as one that does worse than the prior hands it to the prior.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from operators.odds import log_loss, shares
@@ -24,34 +23,10 @@ if TYPE_CHECKING:
     from operators.models import ModelState
     from operators.weekly import Task
 
-__all__ = ["LOSS_DECAY", "HORIZON_MIN", "HorizonJudge", "judge_floor", "churn_shares"]
+__all__ = ["LOSS_DECAY", "judge_floor", "churn_shares"]
 
 #: The decay of the judged log-losses: the weekly tasks' own.
 LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
-
-#: Resolved grid moments the horizon judge needs before its losses weigh the churn score.
-HORIZON_MIN = 200
-
-
-@dataclass
-class HorizonJudge:
-    """The churn candidates judged on the published question: no return within the horizon.
-
-    Each followed customer's grid moment (:mod:`operators.grid_moments`) is
-    scored by the learned chain, the prior and the silence floor as the score
-    would have been published then; once its horizon has passed, their
-    decayed log-losses on its outcome replace the one-interval ones in
-    :func:`churn_shares` (``[models] horizon_trust``).
-    """
-
-    losses: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    """Learned chain, prior, floor."""
-    judged: int = 0
-
-    def judge(self, chances: tuple[float, ...], stayed_away: bool) -> None:
-        """Count one resolved moment: ``chances`` of no return as they were at its moment, ``stayed_away`` its outcome."""
-        self.losses = [loss * LOSS_DECAY + log_loss(p, stayed_away) for loss, p in zip(self.losses, chances, strict=True)]
-        self.judged += 1
 
 
 def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, interval_days: float, ts_ms: int) -> None:
@@ -66,9 +41,7 @@ def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, inter
     state.floor_loss = state.floor_loss * LOSS_DECAY + log_loss(0.5 if q is None else q, stayed_away)
 
 
-def churn_shares(
-    task: Task, floor_loss: float, min_examples: int, floor_known: bool, horizon: HorizonJudge | None = None
-) -> tuple[float, float, float]:
+def churn_shares(task: Task, floor_loss: float, min_examples: int, floor_known: bool) -> tuple[float, float, float]:
     """Return the churn score's weights of the learned chain, the prior and the silence floor.
 
     Shrink to what works: a Bayesian average of the three by their decayed
@@ -80,9 +53,6 @@ def churn_shares(
     floor's at 0 the blend is the two-model trust's.
     """
     learned_in = task.examples >= max(1, min_examples)
-    losses = [task.loss, task.prior_loss, floor_loss]
-    if horizon is not None and horizon.judged >= HORIZON_MIN:
-        losses = horizon.losses  # the published question's judge, once it has seen enough (HorizonJudge)
-    w_learned, _, w_floor = shares([losses[0] if learned_in else None, losses[1], losses[2] if floor_known else None])
+    w_learned, _, w_floor = shares([task.loss if learned_in else None, task.prior_loss, floor_loss if floor_known else None])
     # Not below 0: with both others' weights near 1 the difference may round to -1e-21.
     return w_learned, max(0.0, 1.0 - w_learned - w_floor), w_floor

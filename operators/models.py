@@ -53,7 +53,7 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import HorizonJudge, judge_floor
+from operators.model_trust import judge_floor
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -92,8 +92,6 @@ class ModelConfig:
     """Resolved grid moments a task's stack needs before it publishes."""
     engagement_half_life_ms: int = 7 * _DAY_MS
     """The profiles' engagement half-life: how a snapshot's engagement decays along a silence."""
-    horizon_trust: bool = False
-    """Weigh the churn candidates by their losses on the horizon's question (:class:`~operators.model_trust.HorizonJudge`)."""
 
     def new_state(self) -> ModelState:
         """Return untrained models."""
@@ -122,8 +120,6 @@ class ModelConfig:
             state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
         if "floor_loss" not in vars(state):  # exported before the floor was judged: as the worse of the two so far
             state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
-        # The judge follows the setting (a state without one: exported before it existed, or with it off).
-        state.horizon = (getattr(state, "horizon", None) or HorizonJudge()) if self.horizon_trust else None
         if not hasattr(state, "combiner"):
             # Exported before the stacks existed: they follow customers and learn from now on.
             state.combiner = Combiner()
@@ -152,8 +148,6 @@ class ModelState:
     """The followed customers' grid moments waiting for their horizon: the stacks' examples."""
     floor_loss: float = 0.0
     """Decayed log-loss of the silence floor's one-interval chance on churn examples before they are counted."""
-    horizon: HorizonJudge | None = None
-    """The churn candidates' losses on the horizon's question (``horizon_trust``; None: off)."""
     version: int = 4
     scored: int = 0
 
@@ -177,9 +171,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         # recorded for the stacks: every customer's history there is cut short by
         # the stream's start (left-censored), so their recency and frequency, and
         # the young models' scores, do not say what they say later on.
-        self._censored_ms = max(cfg.horizons_ms.values()) if cfg.stack else 0
+        self._censored_ms = max(cfg.horizons_ms.values())
         self.stack = cfg.stack
-        self._follows = cfg.stack or cfg.horizon_trust  # grid moments followed for the stacks or the horizon judge
 
     def on_batch(self, values: list[UserUpdate]) -> tuple[Iterable[Any], bool]:
         """Handle ``values`` in order, as :meth:`on_item` one by one would: the same records, the same state.
@@ -251,7 +244,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 judge_floor(state, v, example.label, self.scorer.interval_days, example.ts_ms)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
-                if self._follows and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
+                if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
                     record_moment(state, self.cfg, self.scorer, user_id, v, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
@@ -263,7 +256,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if features is not None and (fitted or self.min_examples == 0):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
-            if self._follows and state.moments.is_followed(user_id):
+            if self.stack and state.moments.is_followed(user_id):
                 resolve_moments(state, self.cfg, user_id, features, ts_ms)
             scores.update(self.scorer.score(state, features, ts_ms) if ready is None else ready)
             state.scored += 1
