@@ -23,29 +23,22 @@ if TYPE_CHECKING:
     from operators.models import ModelState
     from operators.weekly import Task
 
-__all__ = ["LOSS_DECAY", "floor_chance", "judge_floor", "churn_shares"]
+__all__ = ["LOSS_DECAY", "judge_floor", "churn_shares"]
 
 #: The decay of the judged log-losses: the weekly tasks' own.
 LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
 
 
-def floor_chance(state: ModelState, v: dict[str, float], interval_days: float, ts_ms: int) -> float:
-    """Return the silence floor's one-interval chance of no return for a churn example, before the floor counts it (progressive validation).
+def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, interval_days: float, ts_ms: int) -> None:
+    """Score a churn example by the silence floor's one-interval chance before the floor counts it (progressive validation).
 
     The floor is the churn task's naive baseline in the form of a probability
-    (recency alone, read from the life table); a coin until the table has a
-    curve. The chance waits with its example in the shuffle buffer and is
-    judged (:func:`judge_floor`) when the example is learned, so the floor's
-    decayed log-loss covers the same examples, in the same order, as the
-    learned model's and the prior's (:meth:`operators.weekly.Task.learn`).
+    (recency alone, read from the life table): its decayed log-loss weighs it
+    next to the learned model and the prior (:func:`churn_shares`). A coin
+    until the table has a curve.
     """
     q = state.silence.p_silent(math.expm1(v["days_since_last_seen"]), interval_days, (1.0,), v["bg_age"], ts_ms)
-    return 0.5 if q is None else q
-
-
-def judge_floor(state: ModelState, q: float, stayed_away: bool) -> None:
-    """Count the floor's chance ``q`` (:func:`floor_chance`) of a churn example being learned in its decayed log-loss."""
-    state.floor_loss = state.floor_loss * LOSS_DECAY + log_loss(q, stayed_away)
+    state.floor_loss = state.floor_loss * LOSS_DECAY + log_loss(0.5 if q is None else q, stayed_away)
 
 
 def churn_shares(task: Task, floor_loss: float, min_examples: int, floor_known: bool) -> tuple[float, float, float]:

@@ -53,7 +53,7 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import floor_chance, judge_floor
+from operators.model_trust import judge_floor
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -138,8 +138,8 @@ class ModelState:
     """BG/NBD over ``sessions`` (churn) and over ``purchases`` (propensity)."""
     rng: random.Random
     """Draws from the shuffle buffer (seeded: a replay stays deterministic)."""
-    buffer: list[tuple[Any, ...]] = field(default_factory=list)
-    """One-interval examples waiting to be learned: (task, features, label, ts_ms, the floor's chance or None)."""
+    buffer: list[tuple[str, bytes, bool, int]] = field(default_factory=list)
+    """One-interval examples waiting to be learned: (task, features, label, ts_ms)."""
     silence: SilenceCurve = field(default_factory=SilenceCurve)
     """The chance of no return by weeks already silent: the floor of ``churn_risk``."""
     combiner: Combiner = field(default_factory=Combiner)
@@ -235,19 +235,18 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 prior.forget(user_id)
             state.moments.forget(user_id)
         for example in examples:
-            q = None  # the floor's chance (churn), judged when the example is learned
             if example.task == "churn":
                 # One churn example per snapshot: each snapshot is observed once.
                 v = unpack(example.features)
                 age = v["bg_age"]
                 state.priors["sessions"].observe(user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
-                q = floor_chance(state, v, self.scorer.interval_days, example.ts_ms)
+                judge_floor(state, v, example.label, self.scorer.interval_days, example.ts_ms)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
                 if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
                     record_moment(state, self.cfg, self.scorer, user_id, v, example.ts_ms)
-            state.buffer.append((example.task, example.features, example.label, example.ts_ms, q))
+            state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
         if features is None and cluster_features is None:
@@ -274,12 +273,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         buffer = state.buffer
         i = state.rng.randrange(len(buffer))
         buffer[i], buffer[-1] = buffer[-1], buffer[i]
-        name, packed, label, ts_ms, *floor = buffer.pop()  # (no floor's chance: buffered before it was kept)
+        name, packed, label, ts_ms = buffer.pop()
         x, quiet, no_buy = learn_input(state, unpack(packed), self.scorer.interval_days, learn=True)
         task = state.tasks[name]
         task.learn(name, x, label, ts_ms, quiet if name == "churn" else 1.0 - no_buy)
-        if floor and floor[0] is not None:
-            judge_floor(state, floor[0], label)
         if 0 < task.positives < task.examples:
             MODEL_AUC.labels(model=name).set(task.auc.get())
 

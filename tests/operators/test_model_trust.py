@@ -49,27 +49,16 @@ def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
     assert shares([1.0, None, 52.0]) == [1.0, 0.0, 0.0]
 
 
-def test_the_floor_scores_an_example_before_it_counts_it_and_is_judged_when_the_example_is_learned() -> None:
+def test_the_floor_is_judged_on_each_example_before_it_counts_it() -> None:
     rng = random.Random(3)
     logic = CFG.build(None)
-    _feed(logic, rng, 500)  # every example still waits in the shuffle buffer: none judged yet
-    state = logic.state
-    assert state.floor_loss == 0.0 and state.tasks["churn"].loss == 0.0
+    _feed(logic, rng, 500)
+    expected = logic.state.floor_loss
     v = _vector(rng, 20.0)
-    q = state.silence.p_silent(20.0, 7.0, (1.0,), 60.0, 10**10)
+    q = logic.state.silence.p_silent(20.0, 7.0, (1.0,), 60.0, 10**10)
     assert q is not None
     logic.on_item(UserUpdate("x", 0, "update", "event", None, (), {}, examples=(Example("churn", 10**10, pack(v), True),)))
-    assert state.buffer[-1][4] == q and state.silence.p_silent(20.0, 7.0, (1.0,), 60.0, 10**10) != q  # scored, then counted
-    state.buffer = [state.buffer[-1]]
-    logic._learn_one()  # judged with the learned model and the prior, on the same example
-    assert math.isclose(state.floor_loss, log_loss(q, True)) and state.tasks["churn"].examples == 1
-    # An example buffered before the floor's chance was kept (an older snapshot) is learned, the floor not judged on it.
-    state.buffer = [("churn", pack(v), True, 10**10)]
-    logic._learn_one()
-    assert math.isclose(state.floor_loss, log_loss(q, True)) and state.tasks["churn"].examples == 2
-    state.buffer = [("churn", pack(v), False, 10**10, 0.25)]
-    logic._learn_one()
-    assert math.isclose(state.floor_loss, log_loss(q, True) * LOSS_DECAY + log_loss(0.25, False))
+    assert math.isclose(logic.state.floor_loss, expected * LOSS_DECAY + log_loss(q, True))
 
 
 def test_when_recency_alone_does_best_the_published_churn_leans_on_the_floor() -> None:
