@@ -24,7 +24,7 @@ def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]
     input before the shuffle buffer is learned (:meth:`operators.models.ModelLogic.on_eof`),
     they are the weights of the final scores, not those of the exported models.
     """
-    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None)
+    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.frozen)
     return {
         "churn": {
             "trust": round(state.tasks["churn"].trust(min_examples), 4),

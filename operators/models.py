@@ -53,7 +53,7 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import judge_floor
+from operators.model_trust import freeze_losses, judge_floor
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -120,6 +120,8 @@ class ModelConfig:
             state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
         if "floor_loss" not in vars(state):  # exported before the floor was judged: as the worse of the two so far
             state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
+        if "frozen" not in vars(state):  # exported before the weights were kept per interval
+            state.frozen = None
         if not hasattr(state, "combiner"):
             # Exported before the stacks existed: they follow customers and learn from now on.
             state.combiner = Combiner()
@@ -148,6 +150,8 @@ class ModelState:
     """The followed customers' grid moments waiting for their horizon: the stacks' examples."""
     floor_loss: float = 0.0
     """Decayed log-loss of the silence floor's one-interval chance on churn examples before they are counted."""
+    frozen: tuple[int, float, float, float] | None = None
+    """(grid interval, the three judged losses as it started): what the churn blend weighs by."""
     version: int = 4
     scored: int = 0
 
@@ -187,7 +191,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         out: list[Any] = []
         run: list[UserUpdate] = []
         for value in [*values, None]:
-            if value is not None and not value.examples and value.kind not in FORGETTING_KINDS:
+            if value is not None and not value.examples and value.kind not in FORGETTING_KINDS and self._same_weights(value.ts_ms):
                 run.append(value)
                 continue
             # The run's scores as of now: after every update before it, before the next that teaches.
@@ -197,6 +201,11 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             if value is not None:
                 out.append(self._scored(value, None))
         return out, StatefulLogic.RETAIN
+
+    def _same_weights(self, ts_ms: int) -> bool:
+        """Return whether an update at ``ts_ms`` is scored with the blend's weights as they are (no new interval starts)."""
+        frozen = self.state.frozen
+        return frozen is not None and ts_ms // self.cfg.interval_ms <= frozen[0]
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         return [self._scored(value, None)], StatefulLogic.RETAIN
@@ -230,6 +239,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         cluster's compact ask (:mod:`operators.model_batches`).
         """
         state = self.state
+        freeze_losses(state, ts_ms // self.cfg.interval_ms)
         if kind in FORGETTING_KINDS:
             for prior in state.priors.values():
                 prior.forget(user_id)

@@ -31,7 +31,8 @@ def _feed(logic: ModelLogic, rng: random.Random, n: int) -> None:
     for i in range(n):
         days = rng.uniform(0.0, 40.0)
         example = Example("churn", i * 3_600_000, pack(_vector(rng, days)), days >= 14.0)
-        logic.on_item(UserUpdate(f"u{i % 300}", 0, "update", "event", None, (), {}, examples=(example,)))
+        # An hour apart: the blend's weights are kept per week (operators.model_trust.freeze_losses).
+        logic.on_item(UserUpdate(f"u{i % 300}", i * 3_600_000, "update", "event", None, (), {}, examples=(example,)))
 
 
 def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
