@@ -4,7 +4,8 @@ Progressive validation: every churn example is scored by each candidate
 before it is learned (the learned model and the prior in
 :meth:`operators.weekly.Task.learn`, the silence floor here, before the life
 table counts it), and their log-losses, decayed over about the latest
-``LOSS_MEMORY`` examples, weigh them in the published score (a Bayesian
+``LOSS_MEMORY`` examples and taken as each grid interval starts
+(:func:`freeze_losses`), weigh them in the published score (a Bayesian
 average with forgetting). The floor is the churn task's naive baseline made
 a probability (recency alone, read from the life table of silences), so a
 learned model that does worse than recency on recent examples hands the

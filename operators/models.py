@@ -2,11 +2,9 @@
 
 One global keyed step (key ``models``) between the per-user journey step and
 the audience step: a model that learns from everyone needs every user's
-examples in one place, and only the updates that matter reach it (a session
-closed, the cart changed, a purchase, a label resolved, a weekly rescore).
-Its state is snapshotted with bytewax recovery, so a restart resumes with the
-learned models and gives the same scores as an uninterrupted run; a replay
-exports it (``models.bin``) and ``[models] warm_start`` starts from it.
+examples in one place, and only the updates that matter reach it. Its state
+is snapshotted with bytewax recovery (a restart resumes to the same scores);
+a replay exports it (``models.bin``) and ``[models] warm_start`` starts from it.
 
 What is learned (examples: :mod:`operators.labels`): per task, the chance of
 the outcome within one interval (a week) from a snapshot of any known
@@ -25,8 +23,8 @@ over purchases, re-fitted from a sample of customers; the published scores
 until the learned model has ``min_examples`` examples. Shrink to what works
 (:mod:`operators.model_trust`): each example is scored by the learned model,
 the prior and (churn) the silence floor before it is learned; their decayed
-log-losses weigh them in the published score. ``stack``: each task's score
-goes through a stack fitted to the horizon's question (:mod:`operators.model_stack`).
+log-losses, as each grid interval starts, weigh them in the published score.
+``stack``: a stack fitted to the horizon's question (:mod:`operators.model_stack`).
 """
 from __future__ import annotations
 
@@ -112,18 +110,14 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
-        if not hasattr(state, "silence"):
-            # Exported before the silence curve existed: it counts from now on.
+        if not hasattr(state, "silence"):  # exported before the silence curve existed: it counts from now on
             state.silence = SilenceCurve()
-        elif not hasattr(state.silence, "start_ms"):
-            # Exported before the young rows existed: the all-ages counts go on, the rows count from now on.
+        elif not hasattr(state.silence, "start_ms"):  # before the young rows: the all-ages counts go on, the rows start
             state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
         if "floor_loss" not in vars(state):  # exported before the floor was judged: as the worse of the two so far
             state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
-        if "frozen" not in vars(state):  # exported before the weights were kept per interval
-            state.frozen = None
-        if not hasattr(state, "combiner"):
-            # Exported before the stacks existed: they follow customers and learn from now on.
+        vars(state).setdefault("frozen", None)  # exported before the weights were kept per interval: taken at the next update
+        if not hasattr(state, "combiner"):  # exported before the stacks existed: they follow customers from now on
             state.combiner = Combiner()
             state.moments = GridMoments()
         return ModelLogic(state, self)
@@ -181,8 +175,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
     def on_batch(self, values: list[UserUpdate]) -> tuple[Iterable[Any], bool]:
         """Handle ``values`` in order, as :meth:`on_item` one by one would: the same records, the same state.
 
-        An update that carries no example (and is no erasure, opt-out or merge)
-        changes nothing a score reads, so every score of a run of such updates
+        An update that carries no example (and is no erasure, opt-out or merge,
+        nor the first of a new grid interval) changes nothing a score reads, so every score of a run of such updates
         comes from the same state: the run's scores are taken together
         (:mod:`operators.batch_scoring`: the same floats, a fraction of the
         time), then each update goes through :meth:`on_item` in its turn (the
@@ -204,8 +198,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
 
     def _same_weights(self, ts_ms: int) -> bool:
         """Return whether an update at ``ts_ms`` is scored with the blend's weights as they are (no new interval starts)."""
-        frozen = self.state.frozen
-        return frozen is not None and ts_ms // self.cfg.interval_ms <= frozen[0]
+        return self.state.frozen is not None and ts_ms // self.cfg.interval_ms <= self.state.frozen[0]
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         return [self._scored(value, None)], StatefulLogic.RETAIN
