@@ -3,7 +3,7 @@ the stacks and the clusters (``summary.json`` ``models``; with the state, ``mode
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from journeyflow.records import ModelReport
 from operators.model_scoring import TASKS
@@ -14,11 +14,33 @@ from state.serde import encode_state
 if TYPE_CHECKING:
     from operators.models import ModelState
 
-__all__ = ["models_report"]
+__all__ = ["models_report", "trust_now"]
 
 
-def models_report(state: ModelState, min_examples: int, *, stack: bool, with_state: bool = False) -> ModelReport:
-    """Return the models' quality figures, priors and clusters (and their state, to export)."""
+def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]:
+    """Return each task's trust (churn: also the three ``shares``) as of this state: the weights of a score taken now.
+
+    Shrink to what works (:mod:`operators.model_trust`). Taken at the end of
+    input before the shuffle buffer is learned (:meth:`operators.models.ModelLogic.on_eof`),
+    they are the weights of the final scores, not those of the exported models.
+    """
+    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.frozen)
+    return {
+        "churn": {
+            "trust": round(state.tasks["churn"].trust(min_examples), 4),
+            "shares": {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)},
+        },
+        "propensity": {"trust": round(state.tasks["propensity"].trust(min_examples), 4)},
+    }
+
+
+def models_report(
+    state: ModelState, min_examples: int, *, stack: bool, with_state: bool = False, trust: dict[str, dict[str, Any]] | None = None
+) -> ModelReport:
+    """Return the models' quality figures, priors and clusters (and their state, to export).
+
+    ``trust``: :func:`trust_now` as taken when the scores to report were (by default, now).
+    """
     silhouette = state.clusters.silhouette()
     tasks = {name: task.report(min_examples) for name, task in state.tasks.items()}
     for name, prior in (("churn", state.priors["sessions"]), ("propensity", state.priors["purchases"])):
@@ -29,9 +51,8 @@ def models_report(state: ModelState, min_examples: int, *, stack: bool, with_sta
             "fits": prior.fits,
             "params": None if params is None else {k: round(getattr(params, k), 4) for k in ("r", "alpha", "a", "b")},
         }
-    # Shrink to what works (operators.model_trust): the churn score's weights as of now.
-    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None)
-    tasks["churn"]["shares"] = {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)}
+    for name, weights in (trust_now(state, min_examples) if trust is None else trust).items():
+        tasks[name].update(weights)
     curve = state.silence
     # Chance of no return in the next interval by intervals already silent (None: too few examples).
     tasks["churn"]["silence_curve"] = [None if (q := curve.quiet(b)) is None else round(q, 4) for b in range(len(curve.examples))]

@@ -180,9 +180,9 @@ class Scorer:
     def churn_weights(self, state: ModelState, floor_known: bool) -> tuple[float, float, float]:
         """Return :func:`~operators.model_trust.churn_shares` as of this state, taken once per state of the judged losses."""
         task = state.tasks["churn"]
-        key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known)
+        key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known, state.frozen)
         if key != self._weights_key:
-            self._weights = churn_shares(task, state.floor_loss, self.min_examples, floor_known)
+            self._weights = churn_shares(task, state.floor_loss, self.min_examples, floor_known, state.frozen)
             self._weights_key = key
         return self._weights
 

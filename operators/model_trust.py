@@ -4,7 +4,8 @@ Progressive validation: every churn example is scored by each candidate
 before it is learned (the learned model and the prior in
 :meth:`operators.weekly.Task.learn`, the silence floor here, before the life
 table counts it), and their log-losses, decayed over about the latest
-``LOSS_MEMORY`` examples, weigh them in the published score (a Bayesian
+``LOSS_MEMORY`` examples and taken as each grid interval starts
+(:func:`freeze_losses`), weigh them in the published score (a Bayesian
 average with forgetting). The floor is the churn task's naive baseline made
 a probability (recency alone, read from the life table of silences), so a
 learned model that does worse than recency on recent examples hands the
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from operators.models import ModelState
     from operators.weekly import Task
 
-__all__ = ["LOSS_DECAY", "judge_floor", "churn_shares"]
+__all__ = ["LOSS_DECAY", "judge_floor", "freeze_losses", "churn_shares"]
 
 #: The decay of the judged log-losses: the weekly tasks' own.
 LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
@@ -41,7 +42,22 @@ def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, inter
     state.floor_loss = state.floor_loss * LOSS_DECAY + log_loss(0.5 if q is None else q, stayed_away)
 
 
-def churn_shares(task: Task, floor_loss: float, min_examples: int, floor_known: bool) -> tuple[float, float, float]:
+def freeze_losses(state: ModelState, interval: int) -> None:
+    """Keep the three judged losses as they are when grid interval ``interval`` starts: the churn blend weighs by them until the next.
+
+    The weights are a judgement of the latest examples; examples resolve in
+    bursts of one label (a moment's silences at once, a replay's stale ones at
+    the end of input), and weights taken after every example flip within a
+    burst, so that customers scored at the same moment got different blends.
+    """
+    if state.frozen is None or interval > state.frozen[0]:
+        task = state.tasks["churn"]
+        state.frozen = (interval, task.loss, task.prior_loss, state.floor_loss)
+
+
+def churn_shares(
+    task: Task, floor_loss: float, min_examples: int, floor_known: bool, frozen: tuple[int, float, float, float] | None = None
+) -> tuple[float, float, float]:
     """Return the churn score's weights of the learned chain, the prior and the silence floor.
 
     Shrink to what works: a Bayesian average of the three by their decayed
@@ -53,6 +69,9 @@ def churn_shares(task: Task, floor_loss: float, min_examples: int, floor_known: 
     floor's at 0 the blend is the two-model trust's.
     """
     learned_in = task.examples >= max(1, min_examples)
-    w_learned, _, w_floor = shares([task.loss if learned_in else None, task.prior_loss, floor_loss if floor_known else None])
+    loss, prior_loss = task.loss, task.prior_loss
+    if frozen is not None:
+        _, loss, prior_loss, floor_loss = frozen
+    w_learned, _, w_floor = shares([loss if learned_in else None, prior_loss, floor_loss if floor_known else None])
     # Not below 0: with both others' weights near 1 the difference may round to -1e-21.
     return w_learned, max(0.0, 1.0 - w_learned - w_floor), w_floor

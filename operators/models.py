@@ -2,11 +2,9 @@
 
 One global keyed step (key ``models``) between the per-user journey step and
 the audience step: a model that learns from everyone needs every user's
-examples in one place, and only the updates that matter reach it (a session
-closed, the cart changed, a purchase, a label resolved, a weekly rescore).
-Its state is snapshotted with bytewax recovery, so a restart resumes with the
-learned models and gives the same scores as an uninterrupted run; a replay
-exports it (``models.bin``) and ``[models] warm_start`` starts from it.
+examples in one place, and only the updates that matter reach it. Its state
+is snapshotted with bytewax recovery (a restart resumes to the same scores);
+a replay exports it (``models.bin``) and ``[models] warm_start`` starts from it.
 
 What is learned (examples: :mod:`operators.labels`): per task, the chance of
 the outcome within one interval (a week) from a snapshot of any known
@@ -25,12 +23,11 @@ over purchases, re-fitted from a sample of customers; the published scores
 until the learned model has ``min_examples`` examples. Shrink to what works
 (:mod:`operators.model_trust`): each example is scored by the learned model,
 the prior and (churn) the silence floor before it is learned; their decayed
-log-losses weigh them in the published score. ``stack``: each task's score
-goes through a stack fitted to the horizon's question (:mod:`operators.model_stack`).
+log-losses, as each grid interval starts, weigh them in the published score.
+``stack``: a stack fitted to the horizon's question (:mod:`operators.model_stack`).
 """
 from __future__ import annotations
 
-import logging
 import math
 import random
 from collections.abc import Iterable
@@ -51,10 +48,10 @@ from operators.clusters import Clusters
 from operators.combiner import Combiner
 from operators.features import unpack
 from operators.grid_moments import GridMoments
-from operators.model_report import models_report
+from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import judge_floor
+from operators.model_trust import freeze_losses, judge_floor
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -62,11 +59,8 @@ from state.serde import decode_state, encode_state
 
 __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "FORGETTING_KINDS", "load_models"]
 
-log = logging.getLogger(__name__)
-
-#: One-interval examples wait in a shuffle buffer of this size before they
-#: are learned: they resolve in bursts (every silent user's at once when time
-#: passes), and SGD fed a burst of one label drifts with it.
+#: Examples wait in a shuffle buffer of this size before they are learned: they resolve
+#: in bursts (every silent user's at once when time passes), and SGD drifts with one.
 _SHUFFLE = 1000
 
 #: Update kinds after which the models forget the customer (the priors' sample, the followed moments).
@@ -116,16 +110,14 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
-        if not hasattr(state, "silence"):
-            # Exported before the silence curve existed: it counts from now on.
+        if not hasattr(state, "silence"):  # exported before the silence curve existed: it counts from now on
             state.silence = SilenceCurve()
-        elif not hasattr(state.silence, "start_ms"):
-            # Exported before the young rows existed: the all-ages counts go on, the rows count from now on.
+        elif not hasattr(state.silence, "start_ms"):  # before the young rows: the all-ages counts go on, the rows start
             state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
         if "floor_loss" not in vars(state):  # exported before the floor was judged: as the worse of the two so far
             state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
-        if not hasattr(state, "combiner"):
-            # Exported before the stacks existed: they follow customers and learn from now on.
+        vars(state).setdefault("frozen", None)  # exported before the weights were kept per interval: taken at the next update
+        if not hasattr(state, "combiner"):  # exported before the stacks existed: they follow customers from now on
             state.combiner = Combiner()
             state.moments = GridMoments()
         return ModelLogic(state, self)
@@ -152,6 +144,8 @@ class ModelState:
     """The followed customers' grid moments waiting for their horizon: the stacks' examples."""
     floor_loss: float = 0.0
     """Decayed log-loss of the silence floor's one-interval chance on churn examples before they are counted."""
+    frozen: tuple[int, float, float, float] | None = None
+    """(grid interval, the three judged losses as it started): what the churn blend weighs by."""
     version: int = 4
     scored: int = 0
 
@@ -181,8 +175,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
     def on_batch(self, values: list[UserUpdate]) -> tuple[Iterable[Any], bool]:
         """Handle ``values`` in order, as :meth:`on_item` one by one would: the same records, the same state.
 
-        An update that carries no example (and is no erasure, opt-out or merge)
-        changes nothing a score reads, so every score of a run of such updates
+        An update that carries no example (and is no erasure, opt-out or merge,
+        nor the first of a new grid interval) changes nothing a score reads, so every score of a run of such updates
         comes from the same state: the run's scores are taken together
         (:mod:`operators.batch_scoring`: the same floats, a fraction of the
         time), then each update goes through :meth:`on_item` in its turn (the
@@ -191,7 +185,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         out: list[Any] = []
         run: list[UserUpdate] = []
         for value in [*values, None]:
-            if value is not None and not value.examples and value.kind not in FORGETTING_KINDS:
+            if value is not None and not value.examples and value.kind not in FORGETTING_KINDS and self._same_weights(value.ts_ms):
                 run.append(value)
                 continue
             # The run's scores as of now: after every update before it, before the next that teaches.
@@ -201,6 +195,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             if value is not None:
                 out.append(self._scored(value, None))
         return out, StatefulLogic.RETAIN
+
+    def _same_weights(self, ts_ms: int) -> bool:
+        """Return whether an update at ``ts_ms`` is scored with the blend's weights as they are (no new interval starts)."""
+        return self.state.frozen is not None and ts_ms // self.cfg.interval_ms <= self.state.frozen[0]
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         return [self._scored(value, None)], StatefulLogic.RETAIN
@@ -234,6 +232,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         cluster's compact ask (:mod:`operators.model_batches`).
         """
         state = self.state
+        freeze_losses(state, ts_ms // self.cfg.interval_ms)
         if kind in FORGETTING_KINDS:
             for prior in state.priors.values():
                 prior.forget(user_id)
@@ -285,11 +284,12 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             MODEL_AUC.labels(model=name).set(task.auc.get())
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        # Nothing is left waiting in the shuffle buffer of an exported state:
-        # a run warm-started from it goes on from everything learned.
+        # The report's weights are those that scored the final rows; the exported state has
+        # learned the shuffle buffer (a run warm-started from it goes on from everything learned).
+        trust = trust_now(self.state, self.min_examples)
         while self.state.buffer:
             self._learn_one()
-        return [self.report(with_state=True)], StatefulLogic.RETAIN
+        return [models_report(self.state, self.min_examples, stack=self.stack, with_state=True, trust=trust)], StatefulLogic.RETAIN
 
     def snapshot(self) -> bytes:
         return encode_state(self.state)

@@ -78,13 +78,16 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
     trust = tasks["propensity"].trust(logic.min_examples)
     published = {"propensity": trust * learned["propensity"] + (1.0 - trust) * prior["propensity"]}
     floor = state.silence.p_silent(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, logic.scorer.weights["churn"], now["bg_age"], now_ms)
-    # Churn: a Bayesian average of the learned chain, the prior and the floor by their judged log-losses.
+    # Churn: a Bayesian average of the learned chain, the prior and the floor by their judged log-losses
+    # as the week started (operators.model_trust.freeze_losses).
     churn = tasks["churn"]
-    candidates = [(prior["churn"], churn.prior_loss)]
+    assert state.frozen is not None and (state.frozen[2] > 0.0 or not tasks["churn"].examples)
+    _, learned_loss, prior_loss, floor_loss = state.frozen
+    candidates = [(prior["churn"], prior_loss)]
     if churn.examples >= max(1, logic.min_examples):
-        candidates.append((learned["churn"], churn.loss))
+        candidates.append((learned["churn"], learned_loss))
     if floor is not None:
-        candidates.append((floor, state.floor_loss))
+        candidates.append((floor, floor_loss))
     best = min(loss for _, loss in candidates)
     weights = [math.exp(best - loss) if loss - best <= 50.0 else 0.0 for _, loss in candidates]
     published["churn"] = sum(w * p for w, (p, _) in zip(weights, candidates, strict=True)) / sum(weights)
@@ -99,7 +102,8 @@ def _learn(logic: ModelLogic, rng: random.Random, tasks: tuple[str, ...], n: int
         label = rng.random() < 0.4
         vector = _rows(rng)[0]
         examples = tuple(Example(task, i, pack(vector), label) for task in tasks)
-        logic.on_item(UserUpdate(f"u{i % 200}", 0, "update", "event", None, (), {}, examples=examples))
+        # An hour apart: the churn blend's weights are those judged as the latest week started.
+        logic.on_item(UserUpdate(f"u{i % 200}", i * 3_600_000, "update", "event", None, (), {}, examples=examples))
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ silence floor did best on recent examples, each judged before it learned them.""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 
@@ -30,7 +31,8 @@ def _feed(logic: ModelLogic, rng: random.Random, n: int) -> None:
     for i in range(n):
         days = rng.uniform(0.0, 40.0)
         example = Example("churn", i * 3_600_000, pack(_vector(rng, days)), days >= 14.0)
-        logic.on_item(UserUpdate(f"u{i % 300}", 0, "update", "event", None, (), {}, examples=(example,)))
+        # An hour apart: the blend's weights are kept per week (operators.model_trust.freeze_losses).
+        logic.on_item(UserUpdate(f"u{i % 300}", i * 3_600_000, "update", "event", None, (), {}, examples=(example,)))
 
 
 def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
@@ -87,3 +89,51 @@ def test_a_snapshot_from_before_the_floor_was_judged_starts_it_as_the_worse_of_t
     churn = resumed.state.tasks["churn"]
     assert resumed.state.floor_loss == max(churn.loss, churn.prior_loss)
     assert decode_state(encode_state(resumed.state), type(resumed.state)).floor_loss == resumed.state.floor_loss
+
+
+
+def test_the_end_of_input_reports_the_weights_that_scored_its_final_rows_not_those_after_the_buffer() -> None:
+    cfg = dataclasses.replace(CFG, min_examples=1000)
+    logic = cfg.build(None)
+    _feed(logic, random.Random(5), 1500)  # 500 learned, 1,000 waiting in the shuffle buffer
+    churn = logic.state.tasks["churn"]
+    before = churn_shares(churn, logic.state.floor_loss, cfg.min_examples, floor_known=True)
+    trust = churn.trust(cfg.min_examples)
+    report = next(iter(logic.on_eof()[0]))
+    assert not logic.state.buffer
+    assert trust == 0.0 and churn.trust(cfg.min_examples) > 0.5  # the learned model has its say only after the buffer
+    assert report.tasks["churn"]["trust"] == round(trust, 4)
+    assert list(report.tasks["churn"]["shares"].values()) == [round(w, 4) for w in before]
+
+
+def test_the_blend_weighs_by_the_losses_judged_as_its_interval_started_until_the_next_one() -> None:
+    rng = random.Random(11)
+    logic = CFG.build(None)
+    _feed(logic, rng, 1500)  # 1,500 hours: the ninth week has begun
+    state, week = logic.state, CFG.interval_ms
+    assert state.frozen is not None and state.frozen[0] == (1499 * 3_600_000) // week
+    frozen = state.frozen
+    before = logic.report().tasks["churn"]["shares"]
+    # A burst of one label within the same week moves the judged losses, not the weights the scores get.
+    ts = 1499 * 3_600_000
+    for i in range(300):
+        example = Example("churn", ts, pack(_vector(rng, 40.0)), False)  # long silent, yet came back: surprising
+        logic.on_item(UserUpdate(f"b{i}", ts, "update", "event", None, (), {}, examples=(example,)))
+    assert state.frozen == frozen and state.floor_loss != frozen[3]
+    assert logic.report().tasks["churn"]["shares"] == before
+    # The next week's first update takes the losses as they are then.
+    logic.on_item(UserUpdate("n", (frozen[0] + 1) * week, "update", "event", None, (), {}))
+    assert state.frozen == (frozen[0] + 1, state.tasks["churn"].loss, state.tasks["churn"].prior_loss, state.floor_loss)
+    assert logic.report().tasks["churn"]["shares"] != before
+
+
+def test_a_snapshot_from_before_the_weights_were_kept_per_interval_takes_them_at_its_next_update() -> None:
+    logic = CFG.build(None)
+    _feed(logic, random.Random(5), 500)
+    state = logic.state
+    del state.__dict__["frozen"]
+    resumed = CFG.build(encode_state(state))
+    assert resumed.state.frozen is None
+    resumed.on_item(UserUpdate("x", 10**9, "update", "event", None, (), {}))
+    churn = resumed.state.tasks["churn"]
+    assert resumed.state.frozen == (10**9 // CFG.interval_ms, churn.loss, churn.prior_loss, resumed.state.floor_loss)

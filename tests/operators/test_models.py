@@ -33,9 +33,9 @@ def _vector(rng: random.Random, positive: bool) -> dict[str, float]:
     return base
 
 
-def _update(user: str, vector: dict[str, float] | None, examples: tuple = (), kind: str = "update") -> UserUpdate:
+def _update(user: str, vector: dict[str, float] | None, examples: tuple = (), kind: str = "update", ts_ms: int = 0) -> UserUpdate:
     vectors = None if vector is None else pack_rows((vector,) * 5)
-    return UserUpdate(user, 0, kind, "event", None, (), {}, features=vectors, examples=examples)
+    return UserUpdate(user, ts_ms, kind, "event", None, (), {}, features=vectors, examples=examples)
 
 
 def _feed(logic: ModelLogic, rng: random.Random, n: int) -> None:
@@ -54,8 +54,9 @@ def test_the_churn_model_learns_and_reports_an_honest_auc() -> None:
     assert report["progressive_auc"] > 0.8
     assert report["prior"]["customers"] == 300 and report["prior"]["fits"] >= 1
     # And the published risk separates fresh users of each kind.
-    high = logic.on_item(_update("a", _vector(rng, True)))[0][0].scores["churn_risk"]
-    low = logic.on_item(_update("b", _vector(rng, False)))[0][0].scores["churn_risk"]
+    # (a week later: the blend weighs by the losses judged as the week starts)
+    high = logic.on_item(_update("a", _vector(rng, True), ts_ms=CFG.interval_ms))[0][0].scores["churn_risk"]
+    low = logic.on_item(_update("b", _vector(rng, False), ts_ms=CFG.interval_ms))[0][0].scores["churn_risk"]
     assert high > 0.6 > 0.4 > low
 
 
