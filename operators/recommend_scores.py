@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from typing import Final
 
 from operators.recommend import EVAL_DEPTH, Found, RecommendConfig, index_of
 
@@ -98,7 +99,7 @@ def ranking_top(ranking: Ranking) -> tuple[str, ...]:
 
 
 #: Forward decay in a customer's scores: rebase them before the scale gets near the float limit.
-_MAX_SCALE = 2.0**200
+_MAX_SCALE: Final = 2.0**200
 
 
 def blend(
@@ -137,12 +138,17 @@ def blend(
     # scores.get called directly, not through a bound method kept in a local: compiled, the
     # direct call is a C dict lookup, the bound one a generic Python call per successor.
     # (weight / total) * scale: the chance first, as it was when answers carried chances.
+    # No default for get: compiled, a float default is boxed anew at every call (an object
+    # made and freed per successor); a new product's score is the addend itself, as
+    # 0.0 + x is x for every positive x.
     products = found.products
     weights = found.weights
     total = found.total
     for i in range(len(products)):
         product = products[i]
-        scores[product] = scores.get(product, 0.0) + weights[i] / total * scale
+        added = weights[i] / total * scale
+        old = scores.get(product)
+        scores[product] = added if old is None else old + added
     if len(scores) > 2 * cfg.candidates:
         # Keys sorted, not items (see operators.recommend_successors.successors): the same
         # order, ties included.

@@ -3,8 +3,9 @@
 The catalog step (:mod:`operators.recommend_steps`) learns each ask's pairs
 (:func:`learn`) and answers with the product's best successors
 (:func:`successors`). A node keeps its best ``EVAL_DEPTH`` successors in order
-as it learns, so an answer seldom sorts, and caches its last answer until
-learning changes what it holds. Pure functions over plain containers (the
+as it learns, with their weights beside them (an answer copies them rather than looking
+each up again), so an answer seldom sorts, and caches its last answer until learning changes
+what it holds. Pure functions over plain containers (the
 table is snapshotted as it is: lists, dicts, strings and floats).
 """
 
@@ -32,25 +33,30 @@ _STALE = 2
 def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float) -> None:
     """Add ``weight`` to ``successor`` after ``source``; bound the table and the node.
 
-    A node is ``[weights, total, cached answer, best, cached state]``: ``best``
-    is the order :func:`successors` answers in (the best ``EVAL_DEPTH`` by
+    A node is ``[weights, total, cached answer, best, cached state, best weights]``:
+    ``best`` is the order :func:`successors` answers in (the best ``EVAL_DEPTH`` by
     weight, ties in the order first learned), kept up to date here without
     sorting, or None when unknown (a resumed snapshot: then the next answer
     sorts); the cached state says what of the cached answer still holds
-    (``_CURRENT``, ``_TOTAL``, ``_STALE``).
+    (``_CURRENT``, ``_TOTAL``, ``_STALE``); ``best weights`` are the weights of
+    ``best``, place by place: a stale answer copies them instead of looking up each
+    successor's weight in the node's dict again.
     The table is in least recently touched order, so the first node is the
     one to forget; it holds at most ``cfg.max_products`` products.
     """
     node = table.pop(source, None)
     if node is None:
-        node = [{}, 0.0, None, [], _STALE]
+        node = [{}, 0.0, None, [], _STALE, []]
         if len(table) >= cfg.max_products:
             del table[next(iter(table))]
     table[source] = node
     weights: dict[str, float] = node[0]
     old = weights.get(successor)
     score = weight if old is None else old + weight
-    weights[successor] = score
+    # Boxed once (compiled, a float is native): the dict and the best weights share the object
+    # rather than each making its own.
+    held: Any = score
+    weights[successor] = held
     node[1] += weight
     best: list[str] | None = node[3]
     if len(weights) > 2 * cfg.neighbours:
@@ -59,12 +65,13 @@ def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, succes
         node[1] = sum([weights[p] for p in kept])
         # The kept successors in their sorted order are the new dict's order too, so they are
         # what sorting it would give (ties in the order first learned, as before).
-        node[3] = kept[:EVAL_DEPTH]
+        best = node[3] = kept[:EVAL_DEPTH]
         node[4] = _STALE
+        node[5] = [weights[p] for p in best]
         return
     if best is None:
         return  # the next answer sorts (node[4] is _STALE already)
-    if _placed(best, weights, successor, old, score) == _MOVED:
+    if _placed(best, node[5], weights, successor, old, score, held) == _MOVED:
         node[4] = _STALE
     elif node[4] == _CURRENT:
         node[4] = _TOTAL
@@ -73,12 +80,16 @@ def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, succes
 def forget_answers(table: dict[str, list[Any]]) -> None:
     """Drop every node's cached answer (made again when next asked), e.g. of a resumed
     snapshot: one taken before the recs7 change holds it in an older form, one before the
-    recs12 change has no fifth entry (what of the cached answer still holds).
+    recs12 change has no fifth entry (what of the cached answer still holds), one before
+    the speed16 change no sixth (the best successors' weights, made again here).
     """
     for node in table.values():
         node[2] = None
         del node[4:]
+        best: list[str] | None = node[3]
+        weights: dict[str, float] = node[0]
         node.append(_STALE)
+        node.append(None if best is None else [weights[p] for p in best])
 
 
 #: What :func:`_placed` did to a node's best successors.
@@ -88,9 +99,20 @@ _MOVED = 1
 """The learned successor is among the best: the order or a weight changed."""
 
 
-def _placed(best: list[str], weights: dict[str, float], successor: str, old: float | None, score: float) -> int:
-    """Raise ``successor``'s score from ``old`` (None: new) to ``score`` in ``best``, in place;
-    return ``_SAME`` or ``_MOVED``.
+def _placed(
+    best: list[str],
+    scores: list[Any],
+    weights: dict[str, float],
+    successor: str,
+    old: float | None,
+    score: float,
+    held: Any,
+) -> int:
+    """Raise ``successor``'s score from ``old`` (None: new) to ``score`` in ``best`` and in
+    ``scores`` (the weights of ``best``, place by place), in place; return ``_SAME`` or ``_MOVED``.
+
+    ``held`` is ``score`` as the object stored in ``weights``; ``scores`` takes that object
+    (typed ``Any`` so that, compiled, a float is not boxed again at each move).
 
     ``best`` is what a stable sort of ``weights`` by score gives, cut to ``EVAL_DEPTH``: on
     equal scores the successor first learned (earlier in the dict) ranks first. A new
@@ -103,31 +125,36 @@ def _placed(best: list[str], weights: dict[str, float], successor: str, old: flo
     new = old is None
     size = len(best)
     i = -1
+    last: float = scores[size - 1] if size else 0.0
     if old is not None and (
-        size < EVAL_DEPTH or old >= weights[best[size - 1]] or best[size - 1] == successor
-    ):  # (``weights`` holds the new score already: the last one's is read as learned only if it is another)
+        size < EVAL_DEPTH or old >= last or best[size - 1] == successor
+    ):  # (``scores`` still holds the old score: the last one's is compared only if it is another)
         i = index_of(best, successor)
     if i >= 0:
-        pass
+        scores[i] = held
     elif size < EVAL_DEPTH:
         best.append(successor)
+        scores.append(held)
         i = size
     else:
-        last = weights[best[size - 1]]
         if score < last or (new and score == last):
             return _SAME
         if score == last and not _earlier(weights, successor, best[size - 1]):
             return _SAME
         best[size - 1] = successor
+        scores[size - 1] = held
         i = size - 1
     # Scores only grow: the successor can only move up.
     while i > 0:
-        ahead = weights[best[i - 1]]
+        before: Any = scores[i - 1]
+        ahead: float = before
         if ahead > score or (new and ahead == score):
             break
         if ahead == score and not _earlier(weights, successor, best[i - 1]):
             break
         best[i - 1], best[i] = best[i], best[i - 1]
+        scores[i - 1] = held
+        scores[i] = before
         i -= 1
     return _MOVED
 
@@ -168,15 +195,17 @@ def successors(table: dict[str, list[Any]], product: str) -> Found:
         # with the earlier answer, not copied again), the new total.
         cached = node[2] = _new(Found, (cached.products, cached.weights, node[1] or 1.0))
     else:
-        weights: dict[str, float] = node[0]
         best: list[str] | None = node[3]
         if best is None:
             # The answer is a list's depth long; more successors are kept to learn from. The
             # keys are sorted, not the items (no pair made per successor), and the stable sort
             # over the dict's order gives ties in the order first learned.
+            weights: dict[str, float] = node[0]
             best = node[3] = sorted(weights, key=weights.__getitem__, reverse=True)[:EVAL_DEPTH]
+            node[5] = [weights[p] for p in best]
+        scores: list[float] = node[5]
         # Cached until the node learns again: the tuples are immutable, so answers already
         # sent keep what was learned when they were made.
-        cached = node[2] = _new(Found, (tuple(best), tuple([weights[p] for p in best]), node[1] or 1.0))
+        cached = node[2] = _new(Found, (tuple(best), tuple(scores), node[1] or 1.0))
     node[4] = _CURRENT
     return cached

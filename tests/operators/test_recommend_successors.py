@@ -35,6 +35,9 @@ def test_the_successors_kept_in_order_are_the_ones_a_sort_gives(interned: bool) 
         source = f"s{rng.randrange(3)}"
         # Weights 1, 1/2, 1/3 as the journey step sends them: equal sums (ties) are common.
         learn(table, cfg, source, product(rng.randrange(60)), 1.0 / rng.randint(1, 3))
+        node = table[source]
+        if node[3] is not None:  # the best successors' weights, kept beside them place by place
+            assert node[5] == [node[0][p] for p in node[3]]
         if rng.random() < 0.5:
             asked = f"s{rng.randrange(3)}"  # any product: answers cached across learning
             if asked not in table:
@@ -74,9 +77,11 @@ def test_forgotten_answers_are_made_again_the_same() -> None:
     assert after == before and after is not before
 
 
-def test_a_resumed_catalog_answers_as_the_one_it_resumes() -> None:
-    # A snapshot holds each node's cached answer and what of it still holds; one taken before
-    # that fifth entry existed (four entries a node) must resume as well: the same answers.
+@pytest.mark.parametrize("entries", [4, 5])
+def test_a_resumed_catalog_answers_as_the_one_it_resumes(entries: int) -> None:
+    # A snapshot holds each node's cached answer, what of it still holds and the best
+    # successors' weights; one taken before the fifth entry existed (four entries a node,
+    # before recs12) or the sixth (five, before speed16) must resume as well: the same answers.
     cfg = RecommendConfig()
     build = build_catalog(cfg)
     catalog = build(None)
@@ -88,7 +93,7 @@ def test_a_resumed_catalog_answers_as_the_one_it_resumes() -> None:
     state = catalog.snapshot()
     old = decode_state(state, CatalogState)
     for node in old.table.values():
-        del node[4:]  # the layout before recs12
+        del node[entries:]  # the layout before recs12 (4) or speed16 (5)
     resumed, resumed_old = build(state), build(encode_state(old))
     expected = list(catalog.on_item(asks[300:])[0])
     assert expected and list(resumed.on_item(asks[300:])[0]) == expected
