@@ -151,7 +151,7 @@ class CatalogState:
     version: int = 1
     table: dict[str, list[Any]] = field(default_factory=dict)
     """Product -> ``[successor weights, total, cached answer, best order, what of the answer
-    still holds]`` (see
+    still holds, the best's weights]`` (see
     :func:`~operators.recommend_successors.learn`), least recently learned first."""
     popularity: PopularityState = field(default_factory=PopularityState)
 
