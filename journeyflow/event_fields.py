@@ -57,6 +57,8 @@ def identifier_field(doc: dict[str, Any], name: str, path: str = "") -> str | No
     value = doc.get(name)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if value is not None and not isinstance(value, str):
+        raise wrong_type(path + name, "a string or an integer", value)
     return text_field(doc, name, MAX_ID_CHARS, path)
 
 

@@ -76,6 +76,11 @@ def with_(**changes: object) -> dict[str, object]:
             "properties.quantity must be >= 1; got 0",
         ),
         (
+            orjson.dumps(with_(type="product_view", properties={"product_id": [7]})),
+            "wrong_type",
+            "properties.product_id must be a string or an integer; got array instead",
+        ),
+        (
             orjson.dumps(with_(type="product_view", properties={"product_id": "p", "price": "9.99"})),
             "wrong_type",
             "properties.price must be a number; got string instead",
