@@ -237,8 +237,10 @@ def _run_share(*, handoff: Handoff, process_id: int, **job: Any) -> Collected:
 
 
 # Each process of a cluster takes every n-th file from this list: process 0 takes the
-# profiles (it reads them again for the summary), the largest files go to different processes.
-_FINISH_ORDER = ("profiles", "segment_changes", "sessions", "triggers", "holdouts", "conversions", "dead_letters")
+# profiles (it reads them again for the summary), the largest files go to different processes;
+# every other output follows, so an output added to OUTPUT_FILES is combined all the same.
+_LARGEST_FIRST = ("profiles", "segment_changes", "sessions")
+_FINISH_ORDER = (*_LARGEST_FIRST, *(name for name in OUTPUT_FILES if name not in _LARGEST_FIRST))
 
 
 def _finish_outputs(out_dir: Path, processes: int, process_id: int) -> dict[str, ReportData | None]:
