@@ -20,18 +20,19 @@ snapshotted with bytewax recovery, so a restarted worker can repair as well.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 import bytewax.operators as op
 import orjson
-from bytewax.dataflow import Stream
-from bytewax.operators import StatefulLogic
+from bytewax.dataflow import Stream, operator
+from bytewax.operators import KeyedStream, StatefulBatchLogic
 
-from journeyflow.records import ProfileRow  # noqa: F401  # used by the doctests
-from state.store import LOSSES, Restore, StoreRecord, apply_record
+from journeyflow.events import format_ts
+from journeyflow.records import ProfileRow, SegmentChange
+from state.store import LOSSES, Restore, StoreRecord, apply_record, field_text, later_ts, segments_json
 
 __all__ = ["StoreStateConfig", "StoreStateLogic", "store_state"]
 
@@ -57,14 +58,14 @@ class StoreStateConfig:
         return StoreStateLogic(self, user, fields, synced, written, checked)
 
 
-class StoreStateLogic(StatefulLogic[Any, Any, bytes]):
+class StoreStateLogic(StatefulBatchLogic[Any, Any, bytes]):
     """One user's hash as the store should hold it; see the module docstring.
 
     >>> clock = [100.0]
     >>> lost = [0.0]
     >>> cfg = StoreStateConfig(check_s=10, now=lambda: clock[0], losses=lambda: lost[0])
     >>> logic = cfg.build(None)
-    >>> out, _ = logic.on_item(ProfileRow("u1", 1795343460000, {"visits": 3}, ("vip",)))
+    >>> out, _ = logic.on_batch([ProfileRow("u1", 1795343460000, {"visits": 3}, ("vip",))])
     >>> logic.on_notify()[0]  # nothing lost: nothing to rewrite
     []
     >>> clock[0], lost[0] = 120.0, 115.0
@@ -91,23 +92,61 @@ class StoreStateLogic(StatefulLogic[Any, Any, bytes]):
         self.written = written  # when a record last reached the store
         self.checked = checked
 
-    def on_item(self, value: StoreRecord) -> tuple[Iterable[Any], bool]:
-        self.user = value.user_id
-        self.fields = apply_record(self.fields, value)
-        self.written = self.cfg.now()
-        if self.fields is None:
-            return [value], StatefulLogic.DISCARD
-        return [value], StatefulLogic.RETAIN
+    def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
+        """Fold a batch of the user's store records into the hash; pass them on unchanged.
+
+        The same hash as :func:`~state.store.apply_record` one record after the
+        other, with the batch's ``updated_at`` and segment list formatted once
+        (a busy worker hands a user several rows per batch, and formatting them
+        cost more than the rest of the step): rows only move ``updated_at``
+        forward, and the last list set wins.
+        """
+        now = self.cfg.now()
+        fields = self.fields
+        latest_ms: int | None = None  # the latest row time not yet in fields
+        listed: Sequence[str] | None = None  # the last segment list not yet in fields
+        for record in values:
+            kind = type(record)
+            if kind is SegmentChange:
+                fields = {} if fields is None else fields
+                listed = record.segments
+                continue
+            if kind is ProfileRow and "updated_at" not in record.fields and "segments" not in record.fields:
+                fields = {} if fields is None else fields
+                for name, value in record.fields.items():
+                    if value is None:
+                        fields.pop(name, None)
+                    else:
+                        fields[name] = field_text(value)
+                if latest_ms is None or record.ts_ms > latest_ms:
+                    latest_ms = record.ts_ms
+                if record.segments is not None:
+                    listed = record.segments
+                continue
+            # A tombstone, restore, link, or a row naming the formatted fields: in its place.
+            fields = _settle(fields, latest_ms, listed)
+            latest_ms, listed = None, None
+            had = fields is not None
+            fields = apply_record(fields, record)
+            if had and fields is None:
+                # Discarded here, as bytewax would: a later record starts a new user.
+                self.synced = self.checked = now
+        fields = _settle(fields, latest_ms, listed)
+        if values:
+            self.user = values[-1].user_id
+            self.written = now
+        self.fields = fields
+        return values, fields is None
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
         now = self.cfg.now()
         self.checked = now
         if self.fields is None or (self.cfg.ttl_s and now >= self.written + self.cfg.ttl_s):
-            return [], StatefulLogic.DISCARD
+            return [], StatefulBatchLogic.DISCARD
         if self.cfg.losses() > self.synced:
             self.synced = now
-            return [Restore(self.user, dict(self.fields))], StatefulLogic.RETAIN
-        return [], StatefulLogic.RETAIN
+            return [Restore(self.user, dict(self.fields))], StatefulBatchLogic.RETAIN
+        return [], StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         return datetime.fromtimestamp(self.checked + self.cfg.check_s, timezone.utc)
@@ -116,11 +155,33 @@ class StoreStateLogic(StatefulLogic[Any, Any, bytes]):
         return orjson.dumps([self.user, self.fields, self.synced, self.written, self.checked])
 
 
+def _settle(fields: dict[str, str] | None, latest_ms: int | None, listed: Sequence[str] | None) -> dict[str, str] | None:
+    """Return ``fields`` with a batch's latest row time and last segment list set (``None``: none)."""
+    if fields is None:
+        return None
+    if latest_ms is not None:
+        updated_at = format_ts(latest_ms)
+        if later_ts(fields.get("updated_at"), updated_at):
+            fields["updated_at"] = updated_at
+    if listed is not None:
+        fields["segments"] = segments_json(listed)
+    return fields
+
+
+@operator
+def _stateful_batch(
+    step_id: str, up: KeyedStream[StoreRecord], builder: Callable[[bytes | None], StoreStateLogic]
+) -> KeyedStream[StoreRecord | Restore]:
+    # Nested like op.stateful ("<step>.stateful_batch"), the step this was before:
+    # recovery keeps state by step path, so snapshots taken by either resume.
+    return op.stateful_batch("stateful_batch", up, builder)
+
+
 def store_state(step_id: str, up: Stream[StoreRecord], cfg: StoreStateConfig) -> Stream[StoreRecord | Restore]:
     """Pass store records through the repair step (keyed by user); add restores after a loss."""
     keyed = op.key_on(f"{step_id}_key", up, lambda record: record.user_id)
     # (user, ProfileRow | SegmentChange | Tombstone)
-    kept = op.stateful(step_id, keyed, cfg.build)
+    kept = _stateful_batch(step_id, keyed, cfg.build)
     # (user, the same records | Restore)
     return op.map(f"{step_id}_records", kept, lambda kv: kv[1])
 
