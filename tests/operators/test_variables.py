@@ -149,3 +149,19 @@ def test_run_time_rule_errors_are_counted_per_rule(tmp_path: Path) -> None:
     result = run_replay(tmp_path, [event("page_view", ts=at(n)) for n in range(3)], cfg=cfg)
     assert result.summary["rule_errors"] == {"pricey": 3}
     assert result.triggers == []
+
+
+@pytest.mark.parametrize(
+    "affinity",
+    [{}, {"a": 1.0}, {"a": 1.0, "b": 2.0, "c": 2.0}, {"b": 2.0, "a": 2.0}, {"": 0.5, "x": 0.5, "y": 0.7}, {"": 3.0, "x": 1.0}],
+)
+def test_top_category_is_the_first_of_the_highest_as_max_gives_it(affinity: dict[str, float]) -> None:
+    from flows.step_configs import journey_config
+    from operators import profiles
+    from operators.rules import load_rules
+
+    cfg = journey_config(settings(), load_rules(settings().rules_path), timers=False)
+    profile = profiles.new_profile(0)
+    profile.affinity = affinity
+    view = profiles.View(profile, cfg.profiles, 0)
+    assert PROFILE["top_category"].get(view) == (max(affinity, key=affinity.__getitem__) if affinity else "")
