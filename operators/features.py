@@ -23,8 +23,6 @@ names and that layout are in :mod:`operators.feature_layout`.
 from __future__ import annotations
 
 import math
-import sys
-from array import array
 from bisect import bisect_left, bisect_right
 from typing import Final
 
@@ -52,7 +50,6 @@ __all__ = [
 __all__ += feature_layout.__all__
 
 
-_BIG_ENDIAN: Final = sys.byteorder == "big"
 _LOG_CAP: Final = math.log1p(_CAP)
 """``log1p`` of the cap on days (the days since a purchase of one who never bought)."""
 
@@ -248,11 +245,5 @@ def scoring_vectors(view: View, cfg: LabelConfig) -> bytes:
     steps = max(horizon_steps(cfg.churn_horizon_ms, interval), horizon_steps(cfg.purchase_horizon_ms, interval))
     now = view.now_ms
     times = tuple([now + k * interval for k in range(steps)])
-    packed = array("d")
-    for row in _classifier_rows(view, times, with_prior=True):
-        packed.extend(row)
-    # The bytes of LAYOUT.pack for each row, joined: the same doubles, little-endian
-    # (an array holds them in the machine's order), without a tuple and bytes per row.
-    if _BIG_ENDIAN:
-        packed.byteswap()
-    return packed.tobytes()
+    rows = _classifier_rows(view, times, with_prior=True)
+    return b"".join([LAYOUT.pack(*row) for row in rows])

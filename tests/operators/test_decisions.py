@@ -163,3 +163,27 @@ def test_an_event_rule_is_decided_from_what_its_condition_reads_then_fired_with_
     assert [t.rule for t in fired] == ["mixed"]
     assert fired[0].payload == {"cat": "shoes", "views": 3, "bought": False, "seen": 3, "value": 0.0}
     assert cfg.triggers.failed == {"broken"}
+
+
+def test_a_session_rule_is_decided_from_what_its_condition_reads_then_fired_with_everything() -> None:
+    doc = {
+        "triggers": {
+            "long": {
+                "on": "session_close",
+                "when": "events_total >= 2 && session.events >= 2",
+                "payload": {"events": "session.events", "value": "cart_value", "abandoned": "session.abandoned"},
+            },
+        }
+    }
+    cfg = journey_config(SETTINGS, parse_rules(doc), timers=False)
+    fired: list = []
+    for n_events in (1, 3):
+        state = JourneyState(user="u1")
+        for minute in range(n_events):
+            _apply(state, event("add_to_cart", ts=at(minute), product_id="sku-1", price=2.5))
+        (session,) = sessions.pop_closed(state.sessions, cfg.sessions, None)
+        summary = sessions.summarise(session, state.user)
+        profile_events.close_session(state.profile, cfg.profiles, session.start_ms, session.end_ms, summary.converted)
+        session_triggers(state, cfg, session, summary, fired)
+    (trigger,) = fired
+    assert trigger.rule == "long" and trigger.payload == {"events": 3, "value": 7.5, "abandoned": ["sku-1"]}
