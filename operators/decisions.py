@@ -12,7 +12,10 @@ from typing import Any
 from journeyflow.events import Event
 from journeyflow.records import SessionSummary
 from operators import segments, triggers, updates, variables
+from operators.expressions import evaluate_safely
 from operators.journey_state import NO_COOLDOWNS, JourneyConfig, JourneyState, view_of
+from operators.profiles import View
+from operators.rule_types import TriggerRule
 from operators.sessions import Session
 from operators.variables import EVENT_LOCALS, EventScope, SessionScope
 
@@ -33,7 +36,13 @@ def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: l
     view = view_of(state, cfg, state.max_ts_ms or 0)
     scope = EventScope(view, event)
     cooldowns = _writable(state)
+    failed = cfg.triggers.failed
     for rule in rules:
+        # The condition first, from what it reads alone: most events fail it (a product
+        # view under its threshold), and then the rest would be read for nothing. It reads
+        # the same values as from all of them (fire() decides again when it holds).
+        if evaluate_safely(rule.name, rule.when, _condition_values(rule, view, scope, "event", event), failed) is not True:
+            continue
         values = variables.values(view, rule.profile_variables)
         if "event" in rule.variables:
             values["event"] = variables.fields_of(event, rule.map_fields("event"))
@@ -55,6 +64,24 @@ def event_triggers(state: JourneyState, cfg: JourneyConfig, event: Event, out: l
         state.cooldowns = cooldowns
 
 
+def _condition_values(
+    rule: TriggerRule, view: View, scope: EventScope | SessionScope, map_name: str, map_scope: Any
+) -> dict[str, Any]:
+    """Return what a rule's condition reads, as its caller gives it to the whole rule:
+    profile variables, the event's locals (``scope`` an :class:`EventScope`), and the map
+    ``map_name`` (``event`` or ``session``) read from ``map_scope``."""
+    values: dict[str, Any] = {}
+    profile, locals_ = variables.PROFILE, EVENT_LOCALS
+    for name in rule.when.variables:
+        if name in profile:
+            values[name] = profile[name].get(view)
+        elif name == map_name:
+            values[name] = variables.fields_of(map_scope, rule.map_fields(map_name))
+        elif name in locals_ and isinstance(scope, EventScope):
+            values[name] = locals_[name].get(scope)
+    return values
+
+
 def session_triggers(
     state: JourneyState, cfg: JourneyConfig, session: Session, summary: SessionSummary, out: list[Any]
 ) -> None:
@@ -65,7 +92,11 @@ def session_triggers(
     view = view_of(state, cfg, closed_at)
     scope = SessionScope(session, summary.session_id, profile)
     cooldowns = _writable(state)
+    failed = cfg.triggers.failed
     for rule in cfg.session_triggers:
+        # The condition first, as for event rules (most sessions close with nothing abandoned).
+        if evaluate_safely(rule.name, rule.when, _condition_values(rule, view, scope, "session", scope), failed) is not True:
+            continue
         values = variables.values(view, rule.profile_variables)
         values["session"] = variables.fields_of(scope, rule.map_fields("session"))
         fired = triggers.fire(

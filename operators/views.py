@@ -59,8 +59,16 @@ def engagement(view: View) -> float:
 
 
 def top_category(view: View) -> str:
-    affinity = view.profile.affinity
-    return max(affinity, key=affinity.__getitem__) if affinity else ""
+    # What max(affinity, key=affinity.__getitem__) returns (the first of the highest,
+    # replaced only by a greater score), without a bound method and max's key calls:
+    # every update and final row reads it.
+    best = ""
+    best_score = 0.0
+    first = True
+    for name, score in view.profile.affinity.items():
+        if first or score > best_score:
+            best, best_score, first = name, score, False
+    return best
 
 
 def cart_items(view: View) -> int:
@@ -133,9 +141,11 @@ def to_fields(view: View) -> dict[str, Any]:
     fields["first_seen"] = format_ts(p.first_seen_ms)
     fields["last_seen"] = format_ts(p.last_seen_ms)
     fields["last_purchase"] = None if p.last_purchase_ms is None else format_ts(p.last_purchase_ms)
+    # Each score decayed as decay() decays it (its factor once: decay(1.0, ...) is the
+    # factor itself), highest first.
+    factor = decay(1.0, p.affinity_ms, max(view.now_ms, p.affinity_ms), view.cfg.affinity_half_life_ms)
     fields["category_affinity"] = {
-        name: round(decay(score, p.affinity_ms, max(view.now_ms, p.affinity_ms), view.cfg.affinity_half_life_ms), 4)
-        for name, score in sorted(p.affinity.items(), key=lambda kv: -kv[1])
+        name: round(score * factor, 4) for name, score in sorted(p.affinity.items(), key=lambda kv: -kv[1])
     }
     fields["product_views_24h"] = _product_views_in_window(view)
     fields["cart"] = {"products": sorted(p.cart), "value": fields["cart_value"]}

@@ -8,7 +8,8 @@ charged to its kind (page and product views apart), the end of input to every us
 Unlike ``bench_measure.py parts`` no other step runs, so the figures are the step's own
 work without the others' caches and garbage. ``--digest`` prints a digest of every record
 the steps emit (their ``repr``), to compare two builds' outputs quickly. Each round also
-prints how many items of each kind it fed and the garbage collector's time and collections
+prints how many items of each kind it fed (figures are CPU microseconds: wall time
+scaled by the round's CPU share, as ``bench.py`` does) and the garbage collector's time and collections
 by generation while it fed them (``gc.callbacks``; the collector's thresholds are the flow's,
 :data:`flows.runtime.GC_THRESHOLDS`), so that a file's larger heap shows apart. Ticks are
 charged apart by whether something was due for the customer they reach (``tick (due)``:
@@ -105,6 +106,7 @@ def main() -> None:
         collector = GcTimer()
         gc.callbacks.append(collector)
         sizes: dict[str, Counter[str]] = defaultdict(Counter)
+        wall_started, cpu_started = clock(), time.process_time()
         for kind, item in items:
             if kind == "tick":
                 kind = _tick_kind(steps, item)
@@ -123,6 +125,10 @@ def main() -> None:
         started = clock()
         out = steps.finish()
         seconds["end of input"] += clock() - started
+        # CPU microseconds, as bench.py reports them: wall time scaled by the round's CPU share
+        # (on a shared machine another process's work otherwise lands in this one's figures).
+        share = min(1.0, (time.process_time() - cpu_started) / (clock() - wall_started))
+        seconds = defaultdict(float, {kind: share * s for kind, s in seconds.items()})
         gc.callbacks.remove(collector)
         counts["end of input"] = progress.users
         if args.digest:
@@ -131,6 +137,7 @@ def main() -> None:
         lines = sum(n for kind, n in counts.items() if not kind.startswith(("tick", "end of input")))
         figures = {kind: round(1e6 * seconds[kind] / n, 2) for kind, n in counts.items()}
         figures["per line (all kinds)"] = round(1e6 * sum(seconds.values()) / lines, 2)
+        figures["CPU share"] = round(share, 3)
         print(round_, figures, *(["digest", digest.hexdigest()] if args.digest else []), flush=True)
         gc_us = round(1e6 * collector.seconds / lines, 2)
         print(round_, "items", dict(counts), "gc us per line", gc_us, "collections", collector.collections, flush=True)

@@ -136,3 +136,54 @@ def test_after_closes_only_the_inputs_a_close_changes_are_read_again_with_the_sa
         assert changed and "long" in state.segments  # the close made the session's length known
         decided.append((after, state.segments, [(u.cause, u.segments, u.values) for u in out]))
     assert decided[0] == decided[1]
+
+
+def test_an_event_rule_is_decided_from_what_its_condition_reads_then_fired_with_everything() -> None:
+    # The condition reads a profile variable, a local and the event map; the payload
+    # reads more of each. Judged from the condition's values first, it must fire as
+    # when every value was read (and a condition failing at run time is counted once).
+    doc = {
+        "triggers": {
+            "mixed": {
+                "on": "event",
+                "event_types": ["product_view"],
+                "when": "events_total >= 2 && product_views >= 2 && event.category == 'shoes'",
+                "payload": {"cat": "event.category", "views": "product_views", "bought": "product_bought",
+                            "seen": "events_total", "value": "cart_value"},
+            },
+            "broken": {"on": "event", "event_types": ["product_view"], "when": "1 / (product_views - 2) > 5"},
+        }
+    }
+    cfg = journey_config(SETTINGS, parse_rules(doc), timers=False)
+    state = JourneyState(user="u1")
+    fired: list = []
+    for minute, category in enumerate(("shoes", "hats", "shoes")):
+        parsed = _apply(state, event("product_view", ts=at(minute), product_id="sku-1", category=category))
+        event_triggers(state, cfg, parsed, fired)
+    assert [t.rule for t in fired] == ["mixed"]
+    assert fired[0].payload == {"cat": "shoes", "views": 3, "bought": False, "seen": 3, "value": 0.0}
+    assert cfg.triggers.failed == {"broken"}
+
+
+def test_a_session_rule_is_decided_from_what_its_condition_reads_then_fired_with_everything() -> None:
+    doc = {
+        "triggers": {
+            "long": {
+                "on": "session_close",
+                "when": "events_total >= 2 && session.events >= 2",
+                "payload": {"events": "session.events", "value": "cart_value", "abandoned": "session.abandoned"},
+            },
+        }
+    }
+    cfg = journey_config(SETTINGS, parse_rules(doc), timers=False)
+    fired: list = []
+    for n_events in (1, 3):
+        state = JourneyState(user="u1")
+        for minute in range(n_events):
+            _apply(state, event("add_to_cart", ts=at(minute), product_id="sku-1", price=2.5))
+        (session,) = sessions.pop_closed(state.sessions, cfg.sessions, None)
+        summary = sessions.summarise(session, state.user)
+        profile_events.close_session(state.profile, cfg.profiles, session.start_ms, session.end_ms, summary.converted)
+        session_triggers(state, cfg, session, summary, fired)
+    (trigger,) = fired
+    assert trigger.rule == "long" and trigger.payload == {"events": 3, "value": 7.5, "abandoned": ["sku-1"]}

@@ -149,3 +149,41 @@ def test_run_time_rule_errors_are_counted_per_rule(tmp_path: Path) -> None:
     result = run_replay(tmp_path, [event("page_view", ts=at(n)) for n in range(3)], cfg=cfg)
     assert result.summary["rule_errors"] == {"pricey": 3}
     assert result.triggers == []
+
+
+@pytest.mark.parametrize(
+    "affinity",
+    [{}, {"a": 1.0}, {"a": 1.0, "b": 2.0, "c": 2.0}, {"b": 2.0, "a": 2.0}, {"": 0.5, "x": 0.5, "y": 0.7}, {"": 3.0, "x": 1.0}],
+)
+def test_top_category_is_the_first_of_the_highest_as_max_gives_it(affinity: dict[str, float]) -> None:
+    from flows.step_configs import journey_config
+    from operators import profiles
+    from operators.rules import load_rules
+
+    cfg = journey_config(settings(), load_rules(settings().rules_path), timers=False)
+    profile = profiles.new_profile(0)
+    profile.affinity = affinity
+    view = profiles.View(profile, cfg.profiles, 0)
+    assert PROFILE["top_category"].get(view) == (max(affinity, key=affinity.__getitem__) if affinity else "")
+
+
+def test_the_rows_category_affinity_is_each_score_decayed_highest_first_ties_in_their_order() -> None:
+    from flows.step_configs import journey_config
+    from operators import profiles
+    from operators.profile_windows import decay
+    from operators.rules import load_rules
+    from operators.views import to_fields
+
+    cfg = journey_config(settings(), load_rules(settings().rules_path), timers=False)
+    half_life = cfg.profiles.affinity_half_life_ms
+    profile = profiles.new_profile(0)
+    profile.affinity = {"a": 1.0, "b": 3.0, "c": 1.0, "d": 3.0, "e": 0.123456789, "f": 2.0}
+    profile.affinity_ms = 5_000
+    for now in (0, 5_000, 5_000 + half_life // 3, 5_000 + 7 * half_life):
+        view = profiles.View(profile, cfg.profiles, now)
+        expected = {
+            name: round(decay(score, 5_000, max(now, 5_000), half_life), 4)
+            for name, score in sorted(profile.affinity.items(), key=lambda kv: -kv[1])
+        }
+        shown = to_fields(view)["category_affinity"]
+        assert list(shown.items()) == list(expected.items())
