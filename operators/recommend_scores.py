@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from operators.recommend import EVAL_DEPTH, Found, RecommendConfig, index_of
 
@@ -26,6 +26,7 @@ __all__ = [
     "ranking_top",
     "blend",
     "rank",
+    "rank_packed",
     "pack",
     "unpack",
 ]
@@ -45,8 +46,11 @@ class Ranking:
     Most events only raise a score without reordering, so the tuple is reused."""
 
 
-def ranking_add(ranking: Ranking, product: str, score: float, size: int) -> None:
+def ranking_add(ranking: Ranking, product: str, score: float, size: int, held: Any = None) -> None:
     """Set ``product``'s score (scores only grow) and keep ``ranking`` sorted.
+
+    ``held``, if given, is ``score`` as an object, stored instead of boxing ``score``
+    again (compiled, a float is native; the caller shares one object among its tables).
 
     >>> r = Ranking([], {})
     >>> for p, s in [("a", 1.0), ("b", 2.0), ("c", 0.5), ("a", 3.0)]:
@@ -72,7 +76,7 @@ def ranking_add(ranking: Ranking, product: str, score: float, size: int) -> None
             ranking.view = None
     else:
         return
-    scores[product] = score
+    scores[product] = score if held is None else held
     # Scores only grow, so the product can only move up.
     while i > 0 and scores[top[i - 1]] < score:
         top[i - 1], top[i] = top[i], top[i - 1]
@@ -169,7 +173,36 @@ def rank(
     ('b', 'c', 'd')
     """
     # A stable sort: equal scores keep the order they were first scored in.
-    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+    return _cut(sorted(scores, key=scores.__getitem__, reverse=True), exclude, fill, depth)
+
+
+def rank_packed(
+    products: tuple[str, ...],
+    scores: array[float],
+    exclude: tuple[str, ...],
+    fill: tuple[tuple[str, ...], ...],
+    depth: int = EVAL_DEPTH,
+) -> tuple[str, ...]:
+    """Return what :func:`rank` gives for the scores :func:`pack` packed, without unpacking them.
+
+    >>> rank_packed(*pack({"a": 0.1, "b": 0.7, "c": 0.7}), ("a",), (("d", "b"),), 3)
+    ('b', 'c', 'd')
+    """
+    # The places sorted as rank sorts the dict's keys (the packed order is the dict's, and a
+    # stable sort keeps equal scores in it); the doubles read once as floats.
+    values = scores.tolist()
+    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
+    return _cut([products[i] for i in order], exclude, fill, depth)
+
+
+def _cut(
+    ranked: list[str],
+    exclude: set[str] | frozenset[str] | tuple[str, ...],
+    fill: tuple[tuple[str, ...], ...],
+    depth: int,
+) -> tuple[str, ...]:
+    """Return the first ``depth`` of the products ``ranked`` by score, less ``exclude``, filled
+    up from each ``fill`` list in turn (for :func:`rank` and :func:`rank_packed`)."""
     if exclude:
         ranked = [p for p in ranked if p not in exclude]
     if len(ranked) < depth:
