@@ -33,7 +33,7 @@ from operators.recommend import RecAnswer, RecommendConfig, RecQuality
 from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position
 from operators.recommend_list_state import ListState, current
 from operators.recommend_order import answers_in_time_order, records_in_time_order
-from operators.recommend_scores import blend, pack, rank, rank_packed, unpack
+from operators.recommend_scores import blend, pack, rank, unpack
 from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
@@ -166,12 +166,8 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
     @property
     def ranked(self) -> tuple[str, ...]:
         """Return the customer's list ``EVAL_DEPTH`` deep, best first."""
+        self._awake()
         state = self.state
-        packed = self._rest_scores
-        if packed is not None:
-            # Ranked at rest (a tick's or a session close's segment change): waking the scores
-            # only to rank them would pack them again at the next rest.
-            return rank_packed(self._rest_products, packed, state.exclude, state.fill)
         return rank(state.scores, state.exclude, state.fill)
 
     @property

@@ -26,7 +26,6 @@ __all__ = [
     "ranking_top",
     "blend",
     "rank",
-    "rank_packed",
     "pack",
     "unpack",
 ]
@@ -173,36 +172,7 @@ def rank(
     ('b', 'c', 'd')
     """
     # A stable sort: equal scores keep the order they were first scored in.
-    return _cut(sorted(scores, key=scores.__getitem__, reverse=True), exclude, fill, depth)
-
-
-def rank_packed(
-    products: tuple[str, ...],
-    scores: array[float],
-    exclude: tuple[str, ...],
-    fill: tuple[tuple[str, ...], ...],
-    depth: int = EVAL_DEPTH,
-) -> tuple[str, ...]:
-    """Return what :func:`rank` gives for the scores :func:`pack` packed, without unpacking them.
-
-    >>> rank_packed(*pack({"a": 0.1, "b": 0.7, "c": 0.7}), ("a",), (("d", "b"),), 3)
-    ('b', 'c', 'd')
-    """
-    # The places sorted as rank sorts the dict's keys (the packed order is the dict's, and a
-    # stable sort keeps equal scores in it); the doubles read once as floats.
-    values = scores.tolist()
-    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
-    return _cut([products[i] for i in order], exclude, fill, depth)
-
-
-def _cut(
-    ranked: list[str],
-    exclude: set[str] | frozenset[str] | tuple[str, ...],
-    fill: tuple[tuple[str, ...], ...],
-    depth: int,
-) -> tuple[str, ...]:
-    """Return the first ``depth`` of the products ``ranked`` by score, less ``exclude``, filled
-    up from each ``fill`` list in turn (for :func:`rank` and :func:`rank_packed`)."""
+    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
     if exclude:
         ranked = [p for p in ranked if p not in exclude]
     if len(ranked) < depth:

@@ -8,7 +8,7 @@ import pytest
 
 from operators import recommend as rec
 from operators.recommend import Found, RecommendConfig
-from operators.recommend_scores import Ranking, blend, pack, rank, rank_packed, ranking_add, ranking_top
+from operators.recommend_scores import Ranking, blend, rank, ranking_add, ranking_top
 
 
 @pytest.mark.parametrize("size", [40, 12])
@@ -69,23 +69,10 @@ def test_the_list_is_scored_first_then_filled_each_product_once() -> None:
     assert rank(scores, (), (many,)) == ("b", "a", "c", *many[: rec.EVAL_DEPTH - 3])
 
 
-def test_a_list_ranked_packed_is_the_list_ranked_from_the_dict() -> None:
-    # rank_packed sorts places where rank sorts the dict's keys: the same order, equal scores
-    # (many here: few distinct values) in the order first scored, excluded and filled alike.
-    rng = random.Random(17)
-    products = [f"p{n}" for n in range(60)]
-    for _ in range(2_000):
-        scores = {p: rng.choice([0.25, 0.5, 1.0, rng.random()]) for p in rng.sample(products, rng.randrange(0, 40))}
-        exclude = tuple(rng.sample(products, rng.randrange(0, 5)))
-        fill = tuple(tuple(rng.sample(products, rng.randrange(0, 25))) for _ in range(rng.randrange(0, 3)))
-        depth = rng.choice([5, 20, rec.EVAL_DEPTH])
-        assert rank_packed(*pack(scores), exclude, fill, depth) == rank(scores, exclude, fill, depth)
-
-
 def test_a_held_score_is_the_object_stored() -> None:
     # The catalog boxes a count once and hands the object to both rankings (ranking_add's held).
     ranking = Ranking([], {})
-    held = 2.5
+    held = float("2.5")  # (not the literal's object)
     ranking_add(ranking, "a", 2.5, 40, held)
     ranking_add(ranking, "b", 1.0, 40)
     assert ranking.scores["a"] is held and ranking.top == ["a", "b"]
