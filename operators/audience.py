@@ -126,8 +126,13 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         scores = self.state.scores
         model = self._model_segments(value.values, scores)
         cluster = scores.get("cluster")
-        learned = {f"cluster:{cluster}"} if cluster is not None else set()
-        segments = tuple(sorted(set(value.segments) | model | learned))
+        # One set, added to in place (not a union of three, each a new set).
+        merged = set(value.segments)
+        if model:
+            merged.update(model)
+        if cluster is not None:
+            merged.add(f"cluster:{cluster}")
+        segments = tuple(sorted(merged))
         if segments != self.state.segments:
             # (The values a change and its triggers read: built only when the list changed.)
             self._publish(value, segments, {**value.values, **scores}, out)
