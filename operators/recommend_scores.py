@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from operators.recommend import EVAL_DEPTH, Found, RecommendConfig, index_of
 
@@ -45,8 +45,11 @@ class Ranking:
     Most events only raise a score without reordering, so the tuple is reused."""
 
 
-def ranking_add(ranking: Ranking, product: str, score: float, size: int) -> None:
+def ranking_add(ranking: Ranking, product: str, score: float, size: int, held: Any = None) -> None:
     """Set ``product``'s score (scores only grow) and keep ``ranking`` sorted.
+
+    ``held``, if given, is ``score`` as an object, stored instead of boxing ``score``
+    again (compiled, a float is native; the caller shares one object among its tables).
 
     >>> r = Ranking([], {})
     >>> for p, s in [("a", 1.0), ("b", 2.0), ("c", 0.5), ("a", 3.0)]:
@@ -72,7 +75,7 @@ def ranking_add(ranking: Ranking, product: str, score: float, size: int) -> None
             ranking.view = None
     else:
         return
-    scores[product] = score
+    scores[product] = score if held is None else held
     # Scores only grow, so the product can only move up.
     while i > 0 and scores[top[i - 1]] < score:
         top[i - 1], top[i] = top[i], top[i - 1]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -52,7 +52,7 @@ __all__ = [
 
 #: Forward decay keeps scores comparable without touching old ones; rebase
 #: them before 2**exponent gets near the float limit.
-_REBASE_EXPONENT = 500.0
+_REBASE_EXPONENT: Final = 500.0
 
 # The records are named tuples built with tuple.__new__: a third of the cost
 # of calling the class, and one is made per product event.
@@ -108,24 +108,37 @@ class Popularity:
             self._rebase(ts_ms)
             exponent = 0.0
         counts = state.counts
-        score = counts.pop(product, 0.0) + math.pow(2.0, exponent)
+        # get and del rather than pop(product, 0.0): compiled, pop is a generic method call
+        # and its default a float boxed at every call (0.0 + x is x: the same score).
+        added = math.pow(2.0, exponent)
+        old = counts.get(product)
+        if old is None:
+            score = added
+        else:
+            score = old + added
+            del counts[product]
+        # Boxed once (compiled, a float is native): the counts and both rankings share the object.
+        held: Any = score
         if len(counts) >= cfg.max_products:
             forgotten = next(iter(counts))
             del counts[forgotten]
             _drop(state.overall, forgotten)
             for ranking in state.categories.values():
                 _drop(ranking, forgotten)
-        counts[product] = score  # re-inserted last: least recently seen first
-        ranking_add(state.overall, product, score, cfg.popular)
+        counts[product] = held  # re-inserted last: least recently seen first
+        ranking_add(state.overall, product, score, cfg.popular, held)
         if category is None:
             return None
-        kept = state.categories.pop(category, None)
+        categories = state.categories
+        kept = categories.get(category)
         if kept is None:
             kept = Ranking([], {})
-            if len(state.categories) >= cfg.max_categories:
-                del state.categories[next(iter(state.categories))]
-        state.categories[category] = kept
-        ranking_add(kept, product, score, cfg.popular)
+            if len(categories) >= cfg.max_categories:
+                del categories[next(iter(categories))]
+        else:
+            del categories[category]
+        categories[category] = kept
+        ranking_add(kept, product, score, cfg.popular, held)
         return kept
 
     def _rebase(self, ts_ms: int) -> None:

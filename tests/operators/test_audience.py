@@ -56,3 +56,16 @@ def test_a_resumed_state_keeps_its_cooldowns_and_an_empty_one_gives_the_shared_o
     resumed.on_item(_update(40 * DAY, ()))
     resumed.on_item(_update(41 * DAY, ("new_visitor",)))
     assert resumed.state.cooldowns == {} and resumed.state.cooldowns is CFG.build(None).state.cooldowns
+
+
+def test_the_list_is_the_journeys_segments_and_the_learned_cluster_sorted_each_once() -> None:
+    logic = CFG.build(None)
+    update = _update(DAY, ("new_visitor", "loyal", "new_visitor"))
+    update.scores = {"cluster": 3}
+    out, _ = logic.on_item(update)
+    assert logic.state.segments == ("cluster:3", "loyal", "new_visitor")
+    assert [r.entered for r in out if hasattr(r, "entered")] == [("cluster:3", "loyal", "new_visitor")]
+    # The same memberships again (the cluster kept from the scores): no change published.
+    out, _ = logic.on_item(_update(2 * DAY, ("loyal", "new_visitor")))
+    assert logic.state.segments == ("cluster:3", "loyal", "new_visitor")
+    assert [r for r in out if hasattr(r, "entered")] == []

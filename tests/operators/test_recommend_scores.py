@@ -67,3 +67,12 @@ def test_the_list_is_scored_first_then_filled_each_product_once() -> None:
     assert rank({}, frozenset(), (("x", "y"),), 1) == ("x",)
     many = tuple(f"f{i}" for i in range(30))
     assert rank(scores, (), (many,)) == ("b", "a", "c", *many[: rec.EVAL_DEPTH - 3])
+
+
+def test_a_held_score_is_the_object_stored() -> None:
+    # The catalog boxes a count once and hands the object to both rankings (ranking_add's held).
+    ranking = Ranking([], {})
+    held = float("2.5")  # (not the literal's object)
+    ranking_add(ranking, "a", 2.5, 40, held)
+    ranking_add(ranking, "b", 1.0, 40)
+    assert ranking.scores["a"] is held and ranking.top == ["a", "b"]
