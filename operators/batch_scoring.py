@@ -47,6 +47,7 @@ from operators.features import (
     TIMED,
 )
 from operators.odds import clip, logit, sigmoid
+from operators.weekly import MIXES
 
 if TYPE_CHECKING:
     from river import linear_model
@@ -151,11 +152,12 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
     ]
     # Scorer.raw's weights: the floor is a candidate only with a curve, the same for everyone here.
     w_churn = scorer.churn_weights(state, silence.curve() is not None)
-    trust = {"churn": w_churn[0], "propensity": tasks["propensity"].trust(scorer.min_examples)}
+    w_propensity = tasks["propensity"].shares(scorer.min_examples)
+    say = {"churn": w_churn[0] + sum(w_churn[3]), "propensity": w_propensity[0] + sum(w_propensity[2])}
     prior_churn = p_none_many(s, now[:, BG_SESSIONS_X], now[:, BG_SESSIONS_TX], age, scorer.horizon_days["churn"])
     prior_propensity = 1.0 - p_none_many(b, now[:, BG_PURCHASES_X], now[:, BG_PURCHASES_TX], age, scorer.horizon_days["propensity"])
     churn, propensity = (prior_churn if w_churn[1] == 1.0 else w_churn[1] * prior_churn), prior_propensity
-    if trust["churn"] or trust["propensity"]:
+    if say["churn"] or say["propensity"]:
         means = np.array([mean for _, mean, _ in stats], dtype=np.float64)
         sds = np.array([sd for _, _, sd in stats], dtype=np.float64)
         flat = sds == 0.0
@@ -164,30 +166,44 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         # Later rows take the steady features from the first (row_input's ``first``).
         scaled[:, 1:, _STEADY] = scaled[:, :1, _STEADY]
 
-        def inputs(k: int) -> tuple[list[np.ndarray], np.ndarray]:
+        def inputs(k: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
             row = rows[:, k, :]
             quiet = p_none_many(s, row[:, BG_SESSIONS_X], row[:, BG_SESSIONS_TX], row[:, BG_AGE], interval)
             no_buy = p_none_many(b, row[:, BG_PURCHASES_X], row[:, BG_PURCHASES_TX], row[:, BG_AGE], interval)
             columns = [scaled[:, k, i] for i in range(_FEATURES)]
             columns.append(_each(logit, quiet) / 4.0)
             columns.append(_each(logit, no_buy) / 4.0)
-            return columns, no_buy
+            return columns, quiet, no_buy
 
-        x_now, week_no_buy = inputs(0)
-        if trust["churn"]:
+        x_now, quiet_now, week_no_buy = inputs(0)
+        if say["churn"]:
             model = tasks["churn"].model
+            mixes = [(i, a) for i, a in enumerate(MIXES) if w_churn[3][i]]
             log_quiet = np.zeros(n)
+            log_mixed = [np.zeros(n) for _ in MIXES]
             # Scorer.raw zips the weights with the rows: as many intervals as both have.
             for k, weight in enumerate(scorer.weights["churn"][: rows.shape[1]]):
-                x = x_now if k == 0 else inputs(k)[0]
-                log_quiet = log_quiet + weight * _each(math.log, _each(clip, _predict(model, x)))
-            churn = w_churn[0] * _each(math.exp, log_quiet) + churn
-        if trust["propensity"]:
-            # As Scorer.raw: the learned odds relative to the prior's, carried to the horizon.
-            shift = _each(logit, _predict(tasks["propensity"].model, x_now)) - _each(logit, 1.0 - week_no_buy)
-            t = trust["propensity"]
-            learned = _each(sigmoid, _each(logit, prior_propensity) + shift)
-            propensity = t * learned + (1.0 - t) * prior_propensity
+                x, quiet = (x_now, quiet_now) if k == 0 else inputs(k)[:2]
+                p = _predict(model, x)
+                log_quiet = log_quiet + weight * _each(math.log, _each(clip, p))
+                for i, a in mixes:
+                    log_mixed[i] = log_mixed[i] + weight * _each(math.log, _each(clip, a * p + (1.0 - a) * quiet))
+            chains = w_churn[0] * _each(math.exp, log_quiet)
+            for i, _ in mixes:
+                chains = chains + w_churn[3][i] * _each(math.exp, log_mixed[i])
+            churn = chains + churn
+        if say["propensity"]:
+            # As Scorer.raw: the learned odds (and each mixture's) relative to the prior's, carried to the horizon.
+            p = _predict(tasks["propensity"].model, x_now)
+            q = 1.0 - week_no_buy
+            base = _each(logit, prior_propensity)
+            logit_q = _each(logit, q)
+            t, w_prior, w_mixed = w_propensity
+            blend = t * _each(sigmoid, base + (_each(logit, p) - logit_q))
+            for a, w in zip(MIXES, w_mixed, strict=True):
+                if w:
+                    blend = blend + w * _each(sigmoid, base + (_each(logit, a * p + (1.0 - a) * q) - logit_q))
+            propensity = blend + w_prior * prior_propensity
     out = []
     for published_churn, published_propensity, floor in zip(churn.tolist(), propensity.tolist(), floors, strict=True):
         if floor is not None:
