@@ -19,20 +19,18 @@ __all__ = ["models_report", "trust_now"]
 
 
 def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]:
-    """Return each task's trust and ``shares`` (churn: with the floor) as of this state: the weights of a score taken now.
+    """Return each task's trust and ``shares`` (churn: the learned chain's, the prior's and the floor's; propensity: with the mixtures') as of this state: the weights of a score taken now.
 
     Shrink to what works (:mod:`operators.model_trust`). Taken at the end of
     input before the shuffle buffer is learned (:meth:`operators.models.ModelLogic.on_eof`),
     they are the weights of the final scores, not those of the exported models.
     """
-    w_learned, w_prior, w_floor, w_mixed = churn_shares(
-        state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.frozen
-    )
+    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.frozen)
     propensity = state.tasks["propensity"].shares(min_examples)
     return {
         "churn": {
             "trust": round(state.tasks["churn"].trust(min_examples), 4),
-            "shares": {"learned": round(w_learned, 4), "prior": round(w_prior, 4), "silence_floor": round(w_floor, 4), **_mixed(w_mixed)},
+            "shares": {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)},
         },
         "propensity": {
             "trust": round(state.tasks["propensity"].trust(min_examples), 4),

@@ -38,7 +38,7 @@ from operators.features import (
     horizon_weights,
     unpack_rows,
 )
-from operators.model_trust import ChurnWeights, churn_shares
+from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
 from operators.weekly import MIXES
 
@@ -151,7 +151,7 @@ class Scorer:
         self._scaled_stats: list[tuple[str, float, float]] = []
         # Derived: the churn blend's weights, by the judged losses they come from (see churn_weights).
         self._weights_key: tuple[object, ...] | None = None
-        self._weights: ChurnWeights = (0.0, 1.0, 0.0, (0.0,) * len(MIXES))
+        self._weights = (0.0, 1.0, 0.0)
         # Derived: each task's weights in input order, by (model, examples learned) (see linear).
         self._linear: dict[str, tuple[tuple[int, int], tuple[list[float], float] | None]] = {}
         # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
@@ -178,10 +178,10 @@ class Scorer:
             self._scaled_version = version
         return self._scaled_stats
 
-    def churn_weights(self, state: ModelState, floor_known: bool) -> ChurnWeights:
+    def churn_weights(self, state: ModelState, floor_known: bool) -> tuple[float, float, float]:
         """Return :func:`~operators.model_trust.churn_shares` as of this state, taken once per state of the judged losses."""
         task = state.tasks["churn"]
-        key = (id(task), task.examples, task.loss, task.prior_loss, tuple(task.mix_losses), state.floor_loss, floor_known, state.frozen)
+        key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known, state.frozen)
         if key != self._weights_key:
             self._weights = churn_shares(task, state.floor_loss, self.min_examples, floor_known, state.frozen)
             self._weights_key = key
@@ -247,8 +247,8 @@ class Scorer:
         floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
         w_churn = self.churn_weights(state, floor is not None)
         w_propensity = tasks["propensity"].shares(self.min_examples)
-        # The learned model has a say directly or through a mixture with the prior.
-        say = {"churn": w_churn[0] + sum(w_churn[3]), "propensity": w_propensity[0] + sum(w_propensity[2])}
+        # The learned model has a say (propensity: directly or through a mixture with the prior).
+        say = {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
         prior = {
             "churn": bgnbd.p_none(s, s_x, s_tx, age, self.horizon_days["churn"]),
@@ -262,23 +262,15 @@ class Scorer:
             if say["churn"]:
                 churn = tasks["churn"]
                 linear = self.linear("churn", churn)
-                mixes = [(i, a) for i, a in enumerate(MIXES) if w_churn[3][i]]
                 log_quiet = 0.0
-                log_mixed = [0.0] * len(MIXES)
                 for weight, row in zip(self.weights["churn"], rows, strict=False):
                     quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
                     no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
                     x = row_input(stats, row, quiet, no_buy, x_now)
                     if x_now is None:
                         x_now, week_no_buy = x, no_buy
-                    p = predict(churn, linear, x)
-                    log_quiet += weight * math.log(clip(p))
-                    for i, a in mixes:
-                        log_mixed[i] += weight * math.log(clip(a * p + (1.0 - a) * quiet))
-                chains = w_churn[0] * math.exp(log_quiet)
-                for i, _ in mixes:
-                    chains += w_churn[3][i] * math.exp(log_mixed[i])
-                published["churn"] = chains + published["churn"]
+                    log_quiet += weight * math.log(clip(predict(churn, linear, x)))
+                published["churn"] = w_churn[0] * math.exp(log_quiet) + published["churn"]
             if say["propensity"]:
                 if x_now is None:
                     quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)

@@ -24,13 +24,7 @@ if TYPE_CHECKING:
     from operators.models import ModelState
     from operators.weekly import Task
 
-__all__ = ["LOSS_DECAY", "Frozen", "ChurnWeights", "judge_floor", "freeze_losses", "churn_shares", "upgrade"]
-
-#: (grid interval, the learned model's, the prior's and the floor's judged losses, the mixtures').
-Frozen = tuple[int, float, float, float, tuple[float, ...]]
-
-#: The churn blend's weights: the learned chain's, the prior's, the floor's, and each mixture's chain (:data:`~operators.weekly.MIXES`).
-ChurnWeights = tuple[float, float, float, tuple[float, ...]]
+__all__ = ["LOSS_DECAY", "judge_floor", "freeze_losses", "churn_shares", "upgrade"]
 
 #: The decay of the judged log-losses: the weekly tasks' own.
 LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
@@ -58,34 +52,33 @@ def freeze_losses(state: ModelState, interval: int) -> None:
     """
     if state.frozen is None or interval > state.frozen[0]:
         task = state.tasks["churn"]
-        state.frozen = (interval, task.loss, task.prior_loss, state.floor_loss, tuple(task.mix_losses))
+        state.frozen = (interval, task.loss, task.prior_loss, state.floor_loss)
 
 
-def churn_shares(task: Task, floor_loss: float, min_examples: int, floor_known: bool, frozen: Frozen | None = None) -> ChurnWeights:
-    """Return the churn score's weights of the learned chain, the prior, the silence floor and each mixture's chain.
+def churn_shares(
+    task: Task, floor_loss: float, min_examples: int, floor_known: bool, frozen: tuple[int, float, float, float] | None = None
+) -> tuple[float, float, float]:
+    """Return the churn score's weights of the learned chain, the prior and the silence floor.
 
-    Shrink to what works: a Bayesian average of the candidates by their
-    decayed log-losses on the latest examples, each scored before it was
-    learned (the learned model and its mixtures with the prior not
-    candidates before ``min_examples``; the floor not one without a curve:
-    ``floor_known``, which is ``state.silence.curve() is not None``, the same
-    for every customer of a state). A mixture is judged on the interval's
-    chance ``a * learned + (1 - a) * prior`` and published as the chain of it
-    along the silent path, as the learned model is. The prior's weight is
-    what the others leave, so with the floor's and the mixtures' at 0 the
-    blend is the two-model trust's.
+    Shrink to what works: a Bayesian average of the three by their decayed
+    log-losses on the latest examples, each scored before it was learned
+    (the learned model not a candidate before ``min_examples``; the floor
+    not one without a curve: ``floor_known``, which is
+    ``state.silence.curve() is not None``, the same for every customer of a
+    state). The prior's weight is what the other two leave, so with the
+    floor's at 0 the blend is the two-model trust's.
     """
     learned_in = task.examples >= max(1, min_examples)
-    loss, prior_loss, mixed = task.loss, task.prior_loss, tuple(task.mix_losses)
+    loss, prior_loss = task.loss, task.prior_loss
     if frozen is not None:
-        _, loss, prior_loss, floor_loss, mixed = frozen
-    weights = shares([loss if learned_in else None, prior_loss, floor_loss if floor_known else None, *(m if learned_in else None for m in mixed)])
-    w_learned, w_floor, w_mixed = weights[0], weights[2], tuple(weights[3:])
-    # Not below 0: with the others' weights near 1 the difference may round to -1e-21.
-    return w_learned, max(0.0, 1.0 - w_learned - w_floor - sum(w_mixed)), w_floor, w_mixed
+        _, loss, prior_loss, floor_loss = frozen
+    w_learned, _, w_floor = shares([loss if learned_in else None, prior_loss, floor_loss if floor_known else None])
+    # Not below 0: with both others' weights near 1 the difference may round to -1e-21.
+    return w_learned, max(0.0, 1.0 - w_learned - w_floor), w_floor
+
 
 def upgrade(state: ModelState) -> None:
-    """Give a state exported before the floor was judged, the weights were kept per interval or the mixtures were candidates what it lacks.
+    """Give a state exported before the floor was judged, the weights were kept per interval or the mixtures were judged what it lacks.
 
     A candidate new to a state starts as the worse of the two judged so far
     (it earns its weight); the weights kept for an interval are taken at the
@@ -93,9 +86,7 @@ def upgrade(state: ModelState) -> None:
     """
     if "floor_loss" not in vars(state):
         state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
+    vars(state).setdefault("frozen", None)
     for task in state.tasks.values():
         if "mix_losses" not in vars(task):
             task.mix_losses = [max(task.loss, task.prior_loss)] * len(MIXES)
-    frozen = vars(state).setdefault("frozen", None)
-    if frozen is not None and len(frozen) == 4:
-        state.frozen = (*frozen, (max(frozen[1], frozen[2]),) * len(MIXES))

@@ -51,7 +51,7 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import Frozen, freeze_losses, judge_floor, upgrade
+from operators.model_trust import freeze_losses, judge_floor, upgrade
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -142,8 +142,8 @@ class ModelState:
     """The followed customers' grid moments waiting for their horizon: the stacks' examples."""
     floor_loss: float = 0.0
     """Decayed log-loss of the silence floor's one-interval chance on churn examples before they are counted."""
-    frozen: Frozen | None = None
-    """(grid interval, the judged losses as it started): what the churn blend weighs by."""
+    frozen: tuple[int, float, float, float] | None = None
+    """(grid interval, the three judged losses as it started): what the churn blend weighs by."""
     version: int = 4
     scored: int = 0
 

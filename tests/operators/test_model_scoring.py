@@ -64,20 +64,17 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
         x["prior_no_purchase"] = logit(no_buy) / 4.0
         return x, quiet, no_buy
 
-    # Each mixture of the learned model and the prior is judged on, and chains, a * learned + (1 - a) * prior of each interval.
-    log_quiet, log_mixed = 0.0, [0.0] * len(MIXES)
+    log_quiet = 0.0
     for weight, v in zip(logic.scorer.weights["churn"], rows, strict=False):
-        x, week_quiet, _ = inputs(v)
-        p = tasks["churn"].predict(x)
-        log_quiet += weight * math.log(clip(p))
-        for i, a in enumerate(MIXES):
-            log_mixed[i] += weight * math.log(clip(a * p + (1.0 - a) * week_quiet))
+        x, _, _ = inputs(v)
+        log_quiet += weight * math.log(clip(tasks["churn"].predict(x)))
     now = rows[0]
     x, _, week_no_buy = inputs(now)
     horizon = CFG.horizons_ms["churn"] / _DAY_MS
     prior_quiet = _p_none(s, now["bg_sessions_x"], now["bg_sessions_tx"], now["bg_age"], horizon)
     prior_no_buy = _p_none(b, now["bg_purchases_x"], now["bg_purchases_tx"], now["bg_age"], CFG.horizons_ms["propensity"] / _DAY_MS)
-    # Propensity: the interval's odds of each candidate relative to the prior's, carried to the horizon.
+    # Propensity: the interval's odds of the learned model and of each of its mixtures with the prior
+    # (operators.weekly.MIXES), relative to the prior's, carried to the horizon; a Bayesian average of them and the prior.
     p, q = tasks["propensity"].predict(x), 1.0 - week_no_buy
     propensities = [sigmoid(logit(1.0 - prior_no_buy) + (logit(m) - logit(q))) for m in (p, *(a * p + (1.0 - a) * q for a in MIXES))]
     propensity = tasks["propensity"]
@@ -86,15 +83,14 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
         candidates += list(zip(propensities, [propensity.loss, *propensity.mix_losses], strict=True))
     published = {"propensity": _average(candidates)}
     floor = state.silence.p_silent(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, logic.scorer.weights["churn"], now["bg_age"], now_ms)
-    # Churn: a Bayesian average of the learned chain, the prior, the floor and the mixtures' chains by their
-    # judged log-losses as the week started (operators.model_trust.freeze_losses).
+    # Churn: a Bayesian average of the learned chain, the prior and the floor by their judged log-losses
+    # as the week started (operators.model_trust.freeze_losses).
     churn = tasks["churn"]
     assert state.frozen is not None and (state.frozen[2] > 0.0 or not tasks["churn"].examples)
-    _, learned_loss, prior_loss, floor_loss, mixed_losses = state.frozen
+    _, learned_loss, prior_loss, floor_loss = state.frozen
     candidates = [(prior_quiet, prior_loss)]
     if churn.examples >= max(1, logic.min_examples):
-        chains = [math.exp(log_quiet), *(math.exp(m) for m in log_mixed)]
-        candidates += list(zip(chains, [learned_loss, *mixed_losses], strict=True))
+        candidates.append((math.exp(log_quiet), learned_loss))
     if floor is not None:
         candidates.append((floor, floor_loss))
     published["churn"] = _average(candidates)
@@ -131,6 +127,8 @@ def test_scores_are_exactly_those_of_the_plain_computation(tasks: tuple[str, ...
     _learn(logic, rng, tasks, 1500)
     trusted = {name for name, task in logic.state.tasks.items() if task.trust(min_examples) > 0}
     assert trusted == (set(tasks) if min_examples == 0 else set())
+    # Coin-flip labels: a mixture of the propensity model and the prior holds weight once it learns (the plain computation has them).
+    assert (max(logic.state.tasks["propensity"].shares(min_examples)[2]) > 0.0) == ("propensity" in tasks and min_examples == 0)
     for n in range(300):
         rows = _rows(rng)
         assert logic.scorer.score(logic.state, pack_rows(rows), n * 60_000) == _plain_score(logic, rows, n * 60_000)

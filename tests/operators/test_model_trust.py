@@ -11,9 +11,9 @@ from journeyflow.step_records import UserUpdate
 from operators.features import CLASSIFIER_FEATURES, pack, pack_rows
 from operators.labels import Example
 from operators.model_trust import LOSS_DECAY, churn_shares
-from operators.weekly import MIXES
 from operators.models import ModelConfig, ModelLogic, Task
 from operators.odds import log_loss, shares
+from operators.weekly import MIXES
 from state.serde import decode_state, encode_state
 
 CFG = ModelConfig(learning_rates={"propensity": 0.05, "churn": 0.05}, clusters=3, cluster_halflife=0.05, seed=1)
@@ -40,42 +40,42 @@ def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
     task = Task.new(0.05)
     task.examples = 1000
     task.loss, task.prior_loss, task.mix_losses = 400.0, 380.0, [460.0] * len(MIXES)
-    learned, prior, floor, mixed = churn_shares(task, 300.0, 500, floor_known=True)
-    assert floor > 0.999 and learned < 1e-30 and mixed == (0.0,) * len(MIXES) and math.isclose(learned + prior + floor, 1.0)
+    learned, prior, floor = churn_shares(task, 300.0, 500, floor_known=True)
+    assert floor > 0.999 and learned < 1e-30 and math.isclose(learned + prior + floor, 1.0)
     # Without a curve the floor is no candidate: the two-model trust of the task, to the last bit.
-    learned, prior, floor, _ = churn_shares(task, 300.0, 500, floor_known=False)
+    learned, prior, floor = churn_shares(task, 300.0, 500, floor_known=False)
     assert (learned, floor) == (task.trust(500), 0.0) and prior == 1.0 - learned
-    # Before min_examples the learned chain and its mixtures have no say, whatever their losses.
-    task.loss, task.mix_losses = 0.0, [0.0] * len(MIXES)
-    assert churn_shares(task, 1e6, 2000, floor_known=True) == (0.0, 1.0, 0.0, (0.0,) * len(MIXES))
+    # Before min_examples the learned chain has no say, whatever its loss.
+    task.loss = 0.0
+    assert churn_shares(task, 1e6, 2000, floor_known=True) == (0.0, 1.0, 0.0)
     assert shares([1.0, None, 52.0]) == [1.0, 0.0, 0.0]
 
 
 def test_a_mixture_that_predicted_better_than_both_takes_the_weight_between_them() -> None:
     task = Task.new(0.05)
-    # Each is confidently wrong on a third of the examples where the other is right: the even mixture is never badly wrong.
+    # Each is confidently wrong on a third of the examples where the other is right: their even mixture never is.
     for i in range(900):
-        learned_right = i % 3 != 0
-        prior_right = i % 3 != 1
-        task.loss = task.loss * LOSS_DECAY + log_loss(0.95 if learned_right else 0.05, True)
-        task.prior_loss = task.prior_loss * LOSS_DECAY + log_loss(0.95 if prior_right else 0.05, True)
-        task.examples += 1
-    # The same examples judged through Task.learn's own mixture losses.
-    task.mix_losses = [0.0] * len(MIXES)
-    for i in range(900):
-        p, q = (0.95 if i % 3 != 0 else 0.05), (0.95 if i % 3 != 1 else 0.05)
-        task.mix_losses = [m * LOSS_DECAY + log_loss(a * p + (1 - a) * q, True) for m, a in zip(task.mix_losses, MIXES, strict=True)]
+        learned, prior = (0.05 if i % 3 == 0 else 0.95), (0.05 if i % 3 == 1 else 0.95)
+        task.loss = task.loss * LOSS_DECAY + log_loss(learned, True)
+        task.prior_loss = task.prior_loss * LOSS_DECAY + log_loss(prior, True)
+        task.mix_losses = [m * LOSS_DECAY + log_loss(a * learned + (1 - a) * prior, True) for m, a in zip(task.mix_losses, MIXES, strict=True)]
+    task.examples = 900
     assert abs(task.loss - task.prior_loss) < 1.0 and min(task.mix_losses) < task.loss - 50.0
-    learned, prior, floor, mixed = churn_shares(task, 1e6, 0, floor_known=True)
-    assert learned == 0.0 and floor == 0.0 and mixed[MIXES.index(0.5)] > 0.99
+    learned, prior, mixed = task.shares(0)
+    assert learned == 0.0 and prior == 0.0 and mixed[MIXES.index(0.5)] > 0.99
     assert math.isclose(task.trust(0), 0.5, abs_tol=0.01)
+    # Far behind, the mixtures have no say: the two-model trust, learned + prior = 1.
+    task.mix_losses = [task.loss + 60.0] * len(MIXES)
+    learned, prior, mixed = task.shares(0)
+    assert mixed == (0.0,) * len(MIXES) and learned + prior == 1.0 and task.trust(0) == learned
+    assert task.shares(1000) == (0.0, 1.0, (0.0,) * len(MIXES))  # before min_examples, the prior alone
 
 
-def test_task_learn_judges_each_mixture_on_the_chances_it_mixes() -> None:
+def test_task_learn_judges_each_mixture_on_the_chances_it_mixes_before_learning() -> None:
     task = Task.new(0.05)
     x = {"a": 1.0}
     p = task.predict(x)
-    task.learn("churn", x, True, 0, 0.2)
+    task.learn("propensity", x, True, 0, 0.2)
     assert task.mix_losses == [log_loss(a * p + (1 - a) * 0.2, True) for a in MIXES]
 
 
@@ -97,7 +97,7 @@ def test_when_recency_alone_does_best_the_published_churn_leans_on_the_floor() -
     _feed(logic, rng, 3000)
     churn = logic.state.tasks["churn"]
     # The life table reads recency exactly; the learned model, noise in most of its inputs, less well.
-    learned, prior, floor, _ = churn_shares(churn, logic.state.floor_loss, 0, floor_known=True)
+    learned, prior, floor = churn_shares(churn, logic.state.floor_loss, 0, floor_known=True)
     assert logic.state.floor_loss < churn.loss and floor > learned and floor > 0.5
     assert logic.report().tasks["churn"]["shares"]["silence_floor"] > 0.5  # summary.json says so
     for days in (2.0, 20.0):
@@ -120,6 +120,7 @@ def test_a_snapshot_from_before_the_floor_was_judged_starts_it_as_the_worse_of_t
     assert decode_state(encode_state(resumed.state), type(resumed.state)).floor_loss == resumed.state.floor_loss
 
 
+
 def test_the_end_of_input_reports_the_weights_that_scored_its_final_rows_not_those_after_the_buffer() -> None:
     cfg = dataclasses.replace(CFG, min_examples=1000)
     logic = cfg.build(None)
@@ -131,7 +132,7 @@ def test_the_end_of_input_reports_the_weights_that_scored_its_final_rows_not_tho
     assert not logic.state.buffer
     assert trust == 0.0 and churn.trust(cfg.min_examples) > 0.5  # the learned model has its say only after the buffer
     assert report.tasks["churn"]["trust"] == round(trust, 4)
-    assert list(report.tasks["churn"]["shares"].values()) == [round(w, 4) for w in (*before[:3], *before[3])]
+    assert list(report.tasks["churn"]["shares"].values()) == [round(w, 4) for w in before]
 
 
 def test_the_blend_weighs_by_the_losses_judged_as_its_interval_started_until_the_next_one() -> None:
@@ -151,8 +152,7 @@ def test_the_blend_weighs_by_the_losses_judged_as_its_interval_started_until_the
     assert logic.report().tasks["churn"]["shares"] == before
     # The next week's first update takes the losses as they are then.
     logic.on_item(UserUpdate("n", (frozen[0] + 1) * week, "update", "event", None, (), {}))
-    churn = state.tasks["churn"]
-    assert state.frozen == (frozen[0] + 1, churn.loss, churn.prior_loss, state.floor_loss, tuple(churn.mix_losses))
+    assert state.frozen == (frozen[0] + 1, state.tasks["churn"].loss, state.tasks["churn"].prior_loss, state.floor_loss)
     assert logic.report().tasks["churn"]["shares"] != before
 
 
@@ -165,25 +165,19 @@ def test_a_snapshot_from_before_the_weights_were_kept_per_interval_takes_them_at
     assert resumed.state.frozen is None
     resumed.on_item(UserUpdate("x", 10**9, "update", "event", None, (), {}))
     churn = resumed.state.tasks["churn"]
-    assert resumed.state.frozen == (10**9 // CFG.interval_ms, churn.loss, churn.prior_loss, resumed.state.floor_loss, tuple(churn.mix_losses))
+    assert resumed.state.frozen == (10**9 // CFG.interval_ms, churn.loss, churn.prior_loss, resumed.state.floor_loss)
 
 
 def test_a_snapshot_from_before_the_mixtures_starts_them_as_the_worse_of_the_two_and_resumes_the_same_scores() -> None:
     logic = CFG.build(None)
     _feed(logic, random.Random(5), 1500)
-    state = logic.state
-    churn = state.tasks["churn"]
-    assert state.frozen is not None
-    for task in state.tasks.values():
+    for task in logic.state.tasks.values():
         del task.__dict__["mix_losses"]
-    state.frozen = state.frozen[:4]  # the form before: (interval, learned, prior, floor)
-    old = encode_state(state)
-    resumed = CFG.build(old)
+    resumed = CFG.build(encode_state(logic.state))
     for task in resumed.state.tasks.values():
         assert task.mix_losses == [max(task.loss, task.prior_loss)] * len(MIXES)
-    assert resumed.state.frozen == (*state.frozen, (max(state.frozen[1], state.frozen[2]),) * len(MIXES))
     # Upgraded once, it pickles and resumes as itself: a restart gives the same scores.
     again = CFG.build(encode_state(resumed.state))
     rows = pack_rows((_vector(random.Random(1), 3.0),) * 5)
-    first = next(iter(resumed.on_item(UserUpdate("p", 1500 * 3_600_000, "update", "event", None, (), {}, features=rows))[0])).scores
-    assert next(iter(again.on_item(UserUpdate("p", 1500 * 3_600_000, "update", "event", None, (), {}, features=rows))[0])).scores == first
+    scored = [next(iter(m.on_item(UserUpdate("p", 1500 * 3_600_000, "update", "event", None, (), {}, features=rows))[0])).scores for m in (resumed, again)]
+    assert scored[0] == scored[1] and again.state.tasks["propensity"].mix_losses == resumed.state.tasks["propensity"].mix_losses
