@@ -151,8 +151,7 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         for silent, row_age, ms in zip(now[:, DAYS_SINCE_LAST_SEEN].tolist(), age.tolist(), now_ms, strict=True)
     ]
     # Scorer.raw's weights: the floor is a candidate only with a curve, the same for everyone here.
-    w_churn = scorer.churn_weights(state, silence.curve() is not None)
-    w_propensity = tasks["propensity"].shares(scorer.min_examples)
+    w_churn, w_propensity = scorer.blend_weights(state, silence.curve() is not None)
     say = {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
     prior_churn = p_none_many(s, now[:, BG_SESSIONS_X], now[:, BG_SESSIONS_TX], age, scorer.horizon_days["churn"])
     prior_propensity = 1.0 - p_none_many(b, now[:, BG_PURCHASES_X], now[:, BG_PURCHASES_TX], age, scorer.horizon_days["propensity"])

@@ -149,9 +149,9 @@ class Scorer:
         # Derived: the scaler's figures as scoring reads them (see scaled).
         self._scaled_version: tuple[int, int] | None = None
         self._scaled_stats: list[tuple[str, float, float]] = []
-        # Derived: the churn blend's weights, by the judged losses they come from (see churn_weights).
+        # Derived: both blends' weights, by the judged losses they come from (see blend_weights).
         self._weights_key: tuple[object, ...] | None = None
-        self._weights = (0.0, 1.0, 0.0)
+        self._weights: tuple[tuple[float, float, float], tuple[float, float, tuple[float, ...]]] = ((0.0, 1.0, 0.0), (0.0, 1.0, ()))
         # Derived: each task's weights in input order, by (model, examples learned) (see linear).
         self._linear: dict[str, tuple[tuple[int, int], tuple[list[float], float] | None]] = {}
         # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
@@ -178,12 +178,14 @@ class Scorer:
             self._scaled_version = version
         return self._scaled_stats
 
-    def churn_weights(self, state: ModelState, floor_known: bool) -> tuple[float, float, float]:
-        """Return :func:`~operators.model_trust.churn_shares` as of this state, taken once per state of the judged losses."""
-        task = state.tasks["churn"]
-        key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known, state.frozen)
+    def blend_weights(self, state: ModelState, floor_known: bool) -> tuple[tuple[float, float, float], tuple[float, float, tuple[float, ...]]]:
+        """Return the churn blend's weights (:func:`~operators.model_trust.churn_shares`) and the propensity blend's
+        (:meth:`~operators.weekly.Task.shares`) as of this state, taken once per state of the judged losses."""
+        churn, propensity = state.tasks["churn"], state.tasks["propensity"]
+        key: tuple[object, ...] = (id(churn), churn.examples, churn.loss, churn.prior_loss, state.floor_loss, floor_known, state.frozen)
+        key += (id(propensity), propensity.examples, propensity.loss, propensity.prior_loss, *propensity.mix_losses)
         if key != self._weights_key:
-            self._weights = churn_shares(task, state.floor_loss, self.min_examples, floor_known, state.frozen)
+            self._weights = (churn_shares(churn, state.floor_loss, self.min_examples, floor_known, state.frozen), propensity.shares(self.min_examples))
             self._weights_key = key
         return self._weights
 
@@ -245,8 +247,7 @@ class Scorer:
         age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
         # The silence so far alone (operators.silence): a candidate of the churn blend and its floor.
         floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
-        w_churn = self.churn_weights(state, floor is not None)
-        w_propensity = tasks["propensity"].shares(self.min_examples)
+        w_churn, w_propensity = self.blend_weights(state, floor is not None)
         # The learned model has a say (propensity: directly or through a mixture with the prior).
         say = {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
