@@ -47,6 +47,7 @@ from operators.features import (
     TIMED,
 )
 from operators.odds import clip, logit, sigmoid
+from operators.weekly import MIXES
 
 if TYPE_CHECKING:
     from river import linear_model
@@ -150,12 +151,12 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         for silent, row_age, ms in zip(now[:, DAYS_SINCE_LAST_SEEN].tolist(), age.tolist(), now_ms, strict=True)
     ]
     # Scorer.raw's weights: the floor is a candidate only with a curve, the same for everyone here.
-    w_churn = scorer.churn_weights(state, silence.curve() is not None)
-    trust = {"churn": w_churn[0], "propensity": tasks["propensity"].trust(scorer.min_examples)}
+    w_churn, w_propensity = scorer.blend_weights(state, silence.curve() is not None)
+    say = {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
     prior_churn = p_none_many(s, now[:, BG_SESSIONS_X], now[:, BG_SESSIONS_TX], age, scorer.horizon_days["churn"])
     prior_propensity = 1.0 - p_none_many(b, now[:, BG_PURCHASES_X], now[:, BG_PURCHASES_TX], age, scorer.horizon_days["propensity"])
     churn, propensity = (prior_churn if w_churn[1] == 1.0 else w_churn[1] * prior_churn), prior_propensity
-    if trust["churn"] or trust["propensity"]:
+    if say["churn"] or say["propensity"]:
         means = np.array([mean for _, mean, _ in stats], dtype=np.float64)
         sds = np.array([sd for _, _, sd in stats], dtype=np.float64)
         flat = sds == 0.0
@@ -174,7 +175,7 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
             return columns, no_buy
 
         x_now, week_no_buy = inputs(0)
-        if trust["churn"]:
+        if say["churn"]:
             model = tasks["churn"].model
             log_quiet = np.zeros(n)
             # Scorer.raw zips the weights with the rows: as many intervals as both have.
@@ -182,12 +183,18 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
                 x = x_now if k == 0 else inputs(k)[0]
                 log_quiet = log_quiet + weight * _each(math.log, _each(clip, _predict(model, x)))
             churn = w_churn[0] * _each(math.exp, log_quiet) + churn
-        if trust["propensity"]:
-            # As Scorer.raw: the learned odds relative to the prior's, carried to the horizon.
-            shift = _each(logit, _predict(tasks["propensity"].model, x_now)) - _each(logit, 1.0 - week_no_buy)
-            t = trust["propensity"]
-            learned = _each(sigmoid, _each(logit, prior_propensity) + shift)
-            propensity = t * learned + (1.0 - t) * prior_propensity
+        if say["propensity"]:
+            # As Scorer.raw: the learned odds (and each mixture's) relative to the prior's, carried to the horizon.
+            p = _predict(tasks["propensity"].model, x_now)
+            q = 1.0 - week_no_buy
+            base = _each(logit, prior_propensity)
+            logit_q = _each(logit, q)
+            t, w_prior, w_mixed = w_propensity
+            blend = t * _each(sigmoid, base + (_each(logit, p) - logit_q))
+            for a, w in zip(MIXES, w_mixed, strict=True):
+                if w:
+                    blend = blend + w * _each(sigmoid, base + (_each(logit, a * p + (1.0 - a) * q) - logit_q))
+            propensity = blend + w_prior * prior_propensity
     out = []
     for published_churn, published_propensity, floor in zip(churn.tolist(), propensity.tolist(), floors, strict=True):
         if floor is not None:

@@ -9,6 +9,7 @@ from journeyflow.records import ModelReport
 from operators.model_scoring import TASKS
 from operators.model_trust import churn_shares
 from operators.silence import AGE_BANDS
+from operators.weekly import MIXES
 from state.serde import encode_state
 
 if TYPE_CHECKING:
@@ -18,20 +19,29 @@ __all__ = ["models_report", "trust_now"]
 
 
 def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]:
-    """Return each task's trust (churn: also the three ``shares``) as of this state: the weights of a score taken now.
+    """Return each task's trust and ``shares`` (churn: the learned chain's, the prior's and the floor's; propensity: with the mixtures') as of this state: the weights of a score taken now.
 
     Shrink to what works (:mod:`operators.model_trust`). Taken at the end of
     input before the shuffle buffer is learned (:meth:`operators.models.ModelLogic.on_eof`),
     they are the weights of the final scores, not those of the exported models.
     """
     weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.frozen)
+    propensity = state.tasks["propensity"].shares(min_examples)
     return {
         "churn": {
             "trust": round(state.tasks["churn"].trust(min_examples), 4),
             "shares": {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)},
         },
-        "propensity": {"trust": round(state.tasks["propensity"].trust(min_examples), 4)},
+        "propensity": {
+            "trust": round(state.tasks["propensity"].trust(min_examples), 4),
+            "shares": {"learned": round(propensity[0], 4), "prior": round(propensity[1], 4), **_mixed(propensity[2])},
+        },
     }
+
+
+def _mixed(weights: tuple[float, ...]) -> dict[str, float]:
+    """Return each mixture's weight by its name, ``mixed_A`` for the learned model's share ``A`` in it."""
+    return {f"mixed_{a:g}": round(w, 4) for a, w in zip(MIXES, weights, strict=True)}
 
 
 def models_report(

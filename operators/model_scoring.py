@@ -40,6 +40,7 @@ from operators.features import (
 )
 from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
+from operators.weekly import MIXES
 
 if TYPE_CHECKING:
     from river import preprocessing
@@ -148,9 +149,9 @@ class Scorer:
         # Derived: the scaler's figures as scoring reads them (see scaled).
         self._scaled_version: tuple[int, int] | None = None
         self._scaled_stats: list[tuple[str, float, float]] = []
-        # Derived: the churn blend's weights, by the judged losses they come from (see churn_weights).
+        # Derived: both blends' weights, by the judged losses they come from (see blend_weights).
         self._weights_key: tuple[object, ...] | None = None
-        self._weights = (0.0, 1.0, 0.0)
+        self._weights: tuple[tuple[float, float, float], tuple[float, float, tuple[float, ...]]] = ((0.0, 1.0, 0.0), (0.0, 1.0, ()))
         # Derived: each task's weights in input order, by (model, examples learned) (see linear).
         self._linear: dict[str, tuple[tuple[int, int], tuple[list[float], float] | None]] = {}
         # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
@@ -177,12 +178,14 @@ class Scorer:
             self._scaled_version = version
         return self._scaled_stats
 
-    def churn_weights(self, state: ModelState, floor_known: bool) -> tuple[float, float, float]:
-        """Return :func:`~operators.model_trust.churn_shares` as of this state, taken once per state of the judged losses."""
-        task = state.tasks["churn"]
-        key = (id(task), task.examples, task.loss, task.prior_loss, state.floor_loss, floor_known, state.frozen)
+    def blend_weights(self, state: ModelState, floor_known: bool) -> tuple[tuple[float, float, float], tuple[float, float, tuple[float, ...]]]:
+        """Return the churn blend's weights (:func:`~operators.model_trust.churn_shares`) and the propensity blend's
+        (:meth:`~operators.weekly.Task.shares`) as of this state, taken once per state of the judged losses."""
+        churn, propensity = state.tasks["churn"], state.tasks["propensity"]
+        key: tuple[object, ...] = (id(churn), churn.examples, churn.loss, churn.prior_loss, state.floor_loss, floor_known, state.frozen)
+        key += (id(propensity), propensity.examples, propensity.loss, propensity.prior_loss, *propensity.mix_losses)
         if key != self._weights_key:
-            self._weights = churn_shares(task, state.floor_loss, self.min_examples, floor_known, state.frozen)
+            self._weights = (churn_shares(churn, state.floor_loss, self.min_examples, floor_known, state.frozen), propensity.shares(self.min_examples))
             self._weights_key = key
         return self._weights
 
@@ -244,8 +247,9 @@ class Scorer:
         age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
         # The silence so far alone (operators.silence): a candidate of the churn blend and its floor.
         floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
-        w_churn = self.churn_weights(state, floor is not None)
-        trust = {"churn": w_churn[0], "propensity": tasks["propensity"].trust(self.min_examples)}
+        w_churn, w_propensity = self.blend_weights(state, floor is not None)
+        # The learned model has a say (propensity: directly or through a mixture with the prior).
+        say = {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
         prior = {
             "churn": bgnbd.p_none(s, s_x, s_tx, age, self.horizon_days["churn"]),
@@ -254,9 +258,9 @@ class Scorer:
         published = dict(prior)
         if w_churn[1] != 1.0:
             published["churn"] = w_churn[1] * prior["churn"]
-        if trust["churn"] or trust["propensity"]:
+        if say["churn"] or say["propensity"]:
             x_now = None
-            if trust["churn"]:
+            if say["churn"]:
                 churn = tasks["churn"]
                 linear = self.linear("churn", churn)
                 log_quiet = 0.0
@@ -268,18 +272,24 @@ class Scorer:
                         x_now, week_no_buy = x, no_buy
                     log_quiet += weight * math.log(clip(predict(churn, linear, x)))
                 published["churn"] = w_churn[0] * math.exp(log_quiet) + published["churn"]
-            if trust["propensity"]:
+            if say["propensity"]:
                 if x_now is None:
                     quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)
                     week_no_buy = bgnbd.p_none(b, b_x, b_tx, age, interval)
                     x_now = row_input(stats, now, quiet, week_no_buy)
-                # The learned model's odds of a purchase within the next interval,
-                # relative to the prior's, carried over to the prior's horizon odds.
+                # The learned model's odds of a purchase within the next interval (and each
+                # mixture's), relative to the prior's, carried over to the prior's horizon odds.
                 propensity = tasks["propensity"]
-                shift = logit(predict(propensity, self.linear("propensity", propensity), x_now)) - logit(1.0 - week_no_buy)
-                t = trust["propensity"]
-                learned = sigmoid(logit(prior["propensity"]) + shift)
-                published["propensity"] = t * learned + (1.0 - t) * prior["propensity"]
+                p = predict(propensity, self.linear("propensity", propensity), x_now)
+                q = 1.0 - week_no_buy
+                base = logit(prior["propensity"])
+                shift = logit(p) - logit(q)
+                t, w_prior, w_mixed = w_propensity
+                blend = t * sigmoid(base + shift)
+                for a, w in zip(MIXES, w_mixed, strict=True):
+                    if w:
+                        blend += w * sigmoid(base + (logit(a * p + (1.0 - a) * q) - logit(q)))
+                published["propensity"] = blend + w_prior * prior["propensity"]
         if floor is not None:
             if w_churn[2]:
                 published["churn"] += w_churn[2] * floor

@@ -18,13 +18,13 @@ import math
 from typing import TYPE_CHECKING
 
 from operators.odds import log_loss, shares
-from operators.weekly import LOSS_MEMORY
+from operators.weekly import LOSS_MEMORY, MIXES
 
 if TYPE_CHECKING:
     from operators.models import ModelState
     from operators.weekly import Task
 
-__all__ = ["LOSS_DECAY", "judge_floor", "freeze_losses", "churn_shares"]
+__all__ = ["LOSS_DECAY", "judge_floor", "freeze_losses", "churn_shares", "upgrade"]
 
 #: The decay of the judged log-losses: the weekly tasks' own.
 LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
@@ -75,3 +75,18 @@ def churn_shares(
     w_learned, _, w_floor = shares([loss if learned_in else None, prior_loss, floor_loss if floor_known else None])
     # Not below 0: with both others' weights near 1 the difference may round to -1e-21.
     return w_learned, max(0.0, 1.0 - w_learned - w_floor), w_floor
+
+
+def upgrade(state: ModelState) -> None:
+    """Give a state exported before the floor was judged, the weights were kept per interval or the mixtures were judged what it lacks.
+
+    A candidate new to a state starts as the worse of the two judged so far
+    (it earns its weight); the weights kept for an interval are taken at the
+    next update when there are none.
+    """
+    if "floor_loss" not in vars(state):
+        state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
+    vars(state).setdefault("frozen", None)
+    for task in state.tasks.values():
+        if "mix_losses" not in vars(task):
+            task.mix_losses = [max(task.loss, task.prior_loss)] * len(MIXES)

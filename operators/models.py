@@ -18,12 +18,11 @@ silences (:mod:`operators.silence`); ``purchase_propensity`` carries the
 learned odds of a purchase next week, relative to the prior's, over to the
 prior's horizon odds, and is never above ``1 - churn_risk``.
 
-The prior: two BG/NBD models (:mod:`operators.bgnbd`), over sessions and
-over purchases, re-fitted from a sample of customers; the published scores
-until the learned model has ``min_examples`` examples. Shrink to what works
-(:mod:`operators.model_trust`): each example is scored by the learned model,
-the prior and (churn) the silence floor before it is learned; their decayed
-log-losses, as each grid interval starts, weigh them in the published score.
+The prior: two BG/NBD models (:mod:`operators.bgnbd`), over sessions and over purchases, re-fitted
+from a sample of customers; the published scores until the learned model has ``min_examples`` examples.
+Shrink to what works (:mod:`operators.model_trust`): each example is scored by the learned model, the
+prior, (propensity) their mixtures and (churn) the silence floor before it is learned; their decayed
+log-losses weigh them in the published score (churn's as each grid interval starts).
 ``stack``: a stack fitted to the horizon's question (:mod:`operators.model_stack`).
 """
 from __future__ import annotations
@@ -51,7 +50,7 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import freeze_losses, judge_floor
+from operators.model_trust import freeze_losses, judge_floor, upgrade
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -114,12 +113,9 @@ class ModelConfig:
             state.silence = SilenceCurve()
         elif not hasattr(state.silence, "start_ms"):  # before the young rows: the all-ages counts go on, the rows start
             state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
-        if "floor_loss" not in vars(state):  # exported before the floor was judged: as the worse of the two so far
-            state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
-        vars(state).setdefault("frozen", None)  # exported before the weights were kept per interval: taken at the next update
         if not hasattr(state, "combiner"):  # exported before the stacks existed: they follow customers from now on
-            state.combiner = Combiner()
-            state.moments = GridMoments()
+            state.combiner, state.moments = Combiner(), GridMoments()
+        upgrade(state)  # the blends' candidates and weights kept per interval, for a state exported before them
         return ModelLogic(state, self)
 
 

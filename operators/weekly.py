@@ -10,16 +10,15 @@ ADWIN drift detector on the absolute error.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from river import drift, linear_model, metrics, optim
 
 from journeyflow.metrics import MODEL_DRIFTS
-from operators.odds import log_loss
+from operators.odds import log_loss, shares
 
-__all__ = ["AUC_THRESHOLDS", "LOSS_MEMORY", "Task"]
+__all__ = ["AUC_THRESHOLDS", "LOSS_MEMORY", "MIXES", "Task"]
 
 #: Thresholds of River's streaming ROC AUC: its cost per example grows with
 #: them (about 0.5 microseconds each here); 20 keeps it within 0.01 of exact.
@@ -29,6 +28,13 @@ AUC_THRESHOLDS = 20
 #: (the decay of their log-losses); a few weeks of snapshots of a small shop.
 LOSS_MEMORY = 1000
 _DECAY = 1.0 - 1.0 / LOSS_MEMORY
+
+#: The learned model's share in each mixture of it and the prior that is a
+#: candidate of the average next to the two (see :meth:`Task.shares`): where
+#: two close candidates each predict some examples better, a mixture often
+#: predicts better than either, and the average of the two alone is all or
+#: nothing between them.
+MIXES = (0.25, 0.5, 0.75)
 
 
 @dataclass
@@ -52,6 +58,8 @@ class Task:
     """Decayed log-loss of the learned model on examples before learning them."""
     prior_loss: float = 0.0
     """The same for the prior."""
+    mix_losses: list[float] = field(default_factory=lambda: [0.0] * len(MIXES))
+    """The same for each mixture of the two (:data:`MIXES`)."""
 
     @classmethod
     def new(cls, learning_rate: float) -> Task:
@@ -69,6 +77,9 @@ class Task:
         self.prior_auc.update(y, prior)
         self.loss = self.loss * _DECAY + log_loss(p, y)
         self.prior_loss = self.prior_loss * _DECAY + log_loss(prior, y)
+        mix = self.mix_losses
+        for i, a in enumerate(MIXES):
+            mix[i] = mix[i] * _DECAY + log_loss(a * p + (1.0 - a) * prior, y)
         self.detector.update(abs(float(y) - p))
         if self.detector.drift_detected:
             self.drifts += 1
@@ -78,11 +89,26 @@ class Task:
         self.examples += 1
         self.positives += int(y)
 
-    def trust(self, min_examples: int) -> float:
-        """Return the learned model's weight against the prior (0 until ``min_examples``)."""
+    def shares(self, min_examples: int) -> tuple[float, float, tuple[float, ...]]:
+        """Return the published blend's weights of the learned model, the prior and each mixture of the two (:data:`MIXES`).
+
+        A Bayesian average of the candidates by their decayed log-losses on
+        examples scored before they were learned (the learned model and the
+        mixtures not candidates before ``min_examples``): a mixture holds
+        weight only where it has predicted the interval better than both. The
+        prior's weight is what the others leave, so with the mixtures' at 0 it
+        is ``1 - trust``, as in the two-model trust.
+        """
         if self.examples < max(1, min_examples):
-            return 0.0
-        return 1.0 / (1.0 + math.exp(max(-50.0, min(50.0, self.loss - self.prior_loss))))
+            return 0.0, 1.0, (0.0,) * len(MIXES)
+        weights = shares([self.loss, self.prior_loss, *self.mix_losses])
+        mixed = tuple(weights[2:])
+        return weights[0], max(0.0, 1.0 - weights[0] - sum(mixed)), mixed
+
+    def trust(self, min_examples: int) -> float:
+        """Return the learned model's weight against the prior (0 until ``min_examples``): directly and through the mixtures."""
+        learned, _, mixed = self.shares(min_examples)
+        return learned + sum(a * w for a, w in zip(MIXES, mixed, strict=True))
 
     def report(self, min_examples: int) -> dict[str, Any]:
         """Return the task's quality figures."""

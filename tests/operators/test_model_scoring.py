@@ -15,6 +15,7 @@ from operators.labels import Example
 from operators.model_scoring import SCORE_DIGITS
 from operators.models import _DAY_MS, ModelConfig, ModelLogic
 from operators.odds import clip, logit, sigmoid
+from operators.weekly import MIXES
 
 CFG = ModelConfig(learning_rates={"propensity": 0.05, "churn": 0.05}, clusters=3, cluster_halflife=0.05, seed=1)
 INTERVAL_DAYS = CFG.interval_ms / _DAY_MS
@@ -72,29 +73,38 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
     horizon = CFG.horizons_ms["churn"] / _DAY_MS
     prior_quiet = _p_none(s, now["bg_sessions_x"], now["bg_sessions_tx"], now["bg_age"], horizon)
     prior_no_buy = _p_none(b, now["bg_purchases_x"], now["bg_purchases_tx"], now["bg_age"], CFG.horizons_ms["propensity"] / _DAY_MS)
-    shift = logit(tasks["propensity"].predict(x)) - logit(1.0 - week_no_buy)
-    learned = {"churn": math.exp(log_quiet), "propensity": sigmoid(logit(1.0 - prior_no_buy) + shift)}
-    prior = {"churn": prior_quiet, "propensity": 1.0 - prior_no_buy}
-    trust = tasks["propensity"].trust(logic.min_examples)
-    published = {"propensity": trust * learned["propensity"] + (1.0 - trust) * prior["propensity"]}
+    # Propensity: the interval's odds of the learned model and of each of its mixtures with the prior
+    # (operators.weekly.MIXES), relative to the prior's, carried to the horizon; a Bayesian average of them and the prior.
+    p, q = tasks["propensity"].predict(x), 1.0 - week_no_buy
+    propensities = [sigmoid(logit(1.0 - prior_no_buy) + (logit(m) - logit(q))) for m in (p, *(a * p + (1.0 - a) * q for a in MIXES))]
+    propensity = tasks["propensity"]
+    candidates = [(1.0 - prior_no_buy, propensity.prior_loss)]
+    if propensity.examples >= max(1, logic.min_examples):
+        candidates += list(zip(propensities, [propensity.loss, *propensity.mix_losses], strict=True))
+    published = {"propensity": _average(candidates)}
     floor = state.silence.p_silent(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, logic.scorer.weights["churn"], now["bg_age"], now_ms)
     # Churn: a Bayesian average of the learned chain, the prior and the floor by their judged log-losses
     # as the week started (operators.model_trust.freeze_losses).
     churn = tasks["churn"]
     assert state.frozen is not None and (state.frozen[2] > 0.0 or not tasks["churn"].examples)
     _, learned_loss, prior_loss, floor_loss = state.frozen
-    candidates = [(prior["churn"], prior_loss)]
+    candidates = [(prior_quiet, prior_loss)]
     if churn.examples >= max(1, logic.min_examples):
-        candidates.append((learned["churn"], learned_loss))
+        candidates.append((math.exp(log_quiet), learned_loss))
     if floor is not None:
         candidates.append((floor, floor_loss))
-    best = min(loss for _, loss in candidates)
-    weights = [math.exp(best - loss) if loss - best <= 50.0 else 0.0 for _, loss in candidates]
-    published["churn"] = sum(w * p for w, (p, _) in zip(weights, candidates, strict=True)) / sum(weights)
+    published["churn"] = _average(candidates)
     if floor is not None:
         published["churn"] = max(published["churn"], floor)
     published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
     return {"purchase_propensity": round(published["propensity"], SCORE_DIGITS), "churn_risk": round(published["churn"], SCORE_DIGITS)}
+
+
+def _average(candidates: list[tuple[float, float]]) -> float:
+    """Return the Bayesian average of ``(chance, judged loss)`` candidates (one more than 50 nats behind the best has no say)."""
+    best = min(loss for _, loss in candidates)
+    weights = [math.exp(best - loss) if loss - best <= 50.0 else 0.0 for _, loss in candidates]
+    return sum(w * p for w, (p, _) in zip(weights, candidates, strict=True)) / sum(weights)
 
 
 def _learn(logic: ModelLogic, rng: random.Random, tasks: tuple[str, ...], n: int) -> None:
@@ -117,6 +127,8 @@ def test_scores_are_exactly_those_of_the_plain_computation(tasks: tuple[str, ...
     _learn(logic, rng, tasks, 1500)
     trusted = {name for name, task in logic.state.tasks.items() if task.trust(min_examples) > 0}
     assert trusted == (set(tasks) if min_examples == 0 else set())
+    # Coin-flip labels: a mixture of the propensity model and the prior holds weight once it learns (the plain computation has them).
+    assert (max(logic.state.tasks["propensity"].shares(min_examples)[2]) > 0.0) == ("propensity" in tasks and min_examples == 0)
     for n in range(300):
         rows = _rows(rng)
         assert logic.scorer.score(logic.state, pack_rows(rows), n * 60_000) == _plain_score(logic, rows, n * 60_000)

@@ -13,6 +13,7 @@ from operators.labels import Example
 from operators.model_trust import LOSS_DECAY, churn_shares
 from operators.models import ModelConfig, ModelLogic, Task
 from operators.odds import log_loss, shares
+from operators.weekly import MIXES
 from state.serde import decode_state, encode_state
 
 CFG = ModelConfig(learning_rates={"propensity": 0.05, "churn": 0.05}, clusters=3, cluster_halflife=0.05, seed=1)
@@ -38,7 +39,7 @@ def _feed(logic: ModelLogic, rng: random.Random, n: int) -> None:
 def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
     task = Task.new(0.05)
     task.examples = 1000
-    task.loss, task.prior_loss = 400.0, 380.0
+    task.loss, task.prior_loss, task.mix_losses = 400.0, 380.0, [460.0] * len(MIXES)
     learned, prior, floor = churn_shares(task, 300.0, 500, floor_known=True)
     assert floor > 0.999 and learned < 1e-30 and math.isclose(learned + prior + floor, 1.0)
     # Without a curve the floor is no candidate: the two-model trust of the task, to the last bit.
@@ -48,6 +49,34 @@ def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
     task.loss = 0.0
     assert churn_shares(task, 1e6, 2000, floor_known=True) == (0.0, 1.0, 0.0)
     assert shares([1.0, None, 52.0]) == [1.0, 0.0, 0.0]
+
+
+def test_a_mixture_that_predicted_better_than_both_takes_the_weight_between_them() -> None:
+    task = Task.new(0.05)
+    # Each is confidently wrong on a third of the examples where the other is right: their even mixture never is.
+    for i in range(900):
+        learned, prior = (0.05 if i % 3 == 0 else 0.95), (0.05 if i % 3 == 1 else 0.95)
+        task.loss = task.loss * LOSS_DECAY + log_loss(learned, True)
+        task.prior_loss = task.prior_loss * LOSS_DECAY + log_loss(prior, True)
+        task.mix_losses = [m * LOSS_DECAY + log_loss(a * learned + (1 - a) * prior, True) for m, a in zip(task.mix_losses, MIXES, strict=True)]
+    task.examples = 900
+    assert abs(task.loss - task.prior_loss) < 1.0 and min(task.mix_losses) < task.loss - 50.0
+    learned, prior, mixed = task.shares(0)
+    assert learned == 0.0 and prior == 0.0 and mixed[MIXES.index(0.5)] > 0.99
+    assert math.isclose(task.trust(0), 0.5, abs_tol=0.01)
+    # Far behind, the mixtures have no say: the two-model trust, learned + prior = 1.
+    task.mix_losses = [task.loss + 60.0] * len(MIXES)
+    learned, prior, mixed = task.shares(0)
+    assert mixed == (0.0,) * len(MIXES) and learned + prior == 1.0 and task.trust(0) == learned
+    assert task.shares(1000) == (0.0, 1.0, (0.0,) * len(MIXES))  # before min_examples, the prior alone
+
+
+def test_task_learn_judges_each_mixture_on_the_chances_it_mixes_before_learning() -> None:
+    task = Task.new(0.05)
+    x = {"a": 1.0}
+    p = task.predict(x)
+    task.learn("propensity", x, True, 0, 0.2)
+    assert task.mix_losses == [log_loss(a * p + (1 - a) * 0.2, True) for a in MIXES]
 
 
 def test_the_floor_is_judged_on_each_example_before_it_counts_it() -> None:
@@ -137,3 +166,18 @@ def test_a_snapshot_from_before_the_weights_were_kept_per_interval_takes_them_at
     resumed.on_item(UserUpdate("x", 10**9, "update", "event", None, (), {}))
     churn = resumed.state.tasks["churn"]
     assert resumed.state.frozen == (10**9 // CFG.interval_ms, churn.loss, churn.prior_loss, resumed.state.floor_loss)
+
+
+def test_a_snapshot_from_before_the_mixtures_starts_them_as_the_worse_of_the_two_and_resumes_the_same_scores() -> None:
+    logic = CFG.build(None)
+    _feed(logic, random.Random(5), 1500)
+    for task in logic.state.tasks.values():
+        del task.__dict__["mix_losses"]
+    resumed = CFG.build(encode_state(logic.state))
+    for task in resumed.state.tasks.values():
+        assert task.mix_losses == [max(task.loss, task.prior_loss)] * len(MIXES)
+    # Upgraded once, it pickles and resumes as itself: a restart gives the same scores.
+    again = CFG.build(encode_state(resumed.state))
+    rows = pack_rows((_vector(random.Random(1), 3.0),) * 5)
+    scored = [next(iter(m.on_item(UserUpdate("p", 1500 * 3_600_000, "update", "event", None, (), {}, features=rows))[0])).scores for m in (resumed, again)]
+    assert scored[0] == scored[1] and again.state.tasks["propensity"].mix_losses == resumed.state.tasks["propensity"].mix_losses
