@@ -29,7 +29,8 @@ def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]
     propensity = state.tasks["propensity"].shares(min_examples)
     return {
         "churn": {
-            "trust": round(state.tasks["churn"].trust(min_examples), 4),
+            # The learned chain's share of the churn blend (churn's blend has no mixtures).
+            "trust": round(weights[0], 4),
             "shares": {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)},
         },
         "propensity": {
