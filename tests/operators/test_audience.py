@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flows.step_configs import audience_config
 from journeyflow.records import Trigger
 from journeyflow.step_records import UserUpdate
 from operators.audience import AudienceState
 from operators.rules import load_rules
+from state.old_forms import default_of
 from state.serde import decode_state, encode_state
 from tests.helpers import settings
 
@@ -69,3 +72,14 @@ def test_the_list_is_the_journeys_segments_and_the_learned_cluster_sorted_each_o
     out, _ = logic.on_item(_update(2 * DAY, ("loyal", "new_visitor")))
     assert logic.state.segments == ("cluster:3", "loyal", "new_visitor")
     assert [r for r in out if hasattr(r, "entered")] == []
+
+
+def test_the_written_out_init_gives_the_fields_own_defaults() -> None:
+    # AudienceState's __init__ is written out (speed), and an old snapshot's missing
+    # fields take the dataclass fields' defaults (state.portable): the two must agree.
+    made = AudienceState()
+    for f in dataclasses.fields(AudienceState):
+        expected = default_of(f)
+        assert getattr(made, f.name) == expected, f.name
+        if f.name == "cooldowns":
+            assert getattr(made, f.name) is expected  # the shared empty, never written
