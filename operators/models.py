@@ -50,7 +50,7 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import freeze_losses, judge_floor, upgrade
+from operators.model_trust import MIXED_TASKS, freeze_losses, judge_floor, upgrade
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -94,7 +94,7 @@ class ModelConfig:
         """Return untrained models."""
         return ModelState(
             scaler=preprocessing.StandardScaler(),
-            tasks={name: Task.new(self.learning_rates[name]) for name in TASKS},
+            tasks={name: Task.new(self.learning_rates[name], mixtures=name in MIXED_TASKS) for name in TASKS},
             clusters=Clusters(k=self.clusters, halflife=self.cluster_halflife, seed=self.seed),
             priors={"sessions": OnlinePrior(), "purchases": OnlinePrior()},
             rng=random.Random(self.seed),
