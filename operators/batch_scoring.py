@@ -168,34 +168,24 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         # Later rows take the steady features from the first (row_input's ``first``).
         scaled[:, 1:, _STEADY] = scaled[:, :1, _STEADY]
 
-        def inputs(k: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        def inputs(k: int) -> tuple[list[np.ndarray], np.ndarray]:
             row = rows[:, k, :]
             quiet = p_none_many(s, row[:, BG_SESSIONS_X], row[:, BG_SESSIONS_TX], row[:, BG_AGE], interval)
             no_buy = p_none_many(b, row[:, BG_PURCHASES_X], row[:, BG_PURCHASES_TX], row[:, BG_AGE], interval)
             columns = [scaled[:, k, i] for i in range(_FEATURES)]
             columns.append(_each(logit, quiet) / 4.0)
             columns.append(_each(logit, no_buy) / 4.0)
-            return columns, quiet, no_buy
+            return columns, no_buy
 
-        x_now, quiet_now, week_no_buy = inputs(0)
+        x_now, week_no_buy = inputs(0)
         if say["churn"]:
             model = tasks["churn"].model
-            # Scorer.chains: the learned chain and the mixtures' chains the horizon judge weighs.
-            v = state.chains.frozen
-            mixes = [(i, a) for i, (a, w) in enumerate(zip(MIXES, v[1:], strict=True)) if w]
             log_quiet = np.zeros(n)
-            log_mixed = [np.zeros(n) for _ in MIXES]
             # Scorer.raw zips the weights with the rows: as many intervals as both have.
             for k, weight in enumerate(scorer.weights["churn"][: rows.shape[1]]):
-                x, quiet = (x_now, quiet_now) if k == 0 else inputs(k)[:2]
-                p = _predict(model, x)
-                log_quiet = log_quiet + weight * _each(math.log, _each(clip, p))
-                for i, a in mixes:
-                    log_mixed[i] = log_mixed[i] + weight * _each(math.log, _each(clip, a * p + (1.0 - a) * quiet))
-            chain = v[0] * _each(math.exp, log_quiet)
-            for i, _ in mixes:
-                chain = chain + v[1 + i] * _each(math.exp, log_mixed[i])
-            churn = w_churn[0] * chain + churn
+                x = x_now if k == 0 else inputs(k)[0]
+                log_quiet = log_quiet + weight * _each(math.log, _each(clip, _predict(model, x)))
+            churn = w_churn[0] * _each(math.exp, log_quiet) + churn
         if say["propensity"]:
             # As Scorer.raw: the learned odds (and each mixture's) relative to the prior's, carried to the horizon.
             p = _predict(tasks["propensity"].model, x_now)

@@ -33,7 +33,6 @@ from typing import Any
 
 from operators.bgnbd import _rank
 from operators.combiner import Combiner
-from operators.model_trust import ChainJudge
 
 __all__ = ["SAMPLE", "GridMoments"]
 
@@ -48,7 +47,7 @@ class GridMoments:
 
     followed: dict[int, list[list[Any]]] = field(default_factory=dict)
     """Hash -> pending records ``[moment_ms, returned_ms or None, bought_ms or None, churn inputs,
-    propensity inputs, churn not learned yet, purchase not learned yet, the churn chains' chances]``."""
+    propensity inputs, churn not learned yet, purchase not learned yet]``."""
     _heap: list[int] = field(default_factory=list)
     """Negated hashes of the followed: the root is the largest, the first to go."""
 
@@ -69,15 +68,12 @@ class GridMoments:
         self.followed[rank] = []
         return True
 
-    def record(
-        self, user_id: str, moment_ms: int, churn: tuple[float, ...] | None, propensity: tuple[float, ...] | None, chances: tuple[float, ...]
-    ) -> None:
-        """Keep a followed customer's stack inputs (None: no stack learns this moment) and the churn chains' ``chances``
-        (:class:`~operators.model_trust.ChainJudge`) at grid moment ``moment_ms`` until its horizon passes."""
+    def record(self, user_id: str, moment_ms: int, churn: tuple[float, ...], propensity: tuple[float, ...]) -> None:
+        """Keep a followed customer's stack inputs at grid moment ``moment_ms`` until its horizon passes."""
         pending = self.followed[_rank(user_id)]
         if any(r[0] == moment_ms for r in pending):
             return  # (each moment once: its churn example arrives once, but be sure)
-        pending.append([moment_ms, None, None, churn, propensity, True, True, chances])
+        pending.append([moment_ms, None, None, churn, propensity, True, True])
 
     def forget(self, user_id: str) -> None:
         """Stop following a customer (erasure, opt-out, merge) and drop their pending records."""
@@ -87,15 +83,7 @@ class GridMoments:
             heapq.heapify(self._heap)
 
     def resolve(
-        self,
-        user_id: str,
-        now_ms: int,
-        days_seen: float,
-        days_bought: float | None,
-        combiner: Combiner | None,
-        judge: ChainJudge,
-        horizons_ms: dict[str, int],
-        interval_ms: int,
+        self, user_id: str, now_ms: int, days_seen: float, days_bought: float | None, combiner: Combiner, horizons_ms: dict[str, int], interval_ms: int
     ) -> None:
         """Learn what a followed customer's state at ``now_ms`` (days since the last visit, purchase) says of their pending moments."""
         pending = self.followed.get(_rank(user_id))
@@ -114,15 +102,10 @@ class GridMoments:
                 record[2] = bought
             # Learned only once the whole horizon has passed, whatever is known before.
             if record[5] and now_ms - moment >= churn_ms:
-                stayed_away = record[1] is None or record[1] - moment > churn_ms
-                if combiner is not None and record[3] is not None:
-                    combiner.learn("churn", record[3], stayed_away)
-                if len(record) > 7:  # (a record of a snapshot from before the chains were judged has no chances)
-                    judge.judge(record[7], stayed_away)
+                combiner.learn("churn", record[3], record[1] is None or record[1] - moment > churn_ms)
                 record[5] = False
             if record[6] and now_ms - moment >= purchase_ms:
-                if combiner is not None and record[4] is not None:
-                    combiner.learn("propensity", record[4], record[2] is not None and record[2] - moment <= purchase_ms)
+                combiner.learn("propensity", record[4], record[2] is not None and record[2] - moment <= purchase_ms)
                 record[6] = False
             done = done or not (record[5] or record[6])
         if done:

@@ -32,8 +32,6 @@ def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]
             # The learned chain's share of the churn blend (churn's blend has no mixtures).
             "trust": round(weights[0], 4),
             "shares": {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)},
-            # The learned share's chains (the learned chain's, the mixtures'), judged on the horizon's question.
-            "chains": {"judged": state.chains.judged, "learned": round(state.chains.frozen[0], 4), **_mixed(state.chains.frozen[1:])},
         },
         "propensity": {
             "trust": round(state.tasks["propensity"].trust(min_examples), 4),

@@ -231,42 +231,6 @@ class Scorer:
             self._observe[name](published[name])
         return scores
 
-    def chains(
-        self, state: ModelState, rows: list[tuple[float, ...]], stats: list[tuple[str, float, float]], s: bgnbd.BgNbd, b: bgnbd.BgNbd,
-        mixed: tuple[float, ...],
-    ) -> tuple[list[float], list[float] | None, float]:
-        """Return the logs of the chances of no return along the silent path of the learned chain and of each mixture's
-        chain (:data:`~operators.weekly.MIXES`; 0.0 for one without a weight in ``mixed``), the input now and the prior's
-        chance of no purchase within an interval now."""
-        churn = state.tasks["churn"]
-        linear = self.linear("churn", churn)
-        interval = self.interval_days
-        mixes = [(1 + i, a) for i, (a, w) in enumerate(zip(MIXES, mixed, strict=True)) if w]
-        logs = [0.0] * (1 + len(MIXES))
-        x_now: list[float] | None = None
-        week_no_buy = 1.0
-        for weight, row in zip(self.weights["churn"], rows, strict=False):
-            quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
-            no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
-            x = row_input(stats, row, quiet, no_buy, x_now)
-            if x_now is None:
-                x_now, week_no_buy = x, no_buy
-            p = predict(churn, linear, x)
-            logs[0] += weight * math.log(clip(p))
-            for i, a in mixes:
-                logs[i] += weight * math.log(clip(a * p + (1.0 - a) * quiet))
-        return logs, x_now, week_no_buy
-
-    def chain_chances(self, state: ModelState, rows: list[tuple[float, ...]], now_ms: int) -> tuple[float, ...]:
-        """Return each chain's chance of no return within the horizon as it would be published now (never below the
-        floor): what :class:`~operators.model_trust.ChainJudge` judges."""
-        now = rows[0]
-        s = state.priors["sessions"].params or bgnbd.BgNbd()
-        b = state.priors["purchases"].params or bgnbd.BgNbd()
-        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), self.interval_days, self.weights["churn"], now[BG_AGE], now_ms)
-        logs = self.chains(state, rows, self.scaled(state.scaler), s, b, (1.0,) * len(MIXES))[0]
-        return tuple(math.exp(log_quiet) if floor is None else max(math.exp(log_quiet), floor) for log_quiet in logs)
-
     def raw(self, state: ModelState, rows: list[tuple[float, ...]], now_ms: int) -> tuple[dict[str, float], dict[str, float]]:
         """Return the models' own scores (before the stacks) and the prior's, per task, from the rows now and along the silent path.
 
@@ -296,14 +260,17 @@ class Scorer:
         if say["churn"] or say["propensity"]:
             x_now = None
             if say["churn"]:
-                # The learned chain and its mixtures' chains, by the horizon judge's weights (ChainJudge).
-                v = state.chains.frozen
-                logs, x_now, week_no_buy = self.chains(state, rows, stats, s, b, v[1:])
-                chain = v[0] * math.exp(logs[0])
-                for w, log_quiet in zip(v[1:], logs[1:], strict=True):
-                    if w:
-                        chain += w * math.exp(log_quiet)
-                published["churn"] = w_churn[0] * chain + published["churn"]
+                churn = tasks["churn"]
+                linear = self.linear("churn", churn)
+                log_quiet = 0.0
+                for weight, row in zip(self.weights["churn"], rows, strict=False):
+                    quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
+                    no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
+                    x = row_input(stats, row, quiet, no_buy, x_now)
+                    if x_now is None:
+                        x_now, week_no_buy = x, no_buy
+                    log_quiet += weight * math.log(clip(predict(churn, linear, x)))
+                published["churn"] = w_churn[0] * math.exp(log_quiet) + published["churn"]
             if say["propensity"]:
                 if x_now is None:
                     quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)

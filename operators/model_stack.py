@@ -28,25 +28,20 @@ _HAS_PURCHASED = CLASSIFIER_FEATURES.index("has_purchased")
 
 
 def record_moment(
-    state: ModelState, cfg: ModelConfig, scorer: Scorer, user_id: str, v: dict[str, float], moment_ms: int, *, stack: bool
+    state: ModelState, cfg: ModelConfig, scorer: Scorer, user_id: str, v: dict[str, float], moment_ms: int
 ) -> None:
-    """Keep a followed customer's grid moment, scored as it would have been at its moment: the churn chains'
-    chances (:class:`~operators.model_trust.ChainJudge`) and, with ``stack``, the stacks' inputs."""
+    """Keep a followed customer's grid moment, scored as it would have been at its moment (the stacks' inputs)."""
     steps = len(scorer.weights["churn"])
     path = silent_path(v, steps, scorer.interval_days, cfg.engagement_half_life_ms / DAY_MS)
     rows = unpack_rows(pack_rows(path))
-    churn_in = propensity_in = None
-    if stack:
-        published, prior = scorer.raw(state, rows, moment_ms)
-        churn_in, propensity_in = stack_inputs(rows[0], published, prior)
-    state.moments.record(user_id, moment_ms, churn_in, propensity_in, scorer.chain_chances(state, rows, moment_ms))
+    published, prior = scorer.raw(state, rows, moment_ms)
+    state.moments.record(user_id, moment_ms, *stack_inputs(rows[0], published, prior))
 
 
 def resolve_moments(state: ModelState, cfg: ModelConfig, user_id: str, packed: bytes, now_ms: int) -> None:
-    """Learn what a followed customer's rows now say of their pending grid moments (the chains' judge; the stacks if on)."""
+    """Learn what a followed customer's rows now say of their pending grid moments."""
     now = LAYOUT.unpack_from(packed)
     days_bought = math.expm1(now[_DAYS_SINCE_PURCHASE]) if now[_HAS_PURCHASED] else None
     state.moments.resolve(
-        user_id, now_ms, math.expm1(now[DAYS_SINCE_LAST_SEEN]), days_bought, state.combiner if cfg.stack else None, state.chains,
-        cfg.horizons_ms, cfg.interval_ms,
+        user_id, now_ms, math.expm1(now[DAYS_SINCE_LAST_SEEN]), days_bought, state.combiner, cfg.horizons_ms, cfg.interval_ms
     )

@@ -15,7 +15,6 @@ score to it, as one that does worse than the prior hands it to the prior.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from operators.odds import log_loss, shares
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
     from operators.models import ModelState
     from operators.weekly import Task
 
-__all__ = ["LOSS_DECAY", "MIXED_TASKS", "HORIZON_MIN", "ChainJudge", "judge_floor", "freeze_losses", "churn_shares", "upgrade"]
+__all__ = ["LOSS_DECAY", "MIXED_TASKS", "judge_floor", "freeze_losses", "churn_shares", "upgrade"]
 
 #: The decay of the judged log-losses: the weekly tasks' own.
 LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
@@ -35,45 +34,6 @@ LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
 #: Churn's are not candidates: the weekly judge favoured them where the 30 days
 #: punish them (eleventh follow-up in docs/models-history.md).
 MIXED_TASKS = frozenset({"propensity"})
-
-
-#: Resolved grid moments the chains' judge needs before its losses choose the chain.
-HORIZON_MIN = 200
-
-
-@dataclass
-class ChainJudge:
-    """The learned chain and the chains of its mixtures with the prior, judged on the published question: no return within the horizon.
-
-    The churn blend's learned candidate is a chain of weekly chances along the
-    silent path; chaining ``a * learned + (1 - a) * prior`` (:data:`MIXES`)
-    instead is a different answer to the same 30-day question. The weekly judge
-    cannot tell which chain answers it best (it preferred mixtures where the 30
-    days punish them: eleventh follow-up in docs/models-history.md), so each
-    followed customer's grid moment (:mod:`operators.grid_moments`) is scored
-    by every chain as it would have been published (never below the floor),
-    and once its horizon has passed their decayed log-losses on its outcome
-    weigh the chains (a Bayesian average among close candidates), kept per
-    grid interval as the blend's weights are. Before ``HORIZON_MIN`` judged
-    moments, the learned chain alone (the blend as before).
-    """
-
-    losses: list[float] = field(default_factory=lambda: [0.0] * (1 + len(MIXES)))
-    """The learned chain's, then each mixture's chain's (:data:`MIXES`)."""
-    judged: int = 0
-    frozen: tuple[float, ...] = (1.0,) + (0.0,) * len(MIXES)
-    """The chains' weights as the current grid interval started (:func:`freeze_losses`)."""
-
-    def judge(self, chances: tuple[float, ...], stayed_away: bool) -> None:
-        """Count one resolved moment: each chain's chance of no return at its moment, and its outcome."""
-        self.losses = [loss * LOSS_DECAY + log_loss(p, stayed_away) for loss, p in zip(self.losses, chances, strict=True)]
-        self.judged += 1
-
-    def weights(self) -> tuple[float, ...]:
-        """Return the chains' weights by their judged losses (the learned chain alone until ``HORIZON_MIN``)."""
-        if self.judged < HORIZON_MIN:
-            return (1.0,) + (0.0,) * len(MIXES)
-        return tuple(shares([*self.losses]))
 
 
 def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, interval_days: float, ts_ms: int) -> None:
@@ -99,7 +59,6 @@ def freeze_losses(state: ModelState, interval: int) -> None:
     if state.frozen is None or interval > state.frozen[0]:
         task = state.tasks["churn"]
         state.frozen = (interval, task.loss, task.prior_loss, state.floor_loss)
-        state.chains.frozen = state.chains.weights()
 
 
 def churn_shares(
@@ -136,8 +95,6 @@ def upgrade(state: ModelState) -> None:
     if "floor_loss" not in vars(state):
         state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
     vars(state).setdefault("frozen", None)
-    if "chains" not in vars(state):  # before the chains were judged: the learned chain alone until they are
-        state.chains = ChainJudge()
     for name, task in state.tasks.items():
         if name not in MIXED_TASKS:
             task.mix_losses = []  # judged before this version though nothing weighed them: no longer

@@ -50,7 +50,7 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import MIXED_TASKS, ChainJudge, freeze_losses, judge_floor, upgrade
+from operators.model_trust import MIXED_TASKS, freeze_losses, judge_floor, upgrade
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -142,8 +142,6 @@ class ModelState:
     """Decayed log-loss of the silence floor's one-interval chance on churn examples before they are counted."""
     frozen: tuple[int, float, float, float] | None = None
     """(grid interval, the three judged losses as it started): what the churn blend weighs by."""
-    chains: ChainJudge = field(default_factory=ChainJudge)
-    """The learned chain and its mixtures' chains judged on the horizon's question (followed grid moments)."""
     version: int = 4
     scored: int = 0
 
@@ -245,9 +243,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 judge_floor(state, v, example.label, self.scorer.interval_days, example.ts_ms)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
-                if start_ms is not None and state.moments.follows(user_id):
-                    stack = self.stack and example.ts_ms - start_ms >= self._censored_ms
-                    record_moment(state, self.cfg, self.scorer, user_id, v, example.ts_ms, stack=stack)
+                if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
+                    record_moment(state, self.cfg, self.scorer, user_id, v, example.ts_ms)
             state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
@@ -258,7 +255,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if features is not None and (fitted or self.min_examples == 0):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
-            if state.moments.is_followed(user_id):
+            if self.stack and state.moments.is_followed(user_id):
                 resolve_moments(state, self.cfg, user_id, features, ts_ms)
             scores.update(self.scorer.score(state, features, ts_ms) if ready is None else ready)
             state.scored += 1

@@ -15,8 +15,6 @@ from operators.combiner import MIN_CLASS, Combiner, fit_logistic, fit_nonnegativ
 from operators.features import CLASSIFIER_FEATURES, PRIOR_STATS, pack, pack_rows
 from operators.grid_moments import SAMPLE, GridMoments
 from operators.labels import Example
-from operators.model_trust import ChainJudge
-from operators.odds import log_loss
 from operators.models import ModelConfig
 from state.serde import decode_state, encode_state
 
@@ -66,17 +64,17 @@ def test_a_stack_has_no_say_before_enough_outcomes_of_each_kind_then_is_fitted_o
 
 def _record(moments: GridMoments, combiner: Combiner, user: str, moment_ms: int) -> None:
     assert moments.follows(user)
-    moments.record(user, moment_ms, (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), (0.9, 0.8, 0.7, 0.6))
+    moments.record(user, moment_ms, (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))
 
 
 def test_a_grid_moment_is_learned_with_its_outcome_once_its_whole_horizon_has_passed() -> None:
-    moments, combiner, judge = GridMoments(), Combiner(), ChainJudge()
+    moments, combiner = GridMoments(), Combiner()
     moment = 100 * WEEK
     learned = []
     combiner.learn = lambda task, z, outcome: learned.append((task, outcome))  # type: ignore[method-assign]
 
     def resolve(user: str, at_ms: int, days_seen: float, days_bought: float | None) -> None:
-        moments.resolve(user, at_ms, days_seen, days_bought, combiner, judge, HORIZONS, WEEK)
+        moments.resolve(user, at_ms, days_seen, days_bought, combiner, HORIZONS, WEEK)
 
     # Silent after the moment, rescored weekly: stayed away, no purchase, learned at 30 days.
     _record(moments, combiner, "quiet", moment)
@@ -86,15 +84,13 @@ def test_a_grid_moment_is_learned_with_its_outcome_once_its_whole_horizon_has_pa
     resolve("quiet", moment + 5 * WEEK, 36.0, None)
     assert learned == [("churn", True), ("propensity", False)]
     assert moments.followed[_rank("quiet")] == []
-    # The churn chains' chances recorded with the moment are judged on the same outcome, at the same time.
-    assert judge.judged == 1 and judge.losses == [log_loss(p, True) for p in (0.9, 0.8, 0.7, 0.6)]
     # Back and buying 10 days after the moment: known at once, learned only once the horizon has passed.
     learned.clear()
     _record(moments, combiner, "back", moment)
     resolve("back", moment + 10 * DAY, 0.0, 0.0)
     assert learned == []
     resolve("back", moment + 40 * DAY, 30.0, 30.0)
-    assert learned == [("churn", False), ("propensity", True)] and judge.judged == 2
+    assert learned == [("churn", False), ("propensity", True)]
     # Back only 34 days after the moment, past the horizon: stayed away.
     learned.clear()
     _record(moments, combiner, "late", moment)

@@ -64,14 +64,10 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
         x["prior_no_purchase"] = logit(no_buy) / 4.0
         return x, quiet, no_buy
 
-    # The learned chain (a = 1) and its mixtures' chains with the prior's week chances, by the horizon judge's weights.
-    logs = [0.0] * (1 + len(MIXES))
+    log_quiet = 0.0
     for weight, v in zip(logic.scorer.weights["churn"], rows, strict=False):
-        x, quiet, _ = inputs(v)
-        p = tasks["churn"].predict(x)
-        for j, a in enumerate((1.0, *MIXES)):
-            logs[j] += weight * math.log(clip(a * p + (1.0 - a) * quiet))
-    chain = sum(w * math.exp(log) for w, log in zip(state.chains.frozen, logs, strict=True))
+        x, _, _ = inputs(v)
+        log_quiet += weight * math.log(clip(tasks["churn"].predict(x)))
     now = rows[0]
     x, _, week_no_buy = inputs(now)
     horizon = CFG.horizons_ms["churn"] / _DAY_MS
@@ -94,7 +90,7 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
     _, learned_loss, prior_loss, floor_loss = state.frozen
     candidates = [(prior_quiet, prior_loss)]
     if churn.examples >= max(1, logic.min_examples):
-        candidates.append((chain, learned_loss))
+        candidates.append((math.exp(log_quiet), learned_loss))
     if floor is not None:
         candidates.append((floor, floor_loss))
     published["churn"] = _average(candidates)
@@ -121,19 +117,14 @@ def _learn(logic: ModelLogic, rng: random.Random, tasks: tuple[str, ...], n: int
 
 
 @pytest.mark.parametrize(
-    ("tasks", "min_examples", "chains"),
-    [((), 0, None), (("churn",), 0, None), (("churn", "propensity"), 0, None), (("churn", "propensity"), 0, (0.4, 0.0, 0.25, 0.35)),
-     (("churn", "propensity"), 10_000, None)],
-    ids=["untrained", "churn only", "both", "both, mixed chains", "neither has a say"],
+    ("tasks", "min_examples"),
+    [((), 0), (("churn",), 0), (("churn", "propensity"), 0), (("churn", "propensity"), 10_000)],
+    ids=["untrained", "churn only", "both", "neither has a say"],
 )
-def test_scores_are_exactly_those_of_the_plain_computation(
-    tasks: tuple[str, ...], min_examples: int, chains: tuple[float, ...] | None
-) -> None:
+def test_scores_are_exactly_those_of_the_plain_computation(tasks: tuple[str, ...], min_examples: int) -> None:
     rng = random.Random(5)
     logic = ModelConfig(**{**CFG.__dict__, "min_examples": min_examples}).build(None)
     _learn(logic, rng, tasks, 1500)
-    if chains is not None:
-        logic.state.chains.frozen = chains  # as the horizon judge may weigh them (operators.model_trust.ChainJudge)
     trusted = {name for name, task in logic.state.tasks.items() if task.trust(min_examples) > 0}
     assert trusted == (set(tasks) if min_examples == 0 else set())
     # Coin-flip labels: a mixture of the propensity model and the prior holds weight once it learns (the plain computation has them).

@@ -10,7 +10,7 @@ import random
 from journeyflow.step_records import UserUpdate
 from operators.features import CLASSIFIER_FEATURES, pack, pack_rows
 from operators.labels import Example
-from operators.model_trust import HORIZON_MIN, LOSS_DECAY, ChainJudge, churn_shares
+from operators.model_trust import LOSS_DECAY, churn_shares
 from operators.models import ModelConfig, ModelLogic, Task
 from operators.odds import log_loss, shares
 from operators.weekly import MIXES
@@ -198,52 +198,3 @@ def test_churn_judges_no_mixtures_and_a_state_that_judged_them_drops_them_with_t
     assert old.state.tasks["churn"].mix_losses == []
     scores = [next(iter(m.on_item(dataclasses.replace(update))[0])).scores for m in (logic, old)]
     assert scores[0] == scores[1] and scores[0]["churn_risk"] is not None
-
-
-def test_the_chains_judge_weighs_the_learned_chain_alone_until_it_has_judged_enough_then_by_the_horizon_losses() -> None:
-    judge = ChainJudge()
-    for _ in range(HORIZON_MIN - 1):
-        judge.judge((0.2, 0.4, 0.6, 0.8), True)  # they stayed away: the chain nearest the prior said so best
-    assert judge.weights() == (1.0, 0.0, 0.0, 0.0)
-    judge.judge((0.2, 0.4, 0.6, 0.8), True)
-    weights = judge.weights()
-    assert weights == tuple(shares([*judge.losses])) and weights[3] > 0.99 and math.isclose(sum(weights), 1.0)
-
-
-def test_the_chains_weights_are_kept_for_the_grid_interval_they_were_taken_in() -> None:
-    logic = CFG.build(None)
-    _feed(logic, random.Random(5), 200)
-    state = logic.state
-    state.chains.judged, state.chains.losses = HORIZON_MIN, [300.0, 200.0, 250.0, 260.0]
-    week = state.frozen[0] if state.frozen is not None else 0
-    logic.on_item(UserUpdate("x", week * CFG.interval_ms + 1, "update", "event", None, (), {}))
-    assert state.chains.frozen == (1.0, 0.0, 0.0, 0.0)  # judged after this week's weights were taken
-    logic.on_item(UserUpdate("x", (week + 1) * CFG.interval_ms, "update", "event", None, (), {}))
-    assert state.chains.frozen == state.chains.weights() and state.chains.frozen[1] > 0.99
-
-
-def test_followed_grid_moments_feed_the_chains_judge_once_their_horizon_passes_and_a_restart_resumes_it() -> None:
-    logic = CFG.build(None)
-    _feed(logic, random.Random(5), 1500)  # 300 customers' churn examples over 62 days: their moments recorded
-    assert sum(len(p) for p in logic.state.moments.followed.values()) > 0 and logic.state.chains.judged == 0
-    rng = random.Random(7)
-    for i in range(300):
-        # Each customer seen at the end, silent 40 days: every moment older than 30 days resolves as "stayed away".
-        rows = pack_rows((_vector(rng, 40.0),) * 5)
-        logic.on_item(UserUpdate(f"u{i}", 1600 * 3_600_000, "update", "event", None, (), {}, features=rows))
-    judge = logic.state.chains
-    assert judge.judged > 0 and all(loss > 0.0 for loss in judge.losses)
-    resumed = CFG.build(logic.snapshot())
-    assert resumed.state.chains == judge
-
-
-def test_a_snapshot_from_before_the_chains_were_judged_scores_with_the_learned_chain_alone() -> None:
-    logic = CFG.build(None)
-    _feed(logic, random.Random(5), 1500)
-    rows = pack_rows((_vector(random.Random(1), 3.0),) * 5)
-    update = UserUpdate("p", 1500 * 3_600_000, "update", "event", None, (), {}, features=rows)
-    before = next(iter(logic.on_item(dataclasses.replace(update))[0])).scores
-    del logic.state.__dict__["chains"]
-    resumed = CFG.build(encode_state(logic.state))
-    assert resumed.state.chains == ChainJudge()
-    assert next(iter(resumed.on_item(dataclasses.replace(update))[0])).scores == before
