@@ -47,14 +47,12 @@ from operators.features import (
     TIMED,
 )
 from operators.odds import clip, logit, sigmoid
-from operators.silence import chained
 from operators.weekly import MIXES
 
 if TYPE_CHECKING:
     from river import linear_model
 
     from operators.model_scoring import Scorer
-    from operators.model_trust import ChurnWeights
     from journeyflow.step_records import UserUpdate
     from operators.models import ModelState
 
@@ -87,9 +85,9 @@ def learned_weights(model: linear_model.LogisticRegression) -> tuple[np.ndarray,
     return np.array([weights[key] for key in INPUT_KEYS], dtype=np.float64), float(model.intercept)
 
 
-def says(w_churn: ChurnWeights, w_propensity: tuple[float, float, tuple[float, ...]]) -> dict[str, float]:
-    """Return each task's learned model's weight in its blend, directly and through the mixtures: 0, it is not asked."""
-    return {"churn": w_churn[0] + sum(w_churn[3]), "propensity": w_propensity[0] + sum(w_propensity[2])}
+def says(w_churn: tuple[float, float, float], w_propensity: tuple[float, float, tuple[float, ...]]) -> dict[str, float]:
+    """Return each task's learned model's weight in its blend (propensity: directly and through the mixtures): 0, it is not asked."""
+    return {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
 
 
 def can_score(scorer: Scorer, state: ModelState) -> bool:
@@ -151,11 +149,10 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
     age = now[:, BG_AGE]
     silence = state.silence
     weights = scorer.weights["churn"]
-    paths = [
-        silence.quiet_path(math.expm1(silent), interval, len(weights), row_age, ms)
+    floors = [
+        silence.p_silent(math.expm1(silent), interval, weights, row_age, ms)
         for silent, row_age, ms in zip(now[:, DAYS_SINCE_LAST_SEEN].tolist(), age.tolist(), now_ms, strict=True)
     ]
-    floors = [None if path is None else chained(weights, path) for path in paths]
     # Scorer.raw's weights: the floor is a candidate only with a curve, the same for everyone here.
     w_churn, w_propensity = scorer.blend_weights(state, silence.curve() is not None)
     say = says(w_churn, w_propensity)
@@ -183,24 +180,12 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         x_now, week_no_buy = inputs(0)
         if say["churn"]:
             model = tasks["churn"].model
-            # As Scorer.raw: the learned chain and the chains of its mixtures with the floor (with a floor's path).
-            mixes = [(i, a) for i, a in enumerate(MIXES) if w_churn[3][i]]
-            floor_path = np.array(paths, dtype=np.float64) if mixes else None
             log_quiet = np.zeros(n)
-            log_mixed = [np.zeros(n) for _ in MIXES]
             # Scorer.raw zips the weights with the rows: as many intervals as both have.
             for k, weight in enumerate(scorer.weights["churn"][: rows.shape[1]]):
                 x = x_now if k == 0 else inputs(k)[0]
-                p = _predict(model, x)
-                log_quiet = log_quiet + weight * _each(math.log, _each(clip, p))
-                for i, a in mixes:
-                    assert floor_path is not None
-                    mixed = a * p + (1.0 - a) * floor_path[:, k]
-                    log_mixed[i] = log_mixed[i] + weight * _each(math.log, _each(clip, mixed))
-            chains = w_churn[0] * _each(math.exp, log_quiet)
-            for i, _ in mixes:
-                chains = chains + w_churn[3][i] * _each(math.exp, log_mixed[i])
-            churn = chains + churn
+                log_quiet = log_quiet + weight * _each(math.log, _each(clip, _predict(model, x)))
+            churn = w_churn[0] * _each(math.exp, log_quiet) + churn
         if say["propensity"]:
             # As Scorer.raw: the learned odds (and each mixture's) relative to the prior's, carried to the horizon.
             p = _predict(tasks["propensity"].model, x_now)

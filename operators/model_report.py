@@ -25,18 +25,13 @@ def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]
     input before the shuffle buffer is learned (:meth:`operators.models.ModelLogic.on_eof`),
     they are the weights of the final scores, not those of the exported models.
     """
-    weights = churn_shares(
-        state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.frozen, state.floor_mix_losses
-    )
+    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.frozen)
     propensity = state.tasks["propensity"].shares(min_examples)
     return {
         "churn": {
-            # The learned model's share of the churn blend: directly and through its mixtures with the floor.
-            "trust": round(weights[0] + sum(a * w for a, w in zip(MIXES, weights[3], strict=True)), 4),
-            "shares": {
-                **{k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights[:3], strict=True)},
-                **_mixed(weights[3], "floor_mixed"),
-            },
+            # The learned chain's share of the churn blend (churn's blend has no mixtures).
+            "trust": round(weights[0], 4),
+            "shares": {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)},
         },
         "propensity": {
             "trust": round(state.tasks["propensity"].trust(min_examples), 4),
@@ -45,9 +40,9 @@ def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]
     }
 
 
-def _mixed(weights: tuple[float, ...], name: str = "mixed") -> dict[str, float]:
+def _mixed(weights: tuple[float, ...]) -> dict[str, float]:
     """Return each mixture's weight by its name, ``mixed_A`` for the learned model's share ``A`` in it."""
-    return {f"{name}_{a:g}": round(w, 4) for a, w in zip(MIXES, weights, strict=True)}
+    return {f"mixed_{a:g}": round(w, 4) for a, w in zip(MIXES, weights, strict=True)}
 
 
 def models_report(

@@ -38,9 +38,8 @@ from operators.features import (
     horizon_weights,
     unpack_rows,
 )
-from operators.model_trust import ChurnWeights, churn_shares
+from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
-from operators.silence import chained
 from operators.weekly import MIXES
 
 if TYPE_CHECKING:
@@ -152,7 +151,7 @@ class Scorer:
         self._scaled_stats: list[tuple[str, float, float]] = []
         # Derived: both blends' weights, by the judged losses they come from (see blend_weights).
         self._weights_key: tuple[object, ...] | None = None
-        self._weights: tuple[ChurnWeights, tuple[float, float, tuple[float, ...]]] = ((0.0, 1.0, 0.0, ()), (0.0, 1.0, ()))
+        self._weights: tuple[tuple[float, float, float], tuple[float, float, tuple[float, ...]]] = ((0.0, 1.0, 0.0), (0.0, 1.0, ()))
         # Derived: each task's weights in input order, by (model, examples learned) (see linear).
         self._linear: dict[str, tuple[tuple[int, int], tuple[list[float], float] | None]] = {}
         # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
@@ -179,16 +178,14 @@ class Scorer:
             self._scaled_version = version
         return self._scaled_stats
 
-    def blend_weights(self, state: ModelState, floor_known: bool) -> tuple[ChurnWeights, tuple[float, float, tuple[float, ...]]]:
+    def blend_weights(self, state: ModelState, floor_known: bool) -> tuple[tuple[float, float, float], tuple[float, float, tuple[float, ...]]]:
         """Return the churn blend's weights (:func:`~operators.model_trust.churn_shares`) and the propensity blend's
         (:meth:`~operators.weekly.Task.shares`) as of this state, taken once per state of the judged losses."""
         churn, propensity = state.tasks["churn"], state.tasks["propensity"]
         key: tuple[object, ...] = (id(churn), churn.examples, churn.loss, churn.prior_loss, state.floor_loss, floor_known, state.frozen)
-        key += tuple(state.floor_mix_losses)
         key += (id(propensity), propensity.examples, propensity.loss, propensity.prior_loss, *propensity.mix_losses)
         if key != self._weights_key:
-            churn_weights = churn_shares(churn, state.floor_loss, self.min_examples, floor_known, state.frozen, state.floor_mix_losses)
-            self._weights = (churn_weights, propensity.shares(self.min_examples))
+            self._weights = (churn_shares(churn, state.floor_loss, self.min_examples, floor_known, state.frozen), propensity.shares(self.min_examples))
             self._weights_key = key
         return self._weights
 
@@ -249,8 +246,7 @@ class Scorer:
         interval = self.interval_days
         age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
         # The silence so far alone (operators.silence): a candidate of the churn blend and its floor.
-        path = state.silence.quiet_path(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, len(self.weights["churn"]), age, now_ms)
-        floor = None if path is None else chained(self.weights["churn"], path)
+        floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
         w_churn, w_propensity = self.blend_weights(state, floor is not None)
         say = says(w_churn, w_propensity)
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
@@ -266,25 +262,15 @@ class Scorer:
             if say["churn"]:
                 churn = tasks["churn"]
                 linear = self.linear("churn", churn)
-                # The chains of the mixtures of the learned model and the floor (weights only with a floor's path).
-                mixes = [(i, a) for i, a in enumerate(MIXES) if w_churn[3][i]]
-                along = path or []
                 log_quiet = 0.0
-                log_mixed = [0.0] * len(MIXES)
-                for k, (weight, row) in enumerate(zip(self.weights["churn"], rows, strict=False)):
+                for weight, row in zip(self.weights["churn"], rows, strict=False):
                     quiet = bgnbd.p_none(s, row[BG_SESSIONS_X], row[BG_SESSIONS_TX], row[BG_AGE], interval)
                     no_buy = bgnbd.p_none(b, row[BG_PURCHASES_X], row[BG_PURCHASES_TX], row[BG_AGE], interval)
                     x = row_input(stats, row, quiet, no_buy, x_now)
                     if x_now is None:
                         x_now, week_no_buy = x, no_buy
-                    p = predict(churn, linear, x)
-                    log_quiet += weight * math.log(clip(p))
-                    for i, a in mixes:
-                        log_mixed[i] += weight * math.log(clip(a * p + (1.0 - a) * along[k]))
-                chains = w_churn[0] * math.exp(log_quiet)
-                for i, _ in mixes:
-                    chains += w_churn[3][i] * math.exp(log_mixed[i])
-                published["churn"] = chains + published["churn"]
+                    log_quiet += weight * math.log(clip(predict(churn, linear, x)))
+                published["churn"] = w_churn[0] * math.exp(log_quiet) + published["churn"]
             if say["propensity"]:
                 if x_now is None:
                     quiet = bgnbd.p_none(s, s_x, s_tx, age, interval)

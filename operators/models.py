@@ -50,10 +50,10 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import MIXED_TASKS, freeze_losses, judge_floor, judge_floor_mixtures, upgrade
+from operators.model_trust import MIXED_TASKS, freeze_losses, judge_floor, upgrade
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
-from operators.weekly import MIXES, Task
+from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
 __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "FORGETTING_KINDS", "load_models"]
@@ -109,7 +109,13 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
-        upgrade(state)  # what a state exported before the silence curve, the stacks or the blends' candidates lacks
+        if not hasattr(state, "silence"):  # exported before the silence curve existed: it counts from now on
+            state.silence = SilenceCurve()
+        elif not hasattr(state.silence, "start_ms"):  # before the young rows: the all-ages counts go on, the rows start
+            state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
+        if not hasattr(state, "combiner"):  # exported before the stacks existed: they follow customers from now on
+            state.combiner, state.moments = Combiner(), GridMoments()
+        upgrade(state)  # the blends' candidates and weights kept per interval, for a state exported before them
         return ModelLogic(state, self)
 
 
@@ -124,8 +130,8 @@ class ModelState:
     """BG/NBD over ``sessions`` (churn) and over ``purchases`` (propensity)."""
     rng: random.Random
     """Draws from the shuffle buffer (seeded: a replay stays deterministic)."""
-    buffer: list[tuple[Any, ...]] = field(default_factory=list)
-    """One-interval examples waiting to be learned: (task, features, label, ts_ms, churn: the floor's chance at arrival)."""
+    buffer: list[tuple[str, bytes, bool, int]] = field(default_factory=list)
+    """One-interval examples waiting to be learned: (task, features, label, ts_ms)."""
     silence: SilenceCurve = field(default_factory=SilenceCurve)
     """The chance of no return by weeks already silent: the floor of ``churn_risk``."""
     combiner: Combiner = field(default_factory=Combiner)
@@ -134,10 +140,8 @@ class ModelState:
     """The followed customers' grid moments waiting for their horizon: the stacks' examples."""
     floor_loss: float = 0.0
     """Decayed log-loss of the silence floor's one-interval chance on churn examples before they are counted."""
-    floor_mix_losses: list[float] = field(default_factory=lambda: [0.0] * len(MIXES))
-    """The same for each mixture of the learned model and the floor (:data:`~operators.weekly.MIXES`), judged as examples are learned."""
-    frozen: tuple[float, ...] | None = None
-    """(grid interval, the judged losses as it started: learned, prior, floor, mixtures): what the churn blend weighs by."""
+    frozen: tuple[int, float, float, float] | None = None
+    """(grid interval, the three judged losses as it started): what the churn blend weighs by."""
     version: int = 4
     scored: int = 0
 
@@ -157,8 +161,10 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         self.min_examples = cfg.min_examples
         # Derived, never pickled: the scoring path and what it reads from the configuration.
         self.scorer = Scorer(cfg)
-        # Grid moments within a horizon of the stream's first customer are not recorded for the stacks:
-        # histories there are cut short by the stream's start (left-censored) and do not say what they say later.
+        # Grid moments within a horizon of the stream's first customer are not
+        # recorded for the stacks: every customer's history there is cut short by
+        # the stream's start (left-censored), so their recency and frequency, and
+        # the young models' scores, do not say what they say later on.
         self._censored_ms = max(cfg.horizons_ms.values())
         self.stack = cfg.stack
 
@@ -186,7 +192,8 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 out.append(self._scored(value, None))
         return out, StatefulLogic.RETAIN
 
-    def _same_weights(self, ts_ms: int) -> bool:  # scored with the blend's weights as they are (no new interval starts)
+    def _same_weights(self, ts_ms: int) -> bool:
+        """Return whether an update at ``ts_ms`` is scored with the blend's weights as they are (no new interval starts)."""
         return self.state.frozen is not None and ts_ms // self.cfg.interval_ms <= self.state.frozen[0]
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
@@ -227,19 +234,18 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 prior.forget(user_id)
             state.moments.forget(user_id)
         for example in examples:
-            floor = None  # (churn) the floor's chance, judged now; mixed with the learned model's when learned
             if example.task == "churn":
                 # One churn example per snapshot: each snapshot is observed once.
                 v = unpack(example.features)
                 age = v["bg_age"]
                 state.priors["sessions"].observe(user_id, v["bg_sessions_x"], v["bg_sessions_tx"], age)
                 state.priors["purchases"].observe(user_id, v["bg_purchases_x"], v["bg_purchases_tx"], age)
-                floor = judge_floor(state, v, example.label, self.scorer.interval_days, example.ts_ms)
+                judge_floor(state, v, example.label, self.scorer.interval_days, example.ts_ms)
                 state.silence.learn(math.expm1(v["days_since_last_seen"]), self.scorer.interval_days, example.label, age, example.ts_ms)
                 start_ms = state.silence.start_ms
                 if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
                     record_moment(state, self.cfg, self.scorer, user_id, v, example.ts_ms)
-            state.buffer.append((example.task, example.features, example.label, example.ts_ms, floor))
+            state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
         if features is None and cluster_features is None:
@@ -266,18 +272,16 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         buffer = state.buffer
         i = state.rng.randrange(len(buffer))
         buffer[i], buffer[-1] = buffer[-1], buffer[i]
-        name, packed, label, ts_ms, *floor = buffer.pop()  # (no floor's chance: buffered before it was kept)
-        v = unpack(packed)
-        x, quiet, no_buy = learn_input(state, v, self.scorer.interval_days, learn=True)
+        name, packed, label, ts_ms = buffer.pop()
+        x, quiet, no_buy = learn_input(state, unpack(packed), self.scorer.interval_days, learn=True)
         task = state.tasks[name]
-        p = task.learn(name, x, label, ts_ms, quiet if name == "churn" else 1.0 - no_buy)
-        if name == "churn":
-            judge_floor_mixtures(state, p, floor[0] if floor else None, label, v, self.scorer.interval_days, ts_ms)
+        task.learn(name, x, label, ts_ms, quiet if name == "churn" else 1.0 - no_buy)
         if 0 < task.positives < task.examples:
             MODEL_AUC.labels(model=name).set(task.auc.get())
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
-        # The report's weights are those of the final rows; the exported state has learned the buffer.
+        # The report's weights are those that scored the final rows; the exported state has
+        # learned the shuffle buffer (a run warm-started from it goes on from everything learned).
         trust = trust_now(self.state, self.min_examples)
         while self.state.buffer:
             self._learn_one()

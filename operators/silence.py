@@ -53,21 +53,13 @@ from dataclasses import dataclass, field
 
 from operators.life_table import MIN_BAND, monotone_curve, read_between
 
-__all__ = ["AGE_BANDS", "BANDS", "MIN_BAND", "SilenceCurve", "chained", "monotone_curve"]
+__all__ = ["AGE_BANDS", "BANDS", "MIN_BAND", "SilenceCurve", "monotone_curve"]
 
 #: Bands of whole intervals already silent; the last holds every longer silence.
 BANDS = 13
 #: Young customers' rows: whole intervals of age below this (a month of weeks).
 AGE_BANDS = 4
 _DAY_MS = 86_400_000
-
-
-def chained(weights: tuple[float, ...], path: list[float]) -> float:
-    """Return the chance of no return over the intervals ``weights`` cover from each interval's chance along the silent ``path``."""
-    log_quiet = 0.0
-    for weight, q in zip(weights, path, strict=True):
-        log_quiet += weight * math.log(q)
-    return math.exp(log_quiet)
 
 
 @dataclass
@@ -215,19 +207,12 @@ class SilenceCurve:
         now_ms: int | None = None,
     ) -> float | None:
         """Return the chance of no return over the intervals ``weights`` cover, silent ``days_silent`` now (``age_days`` old at ``now_ms``)."""
-        path = self.quiet_path(days_silent, interval_days, len(weights), age_days, now_ms)
-        return None if path is None else chained(weights, path)
-
-    def quiet_path(
-        self, days_silent: float, interval_days: float, steps: int, age_days: float = math.inf, now_ms: int | None = None
-    ) -> list[float] | None:
-        """Return the chance of no return in each of the next ``steps`` intervals along the silent path (``None``: no curve)."""
         curve = self.curve()
         if curve is None:
             return None
         young = now_ms is not None and self._young(age_days, now_ms - int(min(age_days, 1e5) * _DAY_MS), interval_days)
-        path = []
-        for k in range(steps):
+        log_quiet = 0.0
+        for k, weight in enumerate(weights):
             band = self.band(days_silent + k * interval_days, interval_days)
             q = read_between(curve, (days_silent + k * interval_days) / interval_days)
             age = age_days + k * interval_days
@@ -236,5 +221,5 @@ class SilenceCurve:
                 own = self.young_quiet(self.band(age, interval_days), band)
                 if own is not None and own > q:
                     q = own
-            path.append(q)
-        return path
+            log_quiet += weight * math.log(q)
+        return math.exp(log_quiet)

@@ -75,8 +75,8 @@ class Task:
         """Return the probability of the positive label."""
         return float(self.model.predict_proba_one(x).get(True, 0.0))
 
-    def learn(self, name: str, x: dict[str, float], y: bool, ts_ms: int, prior: float) -> float:
-        """Score ``x`` first (progressive validation, next to the prior's ``prior``), then learn it; return the score it had."""
+    def learn(self, name: str, x: dict[str, float], y: bool, ts_ms: int, prior: float) -> None:
+        """Score ``x`` first (progressive validation, next to the prior's ``prior``), then learn it."""
         p = self.predict(x)
         self.auc.update(y, p)
         self.prior_auc.update(y, prior)
@@ -93,7 +93,6 @@ class Task:
         self.model.learn_one(x, y)
         self.examples += 1
         self.positives += int(y)
-        return p
 
     def shares(self, min_examples: int) -> tuple[float, float, tuple[float, ...]]:
         """Return the published blend's weights of the learned model, the prior and each mixture of the two (:data:`MIXES`).

@@ -64,17 +64,11 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
         x["prior_no_purchase"] = logit(no_buy) / 4.0
         return x, quiet, no_buy
 
-    now = rows[0]
-    # The floor's chance of no return in each week along the silent path (the life table, recency alone).
-    weights = logic.scorer.weights["churn"]
-    path = state.silence.quiet_path(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, len(weights), now["bg_age"], now_ms)
-    # The learned chain (a = 1) and the chains of its mixtures with the floor (operators.weekly.MIXES).
-    logs = [0.0] * (1 + len(MIXES))
-    for k, (weight, v) in enumerate(zip(weights, rows, strict=False)):
+    log_quiet = 0.0
+    for weight, v in zip(logic.scorer.weights["churn"], rows, strict=False):
         x, _, _ = inputs(v)
-        p = tasks["churn"].predict(x)
-        for j, a in enumerate((1.0, *MIXES) if path is not None else (1.0,)):
-            logs[j] += weight * math.log(clip(a * p + (1.0 - a) * path[k] if path is not None else p))
+        log_quiet += weight * math.log(clip(tasks["churn"].predict(x)))
+    now = rows[0]
     x, _, week_no_buy = inputs(now)
     horizon = CFG.horizons_ms["churn"] / _DAY_MS
     prior_quiet = _p_none(s, now["bg_sessions_x"], now["bg_sessions_tx"], now["bg_age"], horizon)
@@ -89,16 +83,14 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
         candidates += list(zip(propensities, [propensity.loss, *propensity.mix_losses], strict=True))
     published = {"propensity": _average(candidates)}
     floor = state.silence.p_silent(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, logic.scorer.weights["churn"], now["bg_age"], now_ms)
-    # Churn: a Bayesian average of the learned chain, the mixtures' chains, the prior and the floor by their judged log-losses
+    # Churn: a Bayesian average of the learned chain, the prior and the floor by their judged log-losses
     # as the week started (operators.model_trust.freeze_losses).
     churn = tasks["churn"]
     assert state.frozen is not None and (state.frozen[2] > 0.0 or not tasks["churn"].examples)
-    _, learned_loss, prior_loss, floor_loss, *mix_losses = state.frozen
+    _, learned_loss, prior_loss, floor_loss = state.frozen
     candidates = [(prior_quiet, prior_loss)]
     if churn.examples >= max(1, logic.min_examples):
-        candidates.append((math.exp(logs[0]), learned_loss))
-        if floor is not None:
-            candidates += [(math.exp(log), loss) for log, loss in zip(logs[1:], mix_losses, strict=True)]
+        candidates.append((math.exp(log_quiet), learned_loss))
     if floor is not None:
         candidates.append((floor, floor_loss))
     published["churn"] = _average(candidates)
@@ -137,8 +129,6 @@ def test_scores_are_exactly_those_of_the_plain_computation(tasks: tuple[str, ...
     assert trusted == (set(tasks) if min_examples == 0 else set())
     # Coin-flip labels: a mixture of the propensity model and the prior holds weight once it learns (the plain computation has them).
     assert (max(logic.state.tasks["propensity"].shares(min_examples)[2]) > 0.0) == ("propensity" in tasks and min_examples == 0)
-    # And a mixture of the churn model and the floor in the churn blend (operators.model_trust.churn_shares).
-    assert (max(logic.scorer.blend_weights(logic.state, True)[0][3]) > 0.0) == ("churn" in tasks and min_examples == 0)
     for n in range(300):
         rows = _rows(rng)
         assert logic.scorer.score(logic.state, pack_rows(rows), n * 60_000) == _plain_score(logic, rows, n * 60_000)

@@ -11,8 +11,6 @@ from journeyflow.step_records import UserUpdate
 from operators.features import CLASSIFIER_FEATURES, pack, pack_rows
 from operators.labels import Example
 from operators.model_trust import LOSS_DECAY, churn_shares
-from operators.features import unpack
-from operators.model_scoring import learn_input
 from operators.models import ModelConfig, ModelLogic, Task
 from operators.odds import log_loss, shares
 from operators.weekly import MIXES
@@ -42,18 +40,14 @@ def test_the_weights_are_a_bayesian_average_of_the_judged_losses() -> None:
     task = Task.new(0.05)
     task.examples = 1000
     task.loss, task.prior_loss, task.mix_losses = 400.0, 380.0, [460.0] * len(MIXES)
-    learned, prior, floor, mixed = churn_shares(task, 300.0, 500, floor_known=True, mix_losses=[420.0] * len(MIXES))
-    assert floor > 0.999 and learned < 1e-30 and math.isclose(learned + prior + floor + sum(mixed), 1.0)
-    # Without a curve neither the floor nor its mixtures are candidates: the two-model trust of the task, to the last bit.
-    learned, prior, floor, mixed = churn_shares(task, 300.0, 500, floor_known=False, mix_losses=[0.0] * len(MIXES))
-    assert (learned, floor, mixed) == (task.trust(500), 0.0, (0.0,) * len(MIXES)) and prior == 1.0 - learned
-    # Before min_examples the learned chain and the mixtures have no say, whatever their losses.
+    learned, prior, floor = churn_shares(task, 300.0, 500, floor_known=True)
+    assert floor > 0.999 and learned < 1e-30 and math.isclose(learned + prior + floor, 1.0)
+    # Without a curve the floor is no candidate: the two-model trust of the task, to the last bit.
+    learned, prior, floor = churn_shares(task, 300.0, 500, floor_known=False)
+    assert (learned, floor) == (task.trust(500), 0.0) and prior == 1.0 - learned
+    # Before min_examples the learned chain has no say, whatever its loss.
     task.loss = 0.0
-    assert churn_shares(task, 1e6, 2000, floor_known=True, mix_losses=[0.0] * len(MIXES)) == (0.0, 1.0, 0.0, (0.0,) * len(MIXES))
-    # A mixture of the learned model and the floor that did best takes the weight.
-    task.loss = 400.0
-    learned, prior, floor, mixed = churn_shares(task, 300.0, 500, floor_known=True, mix_losses=[310.0, 250.0, 320.0])
-    assert mixed[1] > 0.999 and floor < 1e-20
+    assert churn_shares(task, 1e6, 2000, floor_known=True) == (0.0, 1.0, 0.0)
     assert shares([1.0, None, 52.0]) == [1.0, 0.0, 0.0]
 
 
@@ -103,7 +97,7 @@ def test_when_recency_alone_does_best_the_published_churn_leans_on_the_floor() -
     _feed(logic, rng, 3000)
     churn = logic.state.tasks["churn"]
     # The life table reads recency exactly; the learned model, noise in most of its inputs, less well.
-    learned, prior, floor, _ = churn_shares(churn, logic.state.floor_loss, 0, floor_known=True)
+    learned, prior, floor = churn_shares(churn, logic.state.floor_loss, 0, floor_known=True)
     assert logic.state.floor_loss < churn.loss and floor > learned and floor > 0.5
     assert logic.report().tasks["churn"]["shares"]["silence_floor"] > 0.5  # summary.json says so
     for days in (2.0, 20.0):
@@ -132,13 +126,13 @@ def test_the_end_of_input_reports_the_weights_that_scored_its_final_rows_not_tho
     logic = cfg.build(None)
     _feed(logic, random.Random(5), 1500)  # 500 learned, 1,000 waiting in the shuffle buffer
     churn = logic.state.tasks["churn"]
-    before = churn_shares(churn, logic.state.floor_loss, cfg.min_examples, floor_known=True, mix_losses=logic.state.floor_mix_losses)
+    before = churn_shares(churn, logic.state.floor_loss, cfg.min_examples, floor_known=True)
     trust = churn.trust(cfg.min_examples)
     report = next(iter(logic.on_eof()[0]))
     assert not logic.state.buffer
     assert trust == 0.0 and churn.trust(cfg.min_examples) > 0.5  # the learned model has its say only after the buffer
     assert report.tasks["churn"]["trust"] == round(trust, 4)
-    assert list(report.tasks["churn"]["shares"].values()) == [round(w, 4) for w in (*before[:3], *before[3])]
+    assert list(report.tasks["churn"]["shares"].values()) == [round(w, 4) for w in before]
 
 
 def test_the_blend_weighs_by_the_losses_judged_as_its_interval_started_until_the_next_one() -> None:
@@ -158,8 +152,7 @@ def test_the_blend_weighs_by_the_losses_judged_as_its_interval_started_until_the
     assert logic.report().tasks["churn"]["shares"] == before
     # The next week's first update takes the losses as they are then.
     logic.on_item(UserUpdate("n", (frozen[0] + 1) * week, "update", "event", None, (), {}))
-    churn = state.tasks["churn"]
-    assert state.frozen == (frozen[0] + 1, churn.loss, churn.prior_loss, state.floor_loss, *state.floor_mix_losses)
+    assert state.frozen == (frozen[0] + 1, state.tasks["churn"].loss, state.tasks["churn"].prior_loss, state.floor_loss)
     assert logic.report().tasks["churn"]["shares"] != before
 
 
@@ -172,7 +165,7 @@ def test_a_snapshot_from_before_the_weights_were_kept_per_interval_takes_them_at
     assert resumed.state.frozen is None
     resumed.on_item(UserUpdate("x", 10**9, "update", "event", None, (), {}))
     churn = resumed.state.tasks["churn"]
-    assert resumed.state.frozen == (10**9 // CFG.interval_ms, churn.loss, churn.prior_loss, resumed.state.floor_loss, *resumed.state.floor_mix_losses)
+    assert resumed.state.frozen == (10**9 // CFG.interval_ms, churn.loss, churn.prior_loss, resumed.state.floor_loss)
 
 
 def test_a_snapshot_from_before_the_mixtures_starts_them_as_the_worse_of_the_two_and_resumes_the_same_scores() -> None:
@@ -205,43 +198,3 @@ def test_churn_judges_no_mixtures_and_a_state_that_judged_them_drops_them_with_t
     assert old.state.tasks["churn"].mix_losses == []
     scores = [next(iter(m.on_item(dataclasses.replace(update))[0])).scores for m in (logic, old)]
     assert scores[0] == scores[1] and scores[0]["churn_risk"] is not None
-
-
-def test_the_floor_mixtures_are_judged_when_an_example_is_learned_on_the_floors_chance_at_its_arrival() -> None:
-    logic = CFG.build(None)
-    _feed(logic, random.Random(5), 1500)
-    state = logic.state
-    name, packed, label, ts_ms, floor = state.buffer[-1]
-    assert name == "churn" and floor is not None
-    # Learn only that example: the learned model's chance before learning it, mixed with the floor's as it arrived.
-    state.buffer[:] = [state.buffer[-1]]
-    before = list(state.floor_mix_losses)
-    twin = decode_state(encode_state(state), type(state))  # the scaler learns the example before the model scores it
-    x, _, _ = learn_input(twin, unpack(packed), 7.0, learn=True)
-    p = twin.tasks["churn"].predict(x)
-    logic._learn_one()
-    expected = [m * LOSS_DECAY + log_loss(a * p + (1 - a) * floor, label) for m, a in zip(before, MIXES, strict=True)]
-    assert state.floor_mix_losses == expected
-    # An example buffered before the floor's chance was kept: the floor is asked when it is learned.
-    state.buffer[:] = [(name, packed, label, ts_ms)]
-    logic._learn_one()
-    assert not state.buffer and state.floor_mix_losses != expected
-
-
-def test_a_snapshot_from_before_the_floor_mixtures_starts_them_as_the_worse_of_the_learned_and_the_floor() -> None:
-    logic = CFG.build(None)
-    _feed(logic, random.Random(5), 1500)
-    state = logic.state
-    rows = pack_rows((_vector(random.Random(1), 3.0),) * 5)
-    update = UserUpdate("p", 1500 * 3_600_000, "update", "event", None, (), {}, features=rows)
-    del state.__dict__["floor_mix_losses"]
-    state.frozen = state.frozen[:4] if state.frozen is not None else None  # kept before the mixtures were judged
-    state.buffer[:] = [entry[:4] for entry in state.buffer]
-    resumed = CFG.build(encode_state(state))
-    churn = resumed.state.tasks["churn"]
-    assert resumed.state.floor_mix_losses == [max(churn.loss, resumed.state.floor_loss)] * len(MIXES)
-    # The mixtures have no weight until the next interval's weights are taken; a restart of it scores the same.
-    assert resumed.scorer.blend_weights(resumed.state, True)[0][3] == (0.0,) * len(MIXES)
-    again = CFG.build(encode_state(resumed.state))
-    scored = [next(iter(m.on_item(dataclasses.replace(update))[0])).scores for m in (resumed, again)]
-    assert scored[0] == scored[1]
