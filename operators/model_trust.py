@@ -17,7 +17,10 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from operators.combiner import Combiner
+from operators.grid_moments import GridMoments
 from operators.odds import log_loss, shares
+from operators.silence import SilenceCurve
 from operators.weekly import LOSS_MEMORY, MIXES
 
 if TYPE_CHECKING:
@@ -84,7 +87,8 @@ def churn_shares(
 
 
 def upgrade(state: ModelState) -> None:
-    """Give a state exported before the floor was judged, the weights were kept per interval or the mixtures were judged what it lacks.
+    """Give a state exported before the silence curve, its young rows, the stacks, the floor's judge, the weights kept per
+    interval or the mixtures were judged what it lacks.
 
     A candidate new to a state starts as the worse of the two judged so far
     (it earns its weight); the weights kept for an interval are taken at the
@@ -92,6 +96,12 @@ def upgrade(state: ModelState) -> None:
     the mixtures' losses a state of the eleventh follow-up judged (no score
     read them).
     """
+    if not hasattr(state, "silence"):  # exported before the silence curve existed: it counts from now on
+        state.silence = SilenceCurve()
+    elif not hasattr(state.silence, "start_ms"):  # before the young rows: the all-ages counts go on, the rows start
+        state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
+    if not hasattr(state, "combiner"):  # exported before the stacks existed: they follow customers from now on
+        state.combiner, state.moments = Combiner(), GridMoments()
     if "floor_loss" not in vars(state):
         state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
     vars(state).setdefault("frozen", None)

@@ -109,13 +109,7 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
-        if not hasattr(state, "silence"):  # exported before the silence curve existed: it counts from now on
-            state.silence = SilenceCurve()
-        elif not hasattr(state.silence, "start_ms"):  # before the young rows: the all-ages counts go on, the rows start
-            state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
-        if not hasattr(state, "combiner"):  # exported before the stacks existed: they follow customers from now on
-            state.combiner, state.moments = Combiner(), GridMoments()
-        upgrade(state)  # the blends' candidates and weights kept per interval, for a state exported before them
+        upgrade(state)  # what a state exported before the silence curve, the stacks or the blends' candidates lacks
         return ModelLogic(state, self)
 
 
