@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from journeyflow.step_records import UserUpdate
     from operators.models import ModelState
 
-__all__ = ["INPUT_KEYS", "TOGETHER", "can_score", "learned_weights", "p_none_many", "raw_many", "scores_of_run"]
+__all__ = ["INPUT_KEYS", "TOGETHER", "says", "can_score", "learned_weights", "p_none_many", "raw_many", "scores_of_run"]
 
 #: The learned models' input keys in the order :func:`operators.model_scoring.row_input` makes them.
 INPUT_KEYS = (*CLASSIFIER_FEATURES, "prior_quiet", "prior_no_purchase")
@@ -85,14 +85,17 @@ def learned_weights(model: linear_model.LogisticRegression) -> tuple[np.ndarray,
     return np.array([weights[key] for key in INPUT_KEYS], dtype=np.float64), float(model.intercept)
 
 
+def says(w_churn: tuple[float, float, float], w_propensity: tuple[float, float, tuple[float, ...]]) -> dict[str, float]:
+    """Return each task's learned model's weight in its blend (propensity: directly and through the mixtures): 0, it is not asked."""
+    return {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
+
+
 def can_score(scorer: Scorer, state: ModelState) -> bool:
     """Return whether :func:`raw_many` scores exactly as :meth:`Scorer.raw` for this state."""
     if scorer.stack:
         return False
-    for task in state.tasks.values():
-        if task.trust(scorer.min_examples) and learned_weights(task.model) is None:
-            return False
-    return True
+    say = says(*scorer.blend_weights(state, state.silence.curve() is not None))
+    return not any(say[name] and learned_weights(task.model) is None for name, task in state.tasks.items())
 
 
 def p_none_many(m: bgnbd.BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, tau: float) -> np.ndarray:
@@ -152,7 +155,7 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
     ]
     # Scorer.raw's weights: the floor is a candidate only with a curve, the same for everyone here.
     w_churn, w_propensity = scorer.blend_weights(state, silence.curve() is not None)
-    say = {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
+    say = says(w_churn, w_propensity)
     prior_churn = p_none_many(s, now[:, BG_SESSIONS_X], now[:, BG_SESSIONS_TX], age, scorer.horizon_days["churn"])
     prior_propensity = 1.0 - p_none_many(b, now[:, BG_PURCHASES_X], now[:, BG_PURCHASES_TX], age, scorer.horizon_days["propensity"])
     churn, propensity = (prior_churn if w_churn[1] == 1.0 else w_churn[1] * prior_churn), prior_propensity

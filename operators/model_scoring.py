@@ -23,7 +23,7 @@ from river.utils.math import sigmoid as river_sigmoid
 
 from journeyflow.metrics import MODEL_SCORE
 from operators import bgnbd
-from operators.batch_scoring import INPUT_KEYS, learned_weights, raw_many
+from operators.batch_scoring import INPUT_KEYS, learned_weights, raw_many, says
 from operators.bgnbd import OnlinePrior
 from operators.combiner import Combiner
 from operators.features import (
@@ -248,8 +248,7 @@ class Scorer:
         # The silence so far alone (operators.silence): a candidate of the churn blend and its floor.
         floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
         w_churn, w_propensity = self.blend_weights(state, floor is not None)
-        # The learned model has a say (propensity: directly or through a mixture with the prior).
-        say = {"churn": w_churn[0], "propensity": w_propensity[0] + sum(w_propensity[2])}
+        say = says(w_churn, w_propensity)
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
         prior = {
             "churn": bgnbd.p_none(s, s_x, s_tx, age, self.horizon_days["churn"]),

@@ -17,17 +17,26 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from operators.combiner import Combiner
+from operators.grid_moments import GridMoments
 from operators.odds import log_loss, shares
+from operators.silence import SilenceCurve
 from operators.weekly import LOSS_MEMORY, MIXES
 
 if TYPE_CHECKING:
     from operators.models import ModelState
     from operators.weekly import Task
 
-__all__ = ["LOSS_DECAY", "judge_floor", "freeze_losses", "churn_shares", "upgrade"]
+__all__ = ["LOSS_DECAY", "MIXED_TASKS", "judge_floor", "freeze_losses", "churn_shares", "upgrade"]
 
 #: The decay of the judged log-losses: the weekly tasks' own.
 LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
+
+#: The tasks whose blend weighs the mixtures of the learned model and the prior
+#: (:meth:`operators.weekly.Task.shares`); the others' mixtures are not judged.
+#: Churn's are not candidates: the weekly judge favoured them where the 30 days
+#: punish them (eleventh follow-up in docs/models-history.md).
+MIXED_TASKS = frozenset({"propensity"})
 
 
 def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, interval_days: float, ts_ms: int) -> None:
@@ -78,15 +87,26 @@ def churn_shares(
 
 
 def upgrade(state: ModelState) -> None:
-    """Give a state exported before the floor was judged, the weights were kept per interval or the mixtures were judged what it lacks.
+    """Give a state exported before the silence curve, its young rows, the stacks, the floor's judge, the weights kept per
+    interval or the mixtures were judged what it lacks.
 
     A candidate new to a state starts as the worse of the two judged so far
     (it earns its weight); the weights kept for an interval are taken at the
-    next update when there are none.
+    next update when there are none. A task outside :data:`MIXED_TASKS` drops
+    the mixtures' losses a state of the eleventh follow-up judged (no score
+    read them).
     """
+    if not hasattr(state, "silence"):  # exported before the silence curve existed: it counts from now on
+        state.silence = SilenceCurve()
+    elif not hasattr(state.silence, "start_ms"):  # before the young rows: the all-ages counts go on, the rows start
+        state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
+    if not hasattr(state, "combiner"):  # exported before the stacks existed: they follow customers from now on
+        state.combiner, state.moments = Combiner(), GridMoments()
     if "floor_loss" not in vars(state):
         state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
     vars(state).setdefault("frozen", None)
-    for task in state.tasks.values():
-        if "mix_losses" not in vars(task):
+    for name, task in state.tasks.items():
+        if name not in MIXED_TASKS:
+            task.mix_losses = []  # judged before this version though nothing weighed them: no longer
+        elif "mix_losses" not in vars(task):
             task.mix_losses = [max(task.loss, task.prior_loss)] * len(MIXES)

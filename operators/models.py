@@ -50,7 +50,7 @@ from operators.grid_moments import GridMoments
 from operators.model_report import models_report, trust_now
 from operators.model_scoring import DAY_MS as _DAY_MS
 from operators.model_scoring import TASKS, Scorer, learn_input
-from operators.model_trust import freeze_losses, judge_floor, upgrade
+from operators.model_trust import MIXED_TASKS, freeze_losses, judge_floor, upgrade
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
 from operators.weekly import Task
@@ -94,7 +94,7 @@ class ModelConfig:
         """Return untrained models."""
         return ModelState(
             scaler=preprocessing.StandardScaler(),
-            tasks={name: Task.new(self.learning_rates[name]) for name in TASKS},
+            tasks={name: Task.new(self.learning_rates[name], mixtures=name in MIXED_TASKS) for name in TASKS},
             clusters=Clusters(k=self.clusters, halflife=self.cluster_halflife, seed=self.seed),
             priors={"sessions": OnlinePrior(), "purchases": OnlinePrior()},
             rng=random.Random(self.seed),
@@ -109,13 +109,7 @@ class ModelConfig:
             state = decode_state(encode_state(self.warm_start), ModelState)
         else:
             state = self.new_state()
-        if not hasattr(state, "silence"):  # exported before the silence curve existed: it counts from now on
-            state.silence = SilenceCurve()
-        elif not hasattr(state.silence, "start_ms"):  # before the young rows: the all-ages counts go on, the rows start
-            state.silence = SilenceCurve(examples=state.silence.examples, stayed=state.silence.stayed)
-        if not hasattr(state, "combiner"):  # exported before the stacks existed: they follow customers from now on
-            state.combiner, state.moments = Combiner(), GridMoments()
-        upgrade(state)  # the blends' candidates and weights kept per interval, for a state exported before them
+        upgrade(state)  # what a state exported before the silence curve, the stacks or the blends' candidates lacks
         return ModelLogic(state, self)
 
 

@@ -59,12 +59,17 @@ class Task:
     prior_loss: float = 0.0
     """The same for the prior."""
     mix_losses: list[float] = field(default_factory=lambda: [0.0] * len(MIXES))
-    """The same for each mixture of the two (:data:`MIXES`)."""
+    """The same for each mixture of the two (:data:`MIXES`); empty for a task whose blend has no mixtures (nothing judged)."""
 
     @classmethod
-    def new(cls, learning_rate: float) -> Task:
-        """Return a logistic regression trained by plain SGD, River's standard starting point."""
-        return cls(model=linear_model.LogisticRegression(optimizer=optim.AdaGrad(learning_rate), intercept_lr=learning_rate))
+    def new(cls, learning_rate: float, *, mixtures: bool = True) -> Task:
+        """Return a logistic regression trained by plain SGD, River's standard starting point.
+
+        ``mixtures``: whether the task's blend weighs the mixtures of the
+        learned model and the prior (:meth:`shares`), so that they are judged.
+        """
+        model = linear_model.LogisticRegression(optimizer=optim.AdaGrad(learning_rate), intercept_lr=learning_rate)
+        return cls(model=model, mix_losses=[0.0] * len(MIXES) if mixtures else [])
 
     def predict(self, x: dict[str, float]) -> float:
         """Return the probability of the positive label."""
@@ -78,7 +83,7 @@ class Task:
         self.loss = self.loss * _DECAY + log_loss(p, y)
         self.prior_loss = self.prior_loss * _DECAY + log_loss(prior, y)
         mix = self.mix_losses
-        for i, a in enumerate(MIXES):
+        for i, a in enumerate(MIXES[: len(mix)]):
             mix[i] = mix[i] * _DECAY + log_loss(a * p + (1.0 - a) * prior, y)
         self.detector.update(abs(float(y) - p))
         if self.detector.drift_detected:
@@ -97,10 +102,11 @@ class Task:
         mixtures not candidates before ``min_examples``): a mixture holds
         weight only where it has predicted the interval better than both. The
         prior's weight is what the others leave, so with the mixtures' at 0 it
-        is ``1 - trust``, as in the two-model trust.
+        is ``1 - trust``, as in the two-model trust. A task without mixtures
+        (``mix_losses`` empty) gives an empty tuple for them.
         """
         if self.examples < max(1, min_examples):
-            return 0.0, 1.0, (0.0,) * len(MIXES)
+            return 0.0, 1.0, (0.0,) * len(self.mix_losses)
         weights = shares([self.loss, self.prior_loss, *self.mix_losses])
         mixed = tuple(weights[2:])
         return weights[0], max(0.0, 1.0 - weights[0] - sum(mixed)), mixed
@@ -108,7 +114,7 @@ class Task:
     def trust(self, min_examples: int) -> float:
         """Return the learned model's weight against the prior (0 until ``min_examples``): directly and through the mixtures."""
         learned, _, mixed = self.shares(min_examples)
-        return learned + sum(a * w for a, w in zip(MIXES, mixed, strict=True))
+        return learned + sum(a * w for a, w in zip(MIXES[: len(mixed)], mixed, strict=True))
 
     def report(self, min_examples: int) -> dict[str, Any]:
         """Return the task's quality figures."""

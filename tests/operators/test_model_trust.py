@@ -174,10 +174,27 @@ def test_a_snapshot_from_before_the_mixtures_starts_them_as_the_worse_of_the_two
     for task in logic.state.tasks.values():
         del task.__dict__["mix_losses"]
     resumed = CFG.build(encode_state(logic.state))
-    for task in resumed.state.tasks.values():
-        assert task.mix_losses == [max(task.loss, task.prior_loss)] * len(MIXES)
+    propensity = resumed.state.tasks["propensity"]
+    assert propensity.mix_losses == [max(propensity.loss, propensity.prior_loss)] * len(MIXES)
+    assert resumed.state.tasks["churn"].mix_losses == []  # churn's blend has no mixtures: nothing to judge
     # Upgraded once, it pickles and resumes as itself: a restart gives the same scores.
     again = CFG.build(encode_state(resumed.state))
     rows = pack_rows((_vector(random.Random(1), 3.0),) * 5)
     scored = [next(iter(m.on_item(UserUpdate("p", 1500 * 3_600_000, "update", "event", None, (), {}, features=rows))[0])).scores for m in (resumed, again)]
     assert scored[0] == scored[1] and again.state.tasks["propensity"].mix_losses == resumed.state.tasks["propensity"].mix_losses
+
+
+def test_churn_judges_no_mixtures_and_a_state_that_judged_them_drops_them_with_the_same_scores() -> None:
+    logic = CFG.build(None)
+    _feed(logic, random.Random(5), 1500)
+    churn = logic.state.tasks["churn"]
+    assert churn.examples > 0 and churn.mix_losses == [] and churn.shares(0)[2] == ()
+    assert churn.trust(0) == churn.shares(0)[0]  # the two-model trust: no mixtures to count
+    # A state of the eleventh follow-up judged churn's mixtures, which no score read.
+    churn.mix_losses = [1.0, 2.0, 3.0]
+    rows = pack_rows((_vector(random.Random(1), 3.0),) * 5)
+    update = UserUpdate("p", 1500 * 3_600_000, "update", "event", None, (), {}, features=rows)
+    old = CFG.build(encode_state(logic.state))
+    assert old.state.tasks["churn"].mix_losses == []
+    scores = [next(iter(m.on_item(dataclasses.replace(update))[0])).scores for m in (logic, old)]
+    assert scores[0] == scores[1] and scores[0]["churn_risk"] is not None
