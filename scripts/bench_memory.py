@@ -14,6 +14,10 @@ in the flow's order), stops when every event and tick is applied, and prints:
   source rather than charged to the compiled module's caller);
 * with ``--eof``, the end of input's extra peak: the traced peak while every
   journey logic builds its final update, above what was held (``--trace``);
+* with ``--malloc``, where the resident bytes sit when the input ends: glibc's
+  ``mallinfo2`` (bytes malloc holds in use and free, from the heap and from
+  mmap) and pymalloc's arenas (``sys._debugmallocstats``: its blocks in use and
+  free); the objects above 512 bytes bypass pymalloc for malloc;
 * with ``--idle DAYS``, last (it changes the states): what an idle release after
   DAYS of a customer's silence could keep, per customer: the profile pruned as
   of then with what else a returning user's rows need (segments, cooldowns, the
@@ -29,9 +33,12 @@ between users are counted once, in the first user walked.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import gc
+import os
 import sys
+import tempfile
 import tracemalloc
 import types
 from collections import Counter
@@ -114,8 +121,9 @@ class Sizer:
         return total
 
 
-def drive_to_end(path: Path, config: str | None) -> tuple[_Flow, int, int]:
-    """Apply every event and tick of ``path``; return the flow, the users seen and the RSS at the start."""
+def drive_to_end(path: Path, config: str | None, malloc: dict[str, int] | None = None) -> tuple[_Flow, int, int]:
+    """Apply every event and tick of ``path``; return the flow, the users seen and the RSS at the start
+    (and put :func:`malloc_figures` at the start into ``malloc``)."""
     flow = _Flow(config, None)
     progress = ReplayProgress()
 
@@ -125,6 +133,8 @@ def drive_to_end(path: Path, config: str | None) -> tuple[_Flow, int, int]:
 
     gc.collect()
     base = rss_bytes()
+    if malloc is not None:
+        malloc.update(malloc_figures())
     for item in replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress):
         if isinstance(item, (Expect, DeadLetter)):
             continue
@@ -248,6 +258,54 @@ def released_sizes(flow: _Flow, days: float) -> None:
     print("  pruned, by type:", ", ".join(f"{t} {v / per:,.0f}" for t, v in pruned.by_type.most_common(8)))
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def malloc_figures() -> dict[str, int]:
+    """Bytes by where they sit: glibc's ``mallinfo2`` and pymalloc's arenas (``sys._debugmallocstats``)."""
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    m = mallinfo2()
+    found = {"malloc heap": m.arena, ". in use": m.uordblks, ". free": m.fordblks, "malloc mmap": m.hblkhd}
+    with tempfile.TemporaryFile() as out:  # (it writes to the C stderr)
+        saved = os.dup(2)
+        sys.stderr.flush()
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()  # type: ignore[attr-defined]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode().split("arena map counts")[0]
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) == 5 and all(cell.isdigit() for cell in cells):  # class, size, pools, in use, free
+            found[f"pymalloc free blocks of {cells[1]} B"] = int(cells[1]) * int(cells[4])
+        elif "=" in line and "bytes" in line and "free " not in line:
+            words = line.split("=")[0].replace("#", "").split()
+            name = " ".join(words[1:] if words[0].isdigit() else words)  # ("59 arenas * 1048576 bytes/arena")
+            found["pymalloc " + name] = int(line.split("=")[-1].strip().replace(",", ""))
+    return found
+
+
+def malloc_report(users: int, before: dict[str, int], rss_growth: int) -> None:
+    """Print the growth of :func:`malloc_figures` since ``before``, per user seen."""
+    per = max(1, users)
+    print(f"\nwhere the RSS growth ({rss_growth / per:,.0f} B per user seen) sits, growth per user seen:")
+    growth = {name: value - before.get(name, 0) for name, value in malloc_figures().items()}
+    by_class = sorted([name for name in growth if name.startswith("pymalloc free blocks")], key=lambda n: -growth[n])
+    for name, value in growth.items():
+        if not name.startswith("pymalloc free blocks") or name in by_class[:6]:
+            print(f"  {name:<45} {value / per:8,.0f}")
+    # What of it is whole free pages malloc keeps (malloc_trim gives them back to the system).
+    rss = rss_bytes()
+    ctypes.CDLL(None).malloc_trim(0)
+    print(f"  RSS given back by malloc_trim(0)              {(rss - rss_bytes()) / per:8,.0f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", type=Path)
@@ -255,13 +313,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="tracemalloc's top lines and files")
     parser.add_argument("--eof", action="store_true", help="with --trace: the end of input's traced peak")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--malloc", action="store_true", help="malloc's and pymalloc's bytes in use and free")
     parser.add_argument("--idle", type=float, help="days: what an idle release could keep (see above)")
     args = parser.parse_args(argv)
     if args.trace:
         tracemalloc.start(1)
-    flow, users, base = drive_to_end(args.file, args.config)
+    before: dict[str, int] = {}
+    flow, users, base = drive_to_end(args.file, args.config, before if args.malloc else None)
     gc.collect()
     print(f"RSS growth when the input ends: {(rss_bytes() - base) / max(1, users):,.0f} B per user seen")
+    if args.malloc:
+        malloc_report(users, before, rss_bytes() - base)
     if args.trace:
         held, _ = tracemalloc.get_traced_memory()
         print(f"traced live when the input ends: {held / max(1, users):,.0f} B per user seen")
