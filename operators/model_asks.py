@@ -17,10 +17,23 @@ from journeyflow.events import Event
 from journeyflow.step_records import UserUpdate
 from operators import cluster_features, features, labels, updates
 from operators.cluster_features import CLUSTER_FEATURES
+from operators.feature_layout import BG_AGE, CLASSIFIER_FEATURES, LAYOUT, PACKED, STEADY_FEATURES
 from operators.journey_state import NO_PENDING, JourneyConfig, JourneyState, view_of
 from operators.labels import Example, Pending
 
-__all__ = ["ScoreAsk", "ModelAsks", "on_event", "on_time", "take_snapshot", "payload", "pack_placing", "unpack_placing", "flush"]
+__all__ = [
+    "ScoreAsk",
+    "ModelAsks",
+    "on_event",
+    "on_time",
+    "take_snapshot",
+    "payload",
+    "pack_placing",
+    "unpack_placing",
+    "compact_rows",
+    "expand_rows",
+    "flush",
+]
 
 #: Event types after which the models score the user again: a purchase always,
 #: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
@@ -29,6 +42,35 @@ _SCORE_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "check
 _EVENT_RESCORE_MS: Final = 10 * 60_000
 #: The cluster features of a placed score, packed (:func:`pack_placing`).
 _PLACING: Final = struct.Struct(f"<{len(CLUSTER_FEATURES)}d")
+
+
+def _runs(steady: bool) -> tuple[tuple[int, int], ...]:
+    """Return the byte ranges of a packed row (``LAYOUT``) whose columns are steady (or not), adjacent ones joined.
+
+    Steady: :data:`STEADY_FEATURES` and the prior's counts (all of the prior's figures but the
+    age), which ``features.scoring_vectors`` computes once per view: the same in every row.
+    """
+    runs: list[tuple[int, int]] = []
+    for column, name in enumerate(PACKED):
+        prior_count = column >= len(CLASSIFIER_FEATURES) and column != BG_AGE
+        if (name in STEADY_FEATURES or prior_count) != steady:
+            continue
+        if runs and runs[-1][1] == 8 * column:
+            runs[-1] = (runs[-1][0], 8 * column + 8)
+        else:
+            runs.append((8 * column, 8 * column + 8))
+    return tuple(runs)
+
+
+#: A placed score's rows kept compact (:func:`compact_rows`): the byte ranges of a row's
+#: steady columns, of its other (timed) columns, and every range in row order with a flag.
+_STEADY_RUNS: Final = _runs(True)
+_TIMED_RUNS: Final = _runs(False)
+_ALL_RUNS: Final = tuple(
+    sorted([(start, end, True) for start, end in _TIMED_RUNS] + [(start, end, False) for start, end in _STEADY_RUNS])
+)
+_ROW: Final = LAYOUT.size
+_TIMED_BYTES: Final = sum([end - start for start, end in _TIMED_RUNS])
 
 
 class ScoreAsk:
@@ -67,7 +109,9 @@ class ModelAsks:
     placed: bytes | None = None
     """The feature rows of the last placed score while nothing they read has changed since
     (the step sets None when something may have): a replay's last tick and the end of input
-    score the same view. With them, as of ``placed_ms``, the score's cluster features packed
+    score the same view. Kept compact when ``placed_compact`` (:func:`compact_rows`: 640
+    bytes instead of 1,120 for five rows; every customer holds them at a replay's peak).
+    With them, as of ``placed_ms``, the score's cluster features packed
     (:func:`pack_placing`). Separate fields rather than a tuple, and the cluster features as
     bytes rather than a dict: every customer holds them from the last tick to the end of
     input, a replay's peak (a dict of ten boxed floats is about 590 bytes, the packed ones
@@ -75,6 +119,7 @@ class ModelAsks:
     ``placed`` None): the 113 bytes left wait for the next placed score."""
     placed_ms: int = 0
     placed_cluster: bytes = b""
+    placed_compact: bool = False
 
     def clear(self) -> None:
         """Forget what was asked (the user's state was dropped)."""
@@ -82,6 +127,7 @@ class ModelAsks:
         self.score = None
         self.placed = None
         self.placed_cluster = b""
+        self.placed_compact = False
 
 
 def on_event(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, event: Event) -> None:
@@ -144,7 +190,7 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, keep_place
         if score.place and placed is not None and asks.placed_ms == score.at_ms:
             # The same view as the last placed score's: the same rows (a copy of the
             # clusters' dict, so that no reader of one update can change the other).
-            extra["features"] = placed
+            extra["features"] = expand_rows(placed) if asks.placed_compact else placed
             extra["cluster_features"] = unpack_placing(asks.placed_cluster)
             extra["learn_cluster"] = True
             if not keep_placed:
@@ -161,7 +207,9 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, keep_place
                 if keep_placed and not cfg.timers:
                     # Kept in replays only, where the end of input follows the last tick: live,
                     # the rows would wait in memory with every idle user for nothing.
-                    asks.placed = rows
+                    compact = compact_rows(rows)
+                    asks.placed = rows if compact is None else compact
+                    asks.placed_compact = compact is not None
                     asks.placed_ms = score.at_ms
                     asks.placed_cluster = pack_placing(placing)
                 else:
@@ -181,6 +229,46 @@ def unpack_placing(packed: bytes) -> dict[str, float]:
     """Return the dict :func:`pack_placing` packed: the same keys in the same order, the same
     floats (a dict of its own for each update: no reader of one can change another's)."""
     return dict(zip(CLUSTER_FEATURES, _PLACING.unpack(packed), strict=True))
+
+
+def compact_rows(rows: bytes) -> bytes | None:
+    """Return packed ``rows`` as the first row then each later row's timed columns (``_TIMED_RUNS``), or
+    None when a later row's steady column differs from the first row's (then keep ``rows`` whole).
+
+    The steady columns are compared as bytes, so :func:`expand_rows` gives ``rows`` back bit
+    for bit (signed zeros, NaNs). Only the declared columns are checked, with a few slice
+    comparisons: checking every column (mem16) cost more than the ticks could pay.
+    """
+    first = rows[:_ROW]
+    steady = [first[start:end] for start, end in _STEADY_RUNS]
+    parts = [first]
+    for base in range(_ROW, len(rows), _ROW):
+        index = 0
+        for start, end in _STEADY_RUNS:
+            if rows[base + start : base + end] != steady[index]:
+                return None
+            index += 1
+        for start, end in _TIMED_RUNS:
+            parts.append(rows[base + start : base + end])
+    return b"".join(parts)
+
+
+def expand_rows(compact: bytes) -> bytes:
+    """Return the rows :func:`compact_rows` made ``compact`` of (a new ``bytes``, equal to theirs)."""
+    first = compact[:_ROW]
+    steady = [first[start:end] for start, end in _STEADY_RUNS]
+    parts = [first]
+    for base in range(_ROW, len(compact), _TIMED_BYTES):
+        at = base
+        index = 0
+        for start, end, timed in _ALL_RUNS:
+            if timed:
+                parts.append(compact[at : at + end - start])
+                at += end - start
+            else:
+                parts.append(steady[index])
+                index += 1
+    return b"".join(parts)
 
 
 def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[Any], keep_placed: bool = False) -> None:

@@ -14,6 +14,10 @@ in the flow's order), stops when every event and tick is applied, and prints:
   source rather than charged to the compiled module's caller);
 * with ``--eof``, the end of input's extra peak: the traced peak while every
   journey logic builds its final update, above what was held (``--trace``);
+* with ``--malloc``, where the resident bytes sit when the input ends: glibc's
+  ``mallinfo2`` (bytes malloc holds in use and free, from the heap and from
+  mmap) and pymalloc's arenas (``sys._debugmallocstats``: its blocks in use and
+  free); the objects above 512 bytes bypass pymalloc for malloc;
 * with ``--idle DAYS``, last (it changes the states): what an idle release after
   DAYS of a customer's silence could keep, per customer: the profile pruned as
   of then with what else a returning user's rows need (segments, cooldowns, the
@@ -43,6 +47,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from bench_malloc import malloc_figures, malloc_report  # type: ignore[import-not-found]  # noqa: E402
 from bench_measure import rss_bytes  # type: ignore[import-not-found]  # noqa: E402
 from bench_parts import _Flow  # type: ignore[import-not-found]  # noqa: E402
 
@@ -114,8 +119,9 @@ class Sizer:
         return total
 
 
-def drive_to_end(path: Path, config: str | None) -> tuple[_Flow, int, int]:
-    """Apply every event and tick of ``path``; return the flow, the users seen and the RSS at the start."""
+def drive_to_end(path: Path, config: str | None, malloc: dict[str, int] | None = None) -> tuple[_Flow, int, int]:
+    """Apply every event and tick of ``path``; return the flow, the users seen and the RSS at the start
+    (and put :func:`malloc_figures` at the start into ``malloc``)."""
     flow = _Flow(config, None)
     progress = ReplayProgress()
 
@@ -125,6 +131,8 @@ def drive_to_end(path: Path, config: str | None) -> tuple[_Flow, int, int]:
 
     gc.collect()
     base = rss_bytes()
+    if malloc is not None:
+        malloc.update(malloc_figures())
     for item in replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress):
         if isinstance(item, (Expect, DeadLetter)):
             continue
@@ -255,13 +263,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="tracemalloc's top lines and files")
     parser.add_argument("--eof", action="store_true", help="with --trace: the end of input's traced peak")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--malloc", action="store_true", help="malloc's and pymalloc's bytes in use and free")
     parser.add_argument("--idle", type=float, help="days: what an idle release could keep (see above)")
     args = parser.parse_args(argv)
     if args.trace:
         tracemalloc.start(1)
-    flow, users, base = drive_to_end(args.file, args.config)
+    before: dict[str, int] = {}
+    flow, users, base = drive_to_end(args.file, args.config, before if args.malloc else None)
     gc.collect()
     print(f"RSS growth when the input ends: {(rss_bytes() - base) / max(1, users):,.0f} B per user seen")
+    if args.malloc:
+        malloc_report(users, before, rss_bytes() - base)
     if args.trace:
         held, _ = tracemalloc.get_traced_memory()
         print(f"traced live when the input ends: {held / max(1, users):,.0f} B per user seen")

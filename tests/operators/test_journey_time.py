@@ -190,8 +190,9 @@ def test_the_end_of_input_as_of_the_ticks_score_takes_its_rows_with_nothing_chan
     tick_ms = _ms(at(3)) + 2 * 3_600_000
     ticked = _scored(logic.on_item(Tick(tick_ms, "u1"))[0])
     assert ticked.learn_cluster and ticked.cluster_features is not None
+    assert logic.asks.placed is not None and logic.asks.placed_ms == tick_ms  # kept (compact: model_asks)
     final = _final(logic.on_eof()[0])
-    assert final.features is ticked.features  # taken, not computed again
+    assert final.features == ticked.features
     assert final.cluster_features == ticked.cluster_features and final.cluster_features is not ticked.cluster_features
     assert final.learn_cluster
     assert (final.features, final.cluster_features) == _rows_now(logic, tick_ms)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import random
+import struct
 
 from flows.step_configs import journey_config
 from journeyflow.step_records import UserUpdate
@@ -10,7 +12,18 @@ from operators import cluster_features, features, profiles
 from operators.cluster_features import CLUSTER_FEATURES
 from operators.journey_state import JourneyState, view_of
 from operators.labels import Example
-from operators.model_asks import ModelAsks, ScoreAsk, flush, pack_placing, payload, take_snapshot, unpack_placing
+from operators.feature_layout import BG_AGE, CLASSIFIER_FEATURES, LAYOUT, PACKED, STEADY_FEATURES
+from operators.model_asks import (
+    ModelAsks,
+    ScoreAsk,
+    compact_rows,
+    expand_rows,
+    flush,
+    pack_placing,
+    payload,
+    take_snapshot,
+    unpack_placing,
+)
 from operators.rules import load_rules
 from tests.helpers import settings
 
@@ -100,10 +113,13 @@ def test_the_end_of_input_as_of_the_placed_score_sends_the_same_rows_and_cluster
     state.profile.events_total = 4
     asks = ModelAsks(score=ScoreAsk(4 * DAY, "time", None, True))
     ticked = payload(asks, state, CFG, keep_placed=True)
-    assert asks.placed is ticked["features"] and asks.placed_ms == 4 * DAY
+    assert asks.placed_ms == 4 * DAY
+    # Kept compact: the first row and the later rows' timed columns.
+    rows = len(ticked["features"]) // LAYOUT.size
+    assert asks.placed_compact and len(asks.placed) == LAYOUT.size * rows - 8 * len(_STEADY) * (rows - 1)
     asks.score = ScoreAsk(4 * DAY, "eof", None, True)
     final = payload(asks, state, CFG)
-    assert final["features"] is ticked["features"]
+    assert final["features"] == ticked["features"]
     assert list(final["cluster_features"].items()) == list(ticked["cluster_features"].items())
     assert final["cluster_features"] is not ticked["cluster_features"]
 
@@ -121,3 +137,65 @@ def test_only_time_passing_keeps_the_placed_rows_and_the_end_of_input_forgets_th
     final = payload(asks, state, CFG)  # the end of input: the last score of this view
     assert final["features"] == ticked["features"]
     assert asks.placed is None and asks.placed_cluster == b""
+
+
+#: Columns the compact rows keep once: the declared steady features and the prior's counts.
+_STEADY = [i for i, name in enumerate(PACKED) if name in STEADY_FEATURES or len(CLASSIFIER_FEATURES) <= i < BG_AGE]
+
+
+def _rows(rng: random.Random, n: int) -> list[list[float]]:
+    """``n`` rows whose steady columns equal the first row's and whose others vary (odd floats too)."""
+    odd = [0.0, -0.0, math.nan, math.inf, -math.inf, 5e-324, 1e308]
+    first = [rng.choice(odd) if rng.random() < 0.2 else rng.uniform(-9, 9) for _ in PACKED]
+    rows = [first]
+    for _ in range(n - 1):
+        row = [rng.choice(odd) if rng.random() < 0.2 else rng.uniform(-9, 9) for _ in PACKED]
+        for i in _STEADY:
+            row[i] = first[i]
+        rows.append(row)
+    return rows
+
+
+def test_compact_rows_give_the_same_bytes_back() -> None:
+    # Every later row's timed columns kept, the steady ones taken from the first row: bit for bit.
+    rng = random.Random(18)
+    for n in (1, 2, 5, 7):
+        for _ in range(50):
+            packed = b"".join([LAYOUT.pack(*row) for row in _rows(rng, n)])
+            compact = compact_rows(packed)
+            assert compact is not None
+            assert len(compact) == LAYOUT.size + (n - 1) * 8 * (len(PACKED) - len(_STEADY))
+            assert expand_rows(compact) == packed
+
+
+def test_rows_whose_steady_column_differs_are_kept_whole() -> None:
+    rng = random.Random(5)
+    for column in _STEADY:
+        rows = _rows(rng, 5)
+        rows[rng.randrange(1, 5)][column] = -rows[0][column] if rows[0][column] else -0.0  # (-0.0: the bits differ)
+        assert compact_rows(b"".join([LAYOUT.pack(*row) for row in rows])) is None
+    # A NaN with other bits is another value too (compared as bytes, not as floats).
+    rows = _rows(rng, 3)
+    rows[0][_STEADY[0]] = math.nan
+    packed = bytearray(b"".join([LAYOUT.pack(*row) for row in rows]))
+    quiet = struct.pack("<Q", 0x7FF8000000000001)
+    at = 2 * LAYOUT.size + 8 * _STEADY[0]
+    packed[at : at + 8] = quiet
+    assert compact_rows(bytes(packed)) is None
+
+
+def test_a_score_s_own_rows_compact_and_expand() -> None:
+    # The steady columns declared are what scoring_vectors computes once (else every customer
+    # would keep the whole rows: no output would move, but no memory would be saved).
+    state = _user()
+    profile = state.profile
+    profile.events_total = 9
+    profile.purchases_total = 2
+    profile.revenue_total = 80.0
+    profile.last_purchase_ms = 2 * DAY
+    profile.last_seen_ms = 3 * DAY
+    profile.sessions_closed = 3
+    profile.session_ms_total = 600_000
+    rows = features.scoring_vectors(view_of(state, CFG, 4 * DAY), CFG.labels)
+    compact = compact_rows(rows)
+    assert compact is not None and expand_rows(compact) == rows
