@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from config.checks import check_security, cross_check, resolve_files
+from config.checks import FILE_SETTINGS, check_security, cross_check, resolve_files
 from config.connections import KafkaSettings, OutageSettings, RedisSettings
 from config.fields import non_negative, one_of, positive, setting, shown_value
 from config.loading import DEFAULT_CONFIG, ENV_PREFIX, build, from_env, merge, read_toml
@@ -174,7 +174,9 @@ def load_settings(
         if not path.is_file():
             msg = f"config file {str(path)!r} does not exist"
             raise ConfigError(msg)
-        merge(merged, read_toml(path), str(path), _SECTIONS)
+        extra = read_toml(path)
+        _anchor_default_files(merged, extra)
+        merge(merged, extra, str(path), _SECTIONS)
         config_dir = path.resolve().parent
     merge(merged, from_env(env, _SECTIONS), "the environment", _SECTIONS)
     if overrides:
@@ -185,6 +187,23 @@ def load_settings(
     settings = resolve_files(settings)
     check_security(settings)
     return settings
+
+
+def _anchor_default_files(defaults: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Make the shipped file settings that ``extra`` does not set read from the shipped folder.
+
+    A relative file setting is read from the working directory, else from the
+    folder of the config file that set it; the others are resolved against the
+    last file read, so without this a ``--config`` file that changes only
+    ``[sessions] gap_s`` would look for the shipped ``rules.toml`` beside itself.
+    """
+    for section, names in {**FILE_SETTINGS, "segments": ("rules_file",)}.items():
+        values = defaults.get(section, {})
+        given = extra.get(section, {}) if isinstance(extra.get(section), dict) else {}
+        for name in names:
+            value = values.get(name)
+            if value and name not in given and not Path(value).is_absolute() and not Path(value).exists():
+                values[name] = str(DEFAULT_CONFIG.parent / value)
 
 
 def masked(settings: Settings) -> dict[str, dict[str, Any]]:

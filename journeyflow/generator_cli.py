@@ -136,6 +136,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_file_paths(out: Path, truth: Path) -> None:
+    """Refuse a folder given where the events or the truth file goes (before anything is written)."""
+    if out.is_dir():
+        msg = f"--out {out} is a folder; give the events file's name (e.g. {out / 'events.jsonl.gz'})"
+        raise ConfigError(msg)
+    if truth.is_dir():
+        msg = f"--truth {truth} is a folder; give the truth file's name"
+        raise ConfigError(msg)
+
+
 def run(args: argparse.Namespace) -> int:
     """Generate the data set described by ``args``; return the exit status (2 on bad options)."""
     try:
@@ -157,10 +167,11 @@ def run(args: argparse.Namespace) -> int:
             responses=responses,
             mix=args.mix,
         )
+        truth = args.truth if args.truth is not None else _default_truth_path(args.out)
+        _check_file_paths(args.out, truth)
     except ConfigError as ex:
         print(f"journeyflow generate: {ex}", file=sys.stderr)
         return 2
-    truth = args.truth if args.truth is not None else _default_truth_path(args.out)
     began = time.perf_counter()
     stats = generate(config, args.out, truth)
     elapsed = time.perf_counter() - began

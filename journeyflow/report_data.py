@@ -253,6 +253,9 @@ def _read_summary(out_dir: Path) -> dict[str, Any]:
     except FileNotFoundError as ex:
         msg = f"{out_dir} must be a replay's output folder (with summary.json); got no summary.json there"
         raise JourneyflowError(msg) from ex
+    except NotADirectoryError as ex:
+        msg = f"{out_dir} must be a replay's output folder (with summary.json); got a file instead"
+        raise JourneyflowError(msg) from ex
     except orjson.JSONDecodeError as ex:
         msg = f"{summary_path} must be a JSON object; got invalid JSON instead ({ex})"
         raise JourneyflowError(msg) from ex
