@@ -106,6 +106,7 @@ def upgrade(state: ModelState) -> None:
         state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
     vars(state).setdefault("frozen", None)
     for name, task in state.tasks.items():
+        vars(task).setdefault("auc_history", [])  # exported before the AUC history: it starts now
         if name not in MIXED_TASKS:
             task.mix_losses = []  # judged before this version though nothing weighed them: no longer
         elif "mix_losses" not in vars(task):

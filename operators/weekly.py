@@ -15,10 +15,11 @@ from typing import Any
 
 from river import drift, linear_model, metrics, optim
 
+from journeyflow.events import format_ts
 from journeyflow.metrics import MODEL_DRIFTS
 from operators.odds import log_loss, shares
 
-__all__ = ["AUC_THRESHOLDS", "LOSS_MEMORY", "MIXES", "Task"]
+__all__ = ["AUC_POINTS_KEPT", "AUC_POINT_MS", "AUC_THRESHOLDS", "LOSS_MEMORY", "MIXES", "Task"]
 
 #: Thresholds of River's streaming ROC AUC: its cost per example grows with
 #: them (about 0.5 microseconds each here); 20 keeps it within 0.01 of exact.
@@ -35,6 +36,12 @@ _DECAY = 1.0 - 1.0 / LOSS_MEMORY
 #: predicts better than either, and the average of the two alone is all or
 #: nothing between them.
 MIXES = (0.25, 0.5, 0.75)
+
+#: Event time between two points of a task's AUC history (the report's "AUC
+#: over time"), and the most points kept: past that, every other one is dropped,
+#: so a long-lived worker's history stays bounded and still spans its life.
+AUC_POINT_MS = 86_400_000
+AUC_POINTS_KEPT = 400
 
 
 @dataclass
@@ -60,6 +67,8 @@ class Task:
     """The same for the prior."""
     mix_losses: list[float] = field(default_factory=lambda: [0.0] * len(MIXES))
     """The same for each mixture of the two (:data:`MIXES`); empty for a task whose blend has no mixtures (nothing judged)."""
+    auc_history: list[tuple[int, float]] = field(default_factory=list)
+    """``(ts_ms, progressive AUC)`` at most once per :data:`AUC_POINT_MS` of the learned examples' time, once both labels were seen."""
 
     @classmethod
     def new(cls, learning_rate: float, *, mixtures: bool = True) -> Task:
@@ -93,6 +102,12 @@ class Task:
         self.model.learn_one(x, y)
         self.examples += 1
         self.positives += int(y)
+        history = self.auc_history
+        # Examples come from a shuffle buffer, out of time order: a point only ever moves forward.
+        if 0 < self.positives < self.examples and (not history or ts_ms >= history[-1][0] + AUC_POINT_MS):
+            history.append((ts_ms, float(self.auc.get())))
+            if len(history) > AUC_POINTS_KEPT:
+                del history[1::2]
 
     def shares(self, min_examples: int) -> tuple[float, float, tuple[float, ...]]:
         """Return the published blend's weights of the learned model, the prior and each mixture of the two (:data:`MIXES`).
@@ -128,4 +143,5 @@ class Task:
             "trust": round(self.trust(min_examples), 4),
             "drifts": self.drifts,
             "last_drift_ms": self.last_drift_ms,
+            "auc_over_time": [{"ts": format_ts(ts), "auc": round(auc, 4)} for ts, auc in self.auc_history],
         }
