@@ -185,9 +185,7 @@ def observe(
         category = sys.intern(category)
     previous: tuple[str, ...] = ()
     if event.type in _LEARNS and product is not None:
-        # (A list, then a tuple: compiled by mypyc, a generator is an object made and resumed
-        # per value, and this runs for every product view.)
-        previous = tuple([p for p, t in recent if ts - t <= cfg.session_gap_ms and p != product])
+        previous = tuple(p for p, t in recent if ts - t <= cfg.session_gap_ms and p != product)
         if not recent or recent[0][0] != product:
             recent = ((product, ts), *recent[: cfg.window - 1])
         else:
