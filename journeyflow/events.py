@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import orjson
 
 from journeyflow.redact import digest, fit
+# Defined in a compiled module (every output record formats times); imported from here.
+from journeyflow.time_text import EPOCH_ORDINAL, format_ts
 
 __all__ = [
     "EVENT_TYPES",
@@ -228,30 +230,4 @@ def parse_ts(value: Any) -> int:
     if not 0 <= ms < MAX_TS_MS:
         raise ValueError(f"ts out of range: {value!r}")
     return ms
-
-
-EPOCH_ORDINAL = 719163
-"""``date(1970, 1, 1).toordinal()``: the day number of the epoch."""
-_TWO_DIGITS = tuple([f"{i:02d}" for i in range(60)])
-_MILLIS = tuple([f".{i:03d}Z" for i in range(1000)])
-
-
-def format_ts(ts_ms: int) -> str:
-    """Format epoch milliseconds as RFC 3339 UTC, dropping zero milliseconds.
-
-    >>> format_ts(1795343460000)
-    '2026-11-22T10:31:00Z'
-    >>> format_ts(1795343460250)
-    '2026-11-22T10:31:00.250Z'
-    """
-    # The date from its day number, the time from tables of digits: the same text as
-    # isoformat() of the UTC datetime, in a quarter of its time (every output record
-    # carries times: a session two, a final profile row four).
-    seconds, ms = divmod(ts_ms, 1000)
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    two = _TWO_DIGITS
-    day = date.fromordinal(days + EPOCH_ORDINAL).isoformat()
-    return f"{day}T{two[hours]}:{two[minutes]}:{two[seconds]}{_MILLIS[ms] if ms else 'Z'}"
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import orjson
+import pytest
 
 from journeyflow.events import MAX_TS_MS, format_ts, parse_ts
 from journeyflow.records import ProfileRow
@@ -48,3 +49,20 @@ def test_profile_row_bytes_equal_its_dict_encoded() -> None:
     ]
     for row in rows:
         assert row.to_json() == orjson.dumps(row.to_dict()), row
+
+
+def test_format_ts_dates_equal_the_calendar_s_from_year_1_to_9999() -> None:
+    """The integer date (journeyflow.time_text) against date.fromordinal's, on every kind of day and beyond the
+    years isoformat() writes with four digits (the datetime path, the same text or the same error)."""
+    epoch = date(1970, 1, 1).toordinal()
+    draw = random.Random(10)
+    days = list(range(-800, 800)) + [date(y, m, d).toordinal() - epoch for y in (1, 4, 100, 999, 1000, 1600, 1900,
+                                                                               2000, 2100, 2400, 9999)
+                                     for m, d in ((1, 1), (2, 28), (3, 1), (12, 31))]  # fmt: skip
+    days += [draw.randrange(1 - epoch, date(9999, 12, 31).toordinal() - epoch + 1) for _ in range(20_000)]
+    for day in days:
+        ts_ms = day * 86_400_000 + draw.randrange(86_400_000)
+        assert format_ts(ts_ms) == _reference(ts_ms), ts_ms
+    for ts_ms in ((-epoch) * 86_400_000, (date(9999, 12, 31).toordinal() - epoch + 1) * 86_400_000):
+        with pytest.raises(ValueError):
+            format_ts(ts_ms)

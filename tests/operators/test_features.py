@@ -141,3 +141,14 @@ def test_every_row_of_a_score_counts_its_own_windows_exactly() -> None:
         if profile is browsed:
             assert {row["days_since_last_purchase"] for row in rows} == {math.log1p(365.0)}
             assert rows[-1]["events_30d"] == rows[-1]["purchases_90d"] == 0.0
+
+
+def test_scoring_vectors_are_each_row_packed_alone_and_joined() -> None:
+    # A score's rows are packed in one call (up to eight rows), else row by row: the same
+    # bytes as snapshot_vector at each time, packed and joined, for one row, five and twelve.
+    view = _profile()
+    for weeks in (1, 5, 12):
+        horizon = weeks * 7 * DAY - DAY
+        cfg = LabelConfig(interval_ms=7 * DAY, churn_horizon_ms=horizon, purchase_horizon_ms=DAY, max_silence_ms=90 * DAY)
+        later = [View(view.profile, CFG, view.now_ms + k * 7 * DAY, view.open_sessions) for k in range(weeks)]
+        assert scoring_vectors(view, cfg) == b"".join([pack(snapshot_vector(v)) for v in later]), weeks
