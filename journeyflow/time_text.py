@@ -2,7 +2,7 @@
 
 :func:`format_ts` is the definition (re-exported by :mod:`journeyflow.events`,
 where callers import it). Every output record carries times (a session two, a
-final profile row three), so it runs several times per user at every tick and
+final profile row four), so it runs several times per user at every tick and
 at the end of input. It used to take the date from ``date.fromordinal(...)``
 and ``isoformat()``: two calls into ``datetime`` and a date object per time,
 about half of its cost. The civil date of a day number is a few integer

@@ -23,7 +23,7 @@ from typing import Any
 from journeyflow.errors import RuleError
 from operators.expressions import Expression, compile_expression
 from operators.rule_types import TRIGGER_ON, Rules, SegmentRule, TriggerRule
-from operators.variables import RECOMMENDATIONS, samples
+from operators.variables import RECOMMENDATIONS, nearest, samples
 from operators import goals
 
 __all__ = ["check_clusters", "load_rules", "parse_rules", "recommendation_payloads"]
@@ -88,10 +88,9 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
     known = on
     segment = doc.get("segment")
     if on == "segment_entry" and segment not in segment_names and not _CLUSTER.fullmatch(str(segment)):
-        msg = (
-            f"{owner}: segment must name a segment ({', '.join(sorted(segment_names))}) "
-            f"or a learned cluster:N; got {segment!r} instead"
-        )
+        named = ", ".join(sorted(segment_names)) or "none defined"
+        msg = f"{owner}: segment must name a segment ({named}) or a learned cluster:N; got {segment!r} instead"
+        msg += nearest(str(segment), segment_names)
         raise RuleError(msg)
     if on != "segment_entry" and segment is not None:
         msg = f"{owner}: segment is only for on = 'segment_entry'"
@@ -101,7 +100,12 @@ def _trigger(name: str, doc: Any, segment_names: set[str]) -> TriggerRule:
         from journeyflow.events import EVENT_TYPES
 
         if on != "event" or not isinstance(event_types, list) or not set(event_types) <= EVENT_TYPES:
-            msg = f"{owner}: event_types must list event types (on = 'event'); got {event_types!r} instead"
+            msg = (
+                f"{owner}: event_types must list event types ({', '.join(sorted(EVENT_TYPES))}; on = 'event'); "
+                f"got {event_types!r} instead"
+            )
+            unknown = [t for t in event_types if t not in EVENT_TYPES] if isinstance(event_types, list) else []
+            msg += nearest(str(unknown[0]), EVENT_TYPES) if unknown else ""
             raise RuleError(msg)
         event_types = frozenset(event_types)
     payload_doc = doc.get("payload", {})

@@ -105,3 +105,22 @@ def test_a_syntax_error_is_one_line_with_its_column(tmp_path: Path, rules: str, 
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(start) and "Syntax error" in lines[0] and ":1:" in lines[0]
+
+
+def test_a_segment_entry_trigger_without_any_segment_says_none_are_defined_and_a_near_name_is_suggested() -> None:
+    from operators.rules import parse_rules
+
+    with pytest.raises(RuleError, match=r"segment \(none defined\) or a learned cluster:N; got 'vip' instead$"):
+        parse_rules({"triggers": {"t": {"on": "segment_entry", "segment": "vip"}}})
+    with pytest.raises(RuleError, match=r"got 'vip' instead \(did you mean 'vips'\?\)$"):
+        parse_rules({"segments": {"vips": {"when": "true"}}, "triggers": {"t": {"on": "segment_entry", "segment": "vip"}}})
+
+
+def test_a_misspelt_event_type_lists_the_types_and_the_nearest() -> None:
+    from operators.rules import parse_rules
+
+    with pytest.raises(RuleError) as caught:
+        parse_rules({"triggers": {"t": {"on": "event", "when": "true", "event_types": ["purchase", "add_to_crat"]}}})
+    message = str(caught.value)
+    assert "page_view" in message and "add_to_cart" in message  # the valid types are listed
+    assert message.endswith("(did you mean 'add_to_cart'?)")
