@@ -76,6 +76,15 @@ def compile_message(ex: Exception) -> str:
     return text.splitlines()[0] if text else type(ex).__name__
 
 
+def _hint(name: str, offered: tuple[str, ...]) -> str:
+    """Say where a map this rule does not offer is offered (and the map it does), else suggest the nearest name."""
+    if name in MAPS:
+        where = " or ".join(f"on = {c!r}" for c, names in CONTEXTS.items() if name in names)
+        here = [m for m in MAPS if m in offered]
+        return f" (only in {where} triggers" + (f"; this rule reads {here[0]})" if here else ")")
+    return nearest(name, offered)
+
+
 def compile_expression(owner: str, source: Any, context: str, *, boolean: bool) -> Expression:
     """Compile ``source`` and check it against the names ``context`` offers (see :mod:`operators.variables`)."""
     if not isinstance(source, str) or not source.strip():
@@ -92,7 +101,7 @@ def compile_expression(owner: str, source: Any, context: str, *, boolean: bool) 
     # (`false && purchasess > 1`) is never evaluated on sample values.
     unknown = [n for n in program.variables() if n not in offered and n not in bound]
     if unknown:
-        hints = ", ".join(f"{n}{nearest(n, offered)}" for n in sorted(unknown))
+        hints = ", ".join(f"{n}{_hint(n, offered)}" for n in sorted(unknown))
         if any(n in MODEL for n in unknown):
             hints += "; model scores are known in segments and on = 'segment_entry' triggers only"
         msg = f"{owner}: unknown variable(s) {hints} in {source!r}"

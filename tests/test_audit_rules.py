@@ -124,3 +124,12 @@ def test_a_misspelt_event_type_lists_the_types_and_the_nearest() -> None:
     message = str(caught.value)
     assert "page_view" in message and "add_to_cart" in message  # the valid types are listed
     assert message.endswith("(did you mean 'add_to_cart'?)")
+
+
+def test_a_map_read_where_another_context_offers_it_says_where_it_is_offered() -> None:
+    from operators.rules import parse_rules
+
+    with pytest.raises(RuleError, match=r"unknown variable\(s\) event \(only in on = 'event' triggers; this rule reads session\)"):
+        parse_rules({"triggers": {"t": {"on": "session_close", "when": "event.price > 1.0"}}})
+    with pytest.raises(RuleError, match=r"unknown variable\(s\) session \(only in on = 'session_close' triggers\)"):
+        parse_rules({"segments": {"s": {"when": "session.events > 1"}}})
