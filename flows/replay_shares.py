@@ -14,9 +14,10 @@ have no user, are kept by process 0. The clock itself decides what is kept
 events and ticks are never built, and no item is looked at twice.
 
 Which worker a key's state lives on is bytewax's choice:
-:func:`owner_worker` computes it the same way (SipHash-1-3 with zero keys of
-the key's UTF-8 bytes and a 0xff terminator, as Rust hashes a ``str``, modulo
-the worker count), checked against bytewax's own routing in
+:func:`owner_worker` (:mod:`flows.replay_owners`, compiled) computes it the
+same way (SipHash-1-3 with zero keys of the key's UTF-8 bytes and a 0xff
+terminator, as Rust hashes a ``str``, modulo the worker count), checked
+against bytewax's own routing in
 ``tests/flows/test_replay_shares.py``. Were it ever to differ, items would
 still be correct, only exchanged once more.
 
@@ -36,66 +37,13 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
 from flows.files import REPLAY_BATCH, ReplayClock, ReplayProgress, check_inputs, replay_stream
 from flows.replay_clock import Owned
+from flows.replay_owners import owner_worker, siphash13
 from journeyflow.event_parser import EventParser
 from journeyflow.events import DeadLetter, Event
 from journeyflow.step_records import Expect
 from operators.identity import device_key, to_device
 
 __all__ = ["ReplayShares", "owner_worker", "first_key", "placed_key", "models_key_for", "siphash13"]
-
-_MASK = (1 << 64) - 1
-
-
-def _rotl(x: int, bits: int) -> int:
-    return ((x << bits) | (x >> (64 - bits))) & _MASK
-
-
-def _sip_round(v0: int, v1: int, v2: int, v3: int) -> tuple[int, int, int, int]:
-    v0 = (v0 + v1) & _MASK
-    v1 = _rotl(v1, 13) ^ v0
-    v0 = _rotl(v0, 32)
-    v2 = (v2 + v3) & _MASK
-    v3 = _rotl(v3, 16) ^ v2
-    v0 = (v0 + v3) & _MASK
-    v3 = _rotl(v3, 21) ^ v0
-    v2 = (v2 + v1) & _MASK
-    v1 = _rotl(v1, 17) ^ v2
-    v2 = _rotl(v2, 32)
-    return v0, v1, v2, v3
-
-
-def siphash13(data: bytes) -> int:
-    """Return SipHash-1-3 of ``data`` with keys (0, 0): Rust's ``DefaultHasher::new()``.
-
-    >>> hex(siphash13(b""))
-    '0xd1fba762150c532c'
-    """
-    v0, v1, v2, v3 = 0x736F6D6570736575, 0x646F72616E646F6D, 0x6C7967656E657261, 0x7465646279746573
-    length = len(data)
-    end = length - length % 8
-    for i in range(0, end, 8):
-        word = int.from_bytes(data[i : i + 8], "little")
-        v3 ^= word
-        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
-        v0 ^= word
-    last = ((length & 0xFF) << 56) | int.from_bytes(data[end:], "little")
-    v3 ^= last
-    v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
-    v0 ^= last
-    v2 ^= 0xFF
-    for _ in range(3):
-        v0, v1, v2, v3 = _sip_round(v0, v1, v2, v3)
-    return v0 ^ v1 ^ v2 ^ v3
-
-
-def owner_worker(key: str, worker_count: int) -> int:
-    """Return the worker (cluster-wide index) bytewax keeps ``key``'s state on.
-
-    >>> [owner_worker(k, 2) for k in ("u1", "u2", "models")]
-    [0, 1, 0]
-    """
-    # A Rust ``str`` hashes as its bytes then 0xff (so "ab" + "c" differs from "a" + "bc").
-    return siphash13(key.encode() + b"\xff") % worker_count
 
 
 def placed_key(base: str, worker: int, worker_count: int) -> str:

@@ -14,7 +14,12 @@ Each run is a fresh ``journeyflow replay FILE --out DIR --processes N -q``
 (DIR under ``--workdir``). The process tree is sampled every 0.1 s from
 ``/proc``: a process's CPU (user + system) is its last sample, so a
 worker's last 0.1 s may be missed (the figure is a floor); the command's
-total is ``getrusage`` of the whole tree, exact.
+total is ``getrusage`` of the whole tree, exact. Each process's threads are
+sampled too (``cpu_s_threads``, by thread name): in a cluster the dataflow
+runs on bytewax's ``timely:work-N`` threads, while the main thread (``python``)
+holds process 0's imports and what each process does after the flow, so the
+flow's own CPU can be told from the command's serial parts (one process runs
+its worker on the main thread).
 """
 
 from __future__ import annotations
@@ -41,6 +46,37 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def thread_cpu_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """Return each thread of ``pid``: its id, name and user + system CPU seconds so far.
+
+    >>> name, seconds = thread_cpu_seconds(os.getpid())[os.getpid()]
+    >>> seconds >= 0.0
+    True
+    """
+    threads: dict[int, tuple[str, float]] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return threads
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        threads[int(tid)] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
+    return threads
+
+
+def _by_name(threads: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """Sum threads of the same name; keep those that used at least 0.05 s."""
+    named: dict[str, float] = {}
+    for name, seconds in threads.values():
+        named[name] = named.get(name, 0.0) + seconds
+    return {name: round(seconds, 2) for name, seconds in sorted(named.items()) if seconds >= 0.05}
+
+
 def _children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -59,6 +95,7 @@ def run_once(
     started = time.monotonic()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, cwd=cwd)
     cpu: dict[int, float] = {}
+    threads: dict[int, dict[int, tuple[str, float]]] = {}
     order: list[int] = []
     while proc.poll() is None:
         for pid in [proc.pid, *_children(proc.pid)]:
@@ -67,6 +104,7 @@ def run_once(
                 if pid not in cpu:
                     order.append(pid)
                 cpu[pid] = seconds
+                threads.setdefault(pid, {}).update(thread_cpu_seconds(pid))
         time.sleep(0.1)
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -81,6 +119,7 @@ def run_once(
         "flow_s": summary["elapsed_s"],
         "cpu_s_total": round(total, 2),
         "cpu_s_per_process": [round(cpu[pid], 2) for pid in order],
+        "cpu_s_threads": [_by_name(threads[pid]) for pid in order],
         "read": summary["read"],
     }
 
