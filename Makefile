@@ -47,7 +47,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[compile]'
 	@touch $@
 
-$(COMPILED): $(VENV)/.installed pyproject.toml $(wildcard operators/*.py journeyflow/*.py)
+$(COMPILED): $(VENV)/.installed pyproject.toml $(wildcard operators/*.py journeyflow/*.py flows/*.py)
 	$(BIN)/python scripts/compile.py
 
 $(VENV)/.installed-test: $(VENV)/.installed
