@@ -43,6 +43,7 @@ def derive(f: dict[str, Any]) -> dict[str, Any]:
         "lines": lines,
         "events": replay["events"],
         "users": replay["users"],
+        "models_scored": replay.get("models_scored"),  # absent from figures saved before it was measured
         "orjson_lines_per_s": floor["lines"] / floor["seconds"],
         "engine_lines_per_s": engine["lines"] / engine["seconds"],
         "flow_lines_per_s": lines / replay["flow_s"],

@@ -214,6 +214,8 @@ def measure_replay(path: Path, out: Path, config: str | None, extra: list[str]) 
         "lines": summary["read"],
         "events": summary["processed"],
         "users": summary["users"],
+        # Scores taken by the models: none before the BG/NBD priors are first fitted.
+        "models_scored": summary.get("models", {}).get("scored"),
         "flow_s": summary["elapsed_s"],
         "report_s": summary["report"]["elapsed_s"],
         "wall_s": wall,

@@ -35,12 +35,14 @@ def _files(figures: dict[str, Any], files: dict[str, dict[str, Any]]) -> str:
     for lb, f in files.items():
         meta = figures["files"][lb]["file"]
         size = f"{meta['bytes'] / 1e6:,.1f}"
-        rows.append([lb, number(f["lines"]), number(f["events"]), number(f["users"]), str(meta["days"]), size])
+        scored = "-" if f.get("models_scored") is None else number(f["models_scored"])
+        rows.append([lb, number(f["lines"]), number(f["events"]), number(f["users"]), str(meta["days"]), size, scored])
     return _table(
         "Files",
-        ["file", "lines", "valid events", "users (keys)", "days", "size (MB)"],
+        ["file", "lines", "valid events", "users (keys)", "days", "size (MB)", "model scores"],
         rows,
-        "generated; users (keys) are user ids plus anonymous visitors' ids, as in the replay summary.",
+        "generated; users (keys) are user ids plus anonymous visitors' ids, as in the replay summary;"
+        " model scores: none until the BG/NBD priors first fit (a file too short for that spares the models' work).",
     )
 
 

@@ -63,6 +63,8 @@ def test_quick_bench_prints_every_table_and_consistent_figures(tmp_path: Path) -
         assert sum(n for k, n in counts.items() if k not in ("tick", "end of input")) == lines
         assert counts["end of input"] == f["parts"]["users"] == f["replay"]["users"]
         assert f["replay"]["status"] == 0 and f["replay"]["flow_start_seen"]
+        # The models' scores taken (from the replay's summary): shown beside the file.
+        assert isinstance(f["replay"]["models_scored"], int) and f["replay"]["models_scored"] >= 0
         for part in PARTS:
             assert sum(f["parts"]["seconds"][part].values()) > 0, part
         assert 0 < f["replay"]["gc_s"] < f["replay"]["wall_s"]
