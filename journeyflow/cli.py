@@ -95,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _topics(args: argparse.Namespace) -> int:
     from flows.kafka import ensure_topics
-    from flows.live import read_rules, required_topics
+    from flows.journey import read_rules
+    from flows.live import required_topics
 
     settings = _settings(args, kafka={"partitions": args.partitions} if args.partitions is not None else {})
     names = required_topics(settings, read_rules(settings))

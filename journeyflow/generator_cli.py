@@ -156,6 +156,9 @@ def run(args: argparse.Namespace) -> int:
     """Generate the data set described by ``args``; return the exit status (2 on bad options)."""
     try:
         rules = args.rules if args.rules is not None else DEFAULT_RULES
+        if rules.is_dir():
+            msg = f"--rules {rules} is a folder; give the rules file's name"
+            raise ConfigError(msg)
         responses = response.parse_responses(args.respond, rules)
         config = GeneratorConfig(
             users=args.users,

@@ -228,9 +228,6 @@ def load_rules(path: Path) -> Rules:
     except FileNotFoundError:
         msg = f"rules file {str(path)!r} does not exist"
         raise RuleError(msg) from None
-    except IsADirectoryError:
-        msg = f"rules file {str(path)!r} must be a TOML file; got a folder instead"
-        raise RuleError(msg) from None
     except tomllib.TOMLDecodeError as ex:
         msg = f"rules file {str(path)!r} is not valid TOML: {ex}"
         raise RuleError(msg) from ex

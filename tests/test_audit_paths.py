@@ -91,6 +91,14 @@ def test_a_folder_given_as_replay_input_says_so(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def test_generate_rules_on_a_folder_is_one_line(tmp_path: Path) -> None:
+    _one_line(
+        run_cli("generate", "--users", "2", "--days", "1", "--out", str(tmp_path / "e.jsonl"),
+                "--respond", "cart_abandonment=0.5", "--rules", str(tmp_path)),
+        f"journeyflow generate: --rules {tmp_path} is a folder; give the rules file's name",
+    )
+
+
 def test_generate_out_under_a_file_is_one_line(tmp_path: Path) -> None:
     blocker = tmp_path / "data"
     blocker.write_text("")
@@ -106,7 +114,7 @@ def test_generate_out_under_a_file_is_one_line(tmp_path: Path) -> None:
     [
         (["settings", "--config", "{dir}"], {}, "config file '{dir}' must be a TOML file; got a folder instead"),
         (["replay", "{events}", "--out", "{out}"], {"JOURNEYFLOW_SEGMENTS_RULES_FILE": "{dir}"},
-         "rules file '{dir}' must be a TOML file; got a folder instead"),
+         "segments.rules_file '{dir}' cannot be read: it is a directory"),
         (["replay", "{events}", "--out", "{out}", "--truth", "{dir}"], {}, "--truth {dir} is a folder; give the truth file's name"),
         (["evaluate", "--recommendations", "--users", "0", "--clicks", "{dir}", "--out", "{out}"], {},
          "input '{dir}' must be a click log or events file; got a folder instead"),
