@@ -171,6 +171,9 @@ def load_settings(
     path = path or env.get(ENV_PREFIX + "CONFIG") or None
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            msg = f"config file {str(path)!r} must be a TOML file; got a folder instead"
+            raise ConfigError(msg)
         if not path.is_file():
             msg = f"config file {str(path)!r} does not exist"
             raise ConfigError(msg)

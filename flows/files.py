@@ -66,7 +66,14 @@ def _open(path: Path) -> Iterator[tuple[io.BufferedIOBase, IO[bytes]]]:
 
 
 def check_inputs(paths: list[Path]) -> None:
-    """Raise FileNotFoundError naming every input file that is not there."""
+    """Raise IsADirectoryError naming every input that is a folder, else FileNotFoundError
+    naming every input file that is not there."""
+    # A folder is not expanded: which of its files, in which order, is the user's to say.
+    folders = [str(p) for p in paths if p.is_dir()]
+    if folders:
+        got = "a folder" if len(folders) == 1 else "folders"
+        msg = f"input {', '.join(folders)} must be event files (.jsonl or .jsonl.gz); got {got} instead"
+        raise IsADirectoryError(msg)
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         msg = f"input file not found: {', '.join(missing)}"

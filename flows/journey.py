@@ -33,6 +33,7 @@ from flows.routing import is_a, route, values
 from flows.step_configs import audience_config, journey_config
 from flows.store_state import StoreStateConfig, store_state
 from journeyflow import metrics
+from journeyflow.errors import ConfigError
 from journeyflow.events import DeadLetter
 from journeyflow.records import (
     IdentityMerge,
@@ -52,7 +53,7 @@ from operators.rule_types import Rules
 from operators.rules import check_clusters, load_rules
 from operators.unsaved import stateful
 
-__all__ = ["MODELS_KEY", "Inputs", "Outputs", "build_flow"]
+__all__ = ["MODELS_KEY", "Inputs", "Outputs", "build_flow", "read_rules"]
 
 MODELS_KEY = "models"
 
@@ -149,6 +150,22 @@ def _count_change(step_id: str, item: SegmentChange | Tombstone) -> None:
             metrics.SEGMENT_EXITS.labels(segment=segment).inc()
 
 
+def read_rules(settings: Settings) -> Rules:
+    """Return the compiled rules; a file that cannot be read is a ``ConfigError``."""
+    path = settings.rules_path
+    try:
+        return load_rules(path)
+    except IsADirectoryError as ex:
+        msg = f"segments.rules_file {str(path)!r} cannot be read: it is a directory"
+        raise ConfigError(msg) from ex
+    except PermissionError as ex:
+        msg = f"segments.rules_file {str(path)!r} cannot be read: {ex.strerror}"
+        raise ConfigError(msg) from ex
+    except UnicodeDecodeError as ex:
+        msg = f"segments.rules_file {str(path)!r} must be UTF-8 TOML; got invalid UTF-8 at byte {ex.start}"
+        raise ConfigError(msg) from ex
+
+
 def build_flow(
     settings: Settings,
     inputs: Inputs,
@@ -175,7 +192,7 @@ def build_flow(
     and sends the recommender's answers and the loop's inputs one item per
     worker and batch (:mod:`flows.recommend`, :mod:`flows.loop`).
     """
-    rules = rules if rules is not None else load_rules(settings.rules_path)
+    rules = rules if rules is not None else read_rules(settings)
     check_clusters(rules, settings.clusters.k)
     # Only the live worker can be resumed: a replay's snapshots would never be read (operators/unsaved.py).
     snapshots = live

@@ -27,7 +27,7 @@ from bytewax.dataflow import Dataflow
 from config.checks import check_salt
 from config.fields import mask_url
 from config.settings import Settings, load_settings
-from flows.journey import Outputs, build_flow
+from flows.journey import Outputs, build_flow, read_rules
 from flows.step_configs import event_parser
 from flows.kafka import check_brokers, missing_topics
 from flows.kafka_sink import KafkaSink, check_dead_letter_room
@@ -35,13 +35,12 @@ from flows.kafka_source import KafkaSource
 from flows.recovery import FLOW_ID, prepare_recovery
 from flows.redis_sink import StoreSink
 from flows.runtime import execute
-from journeyflow.errors import ConfigError, ConnectionFailure
+from journeyflow.errors import ConnectionFailure
 from journeyflow.events import DeadLetter, Event
 from journeyflow.metrics import set_running, start_metrics_server
 from journeyflow.outages import RetryPolicy
 from journeyflow.step_records import RawRecord
 from operators.rule_types import Rules
-from operators.rules import load_rules
 from state.redis_store import RedisStore
 
 __all__ = [
@@ -62,22 +61,6 @@ log = logging.getLogger("journeyflow.live")
 def _user_of(event: Event | DeadLetter) -> str:
     # Dead letters took the other branch: every item here is an Event, whose user is set.
     return cast(Event, event).user
-
-def read_rules(settings: Settings) -> Rules:
-    """Return the compiled rules; a file that cannot be read is a ``ConfigError``."""
-    path = settings.rules_path
-    try:
-        return load_rules(path)
-    except IsADirectoryError as ex:
-        msg = f"segments.rules_file {str(path)!r} cannot be read: it is a directory"
-        raise ConfigError(msg) from ex
-    except PermissionError as ex:
-        msg = f"segments.rules_file {str(path)!r} cannot be read: {ex.strerror}"
-        raise ConfigError(msg) from ex
-    except UnicodeDecodeError as ex:
-        msg = f"segments.rules_file {str(path)!r} must be UTF-8 TOML; got invalid UTF-8 at byte {ex.start}"
-        raise ConfigError(msg) from ex
-
 
 def output_topics(settings: Settings, rules: Rules) -> dict[str, str]:
     """Return the topic of every output the worker will write, by output name.

@@ -105,8 +105,13 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         f"  dead letters  {summary['dead_letters']:>10,}   lines: "
         + ", ".join(f"{k} {v:,}" for k, v in summary["dead_letters_by_reason"].items()),
         f"  sessions      {summary['sessions']:>10,}   closed",
-        f"  segment changes {summary['segment_changes']:>8,}   tombstones {summary['tombstones']:,}, "
-        f"identity merges {summary['identity_merges']:,} (anonymous devices joined to customers)",
+        # Counts `segment_change` records only; their file also holds the tombstones and
+        # merges, so the line gives its total too (it is the file's line count).
+        f"  segment changes {summary['segment_changes']:>8,}   times a user's segments changed; "
+        f"with tombstones {summary['tombstones']:,} and identity merges {summary['identity_merges']:,} "
+        "(anonymous devices joined to customers): "
+        f"{summary['segment_changes'] + summary['tombstones'] + summary['identity_merges']:,} "
+        f"records in {OUTPUT_FILES['segment_changes']}",
         f"  triggers      {summary['triggers']:>10,}   "
         + ", ".join(f"{k} {v:,}" for k, v in summary["triggers_by_rule"].items())
         + (f"   (+{summary['holdouts']:,} held out)" if summary["holdouts"] else ""),

@@ -1,8 +1,8 @@
 """The ``journeyflow`` command: replay, report, generate, run, topics, evaluate.
 
-Errors an operator can fix (a bad setting, a missing file, an unreachable
-broker) end with one line on stderr and exit status 2, never a bare stack
-trace.
+Errors an operator can fix (a bad setting, a missing file, a file where a
+folder belongs, an unreachable broker) end with one line on stderr and exit
+status 2, never a bare stack trace (``-vv`` logs it).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from journeyflow.cli_checks import check_cluster, check_replay
+from journeyflow.cli_checks import check_cluster, check_out_dir, check_replay, path_error
 from journeyflow.errors import ConfigError, JourneyflowError
 from journeyflow.logs import setup_logging
 
@@ -37,6 +37,10 @@ def _replay(args: argparse.Namespace) -> int:
     redis = {"url": args.redis} if args.redis else {}
     settings = _settings(args, run=run, redis=redis)
     check_replay(args.processes, args.truth)
+    check_out_dir("--out", Path(args.out))
+    from flows.files import check_inputs
+
+    check_inputs([Path(p) for p in args.inputs])  # before the output folder is made
     store = None
     if args.redis:
         from flows.redis_sink import StoreSink
@@ -91,7 +95,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _topics(args: argparse.Namespace) -> int:
     from flows.kafka import ensure_topics
-    from flows.live import read_rules, required_topics
+    from flows.journey import read_rules
+    from flows.live import required_topics
 
     settings = _settings(args, kafka={"partitions": args.partitions} if args.partitions is not None else {})
     names = required_topics(settings, read_rules(settings))
@@ -130,6 +135,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     custom = {k: v for k, v in (("users", args.users), ("days", args.days), ("seed", args.seed), ("mix", args.mix)) if v is not None}
     if custom:
         regimes = (dataclasses.replace(Regime("custom"), **custom),)
+    check_out_dir("--out", Path(args.out))
     if bool(args.events) != bool(args.truth):
         print("journeyflow: error: --events and --truth go together; got only one of them", file=sys.stderr)
         return 2
@@ -165,6 +171,7 @@ def _evaluate_recommendations(args: argparse.Namespace) -> int:
     from journeyflow.recs_eval import generated_regime, run
 
     settings = _settings(args, recommendations={"enabled": True})
+    check_out_dir("--out", Path(args.out))
     if not 0 < args.test_share < 1:
         msg = f"--test-share must be between 0 and 1; got {args.test_share} instead"
         raise ConfigError(msg)
@@ -290,8 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         return int(args.func(args))
-    except (JourneyflowError, FileNotFoundError) as ex:
+    except JourneyflowError as ex:
         print(f"journeyflow: error: {ex}", file=sys.stderr)
+        return 2
+    except OSError as ex:
+        # A path the user gave that cannot be read or written (missing, a file
+        # where a folder belongs, no permission): one line naming it.
+        logging.getLogger("journeyflow").debug("path error", exc_info=True)
+        print(f"journeyflow: error: {path_error(ex)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         logging.getLogger("journeyflow").info("interrupted")

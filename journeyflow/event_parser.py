@@ -35,6 +35,7 @@ from journeyflow.events import (
     DeadLetter,
     Event,
     Item,
+    NoUtcOffset,
     json_type,
     parse_ts,
 )
@@ -153,6 +154,8 @@ class EventParser:
             except TypeError:
                 expected = "an RFC 3339 string or integer epoch milliseconds"
                 raise wrong_type("ts", expected, ts) from None
+            except NoUtcOffset as ex:
+                raise Invalid("invalid_ts", str(ex)) from None
             except ValueError:
                 raise Invalid("invalid_ts", f"unparsable ts: {str(ts)[:64]!r}") from None
 

@@ -40,6 +40,7 @@ __all__ = [
     "MAX_REASON_CHARS",
     "format_ts",
     "parse_ts",
+    "NoUtcOffset",
 ]
 
 EVENT_TYPES = frozenset(
@@ -205,8 +206,13 @@ def json_type(value: Any) -> str:
     return "object"
 
 
+class NoUtcOffset(ValueError):
+    """A time without a UTC offset: which instant it names is not known."""
+
+
 def parse_ts(value: Any) -> int:
-    """Return event time in epoch milliseconds; raise ``ValueError`` if unusable.
+    """Return event time in epoch milliseconds; raise ``ValueError`` if unusable
+    (:class:`NoUtcOffset`, whose message says what is expected, when only the offset is missing).
 
     >>> parse_ts("2026-11-22T10:31:00Z")
     1795343460000
@@ -225,7 +231,11 @@ def parse_ts(value: Any) -> int:
         raise TypeError(json_type(value))
     when = datetime.fromisoformat(value)
     if when.tzinfo is None:
-        raise ValueError(f"ts has no UTC offset: {value!r}")
+        msg = (
+            f"ts has no UTC offset: {value[:64]!r}; it must be an RFC 3339 time with one "
+            "(Z or +HH:MM, e.g. '2026-11-22T10:31:00Z') or integer epoch milliseconds"
+        )
+        raise NoUtcOffset(msg)
     ms = round(when.timestamp() * 1000)
     if not 0 <= ms < MAX_TS_MS:
         raise ValueError(f"ts out of range: {value!r}")

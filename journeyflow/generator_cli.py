@@ -13,6 +13,7 @@ from pathlib import Path
 
 from config.loading import DEFAULT_CONFIG
 from journeyflow import response
+from journeyflow.cli_checks import file_in_the_way
 from journeyflow.errors import ConfigError
 from journeyflow.generator import GeneratorConfig, generate
 from journeyflow.generator_personas import MIXES
@@ -137,19 +138,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_file_paths(out: Path, truth: Path) -> None:
-    """Refuse a folder given where the events or the truth file goes (before anything is written)."""
+    """Refuse a folder given where the events or the truth file goes, or a file in its path (before anything is written)."""
     if out.is_dir():
         msg = f"--out {out} is a folder; give the events file's name (e.g. {out / 'events.jsonl.gz'})"
         raise ConfigError(msg)
     if truth.is_dir():
         msg = f"--truth {truth} is a folder; give the truth file's name"
         raise ConfigError(msg)
+    for flag, path in (("--out", out), ("--truth", truth)):
+        blocker = file_in_the_way(path.parent)
+        if blocker is not None:
+            msg = f"{flag} {path} cannot be written: {blocker} is a file, not a folder"
+            raise ConfigError(msg)
 
 
 def run(args: argparse.Namespace) -> int:
     """Generate the data set described by ``args``; return the exit status (2 on bad options)."""
     try:
         rules = args.rules if args.rules is not None else DEFAULT_RULES
+        if rules.is_dir():
+            msg = f"--rules {rules} is a folder; give the rules file's name"
+            raise ConfigError(msg)
         responses = response.parse_responses(args.respond, rules)
         config = GeneratorConfig(
             users=args.users,

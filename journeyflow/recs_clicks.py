@@ -182,6 +182,9 @@ def iter_sources(paths: Iterable[Path], cache: Path) -> Iterator[tuple[str, list
         if str(path) == ML100K:
             yield ML100K, read_ml100k(cache)
             continue
+        if path.is_dir():
+            msg = f"input {str(path)!r} must be a click log or events file; got a folder instead"
+            raise JourneyflowError(msg)
         if not path.is_file():
             msg = f"input {str(path)!r} does not exist"
             raise JourneyflowError(msg)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.helpers import run_cli
+from tests.helpers import ALLOW_DEFAULT_SALT, run_cli
 
 def test_a_missing_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = run_cli("replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"))
@@ -101,3 +101,27 @@ def test_evaluate_recommendations_defaults_to_the_readmes_generated_regime() -> 
 
     assert generated_regime(None, None, None) == (5000, 30, 11)
     assert generated_regime(0, 7, None) == (0, 7, 11)
+
+
+def test_the_summary_says_what_its_segment_changes_count(tmp_path: Path) -> None:
+    # The line read "segment changes 3   tombstones 1, identity merges 1": the count is of
+    # `segment_change` records only, while segment_changes.jsonl also holds the other two.
+    events = tmp_path / "e.jsonl"
+    events.write_text(
+        '{"event_id":"e1","type":"page_view","anonymous_id":"a1","ts":"2026-11-01T10:00:00Z"}\n'
+        '{"event_id":"e2","type":"page_view","user_id":"u2","ts":"2026-11-01T10:00:00Z"}\n'
+        '{"event_id":"e3","type":"login","user_id":"u1","anonymous_id":"a1","ts":"2026-11-01T10:05:00Z"}\n'
+        '{"event_id":"e4","type":"forget","user_id":"u2","ts":"2026-11-01T10:06:00Z"}\n'
+    )
+    out = tmp_path / "out"
+    result = run_cli("replay", str(events), "--out", str(out), "-q", env=ALLOW_DEFAULT_SALT)
+    assert result.returncode == 0, result.stderr
+    kinds = [orjson.loads(line)["kind"] for line in (out / "segment_changes.jsonl").read_bytes().splitlines()]
+    assert sorted(kinds) == ["merge", "segment_change", "segment_change", "segment_change", "tombstone"]
+    summary = orjson.loads((out / "summary.json").read_bytes())
+    assert (summary["segment_changes"], summary["tombstones"], summary["identity_merges"]) == (3, 1, 1)
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("  segment changes")]
+    assert line == (
+        "  segment changes        3   times a user's segments changed; with tombstones 1 and identity merges 1 "
+        "(anonymous devices joined to customers): 5 records in segment_changes.jsonl"
+    )

@@ -44,7 +44,14 @@ def with_(**changes: object) -> dict[str, object]:
         (orjson.dumps(with_(event_id="")), "invalid_value", "event_id must be 1..128 characters; got 0"),
         (orjson.dumps(with_(event_id="x" * 129)), "invalid_value", "event_id must be 1..128 characters; got 129"),
         (orjson.dumps(with_(ts="yesterday")), "invalid_ts", "unparsable ts: 'yesterday'"),
-        (orjson.dumps(with_(ts="2026-11-22T10:31:00")), "invalid_ts", "unparsable ts"),
+        # It read "unparsable ts", though the time parses: say what is missing and what is expected.
+        (
+            orjson.dumps(with_(ts="2026-11-22T10:31:00")),
+            "invalid_ts",
+            "ts has no UTC offset: '2026-11-22T10:31:00'; it must be an RFC 3339 time with one "
+            "(Z or +HH:MM, e.g. '2026-11-22T10:31:00Z') or integer epoch milliseconds",
+        ),
+        (orjson.dumps(with_(ts="2026-11-22T10:31:00.250")), "invalid_ts", "ts has no UTC offset: '2026-11-22T10:31:00.250';"),
         (orjson.dumps(with_(ts=1.5e12)), "wrong_type", "ts must be an RFC 3339 string or integer epoch milliseconds"),
         (orjson.dumps(with_(ts=True)), "wrong_type", "ts must be"),
         (orjson.dumps(with_(ts=-5)), "invalid_ts", "unparsable ts: '-5'"),
