@@ -91,6 +91,15 @@ def segment_sizes(profiles: Path) -> dict[str, int]:
     return dict(sorted(sizes.items()))
 
 
+def _count(n: int, noun: str) -> str:
+    """Return ``n noun`` with the noun plural unless ``n`` is one.
+
+    >>> _count(1, "record"), _count(1_200, "record")
+    ('1 record', '1,200 records')
+    """
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
     """Return the end-of-replay summary for a person to read at a glance."""
     lines = [
@@ -110,8 +119,8 @@ def format_summary(summary: dict[str, Any], out_dir: Path) -> str:
         f"  segment changes {summary['segment_changes']:>8,}   times a user's segments changed; "
         f"with tombstones {summary['tombstones']:,} and identity merges {summary['identity_merges']:,} "
         "(anonymous devices joined to customers): "
-        f"{summary['segment_changes'] + summary['tombstones'] + summary['identity_merges']:,} "
-        f"records in {OUTPUT_FILES['segment_changes']}",
+        f"{_count(summary['segment_changes'] + summary['tombstones'] + summary['identity_merges'], 'record')} "
+        f"in {OUTPUT_FILES['segment_changes']}",
         f"  triggers      {summary['triggers']:>10,}   "
         + ", ".join(f"{k} {v:,}" for k, v in summary["triggers_by_rule"].items())
         + (f"   (+{summary['holdouts']:,} held out)" if summary["holdouts"] else ""),
