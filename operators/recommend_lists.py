@@ -29,11 +29,11 @@ from typing import Any
 from bytewax.operators import StatefulBatchLogic
 
 from journeyflow.records import ProfileRow, SegmentChange, Tombstone, Trigger
-from operators.recommend import RecAnswer, RecommendConfig, RecQuality
+from operators.recommend import EVAL_DEPTH, RecAnswer, RecommendConfig, RecQuality
 from operators.recommend_hits import ONLINE, POPULARITY, add_hits, hit_sums, list_position
 from operators.recommend_list_state import ListState, current
 from operators.recommend_order import answers_in_time_order, records_in_time_order
-from operators.recommend_scores import blend, pack, rank, unpack
+from operators.recommend_scores import blend, pack, rank, ranked_list, unpack
 from operators.expressions import evaluate_safely
 from operators.variables import RECOMMENDATIONS
 from state.serde import decode_state, encode_state
@@ -176,7 +176,12 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         per ranking, shared: see ``_published``)."""
         published = self._published
         if published is None:
-            published = self._published = list(self.ranked[: self.cfg.size])
+            # Ranked only as deep as published (the same products as the first ``size`` of
+            # ``ranked``, which is EVAL_DEPTH deep).
+            self._awake()
+            state = self.state
+            depth = min(self.cfg.size, EVAL_DEPTH)
+            published = self._published = ranked_list(state.scores, state.exclude, state.fill, depth)
         return published
 
     def _has_list(self) -> bool:
