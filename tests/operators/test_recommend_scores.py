@@ -80,9 +80,10 @@ def _sorted_rank(scores: dict[str, float], exclude: tuple[str, ...], fill: tuple
 
 
 def test_the_list_and_the_trim_are_a_stable_sort_s_best() -> None:
-    # rank and ranked_list select the best without sorting every score, and blend's trim
-    # likewise: the same products in the same order as a stable sort, ties (many, from few
-    # distinct scores) in the order scored, whatever is left out and however deep.
+    # rank and ranked_list look for what is left out only as deep as the list goes, and
+    # blend's trim keeps the best: the same products in the same order as a stable sort of
+    # every score, ties (many, from few distinct scores) in the order scored, whatever is
+    # left out and however deep.
     rng = random.Random(19)
     for _ in range(3000):
         names = [f"p{i}" for i in range(rng.randint(0, 70))]
