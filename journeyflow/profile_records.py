@@ -35,7 +35,11 @@ class _Plain:
     ``__init__`` sets each field through ``object.__setattr__``, 0.96 against
     0.22 us a segment change and 0.70 against 0.25 us a row (``timeit``), and
     the steps make one or two of them per user at the end of input. Nothing
-    writes their fields after construction.
+    writes their fields after construction, but for the recommender's lists
+    part, which adds the list to each segment change it receives (its profile
+    and ``fields``: :func:`operators.recommend_lists.with_list`), and to a
+    replay's final row, before either is published: the audience step makes
+    them for it alone.
     """
 
     __slots__: tuple[str, ...] = ()

@@ -9,13 +9,14 @@ the popular products (:func:`rank`). The successor table is in
 :mod:`operators.recommend_successors`. Top-k selections sort
 (``sorted(...)[:k]``) rather than use ``heapq.nlargest``: over the few dozen
 entries kept here the C sort is several times cheaper, and the result is
-the same, ties included (``nlargest`` is documented as equivalent).
+the same, ties included (``nlargest`` is documented as equivalent). (An insertion
+into a short ordered list, compiled, cost more than the sort: recs19.)
 """
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass
+from struct import Struct
 from typing import Any, Final
 
 from operators.recommend import EVAL_DEPTH, Found, RecommendConfig, index_of
@@ -26,6 +27,7 @@ __all__ = [
     "ranking_top",
     "blend",
     "rank",
+    "ranked_list",
     "pack",
     "unpack",
 ]
@@ -171,15 +173,33 @@ def rank(
     >>> rank({"a": 0.1, "b": 0.7}, {"a"}, (("c", "b", "d"),), 3)
     ('b', 'c', 'd')
     """
-    # A stable sort: equal scores keep the order they were first scored in.
-    ranked = sorted(scores, key=scores.__getitem__, reverse=True)
-    if exclude:
-        ranked = [p for p in ranked if p not in exclude]
+    return tuple(ranked_list(scores, exclude, fill, depth))
+
+
+def ranked_list(
+    scores: dict[str, float],
+    exclude: set[str] | frozenset[str] | tuple[str, ...],
+    fill: tuple[tuple[str, ...], ...],
+    depth: int,
+) -> list[str]:
+    """Return :func:`rank`'s products as a new list (``depth`` >= 0): the first ``depth`` of
+    a deeper ranking, for any ``depth``.
+
+    What is left out is looked for only among the first products, as deep as the list
+    goes (most lists are scored well past the published ``size``). Equal scores keep the
+    order they were first scored in (a stable sort).
+    """
+    ranked: list[str] = []
+    for product in sorted(scores, key=scores.__getitem__, reverse=True):
+        if len(ranked) >= depth:
+            break
+        if not exclude or product not in exclude:
+            ranked.append(product)
     if len(ranked) < depth:
         seen = set(ranked)
         seen.update(exclude)
-        for products in fill:
-            for product in products:
+        for listed in fill:
+            for product in listed:
                 if product not in seen:
                     seen.add(product)
                     ranked.append(product)
@@ -187,22 +207,36 @@ def rank(
                         break
             if len(ranked) >= depth:
                 break
-    return tuple(ranked[:depth])
+    return ranked
 
 
-def pack(scores: dict[str, float]) -> tuple[tuple[str, ...], array[float]]:
+#: One struct per length of packed scores (at most ``2 * candidates + 1`` lengths), made when first used.
+_PACKERS: dict[int, Struct] = {}
+
+
+def _packer(n: int) -> Struct:
+    packer = _PACKERS.get(n)
+    if packer is None:
+        packer = _PACKERS[n] = Struct(f"{n}d")
+    return packer
+
+
+def pack(scores: dict[str, float]) -> tuple[tuple[str, ...], bytes]:
     """Return ``scores`` packed: the products in the dict's order and their scores as doubles.
 
     :func:`unpack` gives the same dict back: the same order (which breaks ties in
     :func:`rank` and :func:`blend`'s trim) and the same floats. About 16 bytes a product
-    against about 60 in a dict of boxed floats.
+    against about 60 in a dict of boxed floats. Packed by a struct of the length, not an
+    ``array("d", ...)``: that converts each float by a generic argument parse (about 200
+    instructions a score, against about 30).
 
     >>> unpack(*pack({"b": 0.5, "a": 0.25, "c": 0.5}))
     {'b': 0.5, 'a': 0.25, 'c': 0.5}
     """
-    return tuple(scores), array("d", [*scores.values()])
+    values = tuple(scores.values())
+    return tuple(scores), _packer(len(values)).pack(*values)
 
 
-def unpack(products: tuple[str, ...], scores: array[float]) -> dict[str, float]:
+def unpack(products: tuple[str, ...], scores: bytes) -> dict[str, float]:
     """Return the scores :func:`pack` packed, as a dict of their own."""
-    return dict(zip(products, scores, strict=True))
+    return dict(zip(products, _packer(len(products)).unpack(scores), strict=True))

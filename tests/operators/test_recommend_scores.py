@@ -8,7 +8,7 @@ import pytest
 
 from operators import recommend as rec
 from operators.recommend import Found, RecommendConfig
-from operators.recommend_scores import Ranking, blend, rank, ranking_add, ranking_top
+from operators.recommend_scores import Ranking, blend, rank, ranked_list, ranking_add, ranking_top
 
 
 @pytest.mark.parametrize("size", [40, 12])
@@ -67,6 +67,40 @@ def test_the_list_is_scored_first_then_filled_each_product_once() -> None:
     assert rank({}, frozenset(), (("x", "y"),), 1) == ("x",)
     many = tuple(f"f{i}" for i in range(30))
     assert rank(scores, (), (many,)) == ("b", "a", "c", *many[: rec.EVAL_DEPTH - 3])
+
+
+def _sorted_rank(scores: dict[str, float], exclude: tuple[str, ...], fill: tuple[tuple[str, ...], ...], depth: int) -> list[str]:
+    """The list as ranked before recs19: every score sorted (stable), then filtered, then filled."""
+    ranked = [p for p in sorted(scores, key=scores.__getitem__, reverse=True) if p not in exclude]
+    for products in fill:
+        for product in products:
+            if len(ranked) < depth and product not in ranked and product not in exclude:
+                ranked.append(product)
+    return ranked[:depth]
+
+
+def test_the_list_and_the_trim_are_a_stable_sort_s_best() -> None:
+    # rank and ranked_list look for what is left out only as deep as the list goes, and
+    # blend's trim keeps the best: the same products in the same order as a stable sort of
+    # every score, ties (many, from few distinct scores) in the order scored, whatever is
+    # left out and however deep.
+    rng = random.Random(19)
+    for _ in range(3000):
+        names = [f"p{i}" for i in range(rng.randint(0, 70))]
+        scores = {p: float(rng.randint(1, 6)) / rng.choice([1, 8]) for p in rng.sample(names, len(names))}
+        exclude = tuple(rng.choice([*names, "x"]) for _ in range(rng.randint(0, 4))) if names else ()
+        offered = [*names, "f1", "f2", "f3"]
+        fill = tuple(tuple(rng.sample(offered, rng.randint(0, min(5, len(offered))))) for _ in range(2))
+        depth = rng.randint(0, 25)
+        assert ranked_list(scores, exclude, fill, depth) == _sorted_rank(scores, exclude, fill, depth)
+        assert rank(scores, exclude, fill) == tuple(_sorted_rank(scores, exclude, fill, rec.EVAL_DEPTH))
+        candidates = rng.randint(0, 30)
+        kept, _ = blend(dict(scores), 1.0, RecommendConfig(candidates=candidates), Found((), (), 1.0), False)
+        if len(scores) > 2 * candidates:
+            best = sorted(scores, key=scores.__getitem__, reverse=True)[:candidates]
+            assert list(kept.items()) == [(p, scores[p]) for p in best]
+        else:
+            assert kept == scores
 
 
 def test_a_held_score_is_the_object_stored() -> None:
