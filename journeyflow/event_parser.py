@@ -36,6 +36,7 @@ from journeyflow.events import (
     Event,
     Item,
     NoUtcOffset,
+    TsOutOfRange,
     json_type,
     parse_ts,
 )
@@ -154,7 +155,7 @@ class EventParser:
             except TypeError:
                 expected = "an RFC 3339 string or integer epoch milliseconds"
                 raise wrong_type("ts", expected, ts) from None
-            except NoUtcOffset as ex:
+            except (NoUtcOffset, TsOutOfRange) as ex:
                 raise Invalid("invalid_ts", str(ex)) from None
             except ValueError:
                 raise Invalid("invalid_ts", f"unparsable ts: {str(ts)[:64]!r}") from None

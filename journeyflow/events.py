@@ -41,6 +41,7 @@ __all__ = [
     "format_ts",
     "parse_ts",
     "NoUtcOffset",
+    "TsOutOfRange",
 ]
 
 EVENT_TYPES = frozenset(
@@ -210,9 +211,18 @@ class NoUtcOffset(ValueError):
     """A time without a UTC offset: which instant it names is not known."""
 
 
+class TsOutOfRange(ValueError):
+    """A time before the epoch or from :data:`MAX_TS_MS` on; the message says the range."""
+
+    def __init__(self, value: object) -> None:
+        shown = repr(value[:64]) if isinstance(value, str) else str(value)
+        super().__init__(f"ts out of range: {shown}; it must be from {format_ts(0)} to before {format_ts(MAX_TS_MS)}")
+
+
 def parse_ts(value: Any) -> int:
     """Return event time in epoch milliseconds; raise ``ValueError`` if unusable
-    (:class:`NoUtcOffset`, whose message says what is expected, when only the offset is missing).
+    (:class:`NoUtcOffset` or :class:`TsOutOfRange`, whose messages say what is expected,
+    when only the offset is missing or the time is outside the range).
 
     >>> parse_ts("2026-11-22T10:31:00Z")
     1795343460000
@@ -225,7 +235,7 @@ def parse_ts(value: Any) -> int:
         raise TypeError("boolean")
     if isinstance(value, int):
         if not 0 <= value < MAX_TS_MS:
-            raise ValueError(f"ts out of range: {value}")
+            raise TsOutOfRange(value)
         return value
     if not isinstance(value, str):
         raise TypeError(json_type(value))
@@ -238,6 +248,6 @@ def parse_ts(value: Any) -> int:
         raise NoUtcOffset(msg)
     ms = round(when.timestamp() * 1000)
     if not 0 <= ms < MAX_TS_MS:
-        raise ValueError(f"ts out of range: {value!r}")
+        raise TsOutOfRange(value)
     return ms
 
