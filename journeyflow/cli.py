@@ -41,6 +41,9 @@ def _replay(args: argparse.Namespace) -> int:
     from flows.files import check_inputs
 
     check_inputs([Path(p) for p in args.inputs])  # before the output folder is made
+    from flows.journey import read_rules
+
+    read_rules(settings)  # so is a rules file that cannot be read (each process reads it again: 15 ms)
     store = None
     if args.redis:
         from flows.redis_sink import StoreSink

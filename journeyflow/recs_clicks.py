@@ -19,7 +19,7 @@ import orjson
 
 from journeyflow.errors import JourneyflowError
 
-__all__ = ["Click", "ML100K", "read_events", "read_click_log", "read_ml100k", "iter_sources"]
+__all__ = ["Click", "ML100K", "check_sources", "iter_sources", "read_click_log", "read_events", "read_ml100k"]
 
 _GAP_MS = 30 * 60_000
 
@@ -175,12 +175,10 @@ def read_ml100k(cache: Path, gap_ms: int = 60 * 60_000) -> list[Click]:
     return clicks
 
 
-def iter_sources(paths: Iterable[Path], cache: Path) -> Iterator[tuple[str, list[Click]]]:
-    """Yield ``(name, clicks)`` per input: journeyflow events (``.jsonl``), a click log,
-    or ``recbole:ml-100k`` (see :func:`read_ml100k`)."""
+def check_sources(paths: Iterable[Path]) -> None:
+    """Raise ``JourneyflowError`` for an input that is a folder or missing, before anything is written."""
     for path in paths:
         if str(path) == ML100K:
-            yield ML100K, read_ml100k(cache)
             continue
         if path.is_dir():
             msg = f"input {str(path)!r} must be a click log or events file; got a folder instead"
@@ -188,5 +186,14 @@ def iter_sources(paths: Iterable[Path], cache: Path) -> Iterator[tuple[str, list
         if not path.is_file():
             msg = f"input {str(path)!r} does not exist"
             raise JourneyflowError(msg)
+
+
+def iter_sources(paths: Iterable[Path], cache: Path) -> Iterator[tuple[str, list[Click]]]:
+    """Yield ``(name, clicks)`` per input: journeyflow events (``.jsonl``), a click log,
+    or ``recbole:ml-100k`` (see :func:`read_ml100k`); :func:`check_sources` first."""
+    for path in paths:
+        if str(path) == ML100K:
+            yield ML100K, read_ml100k(cache)
+            continue
         jsonl = ".jsonl" in path.name or ".json" in path.name
         yield path.name, read_events(path) if jsonl else read_click_log(path)

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from journeyflow.errors import JourneyflowError
-from journeyflow.recs_clicks import Click, iter_sources, read_events
+from journeyflow.recs_clicks import Click, check_sources, iter_sources, read_events
 from operators import recommend as rec
 from operators.recommend import RecommendConfig
 from operators.recommend_steps import Chain
@@ -201,6 +201,7 @@ def run(
     """Evaluate on each click log in ``clicks`` and on generated sessions; write ``out/recommendations.json``."""
     from journeyflow import generator
 
+    check_sources(clicks)
     out.mkdir(parents=True, exist_ok=True)
     reports: dict[str, Any] = {}
     for name, rows in iter_sources(clicks, out / "downloads"):

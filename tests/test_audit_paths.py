@@ -126,6 +126,7 @@ def test_a_folder_given_for_an_input_file_says_so(tmp_path: Path, args: list[str
     names = {"dir": str(tmp_path), "events": str(events), "out": str(tmp_path / "out")}
     result = run_cli(*(a.format(**names) for a in args), env={**ALLOW_DEFAULT_SALT, **{k: v.format(**names) for k, v in env.items()}})
     _one_line(result, "journeyflow: error: " + line.format(**names))
+    assert not (tmp_path / "out").exists()  # nothing is made before the error
 
 
 def test_any_other_path_error_is_one_line_naming_the_path(tmp_path: Path) -> None:
