@@ -47,7 +47,7 @@ from operators.features import (
     TIMED,
 )
 from operators.odds import clip, logit, sigmoid
-from operators.weekly import MIXES, band_of
+from operators.weekly import MIXES
 
 if TYPE_CHECKING:
     from river import linear_model
@@ -94,9 +94,8 @@ def can_score(scorer: Scorer, state: ModelState) -> bool:
     """Return whether :func:`raw_many` scores exactly as :meth:`Scorer.raw` for this state."""
     if scorer.stack:
         return False
-    churn_by_band, propensity_by_band = scorer.blend_weights(state, state.silence.curve() is not None)
-    asked = [says(w_churn, w_propensity) for w_churn, w_propensity in zip(churn_by_band, propensity_by_band, strict=True)]
-    return not any(say[name] and learned_weights(task.model) is None for say in asked for name, task in state.tasks.items())
+    say = says(*scorer.blend_weights(state, state.silence.curve() is not None))
+    return not any(say[name] and learned_weights(task.model) is None for name, task in state.tasks.items())
 
 
 def p_none_many(m: bgnbd.BgNbd, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, tau: float) -> np.ndarray:
@@ -154,19 +153,12 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         silence.p_silent(math.expm1(silent), interval, weights, row_age, ms)
         for silent, row_age, ms in zip(now[:, DAYS_SINCE_LAST_SEEN].tolist(), age.tolist(), now_ms, strict=True)
     ]
-    # Scorer.raw's weights: the floor is a candidate only with a curve, the same for everyone here;
-    # each customer's those of their recency band, as columns (a product by 0.0 or a sum with 0.0
-    # where Scorer.raw skips a term gives the same float).
-    churn_by_band, propensity_by_band = scorer.blend_weights(state, silence.curve() is not None)
-    bands = np.array([band_of(silent, interval) for silent in now[:, DAYS_SINCE_LAST_SEEN].tolist()], dtype=np.intp)
-    w_churn = np.array(churn_by_band, dtype=np.float64)[bands].T
-    w_propensity_by_band = np.array([(t, w_prior, *mixed) for t, w_prior, mixed in propensity_by_band], dtype=np.float64)
-    w_propensity = w_propensity_by_band[bands].T
-    asked = [says(wc, wp) for wc, wp in zip(churn_by_band, propensity_by_band, strict=True)]
-    say = {name: any(a[name] for a in asked) for name in ("churn", "propensity")}
+    # Scorer.raw's weights: the floor is a candidate only with a curve, the same for everyone here.
+    w_churn, w_propensity = scorer.blend_weights(state, silence.curve() is not None)
+    say = says(w_churn, w_propensity)
     prior_churn = p_none_many(s, now[:, BG_SESSIONS_X], now[:, BG_SESSIONS_TX], age, scorer.horizon_days["churn"])
     prior_propensity = 1.0 - p_none_many(b, now[:, BG_PURCHASES_X], now[:, BG_PURCHASES_TX], age, scorer.horizon_days["propensity"])
-    churn, propensity = w_churn[1] * prior_churn, prior_propensity
+    churn, propensity = (prior_churn if w_churn[1] == 1.0 else w_churn[1] * prior_churn), prior_propensity
     if say["churn"] or say["propensity"]:
         means = np.array([mean for _, mean, _ in stats], dtype=np.float64)
         sds = np.array([sd for _, _, sd in stats], dtype=np.float64)
@@ -200,19 +192,17 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
             q = 1.0 - week_no_buy
             base = _each(logit, prior_propensity)
             logit_q = _each(logit, q)
-            t, w_prior, w_mixed = w_propensity[0], w_propensity[1], w_propensity[2:]
+            t, w_prior, w_mixed = w_propensity
             blend = t * _each(sigmoid, base + (_each(logit, p) - logit_q))
             for a, w in zip(MIXES, w_mixed, strict=True):
-                if w.any():
+                if w:
                     blend = blend + w * _each(sigmoid, base + (_each(logit, a * p + (1.0 - a) * q) - logit_q))
-            # Scorer.raw publishes the prior itself where the learned model has no say: the same float as 0 + 1.0 * prior.
             propensity = blend + w_prior * prior_propensity
     out = []
-    w_floor = w_churn[2].tolist()
-    for published_churn, published_propensity, floor, w in zip(churn.tolist(), propensity.tolist(), floors, w_floor, strict=True):
+    for published_churn, published_propensity, floor in zip(churn.tolist(), propensity.tolist(), floors, strict=True):
         if floor is not None:
-            if w:
-                published_churn += w * floor
+            if w_churn[2]:
+                published_churn += w_churn[2] * floor
             published_churn = max(published_churn, floor)
         out.append((published_churn, min(published_propensity, 1.0 - published_churn)))
     return out

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from journeyflow.records import ModelReport
 from operators.model_scoring import TASKS
-from operators.model_trust import band_weights, churn_shares
+from operators.model_trust import churn_shares
 from operators.silence import AGE_BANDS
 from operators.weekly import MIXES
 from state.serde import encode_state
@@ -25,34 +25,19 @@ def trust_now(state: ModelState, min_examples: int) -> dict[str, dict[str, Any]]
     input before the shuffle buffer is learned (:meth:`operators.models.ModelLogic.on_eof`),
     they are the weights of the final scores, not those of the exported models.
     """
-    floor_known = state.silence.curve() is not None
-    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, floor_known, state.frozen)
+    weights = churn_shares(state.tasks["churn"], state.floor_loss, min_examples, state.silence.curve() is not None, state.frozen)
     propensity = state.tasks["propensity"].shares(min_examples)
-    churn_by_band, propensity_by_band = band_weights(state, min_examples, floor_known)
     return {
         "churn": {
-            # The learned chain's share of the churn blend over all bands (churn's blend has no mixtures).
+            # The learned chain's share of the churn blend (churn's blend has no mixtures).
             "trust": round(weights[0], 4),
-            "shares": _churn(weights),
-            # What scores: each recency band's weights (weeks silent 0, 1, 2, 3 or more).
-            "band_shares": [_churn(w) for w in churn_by_band],
+            "shares": {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)},
         },
         "propensity": {
             "trust": round(state.tasks["propensity"].trust(min_examples), 4),
-            "shares": _propensity(propensity),
-            "band_shares": [_propensity(w) for w in propensity_by_band],
+            "shares": {"learned": round(propensity[0], 4), "prior": round(propensity[1], 4), **_mixed(propensity[2])},
         },
     }
-
-
-def _churn(weights: tuple[float, float, float]) -> dict[str, float]:
-    """Return the churn blend's weights by candidate."""
-    return {k: round(w, 4) for k, w in zip(("learned", "prior", "silence_floor"), weights, strict=True)}
-
-
-def _propensity(weights: tuple[float, float, tuple[float, ...]]) -> dict[str, float]:
-    """Return the propensity blend's weights by candidate."""
-    return {"learned": round(weights[0], 4), "prior": round(weights[1], 4), **_mixed(weights[2])}
 
 
 def _mixed(weights: tuple[float, ...]) -> dict[str, float]:

@@ -38,9 +38,9 @@ from operators.features import (
     horizon_weights,
     unpack_rows,
 )
-from operators.model_trust import band_weights
+from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
-from operators.weekly import BANDS, MIXES, band_of
+from operators.weekly import MIXES
 
 if TYPE_CHECKING:
     from river import preprocessing
@@ -149,12 +149,9 @@ class Scorer:
         # Derived: the scaler's figures as scoring reads them (see scaled).
         self._scaled_version: tuple[int, int] | None = None
         self._scaled_stats: list[tuple[str, float, float]] = []
-        # Derived: both blends' weights per recency band, by the judged losses they come from (see blend_weights).
+        # Derived: both blends' weights, by the judged losses they come from (see blend_weights).
         self._weights_key: tuple[object, ...] | None = None
-        self._weights: tuple[tuple[tuple[float, float, float], ...], tuple[tuple[float, float, tuple[float, ...]], ...]] = (
-            ((0.0, 1.0, 0.0),) * BANDS,
-            ((0.0, 1.0, ()),) * BANDS,
-        )
+        self._weights: tuple[tuple[float, float, float], tuple[float, float, tuple[float, ...]]] = ((0.0, 1.0, 0.0), (0.0, 1.0, ()))
         # Derived: each task's weights in input order, by (model, examples learned) (see linear).
         self._linear: dict[str, tuple[tuple[int, int], tuple[list[float], float] | None]] = {}
         # The score histograms' children, looked up once (a labels() call per score costs more than observe()).
@@ -181,16 +178,14 @@ class Scorer:
             self._scaled_version = version
         return self._scaled_stats
 
-    def blend_weights(
-        self, state: ModelState, floor_known: bool
-    ) -> tuple[tuple[tuple[float, float, float], ...], tuple[tuple[float, float, tuple[float, ...]], ...]]:
-        """Return, per recency band, the churn blend's weights and the propensity blend's
-        (:func:`~operators.model_trust.band_weights`) as of this state, taken once per state of the judged losses."""
+    def blend_weights(self, state: ModelState, floor_known: bool) -> tuple[tuple[float, float, float], tuple[float, float, tuple[float, ...]]]:
+        """Return the churn blend's weights (:func:`~operators.model_trust.churn_shares`) and the propensity blend's
+        (:meth:`~operators.weekly.Task.shares`) as of this state, taken once per state of the judged losses."""
         churn, propensity = state.tasks["churn"], state.tasks["propensity"]
         key: tuple[object, ...] = (id(churn), churn.examples, churn.loss, churn.prior_loss, state.floor_loss, floor_known, state.frozen)
-        key += (state.frozen_bands, id(propensity), propensity.examples, propensity.loss, propensity.prior_loss, *propensity.mix_losses)
+        key += (id(propensity), propensity.examples, propensity.loss, propensity.prior_loss, *propensity.mix_losses)
         if key != self._weights_key:
-            self._weights = band_weights(state, self.min_examples, floor_known)
+            self._weights = (churn_shares(churn, state.floor_loss, self.min_examples, floor_known, state.frozen), propensity.shares(self.min_examples))
             self._weights_key = key
         return self._weights
 
@@ -252,9 +247,7 @@ class Scorer:
         age, s_x, s_tx = now[BG_AGE], now[BG_SESSIONS_X], now[BG_SESSIONS_TX]
         # The silence so far alone (operators.silence): a candidate of the churn blend and its floor.
         floor = state.silence.p_silent(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, self.weights["churn"], age, now_ms)
-        by_band = self.blend_weights(state, floor is not None)
-        band = band_of(now[DAYS_SINCE_LAST_SEEN], interval)
-        w_churn, w_propensity = by_band[0][band], by_band[1][band]
+        w_churn, w_propensity = self.blend_weights(state, floor is not None)
         say = says(w_churn, w_propensity)
         b_x, b_tx = now[BG_PURCHASES_X], now[BG_PURCHASES_TX]
         prior = {

@@ -21,13 +21,13 @@ from operators.combiner import Combiner
 from operators.grid_moments import GridMoments
 from operators.odds import log_loss, shares
 from operators.silence import SilenceCurve
-from operators.weekly import BANDS, LOSS_MEMORY, MIXES, band_of
+from operators.weekly import LOSS_MEMORY, MIXES
 
 if TYPE_CHECKING:
     from operators.models import ModelState
     from operators.weekly import Task
 
-__all__ = ["LOSS_DECAY", "MIXED_TASKS", "judge_floor", "freeze_losses", "churn_shares", "band_weights", "upgrade"]
+__all__ = ["LOSS_DECAY", "MIXED_TASKS", "judge_floor", "freeze_losses", "churn_shares", "upgrade"]
 
 #: The decay of the judged log-losses: the weekly tasks' own.
 LOSS_DECAY = 1.0 - 1.0 / LOSS_MEMORY
@@ -48,11 +48,7 @@ def judge_floor(state: ModelState, v: dict[str, float], stayed_away: bool, inter
     until the table has a curve.
     """
     q = state.silence.p_silent(math.expm1(v["days_since_last_seen"]), interval_days, (1.0,), v["bg_age"], ts_ms)
-    loss = log_loss(0.5 if q is None else q, stayed_away)
-    state.floor_loss = state.floor_loss * LOSS_DECAY + loss
-    # Its recency band's own judge too (the learned model's and the prior's: Task.learn).
-    band = band_of(v["days_since_last_seen"], interval_days)
-    state.band_floor_losses[band] = state.band_floor_losses[band] * LOSS_DECAY + loss
+    state.floor_loss = state.floor_loss * LOSS_DECAY + log_loss(0.5 if q is None else q, stayed_away)
 
 
 def freeze_losses(state: ModelState, interval: int) -> None:
@@ -66,20 +62,10 @@ def freeze_losses(state: ModelState, interval: int) -> None:
     if state.frozen is None or interval > state.frozen[0]:
         task = state.tasks["churn"]
         state.frozen = (interval, task.loss, task.prior_loss, state.floor_loss)
-        # Each recency band's three, once the band has its own judgement (None: the band weighs by the above).
-        state.frozen_bands = tuple(
-            (task.band_losses[b][0], task.band_losses[b][1], state.band_floor_losses[b]) if task.band_ready(b) else None
-            for b in range(BANDS)
-        )
 
 
 def churn_shares(
-    task: Task,
-    floor_loss: float,
-    min_examples: int,
-    floor_known: bool,
-    frozen: tuple[int, float, float, float] | None = None,
-    band: tuple[float, float, float] | None = None,
+    task: Task, floor_loss: float, min_examples: int, floor_known: bool, frozen: tuple[int, float, float, float] | None = None
 ) -> tuple[float, float, float]:
     """Return the churn score's weights of the learned chain, the prior and the silence floor.
 
@@ -89,36 +75,15 @@ def churn_shares(
     not one without a curve: ``floor_known``, which is
     ``state.silence.curve() is not None``, the same for every customer of a
     state). The prior's weight is what the other two leave, so with the
-    floor's at 0 the blend is the two-model trust's. ``band``: a recency
-    band's own three losses as kept for the interval (``state.frozen_bands``),
-    which then replace the losses over all bands.
+    floor's at 0 the blend is the two-model trust's.
     """
     learned_in = task.examples >= max(1, min_examples)
     loss, prior_loss = task.loss, task.prior_loss
     if frozen is not None:
         _, loss, prior_loss, floor_loss = frozen
-    if band is not None:
-        loss, prior_loss, floor_loss = band
     w_learned, _, w_floor = shares([loss if learned_in else None, prior_loss, floor_loss if floor_known else None])
     # Not below 0: with both others' weights near 1 the difference may round to -1e-21.
     return w_learned, max(0.0, 1.0 - w_learned - w_floor), w_floor
-
-
-def band_weights(
-    state: ModelState, min_examples: int, floor_known: bool
-) -> tuple[tuple[tuple[float, float, float], ...], tuple[tuple[float, float, tuple[float, ...]], ...]]:
-    """Return, per recency band (:data:`~operators.weekly.BANDS`), the churn blend's weights (:func:`churn_shares`)
-    and the propensity blend's (:meth:`~operators.weekly.Task.shares`): what a customer of that band is scored with.
-
-    A band with too few examples of its own weighs by the losses over all
-    bands (the one blend for everyone there was before the bands).
-    """
-    churn, propensity = state.tasks["churn"], state.tasks["propensity"]
-    frozen_bands = state.frozen_bands or (None,) * BANDS
-    churn_by_band = tuple(
-        churn_shares(churn, state.floor_loss, min_examples, floor_known, state.frozen, frozen_bands[b]) for b in range(BANDS)
-    )
-    return churn_by_band, tuple(propensity.shares(min_examples, b) for b in range(BANDS))
 
 
 def upgrade(state: ModelState) -> None:
@@ -140,15 +105,9 @@ def upgrade(state: ModelState) -> None:
     if "floor_loss" not in vars(state):
         state.floor_loss = max(state.tasks["churn"].loss, state.tasks["churn"].prior_loss)
     vars(state).setdefault("frozen", None)
-    if "band_floor_losses" not in vars(state):  # before the recency bands: each band's judge starts now
-        state.band_floor_losses = [0.0] * BANDS
-        state.frozen_bands = None
     for name, task in state.tasks.items():
         vars(task).setdefault("auc_history", [])  # exported before the AUC history: it starts now
         if name not in MIXED_TASKS:
             task.mix_losses = []  # judged before this version though nothing weighed them: no longer
         elif "mix_losses" not in vars(task):
             task.mix_losses = [max(task.loss, task.prior_loss)] * len(MIXES)
-        if "band_losses" not in vars(task):  # the band weighs by all bands' losses until it has BAND_MIN of its own
-            task.band_losses = [[0.0] * (2 + len(task.mix_losses)) for _ in range(BANDS)]
-            task.band_examples = [0] * BANDS

@@ -53,7 +53,7 @@ from operators.model_scoring import TASKS, Scorer, learn_input
 from operators.model_trust import MIXED_TASKS, freeze_losses, judge_floor, upgrade
 from operators.model_stack import record_moment, resolve_moments
 from operators.silence import SilenceCurve
-from operators.weekly import BANDS, Task, band_of
+from operators.weekly import Task
 from state.serde import decode_state, encode_state
 
 __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "FORGETTING_KINDS", "load_models"]
@@ -136,10 +136,6 @@ class ModelState:
     """Decayed log-loss of the silence floor's one-interval chance on churn examples before they are counted."""
     frozen: tuple[int, float, float, float] | None = None
     """(grid interval, the three judged losses as it started): what the churn blend weighs by."""
-    band_floor_losses: list[float] = field(default_factory=lambda: [0.0] * BANDS)
-    """The floor's decayed log-loss per recency band (:func:`~operators.weekly.band_of`), on the band's own examples."""
-    frozen_bands: tuple[tuple[float, float, float] | None, ...] | None = None
-    """Per recency band, its three judged losses as the interval started (None: too few of its own; see ``frozen``)."""
     version: int = 4
     scored: int = 0
 
@@ -271,12 +267,9 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         i = state.rng.randrange(len(buffer))
         buffer[i], buffer[-1] = buffer[-1], buffer[i]
         name, packed, label, ts_ms = buffer.pop()
-        v = unpack(packed)
-        interval_days = self.scorer.interval_days
-        x, quiet, no_buy = learn_input(state, v, interval_days, learn=True)
+        x, quiet, no_buy = learn_input(state, unpack(packed), self.scorer.interval_days, learn=True)
         task = state.tasks[name]
-        band = band_of(v["days_since_last_seen"], interval_days)
-        task.learn(name, x, label, ts_ms, quiet if name == "churn" else 1.0 - no_buy, band)
+        task.learn(name, x, label, ts_ms, quiet if name == "churn" else 1.0 - no_buy)
         if 0 < task.positives < task.examples:
             MODEL_AUC.labels(model=name).set(task.auc.get())
 

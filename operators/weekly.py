@@ -10,7 +10,6 @@ ADWIN drift detector on the absolute error.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +19,7 @@ from journeyflow.events import format_ts
 from journeyflow.metrics import MODEL_DRIFTS
 from operators.odds import log_loss, shares
 
-__all__ = ["AUC_POINTS_KEPT", "AUC_POINT_MS", "AUC_THRESHOLDS", "BANDS", "BAND_MIN", "LOSS_MEMORY", "MIXES", "Task", "band_of"]
+__all__ = ["AUC_POINTS_KEPT", "AUC_POINT_MS", "AUC_THRESHOLDS", "LOSS_MEMORY", "MIXES", "Task"]
 
 #: Thresholds of River's streaming ROC AUC: its cost per example grows with
 #: them (about 0.5 microseconds each here); 20 keeps it within 0.01 of exact.
@@ -37,27 +36,6 @@ _DECAY = 1.0 - 1.0 / LOSS_MEMORY
 #: predicts better than either, and the average of the two alone is all or
 #: nothing between them.
 MIXES = (0.25, 0.5, 0.75)
-
-#: Recency bands of the blends' weights: whole intervals (weeks) since the
-#: customer was last seen, 0, 1, 2, and 3 or more. Each band's candidates are
-#: judged on its own examples, so a candidate that predicts the long silences
-#: better than the learned model gets their scores without taking the recent
-#: customers' (one weight for all customers was all or nothing between them).
-BANDS = 4
-
-#: Examples a band must have been judged on before its own weights are used
-#: (until then the blend weighs by the losses over all bands).
-BAND_MIN = 200
-
-
-def band_of(log_days_silent: float, interval_days: float) -> int:
-    """Return the recency band of a customer last seen ``expm1(log_days_silent)`` days ago.
-
-    >>> [band_of(math.log1p(d), 7.0) for d in (0.0, 6.9, 7.0, 20.0, 400.0)]
-    [0, 0, 1, 2, 3]
-    """
-    return min(BANDS - 1, max(0, int(math.expm1(log_days_silent) / interval_days)))
-
 
 #: Event time between two points of a task's AUC history (the report's "AUC
 #: over time"), and the most points kept: past that, every other one is dropped,
@@ -89,10 +67,6 @@ class Task:
     """The same for the prior."""
     mix_losses: list[float] = field(default_factory=lambda: [0.0] * len(MIXES))
     """The same for each mixture of the two (:data:`MIXES`); empty for a task whose blend has no mixtures (nothing judged)."""
-    band_losses: list[list[float]] = field(default_factory=list)
-    """Per recency band (:data:`BANDS`), the same decayed log-losses over the band's own examples: learned, prior, each mixture."""
-    band_examples: list[int] = field(default_factory=list)
-    """Examples judged per recency band."""
     auc_history: list[tuple[int, float]] = field(default_factory=list)
     """``(ts_ms, progressive AUC)`` at most once per :data:`AUC_POINT_MS` of the learned examples' time, once both labels were seen."""
 
@@ -104,37 +78,22 @@ class Task:
         learned model and the prior (:meth:`shares`), so that they are judged.
         """
         model = linear_model.LogisticRegression(optimizer=optim.AdaGrad(learning_rate), intercept_lr=learning_rate)
-        mixed = len(MIXES) if mixtures else 0
-        return cls(
-            model=model,
-            mix_losses=[0.0] * mixed,
-            band_losses=[[0.0] * (2 + mixed) for _ in range(BANDS)],
-            band_examples=[0] * BANDS,
-        )
+        return cls(model=model, mix_losses=[0.0] * len(MIXES) if mixtures else [])
 
     def predict(self, x: dict[str, float]) -> float:
         """Return the probability of the positive label."""
         return float(self.model.predict_proba_one(x).get(True, 0.0))
 
-    def learn(self, name: str, x: dict[str, float], y: bool, ts_ms: int, prior: float, band: int = 0) -> None:
-        """Score ``x`` first (progressive validation, next to the prior's ``prior``), then learn it.
-
-        ``band``: the example's recency band (:func:`band_of`), whose own losses are judged too.
-        """
+    def learn(self, name: str, x: dict[str, float], y: bool, ts_ms: int, prior: float) -> None:
+        """Score ``x`` first (progressive validation, next to the prior's ``prior``), then learn it."""
         p = self.predict(x)
         self.auc.update(y, p)
         self.prior_auc.update(y, prior)
-        losses = [log_loss(p, y), log_loss(prior, y)]
-        losses += [log_loss(a * p + (1.0 - a) * prior, y) for a in MIXES[: len(self.mix_losses)]]
-        self.loss = self.loss * _DECAY + losses[0]
-        self.prior_loss = self.prior_loss * _DECAY + losses[1]
+        self.loss = self.loss * _DECAY + log_loss(p, y)
+        self.prior_loss = self.prior_loss * _DECAY + log_loss(prior, y)
         mix = self.mix_losses
-        for i in range(len(mix)):
-            mix[i] = mix[i] * _DECAY + losses[2 + i]
-        judged = self.band_losses[band]
-        for i, loss in enumerate(losses):
-            judged[i] = judged[i] * _DECAY + loss
-        self.band_examples[band] += 1
+        for i, a in enumerate(MIXES[: len(mix)]):
+            mix[i] = mix[i] * _DECAY + log_loss(a * p + (1.0 - a) * prior, y)
         self.detector.update(abs(float(y) - p))
         if self.detector.drift_detected:
             self.drifts += 1
@@ -150,11 +109,7 @@ class Task:
             if len(history) > AUC_POINTS_KEPT:
                 del history[1::2]
 
-    def band_ready(self, band: int) -> bool:
-        """Return whether ``band``'s own losses weigh its customers' blend (:data:`BAND_MIN` examples judged)."""
-        return self.band_examples[band] >= BAND_MIN
-
-    def shares(self, min_examples: int, band: int | None = None) -> tuple[float, float, tuple[float, ...]]:
+    def shares(self, min_examples: int) -> tuple[float, float, tuple[float, ...]]:
         """Return the published blend's weights of the learned model, the prior and each mixture of the two (:data:`MIXES`).
 
         A Bayesian average of the candidates by their decayed log-losses on
@@ -163,16 +118,11 @@ class Task:
         weight only where it has predicted the interval better than both. The
         prior's weight is what the others leave, so with the mixtures' at 0 it
         is ``1 - trust``, as in the two-model trust. A task without mixtures
-        (``mix_losses`` empty) gives an empty tuple for them. ``band``: the
-        weights of a customer of that recency band (:func:`band_of`), by the
-        band's own losses once it has :data:`BAND_MIN` examples.
+        (``mix_losses`` empty) gives an empty tuple for them.
         """
         if self.examples < max(1, min_examples):
             return 0.0, 1.0, (0.0,) * len(self.mix_losses)
-        if band is not None and self.band_ready(band):
-            weights = shares(list(self.band_losses[band]))
-        else:
-            weights = shares([self.loss, self.prior_loss, *self.mix_losses])
+        weights = shares([self.loss, self.prior_loss, *self.mix_losses])
         mixed = tuple(weights[2:])
         return weights[0], max(0.0, 1.0 - weights[0] - sum(mixed)), mixed
 

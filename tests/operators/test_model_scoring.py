@@ -15,7 +15,7 @@ from operators.labels import Example
 from operators.model_scoring import SCORE_DIGITS
 from operators.models import _DAY_MS, ModelConfig, ModelLogic
 from operators.odds import clip, logit, sigmoid
-from operators.weekly import MIXES, band_of
+from operators.weekly import MIXES
 
 CFG = ModelConfig(learning_rates={"propensity": 0.05, "churn": 0.05}, clusters=3, cluster_halflife=0.05, seed=1)
 INTERVAL_DAYS = CFG.interval_ms / _DAY_MS
@@ -77,13 +77,10 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
     # (operators.weekly.MIXES), relative to the prior's, carried to the horizon; a Bayesian average of them and the prior.
     p, q = tasks["propensity"].predict(x), 1.0 - week_no_buy
     propensities = [sigmoid(logit(1.0 - prior_no_buy) + (logit(m) - logit(q))) for m in (p, *(a * p + (1.0 - a) * q for a in MIXES))]
-    # Both blends weigh by the losses judged on the customer's recency band once it has enough of its own.
-    band = band_of(now["days_since_last_seen"], INTERVAL_DAYS)
     propensity = tasks["propensity"]
-    losses = propensity.band_losses[band] if propensity.band_ready(band) else [propensity.loss, propensity.prior_loss, *propensity.mix_losses]
-    candidates = [(1.0 - prior_no_buy, losses[1])]
+    candidates = [(1.0 - prior_no_buy, propensity.prior_loss)]
     if propensity.examples >= max(1, logic.min_examples):
-        candidates += list(zip(propensities, [losses[0], *losses[2:]], strict=True))
+        candidates += list(zip(propensities, [propensity.loss, *propensity.mix_losses], strict=True))
     published = {"propensity": _average(candidates)}
     floor = state.silence.p_silent(math.expm1(now["days_since_last_seen"]), INTERVAL_DAYS, logic.scorer.weights["churn"], now["bg_age"], now_ms)
     # Churn: a Bayesian average of the learned chain, the prior and the floor by their judged log-losses
@@ -91,9 +88,6 @@ def _plain_score(logic: ModelLogic, rows: list[dict[str, float]], now_ms: int) -
     churn = tasks["churn"]
     assert state.frozen is not None and (state.frozen[2] > 0.0 or not tasks["churn"].examples)
     _, learned_loss, prior_loss, floor_loss = state.frozen
-    assert state.frozen_bands is not None
-    if (own := state.frozen_bands[band]) is not None:
-        learned_loss, prior_loss, floor_loss = own
     candidates = [(prior_quiet, prior_loss)]
     if churn.examples >= max(1, logic.min_examples):
         candidates.append((math.exp(log_quiet), learned_loss))
