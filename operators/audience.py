@@ -134,6 +134,7 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
             merged.add(f"cluster:{cluster}")
         segments = tuple(sorted(merged))
         if segments != self.state.segments:
+            segments = segment_rules.shared_names(segments)  # (kept until it changes: see shared_names)
             # (The values a change and its triggers read: built only when the list changed.)
             self._publish(value, segments, {**value.values, **scores}, out)
         if value.kind == "final" and value.profile is not None:
@@ -179,7 +180,8 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         state = self.state
         members = segment_rules.evaluate(cfg, inputs, state.model_segments, state.model_inputs)
         state.model_segments = members
-        state.model_inputs = inputs
+        # (A user not scored yet keeps the tuple every such user shares: the same values.)
+        state.model_inputs = cfg.unknown if inputs == cfg.unknown else inputs
         return members
 
     def _publish(

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from bytewax.operators import StatefulLogic
 
@@ -50,6 +50,10 @@ from state.serde import encode_state
 
 __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_now_ms"]
 
+#: ``JourneyLogic._judged_ms`` when the segments were not judged since the last change
+#: (no time is negative: an event's and a tick's time are from 1970 on).
+_NOT_JUDGED: Final = -1
+
 #: Event types that change what the profile's store row shows in a way worth a write.
 _ROW_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start", "identify", "login"})
 
@@ -64,9 +68,10 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         # restart every rule is evaluated once more, with the same result.
         self._segment_inputs: tuple[Any, ...] | None = None
         # When the segments were last judged, while nothing they read has
-        # changed since (None: something has): judging them again as of the
-        # same time would read the same inputs and decide the same.
-        self._judged_ms: int | None = None
+        # changed since (_NOT_JUDGED: something has): judging them again as of the
+        # same time would read the same inputs and decide the same. A native int, not
+        # int | None: every customer holds one at a replay's peak (a boxed time is 32 bytes).
+        self._judged_ms = _NOT_JUDGED
         # Latest time a replay's tick told (EOF finishes the user as of then).
         self._heard_ms = 0
         # Whether the profile's last prune came after every item applied to it (so the
@@ -118,7 +123,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             flush(self.asks, self.state, self.cfg, out)
         # Not trusted later: the item may change what segments and scores read after
         # judging and scoring them, and what a prune before it would have pruned.
-        self._judged_ms = None
+        self._judged_ms = _NOT_JUDGED
         self.asks.placed = None
         self.pruned_after_items = False
         return out, self._retain(out)
@@ -216,7 +221,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         """Drop the user's state for ``state`` (a refusal, an erasure, a release)."""
         self.state = state
         self._segment_inputs = None
-        self._judged_ms = None
+        self._judged_ms = _NOT_JUDGED
         self.pruned_after_items = False
         self.asks.clear()
 
@@ -250,14 +255,15 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     @property
     def judged_ms(self) -> int | None:
         """When the segments were last judged, if nothing they read has changed since (else None)."""
-        return self._judged_ms
+        judged = self._judged_ms
+        return None if judged == _NOT_JUDGED else judged
 
     def segments_stale(self) -> None:
         """Note that the profile or the open sessions changed since the segments were last judged.
 
         (Then the last placed score's rows are stale too: they read the same.)
         """
-        self._judged_ms = None
+        self._judged_ms = _NOT_JUDGED
         self.asks.placed = None
 
     def _retain(self, out: list[Any]) -> bool:

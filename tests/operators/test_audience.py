@@ -83,3 +83,21 @@ def test_the_written_out_init_gives_the_fields_own_defaults() -> None:
         assert getattr(made, f.name) == expected, f.name
         if f.name == "cooldowns":
             assert getattr(made, f.name) is expected  # the shared empty, never written
+
+
+def test_users_with_the_same_segments_share_one_list_and_unscored_users_one_inputs_tuple() -> None:
+    first, second = CFG.build(None), CFG.build(None)
+    first.on_item(_update(DAY, ("loyal", "new_visitor"), "u1"))
+    second.on_item(_update(DAY, ("new_visitor", "loyal"), "u2"))
+    assert first.state.segments == ("loyal", "new_visitor")
+    assert first.state.segments is second.state.segments
+    # Not scored yet: every variable the model rules read is missing, in one shared tuple.
+    if CFG.segments.rules:
+        assert first.state.model_inputs == CFG.segments.unknown
+        assert first.state.model_inputs is second.state.model_inputs is CFG.segments.unknown
+    # A list the user leaves for another: the new one shared too, the published change the same.
+    out, _ = first.on_item(_update(2 * DAY, ("new_visitor",), "u1"))
+    second.on_item(_update(2 * DAY, ("new_visitor",), "u2"))
+    assert first.state.segments is second.state.segments == ("new_visitor",)
+    (change,) = [record for record in out if type(record).__name__ == "SegmentChange"]
+    assert change.exited == ("loyal",) and change.segments == ("new_visitor",)

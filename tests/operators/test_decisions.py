@@ -187,3 +187,13 @@ def test_a_session_rule_is_decided_from_what_its_condition_reads_then_fired_with
         session_triggers(state, cfg, session, summary, fired)
     (trigger,) = fired
     assert trigger.rule == "long" and trigger.payload == {"events": 3, "value": 7.5, "abandoned": ["sku-1"]}
+
+
+def test_users_deciding_the_same_segments_share_one_tuple() -> None:
+    states = [JourneyState(user="u1"), JourneyState(user="u2")]
+    for state in states:
+        first = _apply(state, event("page_view", ts=at(0)))
+        out: list = []
+        assert evaluate_segments(state, CFG, first.ts_ms, "event", first.event_id, None, out)[0]
+    assert "new_visitor" in states[0].segments
+    assert states[0].segments is states[1].segments
