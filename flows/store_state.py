@@ -6,7 +6,8 @@ lose keys. The store notices (a marker key per store, see
 user's hash should hold lives only in the flow. So one keyed step before the
 store sink, ``store_state``, keeps per user the content of their hash as the
 store records build it (the same rules as :class:`~state.memory_store.InMemoryStore`),
-passes every record on unchanged, and checks on a timer, at most once every
+passes every record on (a profile row with its values as the hash's text, which
+the store writes unchanged), and checks on a timer, at most once every
 ``check_s`` per user, whether a loss was found since the user's hash was last
 written whole; if so it emits a :class:`~state.store.Restore`, which rewrites
 the hash and its segment memberships. Spread over the users' timers, the
@@ -93,7 +94,12 @@ class StoreStateLogic(StatefulBatchLogic[Any, Any, bytes]):
         self.checked = checked
 
     def on_batch(self, values: list[Any]) -> tuple[Iterable[Any], bool]:
-        """Fold a batch of the user's store records into the hash; pass them on unchanged.
+        """Fold a batch of the user's store records into the hash; pass them on, in order.
+
+        A profile row goes on with its values as the hash's text (the text this
+        fold formats anyway; the store would format each value again), so the
+        store writes exactly what it would have written for the row as it came.
+        Every other record goes on as it came.
 
         The same hash as :func:`~state.store.apply_record` one record after the
         other, with the batch's ``updated_at`` and segment list formatted once
@@ -105,24 +111,32 @@ class StoreStateLogic(StatefulBatchLogic[Any, Any, bytes]):
         fields = self.fields
         latest_ms: int | None = None  # the latest row time not yet in fields
         listed: Sequence[str] | None = None  # the last segment list not yet in fields
+        out: list[Any] = []
         for record in values:
             kind = type(record)
             if kind is SegmentChange:
                 fields = {} if fields is None else fields
                 listed = record.segments
+                out.append(record)
                 continue
             if kind is ProfileRow and "updated_at" not in record.fields and "segments" not in record.fields:
                 fields = {} if fields is None else fields
+                # The row goes on with its values as the hash's text, formatted here once:
+                # the store writes field_text(value), and field_text of a text is the text.
+                texts: dict[str, str | None] = {}
                 for name, value in record.fields.items():
                     if value is None:
                         fields.pop(name, None)
+                        texts[name] = None
                     else:
-                        fields[name] = field_text(value)
+                        fields[name] = texts[name] = field_text(value)
+                out.append(ProfileRow(record.user_id, record.ts_ms, texts, record.segments, record.final))
                 if latest_ms is None or record.ts_ms > latest_ms:
                     latest_ms = record.ts_ms
                 if record.segments is not None:
                     listed = record.segments
                 continue
+            out.append(record)
             # A tombstone, restore, link, or a row naming the formatted fields: in its place.
             fields = _settle(fields, latest_ms, listed)
             latest_ms, listed = None, None
@@ -136,7 +150,7 @@ class StoreStateLogic(StatefulBatchLogic[Any, Any, bytes]):
             self.user = values[-1].user_id
             self.written = now
         self.fields = fields
-        return values, fields is None
+        return out, fields is None
 
     def on_notify(self) -> tuple[Iterable[Any], bool]:
         now = self.cfg.now()

@@ -72,7 +72,8 @@ class RowPatch:
                 updates.pop(name, None)
                 deletes.add(name)
             else:
-                updates[name] = field_text(value)
+                # The repair step hands rows on with their values as text already (flows/store_state.py).
+                updates[name] = value if type(value) is str else field_text(value)
                 deletes.discard(name)
         # Formatted once per patch: format_ts keeps time order, and it costs more than the rest.
         if self.latest_ms is None or row.ts_ms > self.latest_ms:
