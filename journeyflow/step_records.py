@@ -40,6 +40,9 @@ class Tick(NamedTuple):
     """Position in the replay's input (see :attr:`journeyflow.events.Event.seq`)."""
     device: bool = False
     """``user`` is an anonymous device not known to be linked: for the device step."""
+    last: bool = False
+    """One of the replay's last ticks (at its last event time): the key's end of input follows,
+    as of the same time, with nothing in between (:func:`flows.replay_clock.replay_items`)."""
 
 
 class Finish(NamedTuple):

@@ -21,12 +21,13 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from river import cluster, preprocessing
 
 from operators.cluster_features import CLUSTER_FEATURES, describe
+from operators.cluster_learning import learn_nearest, learn_scaled
 
 __all__ = ["Clusters", "silhouette"]
 
@@ -92,10 +93,18 @@ class Clusters:
         self._rng = random.Random(self.seed)
 
     def learn_predict(self, x: dict[str, float], *, learn: bool) -> int | None:
-        """Return the cluster of ``x`` (``None`` during warm-up); learn from it if ``learn``."""
-        if learn:
-            self.scaler.learn_one(x)
-        scaled = self.scaler.transform_one(x)
+        """Return the cluster of ``x`` (``None`` during warm-up); learn from it if ``learn``.
+
+        Learning takes River's arithmetic in one compiled pass (:mod:`operators.cluster_learning`:
+        the same floats and state): every placed score comes here, a tick's and every final row's.
+        """
+        scaler = self.scaler
+        if learn and scaler.window_size is None and scaler.with_std:  # (the scaler Clusters makes)
+            scaled = learn_scaled(scaler.counts, scaler.means, scaler.vars, x)
+        else:
+            if learn:
+                scaler.learn_one(x)
+            scaled = scaler.transform_one(x)
         if self.model is None:
             if learn:
                 self.pending.append(scaled)
@@ -103,7 +112,9 @@ class Clusters:
                     self._start()
             return None
         if learn:
-            found = self.model.learn_predict_one(scaled)
+            # (River types its centres as defaultdicts of anything; they hold floats by name.)
+            centers = cast(dict[int, dict[str, float]], self.model.centers)
+            found = learn_nearest(centers, self.model.halflife, scaled)
             self.learned += 1
             self._keep(scaled, found)
         else:

@@ -91,7 +91,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
             due_ms = next_due_ms(self.state, self.cfg)
             # Most ticks reach users with nothing due: they cost this test alone.
             if due_ms is not None and value.ts_ms >= due_ms:
-                journey_time.time_passes(self, value.ts_ms, ticked)
+                # Only a replay's last tick keeps a placed score's rows: the end of input follows
+                # as of the same time and reuses them; after any other tick nothing would.
+                journey_time.time_passes(self, value.ts_ms, ticked, keep_placed=value.last)
             return ticked, self._retain(ticked)
         out: list[Any] = []
         if isinstance(value, Handoff):

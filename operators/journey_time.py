@@ -32,15 +32,17 @@ if TYPE_CHECKING:
 __all__ = ["time_passes", "catch_up", "finish"]
 
 
-def time_passes(logic: JourneyLogic, now_ms: int, out: list[Any]) -> None:
+def time_passes(logic: JourneyLogic, now_ms: int, out: list[Any], keep_placed: bool = False) -> None:
     """Apply what time alone changes up to ``now_ms`` (a timer, a replay's tick).
 
-    The lateness watermark stays where the user's own events put it.
+    The lateness watermark stays where the user's own events put it. ``keep_placed``: a
+    replay's last tick, whose placed score's rows the end of input reuses (see
+    :func:`~operators.model_asks.payload`).
     """
     if logic.state.max_ts_ms is None:
         return
     catch_up(logic, now_ms, now_ms - logic.cfg.lateness_ms, out)
-    flush(logic.asks, logic.state, logic.cfg, out, keep_placed=True)
+    flush(logic.asks, logic.state, logic.cfg, out, keep_placed=keep_placed)
     release_ms = logic.cfg.idle_release_ms
     if release_ms and now_ms - logic.state.max_ts_ms >= release_ms:
         # What the end of input would publish, as of now; then the user goes.

@@ -177,9 +177,10 @@ def payload(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, keep_place
 
     The profile must exist. A score asked sets ``features`` (and, to place the
     user, ``cluster_features`` and ``learn_cluster``) and moves ``scored_ms``.
-    ``keep_placed``: keep a placed score's rows for a later score of the same view (time
-    passing, in a replay: the end of input may follow); after an event (the step forgets
-    them at the item's end) or the end of input nothing would read them.
+    ``keep_placed``: keep a placed score's rows for a later score of the same view (a
+    replay's last tick: the end of input follows as of the same time); after an event (the
+    step forgets them at the item's end), any other tick (the next score is as of a later
+    time) or the end of input nothing would read them.
     """
     extra: dict[str, Any] = {"examples": asks.examples}
     score = asks.score

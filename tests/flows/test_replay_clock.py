@@ -46,6 +46,8 @@ def test_users_seen_within_the_window_hear_every_tick_and_everyone_hears_the_las
         ("tick", "a", 4700, 11, False),
     ]
     assert (progress.users, progress.last_ts_ms) == (2, 4700)
+    # Only the last ticks say so (the end of input follows them as of the same time).
+    assert [item.seq for item in items if isinstance(item, Tick) and item.last] == [10, 11]
 
 
 def test_a_linked_device_goes_to_its_customer_until_the_link_is_idle_too_long() -> None:

@@ -188,7 +188,7 @@ def test_the_end_of_input_as_of_the_ticks_score_takes_its_rows_with_nothing_chan
     logic.on_item(_raw(event("product_view", ts=at(0), product_id="p1", category="c", price=5.0)))
     logic.on_item(_raw(event("page_view", ts=at(3))))
     tick_ms = _ms(at(3)) + 2 * 3_600_000
-    ticked = _scored(logic.on_item(Tick(tick_ms, "u1"))[0])
+    ticked = _scored(logic.on_item(Tick(tick_ms, "u1", last=True))[0])
     assert ticked.learn_cluster and ticked.cluster_features is not None
     assert logic.asks.placed is not None and logic.asks.placed_ms == tick_ms  # kept (compact: model_asks)
     final = _final(logic.on_eof()[0])
@@ -196,6 +196,20 @@ def test_the_end_of_input_as_of_the_ticks_score_takes_its_rows_with_nothing_chan
     assert final.cluster_features == ticked.cluster_features and final.cluster_features is not ticked.cluster_features
     assert final.learn_cluster
     assert (final.features, final.cluster_features) == _rows_now(logic, tick_ms)
+
+
+def test_a_tick_before_the_last_keeps_no_rows_and_the_end_of_input_computes_its_own() -> None:
+    # A replay's grid tick places the user as of its time; the end of input is as of a later
+    # one (the last tick's), so nothing would read the rows: they are not kept.
+    logic = _config().build(None)
+    logic.on_item(_raw(event("page_view", ts=at(0))))
+    grid_ms = _ms(at(0)) + 2 * 3_600_000
+    assert _scored(logic.on_item(Tick(grid_ms, "u1"))[0]).learn_cluster
+    assert logic.asks.placed is None and logic.asks.placed_cluster == b""
+    last_ms = grid_ms + 3_600_000
+    logic.on_item(Tick(last_ms, "u1", last=True))
+    final = _final(logic.on_eof()[0])
+    assert (final.features, final.cluster_features) == _rows_now(logic, last_ms)
 
 
 def test_live_a_placed_score_keeps_no_rows() -> None:
@@ -213,7 +227,7 @@ def test_what_changes_the_profile_after_the_ticks_score_makes_the_end_of_input_c
     late = _config().build(None)
     late.on_item(_raw(event("product_view", ts=at(5), product_id="p1", category="c", price=5.0)))
     tick_ms = _ms(at(5)) + 2 * 3_600_000
-    ticked = _scored(late.on_item(Tick(tick_ms, "u1"))[0])
+    ticked = _scored(late.on_item(Tick(tick_ms, "u1", last=True))[0])
     late.on_item(_raw(event("product_view", ts=at(1), product_id="p2", category="c", price=5.0)))  # on time
     assert late.asks.placed is None  # (any item: its session's close at the end of input would say so too)
     final = _final(late.on_eof()[0])
