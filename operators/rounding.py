@@ -15,9 +15,10 @@ ulp of it (at most ``y * 2**-53``). When ``y``'s fraction is further than
 decimal digits). ``round`` then returns the float nearest to ``k / 10**digits``;
 so does the division ``k / 10.0**digits``, IEEE division being correctly
 rounded and both operands exact (``k < 2**52``, ``10**digits`` for digits up to
-15). Not proved, so left to ``round``: zero and negative values (the sign of a
-zero), a fraction that close to a half (ties: ``round`` goes to the even
-digit), large, infinite or NaN values.
+15). A negative value rounds as its size, negated, as
+``round`` does; a zero is returned as it is (its sign kept, as ``round``
+keeps it). Not proved, so left to ``round``: a fraction that close to a half
+(ties: ``round`` goes to the even digit), large, infinite or NaN values.
 """
 
 from __future__ import annotations
@@ -48,9 +49,14 @@ def round_digits(x: float, digits: int) -> float:
     """
     scale = _SCALES[digits]
     y = x * scale
-    if 0.0 < y < _EXACT:
-        whole = int(y)  # (positive: the floor)
-        frac = y - whole  # (exact)
-        if abs(frac - 0.5) > y * _MARGIN:
-            return (whole + 1 if frac > 0.5 else whole) / scale
+    size = y if y >= 0.0 else -y
+    if 0.0 < size < _EXACT:
+        whole = int(size)  # (positive: the floor)
+        frac = size - whole  # (exact)
+        if abs(frac - 0.5) > size * _MARGIN:
+            rounded = (whole + 1 if frac > 0.5 else whole) / scale
+            # (round() is symmetric: a negative value rounds as its size, negated; -0.0 included.)
+            return rounded if y > 0.0 else -rounded
+    elif size == 0.0:
+        return x  # (a zero, either sign: what round() returns)
     return round(x, digits)

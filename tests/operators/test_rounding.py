@@ -29,7 +29,8 @@ def _values(rng: random.Random) -> list[tuple[float, int]]:
         found.append(((whole + 0.5) / 10**digits, digits))  # halves, as near as floats get
         found.append((whole / 10**digits, digits))
         found.append((rng.randint(0, 1000) / rng.randint(1, 1000), 4))  # rates
-        found.append((-rng.random(), digits))
+        found.append((-rng.random() * 10 ** rng.randint(-3, 8), digits))  # negatives: symmetric
+        found.append((-(whole + 0.5) / 10**digits, digits))
     return found
 
 
