@@ -28,6 +28,7 @@ from typing import Any
 from journeyflow.events import Event
 from operators import views as v
 from operators.profiles import Profile, View
+from operators.rounding import round_digits
 from operators.sessions import Session
 
 __all__ = [
@@ -128,7 +129,7 @@ PROFILE: dict[str, Variable] = _table(
         _p("purchases_90d", "int", lambda w: v.purchases_since(w, 90), 1, _PURCHASE),
         _p("frequency_30d", "int", lambda w: v.purchases_since(w, 30), 1, _PURCHASE),
         _p("frequency_90d", "int", lambda w: v.purchases_since(w, 90), 1, _PURCHASE),
-        _p("revenue_total", "double", lambda w: round(w.profile.revenue_total, 2), 1.0, _PURCHASE),
+        _p("revenue_total", "double", lambda w: round_digits(w.profile.revenue_total, 2), 1.0, _PURCHASE),
         _p("monetary_30d", "double", lambda w: v.revenue_since(w, 30), 1.0, _PURCHASE),
         _p("monetary_90d", "double", lambda w: v.revenue_since(w, 90), 1.0, _PURCHASE),
         _p("has_purchased", "bool", lambda w: w.profile.purchases_total > 0, True, _PURCHASE),

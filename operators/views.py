@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from journeyflow.events import format_ts
 from operators.profile_windows import events_from, views_since
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View, decay, window_count
+from operators.rounding import round_digits
 
 if TYPE_CHECKING:
     from operators.variables import EventScope, SessionScope
@@ -36,7 +37,7 @@ def revenue_since(view: View, days: int) -> float:
     # not mix ints and doubles, so a rule like `monetary_30d * 2.0` needs a double.
     # (Lists, not generators, here and below: compiled by mypyc a generator is an
     # object made and resumed per value; sum() adds the same values in the same order.)
-    return round(sum([r for _, r in purchases[first:]], 0.0), 2)
+    return round_digits(sum([r for _, r in purchases[first:]], 0.0), 2)
 
 
 def events_since(view: View, days: int) -> int:
@@ -49,13 +50,13 @@ def days_between(from_ms: int | None, to_ms: int) -> float:
     # it are not re-evaluated on every event.
     if from_ms is None:
         return -1.0
-    return round(max(0, to_ms - from_ms) / DAY_MS, 2)
+    return round_digits(max(0, to_ms - from_ms) / DAY_MS, 2)
 
 
 def engagement(view: View) -> float:
     p = view.profile
     raw = decay(p.engagement_raw, p.engagement_ms, max(view.now_ms, p.engagement_ms), view.cfg.engagement_half_life_ms)
-    return round(raw / (raw + ENGAGEMENT_SCALE), 4)
+    return round_digits(raw / (raw + ENGAGEMENT_SCALE), 4)
 
 
 def top_category(view: View) -> str:
@@ -80,7 +81,7 @@ def cart_items(view: View) -> int:
 def cart_value(view: View) -> float:
     if not view.profile.cart:
         return 0.0  # what the sum below gives
-    return round(sum([price * qty for price, qty in view.profile.cart.values()], 0.0), 2)
+    return round_digits(sum([price * qty for price, qty in view.profile.cart.values()], 0.0), 2)
 
 
 def sessions_total(view: View) -> int:
@@ -93,12 +94,12 @@ def sessions_30d(view: View) -> int:
 
 def avg_session_s(view: View) -> float:
     p = view.profile
-    return round(p.session_ms_total / p.sessions_closed / 1000, 1) if p.sessions_closed else 0.0
+    return round_digits(p.session_ms_total / p.sessions_closed / 1000, 1) if p.sessions_closed else 0.0
 
 
 def conversion_rate(view: View) -> float:
     p = view.profile
-    return round(p.sessions_converted / p.sessions_closed, 4) if p.sessions_closed else 0.0
+    return round_digits(p.sessions_converted / p.sessions_closed, 4) if p.sessions_closed else 0.0
 
 
 def event_product_views(scope: EventScope) -> int:
@@ -145,7 +146,7 @@ def to_fields(view: View) -> dict[str, Any]:
     # factor itself), highest first.
     factor = decay(1.0, p.affinity_ms, max(view.now_ms, p.affinity_ms), view.cfg.affinity_half_life_ms)
     fields["category_affinity"] = {
-        name: round(score * factor, 4) for name, score in sorted(p.affinity.items(), key=lambda kv: -kv[1])
+        name: round_digits(score * factor, 4) for name, score in sorted(p.affinity.items(), key=lambda kv: -kv[1])
     }
     fields["product_views_24h"] = _product_views_in_window(view)
     fields["cart"] = {"products": sorted(p.cart), "value": fields["cart_value"]}
