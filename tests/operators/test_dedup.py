@@ -117,20 +117,3 @@ def test_many_ids_are_also_indexed_and_the_index_follows_every_change() -> None:
         _remember(other, cfg, f"d{n}", 500 + n)
     merge_dedup(state, other, cfg)
     assert state.index == set(held_keys(state)) and _held(state, "d0", f"e{INDEXED + 10}") == ["d0", f"e{INDEXED + 10}"]
-
-
-def test_a_lookup_matches_whole_digests_only() -> None:
-    # The look-up searches the array's bytes: a digest whose bytes span two held digests
-    # (the end of one, the start of the next), or one equal to a held event time, is not held.
-    state = DedupState()
-    cfg = DedupConfig(window_ms=24 * HOUR, max_ids=10)
-    remember(state, cfg, 0x1111111122222222, 5)
-    remember(state, cfg, 0x3333333344444444, 0x5555555566666666)
-    raw = state.ids.tobytes()
-    spanning = int.from_bytes(raw[4:12], sys.byteorder, signed=True)
-    assert not is_duplicate(state, spanning)
-    assert not is_duplicate(state, 5) and not is_duplicate(state, 0x5555555566666666)
-    assert is_duplicate(state, 0x1111111122222222) and is_duplicate(state, 0x3333333344444444)
-    assert is_duplicate(state, -1) is False
-    remember(state, cfg, -1, 6)
-    assert is_duplicate(state, -1) and not is_duplicate(state, DedupState().ids.itemsize)
