@@ -140,25 +140,34 @@ def blend(
         if scale > _MAX_SCALE:
             scores = {p: s / scale for p, s in scores.items()}
             scale = 1.0
-    # scores.get called directly, not through a bound method kept in a local: compiled, the
-    # direct call is a C dict lookup, the bound one a generic Python call per successor.
     # (weight / total) * scale: the chance first, as it was when answers carried chances.
-    # No default for get: compiled, a float default is boxed anew at every call (an object
-    # made and freed per successor); a new product's score is the addend itself, as
-    # 0.0 + x is x for every positive x.
+    # One look-up for a product not yet scored (most successors): setdefault stores the
+    # addend itself (0.0 + x is x for every positive x) and returns it, where a get and a
+    # store looked the key up twice. A product already scored gets the object it holds
+    # back, and the sum is stored (a second look-up, as before). The addend and the dict's
+    # values typed Any (``held``): compiled, the addend is boxed once and the object
+    # returned is the one stored, compared by identity (through ``dict[str, float]`` it
+    # would be unboxed from the result, and a new product taken for a scored one).
+    # setdefault is called directly, not through a bound method kept in a local: compiled,
+    # the direct call is a C dict operation, the bound one a generic Python call.
+    held: dict[str, Any] = scores
     products = found.products
     weights = found.weights
     total = found.total
     for i in range(len(products)):
         product = products[i]
         added = weights[i] / total * scale
-        old = scores.get(product)
-        scores[product] = added if old is None else old + added
+        boxed: Any = added
+        stored: Any = held.setdefault(product, boxed)
+        if stored is not boxed:
+            old: float = stored
+            scores[product] = old + added
     if len(scores) > 2 * cfg.candidates:
         # Keys sorted, not items (see operators.recommend_successors.successors): the same
-        # order, ties included.
+        # order, ties included. The kept scores are the objects already held (through
+        # ``held``: compiled, a float would be unboxed and boxed anew for the new dict).
         best = sorted(scores, key=scores.__getitem__, reverse=True)[: cfg.candidates]
-        scores = {p: scores[p] for p in best}
+        scores = {p: held[p] for p in best}
     return scores, scale
 
 

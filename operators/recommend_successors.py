@@ -44,11 +44,16 @@ def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, succes
     The table is in least recently touched order, so the first node is the
     one to forget; it holds at most ``cfg.max_products`` products.
     """
-    node = table.pop(source, None)
+    # Moved to the end (most recently touched) by a get and a del, not ``pop(source, None)``:
+    # compiled, the pop with a default is a generic method call (about 410 instructions
+    # against about 260 for the two C dict operations); the same dict after.
+    node = table.get(source)
     if node is None:
         node = [{}, 0.0, None, [], _STALE, []]
         if len(table) >= cfg.max_products:
             del table[next(iter(table))]
+    else:
+        del table[source]
     table[source] = node
     weights: dict[str, float] = node[0]
     old = weights.get(successor)
