@@ -171,7 +171,7 @@ def replay_items(
         for key in recent:
             position = next(seq)
             if owned is None or owned[key]:
-                yield Tick(last_ts, key, position, key in devices, True)
+                yield Tick(last_ts, key, position, key in devices, last=True)
         if finish:
             progress.finishing = True
             yield RUN_END

@@ -81,7 +81,8 @@ class Clusters:
     seed: int
     warmup: int = 200
     sample_size: int = 400
-    scaler: preprocessing.StandardScaler = field(default_factory=preprocessing.StandardScaler)
+    # River's defaults (no window, with the standard deviation): what learn_scaled computes.
+    scaler: preprocessing.StandardScaler = field(default_factory=preprocessing.StandardScaler, init=False)
     model: _KMeans | None = None
     pending: list[dict[str, float]] = field(default_factory=list)
     sample: list[tuple[dict[str, float], int]] = field(default_factory=list)
@@ -99,11 +100,9 @@ class Clusters:
         the same floats and state): every placed score comes here, a tick's and every final row's.
         """
         scaler = self.scaler
-        if learn and scaler.window_size is None and scaler.with_std:  # (the scaler Clusters makes)
+        if learn:
             scaled = learn_scaled(scaler.counts, scaler.means, scaler.vars, x)
         else:
-            if learn:
-                scaler.learn_one(x)
             scaled = scaler.transform_one(x)
         if self.model is None:
             if learn:
