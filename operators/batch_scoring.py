@@ -56,9 +56,6 @@ if TYPE_CHECKING:
     from journeyflow.step_records import UserUpdate
     from operators.models import ModelState
 
-import os as _os  # EXPERIMENT
-_NOFLOOR = bool(_os.environ.get("JF_NOFLOOR"))
-
 __all__ = ["INPUT_KEYS", "TOGETHER", "says", "can_score", "learned_weights", "p_none_many", "raw_many", "scores_of_run"]
 
 #: The learned models' input keys in the order :func:`operators.model_scoring.row_input` makes them.
@@ -206,8 +203,7 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         if floor is not None:
             if w_churn[2]:
                 published_churn += w_churn[2] * floor
-            if not _NOFLOOR:
-                published_churn = max(published_churn, floor)
+            published_churn = max(published_churn, floor)
         out.append((published_churn, min(published_propensity, 1.0 - published_churn)))
     return out
 

@@ -48,9 +48,6 @@ if TYPE_CHECKING:
     from operators.models import ModelConfig, ModelState
     from operators.weekly import Task
 
-import os as _os  # EXPERIMENT
-_NOFLOOR = bool(_os.environ.get("JF_NOFLOOR"))
-
 __all__ = ["TASKS", "DAY_MS", "SCORE_DIGITS", "Scorer", "prior_chances", "learn_input", "stack_inputs"]
 
 #: Task name -> the score it produces in the profile.
@@ -296,8 +293,7 @@ class Scorer:
             if w_churn[2]:
                 published["churn"] += w_churn[2] * floor
             # Never below it: the learned chain extrapolates where examples are few.
-            if not _NOFLOOR:
-                published["churn"] = max(published["churn"], floor)
+            published["churn"] = max(published["churn"], floor)
         # A purchase needs a return: never more likely than any activity at all.
         published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
         return published, prior

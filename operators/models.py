@@ -61,9 +61,6 @@ __all__ = ["ModelConfig", "Task", "ModelState", "ModelLogic", "TASKS", "FORGETTI
 #: Examples wait in a shuffle buffer of this size before they are learned: they resolve
 #: in bursts (every silent user's at once when time passes), and SGD drifts with one.
 _SHUFFLE = 1000
-import os as _os  # EXPERIMENT
-_REHEARSE = bool(_os.environ.get("JF_REHEARSE"))
-_CAP = float(_os.environ.get("JF_REHEARSE", "0") or 0)
 
 #: Update kinds after which the models forget the customer (the priors' sample, the followed moments).
 FORGETTING_KINDS: Final = frozenset({"erase", "opt_out", "merge"})
@@ -164,10 +161,6 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         # the young models' scores, do not say what they say later on.
         self._censored_ms = max(cfg.horizons_ms.values())
         self.stack = cfg.stack
-        self._counts: dict[str, list[int]] = {}  # EXPERIMENT
-        self._pool: dict[str, list[Any]] = {}
-        self._owed: dict[str, float] = {}
-        self._rng = random.Random(cfg.seed + 1)
 
     def on_batch(self, values: list[UserUpdate]) -> tuple[Iterable[Any], bool]:
         """Handle ``values`` in order, as :meth:`on_item` one by one would: the same records, the same state.
@@ -235,7 +228,6 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 prior.forget(user_id)
             state.moments.forget(user_id)
         for example in examples:
-            late = _REHEARSE and ts_ms - example.ts_ms > 2 * self.cfg.interval_ms  # EXPERIMENT
             if example.task == "churn":
                 # One churn example per snapshot: each snapshot is observed once.
                 v = unpack(example.features)
@@ -247,10 +239,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
                 start_ms = state.silence.start_ms
                 if self.stack and start_ms is not None and example.ts_ms - start_ms >= self._censored_ms and state.moments.follows(user_id):
                     record_moment(state, self.cfg, self.scorer, user_id, v, example.ts_ms)
-            if late:
-                state.buffer.append((example.task, example.features, example.label, example.ts_ms, True))  # type: ignore[arg-type]
-            else:
-                state.buffer.append((example.task, example.features, example.label, example.ts_ms))
+            state.buffer.append((example.task, example.features, example.label, example.ts_ms))
             if len(state.buffer) > _SHUFFLE:
                 self._learn_one()
         if features is None and cluster_features is None:
@@ -277,41 +266,12 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         buffer = state.buffer
         i = state.rng.randrange(len(buffer))
         buffer[i], buffer[-1] = buffer[-1], buffer[i]
-        item = buffer.pop()
-        name, packed, label, ts_ms = item[:4]
+        name, packed, label, ts_ms = buffer.pop()
         x, quiet, no_buy = learn_input(state, unpack(packed), self.scorer.interval_days, learn=True)
         task = state.tasks[name]
         task.learn(name, x, label, ts_ms, quiet if name == "churn" else 1.0 - no_buy)
-        if _REHEARSE:
-            self._rehearse(item)
         if 0 < task.positives < task.examples:
             MODEL_AUC.labels(model=name).set(task.auc.get())
-
-    def _rehearse(self, item: tuple) -> None:  # type: ignore[type-arg]
-        """EXPERIMENT: a late example is learned among re-drawn timely ones, in the share late ones hold of all."""
-        name = item[0]
-        counts = self._counts.setdefault(name, [0, 0])  # late, timely
-        if len(item) == 5:
-            counts[0] += 1
-            pool = self._pool.get(name)
-            if not pool or not counts[1]:
-                return
-            # Timely examples per late one, so the learned mix is what it would have been on time.
-            self._owed[name] = self._owed.get(name, 0.0) + min(_CAP, counts[1] / counts[0])
-            while self._owed[name] >= 1.0:
-                self._owed[name] -= 1.0
-                _, packed, label, _ = pool[self._rng.randrange(len(pool))]
-                x, _, _ = learn_input(self.state, unpack(packed), self.scorer.interval_days, learn=False)
-                self.state.tasks[name].model.learn_one(x, label)
-        else:
-            counts[1] += 1
-            pool = self._pool.setdefault(name, [])
-            if len(pool) < 2000:
-                pool.append(item)
-            else:
-                j = self._rng.randrange(counts[1])
-                if j < 2000:
-                    pool[j] = item
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         # The report's weights are those that scored the final rows; the exported state has

@@ -53,9 +53,6 @@ from dataclasses import dataclass, field
 
 from operators.life_table import MIN_BAND, monotone_curve, read_between
 
-import os as _os  # EXPERIMENT
-_TAIL = bool(_os.environ.get("JF_TAIL"))
-
 __all__ = ["AGE_BANDS", "BANDS", "MIN_BAND", "SilenceCurve", "monotone_curve"]
 
 #: Bands of whole intervals already silent; the last holds every longer silence.
@@ -187,11 +184,7 @@ class SilenceCurve:
         seen = sum(self.examples)
         cached = self.__dict__.get("_curve")
         if cached is None or cached[0] != seen:
-            if _TAIL:  # EXPERIMENT: the ninth follow-up's item 2, read past the 13 bands
-                tail = [0] * (58 - BANDS)
-                cached = (seen, monotone_curve(self.examples + tail, self.stayed + tail))
-            else:
-                cached = (seen, monotone_curve(self.examples, self.stayed))
+            cached = (seen, monotone_curve(self.examples, self.stayed))
             # Derived, never pickled (see __getstate__): a snapshot holds the counts alone.
             self.__dict__["_curve"] = cached
         return cached[1]
