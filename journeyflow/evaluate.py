@@ -154,7 +154,8 @@ visit (churn) or purchase (propensity) alone; frequency = sessions (churn) or pu
 (propensity) alone; BG/NBD = the BG/NBD model alone, fitted to the same profiles. Brier =
 mean squared error of the probability (lower is better; model / BG/NBD); reliability = the
 largest gap between mean score and observed share over the tenths of the score that hold
-20 users or more. verdict: whether the model's AUC is at or above the best naive baseline, by
+20 users or more (in brackets, its standard deviation over 200 bootstrap resamples of the
+users: a tenth near 20 users counts in some and not in others). verdict: whether the model's AUC is at or above the best naive baseline, by
 how much, and the standard deviation of that margin over 200 bootstrap resamples of the users
 (paired): a margin within about one deviation is not a measured difference."""
 
@@ -170,11 +171,17 @@ def _margin(q: dict[str, Any]) -> str:
     return f" by {q['margin']:+.3f} (sd {q['margin_sd']:.3f})"
 
 
+def _gap(q: dict[str, Any]) -> str:
+    """Return the reliability gap and its bootstrap standard deviation, if known."""
+    sd = q.get("reliability_gap_sd")
+    return _f(q["reliability_max_gap"]) + ("" if sd is None else f" ({sd:.3f})")
+
+
 def format_report(report: dict[str, Any]) -> str:
     """Return the report for a person to read: one table per regime, then the columns explained."""
     horizon = report["horizon_days"]
     lines = [f"model quality: scores as of the last replayed event, judged on the next {horizon} days", ""]
-    header = f"  {'target (within ' + str(horizon) + ' days)':40} {'share':>6} {'model':>6} {'recency':>8} {'frequency':>10} {'BG/NBD':>7} {'Brier':>12} {'reliab.':>8}  verdict"
+    header = f"  {'target (within ' + str(horizon) + ' days)':40} {'share':>6} {'model':>6} {'recency':>8} {'frequency':>10} {'BG/NBD':>7} {'Brier':>12} {'reliab. (sd)':>14}  verdict"
     for result in report["regimes"]:
         quality = result["quality"]
         lines.append(f"{result['regime']}: {result['data']} ({quality.get('users', 0):,} users scored, {quality.get('unscored', 0):,} without scores)")
@@ -195,7 +202,7 @@ def format_report(report: dict[str, Any]) -> str:
             brier = f"{_f(q['brier'])}/{_f(q['bgnbd_brier'])}"
             lines.append(
                 f"  {title:40} {q['positive_share']:6.3f} {_f(q['auc']):>6} {_f(base['recency']):>8} {_f(base['frequency']):>10}"
-                f" {_f(base['bgnbd']):>7} {brier:>12} {_f(q['reliability_max_gap']):>8}  {verdict}"
+                f" {_f(base['bgnbd']):>7} {brier:>12} {_gap(q):>14}  {verdict}"
             )
         lines.extend("  " + line for line in format_loop(result.get("loop", {})))
         replayed = result["replay"]

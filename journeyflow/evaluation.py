@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from journeyflow.quality_metrics import MIN_BIN_USERS, adjusted_rand_index, brier, margin_sd, reliability, roc_auc
+from journeyflow.quality_metrics import MIN_BIN_USERS, adjusted_rand_index, brier, margin_sd, reliability, reliability_gap_sd, roc_auc
 from operators import bgnbd
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "margin_sd",
     "brier",
     "reliability",
+    "reliability_gap_sd",
     "by_group",
     "adjusted_rand_index",
     "read_truth",
@@ -112,6 +113,8 @@ def _task(
         "auc": _round(roc_auc(model, labels)),
         "brier": brier(model, labels),
         "reliability_max_gap": gap,
+        # The gap's noise: a tenth near the judged size moves it by jumps (see reliability_gap_sd).
+        "reliability_gap_sd": reliability_gap_sd(model, labels),
         "reliability": table,
         "baselines": {name: _round(roc_auc(scores, labels)) for name, scores in baselines.items()},
         "bgnbd_brier": brier(bgnbd_probability, labels),

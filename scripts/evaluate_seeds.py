@@ -6,7 +6,7 @@ one it was built for. This runs ``journeyflow evaluate``'s :func:`evaluate`
 over the seven default regimes, each generated one again with seed + 100
 (``-s2``) and ``default``, ``30-days`` and ``casual`` with seed + 200
 (``-s3``), then prints one line per regime and task: AUC next to the best
-naive baseline, Brier, reliability gap and the learned model's trust.
+naive baseline, Brier, reliability gap (and its bootstrap deviation) and the learned model's trust.
 Hold the machine lock: ``flock /tmp/bench.lock .venv/bin/python
 scripts/evaluate_seeds.py OUT [--regimes a,b]`` (``--regimes`` picks some of
 the 16 by name, for a quicker look while developing).
@@ -50,7 +50,7 @@ def main(out: Path, names: tuple[str, ...] = ()) -> None:
             verdict = "ok" if q["beats_baselines"] else "LOSES"
             print(
                 f"{result['regime']:14} {task:10} auc {q['auc']:.4f} best {best} {q['baselines'][best]:.4f} margin sd {q.get('margin_sd')}"
-                f" brier {q['brier']:.4f}/{q['bgnbd_brier']:.4f} gap {q['reliability_max_gap']} trust {trust} {verdict}"
+                f" brier {q['brier']:.4f}/{q['bgnbd_brier']:.4f} gap {q['reliability_max_gap']} sd {q.get('reliability_gap_sd')} trust {trust} {verdict}"
             )
         # The models step's prior (its steady parameters) next to a batch fit of the final profiles.
         for task, over in (("churn", "sessions"), ("propensity", "purchases")):

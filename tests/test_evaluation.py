@@ -11,7 +11,7 @@ from config.settings import load_settings
 from journeyflow import generator
 from journeyflow.datasets import write_cdnow
 from journeyflow.evaluate import evaluate, format_report
-from journeyflow.evaluation import judge, margin_sd
+from journeyflow.evaluation import judge, margin_sd, reliability, reliability_gap_sd
 
 MASTER = b"""customer_id date number_of_cds dollar_value
  00001 19970101 1 11.77
@@ -70,7 +70,7 @@ def test_judge_reports_every_baseline_and_a_verdict() -> None:
         q = figures[task]
         assert set(q["baselines"]) == {"recency", "frequency", "bgnbd"}
         assert q["auc"] == 1.0 and q["beats_baselines"] is True
-        assert q["brier"] < 0.1 and q["reliability_max_gap"] is not None
+        assert q["brier"] < 0.1 and q["reliability_max_gap"] is not None and q["reliability_gap_sd"] is not None
         assert q["margin"] == round(1.0 - q["baselines"][q["best_baseline"]], 4) and q["margin_sd"] is not None
 
 
@@ -107,3 +107,17 @@ def test_the_margins_noise_shrinks_with_more_users_and_is_nil_for_the_same_ranki
     assert margin_sd(*small) > 2 * margin_sd(*large)  # about sqrt(16) = 4 times
     scores, _, y = small
     assert margin_sd(scores, scores * 2 + 1, y) == 0.0  # the same order: no difference in any resample
+
+
+def test_the_gaps_noise_says_when_a_tenth_near_the_judged_size_makes_the_gap() -> None:
+    rng = np.random.default_rng(7)
+    # 2,000 users calibrated in the 0.0-0.1 tenth, and 20 in the 0.4-0.5 tenth who all had the outcome.
+    calibrated = rng.random(2000) * 0.1
+    scores = np.concatenate([calibrated, np.full(20, 0.45)])
+    labels = np.concatenate([rng.random(2000) < calibrated, np.ones(20, dtype=bool)])
+    assert reliability(scores, labels)[1] > 0.5  # the small tenth is judged: the gap is its own
+    # Some resamples hold fewer than 20 of it and judge the calibrated tenth alone: a gap near 0.
+    assert reliability_gap_sd(scores, labels) > 0.2
+    # Without the small tenth the gap is the calibrated one's, and so is its noise.
+    assert reliability_gap_sd(scores[:2000], labels[:2000]) < 0.02
+    assert reliability_gap_sd(scores, labels) == reliability_gap_sd(scores, labels)  # seeded: a report repeats
