@@ -156,5 +156,5 @@ def evaluate_segments(
     if members is current:
         return False, inputs
     state.segments = segments.shared_names(tuple(sorted(members)))
-    out.append(updates.update(state, cfg, now_ms, "update", cause, cause_event_id, view))
+    out.append(updates.update(state, cfg, now_ms, "update", cause, cause_event_id, view, inputs=inputs))
     return True, inputs

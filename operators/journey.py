@@ -260,6 +260,14 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         judged = self._judged_ms
         return None if judged == _NOT_JUDGED else judged
 
+    def judged_inputs(self) -> tuple[int, tuple[Any, ...]] | None:
+        """Return when the segments were last judged and the inputs read then, if nothing they
+        read has changed since (else None): a fresh read as of that time gives the same values."""
+        inputs = self._segment_inputs
+        if self._judged_ms == _NOT_JUDGED or inputs is None:
+            return None
+        return self._judged_ms, inputs
+
     def segments_stale(self) -> None:
         """Note that the profile or the open sessions changed since the segments were last judged.
 

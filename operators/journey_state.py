@@ -99,6 +99,13 @@ class JourneyConfig:
     """The event rules without ``event_types``: they match every event."""
     session_triggers: tuple[TriggerRule, ...] = field(init=False)
     segment_getters: tuple[Callable[[View], Any], ...] = field(init=False)
+    update_getters: tuple[Callable[[View], Any], ...] = field(init=False)
+    """The getters of :attr:`update_variables`, in order."""
+    update_positions: tuple[int, ...] = field(init=False)
+    """For each of :attr:`update_variables`, where the segments' inputs hold it (its index
+    in ``segments.variables``; -1: not a segment variable), so that an update made as of
+    the time of a judgement takes those values from its inputs instead of reading them
+    again (:func:`operators.updates.update`)."""
 
     def __post_init__(self) -> None:
         snapshot = tuple(n for n in SNAPSHOT_FIELDS if n in PROFILE)
@@ -112,6 +119,10 @@ class JourneyConfig:
         object.__setattr__(self, "any_event_rules", tuple(r for r in rules if r.event_types is None))
         object.__setattr__(self, "session_triggers", self.triggers.on("session_close"))
         object.__setattr__(self, "segment_getters", tuple(PROFILE[n].get for n in self.segments.variables))
+        object.__setattr__(self, "update_getters", tuple(PROFILE[n].get for n in self.update_variables))
+        judged = self.segments.variables
+        positions = tuple(judged.index(n) if n in judged else -1 for n in self.update_variables)
+        object.__setattr__(self, "update_positions", positions)
 
     @property
     def lateness_ms(self) -> int:

@@ -42,7 +42,8 @@ def time_passes(logic: JourneyLogic, now_ms: int, out: list[Any], keep_placed: b
     if logic.state.max_ts_ms is None:
         return
     catch_up(logic, now_ms, now_ms - logic.cfg.lateness_ms, out)
-    flush(logic.asks, logic.state, logic.cfg, out, keep_placed=keep_placed)
+    # (No item between the catch-up's judgement and this: its inputs are still the profile's.)
+    flush(logic.asks, logic.state, logic.cfg, out, keep_placed=keep_placed, judged=logic.judged_inputs())
     release_ms = logic.cfg.idle_release_ms
     if release_ms and now_ms - logic.state.max_ts_ms >= release_ms:
         # What the end of input would publish, as of now; then the user goes.

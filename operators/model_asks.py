@@ -272,11 +272,21 @@ def expand_rows(compact: bytes) -> bytes:
     return b"".join(parts)
 
 
-def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[Any], keep_placed: bool = False) -> None:
+def flush(
+    asks: ModelAsks,
+    state: JourneyState,
+    cfg: JourneyConfig,
+    out: list[Any],
+    keep_placed: bool = False,
+    judged: tuple[int, tuple[Any, ...]] | None = None,
+) -> None:
     """Send the models what the item asked of them, with the item's last update in ``out``.
 
     Without an update in ``out``, one is added (kind ``update``, cause ``labels``
-    when only examples are sent). ``keep_placed``: as for :func:`payload`.
+    when only examples are sent). ``keep_placed``: as for :func:`payload`. ``judged``:
+    when the segments were last judged and the inputs they read, if nothing they read has
+    changed since (:meth:`~operators.journey.JourneyLogic.judged_inputs`); an update added
+    as of that time takes those values from them.
     """
     if not asks.examples and asks.score is None:
         return
@@ -294,6 +304,11 @@ def flush(asks: ModelAsks, state: JourneyState, cfg: JourneyConfig, out: list[An
                 setattr(record, name, value)
             return
     view = None if score is None else view_of(state, cfg, score.at_ms)
+    inputs = None
     if score is None:
         score = ScoreAsk(state.max_ts_ms or 0, "labels", None, False)
-    out.append(updates.update(state, cfg, score.at_ms, "update", score.cause, score.cause_event_id, view, **extra))
+    elif judged is not None and judged[0] == score.at_ms:
+        # A tick's score is as of the tick, when the segments were just judged: 7 of the
+        # default 12 values read once.
+        inputs = judged[1]
+    out.append(updates.update(state, cfg, score.at_ms, "update", score.cause, score.cause_event_id, view, inputs=inputs, **extra))

@@ -10,7 +10,6 @@ from typing import Any
 
 from journeyflow.records import ProfileRow
 from journeyflow.step_records import Tally, UserUpdate
-from operators import variables
 from operators.journey_state import JourneyConfig, JourneyState, view_of
 from operators.profiles import View
 from operators.views import to_fields
@@ -27,16 +26,29 @@ def update(
     cause_event_id: str | None,
     view: View | None = None,
     profile: dict[str, Any] | None = None,
+    inputs: tuple[Any, ...] | None = None,
     **models: Any,
 ) -> UserUpdate:
     """Return an update for the steps after this one; ``models`` adds features and examples.
 
     ``view`` adds the profile values updates carry (``cfg.update_variables``);
     without it the update carries segments only (an erasure, a refusal, a merge).
+    ``inputs``: the segments' inputs read as of ``view`` (``cfg.segments.variables``),
+    with nothing changed since: the values they hold are taken from them, not read again
+    (the same getters on the same view: the same values).
     """
     values: dict[str, Any] = {}
     if view is not None:
-        values = variables.values(view, cfg.update_variables)
+        names = cfg.update_variables
+        getters = cfg.update_getters
+        if inputs is None:
+            for i in range(len(names)):
+                values[names[i]] = getters[i](view)
+        else:
+            positions = cfg.update_positions
+            for i in range(len(names)):
+                at = positions[i]
+                values[names[i]] = inputs[at] if at >= 0 else getters[i](view)
         if view.profile.last_purchase_ms is None:
             values["recency_days"] = None
     return UserUpdate(

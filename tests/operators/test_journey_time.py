@@ -15,6 +15,7 @@ from journeyflow.step_records import Tally, Tick, UserUpdate
 from operators import cluster_features, features
 from operators.due import next_due_ms
 from operators.journey_state import view_of
+from operators.variables import PROFILE
 from state.serde import encode_state
 from tests.helpers import at, event
 from tests.operators.test_journey import MIN, Clock, _config, _of, _parse, _raw
@@ -249,3 +250,37 @@ def test_what_changes_the_profile_after_the_ticks_score_makes_the_end_of_input_c
     final = _final(out)
     assert final.features != ticked.features
     assert (final.features, final.cluster_features) == _rows_now(logic, tick_ms)
+
+
+def _values_now(logic: Any, at_ms: int) -> dict[str, Any]:
+    """The update variables read afresh as of ``at_ms`` (``recency_days`` null before a purchase)."""
+    view = view_of(logic.state, logic.cfg, at_ms)
+    values = {name: PROFILE[name].get(view) for name in logic.cfg.update_variables}
+    if view.profile.last_purchase_ms is None:
+        values["recency_days"] = None
+    return values
+
+
+def test_a_ticks_update_takes_the_judgements_values_equal_to_a_fresh_read() -> None:
+    # The tick judges the segments, closes the session and scores as of its time: the
+    # update it sends takes the judged inputs' values (7 of the default 12), which are
+    # those a fresh read gives, in the same order; with and without a purchase, with a
+    # segment change (the judgement's update) and without one (the score's).
+    for purchase in (False, True):
+        logic = _config().build(None)
+        logic.on_item(_raw(event("product_view", ts=at(0), product_id="p1", category="c", price=5.0)))
+        if purchase:
+            logic.on_item(_raw(event("purchase", ts=at(2), order_id="o1", revenue=10.0)))
+        logic.on_item(_raw(event("page_view", ts=at(3))))
+        tick_ms = _ms(at(3)) + 2 * 3_600_000
+        out, _ = logic.on_item(Tick(tick_ms, "u1", last=True))
+        assert logic.judged_inputs() is not None and logic.judged_inputs()[0] == tick_ms  # type: ignore[index]
+        # (The last update: one the time judgement sent before the close read the sessions then.)
+        update = _of(out, UserUpdate)[-1]
+        assert update.ts_ms == tick_ms and update.features is not None
+        assert list(update.values.items()) == list(_values_now(logic, tick_ms).items())
+        # A later tick that only judges over time and rescores (nothing closes): the same check.
+        later_ms = tick_ms + 7 * 86_400_000
+        update = _of(logic.on_item(Tick(later_ms, "u1"))[0], UserUpdate)[-1]
+        assert update.ts_ms == later_ms
+        assert list(update.values.items()) == list(_values_now(logic, later_ms).items())

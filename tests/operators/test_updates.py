@@ -45,3 +45,19 @@ def test_the_final_update_reads_its_values_from_the_profile_fields_the_same_as_a
     final = updates.final(state, CFG, view, learn_cluster=True)
     plain = updates.update(state, CFG, view.now_ms, "final", "time", None, view, to_fields(view), learn_cluster=True)
     assert final == plain and final.values["recency_days"] == 3.0
+
+
+def test_an_update_given_the_segments_inputs_takes_their_values_and_reads_the_rest() -> None:
+    state = JourneyState(user="u1", segments=("a",))
+    state.profile = profiles.new_profile(0)
+    state.profile.purchases_total, state.profile.last_purchase_ms = 2, 0
+    view = view_of(state, CFG, 3 * 86_400_000)
+    read = updates.update(state, CFG, view.now_ms, "update", "time", None, view)
+    inputs = tuple(get(view) for get in CFG.segment_getters)
+    given = updates.update(state, CFG, view.now_ms, "update", "time", None, view, inputs=inputs)
+    assert list(given.values.items()) == list(read.values.items()) and given == read
+    # Which values come from the inputs: those of the segment variables, at their positions.
+    marked = updates.update(state, CFG, view.now_ms, "update", "time", None, view, inputs=tuple(range(len(inputs))))
+    judged = CFG.segments.variables
+    assert [marked.values[n] for n in judged] == list(range(len(judged)))
+    assert all(marked.values[n] == read.values[n] for n in CFG.update_variables if n not in judged)
