@@ -32,14 +32,14 @@ from bench_measure import PARTS, kind_of, rss_bytes  # type: ignore[import-not-f
 from bench_probes import PROBES, GcCharge, Probes  # type: ignore[import-not-found]
 
 from config.settings import load_settings
-from flows.files import REPLAY_BATCH, ReplayClock, ReplayProgress, read_lines, replay_items
+from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
 from flows.inprocess import PerUserSteps, apply_keyed
 from flows.step_configs import audience_config, event_parser, journey_config, model_config
 from flows.loop import _to_loop, loop_config  # the loop's routing, not a copy of it
 from flows import runtime
 from flows.recommend import recommend_config, routed_here
 from journeyflow.events import DeadLetter
-from journeyflow.step_records import Expect, Tick, UserUpdate
+from journeyflow.step_records import Expect, UserUpdate
 from operators.recommend import RecAsk
 from operators.recommend_audience import build_audience_lists
 from operators.recommend_steps import build_catalog
@@ -84,44 +84,16 @@ class _Flow:
 
     def after_journey(self, out: list[Any], kind: str, started: float) -> None:
         """Carry the journey step's records ``out`` through the rest of the flow (its time starts at ``started``)."""
-        self.gc.at[0], self.gc.at[1] = "models", kind
-        # The models step takes the updates as a batch (the end of input's final rows are one).
-        updates = [record for record in out if isinstance(record, UserUpdate)]
-        scored: list[Any] = list(self.models.on_batch(updates)[0]) if updates else []
-        t_models = time.perf_counter()
-        self.seconds["models"][kind] += t_models - started
-        self.after_models(out, scored, kind, t_models)
-
-    def after_ticks(self, outs: list[list[Any]]) -> None:
-        """Carry the journey step's records of a run of ticks (``outs``, one list per tick) through the rest of the flow.
-
-        The flow's models step takes a source batch's updates at once (``on_batch``, which
-        scores runs of updates without examples together): so do the ticks' updates here,
-        those of one source batch together; then each tick's records go on in turn, as
-        bytewax runs the steps after the models on the batch.
-        """
-        clock = time.perf_counter
-        kind = "tick"
-        self.gc.at[0], self.gc.at[1] = "models", kind
-        started = clock()
-        per_tick = [[record for record in out if isinstance(record, UserUpdate)] for out in outs]
-        updates = [update for tick in per_tick for update in tick]
-        # One scored record per update, in order (ModelLogic.on_batch).
-        scored: list[Any] = list(self.models.on_batch(updates)[0]) if updates else []
-        t_models = clock()
-        self.seconds["models"][kind] += t_models - started
-        at = 0
-        for out, tick in zip(outs, per_tick, strict=True):
-            self.after_models(out, scored[at : at + len(tick)], kind, clock())
-            at += len(tick)
-
-    def after_models(self, out: list[Any], scored: list[Any], kind: str, t_models: float) -> None:
-        """Carry the journey step's records ``out``, its updates scored (``scored``), through the steps after
-        the models (their time starts at ``t_models``)."""
         clock = time.perf_counter
         seconds = self.seconds
         at = self.gc.at
-        at[0], at[1] = "audience", kind
+        at[0], at[1] = "models", kind
+        # The models step takes the updates as a batch (the end of input's final rows are one).
+        updates = [record for record in out if isinstance(record, UserUpdate)]
+        scored: list[Any] = list(self.models.on_batch(updates)[0]) if updates else []
+        t_models = clock()
+        seconds["models"][kind] += t_models - started
+        at[0] = "audience"
         published: list[tuple[str, Any]] = []
         rec = self.rec
         # With the recommender on: each user's records for the lists part, in the flow's order.
@@ -252,15 +224,7 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
     wall, cpu = clock(), time.process_time()
     steps = flow.steps
     at = flow.gc.at
-    # The ticks of one source batch whose steps after the journey wait for the batch's
-    # models step (Flow.after_ticks): the journey step's records of each.
-    ticks: list[list[Any]] = []
-    items = replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress)
-    for position, item in enumerate(items):
-        # (The source's batches: REPLAY_BATCH items at a time, as flows.files reads them.)
-        if ticks and (not isinstance(item, Tick) or position % REPLAY_BATCH == 0):
-            flow.after_ticks(ticks)
-            ticks = []
+    for item in replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress):
         if isinstance(item, Expect):
             continue  # in input order here already: nothing to wait for
         kind = kind_of(item)
@@ -279,12 +243,7 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
             probes.active = False
         t_journey = clock()
         seconds["journey"][kind] += t_journey - started
-        if isinstance(item, Tick):
-            ticks.append(out)
-        else:
-            flow.after_journey(out, kind, t_journey)
-    if ticks:
-        flow.after_ticks(ticks)
+        flow.after_journey(out, kind, t_journey)
     # Every event and tick applied: what the users hold before the end of input.
     # (Its own full collection is not the flow's: not charged.)
     gc.callbacks.remove(flow.gc)
