@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -165,7 +165,7 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
 
 #: The causes of an update that says the customer's session is over (or time passed): the
 #: list's scores can rest until the next answer (``ListLogic.rest``).
-_AT_REST_CAUSES = frozenset({"session_close", "time"})
+_AT_REST_CAUSES: Final = frozenset({"session_close", "time"})
 
 
 def _without_state(cfg: RecommendConfig, records: list[Any]) -> list[Any] | None:
@@ -178,6 +178,8 @@ def _without_state(cfg: RecommendConfig, records: list[Any]) -> list[Any] | None
     """
     for value in records:
         kind = type(value)
+        if kind is SegmentChange:
+            continue  # the common record, looked for first: none of the kinds below
         if kind is list or kind is RecAnswer or isinstance(value, Tombstone):
             return None
         if isinstance(value, ProfileRow) and value.final or isinstance(value, Trigger) and value.rule in cfg.payloads:

@@ -45,6 +45,11 @@ class Ranking:
     view: tuple[str, ...] | None = None
     """``top[:EVAL_DEPTH]`` as sent with each ask; None when the order changed since.
     Most events only raise a score without reordering, so the tuple is reused."""
+    places: list[float] | None = None
+    """The scores of ``top``, place by place (the objects ``scores`` holds), so that a
+    product moving up reads the scores above it from a list, not from the dict; None when
+    not known (a snapshot from before the field, a rebase, a product dropped): made from
+    ``scores`` at the next :func:`ranking_add`. Last, so older snapshots still load."""
 
 
 def ranking_add(ranking: Ranking, product: str, score: float, size: int, held: Any = None) -> None:
@@ -60,27 +65,44 @@ def ranking_add(ranking: Ranking, product: str, score: float, size: int, held: A
     ['a', 'b']
     """
     top, scores = ranking.top, ranking.scores
+    # The places typed Any: compiled, the objects are moved as they are (through list[float]
+    # each would be unboxed and boxed anew), and a score is unboxed only to be compared.
+    places: list[Any] | None = ranking.places
+    if places is None:
+        places = ranking.places = [scores[p] for p in top]
+    boxed: Any = score if held is None else held
     # The cached view is the first EVAL_DEPTH places: a change below them leaves it as it is
     # (most counts move a product among the lower places of the category rankings).
     if product in scores:
         i = index_of(top, product)
+        if i >= 0:
+            places[i] = boxed
     elif len(top) < size:
         top.append(product)
+        places.append(boxed)
         i = len(top) - 1
         if i < EVAL_DEPTH:
             ranking.view = None
-    elif score > scores[top[-1]]:
+    else:
+        last: float = places[-1]
+        if not score > last:
+            return
         del scores[top[-1]]
         top[-1] = product
+        places[-1] = boxed
         i = size - 1
         if i < EVAL_DEPTH:
             ranking.view = None
-    else:
-        return
-    scores[product] = score if held is None else held
-    # Scores only grow, so the product can only move up.
-    while i > 0 and scores[top[i - 1]] < score:
+    scores[product] = boxed
+    # Scores only grow, so the product can only move up: past the places whose score is
+    # lower, read from the list (a dict look-up each, before: about 135 instructions).
+    while i > 0:
+        before: Any = places[i - 1]
+        ahead: float = before
+        if not ahead < score:
+            break
         top[i - 1], top[i] = top[i], top[i - 1]
+        places[i - 1], places[i] = places[i], before
         i -= 1
         if i < EVAL_DEPTH:
             ranking.view = None
@@ -220,7 +242,7 @@ def ranked_list(
 
 
 #: One struct per length of packed scores (at most ``2 * candidates + 1`` lengths), made when first used.
-_PACKERS: dict[int, Struct] = {}
+_PACKERS: Final[dict[int, Struct]] = {}
 
 
 def _packer(n: int) -> Struct:

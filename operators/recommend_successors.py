@@ -11,12 +11,14 @@ table is snapshotted as it is: lists, dicts, strings and floats).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from operators.recommend import EVAL_DEPTH, NOTHING_FOUND, Found, RecommendConfig, index_of
 
 # Found is a named tuple built with tuple.__new__: a third of the cost of calling the class.
-_new = tuple.__new__
+# Both names Final: compiled, each is a C static rather than a look-up in the module's dict.
+_new: Final = tuple.__new__
+_FOUND: Final = Found
 
 __all__ = ["learn", "successors", "forget_answers"]
 
@@ -24,10 +26,11 @@ __all__ = ["learn", "successors", "forget_answers"]
 #: What a node's cached answer (``node[2]``) still holds, kept in ``node[4]``: everything
 #: (``_CURRENT``), the best successors and their weights but not the total (``_TOTAL``: most
 #: learning adds a successor that does not reach the best, so only the total moved), or
-#: nothing (``_STALE``).
-_CURRENT = 0
-_TOTAL = 1
-_STALE = 2
+#: nothing (``_STALE``). Final, as the other numbers here: compiled, each use is the number,
+#: not a look-up in the module's dict.
+_CURRENT: Final = 0
+_TOTAL: Final = 1
+_STALE: Final = 2
 
 
 def learn(table: dict[str, list[Any]], cfg: RecommendConfig, source: str, successor: str, weight: float) -> None:
@@ -98,9 +101,9 @@ def forget_answers(table: dict[str, list[Any]]) -> None:
 
 
 #: What :func:`_placed` did to a node's best successors.
-_SAME = 0
+_SAME: Final = 0
 """Neither the best successors nor their weights changed (the learned one is not among them)."""
-_MOVED = 1
+_MOVED: Final = 1
 """The learned successor is among the best: the order or a weight changed."""
 
 
@@ -198,7 +201,7 @@ def successors(table: dict[str, list[Any]], product: str) -> Found:
     if held == _TOTAL and cached is not None:
         # Only the total moved since: the same successors and weights (the same tuples, shared
         # with the earlier answer, not copied again), the new total.
-        cached = node[2] = _new(Found, (cached.products, cached.weights, node[1] or 1.0))
+        cached = node[2] = _new(_FOUND, (cached.products, cached.weights, node[1] or 1.0))
     else:
         best: list[str] | None = node[3]
         if best is None:
@@ -211,6 +214,6 @@ def successors(table: dict[str, list[Any]], product: str) -> Found:
         scores: list[float] = node[5]
         # Cached until the node learns again: the tuples are immutable, so answers already
         # sent keep what was learned when they were made.
-        cached = node[2] = _new(Found, (tuple(best), tuple(scores), node[1] or 1.0))
+        cached = node[2] = _new(_FOUND, (tuple(best), tuple(scores), node[1] or 1.0))
     node[4] = _CURRENT
     return cached

@@ -110,3 +110,43 @@ def test_a_held_score_is_the_object_stored() -> None:
     ranking_add(ranking, "a", 2.5, 40, held)
     ranking_add(ranking, "b", 1.0, 40)
     assert ranking.scores["a"] is held and ranking.top == ["a", "b"]
+
+
+def _former_ranking_add(top: list[str], scores: dict[str, float], product: str, score: float, size: int) -> None:
+    # ranking_add before its places list (recs21): every score above a moving product read
+    # from the dict.
+    if product in scores:
+        i = top.index(product)
+    elif len(top) < size:
+        top.append(product)
+        i = len(top) - 1
+    elif score > scores[top[-1]]:
+        del scores[top[-1]]
+        top[-1] = product
+        i = size - 1
+    else:
+        return
+    scores[product] = score
+    while i > 0 and scores[top[i - 1]] < score:
+        top[i - 1], top[i] = top[i], top[i - 1]
+        i -= 1
+
+
+@pytest.mark.parametrize("size", [40, 12, 1])
+def test_the_ranking_is_what_it_was_with_scores_read_from_the_dict(size: int) -> None:
+    # The places list mirrors the scores of ``top``: the ranking, ties included (few distinct
+    # steps, so equal scores are common), must be what reading the dict gave, also when the
+    # places are forgotten (a resumed snapshot, a rebase, a dropped product) and made again.
+    rng = random.Random(11)
+    ranking = Ranking([], {})
+    top: list[str] = []
+    scores: dict[str, float] = {}
+    for step in range(20_000):
+        product = f"p{int(rng.paretovariate(1.1)) % 120}"
+        score = scores.get(product, ranking.scores.get(product, 0.0)) + rng.choice((0.5, 1.0, 1.0, 2.0))
+        ranking_add(ranking, product, score, size)
+        _former_ranking_add(top, scores, product, score, size)
+        assert ranking.top == top and ranking.scores == scores
+        assert ranking.places == [scores[p] for p in top]
+        if step % 997 == 0:
+            ranking.places = None
