@@ -15,6 +15,7 @@ import orjson
 
 from journeyflow.events import format_ts
 from journeyflow.profile_records import SNAPSHOT_FIELDS, ProfileRow, SegmentChange
+from operators.rounding import round_digits
 
 __all__ = [
     "SessionSummary",
@@ -66,7 +67,7 @@ class SessionSummary:
             "add_to_cart": self.add_to_cart,
             "checkouts": self.checkouts,
             "purchases": self.purchases,
-            "revenue": round(self.revenue, 2),
+            "revenue": round_digits(self.revenue, 2),  # (round()'s float, without its decimal conversion)
             "converted": self.converted,
             "channel": self.channel,
         }

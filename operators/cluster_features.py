@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
+from operators.log1p import log1p_count, log1p_float
 from operators.profiles import DAY_MS, View
 from operators.variables import PROFILE
 
@@ -58,21 +59,21 @@ CLUSTER_UNITS = {
 def cluster_features(view: View) -> dict[str, float]:
     """Return the behavioural features that place a user in a cluster."""
     p = view.profile
-    log = math.log1p
     sessions = max(1, p.sessions_closed + view.open_sessions)
     basket = p.revenue_total / p.purchases_total if p.purchases_total else 0.0
     table = PROFILE  # (a local: compiled, a module global is a dict look-up at every use)
+    # (log1p of a count from its table, of a float without the call for a zero: operators.log1p, the same floats.)
     return {
-        "purchases_90d": log(table["purchases_90d"].get(view)),
-        "basket": log(basket),
-        "sessions_30d": log(table["sessions_30d"].get(view)),
-        "events_per_session": log(p.events_total / sessions),
+        "purchases_90d": log1p_count(table["purchases_90d"].get(view)),
+        "basket": log1p_float(basket),
+        "sessions_30d": log1p_count(table["sessions_30d"].get(view)),
+        "events_per_session": log1p_float(p.events_total / sessions),
         "conversion_rate": table["conversion_rate"].get(view),
         "cart_adds_per_session": p.cart_adds_total / sessions,
         "searches_per_session": p.searches_total / sessions,
         "email_clicks_per_session": p.email_clicks / sessions,
-        "days_since_last_seen": log(_days(view, p.last_seen_ms)),
-        "days_since_first_seen": log(_days(view, p.first_seen_ms)),
+        "days_since_last_seen": log1p_float(_days(view, p.last_seen_ms)),
+        "days_since_first_seen": log1p_float(_days(view, p.first_seen_ms)),
     }
 
 

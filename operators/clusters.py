@@ -21,7 +21,7 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 from river import cluster, preprocessing
@@ -111,8 +111,9 @@ class Clusters:
                     self._start()
             return None
         if learn:
-            # (River types its centres as defaultdicts of anything; they hold floats by name.)
-            centers = cast(dict[int, dict[str, float]], self.model.centers)
+            # (River types its centres as defaultdicts of anything; they hold floats by name.
+            # Not typing.cast: a function call for every placement.)
+            centers: dict[int, dict[str, float]] = self.model.centers  # type: ignore[assignment]
             found = learn_nearest(centers, self.model.halflife, scaled)
             self.learned += 1
             self._keep(scaled, found)

@@ -36,6 +36,7 @@ from operators.feature_layout import (  # noqa: F401 (re-exported by __all__ bel
     LAYOUT, PACKED, PRIOR_STATS, STEADY_FEATURES, TIMED, pack, pack_rows, rows_as_dicts, unpack, unpack_rows,
 )  # fmt: skip
 from operators.labels import LabelConfig
+from operators.log1p import log1p_count, log1p_float
 from operators.profile_windows import COUNT_MASK, DAY_SHIFT
 from operators.profiles import DAY_MS, ENGAGEMENT_SCALE, View
 
@@ -81,7 +82,8 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     costs its creation and about 1.8 KB while it lives.
     """
     p = view.profile
-    log = math.log1p
+    # log1p without its generic call where the answer is known (operators.log1p: the same
+    # floats): of a count, log1p_count; of a float, log1p_float (a zero takes no call).
     purchases = p.purchases
     n_purchases = len(purchases)
     sessions = p.sessions_closed + view.open_sessions
@@ -91,17 +93,18 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     open_sessions = view.open_sessions
     closed = p.sessions_closed
     has_purchased = float(p.purchases_total > 0)
-    purchases_total = log(p.purchases_total)
-    revenue_total = log(p.revenue_total)
-    sessions_total = log(sessions)
-    avg_session_s = log(p.session_ms_total / closed / 1000) if closed else 0.0
+    purchases_total = log1p_count(p.purchases_total)
+    revenue_total = log1p_float(p.revenue_total)
+    sessions_total = log1p_count(sessions)
+    avg_session_s = log1p_float(p.session_ms_total / closed / 1000) if closed else 0.0
     conversion_rate = p.sessions_converted / closed if closed else 0.0
     # (Lists, not generators: see operators.views.revenue_since.)
-    cart_items = log(sum([qty for _, qty in p.cart.values()]))
-    cart_value = log(sum([price * qty for price, qty in p.cart.values()]))
+    cart_items = log1p_count(sum([qty for _, qty in p.cart.values()]))
+    # (Summed from 0.0, not 0: the same float, and a float for an empty cart too.)
+    cart_value = log1p_float(sum([price * qty for price, qty in p.cart.values()], 0.0))
     cart_adds = p.cart_adds_total / per_session
     searches = p.searches_total / per_session
-    email_clicks = log(p.email_clicks)
+    email_clicks = log1p_count(p.email_clicks)
     # Daily counts as sorted days and running totals: a window's count is two
     # look-ups (integer sums: the same value in any order).
     # (The packed counts are sorted by day: DAY_SHIFT.)
@@ -148,19 +151,19 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
         in_30 = n_purchases - first_30
         in_90 = n_purchases - first_90
         row = [
-            log(days_seen),
-            log(days_known),
-            log(days_bought) if last_purchase is not None else log_days_bought,
+            log1p_float(days_seen),
+            log1p_float(days_known),
+            log1p_float(days_bought) if last_purchase is not None else log_days_bought,
             has_purchased,
-            log(in_30) if in_30 else 0.0,
-            log(in_90) if in_90 else 0.0,
+            log1p_count(in_30),
+            log1p_count(in_90),
             purchases_total,
-            log(sum([r for _, r in purchases[first_90:]])) if in_90 else 0.0,
+            log1p_float(sum([r for _, r in purchases[first_90:]], 0.0)) if in_90 else 0.0,
             revenue_total,
-            log(sessions_30d) if sessions_30d else 0.0,
+            log1p_count(sessions_30d),
             sessions_total,
-            log(events_7d) if events_7d else 0.0,
-            log(events_30d) if events_30d else 0.0,
+            log1p_count(events_7d),
+            log1p_count(events_30d),
             engagement_raw / (engagement_raw + ENGAGEMENT_SCALE),
             avg_session_s,
             conversion_rate,
@@ -169,8 +172,8 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
             cart_adds,
             searches,
             email_clicks,
-            log(days_seen / (usual_gap + 0.5)),
-            log(days_bought / (purchase_cycle + 1.0)) if n_bought else 0.0,
+            log1p_float(days_seen / (usual_gap + 0.5)),
+            log1p_float(days_bought / (purchase_cycle + 1.0)) if n_bought else 0.0,
         ]
         if with_prior:
             row.extend(prior)

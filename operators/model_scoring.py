@@ -40,6 +40,7 @@ from operators.features import (
 )
 from operators.model_trust import churn_shares
 from operators.odds import clip, logit, sigmoid
+from operators.rounding import round_digits
 from operators.weekly import MIXES
 
 if TYPE_CHECKING:
@@ -227,7 +228,8 @@ class Scorer:
         """Return the profile's scores from the models' final ``published`` ones (rounded), and observe them."""
         scores = {}
         for name, score in TASKS.items():
-            scores[score] = round(published[name], SCORE_DIGITS)
+            # (round()'s very float without its decimal conversion: operators.rounding)
+            scores[score] = round_digits(published[name], SCORE_DIGITS)
             self._observe[name](published[name])
         return scores
 

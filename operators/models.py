@@ -142,8 +142,19 @@ class ModelState:
     @property
     def model_version(self) -> str:
         """Return a label that changes whenever the models learn."""
-        learned = sum(t.examples for t in self.tasks.values()) + self.clusters.learned
+        # (A loop, not sum() over a generator: every scored update reads it.)
+        learned = self.clusters.learned
+        for task in self.tasks.values():
+            learned += task.examples
         return f"m{learned}"
+
+
+def _fitted(state: ModelState) -> bool:
+    """Return whether every prior has been fitted once (a loop: every update with features asks)."""
+    for prior in state.priors.values():
+        if prior.params is None:
+            return False
+    return True
 
 
 class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
@@ -178,10 +189,11 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
             if value is not None and not value.examples and value.kind not in FORGETTING_KINDS and self._same_weights(value.ts_ms):
                 run.append(value)
                 continue
-            # The run's scores as of now: after every update before it, before the next that teaches.
-            ready = scores_of_run(self.scorer, self.state, run)
-            out.extend([self._scored(update, ready.get(id(update))) for update in run])
-            run = []
+            if run:
+                # The run's scores as of now: after every update before it, before the next that teaches.
+                ready = scores_of_run(self.scorer, self.state, run)
+                out.extend([self._scored(update, ready.get(id(update))) for update in run])
+                run = []
             if value is not None:
                 out.append(self._scored(value, None))
         return out, StatefulLogic.RETAIN
@@ -245,8 +257,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if features is None and cluster_features is None:
             return None
         scores: dict[str, Any] = {}
-        fitted = all(p.params is not None for p in state.priors.values())
-        if features is not None and (fitted or self.min_examples == 0):
+        if features is not None and (self.min_examples == 0 or _fitted(state)):
             # No score before the priors have seen enough customers to be fitted
             # once, unless asked for no warm-up at all (their starting parameters).
             if self.stack and state.moments.is_followed(user_id):
