@@ -9,7 +9,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -18,6 +18,17 @@ from flows.replay import replay
 
 T0 = datetime(2026, 8, 3, 9, 0, tzinfo=timezone.utc)
 _ids = itertools.count(1)
+
+
+class ShopperEvent(NamedTuple):
+    """A customer's event as the recommender's in-process chain reads it (``Chain.event``)."""
+
+    user: str
+    type: str
+    ts_ms: int
+    product_id: str | None
+    category: str | None = None
+    items: tuple[Any, ...] = ()
 
 
 def at(minutes: float = 0, *, hours: float = 0, days: float = 0) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pickle
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 from bytewax.operators import StatefulLogic
@@ -16,18 +16,9 @@ from operators import recommend as rec
 from operators.recommend import Found, RecAnswer, RecAsk, RecommendConfig
 from operators.recommend_steps import Chain, ListLogic
 from operators.rules import load_rules
-from tests.helpers import event, settings
+from tests.helpers import ShopperEvent, event, settings
 
 MIN = 60_000
-
-
-class _Event(NamedTuple):
-    user: str
-    type: str
-    ts_ms: int
-    product_id: str | None
-    category: str | None = None
-    items: tuple[Any, ...] = ()
 
 
 class Pipeline:
@@ -40,7 +31,7 @@ class Pipeline:
 
     def do(self, user: str, kind: str, product: str | None, ts_ms: int, *, category: str = "c",
            cart: tuple[str, ...] = (), bought: tuple[str, ...] = ()) -> list[str]:
-        self.rows.extend(self.chain.event(_Event(user, kind, ts_ms, product, category), cart, bought))
+        self.rows.extend(self.chain.event(ShopperEvent(user, kind, ts_ms, product, category), cart, bought))
         return self.list_of(user)
 
     def logic(self, user: str) -> ListLogic:

@@ -9,29 +9,20 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from operators.recommend import RecommendConfig
 from operators.recommend_steps import Chain, _resumed
+from tests.helpers import ShopperEvent
 
 SNAPSHOT = Path(__file__).with_name("catalog_s15.bin")
 
 
-class _Event(NamedTuple):
-    user: str
-    type: str
-    ts_ms: int
-    product_id: str | None
-    category: str | None = None
-    items: tuple[Any, ...] = ()
-
-
-def _events(seed: int, n: int, start: int) -> Iterator[_Event]:
+def _events(seed: int, n: int, start: int) -> Iterator[ShopperEvent]:
     r = random.Random(seed)
     for i in range(n):
         user = f"u{r.randrange(100)}"
         kind = r.choice(["product_view"] * 5 + ["add_to_cart"])
-        yield _Event(user, kind, start + i * 1000, f"p{r.randrange(40)}", f"c{r.randrange(8)}")
+        yield ShopperEvent(user, kind, start + i * 1000, f"p{r.randrange(40)}", f"c{r.randrange(8)}")
 
 
 def _run(chain: Chain) -> list[list[str]]:
