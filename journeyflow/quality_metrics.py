@@ -91,24 +91,34 @@ def reliability(scores: Sequence[float], labels: Sequence[bool], bins: int = 10)
     """
     p = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=float)
+    found = _tenths(p, y, bins)
+    table = [
+        {"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "users": n, "mean_score": round(mean, 4), "observed": round(observed, 4)}
+        for b, n, mean, observed in found
+    ]
+    return table, _judged_gap(found)
+
+
+def _tenths(p: np.ndarray, y: np.ndarray, bins: int) -> list[tuple[int, int, float, float]]:
+    """Return each non-empty bin of scores ``p``: its index, users, mean score and observed share of ``y``."""
     which = np.minimum((p * bins).astype(int), bins - 1)
-    table = []
-    gap: float | None = None
+    found = []
     for b in range(bins):
         members = which == b
         n = int(members.sum())
-        if not n:
-            continue
-        mean, observed = float(p[members].mean()), float(y[members].mean())
-        judged = n >= MIN_BIN_USERS
-        table.append(
-            {"bin": f"{b / bins:.1f}-{(b + 1) / bins:.1f}", "users": n, "mean_score": round(mean, 4), "observed": round(observed, 4), "judged": judged}
-        )
-        if judged:
+        if n:
+            found.append((b, n, float(p[members].mean()), float(y[members].mean())))
+    return found
+
+
+def _judged_gap(tenths: list[tuple[int, int, float, float]]) -> float | None:
+    """Return the largest gap between mean score and observed share over the bins of
+    :func:`_tenths` that hold :data:`MIN_BIN_USERS` users or more (None: no such bin)."""
+    gap: float | None = None
+    for _, n, mean, observed in tenths:
+        if n >= MIN_BIN_USERS:
             gap = max(gap or 0.0, round(abs(mean - observed), 4))
-    for row in table:
-        del row["judged"]
-    return table, gap
+    return gap
 
 
 def reliability_gap_sd(scores: Sequence[float], labels: Sequence[bool], bins: int = 10, resamples: int = 200, seed: int = 0) -> float | None:
@@ -130,19 +140,13 @@ def reliability_gap_sd(scores: Sequence[float], labels: Sequence[bool], bins: in
     """
     p = np.asarray(scores, dtype=float)
     y = np.asarray(labels, dtype=float)
-    which = np.minimum((p * bins).astype(int), bins - 1)
     rng = np.random.default_rng(seed)
     gaps = []
     for _ in range(resamples):
         i = rng.integers(0, len(p), len(p))
-        b = which[i]
-        n = np.bincount(b, minlength=bins)
-        judged = n >= MIN_BIN_USERS
-        if not judged.any():
-            continue
-        # Per tenth: |mean score - observed share| = |sum(p - y)| / users, rounded as the gap is.
-        off = np.abs(np.bincount(b, weights=p[i] - y[i], minlength=bins)[judged]) / n[judged]
-        gaps.append(round(float(off.max()), 4))
+        gap = _judged_gap(_tenths(p[i], y[i], bins))
+        if gap is not None:
+            gaps.append(gap)
     return round(float(np.std(gaps)), 4) if gaps else None
 
 

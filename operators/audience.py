@@ -134,7 +134,7 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
             merged.add(f"cluster:{cluster}")
         segments = tuple(sorted(merged))
         if segments != self.state.segments:
-            segments = segment_rules.shared_names(segments)  # (kept until it changes: see shared_names)
+            segments = self.cfg.segments.shared_names(segments)  # (kept until it changes: see shared_names)
             # (The values a change and its triggers read: built only when the list changed.)
             self._publish(value, segments, {**value.values, **scores}, out)
         if value.kind == "final" and value.profile is not None:

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from journeyflow.step_records import UserUpdate
     from operators.models import ModelState
 
-__all__ = ["INPUT_KEYS", "TOGETHER", "says", "can_score", "learned_weights", "p_none_many", "raw_many", "scores_of_run"]
+__all__ = ["INPUT_KEYS", "TOGETHER", "says", "can_score", "learned_weights", "p_none_many", "raw_many", "scores_of_run", "warmed_up"]
 
 #: The learned models' input keys in the order :func:`operators.model_scoring.row_input` makes them.
 INPUT_KEYS = (*CLASSIFIER_FEATURES, "prior_quiet", "prior_no_purchase")
@@ -208,6 +208,18 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
     return out
 
 
+def warmed_up(state: ModelState, min_examples: int) -> bool:
+    """Return whether users may be scored: once every prior has been fitted, or from the
+    start with ``min_examples = 0`` (the priors' starting parameters). A loop, not all():
+    every update with features asks."""
+    if min_examples == 0:
+        return True
+    for prior in state.priors.values():
+        if prior.params is None:
+            return False
+    return True
+
+
 def scores_of_run(scorer: Scorer, state: ModelState, run: list[UserUpdate]) -> dict[int, dict[str, float]]:
     """Return the published scores of a run of updates that teach the models nothing, by ``id`` of the update.
 
@@ -218,7 +230,7 @@ def scores_of_run(scorer: Scorer, state: ModelState, run: list[UserUpdate]) -> d
     """
     if len(run) < TOGETHER or not can_score(scorer, state):
         return {}
-    if not (scorer.min_examples == 0 or all(p.params is not None for p in state.priors.values())):
+    if not warmed_up(state, scorer.min_examples):
         return {}
     by_size: dict[int, list[tuple[UserUpdate, bytes]]] = {}
     for value in run:

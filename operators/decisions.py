@@ -155,6 +155,6 @@ def evaluate_segments(
     members = segments.evaluate(cfg.segments, inputs, current, last_inputs)
     if members is current:
         return False, inputs
-    state.segments = segments.shared_names(tuple(sorted(members)))
+    state.segments = cfg.segments.shared_names(tuple(sorted(members)))
     out.append(updates.update(state, cfg, now_ms, "update", cause, cause_event_id, view, inputs=inputs))
     return True, inputs

@@ -41,7 +41,7 @@ from journeyflow.errors import ConfigError
 from journeyflow.metrics import MODEL_AUC
 from journeyflow.records import ModelReport
 from journeyflow.step_records import UserUpdate
-from operators.batch_scoring import scores_of_run
+from operators.batch_scoring import scores_of_run, warmed_up
 from operators.bgnbd import OnlinePrior
 from operators.clusters import Clusters
 from operators.combiner import Combiner
@@ -149,14 +149,6 @@ class ModelState:
         return f"m{learned}"
 
 
-def _fitted(state: ModelState) -> bool:
-    """Return whether every prior has been fitted once (a loop: every update with features asks)."""
-    for prior in state.priors.values():
-        if prior.params is None:
-            return False
-    return True
-
-
 class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
     """Learn from labelled examples and score users; one instance for everyone."""
 
@@ -257,9 +249,7 @@ class ModelLogic(StatefulLogic[UserUpdate, Any, bytes]):
         if features is None and cluster_features is None:
             return None
         scores: dict[str, Any] = {}
-        if features is not None and (self.min_examples == 0 or _fitted(state)):
-            # No score before the priors have seen enough customers to be fitted
-            # once, unless asked for no warm-up at all (their starting parameters).
+        if features is not None and warmed_up(state, self.min_examples):
             if self.stack and state.moments.is_followed(user_id):
                 resolve_moments(state, self.cfg, user_id, features, ts_ms)
             scores.update(self.scorer.score(state, features, ts_ms) if ready is None else ready)

@@ -20,38 +20,16 @@ from operators.expressions import evaluate_safely
 from operators.rule_types import SegmentRule
 from operators.variables import ANY_EVENT, SESSION_CLOSE, SESSION_START, changed_by
 
-__all__ = ["SegmentConfig", "MISSING", "evaluate", "shared_names"]
+__all__ = ["SegmentConfig", "MISSING", "evaluate"]
 
 MISSING: Any = object()
 """An input not known yet (a score before the models gave one): a rule reading
 it keeps its last answer, and the other rules are decided as usual."""
 
 
-#: The segment lists users hold, one tuple for each distinct list (:func:`shared_names`);
-#: at most ``_SHARED_CAP`` lists (the rules name few segments, and users share few lists).
-_SHARED: dict[tuple[str, ...], tuple[str, ...]] = {}
+#: At most this many distinct segment lists shared per step (the rules name few segments,
+#: and users share few lists).
 _SHARED_CAP: Final = 4096
-
-
-def shared_names(names: tuple[str, ...]) -> tuple[str, ...]:
-    """Return a tuple equal to ``names`` that every user with this list of segments holds.
-
-    A user's segments are kept until they change (the per-user step's and the audience
-    step's), and most users are in one of a few lists: one tuple each, with its names
-    (``cluster:N`` is made anew at every update), instead of a tuple and names per user
-    (about 100 bytes a user). Equal tuples of strings are interchangeable: readers compare
-    them and read their names, never their identity. Past the cap, ``names`` itself.
-
-    >>> a = shared_names(("cluster:1", "new_visitor"))
-    >>> shared_names(tuple(["cluster:1", "new_" + "visitor"])) is a
-    True
-    """
-    found = _SHARED.get(names)
-    if found is not None:
-        return found
-    if len(_SHARED) < _SHARED_CAP:
-        _SHARED[names] = names
-    return names
 
 
 @dataclass(frozen=True)
@@ -75,6 +53,9 @@ class SegmentConfig:
     unknown: tuple[Any, ...] = field(init=False)
     """Inputs with every variable :data:`MISSING` (a user not scored yet), one tuple for all
     such users to keep (instead of one each)."""
+    shared: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict, init=False, compare=False, repr=False)
+    """The segment lists this step's users hold, one tuple for each distinct list
+    (:meth:`shared_names`); at most :data:`_SHARED_CAP` lists."""
 
     def __post_init__(self) -> None:
         names: dict[str, None] = {}
@@ -89,6 +70,28 @@ class SegmentConfig:
         session_positions = tuple(i for i, n in enumerate(variables) if changed_by((n,)) & sessions)
         object.__setattr__(self, "session_positions", session_positions)
         object.__setattr__(self, "unknown", (MISSING,) * len(variables))
+
+    def shared_names(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """Return a tuple equal to ``names`` that every user of this step with this list of segments holds.
+
+        A user's segments are kept until they change (the per-user step's and the audience
+        step's), and most users are in one of a few lists: one tuple each, with its names
+        (``cluster:N`` is made anew at every update), instead of a tuple and names per user
+        (about 100 bytes a user). Equal tuples of strings are interchangeable: readers compare
+        them and read their names, never their identity. Past the cap, ``names`` itself.
+
+        >>> cfg = SegmentConfig(())
+        >>> a = cfg.shared_names(("cluster:1", "new_visitor"))
+        >>> cfg.shared_names(tuple(["cluster:1", "new_" + "visitor"])) is a
+        True
+        """
+        shared = self.shared
+        found = shared.get(names)
+        if found is not None:
+            return found
+        if len(shared) < _SHARED_CAP:
+            shared[names] = names
+        return names
 
     def reacts_to(self, kind: str) -> bool:
         """Return whether an event (or ``session_start``/``session_close``) may change a rule's inputs."""
