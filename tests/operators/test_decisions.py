@@ -8,7 +8,7 @@ from flows.step_configs import journey_config
 from journeyflow.step_records import UserUpdate
 from operators import profile_events, profiles, sessions, updates
 from operators.decisions import evaluate_segments, event_triggers, session_triggers
-from operators.journey_state import JourneyState, view_of
+from operators.journey_state import JourneyState, own_containers, view_of
 from operators.rules import load_rules, parse_rules
 from operators.variables import PROFILE, SESSION_CLOSE, SESSION_START, changed_by
 from tests.helpers import at, event, settings
@@ -28,8 +28,16 @@ def _apply(state: JourneyState, doc: dict) -> object:
     return parsed
 
 
+def _state(user: str = "u1") -> JourneyState:
+    """A user's state with containers of its own, as the journey step gives a writer (these
+    tests call the writers directly, not through the step)."""
+    state = JourneyState(user=user)
+    own_containers(state)
+    return state
+
+
 def test_segments_change_once_and_unchanged_inputs_decide_nothing() -> None:
-    state = JourneyState(user="u1")
+    state = _state()
     first = _apply(state, event("page_view", ts=at(0)))
     out: list = []
     changed, inputs = evaluate_segments(state, CFG, first.ts_ms, "event", first.event_id, None, out)
@@ -42,12 +50,12 @@ def test_segments_change_once_and_unchanged_inputs_decide_nothing() -> None:
 
 
 def test_a_user_without_a_profile_is_not_judged() -> None:
-    state = JourneyState(user="u1")
+    state = _state()
     assert evaluate_segments(state, CFG, 0, "time", None, None, []) == (False, None)
 
 
 def test_a_session_closing_with_a_full_cart_fires_cart_abandonment() -> None:
-    state = JourneyState(user="u1")
+    state = _state()
     _apply(state, event("add_to_cart", ts=at(0)))
     (session,) = sessions.pop_closed(state.sessions, CFG.sessions, None)
     summary = sessions.summarise(session, state.user)
@@ -59,7 +67,7 @@ def test_a_session_closing_with_a_full_cart_fires_cart_abandonment() -> None:
 
 
 def test_event_triggers_read_the_event_and_its_product() -> None:
-    state = JourneyState(user="u1")
+    state = _state()
     fired: list = []
     for minute in range(6):
         parsed = _apply(state, event("product_view", ts=at(minute), product_id="sku-9"))
@@ -103,7 +111,7 @@ def _close_all(state: JourneyState) -> None:
 def test_a_close_changes_only_the_variables_of_session_starts_and_closes() -> None:
     # What evaluate_segments(closes_since=True) reads again: any other variable must read
     # the same before and after a close (a new variable over sessions must say so).
-    state = JourneyState(user="u1")
+    state = _state()
     _apply(state, event("purchase", ts=at(0), order_id="o1", revenue=20.0))
     _apply(state, event("product_view", ts=at(3), product_id="p1", category="c", price=5.0))
     _apply(state, event("add_to_cart", ts=at(6), product_id="p1", price=5.0))
@@ -124,7 +132,7 @@ def test_after_closes_only_the_inputs_a_close_changes_are_read_again_with_the_sa
     assert [cfg.segments.variables[i] for i in cfg.segments.session_positions] == ["avg_session_s", "sessions_30d"]
     decided = []
     for closes_since in (False, True):
-        state = JourneyState(user="u1")
+        state = _state()
         _apply(state, event("page_view", ts=at(0)))
         _apply(state, event("page_view", ts=at(5)))
         now_ms = state.max_ts_ms + 3_600_000
@@ -155,7 +163,7 @@ def test_an_event_rule_is_decided_from_what_its_condition_reads_then_fired_with_
         }
     }
     cfg = journey_config(SETTINGS, parse_rules(doc), timers=False)
-    state = JourneyState(user="u1")
+    state = _state()
     fired: list = []
     for minute, category in enumerate(("shoes", "hats", "shoes")):
         parsed = _apply(state, event("product_view", ts=at(minute), product_id="sku-1", category=category))
@@ -178,7 +186,7 @@ def test_a_session_rule_is_decided_from_what_its_condition_reads_then_fired_with
     cfg = journey_config(SETTINGS, parse_rules(doc), timers=False)
     fired: list = []
     for n_events in (1, 3):
-        state = JourneyState(user="u1")
+        state = _state()
         for minute in range(n_events):
             _apply(state, event("add_to_cart", ts=at(minute), product_id="sku-1", price=2.5))
         (session,) = sessions.pop_closed(state.sessions, cfg.sessions, None)
@@ -190,7 +198,7 @@ def test_a_session_rule_is_decided_from_what_its_condition_reads_then_fired_with
 
 
 def test_users_deciding_the_same_segments_share_one_tuple() -> None:
-    states = [JourneyState(user="u1"), JourneyState(user="u2")]
+    states = [_state("u1"), _state("u2")]
     for state in states:
         first = _apply(state, event("page_view", ts=at(0)))
         out: list = []
