@@ -33,15 +33,16 @@ def learn_scaled(
 
     ``StandardScaler.learn_one(x)`` then ``transform_one(x)`` (no window, with the
     standard deviation): each feature's figures depend on that feature alone, so learning
-    and scaling it in one pass gives the same floats. ``counts`` is River's ``Counter``,
-    ``means`` and ``variances`` its ``defaultdict(float)``: a missing name reads 0 (and the
+    and scaling it in one pass gives the same floats. ``counts`` is a plain dict (the
+    clusters' scaler, :func:`operators.clusters.new_scaler`; River's ``Counter`` works too),
+    ``means`` and ``variances`` River's ``defaultdict(float)``: a missing name reads 0 (and the
     defaultdicts insert it, in the same order as River's reads).
     """
     scaled: dict[str, float] = {}
     for name, xi in x.items():
-        n = counts[name] + 1
-        # (River's counts are a Counter, whose Python __delitem__ sends this assignment through a
-        # Python-level slot, about 1,000 instructions; dict.__setitem__ compiled cost more: journey21.)
+        # (A plain dict: a Counter's Python __delitem__ sent every assignment through a
+        # Python-level slot, about 1,000 instructions; models22.)
+        n = counts.get(name, 0) + 1
         counts[name] = n
         old_mean = means[name]
         mean = old_mean + (xi - old_mean) / n
@@ -58,8 +59,10 @@ def learn_nearest(centers: dict[int, dict[str, float]], halflife: float, x: dict
 
     ``clusters._KMeans.predict_one`` (squared distance over :data:`CLUSTER_FEATURES`, a
     missing feature of ``x`` read as 0, the first centre on ties), then River's move in
-    ``KMeans.learn_predict_one`` over ``x``'s features (a centre is a ``defaultdict``: a
-    name it lacks is drawn by its factory at the first read, as River's ``+=`` does).
+    ``KMeans.learn_predict_one`` over ``x``'s features. A centre is a plain dict holding
+    every feature once seeded (:func:`operators.clusters.plain_centres`: read in C, not
+    through the generic look-up), or River's ``defaultdict``: a name it lacks is drawn by
+    its factory at the first read, as River's ``+=`` does.
     """
     # x's values in feature order, read once for every centre (x is a plain dict: reading
     # it has no effect, so the centres' reads, which may draw a missing name, keep their order).

@@ -29,7 +29,7 @@ from river import cluster, preprocessing
 from operators.cluster_features import CLUSTER_FEATURES, describe
 from operators.cluster_learning import learn_nearest, learn_scaled
 
-__all__ = ["Clusters", "silhouette"]
+__all__ = ["Clusters", "new_scaler", "plain_centres", "silhouette"]
 
 
 def _matrix(points: list[dict[str, float]]) -> np.ndarray:
@@ -49,6 +49,34 @@ def _kmeans_plus_plus(points: list[dict[str, float]], k: int, rng: random.Random
             chosen.append(rng.choices(range(len(points)), weights=nearest.tolist())[0])
         nearest = np.minimum(nearest, ((xs - xs[chosen[-1]]) ** 2).sum(axis=1))
     return [dict(points[i]) for i in chosen]
+
+
+def new_scaler() -> preprocessing.StandardScaler:
+    """Return River's StandardScaler (no window, with the standard deviation) whose counts are a plain dict.
+
+    Only :func:`~operators.cluster_learning.learn_scaled` learns into it (River's
+    ``learn_one`` would need its ``Counter``): a ``Counter``'s Python-level
+    ``__delitem__`` sent every count's assignment through a slow slot. The counts,
+    means and variances are River's otherwise (the same numbers in the same order).
+    """
+    made = preprocessing.StandardScaler()
+    made.counts = {}  # type: ignore[assignment]  # (River types it a Counter; learn_scaled takes any dict)
+    return made
+
+
+def plain_centres(centers: dict[int, Any]) -> dict[int, Any]:
+    """Return ``centers`` with each centre that holds every cluster feature as a plain dict.
+
+    River's centres are ``defaultdict``s that draw a missing feature from the model's
+    random generator at its first read. A centre that holds every feature never draws
+    (every point has the ten features, :func:`~operators.cluster_features.cluster_features`),
+    so a plain dict of the same items behaves the same, and compiled code reads it in C
+    (:func:`~operators.cluster_learning.learn_nearest`). A centre that lacks one keeps its factory.
+    """
+    return {
+        index: dict(centre) if type(centre) is not dict and all(name in centre for name in CLUSTER_FEATURES) else centre
+        for index, centre in centers.items()
+    }
 
 
 class _KMeans(cluster.KMeans):
@@ -82,7 +110,7 @@ class Clusters:
     warmup: int = 200
     sample_size: int = 400
     # River's defaults (no window, with the standard deviation): what learn_scaled computes.
-    scaler: preprocessing.StandardScaler = field(default_factory=preprocessing.StandardScaler, init=False)
+    scaler: preprocessing.StandardScaler = field(default_factory=new_scaler, init=False)
     model: _KMeans | None = None
     pending: list[dict[str, float]] = field(default_factory=list)
     sample: list[tuple[dict[str, float], int]] = field(default_factory=list)
@@ -92,6 +120,17 @@ class Clusters:
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore pickled clusters; those pickled before models22 (the scaler's counts a ``Counter``,
+        the centres ``defaultdict``s) are upgraded to the plain dicts of the same items."""
+        counts = state["scaler"].counts
+        if type(counts) is not dict:
+            state["scaler"].counts = dict(counts)
+        model = state.get("model")
+        if model is not None:
+            model.centers = plain_centres(model.centers)
+        self.__dict__.update(state)
 
     def learn_predict(self, x: dict[str, float], *, learn: bool) -> int | None:
         """Return the cluster of ``x`` (``None`` during warm-up); learn from it if ``learn``.
@@ -126,6 +165,7 @@ class Clusters:
         model = _KMeans(n_clusters=self.k, halflife=self.halflife, seed=self.seed)
         for index, centre in enumerate(_kmeans_plus_plus(self.pending, self.k, self._rng)):
             model.centers[index].update(centre)
+        model.centers = plain_centres(model.centers)
         self.model = model
         for point in self.pending:
             self._keep(point, model.learn_predict_one(point))

@@ -39,7 +39,7 @@ if str(ROOT) not in sys.path:
 # Imported once here, not in kind_of: two function-level imports cost about 3.6 us a call,
 # and kind_of is called twice per line and once per tick.
 from journeyflow.events import DeadLetter  # noqa: E402
-from journeyflow.step_records import Tick  # noqa: E402
+from journeyflow.step_records import Finish, Tick  # noqa: E402
 
 __all__ = ["KINDS", "PARTS", "kind_of", "rss_bytes"]
 
@@ -72,6 +72,8 @@ def kind_of(item: Any) -> str:
         return "tick"
     if isinstance(item, DeadLetter):
         return "dead letter"
+    if isinstance(item, Finish):
+        return "end of input"  # a replay's end of one key's input (flows/replay_clock.py)
     return _KIND_OF_TYPE.get(item.type, "other")
 
 

@@ -1,12 +1,16 @@
 """Drive every step of the journeyflow flow directly, without bytewax, and time each.
 
 The same logic objects the flow builds (``flows.journey``, ``flows.recommend``,
-``flows.loop``) receive the same items in the flow's order: each replay item
-goes through the per-user journey step, what it emits through the models,
-the audience, the recommender's steps and the loop, and the records the sinks
-write are encoded to JSON. Every second spent is charged to the step that spent
-it and to the kind of input item that caused it (:data:`bench_measure.KINDS`),
-so a tick's rescoring in the models counts as the tick's.
+``flows.loop``) receive the same items in the flow's order, in the source's
+batches as a replay in one worker reads them (:func:`_source_batches`, which
+ends with each key's :class:`~journeyflow.step_records.Finish`): each item of a
+batch goes through the per-user journey step, then the models step takes the
+batch's updates at once (``ModelLogic.on_batch``, as the flow's models step
+takes them), then each item's records go through the audience, the
+recommender's steps and the loop, and the records the sinks write are encoded
+to JSON. Every second spent is charged to the step that spent it and to the
+kind of input item that caused it (:data:`bench_measure.KINDS`), so a tick's
+rescoring in the models counts as the tick's (:meth:`_Flow.models_batch`).
 
 A key's state is dropped when its logic says DISCARD, as bytewax does, so the
 resident memory measured just before the end of input (every event and tick
@@ -24,6 +28,7 @@ import gc
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +37,16 @@ from bench_measure import PARTS, kind_of, rss_bytes  # type: ignore[import-not-f
 from bench_probes import PROBES, GcCharge, Probes  # type: ignore[import-not-found]
 
 from config.settings import load_settings
-from flows.files import ReplayClock, ReplayProgress, read_lines, replay_items
+from flows.files import REPLAY_BATCH, ReplayClock, ReplayProgress, read_lines, replay_items
 from flows.inprocess import PerUserSteps, apply_keyed
 from flows.step_configs import audience_config, event_parser, journey_config, model_config
 from flows.loop import _to_loop, loop_config  # the loop's routing, not a copy of it
 from flows import runtime
 from flows.recommend import recommend_config, routed_here
-from journeyflow.events import DeadLetter
-from journeyflow.step_records import Expect, UserUpdate
+from flows.replay_clock import RUN_END
+from journeyflow.events import DeadLetter, Event
+from journeyflow.step_records import Expect, Finish, Forward, UserUpdate
+from operators.identity import device_key, to_device
 from operators.recommend import RecAsk
 from operators.recommend_audience import build_audience_lists
 from operators.recommend_steps import build_catalog
@@ -82,18 +89,101 @@ class _Flow:
         # The garbage collector's pauses, charged where they happen (see bench_probes.GcCharge).
         self.gc = GcCharge()
 
-    def after_journey(self, out: list[Any], kind: str, started: float) -> None:
-        """Carry the journey step's records ``out`` through the rest of the flow (its time starts at ``started``)."""
+    def feed(self, item: Any) -> list[tuple[int, str, Any]]:
+        """Give one source item to the device and customer steps, routed as the flow routes it
+        (as ``PerUserSteps.feed``); return what they emit, each record with the step (0: the
+        devices', 1: the customers') and the key that emitted it."""
+        steps = self.steps
+        if type(item) is Finish and not item.device:
+            # The customer step's Finish (operators/in_order.py, which PerUserSteps does not
+            # wrap): the key's end of input now, then the key goes.
+            logic = steps.customers.pop(item.user, None)
+            if logic is None:
+                return []
+            said, _ = logic.on_eof()
+            return [(1, item.user, record) for record in said if not isinstance(record, Forward)]
+        if not to_device(item):
+            return [(1, item.user, record) for record in apply_keyed(steps.customers, item.user, steps.journey_cfg.build, item)]
+        # (A device's Finish too: the device step's own, operators/identity.py.)
+        key = device_key(item)
+        out: list[tuple[int, str, Any]] = []
+        for record in apply_keyed(steps.devices, key, steps.devices_cfg.build, item):
+            if isinstance(record, Forward):
+                said = apply_keyed(steps.customers, record.user, steps.journey_cfg.build, record.item)
+                out.extend((1, record.user, r) for r in said)
+            else:
+                out.append((0, key, record))
+        return out
+
+    def after_batch(self, outs: list[tuple[str, list[tuple[int, str, Any]]]]) -> None:
+        """Carry the journey step's records of one source batch (``outs``: each item's kind and what
+        :meth:`feed` returned, in input order) through the rest of the flow.
+
+        The flow's models step takes the batch's updates at once (one ``on_batch``), in the
+        order bytewax hands them on: each keyed step gives a batch's items to its keys in
+        key order, the devices' step before the customers' (the same batches and order as
+        a replay's models step receives, every batch: checked on /tmp/large300k.jsonl and
+        /tmp/tail300k.jsonl, models22). The steps after it are per key, so each item's
+        records then go on in turn.
+        """
+        tagged = sorted(
+            ((step, key, n, kind, record) for n, (kind, out) in enumerate(outs) for step, key, record in out if isinstance(record, UserUpdate)),
+            key=lambda entry: entry[:3],
+        )
+        scored: dict[int, Any] = {}
+        if tagged:
+            updates = [entry[4] for entry in tagged]
+            # One scored record per update, in order (ModelLogic.on_batch).
+            for update, record in zip(updates, self.models_batch(updates, [entry[3] for entry in tagged]), strict=True):
+                scored[id(update)] = record
+        for kind, out in outs:
+            records = [record for _, _, record in out]
+            self.after_models(records, [scored[id(r)] for r in records if isinstance(r, UserUpdate)], kind, time.perf_counter())
+
+    def models_batch(self, updates: list[UserUpdate], kinds: list[str]) -> list[Any]:
+        """Return the models step's records for ``updates`` (one batch; ``kinds[i]``: the kind of the item
+        that made ``updates[i]``), each kind charged its part of the step's time.
+
+        An update's own work (``ModelLogic._scored``: its examples learned, its clusters'
+        placement, its scores unless taken with its run's) is timed and charged to its kind;
+        the rest (the runs' scores taken together, ``batch_scoring``, and the batch's loop)
+        is shared by the kinds in proportion to their updates in the batch.
+        """
+        clock = time.perf_counter
+        models = self.models
+        at = self.gc.at
+        at[0] = "models"
+        charged: dict[str, float] = defaultdict(float)
+        kind_of_update = {id(update): kind for update, kind in zip(updates, kinds, strict=True)}
+        own = models._scored
+
+        def timed(update: UserUpdate, ready: Any) -> Any:
+            at[1] = kind = kind_of_update[id(update)]
+            started = clock()
+            scored = own(update, ready)
+            charged[kind] += clock() - started
+            return scored
+
+        # An instance attribute: on_batch's self._scored finds it before the class's method.
+        models._scored = timed  # type: ignore[method-assign]
+        started = clock()
+        try:
+            scored = list(models.on_batch(updates)[0])
+        finally:
+            del models._scored
+        rest = clock() - started - sum(charged.values())
+        seconds = self.seconds["models"]
+        for kind, n in Counter(kinds).items():
+            seconds[kind] += charged[kind] + rest * n / len(kinds)
+        return scored
+
+    def after_models(self, out: list[Any], scored: list[Any], kind: str, t_models: float) -> None:
+        """Carry the journey step's records ``out``, its updates scored (``scored``), through the steps after
+        the models (their time starts at ``t_models``)."""
         clock = time.perf_counter
         seconds = self.seconds
         at = self.gc.at
-        at[0], at[1] = "models", kind
-        # The models step takes the updates as a batch (the end of input's final rows are one).
-        updates = [record for record in out if isinstance(record, UserUpdate)]
-        scored: list[Any] = list(self.models.on_batch(updates)[0]) if updates else []
-        t_models = clock()
-        seconds["models"][kind] += t_models - started
-        at[0] = "audience"
+        at[0], at[1] = "audience", kind
         published: list[tuple[str, Any]] = []
         rec = self.rec
         # With the recommender on: each user's records for the lists part, in the flow's order.
@@ -160,9 +250,9 @@ class _Flow:
         out = self.steps.finish()
         if self.probes is not None:
             self.probes.active = False
-        t_journey = clock()
-        self.seconds["journey"][kind] += t_journey - started
-        self.after_journey(out, kind, t_journey)
+        self.seconds["journey"][kind] += clock() - started
+        # (Every key had its Finish in the source's batches: nothing is left here, as in the flow.)
+        self.after_batch([(kind, [(1, "", record) for record in out])])
         if self.rec is not None:
             # The audience step with the lists: each part's end of input charged to its part.
             self.gc.at[:] = ["audience", kind]
@@ -222,34 +312,55 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
     base = rss_bytes()
     gc.callbacks.append(flow.gc)
     wall, cpu = clock(), time.process_time()
-    steps = flow.steps
     at = flow.gc.at
-    for item in replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress):
-        if isinstance(item, Expect):
-            continue  # in input order here already: nothing to wait for
-        kind = kind_of(item)
-        counts[kind] += 1
-        if isinstance(item, DeadLetter):
+    memory: dict[str, Any] | None = None
+    items = replay_items(parsed(), ReplayClock.from_settings(flow.settings), progress, finish=True)
+    batches = _source_batches(items, progress)
+    # The customer step's records of a login that ended the last batch, whose placeholder
+    # (Expect) began this one: the flow's customer step applies the login when its placeholder
+    # comes (operators/in_order.py), so they reach the models with this batch, first of their key.
+    carried: list[tuple[str, list[Any]]] = []
+    batch = next(batches, None)
+    while batch is not None:
+        following = next(batches, None)
+        if memory is None and type(batch[0]) is Finish:
+            # Every event and tick applied: what the users hold before the end of input.
+            # (Its own full collection is not the flow's: not charged.)
+            gc.callbacks.remove(flow.gc)
+            memory = _memory(flow, base, progress.users)
+            gc.callbacks.append(flow.gc)
+        outs, carried = carried, []
+        for item in batch:
+            if isinstance(item, Expect):
+                continue  # in input order here already: nothing to wait for
+            kind = kind_of(item)
+            counts[kind] += 1
+            if isinstance(item, DeadLetter):
+                started = clock()
+                item.to_json()
+                seconds["outputs"][kind] += clock() - started
+                continue
+            at[0], at[1] = "journey", kind
             started = clock()
-            item.to_json()
-            seconds["outputs"][kind] += clock() - started
-            continue
-        at[0], at[1] = "journey", kind
-        started = clock()
-        if probes is not None:
-            probes.active = True
-        out = steps.feed(item)
-        if probes is not None:
-            probes.active = False
-        t_journey = clock()
-        seconds["journey"][kind] += t_journey - started
-        flow.after_journey(out, kind, t_journey)
-    # Every event and tick applied: what the users hold before the end of input.
-    # (Its own full collection is not the flow's: not charged.)
-    gc.callbacks.remove(flow.gc)
-    memory = _memory(flow, base, progress.users)
-    gc.callbacks.append(flow.gc)
-    # The end of input reaches every user (bytewax's EOF; one per key, as a tick does).
+            if probes is not None:
+                probes.active = True
+            out = flow.feed(item)
+            if probes is not None:
+                probes.active = False
+            seconds["journey"][kind] += clock() - started
+            outs.append((kind, out))
+        if following is not None and isinstance(following[0], Expect) and type(batch[-1]) is Event:
+            kind, out = outs[-1]
+            outs[-1] = (kind, [r for r in out if r[0] == 0])
+            carried = [(kind, [r for r in out if r[0] == 1])]
+        flow.after_batch(outs)
+        batch = following
+    if memory is None:  # no event at all: no Finish either
+        gc.callbacks.remove(flow.gc)
+        memory = _memory(flow, base, progress.users)
+        gc.callbacks.append(flow.gc)
+    # The end of input reached every user (one Finish per key, as a tick does; bytewax's own
+    # end of input then finds no key left).
     counts["end of input"] = progress.users
     flow.on_eof()
     wall, cpu = clock() - wall, time.process_time() - cpu
@@ -263,6 +374,31 @@ def drive(path: Path, config: str | None, probes: Probes | None = None) -> dict[
         "cpu_s": cpu,
         **memory,
     }
+
+
+def _source_batches(items: Iterator[Any], progress: ReplayProgress) -> Iterator[list[Any]]:
+    """Yield ``items`` in the batches a replay's source in one worker reads them.
+
+    As ``flows.files._ReplayPartition.next_batch`` (with ``finish``, as the replay of one
+    worker runs it): :data:`~flows.files.REPLAY_BATCH` items at a time, and once the
+    clock is finishing (``progress.finishing``) a batch also ends at each
+    :data:`~flows.replay_clock.RUN_END` (never yielded), so that the last ticks, the
+    devices' Finish and the customers' Finish reach the models in batches of their own.
+    """
+    rest: list[Any] = []
+    while True:
+        batch = rest or list(islice(items, REPLAY_BATCH))
+        rest = []
+        if batch and progress.finishing:
+            for i, item in enumerate(batch):
+                if item is RUN_END:
+                    batch, rest = batch[:i], batch[i + 1 :]
+                    break
+            if not batch:
+                continue
+        if not batch:
+            return
+        yield batch
 
 
 def _memory(flow: _Flow, base: int, users: int) -> dict[str, Any]:
