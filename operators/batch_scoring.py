@@ -204,7 +204,7 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
         if floor is not None:
             if w_churn[2]:
                 published_churn += w_churn[2] * floor
-            if silence.clamps(math.expm1(silent), interval):
+            if silence.clamps(math.expm1(silent), interval, len(weights)):
                 published_churn = max(published_churn, floor)
         out.append((published_churn, min(published_propensity, 1.0 - published_churn)))
     return out

@@ -67,6 +67,7 @@ _DAY_MS = 86_400_000
 # silence holds fewer than FLOOR_FEW examples (the chain has few examples there).
 FLOOR_FORM = os.environ.get("JF_FLOOR", "clamp")
 FLOOR_FEW = int(os.environ.get("JF_FLOOR_FEW", "1000"))
+# "fewpath": the clamp wherever any week the churn chain reads (the horizon's weeks along the silent path) is in such a band.
 
 
 @dataclass
@@ -161,12 +162,15 @@ class SilenceCurve:
         span_ms = AGE_BANDS * interval_days * _DAY_MS
         return self.start_ms is not None and first_ms - self.start_ms >= span_ms and age_days < AGE_BANDS * interval_days
 
-    def clamps(self, days_silent: float, interval_days: float) -> bool:
+    def clamps(self, days_silent: float, interval_days: float, weeks: int) -> bool:
         """EXPERIMENT (floor22): return whether churn of a customer silent ``days_silent`` is held at or above the floor."""
         if FLOOR_FORM == "clamp":
             return True
         if FLOOR_FORM == "candidate":
             return False
+        if FLOOR_FORM == "fewpath":
+            # Any week of the chain along the silent path read where its band holds few examples.
+            return any(self.examples[self.band(days_silent + k * interval_days, interval_days)] < FLOOR_FEW for k in range(weeks))
         return self.examples[self.band(days_silent, interval_days)] < FLOOR_FEW
 
     def young_quiet(self, age_band: int, band: int) -> float | None:
