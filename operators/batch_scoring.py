@@ -199,13 +199,11 @@ def raw_many(scorer: Scorer, state: ModelState, packed: list[bytes], now_ms: lis
                     blend = blend + w * _each(sigmoid, base + (_each(logit, a * p + (1.0 - a) * q) - logit_q))
             propensity = blend + w_prior * prior_propensity
     out = []
-    silent_days = now[:, DAYS_SINCE_LAST_SEEN].tolist()
-    for published_churn, published_propensity, floor, silent in zip(churn.tolist(), propensity.tolist(), floors, silent_days, strict=True):
+    for published_churn, published_propensity, floor in zip(churn.tolist(), propensity.tolist(), floors, strict=True):
         if floor is not None:
             if w_churn[2]:
                 published_churn += w_churn[2] * floor
-            if silence.clamps(math.expm1(silent), interval, len(weights)):
-                published_churn = max(published_churn, floor)
+            published_churn = max(published_churn, floor)
         out.append((published_churn, min(published_propensity, 1.0 - published_churn)))
     return out
 

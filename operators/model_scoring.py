@@ -295,8 +295,7 @@ class Scorer:
             if w_churn[2]:
                 published["churn"] += w_churn[2] * floor
             # Never below it: the learned chain extrapolates where examples are few.
-            if state.silence.clamps(math.expm1(now[DAYS_SINCE_LAST_SEEN]), interval, len(self.weights["churn"])):
-                published["churn"] = max(published["churn"], floor)
+            published["churn"] = max(published["churn"], floor)
         # A purchase needs a return: never more likely than any activity at all.
         published["propensity"] = min(published["propensity"], 1.0 - published["churn"])
         return published, prior

@@ -49,7 +49,6 @@ the waiting returns' counts of the moments less than an interval old.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 
 from operators.life_table import MIN_BAND, monotone_curve, read_between
@@ -61,13 +60,6 @@ BANDS = 13
 #: Young customers' rows: whole intervals of age below this (a month of weeks).
 AGE_BANDS = 4
 _DAY_MS = 86_400_000
-
-# EXPERIMENT (floor22): the floor's form. "clamp" (main): churn never below the floor; "candidate": the floor
-# only a weighted candidate of the churn blend, no clamp; "few": the clamp only where the customer's band of
-# silence holds fewer than FLOOR_FEW examples (the chain has few examples there).
-FLOOR_FORM = os.environ.get("JF_FLOOR", "clamp")
-FLOOR_FEW = int(os.environ.get("JF_FLOOR_FEW", "1000"))
-# "fewpath": the clamp wherever any week the churn chain reads (the horizon's weeks along the silent path) is in such a band.
 
 
 @dataclass
@@ -161,17 +153,6 @@ class SilenceCurve:
         """Return whether a customer ``age_days`` old, first seen at ``first_ms``, belongs to the young rows."""
         span_ms = AGE_BANDS * interval_days * _DAY_MS
         return self.start_ms is not None and first_ms - self.start_ms >= span_ms and age_days < AGE_BANDS * interval_days
-
-    def clamps(self, days_silent: float, interval_days: float, weeks: int) -> bool:
-        """EXPERIMENT (floor22): return whether churn of a customer silent ``days_silent`` is held at or above the floor."""
-        if FLOOR_FORM == "clamp":
-            return True
-        if FLOOR_FORM == "candidate":
-            return False
-        if FLOOR_FORM == "fewpath":
-            # Any week of the chain along the silent path read where its band holds few examples.
-            return any(self.examples[self.band(days_silent + k * interval_days, interval_days)] < FLOOR_FEW for k in range(weeks))
-        return self.examples[self.band(days_silent, interval_days)] < FLOOR_FEW
 
     def young_quiet(self, age_band: int, band: int) -> float | None:
         """Return the young rows' chance of no return after ``band`` intervals of silence at age ``age_band`` (``None``: too few examples).
