@@ -28,7 +28,7 @@ def _days(view: View, since_ms: int | None) -> float:
     return min(CAP_DAYS, max(0.0, (view.now_ms - since_ms) / DAY_MS))
 
 
-CLUSTER_FEATURES = (
+CLUSTER_FEATURES: Final = (
     "purchases_90d",
     "basket",
     "sessions_30d",

@@ -26,10 +26,11 @@ look-up per event, not a 100-microsecond scan.
 
 from __future__ import annotations
 
+import struct
 from array import array
 from dataclasses import dataclass, field
 from hashlib import blake2b
-from typing import Any
+from typing import Any, Final
 
 __all__ = [
     "DedupConfig",
@@ -48,11 +49,17 @@ __all__ = [
 ]
 
 #: Above this many ids, a user's digests are also kept in a set (see the module docstring).
-INDEXED = 32
+INDEXED: Final = 32
 
 #: An empty 64-bit BLAKE2b, copied for every id (never updated itself): a copy costs about
 #: half of a new hasher, which parses its parameters and sets them up again.
 _DIGEST = blake2b(digest_size=8)
+#: Its ``copy`` and the digest's reading as a signed little-endian 64-bit int
+#: (``int.from_bytes(digest, "little", signed=True)``), held as statics: compiled, each
+#: is then one call, without a look-up of the name and of the method (and, for
+#: ``int.from_bytes``, its keyword argument): about 900 of an id's 4,800 instructions.
+_COPY: Final = _DIGEST.copy
+_SIGNED: Final = struct.Struct("<q").unpack
 
 
 @dataclass(frozen=True)
@@ -118,9 +125,10 @@ def id_key(event_id: str) -> int:
     >>> id_key("e1") == id_key("e1"), id_key("e1") == id_key("e2")
     (True, False)
     """
-    hasher = _DIGEST.copy()
+    hasher = _COPY()
     hasher.update(event_id.encode())
-    return int.from_bytes(hasher.digest(), "little", signed=True)
+    key: int = _SIGNED(hasher.digest())[0]
+    return key
 
 
 def is_duplicate(state: DedupState, key: int) -> bool:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["compile_simple"]
 
@@ -35,7 +35,7 @@ _TOKEN = re.compile(
 )
 _COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul}
-_ERROR = object()
+_ERROR: Final = object()
 
 
 class _NotSimple(Exception):

@@ -22,9 +22,9 @@ names and that layout are in :mod:`operators.feature_layout`.
 
 from __future__ import annotations
 
+import bisect
 import math
 import struct
-from bisect import bisect_left, bisect_right
 from typing import Final
 
 from operators import feature_layout
@@ -51,6 +51,11 @@ __all__ = [
 ]
 __all__ += feature_layout.__all__
 
+
+#: (Statics: compiled, a call reads them directly, not the names from the module's globals dict;
+#: a score bisects its windows about twenty times.)
+_bisect_left: Final = bisect.bisect_left
+_bisect_right: Final = bisect.bisect_right
 
 _LOG_CAP: Final = math.log1p(_CAP)
 """``log1p`` of the cap on days (the days since a purchase of one who never bought)."""
@@ -125,12 +130,12 @@ def _classifier_rows(view: View, times: tuple[int, ...], *, with_prior: bool = F
     rows = []
     for now in times:
         # (Without purchases the windows hold none: no bisect, no key tuples.)
-        first_90 = bisect_left(purchases, (now - 90 * DAY_MS,)) if n_purchases else 0
-        first_30 = bisect_left(purchases, (now - 30 * DAY_MS,), first_90) if n_purchases else 0
-        sessions_30d = n_starts - bisect_left(starts, now - 30 * DAY_MS) + open_sessions
+        first_90 = _bisect_left(purchases, (now - 90 * DAY_MS,)) if n_purchases else 0
+        first_30 = _bisect_left(purchases, (now - 30 * DAY_MS,), first_90) if n_purchases else 0
+        sessions_30d = n_starts - _bisect_left(starts, now - 30 * DAY_MS) + open_sessions
         today = now // DAY_MS
-        events_30d = total_events - running[bisect_right(days, today - 30)]
-        events_7d = total_events - running[bisect_right(days, today - 7)]
+        events_30d = total_events - running[_bisect_right(days, today - 30)]
+        events_7d = total_events - running[_bisect_right(days, today - 7)]
         since = now - p.engagement_ms
         engagement_raw = p.engagement_raw * math.pow(0.5, (since if since > 0 else 0) / half_life)
         # Days since, within [0, _CAP] (_CAP when unknown): min(_CAP, max(0.0, d))

@@ -55,7 +55,18 @@ __all__ = ["JourneyConfig", "JourneyState", "JourneyLogic", "Inbound", "system_n
 _NOT_JUDGED: Final = -1
 
 #: Event types that change what the profile's store row shows in a way worth a write.
-_ROW_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start", "identify", "login"})
+_ROW_EVENTS: Final = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start", "identify", "login"})
+
+# What every item reads from modules that are not compiled, held as statics: compiled, a
+# name imported from such a module is looked up in this module's globals dict at every use
+# (about 120 instructions each; three or four an item).
+_TICK: Final = Tick
+_HANDOFF: Final = Handoff
+_RAW: Final = RawRecord
+_DEAD: Final = DeadLetter
+_NOT_SESSIONED: Final = SESSION_EXCLUDED_TYPES
+_RETAIN: Final = StatefulLogic.RETAIN
+_DISCARD: Final = StatefulLogic.DISCARD
 
 
 class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
@@ -85,7 +96,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
     # -- bytewax callbacks -------------------------------------------------
 
     def on_item(self, value: Inbound) -> tuple[Iterable[Any], bool]:
-        if isinstance(value, Tick):
+        if isinstance(value, _TICK):
             ticked: list[Any] = []
             self._heard_ms = max(self._heard_ms, value.ts_ms)
             due_ms = next_due_ms(self.state, self.cfg)
@@ -96,7 +107,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
                 journey_time.time_passes(self, value.ts_ms, ticked, keep_placed=value.last)
             return ticked, self._retain(ticked)
         out: list[Any] = []
-        if isinstance(value, Handoff):
+        if isinstance(value, _HANDOFF):
             login_ms, max_ts = value.event.ts_ms, self.state.max_ts_ms
             if max_ts is not None and login_ms > max_ts and not self.state.opted_out:
                 # The customer's own time up to the login passes first: what the merge
@@ -110,9 +121,9 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
                 self._segment_inputs = None
                 self.asks.score = score
             event = value.event
-        elif isinstance(value, RawRecord):
+        elif isinstance(value, _RAW):
             parsed = self.cfg.parser.parse(value.data, value.source, value.key)
-            if isinstance(parsed, DeadLetter):
+            if isinstance(parsed, _DEAD):
                 dead: list[Any] = [parsed]
                 return dead, self._retain(dead)
             event = parsed
@@ -142,7 +153,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if self.state.max_ts_ms is None:
             out: list[Any] = updates.tallies(self.state)
             return out, self._retain(out)
-        return journey_time.finish(self, max(self.state.max_ts_ms, self._heard_ms)), StatefulLogic.RETAIN
+        return journey_time.finish(self, max(self.state.max_ts_ms, self._heard_ms)), _RETAIN
 
     def notify_at(self) -> datetime | None:
         return clock.timer_at(self.state, self.cfg, self._notified_ms)
@@ -189,7 +200,7 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         if event.type in cfg.goal_types:
             # After the triggers the gap closed: the loop step sees them first.
             out.append(goals.goal_event(event))
-        if event.type in SESSION_EXCLUDED_TYPES:
+        if event.type in _NOT_SESSIONED:
             if state.profile is not None and event.consent_marketing is not None:
                 state.profile.marketing_consent = event.consent_marketing
             return
@@ -280,6 +291,6 @@ class JourneyLogic(StatefulLogic[Inbound, Any, bytes]):
         """Drop a user with nothing left to remember, after reporting its counts."""
         state = self.state
         if state.profile is not None or state.sessions or state.dedup.ids or state.opted_out or state.erased_devices:
-            return StatefulLogic.RETAIN
+            return _RETAIN
         out.extend(updates.tallies(state))
-        return StatefulLogic.DISCARD
+        return _DISCARD

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from journeyflow.event_parser import EventParser
 from journeyflow.events import Event
@@ -49,9 +49,10 @@ MAX_DEVICES = 16
 #: time, e.g. at a replay's peak). A writer makes the user's own first (:func:`own_containers`,
 #: or the ``is`` test where it appends) and the emptying ones give the shared one back
 #: (:func:`share_empties`), as a profile's fields do (:mod:`operators.profile_windows`).
-NO_SESSIONS: list[Session] = []
-NO_COOLDOWNS: dict[str, int] = {}
-NO_PENDING: list[Pending] = []
+#: (Final: compiled, every reader takes the module's static instead of a look-up in its globals.)
+NO_SESSIONS: Final[list[Session]] = []
+NO_COOLDOWNS: Final[dict[str, int]] = {}
+NO_PENDING: Final[list[Pending]] = []
 
 
 def system_now_ms() -> int:

@@ -38,7 +38,7 @@ __all__ = [
 #: Event types after which the models score the user again: a purchase always,
 #: cart changes at most once per _EVENT_RESCORE_MS (a cart filled item by item
 #: needs one fresh score, not one per item).
-_SCORE_EVENTS = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start"})
+_SCORE_EVENTS: Final = frozenset({"purchase", "add_to_cart", "remove_from_cart", "checkout_start"})
 _EVENT_RESCORE_MS: Final = 10 * 60_000
 #: The cluster features of a placed score, packed (:func:`pack_placing`).
 _PLACING: Final = struct.Struct(f"<{len(CLUSTER_FEATURES)}d")

@@ -104,9 +104,12 @@ def count_day(profile: Profile, day: int) -> None:
         # (The shared empty NO_DAYS: this profile's own, of exactly one day.)
         profile.day_counts = array("q", [day << DAY_SHIFT | 1])
         return
-    last = counts[n - 1] >> DAY_SHIFT
+    # (The last count read once and written back: compiled, each item of the array read
+    # or written is a call, and `counts[n - 1] += 1` is a read, an add and a write.)
+    last_packed = counts[n - 1]
+    last = last_packed >> DAY_SHIFT
     if last == day:  # (most events: today's count)
-        counts[n - 1] += 1
+        counts[n - 1] = last_packed + 1
     elif last < day:
         counts.append(day << DAY_SHIFT | 1)
     else:

@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 #: How much each event type adds to the engagement score before decay.
-ENGAGEMENT_WEIGHTS = {
+ENGAGEMENT_WEIGHTS: Final[dict[str, float]] = {
     "page_view": 1.0,
     "product_view": 2.0,
     "search": 1.5,

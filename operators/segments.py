@@ -22,7 +22,7 @@ from operators.variables import ANY_EVENT, SESSION_CLOSE, SESSION_START, changed
 
 __all__ = ["SegmentConfig", "MISSING", "evaluate"]
 
-MISSING: Any = object()
+MISSING: Final[Any] = object()
 """An input not known yet (a score before the models gave one): a rule reading
 it keeps its last answer, and the other rules are decided as usual."""
 

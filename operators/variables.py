@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
 from journeyflow.events import Event
 from operators import views as v
@@ -55,9 +55,9 @@ __all__ = [
     "variable_entry",
 ]
 
-ANY_EVENT = "*"
-SESSION_START = "session_start"
-SESSION_CLOSE = "session_close"
+ANY_EVENT: Final = "*"
+SESSION_START: Final = "session_start"
+SESSION_CLOSE: Final = "session_close"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,7 @@ def _table(entries: Iterable[Variable]) -> dict[str, Variable]:
     return {entry.name: entry for entry in entries}
 
 
-PROFILE: dict[str, Variable] = _table(
+PROFILE: Final[dict[str, Variable]] = _table(
     [
         _p("events_total", "int", lambda w: w.profile.events_total, 1, _ANY),
         _p("events_7d", "int", lambda w: v.events_since(w, 7), 1, _ANY),
@@ -161,7 +161,7 @@ MODEL: dict[str, Variable] = _table(
 A segment over a score the user does not have yet keeps its last answer; a
 segment-entry trigger reads it as null."""
 
-EVENT_LOCALS: dict[str, Variable] = _table(
+EVENT_LOCALS: Final[dict[str, Variable]] = _table(
     [
         Variable("product_views", "int", v.event_product_views, 1),
         Variable("product_bought", "bool", v.event_product_bought, False),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pickle
+import random
 import subprocess
 import sys
+from hashlib import blake2b
 
 from operators.dedup import (
     INDEXED,
@@ -85,6 +87,16 @@ def test_merged_ids_keep_time_order_and_the_cap() -> None:
     merge_dedup(customer, device, cfg)
     assert list(held_times(customer)) == [20, 30, 40]
     assert _held(customer, "c1", "c2", "d1", "d2", "d3") == ["c2", "d2", "d3"]
+
+
+def test_a_digest_is_the_snapshots_blake2b_read_as_a_signed_little_endian_int() -> None:
+    # The held digests are in every snapshot: id_key must keep giving this number for an id.
+    rng = random.Random(22)
+    ids = ["", "e1", "e-5-12617-1", "é-ünïcode", "x" * 300]
+    ids += [f"e-{rng.randrange(10**6)}-{rng.randrange(10**9)}-{rng.randrange(99)}" for _ in range(2000)]
+    for event_id in ids:
+        digest = blake2b(event_id.encode(), digest_size=8).digest()
+        assert id_key(event_id) == int.from_bytes(digest, "little", signed=True), event_id
 
 
 def test_digests_are_the_same_in_another_process_and_survive_a_snapshot() -> None:

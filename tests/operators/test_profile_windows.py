@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 
 from journeyflow.events import Event, Item
-from operators.profile_windows import COUNT_MASK, DAY_MS, DAY_SHIFT, add_decayed, decay, prune, times_of, window_count
+from operators.profile_windows import (
+    COUNT_MASK, DAY_MS, DAY_SHIFT, add_decayed, decay, last_time, pack_times, prune, times_of, views_since, window_count,
+)  # fmt: skip
 from operators.profile_events import apply_event, close_session
 from operators.profiles import Profile, ProfileConfig, new_profile
 
@@ -46,6 +48,15 @@ def _busy_profile() -> Profile:
         apply_event(profile, CFG, purchase)
         close_session(profile, CFG, ts, ts + 10, converted=True)
     return profile
+
+
+def test_packed_views_read_as_signed_little_endian_times() -> None:
+    # views_since and last_time read the packed bytes as int.from_bytes(..., "little", signed=True).
+    for times in ([5], [-7, -3, 0], [1, 5, 5, 9], [1_785_000_000_000 + k for k in range(70)], [-(2**63), 2**63 - 1]):
+        packed = pack_times(times)
+        assert last_time(packed) == int.from_bytes(packed[-8:], "little", signed=True) == times[-1]
+        for since in sorted({*times, times[0] - 1, times[-1] + 1}):
+            assert views_since(packed, since) == len([t for t in times if t >= since])
 
 
 def test_prune_drops_what_left_every_trailing_window() -> None:
