@@ -60,8 +60,12 @@ __all__ = [
 EVAL_DEPTH: Final = 20
 
 #: Product events and what they do: learn from the sequence, or only refresh the list.
-_KINDS = {"product_view": "view", "add_to_cart": "cart", "remove_from_cart": "remove", "purchase": "purchase"}
-_LEARNS = frozenset({"product_view", "add_to_cart"})
+#: Final, as ``sys.intern`` kept below: compiled, each is a C static, where a plain module
+#: name (or ``sys.intern``, an attribute of a module) is a look-up by name at each use
+#: (about 140 instructions; :func:`observe` runs for every event).
+_KINDS: Final = {"product_view": "view", "add_to_cart": "cart", "remove_from_cart": "remove", "purchase": "purchase"}
+_LEARNS: Final = frozenset({"product_view", "add_to_cart"})
+_intern: Final = sys.intern
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,12 @@ class RecAsk(NamedTuple):
     """Products not to recommend: just bought, in the cart (if configured)."""
 
 
+# RecAsk built by tuple.__new__ (:func:`observe`), both names Final: compiled, C statics
+# rather than a method looked up on ``tuple`` and a class looked up in the module's dict.
+_new: Final = tuple.__new__
+_ASK: Final = RecAsk
+
+
 class Found(NamedTuple):
     """A product's best successors as learned when asked: each one's chance of coming next
     is ``weights[i] / total``.
@@ -148,13 +158,22 @@ class RecAnswer(NamedTuple):
     popular_rank: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class RecQuality:
-    """Online quality of one customer's lists: was the next product viewed in them?"""
+    """Online quality of one customer's lists: was the next product viewed in them?
+
+    ``__init__`` is written out: compiled, the one dataclasses generates runs interpreted
+    (about 3,500 instructions, one per customer with views at the end of input). Frozen, it
+    sets the fields through ``object.__setattr__``, as the generated one does.
+    """
 
     evaluated: int
     hits: dict[str, dict[str, float]]
     """``{"online" | "popularity": {"hit_10", "rr_10", "hit_20", "rr_20"}}`` sums."""
+
+    def __init__(self, evaluated: int, hits: dict[str, dict[str, float]]) -> None:
+        object.__setattr__(self, "evaluated", evaluated)
+        object.__setattr__(self, "hits", hits)
 
 
 def observe(
@@ -170,12 +189,16 @@ def observe(
     ``window`` long; ``cart`` and ``bought`` are the profile's (after the
     event was applied). Events that are not about products ask nothing.
     """
-    kind = _KINDS.get(event.type)
+    event_type = event.type  # (read once: ``event`` is any object with these fields)
+    kind = _KINDS.get(event_type)
     if kind is None:
         return None, recent
-    ts = event.ts_ms
-    product = event.product_id
-    category = event.category
+    # The time kept as read (an object, stored in the ask and in ``recent``) and as a number
+    # (compiled, a native int: the session gap is judged without boxing ``recent``'s times).
+    ts_ms: Any = event.ts_ms
+    ts: int = ts_ms
+    product: str | None = event.product_id
+    category: str | None = event.category
     if kind == "purchase" and event.items:
         product = event.items[0].product_id
         category = event.items[0].category
@@ -183,23 +206,27 @@ def observe(
     # one object per product, and their lookups match by identity rather than comparing
     # characters in another object (one lookup here saves several there).
     if product is not None:
-        product = sys.intern(product)
+        product = _intern(product)
     if category is not None:
-        category = sys.intern(category)
+        category = _intern(category)
     previous: tuple[str, ...] = ()
-    if event.type in _LEARNS and product is not None:
-        previous = tuple(p for p, t in recent if ts - t <= cfg.session_gap_ms and p != product)
+    if event_type in _LEARNS and product is not None:
+        gap = cfg.session_gap_ms
+        previous = tuple([p for p, t in recent if ts - t <= gap and p != product])
+        # A tuple concatenation rather than ``(pair, *rest)``, which builds a list first.
         if not recent or recent[0][0] != product:
-            recent = ((product, ts), *recent[: cfg.window - 1])
+            recent = ((product, ts_ms),) + recent[: cfg.window - 1]
         else:
-            recent = ((recent[0][0], ts), *recent[1:])
-    # Most customers have bought nothing lately and have an empty cart: tuple() of an empty
-    # dict is the shared empty tuple, so only a non-empty cart costs a concatenation.
-    exclude = tuple(bought)
+            recent = ((recent[0][0], ts_ms),) + recent[1:]
+    # Most customers have bought nothing lately and have an empty cart: only a non-empty one
+    # is made a tuple (tuple() of an empty dict is the shared empty tuple, but it still walks
+    # the dict through an iterator: about 500 instructions).
+    exclude: tuple[str, ...] = tuple(bought) if bought else ()
     if cart and cfg.exclude_cart:
         exclude += tuple(cart)
-    # tuple.__new__: a third of the cost of calling the named tuple (one per product event).
-    ask = tuple.__new__(RecAsk, (event.user, ts, kind, product, category, previous, exclude))
+    # tuple.__new__ (as C statics: Final): a third of the cost of calling the named tuple (one
+    # per product event).
+    ask = _new(_ASK, (event.user, ts_ms, kind, product, category, previous, exclude))
     return ask, recent
 
 
