@@ -12,14 +12,14 @@ when it is not: the same code gives the same hash both ways.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:  # a type for mypyc (a native 64-bit int); mypy_extensions is not needed at run time
     from mypy_extensions import i64
 
 __all__ = ["siphash13", "owner_worker"]
 
-_LOW = 0xFFFFFFFF
+_LOW: Final = 0xFFFFFFFF
 
 
 def _add(a_hi: i64, a_lo: i64, b_hi: i64, b_lo: i64) -> tuple[i64, i64]:

@@ -6,7 +6,7 @@ Helpers of :class:`~journeyflow.event_parser.EventParser`: each raises :class:`I
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -24,6 +24,12 @@ __all__ = [
     "text_field",
     "wrong_type",
 ]
+
+# What a purchase's fields read from journeyflow.events (not compiled), held as statics: compiled,
+# a name imported from such a module is looked up in this module's globals dict at every use
+# (about 120 instructions each).
+_MAX_ID_CHARS: Final = MAX_ID_CHARS
+_ITEM: Final = Item
 
 
 class Invalid(Exception):
@@ -59,7 +65,7 @@ def identifier_field(doc: dict[str, Any], name: str, path: str = "") -> str | No
         return str(value)
     if value is not None and not isinstance(value, str):
         raise wrong_type(path + name, "a string or an integer", value)
-    return text_field(doc, name, MAX_ID_CHARS, path)
+    return text_field(doc, name, _MAX_ID_CHARS, path)
 
 
 def amount_field(doc: dict[str, Any], name: str, path: str = "") -> float | None:
@@ -106,9 +112,9 @@ def items_field(value: Any) -> tuple[Item, ...]:
         if entry.get("product_id") is None:
             raise Invalid("missing_field", f"missing field: {path}product_id")
         items.append(
-            Item(
+            _ITEM(
                 product_id=identifier_field(entry, "product_id", path),  # type: ignore[arg-type]
-                category=text_field(entry, "category", MAX_ID_CHARS, path),
+                category=text_field(entry, "category", _MAX_ID_CHARS, path),
                 price=amount_field(entry, "price", path) or 0.0,
                 quantity=quantity_field(entry, path),
             )

@@ -10,7 +10,7 @@ leaves the parser in clear (see :mod:`journeyflow.events`).
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
@@ -44,11 +44,19 @@ from journeyflow.redact import Redactor
 
 __all__ = ["EventParser"]
 
-_PRODUCT_TYPES = frozenset({"product_view", "add_to_cart", "remove_from_cart"})
-_MAX_EVENT_ID_CHARS = 128
+_PRODUCT_TYPES: Final = frozenset({"product_view", "add_to_cart", "remove_from_cart"})
+_MAX_EVENT_ID_CHARS: Final = 128
 # Event is a named tuple built with tuple.__new__: its generated __new__ runs interpreted
 # (a lambda made by namedtuple), about a twentieth of a line's parse. Every field is given.
-_new = tuple.__new__
+_new: Final = tuple.__new__
+
+# What every event reads from journeyflow.events (not compiled), held as statics: compiled, a
+# name imported from such a module is looked up in this module's globals dict at every use
+# (about 120 instructions each).
+_EVENT: Final = Event
+_EVENT_TYPES: Final = EVENT_TYPES
+_IDENTITY_TYPES: Final = IDENTITY_TYPES
+_MAX_ID_CHARS: Final = MAX_ID_CHARS
 
 
 def _salted_hash(salt: bytes, value: str) -> str:
@@ -124,7 +132,7 @@ class EventParser:
                 raise Invalid("missing_field", "missing field: event_id")
             text_field(doc, "event_id", _MAX_EVENT_ID_CHARS)
         kind = doc.get("type")
-        if type(kind) is not str or kind not in EVENT_TYPES:
+        if type(kind) is not str or kind not in _EVENT_TYPES:
             if kind is None:
                 raise Invalid("missing_field", "missing field: type")
             if not isinstance(kind, str):
@@ -132,15 +140,15 @@ class EventParser:
             raise Invalid("unknown_type", f"unknown type: {kind[:64]}")
         user_id = doc.get("user_id")
         if user_id is not None and (type(user_id) is not str or not 0 < len(user_id) <= 256):
-            text_field(doc, "user_id", MAX_ID_CHARS)
+            text_field(doc, "user_id", _MAX_ID_CHARS)
         anonymous_id = doc.get("anonymous_id")
         if anonymous_id is not None and (
             type(anonymous_id) is not str or not 0 < len(anonymous_id) <= 256
         ):
-            text_field(doc, "anonymous_id", MAX_ID_CHARS)
+            text_field(doc, "anonymous_id", _MAX_ID_CHARS)
         if user_id is None and anonymous_id is None:
             raise Invalid("missing_field", "missing field: user_id (or anonymous_id)")
-        if kind in IDENTITY_TYPES and (user_id is None or anonymous_id is None):
+        if kind in _IDENTITY_TYPES and (user_id is None or anonymous_id is None):
             missing = "user_id" if user_id is None else "anonymous_id"
             raise Invalid("missing_field", f"missing field: {missing} ({kind} links both ids)")
         ts = doc.get("ts")
@@ -186,11 +194,11 @@ class EventParser:
 
         if kind in _PRODUCT_TYPES:
             product_id = props.get("product_id")
-            if type(product_id) is not str or not 0 < len(product_id) <= MAX_ID_CHARS:
+            if type(product_id) is not str or not 0 < len(product_id) <= _MAX_ID_CHARS:
                 product_id = self._product_id(props)
             category = props.get("category")
-            if category is not None and (type(category) is not str or len(category) > MAX_ID_CHARS):
-                text_field(props, "category", MAX_ID_CHARS, "properties.")
+            if category is not None and (type(category) is not str or len(category) > _MAX_ID_CHARS):
+                text_field(props, "category", _MAX_ID_CHARS, "properties.")
             price = props.get("price")
             if price is not None:
                 if (type(price) is float or type(price) is int) and price >= 0:
@@ -198,7 +206,7 @@ class EventParser:
                 else:
                     amount_field(props, "price", "properties.")
             quantity = 1 if kind == "product_view" else quantity_field(props, "properties.")
-            return _new(Event, (  # type: ignore[no-any-return]
+            return _new(_EVENT, (  # type: ignore[no-any-return]
                 event_id, kind, user, ts_ms, source, user_id, anonymous_id, channel,
                 product_id, category, price, quantity, None, 0.0, (), None, None,
                 personalization, marketing, personal, raw, 0,
@@ -221,8 +229,8 @@ class EventParser:
         elif kind == "checkout_start":
             cart_value = amount_field(props, "cart_value", "properties.")
         elif kind in ("email_open", "email_click"):
-            campaign = text_field(props, "campaign", MAX_ID_CHARS, "properties.")
-        return _new(Event, (  # type: ignore[no-any-return]
+            campaign = text_field(props, "campaign", _MAX_ID_CHARS, "properties.")
+        return _new(_EVENT, (  # type: ignore[no-any-return]
             event_id, kind, user, ts_ms, source, user_id, anonymous_id, channel,
             None, None, None, 1, order_id, revenue, items, cart_value, campaign,
             personalization, marketing, personal, raw, 0,

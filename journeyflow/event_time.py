@@ -22,6 +22,12 @@ from journeyflow.events import EPOCH_ORDINAL, MAX_TS_MS
 
 __all__ = ["utc_ms"]
 
+# What every event reads from modules that are not compiled, held as statics: compiled, a
+# name imported from such a module is looked up in this module's globals dict at every use
+# (about 120 instructions each).
+_EPOCH_ORDINAL: Final = EPOCH_ORDINAL
+_MAX_TS_MS: Final = MAX_TS_MS
+
 #: Days before each month (1-based) in a common year, and each month's length.
 _BEFORE_MONTH: Final = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
 _MONTH_DAYS: Final = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -82,8 +88,8 @@ def utc_ms(text: str) -> int:
     if day > _MONTH_DAYS[month] + (1 if leap and month == 2 else 0):
         return -1
     y = year - 1
-    days = y * 365 + y // 4 - y // 100 + y // 400 - (EPOCH_ORDINAL - 1) + _BEFORE_MONTH[month] + day - 1
+    days = y * 365 + y // 4 - y // 100 + y // 400 - (_EPOCH_ORDINAL - 1) + _BEFORE_MONTH[month] + day - 1
     if leap and month > 2:
         days += 1
     result = ((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms
-    return result if result < MAX_TS_MS else -1
+    return result if result < _MAX_TS_MS else -1

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Final
 
 from bytewax.operators import StatefulLogic
 
@@ -50,6 +50,20 @@ __all__ = [
     "device_key",
 ]
 
+# What every item reads from modules that are not compiled, held as statics: compiled, a
+# name imported from such a module is looked up in this module's globals dict at every use
+# (about 120 instructions each).
+_EVENT: Final = Event
+_IDENTITY_TYPES: Final = IDENTITY_TYPES
+_TICK: Final = Tick
+_FINISH: Final = Finish
+_FORWARD: Final = Forward
+_HANDOFF: Final = Handoff
+_IDENTITY_MERGE: Final = IdentityMerge
+_RETAIN: Final = StatefulLogic.RETAIN
+_DISCARD: Final = StatefulLogic.DISCARD
+_DATETIME: Final = datetime
+_UTC: Final = timezone.utc
 
 
 def to_device(item: Any) -> bool:
@@ -69,16 +83,16 @@ def to_device(item: Any) -> bool:
     >>> to_device(Event("e4", "page_view", "u1", 0, "f:4", anonymous_id="a1"))
     False
     """
-    if isinstance(item, Event):
+    if isinstance(item, _EVENT):
         if item.user_id is None:
             return item.user == item.anonymous_id
-        return item.type in IDENTITY_TYPES
-    return isinstance(item, (Tick, Finish)) and item.device
+        return item.type in _IDENTITY_TYPES
+    return isinstance(item, (_TICK, _FINISH)) and item.device
 
 
 def device_key(item: Any) -> str:
     """Return the device step's key for an item :func:`to_device` sends there."""
-    if isinstance(item, Event) and item.anonymous_id is not None:
+    if isinstance(item, _EVENT) and item.anonymous_id is not None:
         return item.anonymous_id
     return item.user  # type: ignore[no-any-return]
 
@@ -127,27 +141,27 @@ class DeviceLogic(StatefulLogic[Any, Any, bytes]):
 
     def on_item(self, value: Any) -> tuple[Iterable[Any], bool]:
         state = self.state
-        if isinstance(value, Finish):
+        if isinstance(value, _FINISH):
             # A replay's end of this device's input: its end of input now, then the key goes.
             said, _ = self.on_eof()
             self.journey = self.state.journey = None
-            return said, StatefulLogic.DISCARD
-        if isinstance(value, Tick):
+            return said, _DISCARD
+        if isinstance(value, _TICK):
             if self.journey is not None:
                 return self._journey_says(self.journey.on_item(value))
             # A linked device's customer hears the time on its own key (the
             # replay follows links): here only the link's release is due.
             idle = state.linked_to is None or value.ts_ms - state.seen_ms > self.cfg.link_idle_ms
-            return [], StatefulLogic.DISCARD if idle else StatefulLogic.RETAIN
+            return [], _DISCARD if idle else _RETAIN
         event: Event = value
-        if event.type in IDENTITY_TYPES:
-            return self._link(event), StatefulLogic.RETAIN
+        if event.type in _IDENTITY_TYPES:
+            return self._link(event), _RETAIN
         if state.linked_to is not None and event.ts_ms - state.seen_ms > self.cfg.link_idle_ms:
             # Silent for too long: the link is forgotten, the visitor is new.
             state.linked_to = None
         if state.linked_to is not None:
             self._seen(event.ts_ms)
-            return [Forward(state.linked_to, event._replace(user=state.linked_to))], StatefulLogic.RETAIN
+            return [_FORWARD(state.linked_to, event._replace(user=state.linked_to))], _RETAIN
         if self.journey is None:
             self.journey = JourneyLogic(self.cfg.journey, JourneyState())
         return self._journey_says(self.journey.on_item(event))
@@ -155,18 +169,18 @@ class DeviceLogic(StatefulLogic[Any, Any, bytes]):
     def on_notify(self) -> tuple[Iterable[Any], bool]:
         if self.state.linked_to is not None:
             # Only the link's release is ever due for a linked device.
-            return [], StatefulLogic.DISCARD
+            return [], _DISCARD
         if self.journey is None:
-            return [], StatefulLogic.DISCARD
+            return [], _DISCARD
         return self._journey_says(self.journey.on_notify())
 
     def on_eof(self) -> tuple[Iterable[Any], bool]:
         if self.journey is None:
-            return [], StatefulLogic.RETAIN
+            return [], _RETAIN
         said = self._journey_says(self.journey.on_eof())
         if self.cfg.release_at_eof:
             self.journey = self.state.journey = None
-            return said[0], StatefulLogic.DISCARD
+            return said[0], _DISCARD
         return said
 
     def notify_at(self) -> datetime | None:
@@ -175,7 +189,7 @@ class DeviceLogic(StatefulLogic[Any, Any, bytes]):
             if not self.cfg.journey.timers:
                 return None
             due_ms = state.seen_ms + state.offset_ms + self.cfg.link_idle_ms
-            return datetime.fromtimestamp(due_ms / 1000, timezone.utc)
+            return _DATETIME.fromtimestamp(due_ms / 1000, _UTC)
         return None if self.journey is None else self.journey.notify_at()
 
     def snapshot(self) -> bytes:
@@ -197,7 +211,7 @@ class DeviceLogic(StatefulLogic[Any, Any, bytes]):
         customer: str = event.user_id  # type: ignore[assignment]
         self._seen(event.ts_ms)
         if state.linked_to == customer:
-            return [Forward(customer, event)]
+            return [_FORWARD(customer, event)]
         out: list[Any] = []
         handed: JourneyState | None = None
         if self.journey is not None:
@@ -205,8 +219,8 @@ class DeviceLogic(StatefulLogic[Any, Any, bytes]):
             out.extend(said)
             self.journey = None
         state.linked_to = customer
-        out.append(IdentityMerge(customer, event.anonymous_id, event.ts_ms, event.event_id))  # type: ignore[arg-type]
-        out.append(Forward(customer, Handoff(event.anonymous_id, handed, event)))  # type: ignore[arg-type]
+        out.append(_IDENTITY_MERGE(customer, event.anonymous_id, event.ts_ms, event.event_id))  # type: ignore[arg-type]
+        out.append(_FORWARD(customer, _HANDOFF(event.anonymous_id, handed, event)))  # type: ignore[arg-type]
         return out
 
     def _seen(self, ts_ms: int) -> None:

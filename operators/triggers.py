@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from journeyflow.records import Trigger
 from operators import goals
@@ -29,6 +29,10 @@ from operators.rule_types import TriggerRule
 from operators.variables import RECOMMENDATIONS
 
 __all__ = ["TriggerConfig", "trigger_id", "in_holdout", "fire", "prune_cooldowns"]
+
+# A firing's record class, held as a static: compiled, a name imported from a module that is
+# not compiled is looked up in this module's globals dict at every use (about 120 instructions each).
+_TRIGGER: Final = Trigger
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def fire(
         for key, expression in rule.payload
     }
     held_out = in_holdout(rule, user)
-    return Trigger(
+    return _TRIGGER(
         trigger_id=trigger_id(rule.name, user, cause),
         rule=rule.name,
         user_id=user,

@@ -6,7 +6,7 @@ state as it is when called (values are read then, not later).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from journeyflow.records import ProfileRow
 from journeyflow.step_records import Tally, UserUpdate
@@ -15,6 +15,13 @@ from operators.profiles import View
 from operators.views import to_fields
 
 __all__ = ["update", "final", "row", "tallies"]
+
+# What every update reads from modules that are not compiled, held as statics: compiled, a
+# name imported from such a module is looked up in this module's globals dict at every use
+# (about 120 instructions each).
+_USER_UPDATE: Final = UserUpdate
+_PROFILE_ROW: Final = ProfileRow
+_TALLY: Final = Tally
 
 
 def update(
@@ -51,7 +58,7 @@ def update(
                 values[names[i]] = inputs[at] if at >= 0 else getters[i](view)
         if view.profile.last_purchase_ms is None:
             values["recency_days"] = None
-    return UserUpdate(
+    return _USER_UPDATE(
         user_id=state.user,
         ts_ms=ts_ms,
         kind=kind,
@@ -73,7 +80,7 @@ def final(state: JourneyState, cfg: JourneyConfig, view: View, **models: Any) ->
     """
     fields = to_fields(view)
     values = {name: fields[name] for name in cfg.update_variables}
-    return UserUpdate(
+    return _USER_UPDATE(
         user_id=state.user,
         ts_ms=view.now_ms,
         kind="final",
@@ -88,13 +95,13 @@ def final(state: JourneyState, cfg: JourneyConfig, view: View, **models: Any) ->
 
 def row(state: JourneyState, cfg: JourneyConfig, now_ms: int) -> ProfileRow:
     """Return the user's profile store row as of ``now_ms`` (the profile must exist)."""
-    return ProfileRow(state.user, now_ms, to_fields(view_of(state, cfg, now_ms)))
+    return _PROFILE_ROW(state.user, now_ms, to_fields(view_of(state, cfg, now_ms)))
 
 
 def tallies(state: JourneyState) -> list[Tally]:
     """Return the user's counts since the last report (and zero them), if there are any."""
     if not (state.processed or state.duplicates or state.skipped):
         return []
-    tally = Tally(state.user, state.processed, state.duplicates, state.skipped)
+    tally = _TALLY(state.user, state.processed, state.duplicates, state.skipped)
     state.processed = state.duplicates = state.skipped = 0
     return [tally]
