@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from bytewax.operators import StatefulLogic
 
@@ -39,17 +39,27 @@ __all__ = ["AudienceConfig", "AudienceState", "AudienceLogic"]
 
 #: A score the models have not given this user yet reads as null (a cluster
 #: is unknown until the clusters' warm-up is over).
-_UNSCORED = dict.fromkeys(MODEL)
+_UNSCORED: Final = dict.fromkeys(MODEL)
 
-_SNAPSHOT = frozenset(SNAPSHOT_FIELDS)
+_SNAPSHOT: Final = frozenset(SNAPSHOT_FIELDS)
 #: What a ``cluster:N`` segment reads.
-_CLUSTER = ("cluster",)
+_CLUSTER: Final = ("cluster",)
 #: The cooldowns of every user holding none (most users: only segment-entry triggers write
 #: here), shared: never written (:meth:`AudienceLogic._entry_triggers` writes into a dict of
 #: the user's own and gives this one back when it empties). An empty dict is 64 bytes a user.
-_NO_COOLDOWNS: dict[str, int] = {}
+_NO_COOLDOWNS: Final[dict[str, int]] = {}
 #: No model segment (one immutable object for every state that has none).
-_NO_MEMBERS: frozenset[str] = frozenset()
+_NO_MEMBERS: Final[frozenset[str]] = frozenset()
+
+# What every update reads from modules that are not compiled, held as statics (Final): compiled,
+# a name imported from such a module is looked up in this module's globals dict at every use
+# (about 120 instructions each), as are the module constants above unless Final.
+_PROFILE_ROW: Final = ProfileRow
+_SEGMENT_CHANGE: Final = SegmentChange
+_SNAPSHOT_FIELDS: Final = SNAPSHOT_FIELDS
+_MODEL: Final = MODEL  # (not Final in operators.variables: a look-up here too)
+_RETAIN: Final = StatefulLogic.RETAIN
+_DISCARD: Final = StatefulLogic.DISCARD
 
 
 @dataclass(frozen=True)
@@ -113,13 +123,13 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
 
     def on_item(self, value: UserUpdate) -> tuple[Iterable[Any], bool]:
         if value.kind == "erase":
-            return [self._tombstone(value, "forget")], StatefulLogic.DISCARD
+            return [self._tombstone(value, "forget")], _DISCARD
         if value.kind == "merge":
             # The device joined a customer: its profile and memberships go (the
             # merge itself is published by the device step).
-            return [self._tombstone(value, "merge")], StatefulLogic.DISCARD
+            return [self._tombstone(value, "merge")], _DISCARD
         if value.kind == "opt_out":
-            return self._opt_out(value), StatefulLogic.DISCARD
+            return self._opt_out(value), _DISCARD
         out: list[Any] = []
         if value.scores is not None:
             self._scores(value, out)
@@ -142,10 +152,10 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
             # merged copy): the final update is this step's alone, and read no more after this.
             fields = value.profile
             fields.update(self.state.scores)
-            out.append(ProfileRow(value.user_id, value.ts_ms, fields, segments, final=True))
+            out.append(_PROFILE_ROW(value.user_id, value.ts_ms, fields, segments, final=True))
             # The last update of the user's state (end of input, or released
             # idle): a user who comes back later starts afresh here too.
-            return out, StatefulLogic.DISCARD
+            return out, _DISCARD
         return out, self._retain()
 
     def snapshot(self) -> bytes:
@@ -161,9 +171,9 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         scores = {**before, **update.scores}  # type: ignore[dict-item]
         self.state.scores = scores
         if self.cfg.store_rows:
-            changed = {n: scores[n] for n in MODEL if n in scores and before.get(n) != scores[n]}
+            changed = {n: scores[n] for n in _MODEL if n in scores and before.get(n) != scores[n]}
             if changed:
-                out.append(ProfileRow(update.user_id, update.ts_ms, changed))
+                out.append(_PROFILE_ROW(update.user_id, update.ts_ms, changed))
 
     def _model_segments(self, values: dict[str, Any], scores: dict[str, Any]) -> frozenset[str]:
         """Decide the segments over the scores, reading ``scores`` first, then the update's ``values``."""
@@ -193,13 +203,13 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         self.state.segments = segments
         # Positional arguments: SegmentChange's __init__ runs interpreted, and matching nine
         # keywords to its parameters cost more than the rest of the call.
-        change = SegmentChange(
+        change = _SEGMENT_CHANGE(
             update.user_id, update.ts_ms, entered, exited, segments, update.cause_event_id,
             values, update.cause, self._fields(entered + exited),
         )  # fmt: skip
         out.append(change)
         if self.cfg.store_rows:
-            out.append(ProfileRow(update.user_id, update.ts_ms, {}, segments))
+            out.append(_PROFILE_ROW(update.user_id, update.ts_ms, {}, segments))
         for segment in entered:
             out.extend(self._entry_triggers(update, segment, values))
 
@@ -214,7 +224,7 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
                         extra = {}
                     extra[name] = None
         # Most changes read nothing beyond the snapshot: its tuple as is, nothing built.
-        return SNAPSHOT_FIELDS if extra is None else (*SNAPSHOT_FIELDS, *extra)
+        return _SNAPSHOT_FIELDS if extra is None else (*_SNAPSHOT_FIELDS, *extra)
 
     def _entry_triggers(self, update: UserUpdate, segment: str, values: dict[str, Any]) -> list[Trigger]:
         fired = []
@@ -249,7 +259,7 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
         before = self.state.segments
         if before:
             out.append(
-                SegmentChange(
+                _SEGMENT_CHANGE(
                     user_id=update.user_id,
                     ts_ms=update.ts_ms,
                     entered=(),
@@ -267,5 +277,5 @@ class AudienceLogic(StatefulLogic[UserUpdate, Any, bytes]):
     def _retain(self) -> bool:
         state = self.state
         if state.segments or state.scores or state.cooldowns:
-            return StatefulLogic.RETAIN
-        return StatefulLogic.DISCARD
+            return _RETAIN
+        return _DISCARD

@@ -19,7 +19,7 @@ packed.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -29,8 +29,12 @@ from operators.recommend_steps import CatalogLogic
 
 __all__ = ["RecAskBatch", "BatchedCatalog", "ANSWERS", "pack_answers", "unpack_answers"]
 
-# Named tuples built with tuple.__new__: no call of the class's interpreted __new__.
-_new = tuple.__new__
+# Named tuples built with tuple.__new__: no call of the class's interpreted __new__. Final, as
+# the named tuples' aliases: compiled, C statics, not look-ups in the module's dict at each use.
+_new: Final = tuple.__new__
+_ANSWER: Final = RecAnswer
+_ASK: Final = RecAsk
+_FOUND: Final = Found
 
 
 def pack_answers(items: list[tuple[str, list[RecAnswer]]]) -> list[tuple[str, list[tuple[Any, ...]]]]:
@@ -50,12 +54,12 @@ def unpack_answers(packed: list[tuple[str, list[tuple[Any, ...]]]]) -> list[tupl
     for user, rows in packed:
         answers: list[RecAnswer] = []
         for ask, found, popular, in_category, rank in rows:
-            answers.append(_new(RecAnswer, (_new(RecAsk, ask), _new(Found, found), popular, in_category, rank)))
+            answers.append(_new(_ANSWER, (_new(_ASK, ask), _new(_FOUND, found), popular, in_category, rank)))
         items.append((user, answers))
     return items
 
 
-ANSWERS = Packing(pack_answers, unpack_answers)
+ANSWERS: Final = Packing(pack_answers, unpack_answers)
 """How a parcel of answers crosses between processes."""
 
 

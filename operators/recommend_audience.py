@@ -42,6 +42,16 @@ from state.serde import decode_state, encode_state
 
 __all__ = ["AudienceListsState", "AudienceListsLogic", "build_audience_lists"]
 
+# The records' classes (modules not compiled) and the answers' named tuple (a Python class)
+# as statics (Final): compiled, each is otherwise a look-up in this module's globals dict at
+# every use (about 120 instructions), once or more per update and record.
+_UPDATE: Final = UserUpdate
+_SEGMENT_CHANGE: Final = SegmentChange
+_ANSWER: Final = RecAnswer
+_TOMBSTONE: Final = Tombstone
+_PROFILE_ROW: Final = ProfileRow
+_TRIGGER: Final = Trigger
+
 
 @dataclass(slots=True)
 class AudienceListsState:
@@ -80,7 +90,7 @@ class AudienceListsLogic(StatefulBatchLogic[Any, Any, bytes]):
         other values (answers, triggers) in their places, for :meth:`lists_part`."""
         records: list[Any] = []
         for value in values:
-            if type(value) is UserUpdate:
+            if type(value) is _UPDATE:
                 if value.cause in _AT_REST_CAUSES or value.kind == "final":
                     self.resting = True
                 audience = self.audience
@@ -178,13 +188,13 @@ def _without_state(cfg: RecommendConfig, records: list[Any]) -> list[Any] | None
     """
     for value in records:
         kind = type(value)
-        if kind is SegmentChange:
+        if kind is _SEGMENT_CHANGE:
             continue  # the common record, looked for first: none of the kinds below
-        if kind is list or kind is RecAnswer or isinstance(value, Tombstone):
+        if kind is list or kind is _ANSWER or isinstance(value, _TOMBSTONE):
             return None
-        if isinstance(value, ProfileRow) and value.final or isinstance(value, Trigger) and value.rule in cfg.payloads:
+        if isinstance(value, _PROFILE_ROW) and value.final or isinstance(value, _TRIGGER) and value.rule in cfg.payloads:
             return None
-    return [with_list(value, []) if type(value) is SegmentChange else value for value in records]
+    return [with_list(value, []) if type(value) is _SEGMENT_CHANGE else value for value in records]
 
 
 def _resume(audience_cfg: AudienceConfig, cfg: RecommendConfig, data: bytes) -> AudienceListsLogic:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass, field
+from typing import Final
 
 from journeyflow.records import ProfileRow
 from operators.recommend_hits import sums_of
@@ -17,8 +18,9 @@ from operators.recommend_hits import sums_of
 __all__ = ["ListState", "current"]
 
 #: The former layout's hit sums (snapshots before version 5: dicts of boxed floats); shared and
-#: never written in a state of today's layout.
-_FORMER_HITS: dict[str, dict[str, float]] = {}
+#: never written in a state of today's layout. Final: compiled, a C static (every new state reads
+#: it), not a look-up in the module's dict.
+_FORMER_HITS: Final[dict[str, dict[str, float]]] = {}
 
 
 @dataclass(slots=True, init=False)

@@ -45,6 +45,13 @@ __all__ = ["ListState", "ListLogic", "build_lists", "current", "with_list"]
 #: in the module's dict and an attribute read (about 300 instructions), at every batch.
 _RETAIN: Final = StatefulBatchLogic.RETAIN
 _DISCARD: Final = StatefulBatchLogic.DISCARD
+# The records' classes (``journeyflow.records`` is not compiled) and the answers' named tuple
+# (a Python class, also looked up by name) as statics: each record and answer reads them.
+_SEGMENT_CHANGE: Final = SegmentChange
+_TRIGGER: Final = Trigger
+_PROFILE_ROW: Final = ProfileRow
+_TOMBSTONE: Final = Tombstone
+_ANSWER: Final = RecAnswer
 
 #: The scores of a customer whose list is at rest (:meth:`ListLogic.rest`): shared, never
 #: written (every reader and writer of the scores wakes them first: :meth:`ListLogic._awake`).
@@ -95,7 +102,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         # Each list of answers takes its place among the records, answers in time order.
         out: list[Any] = []
         for value in records_in_time_order(values):
-            if type(value) is RecAnswer:
+            if type(value) is _ANSWER:
                 row = self.answer(value)
                 if row is not None:
                     out.append(row)
@@ -119,11 +126,11 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
 
     def _record(self, value: Any) -> list[Any]:
         """Add the list to a record of the audience step (or hold a replay's final row)."""
-        if type(value) is SegmentChange:
+        if type(value) is _SEGMENT_CHANGE:
             # The common record, looked for first (none of the kinds below).
             # A refusal's own record carries nothing personalised (its tombstone follows).
             return [with_list(value, [] if value.cause == "consent" else self.published)]
-        if isinstance(value, Trigger) and value.rule in self.cfg.payloads:
+        if isinstance(value, _TRIGGER) and value.rule in self.cfg.payloads:
             values = {RECOMMENDATIONS: self.published}
             if self._failed is None:
                 self._failed = set()
@@ -132,10 +139,10 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
                 for key, expression in self.cfg.payloads[value.rule]
             }
             return [dataclasses.replace(value, payload={**value.payload, **filled})]
-        if isinstance(value, ProfileRow) and value.final:
+        if isinstance(value, _PROFILE_ROW) and value.final:
             self.state.final = value
             return []
-        if isinstance(value, Tombstone):
+        if isinstance(value, _TOMBSTONE):
             quality = self._quality()
             self.state = ListState(erased_ms=value.ts_ms)
             self._published = None
@@ -232,7 +239,7 @@ class ListLogic(StatefulBatchLogic[Any, Any, bytes]):
         state.fill = (answer.in_category, answer.popular)
         self._published = None
         if before is not None and self.published != before:
-            return ProfileRow(ask.user, ask.ts_ms, {"recommendations": self.published})
+            return _PROFILE_ROW(ask.user, ask.ts_ms, {"recommendations": self.published})
         return None
 
     def _score(self, product: str, popular_rank: int | None) -> None:

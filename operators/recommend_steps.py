@@ -60,6 +60,7 @@ _REBASE_EXPONENT: Final = 500.0
 # in the module's dict at every use (about 140 instructions each).
 _new: Final = tuple.__new__
 _ANSWER: Final = RecAnswer
+_RETAIN: Final = StatefulBatchLogic.RETAIN  # (bytewax's flag: a look-up and an attribute read)
 
 
 @dataclass(slots=True)
@@ -188,7 +189,7 @@ class CatalogLogic(StatefulBatchLogic[list[RecAsk], list[RecAnswer], bytes]):
 
     def on_batch(self, values: list[list[RecAsk]]) -> tuple[Iterable[list[RecAnswer]], bool]:
         asks = values[0] if len(values) == 1 else [ask for group in values for ask in group]
-        return list(self.answers(asks).values()), StatefulBatchLogic.RETAIN
+        return list(self.answers(asks).values()), _RETAIN
 
     def answers(self, asks: list[RecAsk], *, count: bool = True) -> dict[str, list[RecAnswer]]:
         """Return each customer's answers to ``asks`` (in order); learn and count each ask first
